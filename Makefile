@@ -1,0 +1,41 @@
+# make fuzz  — set up on first use, then fuzz the default target on embedded SQLite
+# make test  — set up on first use, then run the test suite
+# TARGET=, DB=, EXAMPLES=, SEED=, DURATION= pass through.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+
+TARGET ?= targets.profile:buggy
+DB ?= sqlite
+EXAMPLES ?= 200
+SEED ?=
+DURATION ?= 600
+ARGS ?=
+
+SEED_FLAG := $(if $(SEED),--seed $(SEED),)
+
+.PHONY: fuzz test check soak bench setup clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+fuzz: $(STAMP)
+	$(BIN)/fuzzer run $(TARGET) --db $(DB) --max-examples $(EXAMPLES) $(SEED_FLAG) $(ARGS)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(ARGS)
+
+check: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) .fuzzer .pytest_cache .mypy_cache .ruff_cache reports/*/

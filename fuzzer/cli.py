@@ -1,0 +1,242 @@
+"""The command line: ``fuzzer run``, ``fuzzer replay``.
+
+Exit codes: 0 no finding (or, for replay, fixed); 1 findings (reproduced); 2 a usage,
+target or environment error, as one line that says how to fix it; 3 a bug in the
+fuzzer itself; 4 a replay that reproduced only sometimes (flaky).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+import click
+
+from . import reporting
+from .errors import FuzzerError, InternalError
+
+ISOLATION_LEVELS = ("read-uncommitted", "read-committed", "repeatable-read", "serializable")
+
+
+class _Group(click.Group):
+    """Usage errors exit with 2 and one line, like every other error."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("standalone_mode", True)
+        return super().main(*args, **kwargs)
+
+
+def _guard(action: Callable[[], int]) -> NoReturn:
+    try:
+        code = action()
+    except FuzzerError as exc:
+        reporting.error(str(exc))
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        reporting.error("interrupted; findings written so far are kept in reports/")
+        sys.exit(130)
+    except Exception as exc:  # a bug in the fuzzer, never the user's fault
+        import traceback
+
+        traceback.print_exc()
+        reporting.error(f"{InternalError.__doc__} ({type(exc).__name__}: {exc})")
+        sys.exit(InternalError.exit_code)
+    sys.exit(code)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="flask-race-fuzzer", prog_name="fuzzer")
+def main() -> None:
+    """A concurrency fuzzer for Flask + SQLAlchemy apps: controlled interleavings over real
+    HTTP and a real database, judged against serial runs, shrunk by Hypothesis."""
+
+
+def _db_option(default: str | None = "sqlite") -> Callable[..., Any]:
+    return click.option(
+        "--db",
+        default=default,
+        show_default=default is not None,
+        metavar="URL",
+        help="sqlite (a temporary file), mysql, mariadb, postgres, or a SQLAlchemy URL "
+        "on 127.0.0.1.",
+    )
+
+
+def _isolation_option() -> Callable[..., Any]:
+    return click.option(
+        "--isolation",
+        type=click.Choice(ISOLATION_LEVELS),
+        default=None,
+        help="Isolation level for the target's engines (default: the database's own).",
+    )
+
+
+@main.command("run")
+@click.argument("target")
+@_db_option()
+@click.option(
+    "--max-examples",
+    "-n",
+    type=click.IntRange(min=1),
+    default=200,
+    show_default=True,
+    help="Examples to try (each: one controlled run of a few concurrent requests).",
+)
+@click.option("--seed", type=int, default=None, help="Make the search repeatable.")
+@click.option(
+    "--time-budget",
+    type=click.FloatRange(min=0.1),
+    default=None,
+    metavar="SECONDS",
+    help="Stop searching after this long (shrinking has its own budget).",
+)
+@click.option(
+    "--shrink-budget",
+    type=click.FloatRange(min=0.1),
+    default=60.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="At most this long shrinking the findings.",
+)
+@_isolation_option()
+@click.option(
+    "--report-dir",
+    default="reports",
+    show_default=True,
+    metavar="DIR",
+    help="Where to write the JSON of each finding.",
+)
+@click.option("--keep-db", is_flag=True, help="Keep the scratch database(s) afterwards.")
+@click.option(
+    "--allow-wipe",
+    is_flag=True,
+    help="Allow an existing database whose name does not start with fuzz/test.",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    help="Serve the app on this loopback port (default: a free one).",
+)
+@click.option(
+    "--hang-timeout",
+    type=click.FloatRange(min=0.1),
+    default=3.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="No progress for this long: a hang.",
+)
+@click.option(
+    "--strict", is_flag=True, help="A request that finished before another started must precede it."
+)
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def run_command(
+    target: str,
+    db: str,
+    max_examples: int,
+    seed: int | None,
+    time_budget: float | None,
+    shrink_budget: float,
+    isolation: str | None,
+    report_dir: str,
+    keep_db: bool,
+    allow_wipe: bool,
+    port: int,
+    hang_timeout: float,
+    strict: bool,
+    no_progress: bool,
+) -> None:
+    """Fuzz TARGET (package.module:attribute). Exit 1 if it finds anything."""
+    from . import api
+    from .report.text import finding_text
+
+    def action() -> int:
+        progress = reporting.SearchProgress(enabled=not no_progress)
+        try:
+            report = api.run(
+                target,
+                db=db,
+                max_examples=max_examples,
+                seed=seed,
+                time_budget=time_budget,
+                shrink_budget=shrink_budget,
+                isolation=isolation,
+                report_dir=report_dir,
+                keep_db=keep_db,
+                allow_wipe=allow_wipe,
+                port=port,
+                hang_timeout=hang_timeout,
+                strict=strict,
+                on_event=progress,
+            )
+        finally:
+            progress.stop()
+        for finding in report.findings:
+            reporting.text("\n" + finding_text(finding, reproduce=report.reproduce(finding)))
+        reporting.summary(
+            report.findings,
+            examples=report.result.examples,
+            seconds=report.result.seconds,
+            stop_reason=report.result.stop_reason,
+            directory=report.directory,
+            unknown=dict(report.result.unknown),
+            references=report.references,
+        )
+        return report.exit_code
+
+    _guard(action)
+
+
+@main.command("replay")
+@click.argument("report", type=click.Path(dir_okay=False))
+@click.option(
+    "--times",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Replay this many times.",
+)
+@_db_option(default=None)
+@_isolation_option()
+@click.option(
+    "--hang-timeout",
+    type=click.FloatRange(min=0.1),
+    default=3.0,
+    show_default=True,
+    metavar="SECONDS",
+)
+def replay_command(
+    report: str, times: int, db: str | None, isolation: str | None, hang_timeout: float
+) -> None:
+    """Re-run the scenario and schedule recorded in REPORT (a finding's JSON).
+
+    Exit 1: reproduced every time; 0: fixed (never reproduced); 4: flaky."""
+    from . import api
+    from .report.text import finding_text
+
+    def action() -> int:
+        result = api.replay(
+            report, times=times, db=db, isolation=isolation, hang_timeout=hang_timeout
+        )
+        if result.last is not None:
+            reporting.text(finding_text(result.last))
+        where = result.database.get("server_version", "")
+        if result.status == "reproduced":
+            reporting.note(
+                f"reproduced {result.reproduced}/{result.times}: {result.kind} on {where}"
+            )
+        elif result.status == "fixed":
+            reporting.note(
+                f"fixed: {result.kind} did not reproduce in {result.times} replay(s) on {where}"
+            )
+        else:
+            reporting.note(f"flaky {result.reproduced}/{result.times}: {result.kind} on {where}")
+        if not result.traces_identical:
+            reporting.note(
+                "the replays did not all give the same trace: the target or the "
+                "fuzzer is nondeterministic here"
+            )
+        return result.exit_code
+
+    _guard(action)

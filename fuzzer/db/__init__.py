@@ -1,0 +1,150 @@
+"""The target's scratch databases, handled as one: create, snapshot, reset, read, drop.
+
+``Databases.open(spec, names)`` parses and guards ``--db`` (url.py), makes one
+backend per database the target declares (one, unnamed, by default), and hands the
+app factory either a URL or a mapping of name to URL.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..errors import DatabaseError
+from ..scheduler import LockModel, LockProbe
+from .base import Backend, Rows, TableInfo
+from .url import DatabaseSpec, parse
+
+__all__ = ["Backend", "DatabaseSpec", "Databases", "Rows", "TableInfo", "parse"]
+
+DEFAULT = "default"
+
+
+def _backend_class(dialect: str) -> type[Backend]:
+    if dialect == "sqlite":
+        from .sqlite import SQLiteBackend
+
+        return SQLiteBackend
+    if dialect == "mysql":
+        from .mysql import MySQLBackend
+
+        return MySQLBackend
+    if dialect == "postgresql":
+        from .postgres import PostgresBackend
+
+        return PostgresBackend
+    raise DatabaseError(f"Unsupported database dialect {dialect!r}")
+
+
+class Databases:
+    """Every scratch database of one run."""
+
+    def __init__(
+        self,
+        spec: DatabaseSpec,
+        backends: Mapping[str, Backend],
+        named: bool,
+        isolation: str | None = None,
+    ) -> None:
+        self.spec = spec
+        self.backends = dict(backends)
+        self.named = named
+        self.isolation = isolation
+        self.tables: dict[str, TableInfo] = {}
+        self._snapshot: dict[str, dict[str, list[tuple[Any, ...]]]] = {}
+        self._initial: dict[str, Rows] = {}
+
+    @classmethod
+    def open(
+        cls,
+        db: str,
+        names: Sequence[str] = (),
+        *,
+        keep: bool = False,
+        allow_wipe: bool = False,
+        isolation: str | None = None,
+    ) -> Databases:
+        """Parse and guard ``db``; nothing is created yet (see ``create``)."""
+        spec = parse(db)
+        run_id = secrets.token_hex(4)
+        backend = _backend_class(spec.dialect)
+        logical = list(names) or [DEFAULT]
+        backends = {
+            name: backend(
+                spec,
+                name,
+                run_id=run_id,
+                keep=keep,
+                allow_wipe=allow_wipe,
+                prefix=f"{name}." if names else "",
+            )
+            for name in logical
+        }
+        return cls(spec, backends, named=bool(names), isolation=isolation)
+
+    @property
+    def dialect(self) -> str:
+        return self.spec.dialect
+
+    def factory_argument(self) -> str | dict[str, str]:
+        """What the target's app factory receives: a URL, or {name: URL}."""
+        if self.named:
+            return {name: b.url for name, b in self.backends.items()}
+        return self.backends[DEFAULT].url
+
+    def names_by_key(self) -> dict[str, str]:
+        """``engine.url.database`` -> the database's logical name (for traces)."""
+        return {b.database_key: name for name, b in self.backends.items()}
+
+    def create(self) -> None:
+        for backend in self.backends.values():
+            backend.create()
+            if self.isolation:
+                backend.configure_isolation(self.isolation)
+
+    def take_snapshot(self) -> None:
+        """After setup: find the tables and remember every row of them."""
+        self.tables = {}
+        for backend in self.backends.values():
+            self.tables.update(backend.discover())
+        self._snapshot = {name: b.snapshot() for name, b in self.backends.items()}
+        self._initial = self.read()
+
+    @property
+    def initial(self) -> dict[str, Rows]:
+        """The snapshot's rows, as ``read`` returns them."""
+        return self._initial
+
+    def reset(self) -> None:
+        for name, backend in self.backends.items():
+            backend.restore(self._snapshot[name])
+
+    def read(self) -> dict[str, Rows]:
+        rows: dict[str, Rows] = {}
+        for backend in self.backends.values():
+            rows.update(backend.read())
+        return rows
+
+    def lock_model(self) -> LockModel | None:
+        return next(iter(self.backends.values())).lock_model()
+
+    def lock_probe(self) -> LockProbe | None:
+        return next(iter(self.backends.values())).lock_probe()
+
+    def describe(self) -> dict[str, Any]:
+        first = next(iter(self.backends.values()))
+        info = first.describe()
+        info["url"] = self.spec.safe_url
+        info["databases"] = {name: b.url_for_report for name, b in self.backends.items()}
+        return info
+
+    def drop(self) -> None:
+        errors = []
+        for backend in self.backends.values():
+            try:
+                backend.drop()
+            except Exception as exc:  # keep dropping the others
+                errors.append(f"{backend.logical_name}: {exc}")
+        if errors:
+            raise DatabaseError("Could not drop scratch database(s): " + "; ".join(errors))

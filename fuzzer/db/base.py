@@ -1,0 +1,258 @@
+"""What every database backend does: discover tables, snapshot, restore, read rows.
+
+A backend owns one scratch database and one small engine of the fuzzer's own, which
+it uses to restore the snapshot before each execution and to read the final rows
+after it. The target's engines are the target's business; the backend only tells
+the scheduler how to see their locks (``lock_model`` or ``lock_probe``).
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, MetaData, Table, create_engine, inspect, text
+
+from ..errors import DatabaseError
+from ..scheduler import LockModel, LockProbe
+from .url import DatabaseSpec
+
+Rows = tuple[tuple[Any, ...], ...]
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    """One table as the oracle needs to know it."""
+
+    name: str  # as it appears in executions: "table", or "database.table"
+    columns: tuple[str, ...]
+    primary_key: tuple[str, ...]
+    generated: str | None  # an integer primary key the database generates, if any
+    foreign_keys: tuple[tuple[str, str, str], ...]  # (column, referred table, referred column)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "columns": list(self.columns),
+            "primary_key": list(self.primary_key),
+            "generated": self.generated,
+            "foreign_keys": [list(fk) for fk in self.foreign_keys],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> TableInfo:
+        return cls(
+            name=data["name"],
+            columns=tuple(data["columns"]),
+            primary_key=tuple(data["primary_key"]),
+            generated=data.get("generated"),
+            foreign_keys=tuple(tuple(fk) for fk in data.get("foreign_keys", ())),
+        )
+
+
+class Backend:
+    """A scratch database of one dialect. Subclasses fill in the dialect's specifics."""
+
+    dialect = ""
+
+    def __init__(
+        self,
+        spec: DatabaseSpec,
+        logical_name: str,
+        *,
+        run_id: str,
+        keep: bool = False,
+        allow_wipe: bool = False,
+        prefix: str = "",
+    ) -> None:
+        self.spec = spec
+        self.logical_name = logical_name  # "default", or the target's name for it
+        self.run_id = run_id
+        self.keep = keep
+        self.allow_wipe = allow_wipe
+        self.prefix = prefix  # "" for one database, "name." when the target has several
+        self.created = False
+        self._engine: Engine | None = None
+        self._tables: list[Table] = []
+        self.tables: dict[str, TableInfo] = {}
+
+    # -- what subclasses provide ---------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """The SQLAlchemy URL the target's app factory receives."""
+        raise NotImplementedError
+
+    @property
+    def database_key(self) -> str:
+        """``engine.url.database`` of an engine on this database."""
+        raise NotImplementedError
+
+    def create(self) -> None:
+        raise NotImplementedError
+
+    def drop(self) -> None:
+        raise NotImplementedError
+
+    @property
+    def url_for_report(self) -> str:
+        """The URL without its password."""
+        from sqlalchemy.engine import make_url
+
+        return make_url(self.url).render_as_string(hide_password=True)
+
+    def configure_isolation(self, level: str) -> None:
+        """Make the target's engines on this database use ``level`` (read-committed, …)."""
+        raise DatabaseError(
+            f"--isolation {level} is not supported on {self.dialect}; "
+            f"use MariaDB/MySQL or PostgreSQL to compare isolation levels"
+        )
+
+    def lock_model(self) -> LockModel | None:
+        return None
+
+    def lock_probe(self) -> LockProbe | None:
+        return None
+
+    def describe(self) -> dict[str, Any]:
+        """Server version, isolation level and settings that change what a race does."""
+        return {"dialect": self.dialect}
+
+    def _restore_preamble(self) -> Sequence[str]:
+        return ()
+
+    def _extra_tables(self) -> Sequence[str]:
+        """Bookkeeping tables that must be restored too (SQLite's sqlite_sequence)."""
+        return ()
+
+    def _engine_options(self) -> dict[str, Any]:
+        return {}
+
+    # -- shared ----------------------------------------------------------------------------
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = create_engine(
+                self.url, pool_size=1, max_overflow=2, **self._engine_options()
+            )
+        return self._engine
+
+    def discover(self) -> dict[str, TableInfo]:
+        """Find the tables the target's setup created (nothing is declared twice)."""
+        metadata = MetaData()
+        metadata.reflect(bind=self.engine)
+        self._tables = list(metadata.sorted_tables)
+        extra = set(self._extra_tables())
+        inspector = inspect(self.engine)
+        existing = set(inspector.get_table_names())
+        for name in extra & existing:
+            if name not in metadata.tables:
+                self._tables.append(Table(name, metadata, autoload_with=self.engine))
+        self.tables = {}
+        for table in self._tables:
+            if table.name in extra:
+                continue
+            pk = tuple(c.name for c in table.primary_key.columns)
+            generated = None
+            if len(pk) == 1:
+                column = table.columns[pk[0]]
+                if column.autoincrement in (True, "auto") and _is_integer(column):
+                    generated = pk[0]
+            fks = tuple(
+                (fk.parent.name, self.prefix + fk.column.table.name, fk.column.name)
+                for fk in table.foreign_keys
+            )
+            self.tables[self.prefix + table.name] = TableInfo(
+                name=self.prefix + table.name,
+                columns=tuple(c.name for c in table.columns),
+                primary_key=pk,
+                generated=generated,
+                foreign_keys=fks,
+            )
+        return self.tables
+
+    def snapshot(self) -> dict[str, list[tuple[Any, ...]]]:
+        """Every row of every table, raw (for restoring)."""
+        with self.engine.connect() as conn:
+            return {
+                table.name: [tuple(row) for row in conn.execute(table.select())]
+                for table in self._tables
+            }
+
+    def restore(self, snapshot: Mapping[str, list[tuple[Any, ...]]]) -> None:
+        """Put every table back to the snapshot, in one transaction."""
+        with self.engine.begin() as conn:
+            for statement in self._restore_preamble():
+                conn.exec_driver_sql(statement)
+            for table in reversed(self._tables):
+                conn.execute(table.delete())
+            for table in self._tables:
+                rows = snapshot.get(table.name)
+                if rows:
+                    keys = [c.key for c in table.columns]
+                    conn.execute(
+                        table.insert(), [dict(zip(keys, row, strict=True)) for row in rows]
+                    )
+            self._after_restore(conn, snapshot)
+
+    def _after_restore(self, conn: Any, snapshot: Mapping[str, list[tuple[Any, ...]]]) -> None:
+        """Dialect-specific work after the rows are back (sequence counters)."""
+
+    def read(self) -> dict[str, Rows]:
+        """The final rows of every table, normalized to JSON values and sorted."""
+        result: dict[str, Rows] = {}
+        with self.engine.connect() as conn:
+            for table in self._tables:
+                info = self.tables.get(self.prefix + table.name)
+                if info is None:
+                    continue
+                order = info.primary_key or info.columns
+                quote = self.engine.dialect.identifier_preparer.quote
+                columns = ", ".join(quote(c) for c in info.columns)
+                sql = f"SELECT {columns} FROM {quote(table.name)} ORDER BY " + ", ".join(
+                    quote(c) for c in order
+                )
+                rows = conn.exec_driver_sql(sql).fetchall()
+                result[info.name] = tuple(tuple(_json_value(v) for v in row) for row in rows)
+            conn.rollback()
+        return result
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+    def execute_admin(self, sql: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(text(sql))
+
+
+def _is_integer(column: Any) -> bool:
+    try:
+        return column.type.python_type is int
+    except NotImplementedError:
+        return False
+
+
+def _json_value(value: Any) -> Any:
+    """A database value as a JSON value, the same on every backend."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if value == value else "NaN"
+    if isinstance(value, decimal.Decimal):
+        return format(value.normalize(), "f") if value == value.to_integral() else str(value)
+    if isinstance(value, datetime.datetime | datetime.date | datetime.time):
+        return value.isoformat()
+    if isinstance(value, datetime.timedelta):
+        return value.total_seconds()
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).hex()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return str(value)

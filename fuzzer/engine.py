@@ -1,0 +1,350 @@
+"""The Hypothesis search loop: draw a scenario, run it, judge it, shrink what fails.
+
+Hypothesis's ConjectureRunner drives the search: every example is a sequence of
+choices, and shrinking makes it shorter and simpler (fewer requests, simpler
+arguments, fewer yields: fewer context switches). Each distinct finding
+(fingerprint: kind + endpoints + exception type) is its own "interesting origin",
+so one run reports every distinct finding it met, each shrunk on its own. A finding
+that only ever appeared next to a more important one is shrunk afterwards, alone.
+
+The runner is used directly rather than through ``@given`` because the search needs
+what the decorator does not offer: a wall-clock budget for generation and one for
+shrinking, the phase and counts for a progress bar, and the minimal example of every
+origin as data. Its example database still replays known failures first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from random import Random
+from typing import Any
+
+from hypothesis import HealthCheck, Phase
+from hypothesis import settings as hypothesis_settings
+from hypothesis.control import BuildContext
+from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
+from hypothesis.internal.conjecture.data import ConjectureData, Status
+from hypothesis.internal.conjecture.engine import ConjectureRunner
+from hypothesis.internal.escalation import InterestingOrigin
+from hypothesis.strategies import SearchStrategy
+
+from .findings import Finding, classify
+from .model import Execution, Gene, Scenario
+from .oracle import Oracle, Verdict
+from .runner import Controlled, Dispatch
+from .scheduler import Limits
+
+__all__ = ["Detection", "Search", "SearchResult", "SearchSettings", "evaluate"]
+
+FORMAT = b"fuzzer-1"
+
+
+@dataclass
+class SearchSettings:
+    max_examples: int = 200
+    seed: int | None = None
+    time_budget: float | None = None  # seconds of generation; shrinking has its own budget
+    shrink_budget: float = 60.0
+    shrink: bool = True
+    stop_at_first: bool = False  # stop generating at the first finding (benchmarks)
+    example_db: str | None = os.path.join(".fuzzer", "examples")
+    database_key: str = ""
+    confirm: int = 3  # replays of each minimal example, to tell flaky ones
+    limits: Limits = field(default_factory=Limits)
+    schedule: SearchStrategy[Gene] | None = None
+
+
+@dataclass(frozen=True)
+class Detection:
+    """What it cost to see a finding for the first time."""
+
+    examples: int
+    http_requests: int
+    seconds: float
+
+
+@dataclass
+class SearchResult:
+    findings: list[Finding]
+    examples: int  # examples run while searching (before shrinking)
+    calls: int  # all executions of the test function, shrinking included
+    seconds: float
+    stop_reason: str
+    detections: dict[str, Detection]  # fingerprint -> first time seen
+    unknown: Counter[str]
+    shrink_seconds: float = 0.0
+
+    @property
+    def first(self) -> Detection | None:
+        if not self.detections:
+            return None
+        return min(self.detections.values(), key=lambda d: d.examples)
+
+
+class _Found(Exception):
+    """Stands for a finding in Hypothesis's bookkeeping of interesting origins."""
+
+
+def _origin(fingerprint: str) -> InterestingOrigin:
+    return InterestingOrigin(_Found, fingerprint, 0, (), ())
+
+
+class _Runner(ConjectureRunner):
+    """ConjectureRunner with wall-clock budgets for generation and for shrinking."""
+
+    def __init__(
+        self,
+        *args: Any,
+        deadline: float | None,
+        shrink_budget: float,
+        stop_at_first: bool,
+        **kwargs: Any,
+    ) -> None:
+        self._generate_deadline = deadline
+        self._shrink_budget = shrink_budget
+        self._stop_at_first = stop_at_first
+        self._shrink_deadline: float | None = None
+        super().__init__(*args, **kwargs)
+
+    @property
+    def finish_shrinking_deadline(self) -> float | None:
+        return self._shrink_deadline
+
+    @finish_shrinking_deadline.setter
+    def finish_shrinking_deadline(self, value: float | None) -> None:
+        if value is not None:
+            value = min(value, time.perf_counter() + self._shrink_budget)
+        self._shrink_deadline = value
+
+    def should_generate_more(self) -> bool:
+        if self._stop_at_first and self.interesting_test_cases:
+            return False
+        if self._generate_deadline is not None and time.monotonic() > self._generate_deadline:
+            return False
+        return bool(super().should_generate_more())
+
+
+def evaluate(
+    scenario: Scenario,
+    execute: Callable[[Scenario, Dispatch], Execution],
+    oracle: Oracle,
+    limits: Limits | None = None,
+) -> tuple[Execution, Verdict, list[Finding]]:
+    """Run one scenario under control, judge it, and classify what it shows."""
+    execution = execute(scenario, Controlled(limits or Limits()))
+    verdict = oracle.judge(scenario, execution)
+    return execution, verdict, classify(scenario, execution, verdict)
+
+
+class Search:
+    """One search over a target's scenarios."""
+
+    def __init__(
+        self,
+        strategy: SearchStrategy[Scenario],
+        execute: Callable[[Scenario, Dispatch], Execution],
+        oracle: Oracle,
+        settings: SearchSettings,
+        *,
+        http_requests: Callable[[], int] = lambda: 0,
+        on_event: Callable[..., None] = lambda *a, **k: None,
+    ) -> None:
+        self.strategy = strategy
+        self.execute = execute
+        self.oracle = oracle
+        self.settings = settings
+        self.http_requests = http_requests
+        self.on_event = on_event
+        self.examples = 0
+        self.calls = 0
+        self.unknown: Counter[str] = Counter()
+        self.detections: dict[str, Detection] = {}
+        self._findings_by_choices: dict[tuple[Any, ...], list[Finding]] = {}
+        self._smallest: dict[str, tuple[Any, ...]] = {}  # fingerprint -> choices seen
+        self._started = 0.0
+        self._shrinking = False
+        self._focus: str | None = None
+
+    # -- the test function ----------------------------------------------------------------
+
+    def _draw(self, data: ConjectureData) -> Scenario:
+        with BuildContext(data, wrapped_test=self._test):
+            return data.draw(self.strategy)
+
+    def _test(self, data: ConjectureData) -> None:
+        scenario = self._draw(data)
+        self.calls += 1
+        if not self._shrinking:
+            self.examples += 1
+        _, verdict, findings = evaluate(scenario, self.execute, self.oracle, self.settings.limits)
+        if verdict.status == "unknown" and not self._shrinking:
+            self.unknown[verdict.reason.split(";")[0]] += 1
+        relevant = [f for f in findings if self._focus is None or f.fingerprint == self._focus]
+        self.on_event(
+            "example",
+            examples=self.examples,
+            calls=self.calls,
+            findings=len(self.detections),
+            shrinking=self._shrinking,
+        )
+        if not findings:
+            return
+        choices = tuple(data.choices)
+        now = time.monotonic() - self._started
+        for finding in findings:
+            fp = finding.fingerprint
+            if fp not in self.detections:
+                self.detections[fp] = Detection(self.examples, self.http_requests(), now)
+                self.on_event("finding", finding=finding, examples=self.examples)
+            best = self._smallest.get(fp)
+            if best is None or _smaller(choices, best):
+                self._smallest[fp] = choices
+        if relevant:
+            self._findings_by_choices[choices] = findings
+            data.mark_interesting(_origin(relevant[0].fingerprint))
+
+    # -- the run ----------------------------------------------------------------------------
+
+    def run(self) -> SearchResult:
+        s = self.settings
+        self._started = time.monotonic()
+        database: ExampleDatabase | None = None
+        if s.example_db and s.seed is None:
+            database = DirectoryBasedExampleDatabase(s.example_db)
+        runner = self._runner(
+            database,
+            s.max_examples,
+            deadline=(self._started + s.time_budget) if s.time_budget else None,
+        )
+        runner.run()
+        stop_reason = _stop_reason(runner, s)
+        shrink_started = time.monotonic()
+        self._shrinking = True
+        minimal: dict[str, tuple[Any, ...]] = {}
+        for origin, result in runner.interesting_test_cases.items():
+            minimal[str(origin.filename)] = tuple(result.choices)
+        # findings only ever seen next to a more important one: shrink each alone
+        for fp, choices in sorted(self._smallest.items()):
+            if fp in minimal or not s.shrink:
+                if fp not in minimal:
+                    minimal[fp] = choices
+                continue
+            if time.monotonic() - shrink_started > s.shrink_budget:
+                minimal[fp] = choices
+                continue
+            minimal[fp] = self._shrink_alone(fp, choices, shrink_started)
+        self._focus = None
+        findings = [f for f in (self._final(fp, c) for fp, c in minimal.items()) if f is not None]
+        findings.sort(key=lambda f: (_kind_rank(f.kind), f.endpoints))
+        return SearchResult(
+            findings=findings,
+            examples=self.examples,
+            calls=self.calls,
+            seconds=time.monotonic() - self._started,
+            stop_reason=stop_reason,
+            detections=self.detections,
+            unknown=self.unknown,
+            shrink_seconds=time.monotonic() - shrink_started,
+        )
+
+    def _runner(
+        self,
+        database: ExampleDatabase | None,
+        max_examples: int,
+        *,
+        deadline: float | None,
+        phases: Sequence[Phase] | None = None,
+    ) -> _Runner:
+        s = self.settings
+        if phases is None:
+            phases = [Phase.explicit, Phase.reuse, Phase.generate]
+            if s.shrink:
+                phases.append(Phase.shrink)
+        settings = hypothesis_settings(
+            database=database,
+            max_examples=max_examples,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            report_multiple_bugs=True,
+            phases=phases,
+        )
+        key = hashlib.sha256(FORMAT + s.database_key.encode()).digest()
+        return _Runner(
+            self._test,
+            settings=settings,
+            random=Random(s.seed) if s.seed is not None else None,
+            database_key=key if database is not None else None,
+            deadline=deadline,
+            shrink_budget=s.shrink_budget,
+            stop_at_first=s.stop_at_first,
+        )
+
+    def _shrink_alone(
+        self, fingerprint: str, choices: tuple[Any, ...], shrink_started: float
+    ) -> tuple[Any, ...]:
+        self._focus = fingerprint
+        remaining = self.settings.shrink_budget - (time.monotonic() - shrink_started)
+        runner = self._runner(None, 1, deadline=None, phases=[Phase.shrink])
+        runner._shrink_budget = max(remaining, 1.0)
+        result = runner.cached_test_function(list(choices))
+        if getattr(result, "status", None) != Status.INTERESTING:
+            return choices  # it did not reproduce alone; keep what was seen
+        try:
+            runner.run()
+        finally:
+            self._focus = None
+        for origin, best in runner.interesting_test_cases.items():
+            if origin.filename == fingerprint:
+                return tuple(best.choices)
+        return choices
+
+    def _final(self, fingerprint: str, choices: tuple[Any, ...]) -> Finding | None:
+        """The minimal example's finding, replayed to check that it reproduces."""
+        findings = self._findings_by_choices.get(choices)
+        if findings is None:
+            scenario = self._draw(ConjectureData.for_choices(list(choices)))
+            _, _, findings = evaluate(scenario, self.execute, self.oracle, self.settings.limits)
+        finding = next((f for f in findings if f.fingerprint == fingerprint), None)
+        if finding is None:
+            return None
+        detection = self.detections.get(fingerprint)
+        finding = finding.with_(found_after=detection.examples if detection else 0)
+        n = self.settings.confirm
+        if n > 0:
+            hits = 0
+            for _ in range(n):
+                _, _, again = evaluate(
+                    finding.scenario, self.execute, self.oracle, self.settings.limits
+                )
+                hits += any(f.fingerprint == fingerprint for f in again)
+            if hits < n:
+                finding = finding.with_(flaky=f"{hits}/{n}")
+        return finding
+
+
+def _smaller(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+    return (len(a), repr(a)) < (len(b), repr(b))
+
+
+def _kind_rank(kind: str) -> int:
+    from .findings import KINDS
+
+    return KINDS.index(kind)
+
+
+def _stop_reason(runner: _Runner, settings: SearchSettings) -> str:
+    if (
+        settings.time_budget is not None
+        and runner._generate_deadline is not None
+        and time.monotonic() > runner._generate_deadline
+    ):
+        return f"time budget of {settings.time_budget:g} s"
+    reason = runner.statistics.get("stopped-because", "")
+    if runner.interesting_test_cases and settings.stop_at_first:
+        return "first finding"
+    return str(reason) or "finished"

@@ -1,0 +1,53 @@
+"""One exception tree for everything the fuzzer raises on purpose.
+
+::
+
+    FuzzerError                 base class; the CLI turns it into one line and exit code 2
+    ├── InvalidTarget           the target reference or the Target object is wrong
+    ├── TargetSetupError        the target's app factory or setup function raised
+    ├── DatabaseError           a bad database URL or a database that cannot be used
+    │   └── UnsafeDatabase      refused by the safety guard: the fuzzer deletes rows
+    ├── ServerError             the loopback server could not start, or it died
+    ├── InvalidReport           a report file that cannot be read or replayed
+    └── InternalError           a bug in the fuzzer itself, never the user's fault
+
+Every message says what was given, what was expected, and how to fix it, on one line.
+"""
+
+from __future__ import annotations
+
+
+class FuzzerError(Exception):
+    """Base class of every error the fuzzer raises on purpose."""
+
+    exit_code = 2
+
+
+class InvalidTarget(FuzzerError):
+    """The target reference cannot be loaded, or the object it names is not a valid Target."""
+
+
+class TargetSetupError(FuzzerError):
+    """The target's app factory or its setup function raised."""
+
+
+class DatabaseError(FuzzerError):
+    """A database URL that cannot be parsed, or a database that cannot be reached or used."""
+
+
+class UnsafeDatabase(DatabaseError):
+    """The safety guard refused a database: the fuzzer deletes rows and must not touch real data."""
+
+
+class ServerError(FuzzerError):
+    """The loopback HTTP server could not start (a port in use) or it died."""
+
+
+class InvalidReport(FuzzerError):
+    """A report file that cannot be read, or was written by an incompatible version."""
+
+
+class InternalError(FuzzerError):
+    """A bug in the fuzzer itself. Please report it with the command that caused it."""
+
+    exit_code = 3

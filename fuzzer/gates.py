@@ -1,0 +1,408 @@
+"""Instrumentation: every request the fuzzer sends becomes a sequence of yield points.
+
+A WSGI wrapper (``GatedApp``) reads the request-identity header and binds the request
+to the worker thread that handles it, for the request's lifetime. While bound, the
+thread stops at a yield point
+
+* when the request starts and before it ends,
+* before every SQL statement (a listener on SQLAlchemy's ``Engine`` class, so every
+  engine counts, including ones the target creates itself),
+* before every COMMIT and ROLLBACK,
+* at ``fuzzer.checkpoint(label)``, for shared state the database does not see,
+* at ``time.sleep(...)``, which then does not really sleep.
+
+At a yield point the thread asks the execution's scheduler for its turn (controlled
+mode) or just records the step (serial and free modes). The steps, in the order they
+were granted, are the trace. Statements of threads that are not bound (setup, reset,
+the app's own background threads) pass through untouched.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.pool import Pool
+
+from .model import EngineUse, Leak, Phase, Step, StepKind, is_write_sql
+from .scheduler import Pending, Scheduler
+
+HEADER = "X-Fuzz-Request"
+_ENVIRON_KEY = "HTTP_X_FUZZ_REQUEST"
+
+_state = threading.local()
+_real_sleep = time.sleep
+_installed = False
+_install_lock = threading.Lock()
+_recordings: dict[str, Recording] = {}
+
+
+def checkpoint(label: str = "") -> None:
+    """A yield point for shared state the database does not see (a cache, a file, an
+    outside call, a Python lock). Outside a fuzzed request it does nothing."""
+    ctx: RequestContext | None = getattr(_state, "ctx", None)
+    if ctx is not None:
+        ctx.step("checkpoint", label)
+
+
+def _sleep(seconds: float) -> None:
+    ctx: RequestContext | None = getattr(_state, "ctx", None)
+    if ctx is None:
+        _real_sleep(seconds)
+        return
+    ctx.step("sleep", f"{seconds:g}")
+    if ctx.recording.real_sleep:
+        _real_sleep(seconds)
+
+
+class Recording:
+    """The live record of one execution: its requests' contexts, steps, leaks, errors."""
+
+    _tokens = itertools.count(1)
+
+    def __init__(
+        self,
+        *,
+        scheduler: Scheduler | None = None,
+        databases: Mapping[str, str] | None = None,
+        real_sleep: bool = False,
+    ) -> None:
+        self.token = f"x{next(self._tokens)}"
+        self.scheduler = scheduler
+        self.real_sleep = real_sleep
+        self._databases = dict(databases or {})  # engine URL database -> logical name
+        self._lock = threading.Lock()
+        self._seq = itertools.count(1)
+        self._steps: list[tuple[int, Step]] = []
+        self._results: dict[tuple[int, int], tuple[int | None, str]] = {}
+        self.errors: dict[tuple[Phase, int], str] = {}
+        self.leaks: list[Leak] = []
+        self.leaked_connections: list[Any] = []
+        self.wrong_engine: list[EngineUse] = []
+        self.wrote = False
+
+    def header(self, phase: Phase, index: int) -> str:
+        return f"{self.token}/{phase}/{index}"
+
+    def __enter__(self) -> Recording:
+        _recordings[self.token] = self
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _recordings.pop(self.token, None)
+
+    def database_of(self, engine: Engine) -> str:
+        key = str(engine.url.database or "")
+        return self._databases.get(key, key)
+
+    def add(self, seq: int, step: Step) -> None:
+        with self._lock:
+            self._steps.append((seq, step))
+
+    def next_seq(self) -> int:
+        return next(self._seq)
+
+    def result(self, request: int, number: int, rowcount: int | None, error: str) -> None:
+        self._results[(request, number)] = (rowcount, error)
+
+    def trace(self) -> tuple[Step, ...]:
+        """The concurrent phase's steps in the order they were granted."""
+        waits = self.scheduler.waits if self.scheduler is not None else {}
+        steps = []
+        for seq, step in sorted(self._steps, key=lambda item: item[0]):
+            rowcount, error = self._results.get((step.request, step.number), (None, ""))
+            waited = waits.get(seq, "")
+            if rowcount is not None or error or waited:
+                step = replace(step, rowcount=rowcount, error=error, waited=waited)
+            steps.append(step)
+        return tuple(steps)
+
+
+class RequestContext:
+    """One request bound to the thread that handles it."""
+
+    def __init__(self, recording: Recording, phase: Phase, index: int) -> None:
+        self.recording = recording
+        self.phase = phase
+        self.index = index
+        self.number = 0
+        self.gated = phase == "concurrent" and recording.scheduler is not None
+        self.traced = phase == "concurrent"
+        self.handle = recording.scheduler.handle(index) if self.gated else None  # type: ignore[union-attr]
+        self.connections: dict[int, tuple[int, str]] = {}  # id(dbapi) -> (ordinal, database)
+        self.checked_out: dict[int, Any] = {}  # id(dbapi) -> dbapi connection
+        self.last_statement: dict[int, str] = {}
+        self.app_databases: tuple[str, ...] | None = None  # of the app serving the request
+        self.app_name = ""
+        self._app_known = False
+
+    def step(
+        self,
+        kind: StepKind,
+        text: str = "",
+        params: Any = None,
+        conn: Any = None,
+    ) -> None:
+        recording = self.recording
+        database, ordinal, key = "", 0, None
+        if conn is not None:
+            dbapi = conn.connection.dbapi_connection
+            key = id(dbapi)
+            known = self.connections.get(key)
+            if known is None:
+                database = recording.database_of(conn.engine)
+                known = (len(self.connections) + 1, database)
+                self.connections[key] = known
+                if self.handle is not None:
+                    self.handle.connections.append(dbapi)
+            ordinal, database = known
+        write = kind == "sql" and is_write_sql(text)
+        if write:
+            recording.wrote = True
+        if self.gated:
+            assert recording.scheduler is not None
+            seq = recording.scheduler.wait_turn(
+                self.index, Pending(kind, text, key, write, database)
+            )
+        else:
+            seq = recording.next_seq()
+        self.number += 1
+        if kind == "sql" and key is not None:
+            self.last_statement[key] = text
+            if not self._app_known:
+                self._app_known = True
+                self.app_name, self.app_databases = _serving_app(recording)
+            if self.app_databases is not None and database not in self.app_databases:
+                recording.wrong_engine.append(
+                    EngineUse(self.index, self.number, database, self.app_databases, self.app_name)
+                )
+        if self.traced:
+            recording.add(
+                seq,
+                Step(
+                    request=self.index,
+                    number=self.number,
+                    kind=kind,
+                    text=text,
+                    params=_params_text(params) if params is not None else "",
+                    database=database,
+                    connection=ordinal,
+                ),
+            )
+
+    def statement_done(self, rowcount: int | None, error: str = "") -> None:
+        if self.handle is not None:
+            self.handle.in_db = False
+        if self.traced and (rowcount is not None or error):
+            self.recording.result(self.index, self.number, rowcount, error)
+
+    def check_leaks(self) -> None:
+        """Before the response is sent: every connection the request checked out must be
+        back in its pool."""
+        for key, dbapi in self.checked_out.items():
+            ordinal, database = self.connections.get(key, (0, "?"))
+            self.recording.leaks.append(
+                Leak(
+                    request=self.index if self.phase == "concurrent" else -1,
+                    connection=ordinal,
+                    database=database,
+                    in_transaction=_in_transaction(dbapi),
+                    last_statement=" ".join(self.last_statement.get(key, "").split())[:200],
+                )
+            )
+            self.recording.leaked_connections.append(dbapi)
+
+
+def _serving_app(recording: Recording) -> tuple[str, tuple[str, ...] | None]:
+    """The Flask app handling the current request and the databases its Flask-SQLAlchemy
+    engines point at (None when that cannot be told)."""
+    try:
+        from flask import current_app, has_app_context
+    except ImportError:  # pragma: no cover
+        return "", None
+    if not has_app_context():
+        return "", None
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    extension = app.extensions.get("sqlalchemy")
+    if extension is None:
+        return app.name, None
+    try:
+        engines = extension.engines.values()
+    except Exception:
+        return app.name, None
+    return app.name, tuple(sorted({recording.database_of(e) for e in engines}))
+
+
+def _params_text(params: Any) -> str:
+    text = repr(params if not isinstance(params, list) or len(params) != 1 else params[0])
+    return text if len(text) <= 240 else text[:237] + "..."
+
+
+def _in_transaction(dbapi: Any) -> bool:
+    """Whether a DBAPI connection has an open transaction (sqlite3, PyMySQL, psycopg)."""
+    value = getattr(dbapi, "in_transaction", None)
+    if isinstance(value, bool):
+        return value
+    info = getattr(dbapi, "info", None)  # psycopg
+    status = getattr(info, "transaction_status", None)
+    if status is not None:
+        return int(status) != 0
+    server_status = getattr(dbapi, "server_status", None)  # PyMySQL
+    if isinstance(server_status, int):
+        return bool(server_status & 1)
+    return True
+
+
+class GatedApp:
+    """WSGI wrapper: binds each fuzzer request to its worker thread, gates its start
+    and end, records the exception the app raised, and checks for leaked connections."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        ctx = _context_for(environ.get(_ENVIRON_KEY))
+        if ctx is None:
+            return self.app(environ, start_response)
+        _state.ctx = ctx
+        started: list[Any] = []
+        chunks: list[bytes] = []
+
+        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            started[:] = [status, headers]
+            return chunks.append
+
+        try:
+            ctx.step("start")
+            try:
+                result = self.app(environ, capture)
+                try:
+                    chunks.extend(result)
+                finally:
+                    close = getattr(result, "close", None)
+                    if close is not None:
+                        close()
+            except Exception as exc:  # the app let an exception out of WSGI
+                _record_error(ctx, exc)
+                started[:] = ["500 Internal Server Error", [("Content-Type", "text/plain")]]
+                chunks[:] = [f"{type(exc).__name__}: {exc}".encode()]
+            ctx.check_leaks()
+            ctx.step("end")
+        finally:
+            _state.ctx = None
+        start_response(*started)
+        return chunks
+
+
+def _context_for(header: str | None) -> RequestContext | None:
+    if not header:
+        return None
+    token, _, rest = header.partition("/")
+    recording = _recordings.get(token)
+    if recording is None:
+        return None
+    phase, _, index = rest.partition("/")
+    if phase not in ("init", "concurrent", "observe"):
+        return None
+    return RequestContext(recording, phase, int(index))  # type: ignore[arg-type]
+
+
+def _record_error(ctx: RequestContext, exc: BaseException) -> None:
+    kind = type(exc)
+    name = (
+        kind.__qualname__
+        if kind.__module__ == "builtins"
+        else f"{kind.__module__}.{kind.__qualname__}"
+    )
+    message = " ".join(str(exc).split())
+    if len(message) > 300:
+        message = message[:297] + "..."
+    ctx.recording.errors.setdefault((ctx.phase, ctx.index), f"{name}: {message}")
+
+
+# -- SQLAlchemy and Flask hooks ---------------------------------------------------------
+
+
+def _before_cursor_execute(conn, cursor, statement, parameters, context, executemany):
+    ctx: RequestContext | None = getattr(_state, "ctx", None)
+    if ctx is not None:
+        ctx.step("sql", statement, parameters, conn)
+
+
+def _after_cursor_execute(conn, cursor, statement, parameters, context, executemany):
+    ctx: RequestContext | None = getattr(_state, "ctx", None)
+    if ctx is not None:
+        rowcount = cursor.rowcount if is_write_sql(statement) else None
+        ctx.statement_done(rowcount if rowcount is None or rowcount >= 0 else None)
+
+
+def _handle_error(exception_context):
+    ctx: RequestContext | None = getattr(_state, "ctx", None)
+    if ctx is not None and exception_context.original_exception is not None:
+        exc = exception_context.original_exception
+        ctx.statement_done(None, f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}")
+
+
+def _commit(conn):
+    ctx: RequestContext | None = getattr(_state, "ctx", None)
+    if ctx is not None:
+        ctx.step("commit", conn=conn)
+
+
+def _rollback(conn):
+    ctx: RequestContext | None = getattr(_state, "ctx", None)
+    if ctx is not None:
+        ctx.step("rollback", conn=conn)
+
+
+def _checkout(dbapi_connection, connection_record, connection_proxy):
+    ctx: RequestContext | None = getattr(_state, "ctx", None)
+    if ctx is not None:
+        ctx.checked_out[id(dbapi_connection)] = dbapi_connection
+        _owners[id(dbapi_connection)] = ctx
+
+
+def _checkin(dbapi_connection, connection_record):
+    owner = _owners.pop(id(dbapi_connection), None)
+    if owner is not None:
+        owner.checked_out.pop(id(dbapi_connection), None)
+
+
+_owners: dict[int, RequestContext] = {}
+
+
+def _got_request_exception(sender: Any, exception: BaseException, **extra: Any) -> None:
+    ctx: RequestContext | None = getattr(_state, "ctx", None)
+    if ctx is not None:
+        _record_error(ctx, exception)
+
+
+def install() -> None:
+    """Register the listeners and patch ``time.sleep``, once per process."""
+    global _installed
+    with _install_lock:
+        if _installed:
+            return
+        event.listen(Engine, "before_cursor_execute", _before_cursor_execute)
+        event.listen(Engine, "after_cursor_execute", _after_cursor_execute)
+        event.listen(Engine, "handle_error", _handle_error)
+        event.listen(Engine, "commit", _commit)
+        event.listen(Engine, "rollback", _rollback)
+        event.listen(Pool, "checkout", _checkout)
+        event.listen(Pool, "checkin", _checkin)
+        try:
+            from flask import got_request_exception
+        except ImportError:  # pragma: no cover - flask is a dependency
+            pass
+        else:
+            got_request_exception.connect(_got_request_exception, weak=False)
+        time.sleep = _sleep  # type: ignore[assignment]
+        _installed = True

@@ -1,0 +1,436 @@
+"""Is an execution explained by some serial order of its requests? (DESIGN.md §5)
+
+References are real serial runs of the same requests on the same database, each
+from the initial snapshot: the commit order seen in the trace first (it usually
+matches), then the other orders. They are memoized by the request list, so the many
+schedules tried for the same requests cost one set of serial runs.
+
+Comparison is on the *outcome*: every committed request's response, every observer
+response, and the final rows of every table, after normalization:
+
+* a request answered with a conflict status (409, 423 by default) is aborted: it
+  must have left no effect, and the others must be serializable without it;
+* keys the database generated for inserted rows are renamed to canonical names
+  (by the content of their rows), in the rows, in foreign keys and in responses,
+  so a correct app is not wrong because two inserts got each other's ids;
+* columns and response fields the target names are ignored.
+
+If the same serial order gives two different outcomes, the target is
+nondeterministic and the verdict is ``unknown``, never a finding.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .db import Rows, TableInfo
+from .model import Execution, Response, Scenario
+
+Status = Literal["serializable", "violation", "unknown"]
+MAX_ORDERS = 120  # 5! — beyond that only the commit order and its rotations are tried
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One place where an execution and a serial reference disagree."""
+
+    where: str  # "response", "observer", "cell", "extra-row", "missing-row"
+    actual: Any
+    expected: Any
+    request: int | None = None  # for responses
+    table: str = ""
+    key: Any = None  # the row's primary key (canonical) for cells
+    column: str = ""
+
+    def describe(self, label: Callable[[int], str] = lambda i: f"R{i + 1}") -> str:
+        if self.where == "response":
+            return (
+                f"{label(self.request or 0)} answered {_short(self.actual)}, "
+                f"serially {_short(self.expected)}"
+            )
+        if self.where == "observer":
+            return (
+                f"observer {self.request} answered {_short(self.actual)}, "
+                f"serially {_short(self.expected)}"
+            )
+        if self.where == "cell":
+            return (
+                f"{self.table}[{_key_text(self.key)}].{self.column} is {_short(self.actual)}, "
+                f"serially {_short(self.expected)}"
+            )
+        if self.where == "extra-row":
+            return f"{self.table} has a row no serial order makes: {_short(self.actual)}"
+        return f"{self.table} lacks a row every serial order makes: {_short(self.expected)}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "where": self.where,
+            "actual": self.actual,
+            "expected": self.expected,
+            "request": self.request,
+            "table": self.table,
+            "key": self.key,
+            "column": self.column,
+        }
+
+
+@dataclass(frozen=True)
+class Verdict:
+    status: Status
+    order: tuple[int, ...] = ()  # the matching order, or the closest one
+    aborted: tuple[int, ...] = ()
+    differences: tuple[Difference, ...] = ()
+    reference: Execution | None = None  # the serial execution of ``order``
+    serial_failures: tuple[tuple[int, Response], ...] = ()  # 5xx seen in serial runs
+    reason: str = ""  # for unknown
+    orders_tried: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "order": list(self.order),
+            "aborted": list(self.aborted),
+            "differences": [d.to_json() for d in self.differences],
+            "reason": self.reason,
+            "orders_tried": self.orders_tried,
+            "reference": self.reference.to_json() if self.reference else None,
+        }
+
+
+@dataclass
+class OracleStats:
+    references: int = 0  # serial runs done
+    memo_hits: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class Normalizer:
+    """Brings an execution's outcome into the form that is compared."""
+
+    tables: Mapping[str, TableInfo]
+    initial: Mapping[str, Rows]
+    ignore_columns: frozenset[str] = frozenset()
+    ignore_fields: frozenset[str] = frozenset()
+    _initial_keys: dict[str, set[Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name, info in self.tables.items():
+            if info.generated:
+                position = info.columns.index(info.generated)
+                self._initial_keys[name] = {row[position] for row in self.initial.get(name, ())}
+
+    def outcome(self, execution: Execution) -> Outcome:
+        renames = self._renames(execution.tables)
+        by_value: dict[Any, set[str]] = {}
+        for (_, value), label in renames.items():
+            by_value.setdefault(value, set()).add(label)
+        id_labels = {v: "|".join(sorted(labels)) for v, labels in by_value.items()}
+        tables = {name: self._rows(name, rows, renames) for name, rows in execution.tables.items()}
+        responses = tuple(
+            None if r is None else (r.status, self._body(r.body, id_labels))
+            for r in execution.responses
+        )
+        observers = tuple((r.status, self._body(r.body, id_labels)) for r in execution.observers)
+        return Outcome(responses=responses, observers=observers, tables=tables)
+
+    def _renames(self, tables: Mapping[str, Rows]) -> dict[tuple[str, Any], str]:
+        """Canonical names for generated keys of inserted rows, by the rows' content."""
+        renames: dict[tuple[str, Any], str] = {}
+        for name, info in self.tables.items():  # parents first (discovery order)
+            if not info.generated or name not in tables:
+                continue
+            position = info.columns.index(info.generated)
+            initial = self._initial_keys.get(name, set())
+            new = [row for row in tables[name] if row[position] not in initial]
+            if not new:
+                continue
+            keyed = sorted(
+                new,
+                key=lambda row: _sort_key(self._content(name, row, renames, skip=position)),
+            )
+            for number, row in enumerate(keyed, 1):
+                renames[(name, row[position])] = f"<new {name} #{number}>"
+        return renames
+
+    def _content(
+        self,
+        name: str,
+        row: tuple[Any, ...],
+        renames: Mapping[tuple[str, Any], str],
+        skip: int = -1,
+    ) -> tuple[Any, ...]:
+        info = self.tables[name]
+        fks = {column: referred for column, referred, _ in info.foreign_keys}
+        values = []
+        for position, (column, value) in enumerate(zip(info.columns, row, strict=True)):
+            if position == skip or self._ignored(name, column):
+                continue
+            if column == info.generated:
+                value = renames.get((name, value), value)
+            elif column in fks:
+                value = renames.get((fks[column], value), value)
+            values.append(value)
+        return tuple(values)
+
+    def _rows(self, name: str, rows: Rows, renames: Mapping[tuple[str, Any], str]) -> Rows:
+        if name not in self.tables:
+            return rows
+        return tuple(sorted((self._content(name, row, renames) for row in rows), key=_sort_key))
+
+    def _ignored(self, table: str, column: str) -> bool:
+        bare = table.rsplit(".", 1)[-1]
+        return (
+            column in self.ignore_columns
+            or f"{table}.{column}" in self.ignore_columns
+            or f"{bare}.{column}" in self.ignore_columns
+        )
+
+    def columns(self, name: str) -> tuple[str, ...]:
+        info = self.tables[name]
+        return tuple(c for c in info.columns if not self._ignored(name, c))
+
+    def key_positions(self, name: str) -> tuple[int, ...]:
+        info = self.tables.get(name)
+        if info is None or not info.primary_key:
+            return ()
+        columns = self.columns(name)
+        return tuple(columns.index(c) for c in info.primary_key if c in columns)
+
+    def _body(self, body: Any, ids: Mapping[Any, str]) -> Any:
+        if isinstance(body, dict):
+            return {
+                k: (ids.get(v, v) if _is_id_key(k) and _is_key_value(v) else self._body(v, ids))
+                for k, v in body.items()
+                if k not in self.ignore_fields
+            }
+        if isinstance(body, list):
+            return [self._body(v, ids) for v in body]
+        return body
+
+
+def _is_id_key(key: str) -> bool:
+    return key == "id" or key.endswith(("_id", "Id", "ID"))
+
+
+def _is_key_value(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The comparable part of an execution."""
+
+    responses: tuple[tuple[int, Any] | None, ...]
+    observers: tuple[tuple[int, Any], ...]
+    tables: Mapping[str, Rows]
+
+
+class Oracle:
+    """Judges executions against serial references of the same requests."""
+
+    def __init__(
+        self,
+        normalizer: Normalizer,
+        run_serial: Callable[[Scenario, tuple[int, ...]], Execution],
+        *,
+        conflict_statuses: frozenset[int] = frozenset({409, 423}),
+        strict: bool = False,
+    ) -> None:
+        self.normalizer = normalizer
+        self._run_serial = run_serial
+        self.conflict_statuses = conflict_statuses
+        self.strict = strict
+        self.stats = OracleStats()
+        self._memo: dict[tuple[str, tuple[int, ...]], tuple[Execution, Outcome]] = {}
+
+    def reference(
+        self, scenario: Scenario, order: tuple[int, ...], fresh: bool = False
+    ) -> tuple[Execution, Outcome]:
+        key = (scenario.requests_key(), order)
+        if not fresh and key in self._memo:
+            self.stats.memo_hits += 1
+            return self._memo[key]
+        self.stats.references += 1
+        execution = self._run_serial(scenario, order)
+        result = (execution, self.normalizer.outcome(execution))
+        if not fresh:
+            self._memo[key] = result
+        return result
+
+    def judge(self, scenario: Scenario, execution: Execution) -> Verdict:
+        if execution.hang is not None:
+            return Verdict("unknown", reason="the execution hung")
+        if any(r is not None and r.status == 0 for r in execution.responses):
+            return Verdict("unknown", reason="a request got no response")
+        aborted = tuple(
+            i
+            for i, r in enumerate(execution.responses)
+            if r is not None and r.status in self.conflict_statuses
+        )
+        committed = [i for i in range(len(scenario.requests)) if i not in aborted]
+        actual = self.normalizer.outcome(execution)
+        tried: list[tuple[tuple[int, ...], Execution, list[Difference]]] = []
+        failures: dict[int, Response] = {}
+        for order in self._orders(execution, committed):
+            reference, expected = self.reference(scenario, order)
+            for i in order:
+                response = reference.responses[i]
+                if response is not None and response.status >= 500:
+                    failures.setdefault(i, response)
+            differences = self._compare(actual, expected, order)
+            tried.append((order, reference, differences))
+            if not differences:
+                return Verdict(
+                    "serializable",
+                    order,
+                    aborted,
+                    reference=reference,
+                    serial_failures=tuple(sorted(failures.items())),
+                    orders_tried=len(tried),
+                )
+        order, reference, differences = min(tried, key=lambda t: len(t[2]))
+        _, again = self.reference(scenario, order, fresh=True)
+        if again != self._memo[(scenario.requests_key(), order)][1]:
+            return Verdict(
+                "unknown",
+                order,
+                aborted,
+                reason=(
+                    f"the serial order {_order_text(order)} gave two different outcomes when run "
+                    f"twice; the target is nondeterministic (timestamps, random tokens?): "
+                    f"name such columns in Target.ignore_columns and fields in "
+                    f"Target.ignore_fields"
+                ),
+                reference=reference,
+                orders_tried=len(tried),
+            )
+        return Verdict(
+            "violation",
+            order,
+            aborted,
+            tuple(differences),
+            reference,
+            tuple(sorted(failures.items())),
+            orders_tried=len(tried),
+        )
+
+    def _orders(self, execution: Execution, committed: Sequence[int]) -> list[tuple[int, ...]]:
+        first = tuple(i for i in execution.commit_order if i in committed)
+        first += tuple(i for i in committed if i not in first)
+        orders = [first]
+        if len(committed) <= 5:
+            orders += [p for p in itertools.permutations(committed) if p != first]
+        else:
+            orders += [first[k:] + first[:k] for k in range(1, len(first))]
+        if self.strict:
+            orders = [o for o in orders if _respects_real_time(o, execution)]
+        return orders[:MAX_ORDERS]
+
+    def _compare(
+        self, actual: Outcome, expected: Outcome, order: Sequence[int]
+    ) -> list[Difference]:
+        differences: list[Difference] = []
+        for i in order:
+            if actual.responses[i] != expected.responses[i]:
+                differences.append(
+                    Difference(
+                        "response",
+                        _unpack(actual.responses[i]),
+                        _unpack(expected.responses[i]),
+                        request=i,
+                    )
+                )
+        for i, (a, e) in enumerate(zip(actual.observers, expected.observers, strict=True)):
+            if a != e:
+                differences.append(Difference("observer", _unpack(a), _unpack(e), request=i))
+        for name in sorted(set(actual.tables) | set(expected.tables)):
+            differences += self._table_differences(
+                name, actual.tables.get(name, ()), expected.tables.get(name, ())
+            )
+        return differences
+
+    def _table_differences(self, name: str, actual: Rows, expected: Rows) -> list[Difference]:
+        if actual == expected:
+            return []
+        extra = Counter(actual) - Counter(expected)
+        missing = Counter(expected) - Counter(actual)
+        positions = self.normalizer.key_positions(name) if name in self.normalizer.tables else ()
+        columns = self.normalizer.columns(name) if name in self.normalizer.tables else ()
+        differences: list[Difference] = []
+        if positions:
+
+            def key_of(row: tuple[Any, ...]) -> tuple[Any, ...]:
+                return tuple(row[p] for p in positions)
+
+            missing_by_key = {key_of(row): row for row in missing.elements()}
+            for row in list(extra.elements()):
+                key = key_of(row)
+                other = missing_by_key.pop(key, None)
+                if other is None:
+                    continue
+                extra[row] -= 1
+                missing[other] -= 1
+                for column, a, e in zip(columns, row, other, strict=True):
+                    if a != e:
+                        differences.append(
+                            Difference("cell", a, e, table=name, key=_key_value(key), column=column)
+                        )
+        for row in (+extra).elements():
+            differences.append(
+                Difference("extra-row", dict(zip(columns, row, strict=False)), None, table=name)
+            )
+        for row in (+missing).elements():
+            differences.append(
+                Difference("missing-row", None, dict(zip(columns, row, strict=False)), table=name)
+            )
+        return differences
+
+
+def _respects_real_time(order: Sequence[int], execution: Execution) -> bool:
+    """Strict mode: a request that ended before another started precedes it."""
+    first_step: dict[int, int] = {}
+    end_step: dict[int, int] = {}
+    for position, step in enumerate(execution.trace):
+        if step.kind != "start":
+            first_step.setdefault(step.request, position)
+        if step.kind == "end":
+            end_step[step.request] = position
+    rank = {r: k for k, r in enumerate(order)}
+    for a in order:
+        for b in order:
+            if a != b and end_step.get(a, 1 << 30) < first_step.get(b, -1) and rank[a] > rank[b]:
+                return False
+    return True
+
+
+def _unpack(value: tuple[int, Any] | None) -> Any:
+    return None if value is None else {"status": value[0], "body": value[1]}
+
+
+def _sort_key(row: tuple[Any, ...]) -> str:
+    return json.dumps(row, sort_keys=True, default=str, ensure_ascii=False)
+
+
+def _key_value(key: tuple[Any, ...]) -> Any:
+    return key[0] if len(key) == 1 else list(key)
+
+
+def _key_text(key: Any) -> str:
+    if isinstance(key, list):
+        return ", ".join(str(k) for k in key)
+    return str(key)
+
+
+def _short(value: Any, limit: int = 100) -> str:
+    text = json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _order_text(order: Sequence[int]) -> str:
+    return " → ".join(f"R{i + 1}" for i in order) or "(none)"

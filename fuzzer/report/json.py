@@ -1,0 +1,141 @@
+"""Versioned JSON: one file per finding (everything needed to replay it) and a manifest.
+
+Files are written atomically (a temporary file, then a rename), so a run killed
+midway leaves either the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import os
+import re
+import tempfile
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .. import __version__
+from ..errors import InvalidReport
+from ..findings import Finding
+from ..model import Scenario
+
+FORMAT = 1
+
+
+def finding_document(
+    finding: Finding, *, target: str, database: Mapping[str, Any], seed: int | None, replay: str
+) -> dict[str, Any]:
+    verdict = finding.verdict
+    return {
+        "format": FORMAT,
+        "tool": {"name": "flask-race-fuzzer", "version": __version__},
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "target": target,
+        "database": dict(database),
+        "kind": finding.kind,
+        "title": finding.title,
+        "fingerprint": finding.fingerprint,
+        "endpoints": list(finding.endpoints),
+        "exception": finding.exception,
+        "involved": list(finding.involved),
+        "flaky": finding.flaky,
+        "found_after": finding.found_after,
+        "seed": seed,
+        "scenario": finding.scenario.to_json(),
+        "trace": [step.to_json() for step in finding.execution.trace],
+        "execution": finding.execution.to_json(),
+        "verdict": verdict.to_json() if verdict else None,
+        "explanation": finding.explanation.to_json(),
+        "replay": replay,
+    }
+
+
+def write_atomic(path: str, document: Any) -> None:
+    directory = os.path.dirname(path) or "."
+    os.makedirs(directory, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(document, handle, ensure_ascii=False, indent=2, default=str)
+            handle.write("\n")
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(temporary)
+        raise
+
+
+def finding_filename(index: int, finding: Finding) -> str:
+    return f"{index:02d}-{finding.kind}.json"
+
+
+def run_directory(root: str, target_name: str) -> str:
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    safe = re.sub(r"[^\w.-]+", "-", target_name).strip("-") or "target"
+    base = os.path.join(root, f"{safe}-{stamp}")
+    path, n = base, 1
+    while os.path.exists(path):
+        n += 1
+        path = f"{base}-{n}"
+    return path
+
+
+def load(path: str) -> dict[str, Any]:
+    """Read a finding report and check that this version can replay it."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            document = json.load(handle)
+    except FileNotFoundError:
+        raise InvalidReport(
+            f"No report at {path}; pass a finding's JSON file from reports/"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise InvalidReport(f"Cannot read report {path}: {exc}") from None
+    if not isinstance(document, dict) or "scenario" not in document or "target" not in document:
+        raise InvalidReport(
+            f"{path} is not a finding report (no 'target' and 'scenario'); a run's "
+            f"manifest.json lists its finding files"
+        )
+    if document.get("format") != FORMAT:
+        raise InvalidReport(
+            f"{path} has report format {document.get('format')!r}; this fuzzer reads format "
+            f"{FORMAT}: replay it with the version that wrote it"
+        )
+    try:
+        Scenario.from_json(document["scenario"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InvalidReport(f"{path} holds a scenario this fuzzer cannot read: {exc}") from None
+    return document
+
+
+def manifest_document(
+    *,
+    target: str,
+    database: Mapping[str, Any],
+    settings: Mapping[str, Any],
+    summary: Mapping[str, Any],
+    files: Sequence[tuple[Finding, str]],
+) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "tool": {"name": "flask-race-fuzzer", "version": __version__},
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "target": target,
+        "database": dict(database),
+        "settings": dict(settings),
+        "summary": dict(summary),
+        "findings": [
+            {
+                "file": os.path.basename(path),
+                "kind": f.kind,
+                "title": f.title,
+                "fingerprint": f.fingerprint,
+                "endpoints": list(f.endpoints),
+                "exception": f.exception,
+                "requests": len(f.scenario.requests),
+                "flaky": f.flaky,
+            }
+            for f, path in files
+        ],
+    }

@@ -1,0 +1,267 @@
+"""Run a scenario over real HTTP and return one ``Execution``.
+
+Every execution has the same shape: restore the snapshot, send the init requests one
+by one, send the concurrent requests the way a ``Dispatch`` says, send the observer
+requests one by one, read the final rows. The dispatches are the only difference
+between the modes:
+
+* ``Controlled`` gates every request and lets the scheduler grant their steps;
+* ``Serial`` sends them one after another in a given order (the oracle's references);
+* ``Free`` sends them all at once with no gates (the stress mode).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.cookiejar
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import httpx
+import trio
+
+from .db import Databases
+from .gates import HEADER, Recording
+from .model import Execution, Mode, Phase, Request, Response, Scenario
+from .scheduler import Limits, Scheduler, Statistics
+from .server import Server
+
+
+class Dispatch(Protocol):
+    """How the concurrent part of a scenario is sent."""
+
+    mode: Mode
+
+    def scheduler(self, scenario: Scenario, harness: Harness) -> Scheduler | None: ...
+
+    async def send(
+        self, harness: Harness, recording: Recording, requests: Sequence[Request]
+    ) -> list[Response | None]: ...
+
+
+@dataclass
+class Controlled:
+    """All requests at once; the scheduler grants their steps by the scenario's genes."""
+
+    limits: Limits = field(default_factory=Limits)
+    mode: Mode = "controlled"
+
+    def scheduler(self, scenario: Scenario, harness: Harness) -> Scheduler:
+        return Scheduler(
+            scenario.schedule,
+            lock_model=harness.databases.lock_model(),
+            lock_probe=harness.databases.lock_probe(),
+            limits=self.limits,
+        )
+
+    async def send(
+        self, harness: Harness, recording: Recording, requests: Sequence[Request]
+    ) -> list[Response | None]:
+        return await harness.send_all(recording, requests)
+
+
+@dataclass
+class Serial:
+    """One request after another, in ``order``; requests not in it are not sent."""
+
+    order: tuple[int, ...]
+    mode: Mode = "serial"
+
+    def scheduler(self, scenario: Scenario, harness: Harness) -> None:
+        return None
+
+    async def send(
+        self, harness: Harness, recording: Recording, requests: Sequence[Request]
+    ) -> list[Response | None]:
+        responses: list[Response | None] = [None] * len(requests)
+        for index in self.order:
+            responses[index] = await harness.send(recording, "concurrent", index, requests[index])
+        return responses
+
+
+@dataclass
+class Free:
+    """All requests at once, no gates, real timing (``time.sleep`` really sleeps)."""
+
+    mode: Mode = "free"
+
+    def scheduler(self, scenario: Scenario, harness: Harness) -> None:
+        return None
+
+    async def send(
+        self, harness: Harness, recording: Recording, requests: Sequence[Request]
+    ) -> list[Response | None]:
+        return await harness.send_all(recording, requests)
+
+
+@dataclass
+class Costs:
+    """Where the time goes, summed over executions (seconds)."""
+
+    executions: int = 0
+    reset: float = 0.0
+    requests: float = 0.0
+    read: float = 0.0
+    http_requests: int = 0
+    restarts: int = 0
+    scheduler: Statistics = field(default_factory=Statistics)
+
+    def add_scheduler(self, stats: Statistics) -> None:
+        for name in vars(stats):
+            setattr(self.scheduler, name, getattr(self.scheduler, name) + getattr(stats, name))
+
+
+class Harness:
+    """The running parts of one fuzz run: databases, the server, one HTTP client."""
+
+    def __init__(
+        self,
+        databases: Databases,
+        server: Server,
+        client: httpx.AsyncClient,
+        *,
+        request_timeout: float = 30.0,
+        identity_headers: Mapping[str, Mapping[str, str]] | None = None,
+    ) -> None:
+        self.databases = databases
+        self.server = server
+        self.client = client
+        self.request_timeout = request_timeout
+        self.identity_headers = dict(identity_headers or {})
+        self.costs = Costs()
+        self._dirty = True
+
+    async def execute(self, scenario: Scenario, dispatch: Dispatch) -> Execution:
+        """Run ``scenario`` from the snapshot and return everything it produced."""
+        costs = self.costs
+        started = time.perf_counter()
+        if self._dirty:
+            self.databases.reset()
+        after_reset = time.perf_counter()
+        scheduler = dispatch.scheduler(scenario, self)
+        recording = Recording(
+            scheduler=scheduler,
+            databases=self.databases.names_by_key(),
+            real_sleep=dispatch.mode == "free",
+        )
+        stuck = False
+        with recording:
+            try:
+                init = [
+                    await self.send(recording, "init", i, r) for i, r in enumerate(scenario.init)
+                ]
+                responses = await dispatch.send(self, recording, scenario.requests)
+            finally:
+                if scheduler is not None:
+                    scheduler.close()
+                    costs.add_scheduler(scheduler.stats)
+            stuck = any(r is not None and r.status == 0 for r in responses)
+            observers = [
+                await self.send(recording, "observe", i, r)
+                for i, r in enumerate(scenario.observers)
+            ]
+        after_requests = time.perf_counter()
+        self._recover(recording, stuck)
+        hang = scheduler.hang if scheduler is not None else None
+        self._dirty = recording.wrote or bool(recording.leaks) or hang is not None or stuck
+        tables = self.databases.read() if self._dirty else self.databases.initial
+        finished = time.perf_counter()
+        costs.executions += 1
+        costs.reset += after_reset - started
+        costs.requests += after_requests - after_reset
+        costs.read += finished - after_requests
+        return Execution(
+            mode=dispatch.mode,
+            order=getattr(dispatch, "order", None),
+            responses=tuple(responses),
+            tables=tables,
+            trace=recording.trace(),
+            init=tuple(init),
+            observers=tuple(observers),
+            leaks=tuple(recording.leaks),
+            wrong_engine=tuple(recording.wrong_engine),
+            hang=hang,
+            timings={
+                "reset": after_reset - started,
+                "requests": after_requests - after_reset,
+                "read": finished - after_requests,
+            },
+        )
+
+    def _recover(self, recording: Recording, stuck: bool) -> None:
+        """Leave nothing behind for the next execution: end leaked transactions, and give
+        the server fresh threads when one leaked state or got stuck."""
+        for dbapi in recording.leaked_connections:
+            with contextlib.suppress(Exception):  # a broken one: the pool replaces it
+                dbapi.rollback()
+        if recording.leaks or stuck:
+            self.server.restart()
+            self.costs.restarts += 1
+
+    async def send_all(
+        self, recording: Recording, requests: Sequence[Request]
+    ) -> list[Response | None]:
+        responses: list[Response | None] = [None] * len(requests)
+
+        async def one(index: int, request: Request) -> None:
+            responses[index] = await self.send(recording, "concurrent", index, request)
+
+        async with trio.open_nursery() as nursery:
+            for index, request in enumerate(requests):
+                nursery.start_soon(one, index, request)
+        return responses
+
+    async def send(
+        self, recording: Recording, phase: Phase, index: int, request: Request
+    ) -> Response:
+        headers = {HEADER: recording.header(phase, index)}
+        if request.identity is not None:
+            headers.update(self.identity_headers.get(request.identity, {}))
+        if request.headers:
+            headers.update(request.headers)
+        self.costs.http_requests += 1
+        try:
+            reply = await self.client.request(
+                request.method,
+                self.server.base_url + request.path,
+                json=request.json,
+                params=dict(request.params) if request.params else None,
+                headers=headers,
+                timeout=self.request_timeout,
+            )
+        except httpx.TimeoutException:
+            self.server.check()
+            return Response(
+                0,
+                f"no response within {self.request_timeout:g} s",
+                recording.errors.get((phase, index), ""),
+            )
+        except httpx.TransportError as exc:
+            self.server.check()
+            return Response(0, f"connection failed: {exc}", "")
+        return Response(reply.status_code, _body(reply), recording.errors.get((phase, index), ""))
+
+
+def _body(reply: httpx.Response) -> Any:
+    content_type = reply.headers.get("content-type", "")
+    if "json" in content_type:
+        try:
+            return json.loads(reply.content)
+        except ValueError:
+            pass
+    text = reply.text
+    return text if len(text) <= 2000 else text[:2000] + "…"
+
+
+def new_client() -> httpx.AsyncClient:
+    """One client per run: no cookies kept between requests (each identity sends its own),
+    no proxies from the environment (traffic stays on loopback)."""
+    no_cookies = http.cookiejar.CookieJar(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+    return httpx.AsyncClient(
+        cookies=no_cookies,
+        trust_env=False,
+        limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+    )

@@ -1,0 +1,470 @@
+"""Choose which waiting request runs next, and notice when the granted one is stuck.
+
+Requests stop at yield points (gates.py) and wait here. One request runs at a time,
+one step at a time: a step lasts from a grant until the request's next yield point.
+The request that runs next is always the waiting, admissible one with the lowest
+``(demotion, priority, index)``; after its own step ``k`` for ``k`` in its genes'
+``yields`` a request is demoted below every other request (DESIGN.md §4).
+
+A granted step may not come back: it waits for a lock inside the database, or for
+something in Python. A monitor thread notices, asks the database where it can tell
+(``LockProbe``), looks at the thread's CPU clock and stack otherwise, and only as a
+last resort waits out a timeout. A blocked request frees the turn for the others.
+Before every decision all requests must be *settled* (waiting, done, or confirmed
+blocked since the last step), so the decision, and the trace, are deterministic.
+
+SQLite never gets that far: its one write lock is modelled (``WriteLockModel``) and
+a second writer's first write is simply not granted while another request holds it.
+
+When nothing can progress for the hang budget, the execution is aborted: every gate
+opens, database lock waits are broken, and ``Scheduler.hang`` says who was stuck where.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import sys
+import threading
+import time
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .model import Gene, Hang, StepKind
+
+_sleep = time.sleep  # the real one: gates.py patches time.sleep for request threads
+_monotonic = time.monotonic
+
+ABSENT, WAITING, RUNNING, DONE = "absent", "waiting", "running", "done"
+
+
+@dataclass(frozen=True)
+class Pending:
+    """The step a request waits to run."""
+
+    kind: StepKind
+    text: str = ""
+    connection: Hashable | None = None  # key of the DBAPI connection it will use
+    write: bool = False  # an SQL statement that takes a write lock
+    database: str = ""  # which of the target's databases it runs on
+
+    def describe(self) -> str:
+        if self.kind == "sql":
+            return " ".join(self.text.split())[:120]
+        return f"{self.kind} {self.text}".strip()
+
+
+class LockModel(Protocol):
+    """A database whose locking the scheduler models instead of observing (SQLite)."""
+
+    def admits(self, request: int, pending: Pending) -> bool: ...
+    def granted(self, request: int, pending: Pending) -> None: ...
+    def arrived(self, request: int) -> None: ...
+    def holder(self) -> int | None: ...
+
+
+class LockProbe(Protocol):
+    """A database server that can say whether a connection waits for a lock."""
+
+    def waiting(self, connections: Sequence[Any]) -> str | None:
+        """Why one of these DBAPI connections waits for a lock right now, or None."""
+
+    def break_waits(self, connections: Sequence[Any]) -> None:
+        """End the lock waits of these connections (to recover from a hang)."""
+
+
+@dataclass
+class Limits:
+    """How the scheduler tells a slow step from a stuck one."""
+
+    probe_after: float = 0.002  # a step not back at a gate after this is examined
+    python_block_after: float = 0.015  # CPU clock and stack frozen this long: blocked in Python
+    fallback_timeout: float = 1.0  # declared blocked when nothing else can tell
+    settle: float = 0.003  # after a step, a blocked thread that stays still this long still is
+    hang_timeout: float = 3.0  # no progress at all for this long: the execution hangs
+    poll: float = 0.001
+
+
+@dataclass
+class Statistics:
+    grants: int = 0
+    db_blocks: int = 0  # lock waits the database reported
+    python_blocks: int = 0  # threads seen blocked in Python (frozen CPU clock)
+    model_blocks: int = 0  # grants the SQLite write-lock model withheld
+    timeouts: int = 0  # blocks only a timeout revealed (the goal is none)
+    probes: int = 0
+
+
+class WriteLockModel:
+    """SQLite's database-wide write lock (one per database file), as the requests see it.
+
+    A connection takes it with its first writing statement and keeps it until its
+    COMMIT or ROLLBACK has run (known when its request reaches its next gate).
+    """
+
+    def __init__(self) -> None:
+        self._holders: dict[str, tuple[int, Hashable]] = {}
+        self._releasing: set[str] = set()
+
+    def admits(self, request: int, pending: Pending) -> bool:
+        holder = self._holders.get(pending.database)
+        if not pending.write or holder is None:
+            return True
+        return holder[1] == pending.connection or holder[0] == request
+
+    def granted(self, request: int, pending: Pending) -> None:
+        holder = self._holders.get(pending.database)
+        if pending.write and holder is None:
+            self._holders[pending.database] = (request, pending.connection)
+        elif (
+            pending.kind in ("commit", "rollback")
+            and holder is not None
+            and holder[1] == pending.connection
+        ):
+            self._releasing.add(pending.database)
+
+    def arrived(self, request: int) -> None:
+        for database in list(self._releasing):
+            if self._holders[database][0] == request:
+                del self._holders[database]
+                self._releasing.discard(database)
+
+    def holder(self) -> int | None:
+        return next(iter(self._holders.values()))[0] if self._holders else None
+
+
+@dataclass(eq=False)
+class RequestHandle:
+    """The scheduler's view of one request; gates.py keeps ``in_db``, ``thread`` and
+    ``connections`` up to date."""
+
+    index: int
+    priority: int
+    yields: frozenset[int]
+    grant: Any = field(default_factory=threading.Lock)
+    state: str = ABSENT
+    pending: Pending | None = None
+    steps: int = 0
+    demotion: int = 0
+    seq: int = 0
+    granted_at: float = 0.0
+    in_db: bool = False
+    thread: int | None = None
+    connections: list[Any] = field(default_factory=list)
+    blocked: str | None = None
+    blocked_epoch: int = -1
+    cpu: int = -1
+    frame: tuple[Any, ...] | None = None
+    frozen_since: float | None = None
+
+    def __post_init__(self) -> None:
+        self.grant.acquire()  # held until the scheduler grants a step
+
+    @property
+    def active(self) -> bool:
+        """Granted, and not known to be blocked: it is running right now."""
+        return self.state == RUNNING and self.blocked is None
+
+
+class Scheduler:
+    """Runs the requests of one execution one step at a time, by their genes."""
+
+    def __init__(
+        self,
+        genes: Sequence[Gene],
+        *,
+        lock_model: LockModel | None = None,
+        lock_probe: LockProbe | None = None,
+        limits: Limits | None = None,
+    ) -> None:
+        self.limits = limits or Limits()
+        self.stats = Statistics()
+        self.hang: Hang | None = None
+        self.waits: dict[int, str] = {}  # grant sequence number -> why that step waited
+        self._model = lock_model
+        self._probe = lock_probe
+        self._lock = threading.Lock()
+        self._reqs = [
+            RequestHandle(i, g.priority, frozenset(g.yields)) for i, g in enumerate(genes)
+        ]
+        self._arrived = 0
+        self._seq = 0
+        self._epoch = 0
+        self._demotions = itertools.count(1)
+        self._aborted = False
+        self._finished = threading.Event()
+        self._last_progress = self._epoch_time = _monotonic()
+        self.abort_reason = ""
+        self._monitor = threading.Thread(target=self._watch, name="fuzzer-monitor", daemon=True)
+        self._monitor.start()
+        if not self._reqs:
+            self._finished.set()
+
+    # -- called from request threads (through gates.py) -------------------------------
+
+    def handle(self, index: int) -> RequestHandle:
+        return self._reqs[index]
+
+    def wait_turn(self, index: int, pending: Pending) -> int:
+        """Block until request ``index`` may run ``pending``; return the step's global
+        sequence number."""
+        r = self._reqs[index]
+        r.thread = threading.get_ident()
+        with self._lock:
+            if self._aborted or r.state == DONE:
+                self._seq += 1
+                return self._seq
+            if r.state == ABSENT:
+                self._arrived += 1
+            elif self._model is not None:
+                self._model.arrived(index)
+            r.state, r.pending, r.blocked, r.in_db = WAITING, pending, None, False
+            self._bump()
+            self._decide()
+        r.grant.acquire()
+        return r.seq
+
+    # -- called by the runner ----------------------------------------------------------
+
+    def wait_finished(self, timeout: float | None = None) -> bool:
+        return self._finished.wait(timeout)
+
+    def close(self) -> None:
+        """Stop the monitor; if requests are still gated (the runner gave up), free them."""
+        with self._lock:
+            if not self._finished.is_set() and not self._aborted:
+                self._abort("the runner stopped waiting")
+            self._finished.set()
+        self._monitor.join(timeout=1.0)
+
+    @property
+    def aborted(self) -> bool:
+        return self._aborted
+
+    # -- decisions ---------------------------------------------------------------------
+
+    def _decide(self) -> None:
+        """Grant the next step if every request is settled. Call with the lock held."""
+        while not self._aborted and self._settled():
+            candidates = [r for r in self._reqs if r.state == WAITING and self._admits(r)]
+            if not candidates:
+                if all(r.state == DONE for r in self._reqs):
+                    self._finished.set()
+                return
+            r = min(candidates, key=lambda r: (r.demotion, r.priority, r.index))
+            self._grant(r)
+            if r.state != DONE:
+                return
+
+    def _settled(self) -> bool:
+        if self._arrived < len(self._reqs):
+            return False  # the start gate: every request must have arrived
+        for r in self._reqs:
+            if r.state == RUNNING and (r.blocked is None or r.blocked_epoch != self._epoch):
+                return False
+        return True
+
+    def _admits(self, r: RequestHandle) -> bool:
+        if self._model is None or r.pending is None or self._model.admits(r.index, r.pending):
+            return True
+        self.stats.model_blocks += 1
+        return False
+
+    def _grant(self, r: RequestHandle) -> None:
+        assert r.pending is not None
+        self._seq += 1
+        self._bump()
+        self.stats.grants += 1
+        r.steps += 1
+        r.seq = self._seq
+        r.granted_at = self._epoch_time
+        r.frozen_since, r.cpu, r.frame = None, -1, None
+        if r.steps in r.yields:
+            r.demotion = next(self._demotions)
+        if self._model is not None:
+            self._model.granted(r.index, r.pending)
+        if r.pending.kind == "end":
+            r.state = DONE
+            if self._model is not None:
+                self._model.arrived(r.index)
+        else:
+            r.state = RUNNING
+            r.in_db = r.pending.kind == "sql"  # until gates.py sees the statement return
+        r.grant.release()
+
+    def _bump(self) -> None:
+        """A step began or ended: every earlier 'blocked' must be confirmed again."""
+        self._epoch += 1
+        self._epoch_time = self._last_progress = _monotonic()
+
+    # -- the monitor -------------------------------------------------------------------
+
+    def _watch(self) -> None:
+        limits = self.limits
+        while not self._finished.is_set():
+            _sleep(limits.poll)
+            now = _monotonic()
+            with self._lock:
+                if self._aborted:
+                    return
+                epoch = self._epoch
+                suspects = [
+                    (r, r.seq)
+                    for r in self._reqs
+                    if r.state == RUNNING
+                    and (
+                        (r.blocked is None and now - r.granted_at >= limits.probe_after)
+                        or (r.blocked is not None and r.blocked_epoch != epoch)
+                    )
+                ]
+            verdicts = [(r, seq, self._why_stuck(r, now)) for r, seq in suspects]
+            with self._lock:
+                if self._aborted:
+                    return
+                for r, seq, why in verdicts:
+                    if r.seq != seq or r.state != RUNNING:
+                        continue  # it reached a gate meanwhile
+                    if why is None:
+                        r.blocked = None
+                    elif why:
+                        if r.blocked is None:
+                            self.waits[r.seq] = why
+                        r.blocked = why
+                        r.blocked_epoch = epoch if epoch == self._epoch else -1
+                self._decide()
+                self._check_hang(_monotonic())
+
+    def _why_stuck(self, r: RequestHandle, now: float) -> str | None:
+        """Why a granted request has not come back: a reason if it is blocked, None if it
+        is running, "" if that cannot be told yet."""
+        stale = r.blocked is not None
+        if r.in_db and self._probe is not None:
+            self.stats.probes += 1
+            why = self._probe.waiting(list(r.connections))
+            if why:
+                self.stats.db_blocks += not stale
+                return why
+            return None if stale else ""  # executing, not waiting for a lock
+        moved = self._sample(r, now)
+        if stale:
+            if moved:
+                return None
+            return r.blocked if now - self._epoch_time >= self.limits.settle else ""
+        if (
+            not r.in_db
+            and r.frozen_since is not None
+            and now - r.frozen_since >= self.limits.python_block_after
+            and r.thread is not None
+            and not _in_library(r.thread)
+        ):
+            self.stats.python_blocks += 1
+            return f"blocked in Python at {_where(r.thread)}"
+        if now - r.granted_at >= self.limits.fallback_timeout:
+            self.stats.timeouts += 1
+            return f"no progress for {now - r.granted_at:.1f} s (timeout) at {_where(r.thread)}"
+        return ""
+
+    def _sample(self, r: RequestHandle, now: float) -> bool:
+        """Read the thread's CPU clock and stack; True if either moved since last time.
+        A thread whose clock and stack stay still is blocked, not running."""
+        if r.thread is None:
+            return False
+        cpu, frame = _thread_cpu(r.thread), _frame_key(r.thread)
+        if cpu != r.cpu or frame != r.frame:
+            r.cpu, r.frame, r.frozen_since = cpu, frame, None
+            return True
+        if r.frozen_since is None:
+            r.frozen_since = now
+        return False
+
+    def _check_hang(self, now: float) -> None:
+        if self._finished.is_set() or self._aborted:
+            return
+        if now - self._last_progress < self.limits.hang_timeout:
+            return
+        self._abort(f"no request made progress for {now - self._last_progress:.1f} s")
+
+    def _abort(self, why: str) -> None:
+        """Open every gate: the execution runs free from here. Call with the lock held."""
+        self._aborted = True
+        blocked: dict[int, str] = {}
+        waiting: dict[int, str] = {}
+        holder = self._model.holder() if self._model else None
+        for r in self._reqs:
+            if r.state == RUNNING:
+                blocked[r.index] = r.blocked or f"running at {_where(r.thread)}"
+            elif r.state == WAITING and r.pending is not None:
+                note = ""
+                if holder is not None and holder != r.index and r.pending.write:
+                    note = f" (the database write lock is held by request {holder})"
+                waiting[r.index] = r.pending.describe() + note
+            elif r.state == ABSENT:
+                waiting[r.index] = "never reached the server"
+        self.hang = Hang(
+            seconds=round(_monotonic() - self._last_progress, 1),
+            blocked=blocked,
+            waiting=waiting,
+        )
+        self.abort_reason = why
+        for r in self._reqs:
+            if r.state == WAITING:
+                r.state = RUNNING
+                r.grant.release()
+        stuck = [c for r in self._reqs if r.state == RUNNING and r.in_db for c in r.connections]
+        if stuck and self._probe is not None:
+            threading.Thread(target=self._probe.break_waits, args=(stuck,), daemon=True).start()
+
+
+def _thread_cpu(ident: int) -> int:
+    try:
+        return time.clock_gettime_ns(time.pthread_getcpuclockid(ident))
+    except (OSError, AttributeError, OverflowError):
+        return -1
+
+
+def _frame_key(ident: int) -> tuple[Any, ...] | None:
+    frame = sys._current_frames().get(ident)
+    if frame is None:
+        return None
+    return (frame.f_code, frame.f_lasti, frame.f_back.f_lasti if frame.f_back else -1)
+
+
+def _where(ident: int | None) -> str:
+    """The innermost frame of the thread outside the fuzzer and the standard library."""
+    if ident is None:
+        return "?"
+    frame = sys._current_frames().get(ident)
+    fallback = None
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if fallback is None:
+            fallback = frame
+        if not _is_library(filename):
+            return f"{_short(filename)}:{frame.f_lineno} in {frame.f_code.co_name}"
+        frame = frame.f_back
+    if fallback is not None:
+        return f"{_short(fallback.f_code.co_filename)}:{fallback.f_lineno}"
+    return "?"
+
+
+_LIBRARY_MARKERS = (os.sep + "site-packages" + os.sep, os.sep + "dist-packages" + os.sep)
+
+
+def _is_library(filename: str) -> bool:
+    return any(m in filename for m in _LIBRARY_MARKERS)
+
+
+def _in_library(ident: int) -> bool:
+    """Whether the thread's innermost frame is inside an installed library (a driver
+    waiting on its socket): a still thread there is not blocked on a Python lock."""
+    frame = sys._current_frames().get(ident)
+    return frame is not None and _is_library(frame.f_code.co_filename)
+
+
+def _short(filename: str) -> str:
+    try:
+        relative = os.path.relpath(filename)
+    except ValueError:
+        return filename
+    return relative if not relative.startswith("..") else os.path.basename(filename)

@@ -1,0 +1,113 @@
+"""What a recorded SQL statement touches: its tables, the row it writes, the values it sets.
+
+Best effort over the statements SQLAlchemy emits (qmark, format and pyformat
+parameters); anything it cannot read it leaves unknown, and the findings then rest on
+table-level evidence only.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass
+from typing import Any
+
+_IDENT = r'[`"\[]?([A-Za-z_][\w$]*)[`"\]]?'
+_QUALIFIED = rf"(?:{_IDENT}\s*\.\s*)?{_IDENT}"
+_WRITE = re.compile(
+    rf"^\s*(?:(UPDATE)\s+{_QUALIFIED}|(INSERT|REPLACE)\s+(?:OR\s+\w+\s+|IGNORE\s+)?INTO\s+"
+    rf"{_QUALIFIED}|(DELETE)\s+FROM\s+{_QUALIFIED})",
+    re.IGNORECASE,
+)
+_FROM = re.compile(rf"\b(?:FROM|JOIN)\s+{_QUALIFIED}", re.IGNORECASE)
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s|%s|\?|(?<![:\w]):(\w+)")
+_ASSIGNMENT = re.compile(rf"{_IDENT}\s*=\s*(%\(\w+\)s|%s|\?|:\w+)")
+
+
+@dataclass(frozen=True)
+class Access:
+    """What one statement reads and writes."""
+
+    reads: frozenset[str]
+    write: str | None  # the table written, if any
+    verb: str  # SELECT, UPDATE, INSERT, DELETE, …
+    key: tuple[Any, ...] | None  # the WHERE parameters of an UPDATE/DELETE (the row)
+    sets: tuple[tuple[str, Any], ...]  # (column, value) an UPDATE sets, when known
+
+
+def access(statement: str, params_text: str = "", prefix: str = "") -> Access:
+    """Parse a statement and its recorded parameters. ``prefix`` qualifies table names
+    ("db.") when the target has several databases."""
+    text = " ".join(statement.split())
+    verb = text.split(" ", 1)[0].upper() if text else ""
+    match = _WRITE.match(text)
+    write = None
+    if match:
+        groups = match.groups()
+        write = next(g for g in (groups[2], groups[5], groups[8]) if g)
+        verb = (groups[0] or groups[3] or groups[6] or verb).upper()
+    reads = frozenset(prefix + m.group(2) for m in _FROM.finditer(text)) - (
+        {prefix + write} if write and verb == "DELETE" else set()
+    )
+    params = _parse_params(params_text)
+    key: tuple[Any, ...] | None = None
+    sets: tuple[tuple[str, Any], ...] = ()
+    if write and verb in ("UPDATE", "DELETE") and params is not None:
+        head, _, where = _split_where(text)
+        key = tuple(_values(where, params, offset=_count(head)))
+        if verb == "UPDATE":
+            sets = tuple(_assignments(head, params))
+    return Access(reads, prefix + write if write else None, verb, key, sets)
+
+
+def _split_where(text: str) -> tuple[str, str, str]:
+    upper = text.upper()
+    position = upper.rfind(" WHERE ")
+    if position < 0:
+        return text, "", ""
+    return text[:position], " WHERE ", text[position + 7 :]
+
+
+def _count(text: str) -> int:
+    return sum(1 for m in _PLACEHOLDER.finditer(text) if m.group(1) is None and m.group(2) is None)
+
+
+def _values(text: str, params: Any, offset: int) -> list[Any]:
+    values = []
+    position = offset
+    for match in _PLACEHOLDER.finditer(text):
+        name = match.group(1) or match.group(2)
+        if name is not None and isinstance(params, dict):
+            values.append(params.get(name))
+        elif isinstance(params, list | tuple) and position < len(params):
+            values.append(params[position])
+            position += 1
+    return values
+
+
+def _assignments(head: str, params: Any) -> list[tuple[str, Any]]:
+    set_part = re.split(r"\bSET\b", head, maxsplit=1, flags=re.IGNORECASE)
+    if len(set_part) != 2:
+        return []
+    before = _count(set_part[0])
+    result = []
+    position = before
+    for match in _ASSIGNMENT.finditer(set_part[1]):
+        column, placeholder = match.group(1), match.group(2)
+        if placeholder.startswith("%(") and isinstance(params, dict):
+            result.append((column, params.get(placeholder[2:-2])))
+        elif placeholder.startswith(":") and isinstance(params, dict):
+            result.append((column, params.get(placeholder[1:])))
+        elif isinstance(params, list | tuple) and position < len(params):
+            result.append((column, params[position]))
+            position += 1
+    return result
+
+
+def _parse_params(text: str) -> Any:
+    if not text or text.endswith("..."):
+        return None
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return None

@@ -1,0 +1,259 @@
+"""The target contract: what a user writes, how it is loaded, and how it is checked.
+
+A target names a WSGI app factory, a setup function, and the endpoints to fuzz::
+
+    profile = Target(
+        name="profile",
+        app=create_app,            # database URL (or {name: URL}) -> WSGI app
+        setup=setup,               # app -> None: create tables, insert the initial rows
+        endpoints=[Endpoint("PUT", "/user/name", json=st.fixed_dictionaries(...))],
+    )
+
+and is loaded by reference: ``targets.profile:buggy``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import sys
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from hypothesis.strategies import SearchStrategy
+
+from .errors import InvalidTarget
+
+METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+DEFAULT_CONFLICT_STATUSES = frozenset({409, 423})
+
+
+class Endpoint:
+    """One kind of request. ``path``, ``json``, ``params`` and ``headers`` are each a
+    plain value or a Hypothesis strategy that draws one.
+
+    ``as_`` restricts which declared identities may send it (default: all of them).
+    """
+
+    def __init__(
+        self,
+        method: str,
+        path: str | SearchStrategy[str],
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | SearchStrategy[Mapping[str, Any]] | None = None,
+        headers: Mapping[str, str] | SearchStrategy[Mapping[str, str]] | None = None,
+        name: str | None = None,
+        as_: Collection[str] | None = None,
+    ) -> None:
+        self.method = method.upper() if isinstance(method, str) else method
+        self.path = path
+        self.json = json
+        self.params = params
+        self.headers = headers
+        self.identities = tuple(as_) if as_ is not None else None
+        self.name = name or _default_name(self.method, path)
+
+    def __repr__(self) -> str:
+        return f"Endpoint({self.name!r})"
+
+
+def _default_name(method: Any, path: Any) -> str:
+    if isinstance(path, str):
+        return f"{method} {path}"
+    elements = getattr(path, "elements", None)  # sampled_from(...)
+    if elements and all(isinstance(e, str) for e in elements):
+        prefix = _common_prefix(list(elements))
+        return f"{method} {prefix}*"
+    return f"{method} {path!r}"[:60]
+
+
+def _common_prefix(values: list[str]) -> str:
+    first, last = min(values), max(values)
+    n = 0
+    while n < min(len(first), len(last)) and first[n] == last[n]:
+        n += 1
+    prefix = first[:n]
+    return prefix[: prefix.rfind("/") + 1] if "/" in prefix else prefix
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A user the requests can act as.
+
+    ``login`` is a request sent once per fresh database (after ``setup``, before the
+    snapshot); the cookies it sets are kept for this identity. ``headers`` are sent
+    with every request of this identity; a callable receives the app and returns
+    them (for a token the app issued during setup).
+    """
+
+    name: str
+    login: Any = None  # an Endpoint-like: Login(...) or a plain Endpoint
+    headers: Mapping[str, str] | Callable[[Any], Mapping[str, str]] | None = None
+
+
+@dataclass(frozen=True)
+class Target:
+    """An application to fuzz and how to drive it. See DESIGN.md §3."""
+
+    name: str
+    app: Callable[[Any], Any]
+    setup: Callable[[Any], None] | None
+    endpoints: Sequence[Endpoint]
+    databases: tuple[str, ...] = ()  # named databases: the factory then gets {name: URL}
+    identities: Sequence[Identity] = ()
+    observers: Sequence[Endpoint] = ()  # read-only requests run serially after each execution
+    min_requests: int = 2
+    max_requests: int = 3
+    max_init_requests: int = 1
+    conflict_statuses: frozenset[int] = DEFAULT_CONFLICT_STATUSES
+    ignore_columns: frozenset[str] = frozenset()  # "column" or "table.column"
+    ignore_fields: frozenset[str] = frozenset()  # response JSON keys, at any depth
+    expected_findings: frozenset[str] = frozenset()  # the finding kinds this target must produce
+    threads: int = 8  # worker threads of the loopback server
+    description: str = ""
+    reference: str = field(default="", compare=False)  # set by load_target
+
+    @property
+    def multi_database(self) -> bool:
+        return bool(self.databases)
+
+
+def load_target(reference: str) -> Target:
+    """Load ``package.module:attribute`` and validate it; raise InvalidTarget otherwise."""
+    module_name, sep, attribute = reference.partition(":")
+    if not sep or not module_name or not attribute:
+        raise InvalidTarget(
+            f"Expected a target reference like 'package.module:attribute' but got {reference!r}"
+        )
+    from . import gates  # install time.sleep patch before the target's module binds it
+
+    gates.install()
+    if "" not in sys.path and "." not in sys.path:
+        sys.path.insert(0, "")  # like `python -m`: modules in the current directory load
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            raise InvalidTarget(
+                f"Cannot import module {module_name!r} of target {reference!r}: no module named "
+                f"{exc.name!r}; check the spelling and that it is importable from this directory"
+            ) from None
+        raise InvalidTarget(
+            f"Importing {module_name!r} for target {reference!r} failed: {exc}"
+        ) from exc
+    except Exception as exc:
+        raise InvalidTarget(
+            f"Importing {module_name!r} for target {reference!r} raised {type(exc).__name__}: {exc}"
+        ) from exc
+    try:
+        value = getattr(module, attribute)
+    except AttributeError:
+        names = sorted(n for n, v in vars(module).items() if isinstance(v, Target))
+        hint = f"; targets in it: {', '.join(names)}" if names else "; it defines no Target"
+        raise InvalidTarget(
+            f"Module {module_name!r} has no attribute {attribute!r}{hint}"
+        ) from None
+    if not isinstance(value, Target):
+        raise InvalidTarget(
+            f"{reference} is a {type(value).__name__}, expected a fuzzer.Target; "
+            f"define it as Target(name=..., app=..., setup=..., endpoints=[...])"
+        )
+    validate(value, reference)
+    return _with_reference(value, reference)
+
+
+def _with_reference(target: Target, reference: str) -> Target:
+    object.__setattr__(target, "reference", reference)
+    return target
+
+
+def validate(target: Target, where: str = "") -> None:
+    """Check every field of a target; raise InvalidTarget naming the first mistake."""
+    at = f"{where or target.name}: " if (where or getattr(target, "name", None)) else ""
+
+    def fail(message: str) -> None:
+        raise InvalidTarget(at + message)
+
+    if not isinstance(target.name, str) or not target.name:
+        fail(f"Target.name must be a non-empty string, got {target.name!r}")
+    if not callable(target.app):
+        fail(f"Target.app must be a callable that returns a WSGI app, got {target.app!r}")
+    if target.setup is not None and not callable(target.setup):
+        fail(f"Target.setup must be a callable taking the app (or None), got {target.setup!r}")
+    if isinstance(target.endpoints, str | bytes) or not isinstance(target.endpoints, Sequence):
+        fail(f"Target.endpoints must be a list of Endpoint, got {target.endpoints!r}")
+    if not target.endpoints:
+        fail("Target.endpoints is empty; give at least one Endpoint to fuzz")
+    for label, group in (("endpoints", target.endpoints), ("observers", target.observers)):
+        for i, endpoint in enumerate(group):
+            _validate_endpoint(endpoint, f"Target.{label}[{i}]", fail)
+    names = [e.name for e in target.endpoints]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        fail(f"endpoint names must be unique, {duplicates[0]!r} is used twice; pass name=...")
+    if not isinstance(target.databases, tuple) or not all(
+        isinstance(d, str) and d.isidentifier() for d in target.databases
+    ):
+        fail(f"Target.databases must be a tuple of identifiers, got {target.databases!r}")
+    identity_names = [i.name for i in target.identities]
+    for i, identity in enumerate(target.identities):
+        if not isinstance(identity, Identity):
+            fail(f"Target.identities[{i}] must be an Identity, got {identity!r}")
+    for endpoint in target.endpoints:
+        for name in endpoint.identities or ():
+            if name not in identity_names:
+                fail(f"endpoint {endpoint.name!r} names identity {name!r}, not declared")
+    if not (isinstance(target.min_requests, int) and target.min_requests >= 1):
+        fail(f"Target.min_requests must be an int >= 1, got {target.min_requests!r}")
+    if not (isinstance(target.max_requests, int) and target.min_requests <= target.max_requests):
+        fail(
+            f"Target.max_requests must be an int >= min_requests ({target.min_requests}), "
+            f"got {target.max_requests!r}"
+        )
+    if target.max_requests >= target.threads:
+        fail(
+            f"Target.threads ({target.threads}) must exceed max_requests "
+            f"({target.max_requests}): every concurrent request holds a worker thread"
+        )
+    if not all(isinstance(s, int) and 100 <= s <= 599 for s in target.conflict_statuses):
+        fail(f"Target.conflict_statuses must be HTTP statuses, got {target.conflict_statuses!r}")
+    if _factory_arity(target.app) != 1:
+        fail(
+            "Target.app must take exactly one argument (the database URL, or a mapping of "
+            "database name to URL when Target.databases is set)"
+        )
+
+
+def _validate_endpoint(endpoint: Any, where: str, fail: Callable[[str], None]) -> None:
+    if not isinstance(endpoint, Endpoint):
+        fail(f"{where} must be an Endpoint, got {type(endpoint).__name__}: {endpoint!r}")
+    if endpoint.method not in METHODS:
+        fail(
+            f"{where}: method must be one of {', '.join(sorted(METHODS))}, got {endpoint.method!r}"
+        )
+    path = endpoint.path
+    if isinstance(path, str):
+        if not path.startswith("/"):
+            fail(f"{where}: path must start with '/', got {path!r}")
+    elif not isinstance(path, SearchStrategy):
+        fail(f"{where}: path must be a string or a Hypothesis strategy, got {path!r}")
+    for name in ("params", "headers"):
+        value = getattr(endpoint, name)
+        if value is not None and not isinstance(value, Mapping | SearchStrategy):
+            fail(f"{where}: {name} must be a mapping or a strategy, got {value!r}")
+
+
+def _factory_arity(factory: Callable[..., Any]) -> int:
+    """How many positional arguments the factory needs (1 when it cannot tell)."""
+    try:
+        parameters = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return 1
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    required = [p for p in parameters if p.default is p.empty and p.kind in positional]
+    takes_one = any(p.kind in (*positional, inspect.Parameter.VAR_POSITIONAL) for p in parameters)
+    if len(required) > 1:
+        return len(required)
+    return 1 if takes_one else 0

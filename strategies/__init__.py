@@ -1,0 +1,121 @@
+"""Hypothesis strategies for the fuzzer: requests from endpoints, schedules, scenarios.
+
+Every strategy here shrinks toward the simplest case: the first endpoint, the
+simplest arguments, fewer requests, no yields (the requests then run one after
+another), lower priorities (the requests then run in their listed order).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from hypothesis import strategies as st
+from hypothesis.strategies import SearchStrategy
+
+from fuzzer.errors import InvalidTarget
+from fuzzer.model import Gene, Request, Scenario
+from fuzzer.target import Endpoint, Target
+
+__all__ = ["genes", "requests_from", "scenarios"]
+
+#: A request's yield points are drawn among its first steps: most handlers run fewer
+#: than this many statements, and a yield past a request's last step never happens.
+MAX_STEP = 12
+MAX_YIELDS = 3
+MAX_PRIORITY = 3
+
+
+def _strategy(value: Any) -> SearchStrategy[Any]:
+    return value if isinstance(value, SearchStrategy) else st.just(value)
+
+
+@st.composite
+def requests_from(draw: Any, endpoint: Endpoint, identities: Sequence[str] = ()) -> Request:
+    """Requests drawn from one endpoint: each of its path, json, params and headers is a
+    value or a strategy. Shrinks as the endpoint's own strategies shrink, and toward the
+    first identity."""
+    path = draw(_strategy(endpoint.path))
+    if not isinstance(path, str) or not path.startswith("/"):
+        raise InvalidTarget(
+            f"endpoint {endpoint.name!r} drew path {path!r}; paths must be strings starting "
+            f"with '/' (the fuzzer only talks to its own server)"
+        )
+    body = draw(_strategy(endpoint.json))
+    params = draw(_strategy(endpoint.params))
+    headers = draw(_strategy(endpoint.headers))
+    _check_json(endpoint, "json", body)
+    for name, value in (("params", params), ("headers", headers)):
+        if value is not None and not isinstance(value, Mapping):
+            raise InvalidTarget(f"endpoint {endpoint.name!r} drew {name}={value!r}, not a mapping")
+    allowed = list(endpoint.identities) if endpoint.identities else list(identities)
+    identity = draw(st.sampled_from(allowed)) if allowed else None
+    return Request(
+        endpoint=endpoint.name,
+        method=endpoint.method,
+        path=path,
+        json=body,
+        params=dict(params) if params is not None else None,
+        headers={str(k): str(v) for k, v in headers.items()} if headers is not None else None,
+        identity=identity,
+    )
+
+
+def _check_json(endpoint: Endpoint, name: str, value: Any) -> None:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        raise InvalidTarget(
+            f"endpoint {endpoint.name!r} drew {name}={value!r}, which is not JSON; draw dicts, "
+            f"lists, strings, numbers, booleans and None"
+        ) from None
+
+
+def genes(
+    *, max_yields: int = MAX_YIELDS, max_step: int = MAX_STEP, max_priority: int = MAX_PRIORITY
+) -> SearchStrategy[Gene]:
+    """One request's scheduling genes: a priority and the steps after which it yields.
+    Shrinks toward priority 0 and no yields, i.e. toward running the requests serially
+    in their listed order: fewer context switches."""
+    return st.builds(
+        Gene,
+        priority=st.integers(0, max_priority),
+        yields=st.lists(st.integers(1, max_step), max_size=max_yields, unique=True).map(
+            lambda steps: tuple(sorted(steps))
+        ),
+    )
+
+
+def _any_request(
+    endpoints: Sequence[Endpoint], identities: Sequence[str]
+) -> SearchStrategy[Request]:
+    return st.integers(0, len(endpoints) - 1).flatmap(
+        lambda i: requests_from(endpoints[i], identities)
+    )
+
+
+@st.composite
+def scenarios(
+    draw: Any, target: Target, *, schedule: SearchStrategy[Gene] | None = None
+) -> Scenario:
+    """Scenarios for a target: concurrent requests, each with its genes, then serial init
+    requests that run before them. Shrinks toward fewer requests (each deletion takes its
+    genes with it), simpler requests, fewer yields, and no init requests."""
+    identities = [i.name for i in target.identities]
+    request = _any_request(target.endpoints, identities)
+    pairs = draw(
+        st.lists(
+            st.tuples(request, schedule if schedule is not None else genes()),
+            min_size=target.min_requests,
+            max_size=target.max_requests,
+        )
+    )
+    init = draw(st.lists(request, max_size=target.max_init_requests))
+    observers = tuple(draw(requests_from(e, identities)) for e in target.observers)
+    return Scenario(
+        requests=tuple(r for r, _ in pairs),
+        schedule=tuple(g for _, g in pairs),
+        init=tuple(init),
+        observers=observers,
+    )

@@ -1,0 +1,79 @@
+"""Bad input gets one clear line and exit code 2, never a traceback, and touches nothing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def fuzzer(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "fuzzer", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["run", "no_such_package.app:target"], "Cannot import module 'no_such_package.app'"),
+        (["run", "targets.profile"], "Expected a target reference like 'package.module:attribute'"),
+        (["run", "targets.profile:nope"], "has no attribute 'nope'; targets in it: buggy, fixed"),
+        (["run", "tests.fixtures.bad_targets:not_a_target"], "is a list, expected a fuzzer.Target"),
+        (
+            ["run", "tests.fixtures.bad_targets:factory_raises"],
+            "the app factory raising_factory() raised RuntimeError: cannot read config",
+        ),
+        (
+            ["run", "tests.fixtures.bad_targets:setup_raises"],
+            "setup raising_setup(app) raised ValueError: table users already exists",
+        ),
+        (
+            ["run", "targets.profile:buggy", "--db", "mysql+pymysql://root@10.1.2.3:3306/fuzz_x"],
+            "Refusing database host '10.1.2.3'",
+        ),
+        (
+            ["run", "targets.profile:buggy", "--db", "oracle://scott@127.0.0.1/x"],
+            "Unsupported database 'oracle'",
+        ),
+        (["run", "targets.profile:buggy", "--db", "::not a url::"], "Cannot parse --db"),
+        (["replay", "reports/does-not-exist.json"], "No report at reports/does-not-exist.json"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args: list[str], expected: str) -> None:
+    result = fuzzer(*args)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    errors = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1, result.stderr
+    assert errors[0].startswith("error: ")
+    assert expected in " ".join(result.stderr.split()), result.stderr
+
+
+def test_a_port_in_use_is_named(tmp_path: object) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = fuzzer(
+            "run", "tests.fixtures.bad_targets:healthy", "--port", str(port), "--max-examples", "1"
+        )
+    assert result.returncode == 2
+    assert f"Port {port} on 127.0.0.1 is in use" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_usage_errors_exit_2() -> None:
+    result = fuzzer("run")
+    assert result.returncode == 2
+    assert "Missing argument 'TARGET'" in result.stderr

@@ -1,0 +1,192 @@
+"""The oracle's semantics on hand-built executions: what is serializable, and what is not."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from fuzzer.db import TableInfo
+from fuzzer.model import Execution, Gene, Request, Response, Scenario, Step
+from fuzzer.oracle import Normalizer, Oracle
+
+USERS = TableInfo("users", ("id", "name", "age"), ("id",), "id", ())
+JOBS = TableInfo("jobs", ("id", "token", "user_id"), ("id",), "id", (("user_id", "users", "id"),))
+INITIAL = {"users": ((1, "ann", 30),), "jobs": ()}
+
+
+def scenario(n: int = 2) -> Scenario:
+    requests = tuple(Request(f"E{i}", "POST", f"/e{i}") for i in range(n))
+    return Scenario(requests=requests, schedule=tuple(Gene() for _ in range(n)))
+
+
+def execution(
+    responses: list[tuple[int, object] | None],
+    tables: Mapping[str, object],
+    commits: tuple[int, ...] = (),
+) -> Execution:
+    trace = tuple(Step(request=i, number=1, kind="commit") for i in commits)
+    return Execution(
+        mode="controlled",
+        responses=tuple(None if r is None else Response(r[0], r[1]) for r in responses),
+        tables={"users": INITIAL["users"], "jobs": (), **tables},  # type: ignore[dict-item]
+        trace=trace,
+    )
+
+
+class Serial:
+    """Serial references from a table of outcomes per order (runs counted)."""
+
+    def __init__(self, outcomes: Mapping[tuple[int, ...], Execution]) -> None:
+        self.outcomes = dict(outcomes)
+        self.calls: list[tuple[int, ...]] = []
+
+    def __call__(self, scenario: Scenario, order: tuple[int, ...]) -> Execution:
+        self.calls.append(order)
+        return self.outcomes[order]
+
+
+def oracle(serial: Serial, **kwargs: object) -> Oracle:
+    return Oracle(Normalizer({"users": USERS, "jobs": JOBS}, INITIAL), serial, **kwargs)  # type: ignore[arg-type]
+
+
+def test_the_commit_order_is_tried_first_and_matches() -> None:
+    serial = Serial({(1, 0): execution([(200, "a"), (200, "b")], {"users": ((1, "bob", 31),)})})
+    verdict = oracle(serial).judge(
+        scenario(),
+        execution([(200, "a"), (200, "b")], {"users": ((1, "bob", 31),)}, commits=(1, 0)),
+    )
+    assert verdict.status == "serializable"
+    assert verdict.order == (1, 0)
+    assert serial.calls == [(1, 0)]
+
+
+def test_another_order_can_explain_it() -> None:
+    serial = Serial(
+        {
+            (0, 1): execution([(200, 1), (200, 2)], {"users": ((1, "ann", 32),)}),
+            (1, 0): execution([(200, 2), (200, 1)], {"users": ((1, "ann", 32),)}),
+        }
+    )
+    verdict = oracle(serial).judge(
+        scenario(), execution([(200, 2), (200, 1)], {"users": ((1, "ann", 32),)}, commits=(0, 1))
+    )
+    assert verdict.status == "serializable"
+    assert verdict.order == (1, 0)
+
+
+def test_no_order_explains_a_lost_write() -> None:
+    both = {"users": ((1, "bob", 31),)}
+    serial = Serial(
+        {
+            (0, 1): execution([(200, 0), (200, 0)], both),
+            (1, 0): execution([(200, 0), (200, 0)], both),
+        }
+    )
+    verdict = oracle(serial).judge(
+        scenario(), execution([(200, 0), (200, 0)], {"users": ((1, "ann", 31),)}, commits=(0, 1))
+    )
+    assert verdict.status == "violation"
+    assert [(d.where, d.table, d.column, d.actual, d.expected) for d in verdict.differences] == [
+        ("cell", "users", "name", "ann", "bob")
+    ]
+    assert len(serial.calls) == 3  # both orders, and the closest one again (determinism check)
+
+
+def test_references_are_memoized_by_the_requests() -> None:
+    serial = Serial({(0, 1): execution([(200, 0), (200, 0)], {})})
+    judge = oracle(serial)
+    for _ in range(5):
+        assert (
+            judge.judge(scenario(), execution([(200, 0), (200, 0)], {}, commits=(0, 1))).status
+            == "serializable"
+        )
+    assert serial.calls == [(0, 1)]
+    assert judge.stats.memo_hits == 4
+
+
+def test_an_aborted_request_must_leave_no_effect() -> None:
+    serial = Serial({(0,): execution([(200, "ok"), None], {"users": ((1, "bob", 30),)})})
+    clean = oracle(serial).judge(
+        scenario(), execution([(200, "ok"), (409, "conflict")], {"users": ((1, "bob", 30),)})
+    )
+    assert clean.status == "serializable"
+    assert clean.aborted == (1,)
+    dirty = oracle(serial).judge(
+        scenario(), execution([(200, "ok"), (409, "conflict")], {"users": ((1, "bob", 99),)})
+    )
+    assert dirty.status == "violation"
+
+
+def test_generated_keys_are_compared_up_to_renaming() -> None:
+    # serially request 0 inserts first and gets id 1; here the ids came out the other way
+    serial = Serial(
+        {
+            (0, 1): execution(
+                [(201, {"id": 1}), (201, {"id": 2})], {"jobs": ((1, "t0", 1), (2, "t1", 1))}
+            ),
+        }
+    )
+    swapped = execution(
+        [(201, {"id": 2}), (201, {"id": 1})], {"jobs": ((1, "t1", 1), (2, "t0", 1))}, commits=(0, 1)
+    )
+    verdict = oracle(serial).judge(scenario(), swapped)
+    assert verdict.status == "serializable"
+
+
+def test_a_duplicate_row_is_an_extra_row() -> None:
+    one = execution([(201, {"id": 1}), (200, {"id": 1})], {"jobs": ((1, "t", 1),)})
+    serial = Serial({(0, 1): one, (1, 0): one})
+    two = execution(
+        [(201, {"id": 1}), (201, {"id": 2})], {"jobs": ((1, "t", 1), (2, "t", 1))}, commits=(0, 1)
+    )
+    verdict = oracle(serial).judge(scenario(), two)
+    assert verdict.status == "violation"
+    assert any(d.where == "extra-row" and d.table == "jobs" for d in verdict.differences)
+
+
+def test_a_nondeterministic_reference_gives_unknown_not_a_finding() -> None:
+    outcomes = iter(
+        [
+            execution([(200, "x1"), (200, "y")], {}),
+            execution([(200, "y"), (200, "x2")], {}),
+            execution([(200, "x3"), (200, "y")], {}),
+        ]
+    )
+
+    class Drifting(Serial):
+        def __call__(self, scenario: Scenario, order: tuple[int, ...]) -> Execution:
+            self.calls.append(order)
+            return next(outcomes)
+
+    verdict = oracle(Drifting({})).judge(
+        scenario(), execution([(200, "x0"), (200, "y")], {}, commits=(0, 1))
+    )
+    assert verdict.status == "unknown"
+    assert "nondeterministic" in verdict.reason
+
+
+def test_ignored_columns_and_fields_do_not_count() -> None:
+    serial = Serial(
+        {
+            (0, 1): execution(
+                [(200, {"at": 1, "v": 1}), (200, {"v": 2})], {"users": ((1, "ann", 30),)}
+            )
+        }
+    )
+    o = Oracle(
+        Normalizer(
+            {"users": USERS, "jobs": JOBS},
+            INITIAL,
+            ignore_columns=frozenset({"age"}),
+            ignore_fields=frozenset({"at"}),
+        ),
+        serial,
+    )
+    verdict = o.judge(
+        scenario(),
+        execution(
+            [(200, {"at": 9, "v": 1}), (200, {"v": 2})],
+            {"users": ((1, "ann", 99),)},
+            commits=(0, 1),
+        ),
+    )
+    assert verdict.status == "serializable"

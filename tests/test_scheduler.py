@@ -1,0 +1,152 @@
+"""The scheduler's semantics, with real threads standing in for requests."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+
+from fuzzer.model import Gene
+from fuzzer.scheduler import Limits, Pending, Scheduler, WriteLockModel
+
+Action = Callable[[], None]
+
+
+def run(
+    genes: Sequence[Gene],
+    programs: Sequence[Sequence[tuple[Pending, Action | None]]],
+    **kwargs: object,
+) -> tuple[list[tuple[int, int]], Scheduler]:
+    """Run one thread per program; each step waits for its turn, then runs its action.
+    Returns the grants in order as (request, step)."""
+    scheduler = Scheduler(genes, **kwargs)  # type: ignore[arg-type]
+    grants: list[tuple[int, int, int]] = []
+
+    def request(index: int) -> None:
+        for number, (pending, action) in enumerate(programs[index], 1):
+            seq = scheduler.wait_turn(index, pending)
+            grants.append((seq, index, number))
+            if action is not None:
+                action()
+
+    threads = [threading.Thread(target=request, args=(i,)) for i in range(len(programs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=10)
+        assert not t.is_alive(), "a request thread never finished"
+    scheduler.close()
+    return [(i, n) for _, i, n in sorted(grants)], scheduler
+
+
+def program(*kinds: str) -> list[tuple[Pending, None]]:
+    return [(Pending(kind), None) for kind in ("start", *kinds, "end")]
+
+
+def test_no_yields_means_serial_in_index_order() -> None:
+    order, _ = run([Gene(), Gene()], [program("sql", "commit"), program("sql", "commit")])
+    assert order == [(0, 1), (0, 2), (0, 3), (0, 4), (1, 1), (1, 2), (1, 3), (1, 4)]
+
+
+def test_priority_decides_who_runs_first() -> None:
+    order, _ = run([Gene(priority=2), Gene(priority=1)], [program("sql"), program("sql")])
+    assert [i for i, _ in order] == [1, 1, 1, 0, 0, 0]
+
+
+def test_a_yield_hands_the_turn_to_the_other_request() -> None:
+    order, _ = run([Gene(yields=(2,)), Gene()], [program("sql", "sql"), program("sql")])
+    assert order == [(0, 1), (0, 2), (1, 1), (1, 2), (1, 3), (0, 3), (0, 4)]
+
+
+def test_deleting_a_request_keeps_the_others_genes_meaning() -> None:
+    three, _ = run(
+        [Gene(yields=(2,)), Gene(), Gene(yields=(1,))],
+        [program("sql", "sql"), program("sql"), program("sql", "sql")],
+    )
+    two, _ = run(
+        [Gene(yields=(2,)), Gene(yields=(1,))], [program("sql", "sql"), program("sql", "sql")]
+    )
+    # request 0 yields after its own step 2 in both, whoever else is there
+    assert three[:2] == two[:2] == [(0, 1), (0, 2)]
+    assert three[2][0] == 1 and two[2][0] == 1
+
+
+def test_sqlite_write_lock_is_modelled_not_waited_for() -> None:
+    write = Pending("sql", "UPDATE t SET x=1", connection="a", write=True)
+    commit = Pending("commit", connection="a")
+    other = Pending("sql", "UPDATE t SET x=2", connection="b", write=True)
+    order, scheduler = run(
+        [Gene(yields=(2,)), Gene()],
+        [
+            [(Pending("start"), None), (write, None), (commit, None), (Pending("end"), None)],
+            [
+                (Pending("start"), None),
+                (other, None),
+                (Pending("commit", connection="b"), None),
+                (Pending("end"), None),
+            ],
+        ],
+        lock_model=WriteLockModel(),
+    )
+    # request 0 yields holding the write lock; request 1 may start but not write, so 0
+    # commits first
+    assert order.index((0, 3)) < order.index((1, 2))
+    assert scheduler.stats.timeouts == 0
+
+
+def test_a_request_blocked_on_a_python_lock_is_seen_without_a_timeout() -> None:
+    lock = threading.Lock()
+    held = threading.Event()
+
+    def take() -> None:
+        lock.acquire()
+        held.set()
+
+    def contend() -> None:
+        with lock:
+            pass
+
+    order, scheduler = run(
+        [Gene(yields=(2,)), Gene()],
+        [
+            [
+                (Pending("start"), None),
+                (Pending("checkpoint", "take"), take),
+                (Pending("checkpoint", "release"), lock.release),
+                (Pending("end"), None),
+            ],
+            [
+                (Pending("start"), None),
+                (Pending("checkpoint", "contend"), contend),
+                (Pending("end"), None),
+            ],
+        ],
+        limits=Limits(fallback_timeout=5.0),
+    )
+    assert order.index((1, 2)) < order.index((0, 3))  # 1 tried the lock while 0 held it
+    assert scheduler.stats.python_blocks >= 1
+    assert scheduler.stats.timeouts == 0
+    assert held.is_set()
+
+
+def test_nothing_can_progress_is_a_hang_and_the_gates_open() -> None:
+    never = threading.Event()
+    order, scheduler = run(
+        [Gene(yields=(2,)), Gene()],
+        [
+            [
+                (Pending("start"), None),
+                (Pending("checkpoint"), lambda: never.wait(1.5)),
+                (Pending("end"), None),
+            ],
+            [
+                (Pending("start"), None),
+                (Pending("checkpoint"), lambda: never.wait(1.5)),
+                (Pending("end"), None),
+            ],
+        ],
+        limits=Limits(hang_timeout=0.3, fallback_timeout=5.0),
+    )
+    assert scheduler.hang is not None
+    assert set(scheduler.hang.blocked) == {0, 1}
+    assert all("blocked in Python" in why for why in scheduler.hang.blocked.values())
+    assert len(order) == 6  # every request still ran to its end once the gates opened
