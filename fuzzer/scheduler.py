@@ -79,7 +79,7 @@ class Limits:
     """How the scheduler tells a slow step from a stuck one."""
 
     probe_after: float = 0.002  # a step not back at a gate after this is examined
-    python_block_after: float = 0.015  # CPU clock and stack frozen this long: blocked in Python
+    python_block_after: float = 0.03  # asleep, CPU clock and stack still this long: blocked
     fallback_timeout: float = 1.0  # declared blocked when nothing else can tell
     settle: float = 0.003  # after a step, a blocked thread that stays still this long still is
     hang_timeout: float = 3.0  # no progress at all for this long: the execution hangs
@@ -151,6 +151,7 @@ class RequestHandle:
     granted_at: float = 0.0
     in_db: bool = False
     thread: int | None = None
+    native: int | None = None  # the kernel's id of the thread, for /proc
     connections: list[Any] = field(default_factory=list)
     blocked: str | None = None
     blocked_epoch: int = -1
@@ -211,6 +212,7 @@ class Scheduler:
         sequence number."""
         r = self._reqs[index]
         r.thread = threading.get_ident()
+        r.native = threading.get_native_id()
         with self._lock:
             if self._aborted or r.state == DONE:
                 self._seq += 1
@@ -357,6 +359,7 @@ class Scheduler:
             and now - r.frozen_since >= self.limits.python_block_after
             and r.thread is not None
             and not _in_library(r.thread)
+            and _asleep(r.native)
         ):
             self.stats.python_blocks += 1
             return f"blocked in Python at {_where(r.thread)}"
@@ -421,6 +424,20 @@ def _thread_cpu(ident: int) -> int:
         return time.clock_gettime_ns(time.pthread_getcpuclockid(ident))
     except (OSError, AttributeError, OverflowError):
         return -1
+
+
+def _asleep(native: int | None) -> bool:
+    """Whether the kernel has the thread sleeping (waiting on a lock), not runnable: a
+    thread that only waits for a CPU is not blocked, however still its clock."""
+    if native is None:
+        return True
+    try:
+        with open(f"/proc/self/task/{native}/stat", "rb") as handle:
+            stat = handle.read()
+    except OSError:
+        return True  # no /proc: trust the clock and the stack
+    state = stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3]
+    return state in (b"S", b"D")
 
 
 def _frame_key(ident: int) -> tuple[Any, ...] | None:
