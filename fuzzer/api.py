@@ -16,12 +16,15 @@ from typing import Any
 from .db import parse as parse_db
 from .engine import Search, SearchResult, SearchSettings, evaluate
 from .findings import Finding
-from .model import Scenario
+from .model import Execution, Scenario
 from .report import json as report_json
 from .report.text import curl_chain, finding_text
-from .runner import Costs
+from .runner import Costs, Serial
 from .scheduler import Limits
+from .schedules import Mode
 from .session import Session
+from .survey import check_reachable, survey
+from .survey import describe as describe_survey
 from .target import Target, load_target
 
 DEFAULT_REPORT_DIR = "reports"
@@ -81,6 +84,7 @@ def run(
     hang_timeout: float = 3.0,
     example_db: str | None = os.path.join(".fuzzer", "examples"),
     strict: bool = False,
+    schedule: Mode = "conflict",
     on_event: Callable[..., None] = lambda *a, **k: None,
 ) -> RunReport:
     """Search a target for races and write a report per finding."""
@@ -104,8 +108,9 @@ def run(
         time_budget=time_budget,
         shrink_budget=shrink_budget,
         example_db=example_db,
-        database_key=f"{reference}|{session.databases.dialect}",
+        database_key=f"{reference}|{session.databases.dialect}|{schedule}",
         limits=limits,
+        schedule=schedule,
     )
 
     def work(s: Session) -> RunReport:
@@ -113,15 +118,22 @@ def run(
 
         assert s.oracle is not None and s.harness is not None
         harness = s.harness
+
+        def alone(scenario: Scenario) -> Execution:
+            return s.execute(scenario, Serial(tuple(range(len(scenario.requests)))))
+
+        surveyed = survey(target, alone)
+        check_reachable(target, surveyed, alone, s.app)
         on_event(
             "start",
             target=reference,
             database=s.database_info,
             max_examples=max_examples,
             time_budget=time_budget,
+            survey=describe_survey(surveyed),
         )
         search = Search(
-            scenarios(target),
+            scenarios(target, schedule=schedule, prefer=surveyed.writers()),
             s.execute,
             s.oracle,
             settings,

@@ -20,7 +20,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from random import Random
 from typing import Any
 
@@ -31,6 +31,7 @@ from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
 from hypothesis.internal.conjecture.data import ConjectureData, Status
 from hypothesis.internal.conjecture.engine import ConjectureRunner
 from hypothesis.internal.escalation import InterestingOrigin
+from hypothesis.reporting import with_reporter
 from hypothesis.strategies import SearchStrategy
 
 from .findings import Finding, classify
@@ -38,6 +39,7 @@ from .model import Execution, Gene, Scenario
 from .oracle import Oracle, Verdict
 from .runner import Controlled, Dispatch
 from .scheduler import Limits
+from .schedules import Mode, needs_reference, resolve
 
 __all__ = ["Detection", "Search", "SearchResult", "SearchSettings", "evaluate"]
 
@@ -56,7 +58,7 @@ class SearchSettings:
     database_key: str = ""
     confirm: int = 3  # replays of each minimal example, to tell flaky ones
     limits: Limits = field(default_factory=Limits)
-    schedule: SearchStrategy[Gene] | None = None
+    schedule: Mode = "conflict"  # how drawn genes become yields (fuzzer/schedules.py)
 
 
 @dataclass(frozen=True)
@@ -126,7 +128,12 @@ class _Runner(ConjectureRunner):
             return False
         if self._generate_deadline is not None and time.monotonic() > self._generate_deadline:
             return False
-        return bool(super().should_generate_more())
+        if not self.interesting_test_cases:
+            return bool(super().should_generate_more())
+        # Hypothesis stops soon after a first bug (right for a unit test); a fuzzer keeps
+        # looking for other distinct findings until its example budget is spent.
+        exhausted = self._ConjectureRunner__tree_is_exhausted()  # type: ignore[attr-defined]
+        return self.valid_test_cases < self.settings.max_examples and not exhausted
 
 
 def evaluate(
@@ -174,7 +181,16 @@ class Search:
 
     def _draw(self, data: ConjectureData) -> Scenario:
         with BuildContext(data, wrapped_test=self._test):
-            return data.draw(self.strategy)
+            drawn = data.draw(self.strategy)
+        return self.prepare(drawn)
+
+    def prepare(self, drawn: Scenario) -> Scenario:
+        """Turn the drawn genes into a concrete schedule (step numbers)."""
+        mode = self.settings.schedule
+        if not needs_reference(mode):
+            return resolve(drawn, mode)
+        serial, _ = self.oracle.reference(drawn, tuple(range(len(drawn.requests))))
+        return resolve(drawn, mode, serial)
 
     def _test(self, data: ConjectureData) -> None:
         scenario = self._draw(data)
@@ -221,7 +237,8 @@ class Search:
             s.max_examples,
             deadline=(self._started + s.time_budget) if s.time_budget else None,
         )
-        runner.run()
+        with with_reporter(_silent):  # Hypothesis's own warnings are about unit tests
+            runner.run()
         stop_reason = _stop_reason(runner, s)
         shrink_started = time.monotonic()
         self._shrinking = True
@@ -295,7 +312,8 @@ class Search:
         if getattr(result, "status", None) != Status.INTERESTING:
             return choices  # it did not reproduce alone; keep what was seen
         try:
-            runner.run()
+            with with_reporter(_silent):
+                runner.run()
         finally:
             self._focus = None
         for origin, best in runner.interesting_test_cases.items():
@@ -314,6 +332,8 @@ class Search:
             return None
         detection = self.detections.get(fingerprint)
         finding = finding.with_(found_after=detection.examples if detection else 0)
+        if self.settings.shrink:
+            finding = self._fewer_yields(finding)
         n = self.settings.confirm
         if n > 0:
             hits = 0
@@ -325,6 +345,29 @@ class Search:
             if hits < n:
                 finding = finding.with_(flaky=f"{hits}/{n}")
         return finding
+
+    def _fewer_yields(self, finding: Finding) -> Finding:
+        """Drop every yield the finding does not need, one at a time, latest first: the
+        schedule a report shows is then 1-minimal (no single yield can go)."""
+        fingerprint = finding.fingerprint
+        scenario = finding.scenario
+        for index in reversed(range(len(scenario.schedule))):
+            for step in reversed(scenario.schedule[index].yields):
+                gene = scenario.schedule[index]
+                fewer = Gene(gene.priority, tuple(y for y in gene.yields if y != step))
+                schedule = (*scenario.schedule[:index], fewer, *scenario.schedule[index + 1 :])
+                candidate = replace(scenario, schedule=schedule)
+                _, _, findings = evaluate(
+                    candidate, self.execute, self.oracle, self.settings.limits
+                )
+                match = next((f for f in findings if f.fingerprint == fingerprint), None)
+                if match is not None:
+                    scenario, finding = candidate, match.with_(found_after=finding.found_after)
+        return finding
+
+
+def _silent(message: object) -> None:
+    del message
 
 
 def _smaller(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:

@@ -423,12 +423,24 @@ def _lost_update(
                 for cell in cells:
                     if cell.table.rsplit(".", 1)[-1] != table.rsplit(".", 1)[-1]:
                         continue
-                    if (
+                    if not (
                         set_columns
                         and cell.column in set_columns
                         and _same(set_columns[cell.column], cell.expected)
                     ):
-                        return victim, writer, reads[0].position, same_row[0].position, cell
+                        continue
+                    # the overwrite: a write of the writer's that left the final value
+                    overwrite = next(
+                        (
+                            x
+                            for x in same_row
+                            if not x.access.sets
+                            or _same(dict(x.access.sets).get(cell.column, _MISSING), cell.actual)
+                        ),
+                        None,
+                    )
+                    if overwrite is not None:
+                        return victim, writer, reads[0].position, overwrite.position, cell
                 if not set_columns:
                     match = next((c for c in cells if c.table.endswith(table)), None)
                     if match is not None:
@@ -787,6 +799,9 @@ def _finding(
 
 def _lets(scenario: Scenario) -> tuple[tuple[str, str], ...]:
     return tuple((label(i), r.describe()) for i, r in enumerate(scenario.requests))
+
+
+_MISSING = object()
 
 
 def _first(difference: Difference | None) -> str:
