@@ -139,6 +139,7 @@ def run(
             settings,
             http_requests=lambda: harness.costs.http_requests,
             on_event=on_event,
+            traces={e.endpoint: e.trace for e in surveyed.endpoints},
         )
         result = search.run()
         return RunReport(

@@ -19,7 +19,7 @@ import hashlib
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from random import Random
 from typing import Any
@@ -35,11 +35,11 @@ from hypothesis.reporting import with_reporter
 from hypothesis.strategies import SearchStrategy
 
 from .findings import Finding, classify
-from .model import Execution, Gene, Scenario
+from .model import Execution, Gene, Scenario, Step
 from .oracle import Oracle, Verdict
 from .runner import Controlled, Dispatch
 from .scheduler import Limits
-from .schedules import Mode, needs_reference, resolve
+from .schedules import Mode, needs_trace, resolve, surveyed_trace
 
 __all__ = ["Detection", "Search", "SearchResult", "SearchSettings", "evaluate"]
 
@@ -160,8 +160,10 @@ class Search:
         *,
         http_requests: Callable[[], int] = lambda: 0,
         on_event: Callable[..., None] = lambda *a, **k: None,
+        traces: Mapping[str, Sequence[Step]] | None = None,
     ) -> None:
         self.strategy = strategy
+        self.traces = traces  # each endpoint's steps alone (the survey), for conflict points
         self.execute = execute
         self.oracle = oracle
         self.settings = settings
@@ -185,12 +187,15 @@ class Search:
         return self.prepare(drawn)
 
     def prepare(self, drawn: Scenario) -> Scenario:
-        """Turn the drawn genes into a concrete schedule (step numbers)."""
+        """Turn the drawn genes into a concrete schedule (step numbers): conflict points
+        come from the endpoints' surveyed steps, or else from a serial run."""
         mode = self.settings.schedule
-        if not needs_reference(mode):
+        if not needs_trace(mode):
             return resolve(drawn, mode)
+        if self.traces is not None:
+            return resolve(drawn, mode, surveyed_trace(drawn, self.traces))
         serial, _ = self.oracle.reference(drawn, tuple(range(len(drawn.requests))))
-        return resolve(drawn, mode, serial)
+        return resolve(drawn, mode, serial.trace)
 
     def _test(self, data: ConjectureData) -> None:
         scenario = self._draw(data)

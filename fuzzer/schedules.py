@@ -19,27 +19,28 @@ concrete — the request's own step numbers after which it yields:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Literal
 
-from .model import Execution, Gene, Scenario, Step
+from .model import Gene, Scenario, Step
 from .sql import access
 
 Mode = Literal["conflict", "random", "pct"]
 MODES: tuple[Mode, ...] = ("conflict", "random", "pct")
 
 
-def needs_reference(mode: Mode) -> bool:
+def needs_trace(mode: Mode) -> bool:
     return mode == "conflict"
 
 
-def resolve(scenario: Scenario, mode: Mode, serial: Execution | None = None) -> Scenario:
-    """The scenario with concrete yields (step numbers) for its drawn genes."""
+def resolve(scenario: Scenario, mode: Mode, trace: Sequence[Step] = ()) -> Scenario:
+    """The scenario with concrete yields (step numbers) for its drawn genes. ``trace``
+    holds the requests' steps when run one at a time (request indices as in the
+    scenario): a serial execution of them, or each endpoint's surveyed steps."""
     if mode != "conflict":
         return scenario
-    assert serial is not None, "conflict-guided genes need the serial trace"
-    candidates = conflict_points(serial.trace, len(scenario.requests))
+    candidates = conflict_points(trace, len(scenario.requests))
     schedule = []
     for index, gene in enumerate(scenario.schedule):
         points = candidates.get(index, ())
@@ -49,6 +50,16 @@ def resolve(scenario: Scenario, mode: Mode, serial: Execution | None = None) -> 
         steps = sorted({points[k % len(points)] for k in gene.yields})
         schedule.append(Gene(gene.priority, tuple(steps)))
     return replace(scenario, schedule=tuple(schedule))
+
+
+def surveyed_trace(scenario: Scenario, traces: Mapping[str, Sequence[Step]]) -> list[Step]:
+    """Each request's steps as its endpoint's survey recorded them, renumbered to the
+    request's index: the cheap stand-in for a serial run of the scenario."""
+    return [
+        replace(step, request=index)
+        for index, request in enumerate(scenario.requests)
+        for step in traces.get(request.endpoint, ())
+    ]
 
 
 def conflict_points(trace: Sequence[Step], requests: int) -> dict[int, tuple[int, ...]]:

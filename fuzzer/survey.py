@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from hypothesis import HealthCheck, Phase, find, settings
 
 from .errors import InvalidTarget
-from .model import Execution, Gene, Request, Scenario
+from .model import Execution, Gene, Request, Scenario, Step
 from .sql import access
 from .target import Endpoint, Target
 
@@ -30,6 +30,7 @@ class EndpointSurvey:
     reads: frozenset[str]
     writes: frozenset[str]
     statements: int
+    trace: tuple[Step, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,13 @@ class Survey:
         partners = self.partners()
         writing = [e.endpoint for e in self.endpoints if e.writes]
         return tuple(sorted(writing, key=lambda name: -len(partners[name])))
+
+    def trace_of(self, endpoint: str) -> tuple[Step, ...]:
+        """The steps of the endpoint's simplest request, run alone."""
+        for e in self.endpoints:
+            if e.endpoint == endpoint:
+                return e.trace
+        return ()
 
     def unreachable(self) -> list[EndpointSurvey]:
         return [e for e in self.endpoints if e.status in (404, 405)]
@@ -169,6 +177,7 @@ def survey(target: Target, run: Run) -> Survey:
                 frozenset(reads),
                 frozenset(writes),
                 statements,
+                execution.trace,
             )
         )
     return Survey(tuple(results))

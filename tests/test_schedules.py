@@ -35,10 +35,10 @@ def test_conflict_points_are_around_the_conflicting_statements() -> None:
 
 
 def test_genes_resolve_to_conflict_points() -> None:
-    serial = type("E", (), {"trace": TRACE})()
+    serial = TRACE
     requests = tuple(Request(f"E{i}", "GET", "/") for i in range(3))
     drawn = Scenario(requests, (Gene(0, (0, 2)), Gene(1, ()), Gene(0, (0,))))
-    resolved = resolve(drawn, "conflict", serial)  # type: ignore[arg-type]
+    resolved = resolve(drawn, "conflict", serial)
     assert resolved.schedule == (Gene(0, (2, 4)), Gene(1, ()), Gene(0, ()))
 
 
