@@ -89,6 +89,7 @@ class Verdict:
     serial_failures: tuple[tuple[int, Response], ...] = ()  # 5xx seen in serial runs
     reason: str = ""  # for unknown
     orders_tried: int = 0
+    consulted: tuple[Execution, ...] = field(default=(), compare=False, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -334,6 +335,7 @@ class Oracle:
             reference,
             tuple(sorted(failures.items())),
             orders_tried=len(tried),
+            consulted=tuple(t[1] for t in tried),
         )
 
     def _orders(self, execution: Execution, committed: Sequence[int]) -> list[tuple[int, ...]]:
