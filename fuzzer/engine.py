@@ -37,9 +37,9 @@ from hypothesis.strategies import SearchStrategy
 from .findings import Finding, classify
 from .model import Execution, Gene, Scenario, Step
 from .oracle import Oracle, Verdict
-from .runner import Controlled, Dispatch
+from .runner import Controlled, Dispatch, Free
 from .scheduler import Limits
-from .schedules import Mode, needs_trace, resolve, surveyed_trace
+from .schedules import Mode, from_trace, needs_trace, resolve, surveyed_trace
 
 __all__ = ["Detection", "Search", "SearchResult", "SearchSettings", "evaluate"]
 
@@ -59,6 +59,7 @@ class SearchSettings:
     confirm: int = 3  # replays of each minimal example, to tell flaky ones
     limits: Limits = field(default_factory=Limits)
     schedule: Mode = "conflict"  # how drawn genes become yields (fuzzer/schedules.py)
+    free_running: bool = False  # stress mode: no gates, real timing (no shrinking)
 
 
 @dataclass(frozen=True)
@@ -140,10 +141,11 @@ def evaluate(
     scenario: Scenario,
     execute: Callable[[Scenario, Dispatch], Execution],
     oracle: Oracle,
-    limits: Limits | None = None,
+    dispatch: Dispatch | None = None,
 ) -> tuple[Execution, Verdict, list[Finding]]:
-    """Run one scenario under control, judge it, and classify what it shows."""
-    execution = execute(scenario, Controlled(limits or Limits()))
+    """Run one scenario (under control unless ``dispatch`` says otherwise), judge it, and
+    classify what it shows."""
+    execution = execute(scenario, dispatch or Controlled())
     verdict = oracle.judge(scenario, execution)
     return execution, verdict, classify(scenario, execution, verdict)
 
@@ -164,6 +166,8 @@ class Search:
     ) -> None:
         self.strategy = strategy
         self.traces = traces  # each endpoint's steps alone (the survey), for conflict points
+        self.controlled = Controlled(settings.limits)
+        self.dispatch: Dispatch = Free() if settings.free_running else self.controlled
         self.execute = execute
         self.oracle = oracle
         self.settings = settings
@@ -202,7 +206,7 @@ class Search:
         self.calls += 1
         if not self._shrinking:
             self.examples += 1
-        _, verdict, findings = evaluate(scenario, self.execute, self.oracle, self.settings.limits)
+        _, verdict, findings = evaluate(scenario, self.execute, self.oracle, self.dispatch)
         if verdict.status == "unknown" and not self._shrinking:
             self.unknown[verdict.reason.split(";")[0]] += 1
         relevant = [f for f in findings if self._focus is None or f.fingerprint == self._focus]
@@ -331,25 +335,46 @@ class Search:
         findings = self._findings_by_choices.get(choices)
         if findings is None:
             scenario = self._draw(ConjectureData.for_choices(list(choices)))
-            _, _, findings = evaluate(scenario, self.execute, self.oracle, self.settings.limits)
+            _, _, findings = evaluate(scenario, self.execute, self.oracle, self.dispatch)
         finding = next((f for f in findings if f.fingerprint == fingerprint), None)
         if finding is None:
             return None
         detection = self.detections.get(fingerprint)
         finding = finding.with_(found_after=detection.examples if detection else 0)
+        if self.settings.free_running:
+            return self._replay_under_control(finding)
         if self.settings.shrink:
             finding = self._fewer_yields(finding)
         n = self.settings.confirm
         if n > 0:
             hits = 0
             for _ in range(n):
-                _, _, again = evaluate(
-                    finding.scenario, self.execute, self.oracle, self.settings.limits
-                )
+                _, _, again = evaluate(finding.scenario, self.execute, self.oracle, self.controlled)
                 hits += any(f.fingerprint == fingerprint for f in again)
             if hits < n:
                 finding = finding.with_(flaky=f"{hits}/{n}")
         return finding
+
+    def _replay_under_control(self, finding: Finding) -> Finding:
+        """A free-running finding has no known schedule: derive one from the order its
+        steps were seen in, and say whether it reproduces under control (best effort)."""
+        scenario = replace(
+            finding.scenario,
+            schedule=from_trace(finding.execution.trace, len(finding.scenario.requests)),
+        )
+        n = max(self.settings.confirm, 1)
+        hits = 0
+        for _ in range(n):
+            _, _, again = evaluate(scenario, self.execute, self.oracle, self.controlled)
+            hits += any(f.fingerprint == finding.fingerprint for f in again)
+        replay = (
+            f"reproduced {hits}/{n} under control with the schedule derived from its trace"
+            if hits
+            else "did not reproduce under control: the free-running schedule is unknown"
+        )
+        return finding.with_(
+            scenario=scenario, extra={**finding.extra, "mode": "stress", "replay": replay}
+        )
 
     def _fewer_yields(self, finding: Finding) -> Finding:
         """Drop every yield the finding does not need, one at a time, latest first: the
@@ -362,9 +387,7 @@ class Search:
                 fewer = Gene(gene.priority, tuple(y for y in gene.yields if y != step))
                 schedule = (*scenario.schedule[:index], fewer, *scenario.schedule[index + 1 :])
                 candidate = replace(scenario, schedule=schedule)
-                _, _, findings = evaluate(
-                    candidate, self.execute, self.oracle, self.settings.limits
-                )
+                _, _, findings = evaluate(candidate, self.execute, self.oracle, self.controlled)
                 match = next((f for f in findings if f.fingerprint == fingerprint), None)
                 if match is not None:
                     scenario, finding = candidate, match.with_(found_after=finding.found_after)

@@ -93,6 +93,23 @@ def conflict_points(trace: Sequence[Step], requests: int) -> dict[int, tuple[int
     return points
 
 
+def from_trace(trace: Sequence[Step], requests: int) -> tuple[Gene, ...]:
+    """A schedule that replays an observed order of steps as closely as the genes can:
+    requests start in the order they were first seen, and each yields after every step
+    that another request's step followed. Exact for two requests."""
+    first_seen: dict[int, int] = {}
+    yields: dict[int, list[int]] = {i: [] for i in range(requests)}
+    for position, step in enumerate(trace):
+        first_seen.setdefault(step.request, position)
+        following = trace[position + 1] if position + 1 < len(trace) else None
+        if following is not None and following.request != step.request and step.kind != "end":
+            yields[step.request].append(step.number)
+    rank = {r: k for k, r in enumerate(sorted(first_seen, key=first_seen.__getitem__))}
+    return tuple(
+        Gene(priority=rank.get(i, requests), yields=tuple(yields[i])) for i in range(requests)
+    )
+
+
 def pct_bound(requests: int, steps: int, depth: int) -> float:
     """PCT's lower bound on the chance that one example finds a bug of depth ``depth``."""
     return 1.0 / (requests * max(steps, 1) ** max(depth - 1, 0))
