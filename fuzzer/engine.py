@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from random import Random
@@ -54,6 +54,7 @@ class SearchSettings:
     shrink_budget: float = 60.0
     shrink: bool = True
     stop_at_first: bool = False  # stop generating at the first finding (benchmarks)
+    stop_kinds: frozenset[str] = frozenset()  # with stop_at_first: only findings of these kinds
     example_db: str | None = os.path.join(".fuzzer", "examples")
     database_key: str = ""
     confirm: int = 3  # replays of each minimal example, to tell flaky ones
@@ -105,7 +106,7 @@ class _Runner(ConjectureRunner):
         *args: Any,
         deadline: float | None,
         shrink_budget: float,
-        stop_at_first: bool,
+        stop_at_first: Callable[[], bool] | None,
         **kwargs: Any,
     ) -> None:
         self._generate_deadline = deadline
@@ -125,7 +126,7 @@ class _Runner(ConjectureRunner):
         self._shrink_deadline = value
 
     def should_generate_more(self) -> bool:
-        if self._stop_at_first and self.interesting_test_cases:
+        if self._stop_at_first is not None and self._stop_at_first():
             return False
         if self._generate_deadline is not None and time.monotonic() > self._generate_deadline:
             return False
@@ -177,6 +178,7 @@ class Search:
         self.calls = 0
         self.unknown: Counter[str] = Counter()
         self.detections: dict[str, Detection] = {}
+        self.seconds: dict[str, float] = defaultdict(float)  # where the time goes
         self._findings_by_choices: dict[tuple[Any, ...], list[Finding]] = {}
         self._smallest: dict[str, tuple[Any, ...]] = {}  # fingerprint -> choices seen
         self._started = 0.0
@@ -206,7 +208,20 @@ class Search:
         self.calls += 1
         if not self._shrinking:
             self.examples += 1
-        _, verdict, findings = evaluate(scenario, self.execute, self.oracle, self.dispatch)
+        started = time.perf_counter()
+        references = self.oracle.stats.seconds
+        execution = self.execute(scenario, self.dispatch)
+        executed = time.perf_counter()
+        verdict = self.oracle.judge(scenario, execution)
+        judged = time.perf_counter()
+        findings = classify(scenario, execution, verdict)
+        spent = self.seconds
+        spent["executions"] += executed - started
+        spent["references"] += self.oracle.stats.seconds - references
+        spent["oracle"] += judged - executed - (self.oracle.stats.seconds - references)
+        spent["classify"] += time.perf_counter() - judged
+        if self._shrinking:
+            spent["shrinking"] += time.perf_counter() - started
         if verdict.status == "unknown" and not self._shrinking:
             self.unknown[verdict.reason.split(";")[0]] += 1
         relevant = [f for f in findings if self._focus is None or f.fingerprint == self._focus]
@@ -232,6 +247,10 @@ class Search:
         if relevant:
             self._findings_by_choices[choices] = findings
             data.mark_interesting(_origin(relevant[0].fingerprint))
+
+    def _found_wanted(self) -> bool:
+        kinds = self.settings.stop_kinds
+        return any(not kinds or fp.split(":", 1)[0] in kinds for fp in self.detections)
 
     # -- the run ----------------------------------------------------------------------------
 
@@ -307,7 +326,7 @@ class Search:
             database_key=key if database is not None else None,
             deadline=deadline,
             shrink_budget=s.shrink_budget,
-            stop_at_first=s.stop_at_first,
+            stop_at_first=self._found_wanted if s.stop_at_first else None,
         )
 
     def _shrink_alone(
@@ -416,6 +435,6 @@ def _stop_reason(runner: _Runner, settings: SearchSettings) -> str:
     ):
         return f"time budget of {settings.time_budget:g} s"
     reason = runner.statistics.get("stopped-because", "")
-    if runner.interesting_test_cases and settings.stop_at_first:
+    if runner._stop_at_first is not None and runner._stop_at_first():
         return "first finding"
     return str(reason) or "finished"
