@@ -16,6 +16,8 @@ Every message says what was given, what was expected, and how to fix it, on one 
 
 from __future__ import annotations
 
+import traceback
+
 
 class FuzzerError(Exception):
     """Base class of every error the fuzzer raises on purpose."""
@@ -51,3 +53,15 @@ class InternalError(FuzzerError):
     """A bug in the fuzzer itself. Please report it with the command that caused it."""
 
     exit_code = 3
+
+
+def describe(exc: BaseException) -> str:
+    """An exception a target's code raised, on one line: its type, message and the file
+    and line it came from."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = ""
+    if frames:
+        last = frames[-1]
+        where = f" at {last.filename.rsplit('/', 1)[-1]}:{last.lineno}"
+    message = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {message}{where}"

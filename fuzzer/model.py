@@ -27,10 +27,11 @@ class Request:
     params: Mapping[str, Any] | None = None
     headers: Mapping[str, str] | None = None
     identity: str | None = None  # which declared user the request acts as
+    form: Mapping[str, Any] | None = None  # a form-encoded body (an HTML form's fields)
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"endpoint": self.endpoint, "method": self.method, "path": self.path}
-        for name in ("json", "params", "headers", "identity"):
+        for name in ("json", "form", "params", "headers", "identity"):
             value = getattr(self, name)
             if value is not None:
                 data[name] = dict(value) if isinstance(value, Mapping) and name != "json" else value
@@ -46,15 +47,18 @@ class Request:
             params=data.get("params"),
             headers=data.get("headers"),
             identity=data.get("identity"),
+            form=data.get("form"),
         )
 
     def describe(self) -> str:
-        """A one-line description: method, path, query and body."""
+        """A one-line description: method, path, query, body and identity."""
         text = f"{self.method} {self.path}"
         if self.params:
             text += "?" + "&".join(f"{k}={v}" for k, v in self.params.items())
         if self.json is not None:
             text += " " + json.dumps(self.json, ensure_ascii=False, sort_keys=True)
+        if self.form is not None:
+            text += " form " + json.dumps(dict(self.form), ensure_ascii=False, sort_keys=True)
         if self.identity is not None:
             text += f" as {self.identity}"
         return text

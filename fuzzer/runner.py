@@ -228,6 +228,7 @@ class Harness:
                 request.method,
                 self.server.base_url + request.path,
                 json=request.json,
+                data=_form_data(request.form),
                 params=dict(request.params) if request.params else None,
                 headers=headers,
                 timeout=self.request_timeout,
@@ -245,6 +246,19 @@ class Harness:
         return Response(reply.status_code, _body(reply), recording.errors.get((phase, index), ""))
 
 
+def _form_data(form: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A form's fields as httpx sends them: booleans as an HTML checkbox does (checked:
+    "y"; unchecked: left out), ``None`` left out, lists as repeated fields."""
+    if form is None:
+        return None
+    data: dict[str, Any] = {}
+    for key, value in form.items():
+        if value is None or value is False:
+            continue
+        data[key] = "y" if value is True else value
+    return data
+
+
 def _body(reply: httpx.Response) -> Any:
     content_type = reply.headers.get("content-type", "")
     if "json" in content_type:
@@ -256,12 +270,18 @@ def _body(reply: httpx.Response) -> Any:
     return text if len(text) <= 2000 else text[:2000] + "…"
 
 
+#: Sent by every request of the fuzzer's client, logins included (Flask-Login's session
+#: protection hashes it with the client address).
+USER_AGENT = "flask-race-fuzzer"
+
+
 def new_client() -> httpx.AsyncClient:
     """One client per run: no cookies kept between requests (each identity sends its own),
     no proxies from the environment (traffic stays on loopback)."""
     no_cookies = http.cookiejar.CookieJar(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
     return httpx.AsyncClient(
         cookies=no_cookies,
+        headers={"User-Agent": USER_AGENT},
         trust_env=False,
         limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
     )

@@ -1,25 +1,26 @@
 """Set a run up and tear it down: scratch databases, the app, its setup, the server.
 
 ``Session.run(work)`` creates the target's scratch databases, builds the app with the
-factory, runs ``setup``, starts the loopback server, opens one HTTP client, takes the
-snapshot, and then calls ``work(session)`` in a worker thread while trio serves the
-HTTP side. ``work`` runs scenarios through ``session.execute`` (thread-safe: it hands
-the scenario to trio). Whatever happens, the server stops and the databases are
-dropped (unless kept) at the end.
+factory, runs ``setup``, starts the loopback server, opens one HTTP client, logs the
+target's identities in (identities.py), takes the snapshot, and then calls
+``work(session)`` in a worker thread while trio serves the HTTP side. ``work`` runs
+scenarios through ``session.execute`` (thread-safe: it hands the scenario to trio).
+Whatever happens, the server stops and the databases are dropped (unless kept) at the
+end.
 """
 
 from __future__ import annotations
 
 import contextlib
-import traceback
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import trio
 
-from . import gates
+from . import domains, gates
 from .db import Databases
-from .errors import FuzzerError, TargetSetupError
+from .errors import FuzzerError, TargetSetupError, describe
+from .identities import log_in
 from .model import Execution, Scenario
 from .oracle import Normalizer, Oracle
 from .runner import Dispatch, Harness, Serial, new_client
@@ -83,6 +84,9 @@ class Session:
                 client,
                 request_timeout=self.limits.hang_timeout + 15.0,
             )
+            self.harness.identity_headers = await log_in(
+                self.target, self.app, client, self.server.base_url
+            )
             self.databases.take_snapshot()
             self.database_info = self.databases.describe()
             self.oracle = Oracle(
@@ -96,7 +100,9 @@ class Session:
                 conflict_statuses=frozenset(self.target.conflict_statuses),
                 strict=self.strict,
             )
-            return await trio.to_thread.run_sync(work, self)
+            columns = {name: info.columns for name, info in self.databases.tables.items()}
+            with domains.bind(columns, self.databases.initial):
+                return await trio.to_thread.run_sync(work, self)
 
     def execute(self, scenario: Scenario, dispatch: Dispatch) -> Execution:
         """Run a scenario; call from ``work``'s thread."""
@@ -116,7 +122,7 @@ class Session:
         except Exception as exc:
             receives = "a mapping of database name to URL" if target.databases else "the URL"
             raise TargetSetupError(
-                f"{_ref(target)}: the app factory {name}() raised {_describe(exc)}; "
+                f"{_ref(target)}: the app factory {name}() raised {describe(exc)}; "
                 f"it receives {receives} of a fresh scratch database and must return a WSGI app"
             ) from exc
         if not callable(app):
@@ -138,11 +144,13 @@ class Session:
                     target.setup(self.app)
             else:
                 target.setup(self.app)
+        except TargetSetupError as exc:  # a failing step inside setup (fuzzer.flask_command)
+            raise TargetSetupError(f"{_ref(target)}: setup {name}(app): {exc}") from exc
         except FuzzerError:
             raise
         except Exception as exc:
             raise TargetSetupError(
-                f"{_ref(target)}: setup {name}(app) raised {_describe(exc)}; it runs once on a "
+                f"{_ref(target)}: setup {name}(app) raised {describe(exc)}; it runs once on a "
                 f"fresh, empty database to create the tables and insert the initial rows"
             ) from exc
 
@@ -161,12 +169,3 @@ class Session:
 
 def _ref(target: Target) -> str:
     return target.reference or target.name
-
-
-def _describe(exc: BaseException) -> str:
-    frames = traceback.extract_tb(exc.__traceback__)
-    where = ""
-    if frames:
-        last = frames[-1]
-        where = f" at {last.filename.rsplit('/', 1)[-1]}:{last.lineno}"
-    return f"{type(exc).__name__}: {exc}{where}"

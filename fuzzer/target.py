@@ -30,8 +30,10 @@ DEFAULT_CONFLICT_STATUSES = frozenset({409, 423})
 
 
 class Endpoint:
-    """One kind of request. ``path``, ``json``, ``params`` and ``headers`` are each a
-    plain value or a Hypothesis strategy that draws one.
+    """One kind of request. ``path``, ``json``, ``form``, ``params`` and ``headers`` are
+    each a plain value or a Hypothesis strategy that draws one. ``form`` is a
+    form-encoded body (an HTML form's fields); a request has a JSON body or a form, not
+    both.
 
     ``as_`` restricts which declared identities may send it (default: all of them).
     """
@@ -42,6 +44,7 @@ class Endpoint:
         path: str | SearchStrategy[str],
         *,
         json: Any = None,
+        form: Mapping[str, Any] | SearchStrategy[Mapping[str, Any]] | None = None,
         params: Mapping[str, Any] | SearchStrategy[Mapping[str, Any]] | None = None,
         headers: Mapping[str, str] | SearchStrategy[Mapping[str, str]] | None = None,
         name: str | None = None,
@@ -50,6 +53,7 @@ class Endpoint:
         self.method = method.upper() if isinstance(method, str) else method
         self.path = path
         self.json = json
+        self.form = form
         self.params = params
         self.headers = headers
         self.identities = tuple(as_) if as_ is not None else None
@@ -62,6 +66,9 @@ class Endpoint:
 def _default_name(method: Any, path: Any) -> str:
     if isinstance(path, str):
         return f"{method} {path}"
+    rule = getattr(path, "rule", None)  # fuzzer.paths("/post/<int:post_id>", ...)
+    if isinstance(rule, str):
+        return f"{method} {rule}"
     elements = getattr(path, "elements", None)  # sampled_from(...)
     if elements and all(isinstance(e, str) for e in elements):
         prefix = _common_prefix(list(elements))
@@ -79,17 +86,32 @@ def _common_prefix(values: list[str]) -> str:
 
 
 @dataclass(frozen=True)
+class Login:
+    """How an identity logs in: one request to the app's own login view, form-encoded
+    (``form=``, an HTML login form) or JSON (``json=``). Whatever cookies it sets are
+    sent with every request of the identity."""
+
+    path: str
+    form: Mapping[str, Any] | None = None
+    json: Any = None
+    method: str = "POST"
+    headers: Mapping[str, str] | None = None
+
+
+@dataclass(frozen=True)
 class Identity:
     """A user the requests can act as.
 
     ``login`` is a request sent once per fresh database (after ``setup``, before the
-    snapshot); the cookies it sets are kept for this identity. ``headers`` are sent
-    with every request of this identity; a callable receives the app and returns
-    them (for a token the app issued during setup).
+    snapshot, so its side effects are part of the initial state); the cookies it sets
+    are kept for this identity. ``headers`` are sent with every request of this
+    identity; a callable receives the app and returns them (for a token the app
+    issues, or ``fuzzer.flask_login_session(user_id)``). With neither, the identity is
+    anonymous.
     """
 
     name: str
-    login: Any = None  # an Endpoint-like: Login(...) or a plain Endpoint
+    login: Login | Endpoint | None = None  # an Endpoint with plain values works too
     headers: Mapping[str, str] | Callable[[Any], Mapping[str, str]] | None = None
 
 
@@ -197,14 +219,22 @@ def validate(target: Target, where: str = "") -> None:
         isinstance(d, str) and d.isidentifier() for d in target.databases
     ):
         fail(f"Target.databases must be a tuple of identifiers, got {target.databases!r}")
-    identity_names = [i.name for i in target.identities]
+    if isinstance(target.identities, str | bytes) or not isinstance(target.identities, Sequence):
+        fail(f"Target.identities must be a list of Identity, got {target.identities!r}")
     for i, identity in enumerate(target.identities):
-        if not isinstance(identity, Identity):
-            fail(f"Target.identities[{i}] must be an Identity, got {identity!r}")
-    for endpoint in target.endpoints:
+        _validate_identity(identity, f"Target.identities[{i}]", fail)
+    identity_names = [i.name for i in target.identities]
+    twice = sorted({n for n in identity_names if identity_names.count(n) > 1})
+    if twice:
+        fail(f"identity names must be unique, {twice[0]!r} is used twice")
+    for endpoint in (*target.endpoints, *target.observers):
         for name in endpoint.identities or ():
             if name not in identity_names:
-                fail(f"endpoint {endpoint.name!r} names identity {name!r}, not declared")
+                declared = ", ".join(map(repr, identity_names)) or "none"
+                fail(
+                    f"endpoint {endpoint.name!r} names identity {name!r} in as_=, which is not "
+                    f"declared in Target.identities (declared: {declared})"
+                )
     if not (isinstance(target.min_requests, int) and target.min_requests >= 1):
         fail(f"Target.min_requests must be an int >= 1, got {target.min_requests!r}")
     if not (isinstance(target.max_requests, int) and target.min_requests <= target.max_requests):
@@ -239,10 +269,47 @@ def _validate_endpoint(endpoint: Any, where: str, fail: Callable[[str], None]) -
             fail(f"{where}: path must start with '/', got {path!r}")
     elif not isinstance(path, SearchStrategy):
         fail(f"{where}: path must be a string or a Hypothesis strategy, got {path!r}")
-    for name in ("params", "headers"):
+    for name in ("form", "params", "headers"):
         value = getattr(endpoint, name)
         if value is not None and not isinstance(value, Mapping | SearchStrategy):
             fail(f"{where}: {name} must be a mapping or a strategy, got {value!r}")
+    if endpoint.json is not None and endpoint.form is not None:
+        fail(f"{where}: give json= or form=, not both (a request has one body)")
+    if endpoint.identities is not None and (
+        isinstance(endpoint.identities, str) or not endpoint.identities
+    ):
+        fail(f"{where}: as_ must be a non-empty list of identity names")
+
+
+def _validate_identity(identity: Any, where: str, fail: Callable[[str], None]) -> None:
+    if not isinstance(identity, Identity):
+        fail(f"{where} must be an Identity, got {type(identity).__name__}: {identity!r}")
+    if not isinstance(identity.name, str) or not identity.name:
+        fail(f"{where}: Identity.name must be a non-empty string, got {identity.name!r}")
+    where = f"identity {identity.name!r}"
+    login = identity.login
+    if login is not None:
+        if isinstance(login, Endpoint):
+            parts = (login.path, login.json, login.form, login.params, login.headers)
+            if any(isinstance(part, SearchStrategy) for part in parts):
+                fail(f"{where}: its login request must be plain values, not strategies")
+        elif not isinstance(login, Login):
+            fail(
+                f"{where}: login must be Login(path, form={{...}}) or Login(path, json={{...}}), "
+                f"got {login!r}"
+            )
+        if not isinstance(login.path, str) or not login.path.startswith("/"):
+            fail(f"{where}: the login path must start with '/', got {login.path!r}")
+        if str(login.method).upper() not in METHODS:
+            fail(f"{where}: the login method must be an HTTP method, got {login.method!r}")
+        if login.json is not None and login.form is not None:
+            fail(f"{where}: log in with json= or form=, not both")
+    headers = identity.headers
+    if headers is not None and not (isinstance(headers, Mapping) or callable(headers)):
+        fail(
+            f"{where}: headers must be a mapping, or a callable taking the app and returning "
+            f"one, got {headers!r}"
+        )
 
 
 def _factory_arity(factory: Callable[..., Any]) -> int:

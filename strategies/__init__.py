@@ -29,16 +29,38 @@ MAX_PRIORITY = 3
 #: switch at one of the first few.
 MAX_CONFLICT_INDEX = 5
 MAX_PCT_PRIORITY = 1000
+#: About one concurrent request in this many repeats the one before it (same endpoint,
+#: arguments and identity), as a double click or a retried submit does: those races
+#: need two equal requests, which independent draws rarely make.
+DOUBLE_SUBMIT_ODDS = 4
 
 
 def _strategy(value: Any) -> SearchStrategy[Any]:
-    return value if isinstance(value, SearchStrategy) else st.just(value)
+    """A strategy for a value that is a strategy, a plain value, or a dict or list with
+    strategies inside (``{"name": st.sampled_from(...), "password": "secret"}``)."""
+    if isinstance(value, SearchStrategy):
+        return value
+    if not _holds_strategies(value):
+        return st.just(value)
+    if isinstance(value, Mapping):
+        return st.fixed_dictionaries({k: _strategy(v) for k, v in value.items()})
+    return st.tuples(*(_strategy(v) for v in value)).map(list)
+
+
+def _holds_strategies(value: Any) -> bool:
+    if isinstance(value, SearchStrategy):
+        return True
+    if isinstance(value, Mapping):
+        return any(_holds_strategies(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_holds_strategies(v) for v in value)
+    return False
 
 
 def requests_from(endpoint: Endpoint, identities: Sequence[str] = ()) -> SearchStrategy[Request]:
-    """Requests drawn from one endpoint: each of its path, json, params and headers is a
-    value or a strategy. Shrinks as the endpoint's own strategies shrink, and toward the
-    first identity."""
+    """Requests drawn from one endpoint: each of its path, json, form, params and headers
+    is a value or a strategy. Shrinks as the endpoint's own strategies shrink, and toward
+    the first identity it may act as."""
     allowed = list(endpoint.identities) if endpoint.identities else list(identities)
     return st.builds(
         _request,
@@ -48,11 +70,18 @@ def requests_from(endpoint: Endpoint, identities: Sequence[str] = ()) -> SearchS
         _strategy(endpoint.params),
         _strategy(endpoint.headers),
         st.sampled_from(allowed) if allowed else st.none(),
+        _strategy(endpoint.form),
     )
 
 
 def _request(
-    endpoint: Endpoint, path: Any, body: Any, params: Any, headers: Any, identity: str | None
+    endpoint: Endpoint,
+    path: Any,
+    body: Any,
+    params: Any,
+    headers: Any,
+    identity: str | None,
+    form: Any = None,
 ) -> Request:
     if not isinstance(path, str) or not path.startswith("/"):
         raise InvalidTarget(
@@ -60,9 +89,11 @@ def _request(
             f"with '/' (the fuzzer only talks to its own server)"
         )
     _check_json(endpoint, "json", body)
-    for name, value in (("params", params), ("headers", headers)):
+    for name, value in (("form", form), ("params", params), ("headers", headers)):
         if value is not None and not isinstance(value, Mapping):
             raise InvalidTarget(f"endpoint {endpoint.name!r} drew {name}={value!r}, not a mapping")
+    if form is not None:
+        _check_json(endpoint, "form", dict(form))
     return Request(
         endpoint=endpoint.name,
         method=endpoint.method,
@@ -71,6 +102,7 @@ def _request(
         params=dict(params) if params is not None else None,
         headers={str(k): str(v) for k, v in headers.items()} if headers is not None else None,
         identity=identity,
+        form=dict(form) if form is not None else None,
     )
 
 
@@ -138,14 +170,18 @@ def scenarios(
 ) -> SearchStrategy[Scenario]:
     """Scenarios for a target: concurrent requests, each with its genes, then serial init
     requests that run before them. ``prefer`` names endpoints to draw more often (the
-    writers the survey found: they are the ones that race). Shrinks toward fewer
-    requests (each deletion takes its genes with it), simpler requests, fewer yields,
-    and no init requests."""
+    writers the survey found: they are the ones that race). About one request in
+    ``DOUBLE_SUBMIT_ODDS`` repeats the one before it (a double submit). Shrinks toward
+    fewer requests (each deletion takes its genes with it), simpler requests, fewer
+    yields, no repeats, and no init requests."""
     identities = [i.name for i in target.identities]
     request = _any_request(target.endpoints, identities, prefer)
     gene = genes(schedule) if isinstance(schedule, str) else schedule
+    again = st.sampled_from([False] * (DOUBLE_SUBMIT_ODDS - 1) + [True])
     pairs = st.lists(
-        st.tuples(request, gene), min_size=target.min_requests, max_size=target.max_requests
+        st.tuples(request, gene, again),
+        min_size=target.min_requests,
+        max_size=target.max_requests,
     )
     init = st.lists(request, max_size=target.max_init_requests)
     observers = st.tuples(*(requests_from(e, identities) for e in target.observers))
@@ -153,11 +189,16 @@ def scenarios(
 
 
 def _scenario(
-    pairs: Sequence[tuple[Request, Gene]], init: Sequence[Request], observers: Sequence[Request]
+    pairs: Sequence[tuple[Request, Gene, bool]],
+    init: Sequence[Request],
+    observers: Sequence[Request],
 ) -> Scenario:
+    requests: list[Request] = []
+    for request, _, again in pairs:
+        requests.append(requests[-1] if again and requests else request)
     return Scenario(
-        requests=tuple(r for r, _ in pairs),
-        schedule=tuple(g for _, g in pairs),
+        requests=tuple(requests),
+        schedule=tuple(g for _, g, _ in pairs),
         init=tuple(init),
         observers=tuple(observers),
     )

@@ -197,6 +197,10 @@ def curl_chain(requests: Sequence[Request], base_url: str = "http://127.0.0.1:50
                 "--data",
                 json.dumps(request.json, ensure_ascii=False),
             ]
+        for key, value in (request.form or {}).items():
+            command += ["--data-urlencode", f"{key}={value}"]
+        if request.identity is not None:
+            command += ["-H", f"Cookie: <{request.identity}'s session>"]
         commands.append(" ".join(shlex.quote(part) for part in command))
     return " && ".join(commands)
 

@@ -1,0 +1,126 @@
+"""Helpers for target specs that drive an existing Flask app the way it is deployed.
+
+* ``pinned_config(**values)``: build the app with its own factory and config, with a
+  few settings pinned (the scratch database URL, CSRF off) whatever the config says;
+* ``flask_command(app, "seed")``: seed the database with the app's own CLI command;
+* ``flask_login_session(user_id)``: an identity's headers that carry a Flask-Login
+  session for an existing user, made with the app's own ``login_user`` and secret key
+  (for when the spec cannot know a password).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from .errors import TargetSetupError, describe
+
+__all__ = ["flask_command", "flask_login_session", "pinned_config"]
+
+
+@contextlib.contextmanager
+def pinned_config(**values: Any) -> Iterator[None]:
+    """While the block runs, every Flask app created gets these config values, and keeps
+    them: whatever its factory then loads (``from_object``, ``from_mapping``,
+    ``update``, item assignment) cannot change them. So an app factory that reads a
+    config class or an environment builds the app on the fuzzer's scratch database::
+
+        def app(database_url):
+            with pinned_config(SQLALCHEMY_DATABASE_URI=database_url, WTF_CSRF_ENABLED=False):
+                return create_app("testing")
+
+    Extensions read their settings when the factory calls ``init_app``, so pinning
+    must happen around the factory, not after it.
+    """
+    from flask import Config, Flask
+
+    pins = dict(values)
+
+    class PinnedConfig(Config):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            dict.update(self, pins)
+
+        def __setitem__(self, key: str, value: Any) -> None:
+            super().__setitem__(key, pins.get(key, value))
+
+        def update(self, *args: Any, **kwargs: Any) -> None:
+            for key, value in dict(*args, **kwargs).items():
+                self[key] = value
+
+        def setdefault(self, key: str, default: Any = None) -> Any:
+            return super().setdefault(key, pins.get(key, default))
+
+    previous = Flask.config_class
+    Flask.config_class = PinnedConfig
+    try:
+        yield
+    finally:
+        Flask.config_class = previous
+
+
+def flask_command(app: Any, *args: str) -> str:
+    """Run one of the app's own CLI commands (``flask seed --users 3`` is
+    ``flask_command(app, "seed", "--users", "3")``) and return what it printed. A
+    command that fails raises ``TargetSetupError`` naming it, with its last words."""
+    command = "flask " + " ".join(args)
+    runner_of = getattr(app, "test_cli_runner", None)
+    if runner_of is None:
+        raise TargetSetupError(f"cannot run `{command}`: {app!r} is not a Flask app")
+    result = runner_of().invoke(args=list(args))
+    if result.exit_code != 0:
+        said = [line for line in result.output.splitlines() if line.strip()]
+        why = said[-1].strip() if said else ""
+        if result.exception is not None and not isinstance(result.exception, SystemExit):
+            why = describe(result.exception)
+        raise TargetSetupError(
+            f"the app's command `{command}` exited with {result.exit_code}"
+            + (f": {why}" if why else "")
+        )
+    return str(result.output)
+
+
+def flask_login_session(user_id: Any) -> Callable[[Any], dict[str, str]]:
+    """Headers for an identity that is logged in as the existing user ``user_id``: the
+    app's user loader finds the user, Flask-Login's ``login_user`` fills a session, and
+    the app's secret key signs it into the session cookie, as a real login would. Use
+    it as ``Identity("alice", headers=flask_login_session(1))``."""
+
+    def headers(app: Any) -> dict[str, str]:
+        from flask import session
+        from flask_login import login_user
+
+        from .runner import USER_AGENT
+
+        manager = getattr(app, "login_manager", None)
+        loader = getattr(manager, "_user_callback", None)
+        if loader is None:
+            raise TargetSetupError(
+                "flask_login_session needs an app with a Flask-Login LoginManager and a "
+                "user_loader; log in with Login(path, form={...}) instead"
+            )
+        serializer_of = getattr(app.session_interface, "get_signing_serializer", None)
+        context = app.test_request_context(
+            "/", environ_base={"REMOTE_ADDR": "127.0.0.1"}, headers={"User-Agent": USER_AGENT}
+        )
+        with context:
+            user = loader(str(user_id))
+            if user is None:
+                raise TargetSetupError(
+                    f"flask_login_session({user_id!r}): the app's user loader found no user "
+                    f"{user_id!r} after setup; create it in setup or pick another id"
+                )
+            if not login_user(user, force=True):
+                raise TargetSetupError(f"flask_login_session({user_id!r}): login_user refused")
+            serializer = serializer_of(app) if serializer_of is not None else None
+            if serializer is None:
+                raise TargetSetupError(
+                    "flask_login_session needs Flask's signed cookie sessions and a "
+                    "SECRET_KEY; log in with Login(path, form={...}) instead"
+                )
+            cookie = serializer.dumps(dict(session))
+        return {"Cookie": f"{app.config['SESSION_COOKIE_NAME']}={cookie}"}
+
+    headers.__qualname__ = f"flask_login_session({user_id!r})"
+    return headers
