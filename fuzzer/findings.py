@@ -201,7 +201,9 @@ def _race(
             and i not in verdict.aborted
             and (expected is None or expected.status < 500)
         ):
-            others = _writers_of(events, _tables_touched(events, i), exclude=i)
+            others = _writers_of(events, _culprit_tables(events, i), exclude=i) or _writers_of(
+                events, _tables_touched(events, i), exclude=i
+            )
             involved = tuple(sorted({i, *others}))
             exception = response.exception_type or f"HTTP {response.status}"
             facts = list(_interleaving_facts(events, commits, i, others))
@@ -558,6 +560,15 @@ def _tables_touched(events: Sequence[_Event], request: int) -> set[str]:
             if e.access.write:
                 tables.add(e.access.write)
     return tables
+
+
+def _culprit_tables(events: Sequence[_Event], request: int) -> set[str]:
+    """The tables most likely behind a request's error: the one its failing statement
+    writes, else the ones it wrote (a flush that matched no row), else all it touched.
+    Writers of a table the request merely read (the user a login loads) are bystanders."""
+    mine = [e for e in events if e.step.request == request and e.access.write]
+    failed = {e.access.write for e in mine if e.step.error and e.access.write}
+    return failed or {e.access.write for e in mine if e.access.write} or set()
 
 
 def _writers_of(events: Sequence[_Event], tables: set[str], exclude: int) -> list[int]:

@@ -1,4 +1,4 @@
-"""Before the search: send each endpoint once, alone, and learn what it touches.
+"""Before the search: send each endpoint's requests alone, and learn what it touches.
 
 The survey tells the search which endpoints conflict (one writes a table the other
 reads or writes), so a scenario's later requests can prefer partners of its first
@@ -115,14 +115,20 @@ def sample_requests(endpoint: Endpoint, identities: Sequence[str], n: int) -> li
 
 
 def check_reachable(target: Target, result: Survey, run: Run, app: object = None) -> None:
-    """Raise InvalidTarget for an endpoint that answers 404/405 to every request tried."""
+    """Raise InvalidTarget for an endpoint that answers 404/405 to every request tried and
+    whose path and method no rule of the app's URL map routes (a 404 from the view
+    itself, for a row it did not find, is not a wrong spec)."""
     identities = [i.name for i in target.identities]
     for surveyed in result.unreachable():
+        if _routed(app, surveyed.request):
+            continue  # the view itself answered 404 (a row it did not find): reachable
         endpoint = next(e for e in target.endpoints if e.name == surveyed.endpoint)
         tried = [surveyed.request]
         for request in sample_requests(endpoint, identities, 6):
             if request.describe() == surveyed.request.describe():
                 continue
+            if _routed(app, request):
+                break
             response = run(Scenario(requests=(request,), schedule=(Gene(),))).responses[0]
             tried.append(request)
             if response is not None and response.status not in (404, 405):
@@ -134,6 +140,27 @@ def check_reachable(target: Target, result: Survey, run: Run, app: object = None
                 f"requests tried (e.g. {tried[0].method} {tried[0].path}); check its method "
                 f"and path" + (f" against the app's routes: {routes}" if routes else "")
             )
+
+
+def _routed(app: object, request: Request) -> bool:
+    """Whether the app's own URL map routes this method and path to a view (a Flask app;
+    False when it cannot tell)."""
+    url_map = getattr(app, "url_map", None)
+    if url_map is None:
+        return False
+    from urllib.parse import unquote
+
+    from werkzeug.exceptions import HTTPException
+    from werkzeug.routing import RequestRedirect
+
+    try:
+        path = unquote(request.path.split("?", 1)[0])
+        url_map.bind("localhost").match(path, method=request.method)
+    except RequestRedirect:
+        return True
+    except HTTPException:
+        return False
+    return True
 
 
 def _routes(app: object) -> str:
@@ -149,12 +176,53 @@ def _routes(app: object) -> str:
     return "; ".join(sorted(rules))
 
 
+#: Requests sent per endpoint: its simplest one and a few more. The simplest request
+#: often does nothing (a user following themself, a tag the post already has), and
+#: conflict points read off a request that writes nothing find no race.
+SAMPLES = 4
+
+
 def survey(target: Target, run: Run) -> Survey:
-    """Send each endpoint's simplest request alone, from the snapshot."""
+    """Send each endpoint's simplest request alone, from the snapshot, and a few other
+    requests of it; what an endpoint touches is the union of what they touched, and its
+    steps are those of the request that wrote the most (the simplest on a tie)."""
     identities = [i.name for i in target.identities]
     results = []
     for endpoint in target.endpoints:
-        request = simplest_request(endpoint, identities)
+        simplest = simplest_request(endpoint, identities)
+        others = [
+            r
+            for r in sample_requests(endpoint, identities, SAMPLES)
+            if r.describe() != simplest.describe()
+        ]
+        runs = [_Alone.of(run, r) for r in [simplest, *others[: SAMPLES - 1]]]
+        richest = max(runs, key=lambda r: (len(r.writes), r.statements))
+        results.append(
+            EndpointSurvey(
+                endpoint.name,
+                simplest,
+                runs[0].status,
+                frozenset().union(*(r.reads for r in runs)),
+                frozenset().union(*(r.writes for r in runs)),
+                richest.statements,
+                richest.trace,
+            )
+        )
+    return Survey(tuple(results))
+
+
+@dataclass(frozen=True)
+class _Alone:
+    """One request run alone: its status, steps, and the tables it read and wrote."""
+
+    status: int
+    trace: tuple[Step, ...]
+    reads: frozenset[str]
+    writes: frozenset[str]
+    statements: int
+
+    @classmethod
+    def of(cls, run: Run, request: Request) -> _Alone:
         execution = run(Scenario(requests=(request,), schedule=(Gene(),)))
         reads: set[str] = set()
         writes: set[str] = set()
@@ -169,18 +237,13 @@ def survey(target: Target, run: Run) -> Survey:
             if a.write:
                 writes.add(prefix + a.write)
         response = execution.responses[0]
-        results.append(
-            EndpointSurvey(
-                endpoint.name,
-                request,
-                response.status if response is not None else 0,
-                frozenset(reads),
-                frozenset(writes),
-                statements,
-                execution.trace,
-            )
+        return cls(
+            response.status if response is not None else 0,
+            execution.trace,
+            frozenset(reads),
+            frozenset(writes),
+            statements,
         )
-    return Survey(tuple(results))
 
 
 def describe(result: Survey) -> Mapping[str, str]:
