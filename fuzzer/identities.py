@@ -112,12 +112,19 @@ async def _login(
         )
     user = _flask_login_user(app, cookies)
     if user is False:
-        flashed = _flashed(app, cookies)
+        session = _session_of(app, cookies) or {}
+        flashed = _flashed(session)
+        fix = "check the credentials and that setup creates this user"
+        if "csrf_token" in session and not flashed:
+            fix = (
+                "the login form wants a CSRF token: fuzz the app with CSRF off in its "
+                "config (WTF_CSRF_ENABLED = False), as its tests do"
+            )
         raise TargetSetupError(
             f"{_ref(target)}: {step} answered {reply.status_code} but did not log in: the "
             f"session it set has no Flask-Login user"
             + (f" (the app said: {flashed})" if flashed else "")
-            + "; check the credentials and that setup creates this user"
+            + f"; {fix}"
         )
     return "; ".join(f"{name}={value}" for name, value in cookies.items())
 
@@ -156,8 +163,7 @@ def _flask_login_user(app: Any, cookies: Mapping[str, str]) -> Any:
     return session.get("_user_id", False)
 
 
-def _flashed(app: Any, cookies: Mapping[str, str]) -> str:
-    session = _session_of(app, cookies) or {}
+def _flashed(session: Mapping[str, Any]) -> str:
     messages = [m[1] if isinstance(m, list | tuple) else m for m in session.get("_flashes", ())]
     return "; ".join(repr(str(m)) for m in messages[:3])
 
