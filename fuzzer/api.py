@@ -167,6 +167,23 @@ def run(
     return report
 
 
+def check(target: Target | str, *, db: str = "sqlite") -> dict[str, str]:
+    """Set the target up (databases, setup, logins) and send each endpoint's requests
+    alone: one line per endpoint saying what it answered and touched. Raises the error
+    that stops a run, if any (``fuzzer init`` tries the spec it wrote this way)."""
+    target = resolve(target)
+
+    def work(s: Session) -> dict[str, str]:
+        def alone(scenario: Scenario) -> Execution:
+            return s.execute(scenario, Serial(tuple(range(len(scenario.requests)))))
+
+        surveyed = survey(target, alone)
+        check_reachable(target, surveyed, alone, s.app)
+        return dict(describe_survey(surveyed))
+
+    return Session(target, db=db).run(work)
+
+
 def stress(
     target: Target | str,
     *,

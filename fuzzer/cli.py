@@ -1,4 +1,4 @@
-"""The command line: ``fuzzer run``, ``fuzzer replay``.
+"""The command line: ``fuzzer run``, ``fuzzer replay``, ``fuzzer stress``, ``fuzzer init``.
 
 Exit codes: 0 no finding (or, for replay, fixed); 1 findings (reproduced); 2 a usage,
 target or environment error, as one line that says how to fix it; 3 a bug in the
@@ -315,5 +315,48 @@ def stress_command(
             references=report.references,
         )
         return report.exit_code
+
+    _guard(action)
+
+
+@main.command("init")
+@click.argument("factory")
+@click.option(
+    "--output",
+    "-o",
+    metavar="FILE",
+    default=None,
+    help="Where to write the spec (default: fuzz_<app>.py in this directory).",
+)
+@click.option("--force", is_flag=True, help="Overwrite FILE if it exists.")
+@click.option("--no-check", is_flag=True, help="Write the spec without trying it.")
+def init_command(factory: str, output: str | None, force: bool, no_check: bool) -> None:
+    """Write a starting target spec for an existing Flask app.
+
+    FACTORY is the app factory, package.module:create_app, or a call with config
+    arguments: 'package.module:create_app("testing")'. The spec lists every URL rule
+    with small domains for its variables, form and OpenAPI bodies, the users to act as,
+    and a setup that runs the app's own init-db/seed commands; it runs as written, and
+    its comments say what to check."""
+    from . import spec
+
+    def action() -> int:
+        written = spec.write_spec(factory, output, force=force)
+        plan = written.plan
+        reporting.note(
+            f"Wrote {written.path}: {len(plan.routes)} endpoints, "
+            f"{len(plan.identities)} identities, setup: "
+            + (
+                ", ".join(f"flask {n}" if k == "command" else "create_all()" for k, n in plan.setup)
+                or "none (edit it)"
+            )
+        )
+        if not no_check:
+            lines = spec.check_written(written)
+            reporting.note("Each endpoint's requests, sent alone after setup:")
+            for endpoint, line in lines.items():
+                reporting.note(f"  {endpoint}: {line}")
+        reporting.note(f"Next: fuzzer run {written.module}:target")
+        return 0
 
     _guard(action)

@@ -1,0 +1,92 @@
+"""Python source for the specs ``fuzzer init`` writes: expressions as small trees, laid
+out the way a formatter would (one line when it fits, else one item per line with a
+trailing comma), so a generated spec reads like hand-written code."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Union
+
+__all__ = ["Call", "Dict", "Keyword", "List", "Node", "flat", "layout", "literal"]
+
+WIDTH = 99
+
+
+@dataclass(frozen=True)
+class Call:
+    name: str
+    args: tuple[Node, ...] = ()
+
+
+@dataclass(frozen=True)
+class Keyword:
+    name: str
+    value: Node
+
+
+@dataclass(frozen=True)
+class Dict:
+    items: tuple[tuple[Node, Node], ...] = ()
+
+
+@dataclass(frozen=True)
+class List:
+    items: tuple[Node, ...] = ()
+
+
+Node = Union[str, Call, Keyword, Dict, List]  # noqa: UP007  # a str is source as it is
+
+
+def literal(value: Any) -> str:
+    """A value as Python source, strings in double quotes."""
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list):
+        return "[" + ", ".join(literal(v) for v in value) + "]"
+    if isinstance(value, tuple):
+        return "(" + ", ".join(literal(v) for v in value) + ("," if len(value) == 1 else "") + ")"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{literal(k)}: {literal(v)}" for k, v in value.items()) + "}"
+    return repr(value)
+
+
+def flat(node: Node) -> str:
+    """The node on one line."""
+    if isinstance(node, str):
+        return node
+    if isinstance(node, Keyword):
+        return f"{node.name}={flat(node.value)}"
+    if isinstance(node, Call):
+        return f"{node.name}({', '.join(flat(a) for a in node.args)})"
+    if isinstance(node, Dict):
+        return "{" + ", ".join(f"{flat(k)}: {flat(v)}" for k, v in node.items) + "}"
+    return "[" + ", ".join(flat(i) for i in node.items) + "]"
+
+
+def layout(node: Node, indent: str = "", suffix: str = "", prefix: str = "") -> list[str]:
+    """The node as lines starting at ``indent``; ``prefix`` and ``suffix`` go around it
+    (``"name="``, ``","``)."""
+    one = f"{indent}{prefix}{flat(node)}{suffix}"
+    if len(one) <= WIDTH or isinstance(node, str):
+        return [one]
+    inner = indent + "    "
+    if isinstance(node, Keyword):
+        return layout(node.value, indent, suffix, prefix + f"{node.name}=")
+    if isinstance(node, Call):
+        opening, closing, parts = f"{node.name}(", ")", _items(node.args, inner)
+    elif isinstance(node, Dict):
+        opening, closing = "{", "}"
+        parts = [
+            line
+            for key, value in node.items
+            for line in layout(value, inner, ",", f"{flat(key)}: ")
+        ]
+    else:
+        opening, closing, parts = "[", "]", _items(node.items, inner)
+    return [f"{indent}{prefix}{opening}", *parts, f"{indent}{closing}{suffix}"]
+
+
+def _items(nodes: Sequence[Node], indent: str) -> list[str]:
+    return [line for node in nodes for line in layout(node, indent, ",")]
