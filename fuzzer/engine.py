@@ -363,7 +363,7 @@ class Search:
         if self.settings.free_running:
             return self._replay_under_control(finding)
         if self.settings.shrink:
-            finding = self._fewer_yields(finding)
+            finding = self._fewer_yields(self._fewer_requests(finding))
         n = self.settings.confirm
         if n > 0:
             hits = 0
@@ -394,6 +394,27 @@ class Search:
         return finding.with_(
             scenario=scenario, extra={**finding.extra, "mode": "stress", "replay": replay}
         )
+
+    def _fewer_requests(self, finding: Finding) -> Finding:
+        """Drop every request the finding does not need, one at a time, latest first, the
+        others keeping their concrete schedule (their own step numbers mean the same
+        without it). Shrinking the drawn genes cannot always do this: in the conflict
+        mode a gene's meaning depends on the other requests."""
+        fingerprint = finding.fingerprint
+        scenario = finding.scenario
+        for index in reversed(range(len(scenario.requests))):
+            if len(scenario.requests) <= 1:
+                break
+            candidate = replace(
+                scenario,
+                requests=scenario.requests[:index] + scenario.requests[index + 1 :],
+                schedule=scenario.schedule[:index] + scenario.schedule[index + 1 :],
+            )
+            _, _, findings = evaluate(candidate, self.execute, self.oracle, self.controlled)
+            match = next((f for f in findings if f.fingerprint == fingerprint), None)
+            if match is not None:
+                scenario, finding = candidate, match.with_(found_after=finding.found_after)
+        return finding
 
     def _fewer_yields(self, finding: Finding) -> Finding:
         """Drop every yield the finding does not need, one at a time, latest first: the

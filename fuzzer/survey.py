@@ -247,13 +247,18 @@ class _Alone:
 
 
 def describe(result: Survey) -> Mapping[str, str]:
-    """One line per endpoint: what its simplest request answered and touched."""
+    """One line per endpoint: what its simplest request answered, and what its requests
+    touched."""
+
+    def names(tables: frozenset[str]) -> str:
+        return ", ".join(sorted(t.removeprefix("default.") for t in tables))
+
     lines = {}
     for e in result.endpoints:
         touched = []
         if e.writes:
-            touched.append("writes " + ", ".join(sorted(e.writes)))
+            touched.append("writes " + names(e.writes))
         if e.reads - e.writes:
-            touched.append("reads " + ", ".join(sorted(e.reads - e.writes)))
+            touched.append("reads " + names(e.reads - e.writes))
         lines[e.endpoint] = f"{e.status}; " + ("; ".join(touched) or "no SQL")
     return lines
