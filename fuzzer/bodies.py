@@ -328,7 +328,7 @@ def view_reads_json(view: Callable[..., Any]) -> bool:
 def source_file(view: Callable[..., Any]) -> str:
     """Where a view is defined: "function() in module, line N" (for comments)."""
     inner = list(_unwrapped(view))[-1]
-    where = f"{getattr(inner, '__qualname__', '?')}() in {getattr(inner, '__module__', '?')}"
+    where = f"{getattr(inner, '__name__', '?')}() in {getattr(inner, '__module__', '?')}"
     try:
         return f"{where}, line {inspect.getsourcelines(inner)[1]}"
     except (OSError, TypeError):

@@ -7,6 +7,7 @@ fuzzer itself; 4 a replay that reproduced only sometimes (flaky).
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
@@ -356,7 +357,9 @@ def init_command(factory: str, output: str | None, force: bool, no_check: bool) 
             reporting.note("Each endpoint's requests, sent alone after setup:")
             for endpoint, line in lines.items():
                 reporting.note(f"  {endpoint}: {line}")
-        reporting.note(f"Next: fuzzer run {written.module}:target")
+        where = os.path.dirname(os.path.abspath(written.path))
+        elsewhere = f"  (from {where})" if where != os.getcwd() else ""
+        reporting.note(f"Next: fuzzer run {written.module}:target{elsewhere}")
         return 0
 
     _guard(action)

@@ -296,7 +296,9 @@ def _needed_pins(app: Any, plan: Plan, quiet: bool) -> dict[str, Any]:
     if config.get("SERVER_NAME"):
         pins["SERVER_NAME"] = None
         notes.append("no SERVER_NAME: the fuzzer serves the app on 127.0.0.1 and a port of its own")
-    if not config.get("SECRET_KEY"):
+    if not config.get("SECRET_KEY") and (
+        getattr(app, "login_manager", None) is not None or "flask_wtf" in sys.modules
+    ):
         pins["SECRET_KEY"] = "fuzz"
         notes.append("a SECRET_KEY: sessions (and logins) need one")
     if config.get("SQLALCHEMY_BINDS"):
@@ -311,7 +313,7 @@ def _needed_pins(app: Any, plan: Plan, quiet: bool) -> dict[str, Any]:
 
 def _pin_sources(pins: Mapping[str, Any]) -> dict[str, str]:
     return {
-        key: ("database_url" if key == "SQLALCHEMY_DATABASE_URI" else repr(value))
+        key: ("database_url" if key == "SQLALCHEMY_DATABASE_URI" else literal(value))
         for key, value in pins.items()
     }
 
@@ -690,9 +692,12 @@ def render(plan: Plan, module: str) -> str:
         comment(note)
     if plan.login_example is not None:
         body.extend("#     " + line for line in layout(plan.login_example, "", ","))
-    out("IDENTITIES = [")
-    body.extend(f"    {identity}," for identity in plan.identities)
-    out("]")
+    if plan.identities:
+        out("IDENTITIES = [")
+        body.extend(f"    {identity}," for identity in plan.identities)
+        out("]")
+    else:
+        out("IDENTITIES: list[Identity] = []")
     out("")
     if plan.openapi:
         comment(f"Bodies from the OpenAPI request schemas published at {plan.openapi}.")
@@ -742,7 +747,11 @@ def _header(plan: Plan, module: str, body: list[str]) -> str:
     factory = plan.factory
     calls = "\n".join(line for line in body if not line.lstrip().startswith("#"))
     public = ("Endpoint", "Identity", "Login", "Target", "flask_command", "flask_login_session")
-    used = [n for n in (*public, "paths", "pinned_config", "values_of") if f"{n}(" in calls]
+    used = [
+        n
+        for n in (*public, "paths", "pinned_config", "values_of")
+        if f"{n}(" in calls or f"[{n}]" in calls
+    ]
     imports: dict[str, list[str]] = {factory.module: [factory.name]}
     for name_module, name in factory.imports:
         if name not in imports.setdefault(name_module, []):
@@ -793,8 +802,12 @@ def write_spec(reference: str, output: str | None = None, *, force: bool = False
     if not module.isidentifier():
         raise InvalidTarget(f"{path}: the file name must be a Python module name")
     source = render(plan, module)
-    with open(path, "w", encoding="utf-8") as handle:
-        handle.write(source)
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(source)
+    except OSError as exc:
+        raise FuzzerError(f"Cannot write the spec to {path}: {exc.strerror}") from exc
     return Written(path, module, plan)
 
 

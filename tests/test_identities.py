@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 import targets.demo as demo
 from fuzzer import Endpoint, Identity, flask_login_session
+from fuzzer.errors import TargetSetupError
 from fuzzer.model import Gene, Request, Scenario
 from fuzzer.runner import Controlled
 from fuzzer.session import Session
@@ -68,3 +71,37 @@ def test_members_log_in_through_the_demo_login_form() -> None:
     alice, bob, visitor, carol = Session(target).run(work)
     assert "<nav>alice · " in alice and "<nav>bob · " in bob and "<nav>carol · " in carol
     assert ">Sign in</a></nav>" in visitor
+
+
+@pytest.mark.parametrize(
+    ("reference", "expected"),
+    [
+        (
+            "tests.fixtures.bad_targets:csrf_on",
+            "the login of identity 'alice' (POST /auth/login) answered 200 but did not log in: "
+            "the session it set has no Flask-Login user; the login form wants a CSRF token: "
+            "fuzz the app with CSRF off in its config (WTF_CSRF_ENABLED = False), as its tests do",
+        ),
+        (
+            "tests.fixtures.accounts:wrong_password",
+            "the login of identity 'alice' (POST /api/login) answered 401 "
+            '({"error":"wrong name or password"}); check the login path, method and credentials',
+        ),
+        (
+            "tests.fixtures.accounts:headers_raise",
+            "the headers of identity 'carol': failing_headers(app) raised KeyError: 'API_TOKEN' "
+            "at accounts.py:",
+        ),
+        (
+            "tests.fixtures.bad_targets:seed_fails",
+            "setup seed_with_a_typo(app): the app's command `flask sed` exited with 2: "
+            "Error: No such command 'sed'.",
+        ),
+    ],
+)
+def test_a_failing_login_or_setup_step_is_named(reference: str, expected: str) -> None:
+    with pytest.raises(TargetSetupError) as failure:
+        Session(load_target(reference)).run(lambda s: None)
+    message = str(failure.value)
+    assert message.startswith(reference + ": ") and "\n" not in message
+    assert expected in message, message
