@@ -273,6 +273,9 @@ class GatedApp:
         if ctx is None:
             return self.app(environ, start_response)
         _state.ctx = ctx
+        # the app's error log (Flask logs a traceback per 500 to wsgi.errors): the
+        # exception is recorded with the response; the terminal stays readable
+        environ["wsgi.errors"] = _DISCARD
         started: list[Any] = []
         chunks: list[bytes] = []
 
@@ -300,6 +303,22 @@ class GatedApp:
             _state.ctx = None
         start_response(*started)
         return chunks
+
+
+class _Discard:
+    """A ``wsgi.errors`` stream that keeps nothing."""
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def writelines(self, lines: Iterable[str]) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+
+_DISCARD = _Discard()
 
 
 def _context_for(header: str | None) -> RequestContext | None:

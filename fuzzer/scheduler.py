@@ -414,9 +414,22 @@ class Scheduler:
             if r.state == WAITING:
                 r.state = RUNNING
                 r.grant.release()
-        stuck = [c for r in self._reqs if r.state == RUNNING and r.in_db for c in r.connections]
-        if stuck and self._probe is not None:
-            threading.Thread(target=self._probe.break_waits, args=(stuck,), daemon=True).start()
+        if self._probe is not None:
+            threading.Thread(target=self._break_waits, daemon=True).start()
+
+    def _break_waits(self) -> None:
+        """After an abort: end every database lock wait of these requests until the
+        runner is done with them. Breaking one wait can lead straight into the next (a
+        request freed from a Python lock may wait for a row lock held by another request
+        stuck behind it), and nobody gates them any more."""
+        assert self._probe is not None
+        while True:
+            for r in self._reqs:
+                for connection in list(r.connections):
+                    if self._probe.waiting([connection]):
+                        self._probe.break_waits([connection])
+            if self._finished.wait(0.05):
+                return
 
 
 def _thread_cpu(ident: int) -> int:
