@@ -237,6 +237,8 @@ def replay(
     scenario = Scenario.from_json(document["scenario"])
     fingerprint = document["fingerprint"]
     database = db or _recorded_db(document)
+    if isolation is None and db is None:
+        isolation = _recorded_isolation(document)
     limits = Limits(hang_timeout=hang_timeout)
     session = Session(target, db=database, isolation=isolation, limits=limits)
 
@@ -262,6 +264,12 @@ def replay(
         )
 
     return session.run(work)
+
+
+def _recorded_isolation(document: dict[str, Any]) -> str | None:
+    """The ``--isolation`` the finding was recorded at (None: the database's default)."""
+    level = (document.get("database") or {}).get("isolation")
+    return str(level) if level and level != "default" else None
 
 
 def _recorded_db(document: dict[str, Any]) -> str:

@@ -213,6 +213,7 @@ class MySQLBackend(ServerBackend):
             "lock_wait_timeout",
             "autocommit",
         )
+        self.lock_probe()  # find out whether the server answers lock questions
         conn = self._target_connection()
         try:
             with contextlib.closing(conn.cursor()) as cursor:
@@ -414,10 +415,10 @@ _TRANSACTION = re.compile(r"\n---TRANSACTION ")
 _THREAD = re.compile(r"(?:MariaDB|MySQL) thread id (\d+)")
 _RECORD_WAIT = re.compile(
     r"TO BE GRANTED:\s*\nRECORD LOCKS .*? index (\S+) of table (\S+) trx id \S+ (.*?)"
-    r"(?: waiting)?\s*\n"
+    r"(?: waiting)?\s*(?:\n|$)"
 )
 _TABLE_WAIT = re.compile(
-    r"TO BE GRANTED:\s*\nTABLE LOCK table (\S+) trx id \S+ (.*?)(?: waiting)?\s*\n"
+    r"TO BE GRANTED:\s*\nTABLE LOCK table (\S+) trx id \S+ (.*?)(?: waiting)?\s*(?:\n|$)"
 )
 
 

@@ -126,10 +126,11 @@ class ServerBackend(Backend):
     def create(self) -> None:
         with self.admin() as cursor:
             self.server_version = self._version(cursor)
-            self.existed = self._exists(cursor, self.name)
+            exists = self._exists(cursor, self.name)
             guard_name(
-                self.name, exists=self.existed, allow_wipe=self.allow_wipe, spec=self.spec.safe_url
+                self.name, exists=exists, allow_wipe=self.allow_wipe, spec=self.spec.safe_url
             )
+            self.existed = exists  # only now: a refused database is never touched, not even by drop
             if not self.existed:
                 try:
                     cursor.execute(self._create_sql(self.name))
