@@ -7,9 +7,12 @@ triggers do not fire while the snapshot goes back. Sequences are set back with
 ``setval`` in the same transaction (cheap, and a replay then shows the same keys).
 
 The target's connections get ``default_transaction_isolation`` through the URL's
-``options``. A scratch database the fuzzer creates gets a short ``deadlock_timeout``
+``options``. A scratch database the fuzzer creates gets a shorter ``deadlock_timeout``
 (when the user may set it): PostgreSQL looks for deadlocks only after that long, and
-the default second would be spent in every example that deadlocks.
+every example that deadlocks waits it out. Not much shorter: the victim is the
+request whose timer runs out first once the cycle exists, normally the first to wait;
+a stall longer than the timeout between the two waits would pick the other one, and a
+replay would differ.
 
 Lock waits: ``pg_locks`` rows not yet granted, with ``pg_blocking_pids()``, for the
 request's connections by their backend pids. Relation locks there are what a DDL
@@ -27,7 +30,7 @@ from sqlalchemy import Connection
 
 from .scratch import LEVELS, OWN_LOCK_TIMEOUT, ServerBackend
 
-DEADLOCK_TIMEOUT = "200ms"
+DEADLOCK_TIMEOUT = "500ms"
 LOCK_NOT_AVAILABLE = "55P03"
 
 
@@ -163,6 +166,11 @@ class PostgresBackend(ServerBackend):
     def lock_probe(self) -> PostgresLockProbe:
         if self._probe is None:
             self._probe = PostgresLockProbe(self)
+            # connect now: the first connection to a new database builds its relation
+            # cache (100 ms or more), and a probe that slow lets deadlock_timeout pass
+            # before the scheduler runs the next step, changing which request the server
+            # picks as the deadlock's victim
+            self._probe.connect()
         return self._probe
 
     def close_probe(self) -> None:
@@ -177,6 +185,7 @@ class PostgresBackend(ServerBackend):
         with dialect.import_dbapi().connect(*args, autocommit=True, **kwargs) as conn:
             level = str(conn.execute("SHOW transaction_isolation").fetchone()[0])
             settings = {name: str(conn.execute(f"SHOW {name}").fetchone()[0]) for name in names}
+        self.lock_probe()
         notes = ["lock waits asked of the server: pg_locks and pg_blocking_pids()"]
         if not self.superuser:
             notes.append(
@@ -208,6 +217,10 @@ class PostgresLockProbe:
         self._lock = threading.Lock()
         self._conn: Any = None
         self.failures = 0
+
+    def connect(self) -> None:
+        with self._lock:
+            self._connection()
 
     def _connection(self) -> Any:
         if self._conn is None:
