@@ -163,6 +163,7 @@ def replay_matrix(
     from .engine import evaluate
     from .model import Scenario
     from .report import json as report_json
+    from .runner import Controlled
     from .scheduler import Limits
     from .session import Session
     from .target import load_target
@@ -188,7 +189,7 @@ def replay_matrix(
             hits = 0
             started = time.monotonic()
             for _ in range(times):
-                _, _, findings = evaluate(scenario, s.execute, s.oracle, limits)
+                _, _, findings = evaluate(scenario, s.execute, s.oracle, Controlled(limits))
                 hits += any(f.fingerprint == fingerprint for f in findings)
                 for f in findings:
                     kinds.add(f.kind)

@@ -89,6 +89,7 @@ class Verdict:
     serial_failures: tuple[tuple[int, Response], ...] = ()  # 5xx seen in serial runs
     reason: str = ""  # for unknown
     orders_tried: int = 0
+    consulted: tuple[Execution, ...] = field(default=(), compare=False, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -273,6 +274,22 @@ class Oracle:
             for i, r in enumerate(execution.responses)
             if r is not None and r.status in self.conflict_statuses
         )
+        order = ran_one_after_another(execution)
+        if order is not None:
+            # no interleaving at all: this execution *is* the serial run of that order
+            alone = tuple(
+                (i, r)
+                for i, r in enumerate(execution.responses)
+                if r is not None and r.status >= 500
+            )
+            return Verdict(
+                "serializable",
+                order,
+                aborted,
+                reference=execution,
+                serial_failures=alone,
+                orders_tried=0,
+            )
         committed = [i for i in range(len(scenario.requests)) if i not in aborted]
         actual = self.normalizer.outcome(execution)
         tried: list[tuple[tuple[int, ...], Execution, list[Difference]]] = []
@@ -318,6 +335,7 @@ class Oracle:
             reference,
             tuple(sorted(failures.items())),
             orders_tried=len(tried),
+            consulted=tuple(t[1] for t in tried),
         )
 
     def _orders(self, execution: Execution, committed: Sequence[int]) -> list[tuple[int, ...]]:
@@ -390,6 +408,21 @@ class Oracle:
                 Difference("missing-row", None, dict(zip(columns, row, strict=False)), table=name)
             )
         return differences
+
+
+def ran_one_after_another(execution: Execution) -> tuple[int, ...] | None:
+    """The order of the requests if each ran start to end without another in between."""
+    if execution.mode == "free":
+        return None  # no trace order to trust: the requests really ran in parallel
+    order: list[int] = []
+    for step in execution.trace:
+        if order and step.request == order[-1]:
+            continue
+        if step.request in order:
+            return None
+        order.append(step.request)
+    missing = [i for i, r in enumerate(execution.responses) if r is not None and i not in order]
+    return tuple(order + missing)
 
 
 def _respects_real_time(order: Sequence[int], execution: Execution) -> bool:

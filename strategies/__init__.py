@@ -25,6 +25,10 @@ __all__ = ["genes", "requests_from", "scenarios"]
 MAX_STEP = 12
 MAX_YIELDS = 3
 MAX_PRIORITY = 3
+#: Conflict-guided yields pick among a request's conflicting steps; most races need a
+#: switch at one of the first few.
+MAX_CONFLICT_INDEX = 5
+MAX_PCT_PRIORITY = 1000
 
 
 def _strategy(value: Any) -> SearchStrategy[Any]:
@@ -73,40 +77,68 @@ def _check_json(endpoint: Endpoint, name: str, value: Any) -> None:
 
 
 def genes(
-    *, max_yields: int = MAX_YIELDS, max_step: int = MAX_STEP, max_priority: int = MAX_PRIORITY
+    mode: str = "conflict",
+    *,
+    max_yields: int = MAX_YIELDS,
+    max_priority: int = MAX_PRIORITY,
 ) -> SearchStrategy[Gene]:
-    """One request's scheduling genes: a priority and the steps after which it yields.
-    Shrinks toward priority 0 and no yields, i.e. toward running the requests serially
-    in their listed order: fewer context switches."""
+    """One request's scheduling genes: a priority and up to ``max_yields`` yield numbers.
+    How the numbers become steps is the schedule mode (fuzzer/schedules.py):
+
+    * ``conflict``: numbers index the request's conflicting steps, 0 being the first;
+      ``MAX_CONFLICT_INDEX`` means "no yield". Shrinks toward one yield at the first
+      conflict; the engine then drops every yield the finding does not need.
+    * ``random`` and ``pct``: numbers are step numbers, 0 meaning none. Shrinks toward
+      no yields, i.e. the requests run serially in their listed order.
+
+    Shrinks toward priority 0 (the listed order)."""
+    priority = st.integers(0, MAX_PCT_PRIORITY if mode == "pct" else max_priority)
+    if mode == "conflict":
+        numbers = st.lists(st.integers(0, MAX_CONFLICT_INDEX), min_size=1, max_size=max_yields)
+        return st.builds(
+            Gene,
+            priority=priority,
+            yields=numbers.map(lambda ns: tuple(sorted({n for n in ns if n < MAX_CONFLICT_INDEX}))),
+        )
+    numbers = st.lists(st.integers(0, MAX_STEP), max_size=1 if mode == "pct" else max_yields)
     return st.builds(
         Gene,
-        priority=st.integers(0, max_priority),
-        yields=st.lists(st.integers(1, max_step), max_size=max_yields, unique=True).map(
-            lambda steps: tuple(sorted(steps))
-        ),
+        priority=priority,
+        yields=numbers.map(lambda ns: tuple(sorted({n for n in ns if n > 0}))),
     )
 
 
 def _any_request(
-    endpoints: Sequence[Endpoint], identities: Sequence[str]
+    endpoints: Sequence[Endpoint], identities: Sequence[str], prefer: Sequence[str] = ()
 ) -> SearchStrategy[Request]:
-    return st.integers(0, len(endpoints) - 1).flatmap(
-        lambda i: requests_from(endpoints[i], identities)
-    )
+    """A request of any endpoint; with ``prefer`` (names), those endpoints are drawn
+    more often (and shrunk toward)."""
+    everything = st.integers(0, len(endpoints) - 1)
+    preferred = [i for name in prefer for i, e in enumerate(endpoints) if e.name == name]
+    index = everything
+    if preferred and len(preferred) < len(endpoints):
+        index = st.one_of(st.sampled_from(preferred), everything)
+    return index.flatmap(lambda i: requests_from(endpoints[i], identities))
 
 
 @st.composite
 def scenarios(
-    draw: Any, target: Target, *, schedule: SearchStrategy[Gene] | None = None
+    draw: Any,
+    target: Target,
+    *,
+    schedule: SearchStrategy[Gene] | str = "conflict",
+    prefer: Sequence[str] = (),
 ) -> Scenario:
     """Scenarios for a target: concurrent requests, each with its genes, then serial init
-    requests that run before them. Shrinks toward fewer requests (each deletion takes its
-    genes with it), simpler requests, fewer yields, and no init requests."""
+    requests that run before them. ``prefer`` names endpoints to draw more often (the
+    writers the survey found: they are the ones that race). Shrinks toward fewer
+    requests (each deletion takes its genes with it), simpler requests, fewer yields,
+    and no init requests."""
     identities = [i.name for i in target.identities]
-    request = _any_request(target.endpoints, identities)
+    request = _any_request(target.endpoints, identities, prefer)
     pairs = draw(
         st.lists(
-            st.tuples(request, schedule if schedule is not None else genes()),
+            st.tuples(request, genes(schedule) if isinstance(schedule, str) else schedule),
             min_size=target.min_requests,
             max_size=target.max_requests,
         )

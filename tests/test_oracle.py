@@ -22,8 +22,17 @@ def execution(
     responses: list[tuple[int, object] | None],
     tables: Mapping[str, object],
     commits: tuple[int, ...] = (),
+    trace: tuple[Step, ...] | None = None,
 ) -> Execution:
-    trace = tuple(Step(request=i, number=1, kind="commit") for i in commits)
+    """An execution whose requests interleaved: all started, then committed in
+    ``commits`` order, then ended."""
+    if trace is None:
+        ran = [i for i, r in enumerate(responses) if r is not None]
+        trace = (
+            tuple(Step(request=i, number=1, kind="start") for i in ran)
+            + tuple(Step(request=i, number=2, kind="commit") for i in commits)
+            + tuple(Step(request=i, number=3, kind="end") for i in ran)
+        )
     return Execution(
         mode="controlled",
         responses=tuple(None if r is None else Response(r[0], r[1]) for r in responses),
@@ -190,3 +199,19 @@ def test_ignored_columns_and_fields_do_not_count() -> None:
         ),
     )
     assert verdict.status == "serializable"
+
+
+def test_requests_that_ran_one_after_another_need_no_reference() -> None:
+    serial = Serial({})
+    trace = tuple(
+        Step(request=i, number=n, kind=k)  # type: ignore[arg-type]
+        for i in (1, 0)
+        for n, k in ((1, "start"), (2, "commit"), (3, "end"))
+    )
+    verdict = oracle(serial).judge(
+        scenario(), execution([(200, "a"), (500, "boom")], {}, trace=trace)
+    )
+    assert verdict.status == "serializable"
+    assert verdict.order == (1, 0)
+    assert serial.calls == []  # the execution is its own serial reference
+    assert [i for i, _ in verdict.serial_failures] == [1]  # a 500 while running alone

@@ -15,7 +15,7 @@ from fuzzer.findings import fingerprint
 from fuzzer.matrix import Cell, CellResult, expectation_key, replay_matrix
 from fuzzer.model import Gene, Request, Scenario
 from fuzzer.report.json import FORMAT
-from fuzzer.scheduler import Limits
+from fuzzer.runner import Controlled
 from fuzzer.session import Session
 from fuzzer.target import load_target
 
@@ -150,7 +150,7 @@ def test_with_snapshot_isolation_on_mariadb_reports_error_1020(mariadb: str) -> 
 
     def work(s: Session) -> Any:
         assert s.oracle is not None
-        return s.database_info, evaluate(RACE, s.execute, s.oracle, Limits())
+        return s.database_info, evaluate(RACE, s.execute, s.oracle, Controlled())
 
     info, (execution, _, findings) = session.run(work)
     assert info["settings"]["innodb_snapshot_isolation"] == "ON"
