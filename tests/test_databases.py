@@ -344,3 +344,20 @@ def test_an_unreachable_server_is_one_clear_error() -> None:
     assert len(errors) == 1, result.stderr
     assert "Cannot connect to PostgreSQL at 127.0.0.1:1 as postgres" in errors[0]
     assert "start the server or correct --db" in errors[0]
+
+
+def test_restore_ends_a_transaction_a_stuck_request_left_holding_locks(
+    scratch: tuple[Databases, Any],
+) -> None:
+    databases, engine = scratch
+    backend = databases.backends["default"]
+    backend.own_lock_timeout = 1
+    backend.close()  # the fuzzer's own connections take the new timeout
+    stuck = engine.connect()
+    stuck.execute(text("UPDATE parent SET v = 0 WHERE id = 1"))  # never committed
+    try:
+        databases.reset()  # waits 1 s for the row lock, ends that transaction, restores
+        assert databases.read()["parent"] == ((1, 10), (2, 20))
+    finally:
+        with contextlib.suppress(Exception):
+            stuck.close()

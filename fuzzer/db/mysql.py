@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..sql import access
-from .scratch import LEVELS, OWN_LOCK_TIMEOUT, ServerBackend
+from .scratch import LEVELS, ServerBackend
 
 LOCK_TIMEOUT_ERRORS = frozenset({1205})  # ER_LOCK_WAIT_TIMEOUT (row locks and metadata locks)
 NO_PRIVILEGE = frozenset({1227, 1142})  # ER_SPECIFIC_ACCESS_DENIED_ERROR, ER_TABLEACCESS_DENIED
@@ -75,8 +75,8 @@ class MySQLBackend(ServerBackend):
     def _own_session_sql(self) -> Sequence[str]:
         settings = [
             "foreign_key_checks = 0",
-            f"innodb_lock_wait_timeout = {OWN_LOCK_TIMEOUT}",
-            f"lock_wait_timeout = {OWN_LOCK_TIMEOUT}",
+            f"innodb_lock_wait_timeout = {self.own_lock_timeout}",
+            f"lock_wait_timeout = {self.own_lock_timeout}",
         ]
         if not self.mariadb:
             settings.append("information_schema_stats_expiry = 0")  # live AUTO_INCREMENT

@@ -28,7 +28,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from .scratch import LEVELS, OWN_LOCK_TIMEOUT, ServerBackend
+from .scratch import LEVELS, ServerBackend
 
 DEADLOCK_TIMEOUT = "500ms"
 LOCK_NOT_AVAILABLE = "55P03"
@@ -68,7 +68,7 @@ class PostgresBackend(ServerBackend):
         return {"isolation_level": "READ COMMITTED"}
 
     def _own_session_sql(self) -> Sequence[str]:
-        return (f"SET lock_timeout = '{OWN_LOCK_TIMEOUT}s'",)
+        return (f"SET lock_timeout = '{self.own_lock_timeout}s'",)
 
     # -- create and drop ---------------------------------------------------------------
 

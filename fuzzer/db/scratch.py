@@ -34,7 +34,6 @@ LEVELS = {
     "repeatable-read": "REPEATABLE READ",
     "serializable": "SERIALIZABLE",
 }
-OWN_LOCK_TIMEOUT = 5  # seconds the fuzzer's own restore waits for a lock before it acts
 
 
 class ServerBackend(Backend):
@@ -43,6 +42,7 @@ class ServerBackend(Backend):
     product = ""  # for messages: "MariaDB/MySQL", "PostgreSQL"
     default_port = 0
     maintenance_database: str | None = None  # where CREATE/DROP DATABASE is sent from
+    own_lock_timeout = 5  # seconds the fuzzer's own restore waits for a lock before it acts
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
