@@ -342,7 +342,7 @@ def test_an_unreachable_server_is_one_clear_error() -> None:
     assert result.returncode == 2
     errors = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(errors) == 1, result.stderr
-    assert "Cannot connect to PostgreSQL at 127.0.0.1:1 as postgres" in errors[0]
+    assert errors[0].startswith("error: Cannot connect to PostgreSQL at 127.0.0.1:1 as postgres")
     assert "start the server or correct --db" in errors[0]
 
 

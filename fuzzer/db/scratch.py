@@ -149,12 +149,12 @@ class ServerBackend(Backend):
         self.close()
         if self.keep:
             return
-        with self.admin() as cursor:
-            if self.created:
+        if self.created:
+            with self.admin() as cursor:
                 self._end_connections(cursor, self.name)
                 cursor.execute(self._drop_sql(self.name))
-                self.created = False
-        if self.existed and not self.created:
+            self.created = False
+        elif self.existed:
             self._drop_tables()
 
     def close(self) -> None:
