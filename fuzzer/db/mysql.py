@@ -24,6 +24,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..errors import DatabaseError
 from ..sql import access
 from .scratch import LEVELS, ServerBackend
 
@@ -52,16 +53,18 @@ class MySQLBackend(ServerBackend):
             query["ssl_disabled"] = "true"  # PyMySQL would build an SSL context per connect
         return query
 
+    def configure_isolation(self, level: str) -> None:
+        if "init_command" in self.spec.url.query:
+            raise DatabaseError(
+                f"--isolation {level} sets init_command on the target's connections, but --db "
+                f"already has one ({self.spec.safe_url}); set the level in that init_command "
+                f"instead, or leave out --isolation"
+            )
+        super().configure_isolation(level)
+
     def _target_query(self) -> dict[str, str]:
         if self.isolation is None:
             return {}
-        if "init_command" in self.spec.url.query:
-            from ..errors import DatabaseError
-
-            raise DatabaseError(
-                f"--isolation {self.isolation} sets init_command on the target's connections, "
-                f"but --db already has one ({self.spec.safe_url}); drop one of them"
-            )
         return {"init_command": f"SET SESSION TRANSACTION ISOLATION LEVEL {LEVELS[self.isolation]}"}
 
     def _dbapi_connect(self, dbapi: Any, args: Any, kwargs: dict[str, Any]) -> Any:
