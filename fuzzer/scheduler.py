@@ -484,11 +484,20 @@ def _is_library(filename: str) -> bool:
     return any(m in filename for m in _LIBRARY_MARKERS)
 
 
+# the standard library's socket layer: PyMySQL reads its replies through
+# socket.SocketIO.readinto, so a slow COMMIT (an fsync on a busy disk) sits there
+_IO_MODULES = frozenset({"socket.py", "ssl.py", "selectors.py"})
+
+
 def _in_library(ident: int) -> bool:
-    """Whether the thread's innermost frame is inside an installed library (a driver
-    waiting on its socket): a still thread there is not blocked on a Python lock."""
+    """Whether the thread's innermost frame is inside an installed library or the
+    standard library's socket layer (a driver waiting on its socket): a still thread
+    there is not blocked on a Python lock."""
     frame = sys._current_frames().get(ident)
-    return frame is not None and _is_library(frame.f_code.co_filename)
+    if frame is None:
+        return False
+    filename = frame.f_code.co_filename
+    return _is_library(filename) or os.path.basename(filename) in _IO_MODULES
 
 
 def _short(filename: str) -> str:

@@ -361,3 +361,31 @@ def test_restore_ends_a_transaction_a_stuck_request_left_holding_locks(
     finally:
         with contextlib.suppress(Exception):
             stuck.close()
+
+
+def test_a_driver_waiting_on_its_socket_is_not_blocked_in_python() -> None:
+    # PyMySQL reads replies through socket.SocketIO.readinto: a slow COMMIT waits there,
+    # and must not be taken for a request blocked on a Python lock
+    import socket
+
+    from fuzzer.scheduler import _in_library
+
+    left, right = socket.socketpair()
+    lock = threading.Lock()
+    lock.acquire()
+    reader = threading.Thread(target=lambda: left.makefile("rb").read(1))
+    locked = threading.Thread(target=lambda: lock.acquire(timeout=5))
+    reader.start()
+    locked.start()
+    try:
+        time.sleep(0.1)
+        assert reader.ident is not None and locked.ident is not None
+        assert _in_library(reader.ident)
+        assert not _in_library(locked.ident)
+    finally:
+        right.sendall(b"x")
+        lock.release()
+        reader.join(5)
+        locked.join(5)
+        left.close()
+        right.close()
