@@ -167,9 +167,9 @@ class PostgresBackend(ServerBackend):
         if self._probe is None:
             self._probe = PostgresLockProbe(self)
             # connect now: the first connection to a new database builds its relation
-            # cache (100 ms or more), and a probe that slow lets deadlock_timeout pass
-            # before the scheduler runs the next step, changing which request the server
-            # picks as the deadlock's victim
+            # cache (100 ms or more), and a first probe that slow lets deadlock_timeout
+            # pass before the scheduler runs the next step, changing which request the
+            # server picks as the deadlock's victim
             self._probe.connect()
         return self._probe
 
@@ -219,8 +219,10 @@ class PostgresLockProbe:
         self.failures = 0
 
     def connect(self) -> None:
+        """Connect, and run the probe once: its first run on a new backend fills the
+        catalog caches, which can take longer than ``deadlock_timeout``."""
         with self._lock:
-            self._connection()
+            self._connection().execute(self.SQL, ([],)).fetchall()
 
     def _connection(self) -> Any:
         if self._conn is None:
