@@ -82,6 +82,7 @@ def run(
     allow_wipe: bool = False,
     port: int = 0,
     hang_timeout: float = 3.0,
+    stuck_grace: float = 6.0,
     example_db: str | None = os.path.join(".fuzzer", "examples"),
     strict: bool = False,
     schedule: Mode = "conflict",
@@ -93,7 +94,7 @@ def run(
     target = resolve(target)
     reference = target.reference or target.name
     parse_db(db)  # a bad --db fails before anything is created
-    limits = Limits(hang_timeout=hang_timeout)
+    limits = Limits(hang_timeout=hang_timeout, stuck_grace=stuck_grace)
     session = Session(
         target,
         db=db,

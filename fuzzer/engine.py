@@ -94,6 +94,10 @@ class _Found(Exception):
     """Stands for a finding in Hypothesis's bookkeeping of interesting origins."""
 
 
+class _TargetStuck(BaseException):
+    """An execution left requests stuck for good: stop the search (not a test failure)."""
+
+
 def _origin(fingerprint: str) -> InterestingOrigin:
     return InterestingOrigin(_Found, fingerprint, 0, (), ())
 
@@ -179,6 +183,7 @@ class Search:
         self.unknown: Counter[str] = Counter()
         self.detections: dict[str, Detection] = {}
         self.seconds: dict[str, float] = defaultdict(float)  # where the time goes
+        self.stuck: tuple[Any, ...] | None = None  # the choices of an execution that got stuck
         self._findings_by_choices: dict[tuple[Any, ...], list[Finding]] = {}
         self._smallest: dict[str, tuple[Any, ...]] = {}  # fingerprint -> choices seen
         self._started = 0.0
@@ -186,6 +191,31 @@ class Search:
         self._focus: str | None = None
 
     # -- the test function ----------------------------------------------------------------
+
+    def _stopped_stuck(self) -> SearchResult:
+        """The findings of the execution that got stuck, as they are: nothing more can
+        run against a process whose threads are deadlocked."""
+        findings = list(self._findings_by_choices.get(self.stuck or (), []))
+        note = (
+            "its requests' threads stayed stuck after the hang (a deadlock in Python): "
+            "the search stopped here, unshrunk"
+        )
+        findings = [
+            f.with_(
+                found_after=self.detections[f.fingerprint].examples,
+                extra={**f.extra, "stopped": note},
+            )
+            for f in findings
+        ]
+        return SearchResult(
+            findings=findings,
+            examples=self.examples,
+            calls=self.calls,
+            seconds=time.monotonic() - self._started,
+            stop_reason="the target's threads are stuck (deadlocked in Python); restart it",
+            detections=self.detections,
+            unknown=self.unknown,
+        )
 
     def _draw(self, data: ConjectureData) -> Scenario:
         with BuildContext(data, wrapped_test=self._test):
@@ -246,6 +276,12 @@ class Search:
                 self._smallest[fp] = choices
         if relevant:
             self._findings_by_choices[choices] = findings
+        if any(r is not None and r.status == 0 for r in execution.responses):
+            # threads that never came back (a deadlock in Python) keep their locks: every
+            # later example would hang on them, so the search ends here
+            self.stuck = choices
+            raise _TargetStuck
+        if relevant:
             data.mark_interesting(_origin(relevant[0].fingerprint))
 
     def _found_wanted(self) -> bool:
@@ -265,8 +301,11 @@ class Search:
             s.max_examples,
             deadline=(self._started + s.time_budget) if s.time_budget else None,
         )
-        with with_reporter(_silent):  # Hypothesis's own warnings are about unit tests
-            runner.run()
+        try:
+            with with_reporter(_silent):  # Hypothesis's own warnings are about unit tests
+                runner.run()
+        except _TargetStuck:
+            return self._stopped_stuck()
         stop_reason = _stop_reason(runner, s)
         shrink_started = time.monotonic()
         self._shrinking = True
