@@ -23,7 +23,7 @@ from .runner import Controlled, Costs, Serial
 from .scheduler import Limits
 from .schedules import Mode
 from .session import Session
-from .survey import check_reachable, survey
+from .survey import check_reachable, openings, survey
 from .survey import describe as describe_survey
 from .target import Target, load_target
 
@@ -145,6 +145,7 @@ def run(
             http_requests=lambda: harness.costs.http_requests,
             on_event=on_event,
             traces={e.endpoint: e.trace for e in surveyed.endpoints},
+            seeds=openings(surveyed, target) if schedule == "conflict" and not free_running else (),
         )
         result = search.run()
         return RunReport(
