@@ -35,26 +35,34 @@ def _strategy(value: Any) -> SearchStrategy[Any]:
     return value if isinstance(value, SearchStrategy) else st.just(value)
 
 
-@st.composite
-def requests_from(draw: Any, endpoint: Endpoint, identities: Sequence[str] = ()) -> Request:
+def requests_from(endpoint: Endpoint, identities: Sequence[str] = ()) -> SearchStrategy[Request]:
     """Requests drawn from one endpoint: each of its path, json, params and headers is a
     value or a strategy. Shrinks as the endpoint's own strategies shrink, and toward the
     first identity."""
-    path = draw(_strategy(endpoint.path))
+    allowed = list(endpoint.identities) if endpoint.identities else list(identities)
+    return st.builds(
+        _request,
+        st.just(endpoint),
+        _strategy(endpoint.path),
+        _strategy(endpoint.json),
+        _strategy(endpoint.params),
+        _strategy(endpoint.headers),
+        st.sampled_from(allowed) if allowed else st.none(),
+    )
+
+
+def _request(
+    endpoint: Endpoint, path: Any, body: Any, params: Any, headers: Any, identity: str | None
+) -> Request:
     if not isinstance(path, str) or not path.startswith("/"):
         raise InvalidTarget(
             f"endpoint {endpoint.name!r} drew path {path!r}; paths must be strings starting "
             f"with '/' (the fuzzer only talks to its own server)"
         )
-    body = draw(_strategy(endpoint.json))
-    params = draw(_strategy(endpoint.params))
-    headers = draw(_strategy(endpoint.headers))
     _check_json(endpoint, "json", body)
     for name, value in (("params", params), ("headers", headers)):
         if value is not None and not isinstance(value, Mapping):
             raise InvalidTarget(f"endpoint {endpoint.name!r} drew {name}={value!r}, not a mapping")
-    allowed = list(endpoint.identities) if endpoint.identities else list(identities)
-    identity = draw(st.sampled_from(allowed)) if allowed else None
     return Request(
         endpoint=endpoint.name,
         method=endpoint.method,
@@ -113,22 +121,21 @@ def _any_request(
 ) -> SearchStrategy[Request]:
     """A request of any endpoint; with ``prefer`` (names), those endpoints are drawn
     more often (and shrunk toward)."""
+    per_endpoint = [requests_from(e, identities) for e in endpoints]  # built once
     everything = st.integers(0, len(endpoints) - 1)
     preferred = [i for name in prefer for i, e in enumerate(endpoints) if e.name == name]
     index = everything
     if preferred and len(preferred) < len(endpoints):
         index = st.one_of(st.sampled_from(preferred), everything)
-    return index.flatmap(lambda i: requests_from(endpoints[i], identities))
+    return index.flatmap(per_endpoint.__getitem__)
 
 
-@st.composite
 def scenarios(
-    draw: Any,
     target: Target,
     *,
     schedule: SearchStrategy[Gene] | str = "conflict",
     prefer: Sequence[str] = (),
-) -> Scenario:
+) -> SearchStrategy[Scenario]:
     """Scenarios for a target: concurrent requests, each with its genes, then serial init
     requests that run before them. ``prefer`` names endpoints to draw more often (the
     writers the survey found: they are the ones that race). Shrinks toward fewer
@@ -136,18 +143,21 @@ def scenarios(
     and no init requests."""
     identities = [i.name for i in target.identities]
     request = _any_request(target.endpoints, identities, prefer)
-    pairs = draw(
-        st.lists(
-            st.tuples(request, genes(schedule) if isinstance(schedule, str) else schedule),
-            min_size=target.min_requests,
-            max_size=target.max_requests,
-        )
+    gene = genes(schedule) if isinstance(schedule, str) else schedule
+    pairs = st.lists(
+        st.tuples(request, gene), min_size=target.min_requests, max_size=target.max_requests
     )
-    init = draw(st.lists(request, max_size=target.max_init_requests))
-    observers = tuple(draw(requests_from(e, identities)) for e in target.observers)
+    init = st.lists(request, max_size=target.max_init_requests)
+    observers = st.tuples(*(requests_from(e, identities) for e in target.observers))
+    return st.builds(_scenario, pairs, init, observers)
+
+
+def _scenario(
+    pairs: Sequence[tuple[Request, Gene]], init: Sequence[Request], observers: Sequence[Request]
+) -> Scenario:
     return Scenario(
         requests=tuple(r for r, _ in pairs),
         schedule=tuple(g for _, g in pairs),
         init=tuple(init),
-        observers=observers,
+        observers=tuple(observers),
     )

@@ -82,13 +82,15 @@ def create_app(database_url: str, *, one_query: bool = False) -> Flask:
         else:
             total = balance(customer_id, "checking") + balance(customer_id, "savings")
         db.session.scalars(select(Account.kind).filter_by(customer_id=customer_id)).all()
-        return jsonify({
-            "customer": customer.name,
-            "currency": customer.currency,
-            "daily_limit": limit.daily,
-            "activity": len(recent),
-            "total": total,
-        })
+        return jsonify(
+            {
+                "customer": customer.name,
+                "currency": customer.currency,
+                "daily_limit": limit.daily,
+                "activity": len(recent),
+                "total": total,
+            }
+        )
 
     @app.post("/transfer")
     def transfer() -> Any:
@@ -112,20 +114,25 @@ def create_fixed_app(database_url: str) -> Flask:
 
 def setup(app: Flask) -> None:
     db.create_all()
-    db.session.add_all([
-        Customer(id=1, name="Ada", currency="EUR"),
-        Limit(customer_id=1, daily=500),
-        Activity(customer_id=1, what="login"),
-        Account(id=1, customer_id=1, kind="checking", balance=1000),
-        Account(id=2, customer_id=1, kind="savings", balance=250),
-    ])
+    db.session.add_all(
+        [
+            Customer(id=1, name="Ada", currency="EUR"),
+            Limit(customer_id=1, daily=500),
+            Activity(customer_id=1, what="login"),
+            Account(id=1, customer_id=1, kind="checking", balance=1000),
+            Account(id=2, customer_id=1, kind="savings", balance=250),
+        ]
+    )
     db.session.commit()
 
 
 ENDPOINTS = [
     Endpoint("GET", "/audit/1"),
-    Endpoint("POST", "/transfer", json=st.fixed_dictionaries(
-        {"customer": st.just(1), "amount": st.sampled_from([100, 40])})),
+    Endpoint(
+        "POST",
+        "/transfer",
+        json=st.fixed_dictionaries({"customer": st.just(1), "amount": st.sampled_from([100, 40])}),
+    ),
 ]
 
 buggy = Target(

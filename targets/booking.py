@@ -91,8 +91,13 @@ def setup(app: Flask) -> None:
 
 
 ENDPOINTS = [
-    Endpoint("POST", "/book", json=st.fixed_dictionaries(
-        {"slot": st.just(1), "guest": st.sampled_from(["ann", "bob", "cy"])})),
+    Endpoint(
+        "POST",
+        "/book",
+        json=st.fixed_dictionaries(
+            {"slot": st.just(1), "guest": st.sampled_from(["ann", "bob", "cy"])}
+        ),
+    ),
     Endpoint("GET", "/slot/1"),
 ]
 

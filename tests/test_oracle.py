@@ -215,3 +215,17 @@ def test_requests_that_ran_one_after_another_need_no_reference() -> None:
     assert verdict.order == (1, 0)
     assert serial.calls == []  # the execution is its own serial reference
     assert [i for i, _ in verdict.serial_failures] == [1]  # a 500 while running alone
+
+
+def test_a_serial_run_is_shared_by_every_list_order_that_runs_the_same_sequence() -> None:
+    a, b = (Request(f"E{i}", "POST", f"/e{i}") for i in range(2))
+    outcome = execution([(200, "b"), (200, "a")], {})  # as run: b first, then a
+    serial = Serial({(0, 1): outcome})
+    judge = oracle(serial)
+    listed_ba = Scenario((b, a), (Gene(), Gene()))
+    listed_ab = Scenario((a, b), (Gene(), Gene()))
+    first, _ = judge.reference(listed_ba, (0, 1))
+    again, _ = judge.reference(listed_ab, (1, 0))  # the same sequence: b, then a
+    assert serial.calls == [(0, 1)]
+    assert [r.body for r in first.responses] == ["b", "a"]  # type: ignore[union-attr]
+    assert [r.body for r in again.responses] == ["a", "b"]  # type: ignore[union-attr]
