@@ -1,5 +1,6 @@
 # make fuzz  — set up on first use, then fuzz the default target on embedded SQLite
 # make test  — set up on first use, then run the test suite
+# make matrix — the target on every database and isolation level
 # TARGET=, DB=, EXAMPLES=, SEED=, DURATION= pass through.
 
 PYTHON ?= python3
@@ -16,7 +17,7 @@ ARGS ?=
 
 SEED_FLAG := $(if $(SEED),--seed $(SEED),)
 
-.PHONY: fuzz test check soak bench setup clean
+.PHONY: fuzz matrix test check soak bench setup clean
 
 setup: $(STAMP)
 
@@ -29,6 +30,9 @@ $(STAMP): pyproject.toml
 
 fuzz: $(STAMP)
 	$(BIN)/fuzzer run $(TARGET) --db $(DB) --max-examples $(EXAMPLES) $(SEED_FLAG) $(ARGS)
+
+matrix: $(STAMP)
+	$(BIN)/fuzzer matrix $(TARGET) --max-examples $(EXAMPLES) $(SEED_FLAG) $(ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(ARGS)

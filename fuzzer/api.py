@@ -23,7 +23,7 @@ from .runner import Controlled, Costs, Serial
 from .scheduler import Limits
 from .schedules import Mode
 from .session import Session
-from .survey import check_reachable, survey
+from .survey import check_reachable, openings, survey
 from .survey import describe as describe_survey
 from .target import Target, load_target
 
@@ -82,6 +82,7 @@ def run(
     allow_wipe: bool = False,
     port: int = 0,
     hang_timeout: float = 3.0,
+    stuck_grace: float = 6.0,
     example_db: str | None = os.path.join(".fuzzer", "examples"),
     strict: bool = False,
     schedule: Mode = "conflict",
@@ -93,7 +94,7 @@ def run(
     target = resolve(target)
     reference = target.reference or target.name
     parse_db(db)  # a bad --db fails before anything is created
-    limits = Limits(hang_timeout=hang_timeout)
+    limits = Limits(hang_timeout=hang_timeout, stuck_grace=stuck_grace)
     session = Session(
         target,
         db=db,
@@ -144,6 +145,7 @@ def run(
             http_requests=lambda: harness.costs.http_requests,
             on_event=on_event,
             traces={e.endpoint: e.trace for e in surveyed.endpoints},
+            seeds=openings(surveyed, target) if schedule == "conflict" and not free_running else (),
         )
         result = search.run()
         return RunReport(
@@ -302,6 +304,8 @@ def replay(
     scenario = Scenario.from_json(document["scenario"])
     fingerprint = document["fingerprint"]
     database = db or _recorded_db(document)
+    if isolation is None and db is None:
+        isolation = _recorded_isolation(document)
     limits = Limits(hang_timeout=hang_timeout)
     session = Session(target, db=database, isolation=isolation, limits=limits)
 
@@ -327,6 +331,12 @@ def replay(
         )
 
     return session.run(work)
+
+
+def _recorded_isolation(document: dict[str, Any]) -> str | None:
+    """The ``--isolation`` the finding was recorded at (None: the database's default)."""
+    level = (document.get("database") or {}).get("isolation")
+    return str(level) if level and level != "default" else None
 
 
 def _recorded_db(document: dict[str, Any]) -> str:

@@ -1,4 +1,5 @@
-"""The command line: ``fuzzer run``, ``fuzzer replay``, ``fuzzer stress``, ``fuzzer init``.
+"""The command line: ``fuzzer run``, ``fuzzer replay``, ``fuzzer matrix``, ``fuzzer stress``,
+``fuzzer init``.
 
 Exit codes: 0 no finding (or, for replay, fixed); 1 findings (reproduced); 2 a usage,
 target or environment error, as one line that says how to fix it; 3 a bug in the
@@ -239,6 +240,121 @@ def replay_command(
                 "fuzzer is nondeterministic here"
             )
         return result.exit_code
+
+    _guard(action)
+
+
+@main.command("matrix")
+@click.argument("target", required=False)
+@click.option(
+    "--db",
+    "databases",
+    multiple=True,
+    metavar="DB",
+    help="A database to include (repeatable, or comma-separated); "
+    "default: sqlite, mariadb, postgres.",
+)
+@click.option(
+    "--isolation",
+    "levels",
+    multiple=True,
+    type=click.Choice(ISOLATION_LEVELS),
+    help="An isolation level to include on server databases (repeatable); default: all four.",
+)
+@click.option(
+    "--max-examples",
+    "-n",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="Examples per cell.",
+)
+@click.option("--seed", type=int, default=None, help="Make every cell's search repeatable.")
+@click.option(
+    "--replay",
+    "report",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Instead of searching, replay this finding's scenario and schedule in every cell.",
+)
+@click.option(
+    "--times",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="With --replay: replays per cell.",
+)
+@click.option(
+    "--hang-timeout",
+    type=click.FloatRange(min=0.1),
+    default=3.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="No progress for this long: a hang.",
+)
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def matrix_command(
+    target: str | None,
+    databases: tuple[str, ...],
+    levels: tuple[str, ...],
+    max_examples: int,
+    seed: int | None,
+    report: str | None,
+    times: int,
+    hang_timeout: float,
+    no_progress: bool,
+) -> None:
+    """Run TARGET on every database and isolation level: a table of verdicts.
+
+    Exit 0 when every cell shows what the target declares (no finding, unless it
+    declares one), 1 when a cell differs, 2 when no database could be reached."""
+    from . import matrix
+
+    if (target is None) == (report is None):
+        raise click.UsageError("give either TARGET or --replay REPORT.json")
+    names = [d.strip() for given in databases for d in given.split(",") if d.strip()]
+    grid = matrix.cells(names or matrix.DATABASES, levels or matrix.LEVELS)
+    bars: list[reporting.SearchProgress] = []
+
+    def progress(cell: matrix.Cell) -> Callable[..., None]:
+        bars.append(reporting.SearchProgress(enabled=not no_progress))
+        return bars[-1]
+
+    def on_cell(result: matrix.CellResult) -> None:
+        while bars:
+            bars.pop().stop()
+        verdict = ", ".join(result.kinds) or result.status
+        where = f"{result.server or result.cell.database} {result.level or result.cell.level}"
+        reporting.note(f"{where}: {verdict}")
+
+    def action() -> int:
+        try:
+            if report is not None:
+                results = matrix.replay_matrix(
+                    report, grid, times=times, hang_timeout=hang_timeout, on_cell=on_cell
+                )
+                title = f"Replay of {report} in {len(grid)} cells"
+            else:
+                from . import api
+
+                loaded = api.resolve(target or "")
+                results = matrix.run_matrix(
+                    loaded,
+                    grid,
+                    max_examples=max_examples,
+                    seed=seed,
+                    hang_timeout=hang_timeout,
+                    on_cell=on_cell,
+                    on_event=progress,
+                )
+                title = f"{loaded.reference or loaded.name}: {max_examples} examples per cell"
+        finally:
+            while bars:
+                bars.pop().stop()
+        reporting.text("\n" + matrix.render(results, title=title))
+        if all(r.status == "unavailable" for r in results):
+            return 2
+        return 1 if any(r.as_expected is False for r in results) else 0
 
     _guard(action)
 

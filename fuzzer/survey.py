@@ -25,12 +25,13 @@ Run = Callable[[Scenario], Execution]
 @dataclass(frozen=True)
 class EndpointSurvey:
     endpoint: str
-    request: Request
+    request: Request  # the simplest request, and what it answered
     status: int
     reads: frozenset[str]
     writes: frozenset[str]
     statements: int
-    trace: tuple[Step, ...] = ()
+    trace: tuple[Step, ...] = ()  # the steps of the request that wrote the most
+    writer: Request | None = None  # that request
 
 
 @dataclass(frozen=True)
@@ -206,6 +207,7 @@ def survey(target: Target, run: Run) -> Survey:
                 frozenset().union(*(r.writes for r in runs)),
                 richest.statements,
                 richest.trace,
+                richest.request,
             )
         )
     return Survey(tuple(results))
@@ -215,6 +217,7 @@ def survey(target: Target, run: Run) -> Survey:
 class _Alone:
     """One request run alone: its status, steps, and the tables it read and wrote."""
 
+    request: Request
     status: int
     trace: tuple[Step, ...]
     reads: frozenset[str]
@@ -238,6 +241,7 @@ class _Alone:
                 writes.add(prefix + a.write)
         response = execution.responses[0]
         return cls(
+            request,
             response.status if response is not None else 0,
             execution.trace,
             frozenset(reads),
@@ -262,3 +266,32 @@ def describe(result: Survey) -> Mapping[str, str]:
             touched.append("reads " + names(e.reads - e.writes))
         lines[e.endpoint] = f"{e.status}; " + ("; ".join(touched) or "no SQL")
     return lines
+
+
+MAX_OPENINGS = 24
+
+
+def _writing(e: EndpointSurvey) -> Request:
+    """The endpoint's request that wrote the most when surveyed (its simplest one may
+    write nothing: a user following themself)."""
+    return e.writer or e.request
+
+
+def openings(result: Survey, target: Target) -> list[Scenario]:
+    """The search's systematic opening: every writing endpoint against itself (two
+    copies, and ``max_requests`` copies — double submissions, overruns), then every
+    pair of writers of a common table, each request yielding at its first conflicting
+    step (conflict-guided genes). Most races that real users meet are among these."""
+    by_name = {e.endpoint: e for e in result.endpoints}
+    writers = [by_name[name] for name in result.writers()]
+    first = Gene(0, (0,))
+    scenarios: list[Scenario] = []
+    for e in writers:
+        for copies in sorted({target.min_requests, 2, target.max_requests}):
+            if 2 <= copies <= target.max_requests:
+                scenarios.append(Scenario((_writing(e),) * copies, (first,) * copies))
+    for k, a in enumerate(writers):
+        for b in writers[k + 1 :]:
+            if a.writes & b.writes and target.max_requests >= 2:
+                scenarios.append(Scenario((_writing(a), _writing(b)), (first, first)))
+    return scenarios[:MAX_OPENINGS]

@@ -27,6 +27,8 @@ from .errors import InvalidTarget
 
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 DEFAULT_CONFLICT_STATUSES = frozenset({409, 423})
+EXPECTATION_DATABASES = ("sqlite", "mariadb", "mysql", "postgres")
+EXPECTATION_LEVELS = ("", "read-uncommitted", "read-committed", "repeatable-read", "serializable")
 
 
 class Endpoint:
@@ -133,6 +135,8 @@ class Target:
     ignore_columns: frozenset[str] = frozenset()  # "column" or "table.column"
     ignore_fields: frozenset[str] = frozenset()  # response JSON keys, at any depth
     expected_findings: frozenset[str] = frozenset()  # the finding kinds this target must produce
+    # where they differ by database: "mariadb", "postgres/serializable", … -> kinds
+    expected_on: Mapping[str, frozenset[str]] = field(default_factory=dict)
     threads: int = 8  # worker threads of the loopback server
     description: str = ""
     reference: str = field(default="", compare=False)  # set by load_target
@@ -140,6 +144,15 @@ class Target:
     @property
     def multi_database(self) -> bool:
         return bool(self.databases)
+
+    def expected(self, database: str = "sqlite", isolation: str = "") -> frozenset[str]:
+        """The finding kinds expected on ``database`` (sqlite, mariadb, mysql, postgres)
+        at ``isolation`` (read-committed, …; "" for the database's default): the most
+        specific entry of ``expected_on``, else ``expected_findings``."""
+        for key in (f"{database}/{isolation}", database):
+            if key in self.expected_on:
+                return frozenset(self.expected_on[key])
+        return self.expected_findings
 
 
 def load_target(reference: str) -> Target:
@@ -249,6 +262,14 @@ def validate(target: Target, where: str = "") -> None:
         )
     if not all(isinstance(s, int) and 100 <= s <= 599 for s in target.conflict_statuses):
         fail(f"Target.conflict_statuses must be HTTP statuses, got {target.conflict_statuses!r}")
+    for key in target.expected_on:
+        database, _, level = str(key).partition("/")
+        if database not in EXPECTATION_DATABASES or level not in EXPECTATION_LEVELS:
+            fail(
+                f"Target.expected_on key {key!r} must be a database "
+                f"({', '.join(EXPECTATION_DATABASES)}), optionally followed by "
+                f"/level ({', '.join(lvl for lvl in EXPECTATION_LEVELS if lvl)})"
+            )
     if _factory_arity(target.app) != 1:
         fail(
             "Target.app must take exactly one argument (the database URL, or a mapping of "
