@@ -61,10 +61,12 @@ def values_of(column: str, *, limit: int = 3, otherwise: Sequence[Any] = ()) -> 
     def choices(_: Any) -> SearchStrategy[Any]:
         values = _present(table, name, limit) or fallback
         if not values:
-            raise InvalidTarget(
-                f"values_of({column!r}): {table} has no rows after setup; seed some in setup "
-                f"or give otherwise=[...]"
+            where = (
+                f"{table} has no rows after setup; seed some in setup"
+                if _rows.get(None) is not None
+                else "it draws from the rows present after setup, and was drawn outside a run"
             )
+            raise InvalidTarget(f"values_of({column!r}): {where}, or give otherwise=[...]")
         return st.sampled_from(values)
 
     # just(None).flatmap: the lookup runs on every draw, inside the run that draws.

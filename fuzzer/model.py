@@ -57,7 +57,7 @@ class Request:
             text += "?" + "&".join(f"{k}={v}" for k, v in self.params.items())
         if self.json is not None:
             text += " " + json.dumps(self.json, ensure_ascii=False, sort_keys=True)
-        if self.form is not None:
+        if self.form:
             text += " form " + json.dumps(dict(self.form), ensure_ascii=False, sort_keys=True)
         if self.identity is not None:
             text += f" as {self.identity}"

@@ -177,16 +177,17 @@ def _routes(app: object) -> str:
     return "; ".join(sorted(rules))
 
 
-#: Requests sent per endpoint: its simplest one and a few more. The simplest request
-#: often does nothing (a user following themself, a tag the post already has), and
-#: conflict points read off a request that writes nothing find no race.
-SAMPLES = 4
+#: At most this many requests are sent per endpoint: its simplest one, then others until
+#: one writes. The simplest request often does nothing (a user following themself, a
+#: visitor's form as a signed-in user), and conflict points read off a request that
+#: writes nothing find no race.
+SAMPLES = 8
 
 
 def survey(target: Target, run: Run) -> Survey:
-    """Send each endpoint's simplest request alone, from the snapshot, and a few other
-    requests of it; what an endpoint touches is the union of what they touched, and its
-    steps are those of the request that wrote the most (the simplest on a tie)."""
+    """Send each endpoint's simplest request alone, from the snapshot, then other requests
+    of it until one writes; what an endpoint touches is the union of what they touched,
+    and its steps are those of the request that wrote the most (the simplest on a tie)."""
     identities = [i.name for i in target.identities]
     results = []
     for endpoint in target.endpoints:
@@ -196,7 +197,11 @@ def survey(target: Target, run: Run) -> Survey:
             for r in sample_requests(endpoint, identities, SAMPLES)
             if r.describe() != simplest.describe()
         ]
-        runs = [_Alone.of(run, r) for r in [simplest, *others[: SAMPLES - 1]]]
+        runs = [_Alone.of(run, simplest)]
+        for other in others[: SAMPLES - 1]:
+            if runs[-1].writes:
+                break
+            runs.append(_Alone.of(run, other))
         richest = max(runs, key=lambda r: (len(r.writes), r.statements))
         results.append(
             EndpointSurvey(
