@@ -461,8 +461,8 @@ def init_command(factory: str, output: str | None, force: bool, no_check: bool) 
         written = spec.write_spec(factory, output, force=force)
         plan = written.plan
         reporting.note(
-            f"Wrote {written.path}: {len(plan.routes)} endpoints, "
-            f"{len(plan.identities)} identities, setup: "
+            f"Wrote {written.path}: {_count(len(plan.routes), 'endpoint')}, "
+            f"{_count(len(plan.identities), 'identity', 'identities')}, setup: "
             + (
                 ", ".join(f"flask {n}" if k == "command" else "create_all()" for k, n in plan.setup)
                 or "none (edit it)"
@@ -479,3 +479,7 @@ def init_command(factory: str, output: str | None, force: bool, no_check: bool) 
         return 0
 
     _guard(action)
+
+
+def _count(n: int, one: str, many: str = "") -> str:
+    return f"{n} {one if n == 1 else many or one + 's'}"

@@ -11,7 +11,7 @@ from typing import Any, Union
 
 __all__ = ["Call", "Dict", "Keyword", "List", "Node", "flat", "layout", "literal"]
 
-WIDTH = 99
+WIDTH = 88  # black and ruff format by default
 
 
 @dataclass(frozen=True)
@@ -65,28 +65,30 @@ def flat(node: Node) -> str:
     return "[" + ", ".join(flat(i) for i in node.items) + "]"
 
 
-def layout(node: Node, indent: str = "", suffix: str = "", prefix: str = "") -> list[str]:
-    """The node as lines starting at ``indent``; ``prefix`` and ``suffix`` go around it
-    (``"name="``, ``","``)."""
+def layout(
+    node: Node, indent: str = "", suffix: str = "", prefix: str = "", width: int = WIDTH
+) -> list[str]:
+    """The node as lines starting at ``indent``, at most ``width`` long where it can;
+    ``prefix`` and ``suffix`` go around it (``"name="``, ``","``)."""
     one = f"{indent}{prefix}{flat(node)}{suffix}"
-    if len(one) <= WIDTH or isinstance(node, str):
+    if len(one) <= width or isinstance(node, str):
         return [one]
     inner = indent + "    "
     if isinstance(node, Keyword):
-        return layout(node.value, indent, suffix, prefix + f"{node.name}=")
+        return layout(node.value, indent, suffix, prefix + f"{node.name}=", width)
     if isinstance(node, Call):
-        opening, closing, parts = f"{node.name}(", ")", _items(node.args, inner)
+        opening, closing, parts = f"{node.name}(", ")", _items(node.args, inner, width)
     elif isinstance(node, Dict):
         opening, closing = "{", "}"
         parts = [
             line
             for key, value in node.items
-            for line in layout(value, inner, ",", f"{flat(key)}: ")
+            for line in layout(value, inner, ",", f"{flat(key)}: ", width)
         ]
     else:
-        opening, closing, parts = "[", "]", _items(node.items, inner)
+        opening, closing, parts = "[", "]", _items(node.items, inner, width)
     return [f"{indent}{prefix}{opening}", *parts, f"{indent}{closing}{suffix}"]
 
 
-def _items(nodes: Sequence[Node], indent: str) -> list[str]:
-    return [line for node in nodes for line in layout(node, indent, ",")]
+def _items(nodes: Sequence[Node], indent: str, width: int) -> list[str]:
+    return [line for node in nodes for line in layout(node, indent, ",", width=width)]

@@ -34,7 +34,7 @@ from typing import Any
 
 from . import bodies
 from .errors import FuzzerError, InvalidTarget, TargetSetupError, describe
-from .pysource import Call, Dict, Keyword, Node, layout, literal
+from .pysource import WIDTH, Call, Dict, Keyword, Node, layout, literal
 
 __all__ = ["Factory", "Plan", "inspect_app", "load_factory", "render", "write_spec"]
 
@@ -110,11 +110,18 @@ def load_factory(reference: str) -> Factory:
         if keyword.arg is None:
             raise InvalidTarget(f"{reference}: **kwargs are not supported; name each argument")
         kwargs[keyword.arg] = _argument(keyword.value, module, reference, imports)
-    sources = [ast.unparse(node) for node in arg_nodes]
-    sources += [f"{k.arg}={ast.unparse(k.value)}" for k in kw_nodes]
+    sources = [_source(node) for node in arg_nodes]
+    sources += [f"{k.arg}={_source(k.value)}" for k in kw_nodes]
     return Factory(
         reference, module_name, name, function, args, kwargs, tuple(sources), tuple(imports)
     )
+
+
+def _source(node: ast.expr) -> str:
+    try:
+        return literal(ast.literal_eval(node))
+    except ValueError:
+        return ast.unparse(node)
 
 
 def _import(module_name: str, reference: str) -> Any:
@@ -202,6 +209,7 @@ class Plan:
     routes: list[Route] = field(default_factory=list)
     ignore_columns: list[str] = field(default_factory=list)
     openapi: str = ""  # where the OpenAPI document was found
+    databases: tuple[str, ...] = ()  # with binds: "default" and each bind
 
 
 def inspect_app(factory: Factory) -> Plan:
@@ -209,16 +217,21 @@ def inspect_app(factory: Factory) -> Plan:
     read what the spec needs."""
     plan = Plan(factory, _spec_name(factory))
     with tempfile.TemporaryDirectory(prefix="fuzzer-init-") as directory:
-        first, rows = _build_and_setup(factory, plan, os.path.join(directory, "first.db"))
-        _, again = _build_and_setup(factory, plan, os.path.join(directory, "again.db"), quiet=True)
+        first, rows = _build_and_setup(factory, plan, os.path.join(directory, "first"))
+        again: Any = None
         try:
-            plan.ignore_columns = _differing_columns(rows, again) + _time_columns(first)
+            again, other = _build_and_setup(
+                factory, plan, os.path.join(directory, "again"), quiet=True
+            )
+            plan.ignore_columns = _differing_columns(rows, other) + _time_columns(first, plan)
             _plan_identities(first, plan, rows)
             document = _openapi_document(first, plan)
             for route in _routes(first, plan, rows, document):
                 plan.routes.append(route)
         finally:
             _dispose(first)
+            if again is not None:
+                _dispose(again)
     return plan
 
 
@@ -228,31 +241,23 @@ def _spec_name(factory: Factory) -> str:
 
 
 def _build_and_setup(
-    factory: Factory, plan: Plan, path: str, quiet: bool = False
+    factory: Factory, plan: Plan, stem: str, quiet: bool = False
 ) -> tuple[Any, dict[str, Table]]:
-    from .apps import flask_command, pinned_config
+    """Build the app on scratch SQLite files (one per bind it has), run the setup steps
+    it offers, and read the rows they made."""
+    from .apps import flask_command
 
-    url = f"sqlite:///{path}"
-    pins: dict[str, Any] = {"SQLALCHEMY_DATABASE_URI": url}
-    try:
-        with pinned_config(**pins):
-            app = factory.build()
-    except FuzzerError:
-        raise
-    except Exception as exc:
-        raise TargetSetupError(
-            f"{factory.reference}: the app factory raised {describe(exc)} while fuzzer init "
-            f"built it on a scratch SQLite database"
-        ) from exc
-    if not _is_app(app):
-        raise TargetSetupError(
-            f"{factory.reference} returned {type(app).__name__}, expected a Flask app"
-        )
+    urls = {"default": f"sqlite:///{stem}.db"}
+    pins: dict[str, Any] = {"SQLALCHEMY_DATABASE_URI": urls["default"]}
+    app = _build(factory, pins)
+    binds = app.config.get("SQLALCHEMY_BINDS") or {}
+    if binds:  # never let setup reach a database the config names
+        urls.update({str(name): f"sqlite:///{stem}-{name}.db" for name in binds})
+        pins["SQLALCHEMY_BINDS"] = {name: urls[str(name)] for name in binds}
     pins.update(_needed_pins(app, plan, quiet))
     if len(pins) > 1:  # rebuild with every pin, as the spec will
         _dispose(app)
-        with pinned_config(**pins):
-            app = factory.build()
+        app = _build(factory, pins)
     commands = getattr(getattr(app, "cli", None), "commands", {})
     extension = app.extensions.get("sqlalchemy")
     steps: list[tuple[str, str]] = []
@@ -277,13 +282,38 @@ def _build_and_setup(
                     plan.setup_notes.append(f"`flask {name}` failed when fuzzer init ran it: {why}")
     if not quiet:
         plan.setup = done
-        plan.pins = _pin_sources(pins)
+        plan.pins = _pin_sources(pins, named=bool(binds))
+        plan.databases = tuple(urls) if binds else ()
         if not done:
             plan.setup_notes.append(
                 "fuzzer init found no way to create the tables (no Flask-SQLAlchemy, no init-db "
                 "command): create them and insert the first rows here"
             )
-    return app, _read_rows(url)
+    rows: dict[str, Table] = {}
+    for name, url in urls.items():
+        for table, info in _read_rows(url).items():
+            rows[f"{name}.{table}" if binds else table] = info
+    return app, rows
+
+
+def _build(factory: Factory, pins: Mapping[str, Any]) -> Any:
+    from .apps import pinned_config
+
+    try:
+        with pinned_config(**pins):
+            app = factory.build()
+    except FuzzerError:
+        raise
+    except Exception as exc:
+        raise TargetSetupError(
+            f"{factory.reference}: the app factory raised {describe(exc)} while fuzzer init "
+            f"built it on a scratch SQLite database"
+        ) from exc
+    if not _is_app(app):
+        raise TargetSetupError(
+            f"{factory.reference} returned {type(app).__name__}, expected a Flask app"
+        )
+    return app
 
 
 def _needed_pins(app: Any, plan: Plan, quiet: bool) -> dict[str, Any]:
@@ -302,20 +332,25 @@ def _needed_pins(app: Any, plan: Plan, quiet: bool) -> dict[str, Any]:
         pins["SECRET_KEY"] = "fuzz"
         notes.append("a SECRET_KEY: sessions (and logins) need one")
     if config.get("SQLALCHEMY_BINDS"):
-        notes.append(
-            "CHECK: the app has SQLALCHEMY_BINDS; give each bind its own scratch database "
-            "(Target.databases) or they stay where the config points"
-        )
+        notes.append("each of its binds on a scratch database of its own (Target.databases)")
     if not quiet:
         plan.pin_notes = notes
     return pins
 
 
-def _pin_sources(pins: Mapping[str, Any]) -> dict[str, str]:
-    return {
-        key: ("database_url" if key == "SQLALCHEMY_DATABASE_URI" else literal(value))
-        for key, value in pins.items()
-    }
+def _pin_sources(pins: Mapping[str, Any], named: bool) -> dict[str, str]:
+    """The pins as source: the database URLs come from the factory's argument (a URL, or
+    with binds a mapping of database name to URL)."""
+    sources = {}
+    for key, value in pins.items():
+        if key == "SQLALCHEMY_DATABASE_URI":
+            sources[key] = 'database_url["default"]' if named else "database_url"
+        elif key == "SQLALCHEMY_BINDS":
+            binds = ", ".join(f"{literal(n)}: database_url[{literal(n)}]" for n in value)
+            sources[key] = "{" + binds + "}"
+        else:
+            sources[key] = literal(value)
+    return sources
 
 
 @dataclass
@@ -363,17 +398,19 @@ def _differing_columns(first: Mapping[str, Table], again: Mapping[str, Table]) -
     return columns
 
 
-def _time_columns(app: Any) -> list[str]:
+def _time_columns(app: Any, plan: Plan) -> list[str]:
     """Columns of a date-time type in the app's models: requests stamp them with the clock."""
     extension = app.extensions.get("sqlalchemy")
     if extension is None:
         return []
     found = []
-    for table in extension.metadata.sorted_tables:
-        for column in table.columns:
-            kind = type(column.type).__name__
-            if kind in ("DateTime", "TIMESTAMP", "Time") and not column.primary_key:
-                found.append(f"{table.name}.{column.name}")
+    for bind, metadata in getattr(extension, "metadatas", {None: extension.metadata}).items():
+        database = f"{bind or 'default'}." if plan.databases else ""
+        for table in metadata.sorted_tables:
+            for column in table.columns:
+                kind = type(column.type).__name__
+                if kind in ("DateTime", "TIMESTAMP", "Time") and not column.primary_key:
+                    found.append(f"{database}{table.name}.{column.name}")
     return found
 
 
@@ -398,7 +435,8 @@ def _plan_identities(app: Any, plan: Plan, rows: Mapping[str, Table]) -> None:
         )
         return
     table_name = _user_table(app)
-    table = rows.get(table_name or "")
+    table = next((info for name, info in rows.items() if name.endswith(f".{table_name}")), None)
+    table = rows.get(table_name or "", table)
     plan.login_example = _login_example(app, manager)
     if table is None or not table.rows or not table.primary_key:
         plan.identity_notes.append(
@@ -616,7 +654,7 @@ def _matching_column(
     ``/user/<username>`` -> users.username, ``<slug>`` -> the one table with a slug."""
     stem = name[:-3] if name.endswith("_id") else ""
     wanted = {_singular(t) for t in (stem, segment) if t}
-    related = [t for t in rows if _singular(t) in wanted]
+    related = [t for t in rows if _singular(t.rsplit(".", 1)[-1]) in wanted]
     for table in related:
         info = rows[table]
         candidates = [name] + (list(info.primary_key) if numeric or name == "id" else [])
@@ -657,17 +695,17 @@ def render(plan: Plan, module: str) -> str:
 
     def comment(text: str, indent: str = "") -> None:
         prefix = f"{indent}# "
-        body.extend(textwrap.wrap(text, 92, initial_indent=prefix, subsequent_indent=prefix))
+        body.extend(textwrap.wrap(text, WIDTH, initial_indent=prefix, subsequent_indent=prefix))
 
-    out("def app(database_url):")
+    out("def app(database_url):" if not plan.databases else "def app(database_url):  # {name: URL}")
     pinned = "; ".join(plan.pin_notes)
     comment(
         "The app's own factory and config, with these settings pinned for fuzzing: the "
         "scratch database the fuzzer made for this run" + (f"; {pinned}." if pinned else "."),
         "    ",
     )
-    pins = ", ".join(f"{k}={v}" for k, v in plan.pins.items())
-    out(f"    with pinned_config({pins}):")
+    pins = Call("pinned_config", tuple(Keyword(k, v) for k, v in plan.pins.items()))
+    body.extend(layout(pins, "    ", ":", "with "))
     out(f"        return {factory.call_source()}")
     out("")
     out("")
@@ -691,7 +729,8 @@ def render(plan: Plan, module: str) -> str:
     for note in plan.identity_notes:
         comment(note)
     if plan.login_example is not None:
-        body.extend("#     " + line for line in layout(plan.login_example, "", ","))
+        example = layout(plan.login_example, "", ",", width=WIDTH - 6)
+        body.extend("#     " + line for line in example)
     if plan.identities:
         out("IDENTITIES = [")
         body.extend(f"    {identity}," for identity in plan.identities)
@@ -724,6 +763,8 @@ def render(plan: Plan, module: str) -> str:
     out("    setup=setup,")
     out("    identities=IDENTITIES,")
     out("    endpoints=ENDPOINTS,")
+    if plan.databases:
+        out(f"    databases={literal(plan.databases)},")
     comment(
         "Read-only requests sent after the concurrent ones, e.g. a page that shows what "
         "they changed: a race that leaves no trace in their own answers shows there.",
@@ -767,13 +808,15 @@ def _header(plan: Plan, module: str, body: list[str]) -> str:
         '"""',
         "",
     ]
-    if "st." in calls:
-        head += ["from hypothesis import strategies as st", ""]
+    # the fuzzer and Hypothesis are third-party libraries to the app's project
     line = f"from fuzzer import {', '.join(used)}"
-    if len(line) > 99:
+    if len(line) > WIDTH:
         line = "from fuzzer import (\n" + "".join(f"    {n},\n" for n in used) + ")"
     head.append(line)
-    head += [f"from {m} import {', '.join(names)}" for m, names in imports.items()]
+    if "st." in calls:
+        head.append("from hypothesis import strategies as st")
+    head.append("")
+    head += [f"from {m} import {', '.join(names)}" for m, names in sorted(imports.items())]
     return "\n".join(head) + "\n"
 
 

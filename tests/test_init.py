@@ -56,6 +56,12 @@ def test_init_on_the_demo_writes_a_spec_that_runs_as_written_and_finds_races(
         'ignore_columns=frozenset({"users.password_hash"})',  # salted: differs between setups
     ):
         assert expected in source, expected
+    formatted = subprocess.run(
+        [sys.executable, "-m", "ruff", "format", "--check", "--line-length", "88", path],
+        capture_output=True,
+        text=True,
+    )
+    assert formatted.returncode == 0, formatted.stdout + formatted.stderr  # reads as written
     # the survey above sent every endpoint of the spec as written; now a short search on
     # the view counter, with the spec's own setup, identities and domains
     target = load_written(path)
@@ -104,3 +110,17 @@ def test_a_bad_factory_reference_is_one_clear_line(
         write_spec(reference, str(tmp_path / "fuzz_x.py"))
     assert expected in str(failure.value) and "\n" not in str(failure.value)
     assert not (tmp_path / "fuzz_x.py").exists()
+
+
+def test_every_bind_goes_to_a_scratch_database(tmp_path: Any) -> None:
+    """The app's config points both of its databases at a server; init and the spec it
+    writes must use scratch databases for both (a real server would not even answer)."""
+    path = str(tmp_path / "fuzz_binds.py")
+    write_spec("tests.fixtures.binds_app:create_app", path)
+    source = Path(path).read_text(encoding="utf-8")
+    assert 'databases=("default", "audit")' in source
+    assert 'SQLALCHEMY_BINDS={"audit": database_url["audit"]}' in source
+    assert 'values_of("default.notes.id", otherwise=[1, 2])' in source
+    assert api.check(load_written(path)) == {
+        "POST /notes/<int:note_id>/touch": "200; writes audit.events"
+    }

@@ -49,8 +49,12 @@ def like(post_id: int) -> Any:
     if EmptyForm().validate_on_submit():
         if _fixed():
             try:
-                db.session.execute(insert(likes).values(user_id=current_user.id, post_id=post_id))
+                # the post's row lock first: inserting the like first takes a shared lock on
+                # the post (the foreign key), and two such likes deadlock on MariaDB when
+                # both then update the count
                 post.like_count = Post.like_count + 1
+                db.session.flush()
+                db.session.execute(insert(likes).values(user_id=current_user.id, post_id=post_id))
                 db.session.commit()
             except IntegrityError:  # a double click: it is liked already
                 db.session.rollback()
