@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -54,6 +55,11 @@ class SearchSettings:
     stop_at_first: bool = False  # stop generating at the first finding (benchmarks)
     example_db: str | None = os.path.join(".fuzzer", "examples")
     database_key: str = ""
+    # a seed normally means a repeatable run, without the example database; the soak's
+    # rotating seeds still replay and save through it
+    example_db_with_seed: bool = False
+    phases: tuple[Phase, ...] | None = None  # default: explicit, reuse, generate, shrink
+    known: frozenset[str] = frozenset()  # fingerprints already reported: neither kept nor shrunk
     confirm: int = 3  # replays of each minimal example, to tell flaky ones
     limits: Limits = field(default_factory=Limits)
     schedule: SearchStrategy[Gene] | None = None
@@ -78,6 +84,7 @@ class SearchResult:
     detections: dict[str, Detection]  # fingerprint -> first time seen
     unknown: Counter[str]
     shrink_seconds: float = 0.0
+    seed: int | None = None  # the seed of the search's random generator
 
     @property
     def first(self) -> Detection | None:
@@ -169,6 +176,7 @@ class Search:
         self._started = 0.0
         self._shrinking = False
         self._focus: str | None = None
+        self.seed = settings.seed if settings.seed is not None else random.getrandbits(32)
 
     # -- the test function ----------------------------------------------------------------
 
@@ -184,6 +192,7 @@ class Search:
         _, verdict, findings = evaluate(scenario, self.execute, self.oracle, self.settings.limits)
         if verdict.status == "unknown" and not self._shrinking:
             self.unknown[verdict.reason.split(";")[0]] += 1
+        findings = [f for f in findings if f.fingerprint not in self.settings.known]
         relevant = [f for f in findings if self._focus is None or f.fingerprint == self._focus]
         self.on_event(
             "example",
@@ -214,12 +223,13 @@ class Search:
         s = self.settings
         self._started = time.monotonic()
         database: ExampleDatabase | None = None
-        if s.example_db and s.seed is None:
+        if s.example_db and (s.seed is None or s.example_db_with_seed):
             database = DirectoryBasedExampleDatabase(s.example_db)
         runner = self._runner(
             database,
             s.max_examples,
             deadline=(self._started + s.time_budget) if s.time_budget else None,
+            phases=s.phases,
         )
         runner.run()
         stop_reason = _stop_reason(runner, s)
@@ -239,7 +249,12 @@ class Search:
                 continue
             minimal[fp] = self._shrink_alone(fp, choices, shrink_started)
         self._focus = None
-        findings = [f for f in (self._final(fp, c) for fp, c in minimal.items()) if f is not None]
+        findings = []
+        for fp, choices in minimal.items():
+            final = self._final(fp, choices)
+            if final is not None:
+                findings.append(final)
+                self.on_event("final", finding=final)  # shrunk and confirmed: report it now
         findings.sort(key=lambda f: (_kind_rank(f.kind), f.endpoints))
         return SearchResult(
             findings=findings,
@@ -250,6 +265,7 @@ class Search:
             detections=self.detections,
             unknown=self.unknown,
             shrink_seconds=time.monotonic() - shrink_started,
+            seed=self.seed,
         )
 
     def _runner(
@@ -265,6 +281,8 @@ class Search:
             phases = [Phase.explicit, Phase.reuse, Phase.generate]
             if s.shrink:
                 phases.append(Phase.shrink)
+        elif not s.shrink:
+            phases = [p for p in phases if p != Phase.shrink]
         settings = hypothesis_settings(
             database=database,
             max_examples=max_examples,
@@ -277,7 +295,7 @@ class Search:
         return _Runner(
             self._test,
             settings=settings,
-            random=Random(s.seed) if s.seed is not None else None,
+            random=Random(self.seed),
             database_key=key if database is not None else None,
             deadline=deadline,
             shrink_budget=s.shrink_budget,

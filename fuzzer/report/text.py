@@ -37,7 +37,10 @@ def render(renderable: Any, width: int = WIDTH) -> str:
         soft_wrap=False,
     )
     console.print(renderable)
-    return buffer.getvalue().rstrip() + "\n"
+    lines = [line.rstrip() for line in buffer.getvalue().splitlines()]
+    while lines and not lines[0]:
+        lines.pop(0)
+    return "\n".join(lines).rstrip() + "\n"
 
 
 def context_switches(trace: Sequence[Step]) -> int:
@@ -94,7 +97,7 @@ def interleaving(finding: Finding) -> Table:
     table.add_column("#", justify="right", no_wrap=True)
     for i, request in enumerate(scenario.requests):
         table.add_column(
-            f"{label(i)} {request.endpoint}",
+            Text(f"{label(i)} {request.endpoint}", style="bold"),
             overflow="fold",
             max_width=max(30, (WIDTH - 8) // max(1, len(scenario.requests))),
         )
@@ -123,7 +126,8 @@ def requests_table(scenario: Scenario, responses: Sequence[Response | None]) -> 
         schedule = f"priority {gene.priority}, " + (
             f"yields after step {', '.join(map(str, gene.yields))}" if gene.yields else "no yields"
         )
-        table.add_row(label(i), request.describe(), f"→ {answer}   [{schedule}]")
+        # Text, not str: rich would read "[priority 0, …]" or a JSON list as markup
+        table.add_row(Text(label(i)), Text(request.describe()), Text(f"→ {answer}   [{schedule}]"))
     return table
 
 
