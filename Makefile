@@ -1,5 +1,6 @@
 # make fuzz  — set up on first use, then fuzz the default target on embedded SQLite
 # make test  — set up on first use, then run the test suite
+# make soak  — fuzz unattended for DURATION seconds; writes junit.xml, report.html, JSON
 # TARGET=, DB=, EXAMPLES=, SEED=, DURATION= pass through.
 
 PYTHON ?= python3
@@ -29,6 +30,9 @@ $(STAMP): pyproject.toml
 
 fuzz: $(STAMP)
 	$(BIN)/fuzzer run $(TARGET) --db $(DB) --max-examples $(EXAMPLES) $(SEED_FLAG) $(ARGS)
+
+soak: $(STAMP)
+	$(BIN)/fuzzer soak $(TARGET) --db $(DB) --duration $(DURATION) $(SEED_FLAG) $(ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(ARGS)

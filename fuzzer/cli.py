@@ -1,4 +1,4 @@
-"""The command line: ``fuzzer run``, ``fuzzer replay``.
+"""The command line: ``fuzzer run``, ``fuzzer replay``, ``fuzzer soak``.
 
 Exit codes: 0 no finding (or, for replay, fixed); 1 findings (reproduced); 2 a usage,
 target or environment error, as one line that says how to fix it; 3 a bug in the
@@ -238,5 +238,91 @@ def replay_command(
                 "fuzzer is nondeterministic here"
             )
         return result.exit_code
+
+    _guard(action)
+
+
+@main.command("soak")
+@click.argument("target")
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=1.0),
+    required=True,
+    metavar="SECONDS",
+    help="How long to fuzz (shrinking a finding found late may add up to a minute).",
+)
+@_db_option()
+@_isolation_option()
+@click.option(
+    "--seed", type=int, default=None, help="First seed of the rotation (default: resume it)."
+)
+@click.option(
+    "--round-examples",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="Examples per seed before the next seed.",
+)
+@click.option(
+    "--report-dir",
+    default="reports",
+    show_default=True,
+    metavar="DIR",
+    help="Where to write the run's directory: JSON per finding, junit.xml, report.html.",
+)
+@click.option(
+    "--allow-wipe",
+    is_flag=True,
+    help="Allow an existing database whose name does not start with fuzz/test.",
+)
+@click.option(
+    "--hang-timeout",
+    type=click.FloatRange(min=0.1),
+    default=3.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="No progress for this long: a hang.",
+)
+@click.option("--no-progress", is_flag=True, help="No progress bar or progress lines.")
+def soak_command(
+    target: str,
+    duration: float,
+    db: str,
+    isolation: str | None,
+    seed: int | None,
+    round_examples: int,
+    report_dir: str,
+    allow_wipe: bool,
+    hang_timeout: float,
+    no_progress: bool,
+) -> None:
+    """Fuzz TARGET unattended for --duration seconds (a nightly CI job). Exit 1 on findings.
+
+    Replays the known failures of the example database first, then searches with
+    rotating seeds. Each finding is written as soon as it is final; a killed soak
+    loses nothing it had finished, and the next one resumes."""
+    from .soak import soak
+
+    def action() -> int:
+        progress = reporting.SearchProgress(enabled=not no_progress)
+        try:
+            report = soak(
+                target,
+                duration=duration,
+                db=db,
+                isolation=isolation,
+                seed=seed,
+                round_examples=round_examples,
+                report_dir=report_dir,
+                allow_wipe=allow_wipe,
+                hang_timeout=hang_timeout,
+                on_event=progress,
+            )
+        finally:
+            progress.stop()
+        for entry in report.written:
+            reporting.text("\n" + entry.text())
+        reporting.soak_summary(report)
+        return report.exit_code
 
     _guard(action)

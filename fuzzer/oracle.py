@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -33,6 +33,9 @@ from .model import Execution, Response, Scenario
 
 Status = Literal["serializable", "violation", "unknown"]
 MAX_ORDERS = 120  # 5! — beyond that only the commit order and its rotations are tried
+# serial references kept, least recently used dropped first: a soak of hours stays flat in
+# memory, and Hypothesis tries the schedules of one request list close together
+MEMO_SIZE = 1024
 
 
 @dataclass(frozen=True)
@@ -247,7 +250,9 @@ class Oracle:
         self.conflict_statuses = conflict_statuses
         self.strict = strict
         self.stats = OracleStats()
-        self._memo: dict[tuple[str, tuple[int, ...]], tuple[Execution, Outcome]] = {}
+        self._memo: OrderedDict[tuple[str, tuple[int, ...]], tuple[Execution, Outcome]] = (
+            OrderedDict()
+        )
 
     def reference(
         self, scenario: Scenario, order: tuple[int, ...], fresh: bool = False
@@ -255,12 +260,15 @@ class Oracle:
         key = (scenario.requests_key(), order)
         if not fresh and key in self._memo:
             self.stats.memo_hits += 1
+            self._memo.move_to_end(key)
             return self._memo[key]
         self.stats.references += 1
         execution = self._run_serial(scenario, order)
         result = (execution, self.normalizer.outcome(execution))
         if not fresh:
             self._memo[key] = result
+            if len(self._memo) > MEMO_SIZE:
+                self._memo.popitem(last=False)
         return result
 
     def judge(self, scenario: Scenario, execution: Execution) -> Verdict:
