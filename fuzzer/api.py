@@ -13,9 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import gates
 from .db import parse as parse_db
 from .engine import Search, SearchResult, SearchSettings, evaluate
-from .errors import InvalidReport
+from .errors import InvalidReport, InvalidTarget
 from .findings import Finding
 from .model import Scenario, Step
 from .report import json as report_json
@@ -24,7 +25,7 @@ from .report.writer import ReportWriter, Written, reproduce_lines
 from .runner import Costs
 from .scheduler import Limits
 from .session import Session
-from .target import Target, load_target
+from .target import Target, load_target, validate
 
 DEFAULT_REPORT_DIR = "reports"
 
@@ -74,7 +75,22 @@ class RunReport:
 
 
 def resolve(target: Target | str) -> Target:
-    return load_target(target) if isinstance(target, str) else target
+    """A Target from a reference or an object, checked, with the gates installed.
+
+    Loading by reference installs the gates before the target's module is imported;
+    a Target object passed directly (``fuzz(my_target)``) needs them installed here, or
+    no SQL statement would ever be a scheduling point and no race could be found.
+    """
+    if isinstance(target, str):
+        return load_target(target)
+    if not isinstance(target, Target):
+        raise InvalidTarget(
+            f"Expected a fuzzer.Target or a reference like 'package.module:attribute' but got "
+            f"{type(target).__name__} {target!r}"[:300]
+        )
+    gates.install()
+    validate(target)
+    return target
 
 
 def run(
@@ -334,14 +350,20 @@ def _replays(
 
 
 def reference_of(target: Target) -> str:
-    """``package.module:attribute`` of a Target object, found where its app is defined."""
+    """``package.module:attribute`` of a Target object, so its reports can be replayed.
+
+    Looked up where its app factory is defined first, then in every loaded module; a
+    target that no module holds keeps its name (its reports then name no loadable target).
+    """
     if target.reference:
         return target.reference
     import sys
 
-    for function in (target.app, target.setup):
-        module = sys.modules.get(getattr(function, "__module__", "") or "")
-        for name, value in vars(module).items() if module else ():
+    first = [
+        sys.modules.get(getattr(f, "__module__", "") or "") for f in (target.app, target.setup)
+    ]
+    for module in [*first, *list(sys.modules.values())]:
+        for name, value in list(vars(module).items()) if module is not None else ():
             if value is target:
                 return f"{module.__name__}:{name}"  # type: ignore[union-attr]
     return target.name

@@ -7,6 +7,8 @@ fuzzer itself; 4 a replay that reproduced only sometimes (flaky).
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
@@ -28,16 +30,25 @@ class _Group(click.Group):
 
 
 def _guard(action: Callable[[], int]) -> NoReturn:
+    # a CI job that times out sends SIGTERM: stop as on Ctrl-C, so the server stops and
+    # the scratch databases are dropped (findings are already on disk)
+    signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
     try:
         code = action()
     except FuzzerError as exc:
         reporting.error(str(exc))
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        reporting.error("interrupted; findings written so far are kept in reports/")
-        sys.exit(130)
-    except Exception as exc:  # a bug in the fuzzer, never the user's fault
-        import traceback
+    except BaseException as exc:
+        # trio may deliver Ctrl-C inside a task of a nursery: then it arrives in a group
+        interrupted = isinstance(exc, KeyboardInterrupt) or (
+            isinstance(exc, BaseExceptionGroup) and exc.subgroup(KeyboardInterrupt) is not None
+        )
+        if interrupted:
+            reporting.error("interrupted; findings written so far are kept in their reports")
+            sys.exit(130)
+        if not isinstance(exc, Exception):
+            raise
+        import traceback  # a bug in the fuzzer, never the user's fault
 
         traceback.print_exc()
         reporting.error(f"{InternalError.__doc__} ({type(exc).__name__}: {exc})")

@@ -3,8 +3,10 @@ connections. A soak measures them at the start and at the end; both must stay fl
 
 Connections are counted where they can be seen whole: for SQLite the open file
 descriptors of this process on the scratch database's file (each connection holds
-one); for MariaDB/MySQL and PostgreSQL the server's own list of sessions on the
-scratch database. Both count the target's pooled connections and the fuzzer's own.
+one; SQLite keeps the descriptor of a closed connection for reuse while others hold
+locks on the file, so the count can lag a close but does not grow with churn); for
+MariaDB/MySQL and PostgreSQL the server's own list of sessions on the scratch
+database. Both count the target's pooled connections and the fuzzer's own.
 """
 
 from __future__ import annotations
