@@ -47,5 +47,5 @@ def test_fuzz_passes_on_the_fixed_twin(tmp_path: Path) -> None:
 
 
 def test_fuzz_names_a_wrong_argument() -> None:
-    with pytest.raises(InvalidTarget, match="Expected a fuzzer.Target or a reference"):
+    with pytest.raises(InvalidTarget, match=r"Expected a fuzzer\.Target or a reference"):
         fuzz(["not", "a", "target"])  # type: ignore[arg-type]
