@@ -289,7 +289,8 @@ def test_the_html_report_shows_swimlanes_in_headless_chromium(
     (section,) = parsed.having("finding")
     assert section["data-kind"] == "lost-update"
     lanes = parsed.having("lane")
-    assert [lane["data-request"] for lane in lanes] == ["0", "1"]  # one lane per request
+    requests = len(finding.scenario.requests)
+    assert [lane["data-request"] for lane in lanes] == [str(i) for i in range(requests)]
     steps = parsed.having("step")
     assert len(steps) == len(finding.execution.trace)  # one box per step
     assert [s["data-request"] for s in steps] == [str(s.request) for s in finding.execution.trace]
