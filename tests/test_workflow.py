@@ -38,8 +38,13 @@ def test_it_starts_mariadb_runs_the_soak_and_uploads_the_reports() -> None:
     uses = [s.get("uses", "") for s in steps]
     assert any(u.startswith("actions/checkout@") for u in uses)
     assert any(u.startswith("actions/setup-python@") for u in uses)
-    soak = next(s for s in steps if "make soak" in s.get("run", ""))
-    assert "make soak TARGET=${{ matrix.target }} DB=mariadb DURATION=$DURATION" in soak["run"]
+    setup = next(s for s in steps if s.get("run", "").strip() == "make setup")
+    soak = next(s for s in steps if "fuzzer soak" in s.get("run", ""))
+    assert steps.index(setup) < steps.index(soak)
+    assert (
+        ".venv/bin/fuzzer soak ${{ matrix.target }} --db mariadb --duration $DURATION"
+        in soak["run"]
+    )
     # the exit code is checked against what each target must give
     expected = {entry["target"]: entry["expect"] for entry in job["strategy"]["matrix"]["include"]}
     assert expected == {"targets.profile:buggy": 1, "targets.profile:fixed": 0}
