@@ -9,22 +9,27 @@ schedule without Hypothesis.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
+
+from hypothesis.strategies import SearchStrategy
 
 from . import gates
 from .db import parse as parse_db
 from .engine import Search, SearchResult, SearchSettings, evaluate
 from .errors import InvalidReport, InvalidTarget
 from .findings import Finding
-from .model import Scenario, Step
+from .model import Execution, Scenario, Step
 from .report import json as report_json
 from .report.text import finding_text
 from .report.writer import ReportWriter, Written, reproduce_lines
-from .runner import Costs
+from .runner import Controlled, Costs, Serial
 from .scheduler import Limits
+from .schedules import Mode
 from .session import Session
+from .survey import check_reachable, survey
+from .survey import describe as describe_survey
 from .target import Target, load_target, validate
 
 DEFAULT_REPORT_DIR = "reports"
@@ -109,9 +114,16 @@ def run(
     hang_timeout: float = 3.0,
     example_db: str | None = os.path.join(".fuzzer", "examples"),
     strict: bool = False,
+    schedule: Mode = "conflict",
     on_event: Callable[..., None] = lambda *a, **k: None,
+    free_running: bool = False,
+    stop_at_first: bool = False,
+    stop_kinds: Collection[str] = (),
 ) -> RunReport:
-    """Search a target for races and write a report per finding."""
+    """Search a target for races and write a report per finding, each the moment it is
+    final. With ``free_running`` (the stress mode) requests run with real timing and no
+    gates. ``stop_at_first`` stops generating at the first finding (of ``stop_kinds``,
+    if given), then shrinks and reports it."""
     target = resolve(target)
     reference = reference_of(target)
     parse_db(db)  # a bad --db fails before anything is created
@@ -132,8 +144,13 @@ def run(
         time_budget=time_budget,
         shrink_budget=shrink_budget,
         example_db=example_db,
-        database_key=f"{reference}|{session.databases.dialect}",
+        database_key=f"{reference}|{session.databases.dialect}|{schedule}",
         limits=limits,
+        schedule=schedule,
+        free_running=free_running,
+        shrink=not free_running,
+        stop_at_first=stop_at_first,
+        stop_kinds=frozenset(stop_kinds),
     )
 
     run_settings = {
@@ -146,8 +163,6 @@ def run(
     }
 
     def work(s: Session) -> RunReport:
-        from strategies import scenarios
-
         assert s.oracle is not None and s.harness is not None
         harness = s.harness
         writer = None
@@ -166,20 +181,23 @@ def run(
                 writer.add(data["finding"])  # written the moment it is final
             on_event(event, **data)
 
+        strategy, traces, surveyed = searchable(target, s, schedule)
         on_event(
             "start",
             target=reference,
             database=s.database_info,
             max_examples=max_examples,
             time_budget=time_budget,
+            survey=surveyed,
         )
         search = Search(
-            scenarios(target),
+            strategy,
             s.execute,
             s.oracle,
             settings,
             http_requests=lambda: harness.costs.http_requests,
             on_event=events,
+            traces=traces,
         )
         if writer is not None:
             writer.seed = search.seed
@@ -199,6 +217,54 @@ def run(
         return report
 
     return session.run(work)
+
+
+def searchable(
+    target: Target, s: Session, schedule: Mode
+) -> tuple[SearchStrategy[Scenario], dict[str, tuple[Step, ...]], Mapping[str, str]]:
+    """Survey each endpoint alone (and check that each can be reached), then the scenario
+    strategy and each endpoint's steps for conflict-guided schedules."""
+    from strategies import scenarios
+
+    def alone(scenario: Scenario) -> Execution:
+        return s.execute(scenario, Serial(tuple(range(len(scenario.requests)))))
+
+    surveyed = survey(target, alone)
+    check_reachable(target, surveyed, alone, s.app)
+    strategy = scenarios(target, schedule=schedule, prefer=surveyed.writers())
+    traces = {e.endpoint: e.trace for e in surveyed.endpoints}
+    return strategy, traces, describe_survey(surveyed)
+
+
+def stress(
+    target: Target | str,
+    *,
+    duration: float,
+    concurrency: int = 4,
+    max_batches: int = 100_000,
+    **options: Any,
+) -> RunReport:
+    """Free-running load, judged by the same oracle: batches of ``concurrency`` requests
+    fired at once with real timing, for at most ``duration`` seconds and ``max_batches``
+    batches. Findings have no known schedule; each says whether the schedule derived from
+    its trace reproduces it under control."""
+    target = resolve(target)
+    load = replace(
+        target,
+        min_requests=concurrency,
+        max_requests=concurrency,
+        threads=max(target.threads, concurrency + 2),
+    )
+    object.__setattr__(load, "reference", reference_of(target))
+    options.setdefault("example_db", None)  # free-running examples do not replay
+    return run(
+        load,
+        max_examples=max_batches,
+        time_budget=duration,
+        free_running=True,
+        schedule="random",
+        **options,
+    )
 
 
 def fuzz(
@@ -287,7 +353,7 @@ def replay(
         document["kind"],
         times,
         len(matched),
-        len({trace for trace, _ in runs}) == 1,
+        len({_interleaving(trace) for trace, _ in runs}) == 1,
         info,
         matched[-1] if matched else None,
     )
@@ -342,11 +408,20 @@ def _replays(
         assert s.oracle is not None
         runs = []
         for _ in range(times):
-            execution, _, findings = evaluate(scenario, s.execute, s.oracle, limits)
+            execution, _, findings = evaluate(scenario, s.execute, s.oracle, Controlled(limits))
             runs.append((tuple(execution.trace), findings))
         return runs, s.database_info
 
     return session.run(work)
+
+
+def _interleaving(trace: tuple[Step, ...]) -> tuple[tuple[Any, ...], ...]:
+    """What a replay must repeat: who ran which statement in which order, and what it did.
+    (Which pooled connection a request was handed, and the text of a lock wait, may vary.)"""
+    return tuple(
+        (s.request, s.number, s.kind, s.text, s.params, s.database, s.rowcount, s.error)
+        for s in trace
+    )
 
 
 def reference_of(target: Target) -> str:

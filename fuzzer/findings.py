@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -239,8 +239,9 @@ def _race(
                 f"before {label(victim)} committed at step {commits[victim] + 1};",
                 f"{label(writer)} wrote {diff.table} at "
                 f"{_step_text(write_at, execution.trace[write_at])}, after that commit;",
-                f"so {label(writer)} wrote back {diff.table}[{diff.key}].{diff.column} = "
-                f"{_json(diff.actual)}, and {label(victim)}'s {_json(diff.expected)} is lost.",
+                f"so {label(writer)} set {diff.table}[{diff.key}].{diff.column} = "
+                f"{_json(diff.actual)} from a state without {label(victim)}'s committed "
+                f"write to it: {label(victim)}'s update is lost.",
             ]
             however = (
                 f"However, in every serial order {diff.table}[{diff.key}].{diff.column} ends as "
@@ -259,7 +260,9 @@ def _race(
                 diff,
                 (read_at, commits[victim], write_at),
             )
-        duplicate = _duplicate_insert(events, execution, table_diffs)
+        duplicate = _duplicate_insert(
+            events, execution, table_diffs, verdict.consulted or (reference,)
+        )
         if duplicate is not None:
             table, inserters, checks = duplicate
             facts = [
@@ -380,72 +383,83 @@ def _race(
 def _lost_update(
     events: Sequence[_Event], commits: dict[int, int], diffs: Sequence[Difference]
 ) -> tuple[int, int, int, int, Difference] | None:
-    """A committed write missing from the final rows, overwritten by a request that read
-    before it committed and wrote after."""
+    """A committed write missing from the final rows: another request read the row before
+    that write committed and wrote the same column after it. The overwrite that left the
+    final value is the preferred explanation; if a later request built on the damaged
+    value (so no overwrite survives as it was), the first such overwrite is named."""
     cells = [d for d in diffs if d.where == "cell"]
     if not cells:
         return None
+    candidates = list(_overwrites(events, commits, cells))
+    for exact in (True, False):
+        for victim, writer, read, write, cell in candidates:
+            sets = dict(write.access.sets)
+            if not exact or not sets or _same(sets.get(cell.column, _MISSING), cell.actual):
+                return victim, writer, read.position, write.position, cell
+    return None
+
+
+def _overwrites(
+    events: Sequence[_Event], commits: dict[int, int], cells: Sequence[Difference]
+) -> Iterator[tuple[int, int, _Event, _Event, Difference]]:
+    """(victim, writer, the writer's read, its overwrite, the cell) in trace order."""
     for victim, victim_commit in sorted(commits.items(), key=lambda kv: kv[1]):
         written = [
             e
             for e in events
             if e.step.request == victim and e.access.write and e.position < victim_commit
         ]
-        for writer in sorted({e.step.request for e in events} - {victim}):
-            if writer not in commits:
-                continue
+        for writer in sorted(set(commits) - {victim}):
             for w in written:
                 table = w.access.write or ""
-                reads = [
-                    e
-                    for e in events
-                    if e.step.request == writer
-                    and table in e.access.reads
-                    and e.position < victim_commit
-                ]
-                writes = [
-                    e
-                    for e in events
-                    if e.step.request == writer
-                    and e.access.write == table
-                    and victim_commit < e.position < commits[writer]
-                ]
-                if not reads or not writes:
+                read = next(
+                    (
+                        e
+                        for e in events
+                        if e.step.request == writer
+                        and table in e.access.reads
+                        and e.position < victim_commit
+                    ),
+                    None,
+                )
+                if read is None:
                     continue
-                same_row = [
-                    x
-                    for x in writes
-                    if w.access.key is None or x.access.key is None or x.access.key == w.access.key
-                ]
-                if not same_row:
-                    continue
-                set_columns = dict(w.access.sets)
-                for cell in cells:
-                    if cell.table.rsplit(".", 1)[-1] != table.rsplit(".", 1)[-1]:
-                        continue
-                    if (
-                        set_columns
-                        and cell.column in set_columns
-                        and _same(set_columns[cell.column], cell.expected)
+                victim_columns = dict(w.access.sets)
+                for x in events:
+                    if not (
+                        x.step.request == writer
+                        and x.access.write == table
+                        and victim_commit < x.position < commits[writer]
+                        and (w.access.key is None or x.access.key in (None, w.access.key))
                     ):
-                        return victim, writer, reads[0].position, same_row[0].position, cell
-                if not set_columns:
-                    match = next((c for c in cells if c.table.endswith(table)), None)
-                    if match is not None:
-                        return victim, writer, reads[0].position, same_row[0].position, match
-    return None
+                        continue
+                    for cell in cells:
+                        if cell.table.rsplit(".", 1)[-1] != table.rsplit(".", 1)[-1]:
+                            continue
+                        if victim_columns and cell.column not in victim_columns:
+                            continue  # the victim did not write this column
+                        yield victim, writer, read, x, cell
 
 
 def _duplicate_insert(
-    events: Sequence[_Event], execution: Execution, diffs: Sequence[Difference]
+    events: Sequence[_Event],
+    execution: Execution,
+    diffs: Sequence[Difference],
+    serial: Sequence[Execution],
 ) -> tuple[str, list[int], list[tuple[int, int, int]]] | None:
     """Extra rows that repeat another row, inserted by requests that each checked the table
-    first without seeing the other's insert."""
+    first without seeing the other's insert — where serially the app keeps such a row
+    unique (if a serial run holds the same row twice, repeats are allowed and too many
+    of them is a limit overrun instead)."""
     commits = _commits(events)
     for diff in diffs:
         if diff.where != "extra-row" or not isinstance(diff.actual, dict):
             continue
         table = diff.table
+        if _copies(diff.actual, execution.tables.get(table, ())) < 2:
+            continue  # the extra row repeats no other row
+        if any(_copies(diff.actual, s.tables.get(table, ())) >= 2 for s in serial):
+            continue  # serially the app allows such repeats
         bare = table.rsplit(".", 1)[-1]
         inserters = sorted(
             {
@@ -472,6 +486,18 @@ def _duplicate_insert(
         if len(checks) >= 2 and all(p < commits.get(j, 1 << 30) for _, p, j in checks):
             return table, inserters, checks
     return None
+
+
+def _copies(row: dict[str, Any], rows: Sequence[Sequence[Any]]) -> int:
+    """How many of ``rows`` (raw, in column order) equal ``row`` (normalized, by column),
+    generated keys (canonical "<new …>" names) aside."""
+    values = list(row.values())
+    keep = [i for i, v in enumerate(values) if not (isinstance(v, str) and v.startswith("<new "))]
+    return sum(
+        1
+        for other in rows
+        if len(other) == len(values) and all(_same(other[i], values[i]) for i in keep)
+    )
 
 
 def _write_skew(
@@ -787,6 +813,9 @@ def _finding(
 
 def _lets(scenario: Scenario) -> tuple[tuple[str, str], ...]:
     return tuple((label(i), r.describe()) for i, r in enumerate(scenario.requests))
+
+
+_MISSING = object()
 
 
 def _first(difference: Difference | None) -> str:

@@ -6,7 +6,8 @@ One session (one scratch database, one app, one server) for the whole duration:
    phase: what earlier runs found, including one killed before it could shrink);
 2. then search in rounds, each with the next seed of a rotation kept in
    ``.fuzzer/soak/`` (so the next soak explores new seeds), each round ignoring the
-   findings already reported so the time goes to finding new ones.
+   findings already reported so the time goes to finding new ones, and ending at its
+   first new finding so that it is shrunk and written at once.
 
 Each finding is written (JSON, regression test, manifest) the moment it is final:
 killing the soak loses nothing already found, and the next soak resumes from the
@@ -27,12 +28,13 @@ from typing import Any
 
 from hypothesis import Phase
 
-from .api import reference_of, resolve
+from .api import reference_of, resolve, searchable
 from .db import parse as parse_db
 from .engine import Search, SearchSettings
 from .report import json as report_json
 from .report.writer import ReportWriter, Written
 from .scheduler import Limits
+from .schedules import Mode
 from .session import Session
 from .target import Target
 from .vitals import Vitals, measure
@@ -132,7 +134,8 @@ def soak(
     spec = parse_db(db)
     limits = Limits(hang_timeout=hang_timeout)
     session = Session(target, db=db, isolation=isolation, allow_wipe=allow_wipe, limits=limits)
-    key = f"{reference}|{session.databases.dialect}"
+    schedule: Mode = "conflict"
+    key = f"{reference}|{session.databases.dialect}|{schedule}"  # as `fuzzer run`: one corpus
     state = _State(state_dir, key)
     settings_json = {
         "duration": duration,
@@ -143,10 +146,9 @@ def soak(
     }
 
     def work(s: Session) -> SoakReport:
-        from strategies import scenarios
-
         assert s.oracle is not None and s.harness is not None
         oracle, harness = s.oracle, s.harness
+        strategy, traces, _ = searchable(target, s, schedule)
         setup = measure(s.databases)
         # "start" is taken after a short warm-up: the first examples fill the target's
         # connection pool and the caches, which is not a leak
@@ -204,17 +206,22 @@ def soak(
                 phases=(Phase.reuse, Phase.shrink) if replay else (Phase.generate, Phase.shrink),
                 known=known,
                 limits=limits,
+                schedule=schedule,
+                # a round ends at its first new finding, so the finding is shrunk and
+                # written at once; the next round goes on with the next seed
+                stop_at_first=not replay,
             )
             if not replay:
                 writer.seed = round_seed
             on_event("round", seed=round_seed, left=left())
             result = Search(
-                scenarios(target),
+                strategy,
                 s.execute,
                 oracle,
                 settings,
                 http_requests=lambda: harness.costs.http_requests,
                 on_event=events,
+                traces=traces,
             ).run()
             return Round(
                 round_seed,

@@ -36,7 +36,7 @@ def run(home: Path) -> Iterator[api.RunReport]:
     previous = os.getcwd()
     os.chdir(home)
     try:
-        yield api.run("targets.profile:buggy", max_examples=300, seed=3, example_db=None)
+        yield api.run("targets.profile:buggy", max_examples=60, seed=3, example_db=None)
     finally:
         os.chdir(previous)
 

@@ -26,7 +26,7 @@ def test_fuzz_fails_with_the_text_report_when_a_race_exists(tmp_path: Path) -> N
     # a Target object, not a reference: once, no gates were installed for it and the
     # fuzzer could not find any race at all
     with pytest.raises(AssertionError) as failure:
-        fuzz(race, max_examples=200, seed=4, example_db=None, report_dir=str(tmp_path))
+        fuzz(race, max_examples=60, seed=4, example_db=None, report_dir=str(tmp_path))
     message = str(failure.value)
     assert message.startswith("1 finding(s) in tests.test_user_suite:race after ")
     assert f"reports in {tmp_path}" in message
