@@ -253,7 +253,8 @@ def soak_summary(report: SoakReport) -> None:
     note(
         f"\nSoak of {report.target}: {report.seconds:.0f} s, {len(report.rounds)} rounds"
         f"{seed_text}; {report.examples} examples run ({report.examples / seconds:.1f}/s), "
-        f"{report.replayed} known failure(s) replayed first; stopped: {report.stop_reason}"
+        f"{report.replayed} known failure(s) replayed first, {report.references} serial "
+        f"reference runs; stopped: {report.stop_reason}"
     )
     start, end = report.start, report.end
     after = f" (after {report.warmup} warm-up examples)" if report.warmup else ""

@@ -49,6 +49,7 @@ class Round:
     seconds: float
     stop_reason: str
     findings: int  # new distinct findings it reported
+    after: Vitals  # memory and connections when it ended
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -57,6 +58,7 @@ class Round:
             "seconds": round(self.seconds, 2),
             "stop_reason": self.stop_reason,
             "findings": self.findings,
+            "after": self.after.to_json(),
         }
 
 
@@ -101,6 +103,7 @@ class SoakReport:
             "duration": self.duration,
             "replayed": self.replayed,
             "rounds": [r.to_json() for r in self.rounds],
+            "references": self.references,
             "vitals": {
                 "setup": self.setup.to_json(),
                 "start": {**self.start.to_json(), "after_examples": self.warmup},
@@ -229,6 +232,7 @@ def soak(
                 result.seconds,
                 result.stop_reason,
                 len(writer.written) - before,
+                measure(s.databases),
             )
 
         rounds.append(search(None))
@@ -245,7 +249,7 @@ def soak(
             if idle >= 3:
                 stop_reason = "the search space is exhausted"
                 break
-        end = measure(s.databases)
+        end = rounds[-1].after
         report = SoakReport(
             target=reference,
             database=s.database_info,
