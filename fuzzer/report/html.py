@@ -20,8 +20,8 @@ import jinja2
 
 from .. import __version__
 from ..findings import Finding, label
-from ..model import Response, Step
-from .text import context_switches, step_text
+from ..model import Step
+from .text import context_switches, response_text, schedule_text, step_text
 
 if TYPE_CHECKING:
     from .writer import Written
@@ -89,16 +89,15 @@ def _finding(index: int, written: Written, columns: Mapping[str, Sequence[str]])
             {
                 "label": label(i),
                 "request": request.describe(),
-                "response": _response(
-                    execution.responses[i] if i < len(execution.responses) else None
+                "response": response_text(
+                    execution.responses[i] if i < len(execution.responses) else None, 140
                 ),
-                "schedule": _schedule(scenario.schedule[i].priority, scenario.schedule[i].yields),
-                "involved": i in finding.involved,
+                "schedule": schedule_text(scenario.schedule[i]),
             }
             for i, request in enumerate(scenario.requests)
         ],
         "observers": [
-            f"{r.describe()} → {_response(resp)}"
+            f"{r.describe()} → {response_text(resp, 140)}"
             for r, resp in zip(scenario.observers, execution.observers, strict=False)
         ],
         "lanes": [
@@ -118,7 +117,6 @@ def _finding(index: int, written: Written, columns: Mapping[str, Sequence[str]])
         "tables": _tables(finding, columns),
         "reproduce": written.reproduce,
         "text": written.text(),
-        "json": written.json,
     }
 
 
@@ -217,19 +215,3 @@ def _cell(rows: list[list[Any]], i: int, j: int) -> Any:
 
 def _show(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-
-
-def _response(response: Response | None) -> str:
-    if response is None:
-        return "not sent"
-    body = response.body
-    text = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False, sort_keys=True)
-    text = " ".join(text.split())
-    if len(text) > 140:
-        text = text[:139] + "…"
-    return f"{response.status} {text}" + (f" ({response.error})" if response.error else "")
-
-
-def _schedule(priority: int, yields: Sequence[int]) -> str:
-    after = f"yields after step {', '.join(map(str, yields))}" if yields else "no yields"
-    return f"priority {priority}, {after}"

@@ -145,6 +145,3 @@ class ReportWriter:
             ),
         )
         return directory
-
-    def entry(self, finding: Finding) -> Written | None:
-        return next((w for w in self.written if w.finding is finding), None)
