@@ -28,7 +28,7 @@ from .runner import Controlled, Costs, Serial
 from .scheduler import Limits
 from .schedules import Mode
 from .session import Session
-from .survey import check_reachable, survey
+from .survey import check_reachable, openings, survey
 from .survey import describe as describe_survey
 from .target import Target, load_target, validate
 
@@ -112,6 +112,7 @@ def run(
     allow_wipe: bool = False,
     port: int = 0,
     hang_timeout: float = 3.0,
+    stuck_grace: float = 6.0,
     example_db: str | None = os.path.join(".fuzzer", "examples"),
     strict: bool = False,
     schedule: Mode = "conflict",
@@ -127,7 +128,7 @@ def run(
     target = resolve(target)
     reference = reference_of(target)
     parse_db(db)  # a bad --db fails before anything is created
-    limits = Limits(hang_timeout=hang_timeout)
+    limits = Limits(hang_timeout=hang_timeout, stuck_grace=stuck_grace)
     session = Session(
         target,
         db=db,
@@ -181,23 +182,24 @@ def run(
                 writer.add(data["finding"])  # written the moment it is final
             on_event(event, **data)
 
-        strategy, traces, surveyed = searchable(target, s, schedule)
+        prepared = searchable(target, s, schedule)
         on_event(
             "start",
             target=reference,
             database=s.database_info,
             max_examples=max_examples,
             time_budget=time_budget,
-            survey=surveyed,
+            survey=prepared.survey,
         )
         search = Search(
-            strategy,
+            prepared.strategy,
             s.execute,
             s.oracle,
             settings,
             http_requests=lambda: harness.costs.http_requests,
             on_event=events,
-            traces=traces,
+            traces=prepared.traces,
+            seeds=prepared.openings if not free_running else (),
         )
         if writer is not None:
             writer.seed = search.seed
@@ -219,11 +221,19 @@ def run(
     return session.run(work)
 
 
-def searchable(
-    target: Target, s: Session, schedule: Mode
-) -> tuple[SearchStrategy[Scenario], dict[str, tuple[Step, ...]], Mapping[str, str]]:
+@dataclass(frozen=True)
+class Searchable:
+    """What a search of one target starts from, after its endpoints were surveyed."""
+
+    strategy: SearchStrategy[Scenario]
+    traces: dict[str, tuple[Step, ...]]  # each endpoint's steps alone: conflict points
+    openings: tuple[Scenario, ...]  # the systematic opening before Hypothesis
+    survey: Mapping[str, str]
+
+
+def searchable(target: Target, s: Session, schedule: Mode) -> Searchable:
     """Survey each endpoint alone (and check that each can be reached), then the scenario
-    strategy and each endpoint's steps for conflict-guided schedules."""
+    strategy, each endpoint's steps for conflict-guided schedules, and the opening."""
     from strategies import scenarios
 
     def alone(scenario: Scenario) -> Execution:
@@ -231,9 +241,12 @@ def searchable(
 
     surveyed = survey(target, alone)
     check_reachable(target, surveyed, alone, s.app)
-    strategy = scenarios(target, schedule=schedule, prefer=surveyed.writers())
-    traces = {e.endpoint: e.trace for e in surveyed.endpoints}
-    return strategy, traces, describe_survey(surveyed)
+    return Searchable(
+        strategy=scenarios(target, schedule=schedule, prefer=surveyed.writers()),
+        traces={e.endpoint: e.trace for e in surveyed.endpoints},
+        openings=tuple(openings(surveyed, target)) if schedule == "conflict" else (),
+        survey=describe_survey(surveyed),
+    )
 
 
 def stress(

@@ -101,6 +101,10 @@ class _Found(Exception):
     """Stands for a finding in Hypothesis's bookkeeping of interesting origins."""
 
 
+class _TargetStuck(BaseException):
+    """An execution left requests stuck for good: stop the search (not a test failure)."""
+
+
 def _origin(fingerprint: str) -> InterestingOrigin:
     return InterestingOrigin(_Found, fingerprint, 0, (), ())
 
@@ -171,6 +175,7 @@ class Search:
         http_requests: Callable[[], int] = lambda: 0,
         on_event: Callable[..., None] = lambda *a, **k: None,
         traces: Mapping[str, Sequence[Step]] | None = None,
+        seeds: Sequence[Scenario] = (),
     ) -> None:
         self.strategy = strategy
         self.traces = traces  # each endpoint's steps alone (the survey), for conflict points
@@ -186,14 +191,45 @@ class Search:
         self.unknown: Counter[str] = Counter()
         self.detections: dict[str, Detection] = {}
         self.seconds: dict[str, float] = defaultdict(float)  # where the time goes
+        self.stuck: list[Finding] | None = None  # the findings of an execution that got stuck
+        self.seeds = tuple(seeds)
+        self._seeded: dict[str, Finding] = {}  # fingerprint -> first seed that showed it
+        self.seed = settings.seed if settings.seed is not None else random.getrandbits(32)
         self._findings_by_choices: dict[tuple[Any, ...], list[Finding]] = {}
         self._smallest: dict[str, tuple[Any, ...]] = {}  # fingerprint -> choices seen
         self._started = 0.0
         self._shrinking = False
         self._focus: str | None = None
-        self.seed = settings.seed if settings.seed is not None else random.getrandbits(32)
 
     # -- the test function ----------------------------------------------------------------
+
+    def _stopped_stuck(self) -> SearchResult:
+        """The findings of the execution that got stuck, as they are: nothing more can
+        run against a process whose threads are deadlocked."""
+        findings = list(self.stuck or [])
+        note = (
+            "its requests' threads stayed stuck after the hang (a deadlock in Python): "
+            "the search stopped here, unshrunk"
+        )
+        findings = [
+            f.with_(
+                found_after=self.detections[f.fingerprint].examples,
+                extra={**f.extra, "stopped": note},
+            )
+            for f in findings
+        ]
+        for finding in findings:
+            self.on_event("final", finding=finding)
+        return SearchResult(
+            findings=findings,
+            examples=self.examples,
+            calls=self.calls,
+            seconds=time.monotonic() - self._started,
+            stop_reason="the target's threads are stuck (deadlocked in Python); restart it",
+            detections=self.detections,
+            unknown=self.unknown,
+            seed=self.seed,
+        )
 
     def _draw(self, data: ConjectureData) -> Scenario:
         with BuildContext(data, wrapped_test=self._test):
@@ -211,8 +247,8 @@ class Search:
         serial, _ = self.oracle.reference(drawn, tuple(range(len(drawn.requests))))
         return resolve(drawn, mode, serial.trace)
 
-    def _test(self, data: ConjectureData) -> None:
-        scenario = self._draw(data)
+    def _example(self, scenario: Scenario) -> list[Finding]:
+        """Run one example, judge it, classify it, and record what it cost and found."""
         self.calls += 1
         if not self._shrinking:
             self.examples += 1
@@ -222,7 +258,8 @@ class Search:
         executed = time.perf_counter()
         verdict = self.oracle.judge(scenario, execution)
         judged = time.perf_counter()
-        findings = classify(scenario, execution, verdict)
+        known = self.settings.known  # already reported (a soak's earlier rounds)
+        findings = [f for f in classify(scenario, execution, verdict) if f.fingerprint not in known]
         spent = self.seconds
         spent["executions"] += executed - started
         spent["references"] += self.oracle.stats.seconds - references
@@ -232,8 +269,6 @@ class Search:
             spent["shrinking"] += time.perf_counter() - started
         if verdict.status == "unknown" and not self._shrinking:
             self.unknown[verdict.reason.split(";")[0]] += 1
-        findings = [f for f in findings if f.fingerprint not in self.settings.known]
-        relevant = [f for f in findings if self._focus is None or f.fingerprint == self._focus]
         self.on_event(
             "example",
             examples=self.examples,
@@ -241,21 +276,43 @@ class Search:
             findings=len(self.detections),
             shrinking=self._shrinking,
         )
+        now = time.monotonic() - self._started
+        for finding in findings:
+            if finding.fingerprint not in self.detections:
+                self.detections[finding.fingerprint] = Detection(
+                    self.examples, self.http_requests(), now
+                )
+                self.on_event("finding", finding=finding, examples=self.examples)
+        if any(r is not None and r.status == 0 for r in execution.responses):
+            # threads that never came back (a deadlock in Python) keep their locks: every
+            # later example would hang on them, so the search ends here
+            self.stuck = findings
+            raise _TargetStuck
+        return findings
+
+    def _test(self, data: ConjectureData) -> None:
+        findings = self._example(self._draw(data))
         if not findings:
             return
         choices = tuple(data.choices)
-        now = time.monotonic() - self._started
         for finding in findings:
-            fp = finding.fingerprint
-            if fp not in self.detections:
-                self.detections[fp] = Detection(self.examples, self.http_requests(), now)
-                self.on_event("finding", finding=finding, examples=self.examples)
-            best = self._smallest.get(fp)
+            best = self._smallest.get(finding.fingerprint)
             if best is None or _smaller(choices, best):
-                self._smallest[fp] = choices
+                self._smallest[finding.fingerprint] = choices
+        relevant = [f for f in findings if self._focus is None or f.fingerprint == self._focus]
         if relevant:
             self._findings_by_choices[choices] = findings
             data.mark_interesting(_origin(relevant[0].fingerprint))
+
+    def _run_seeds(self) -> None:
+        """The systematic opening (before Hypothesis): each seed scenario once."""
+        for drawn in self.seeds:
+            if self.settings.stop_at_first and self._found_wanted():
+                return
+            if self.examples >= self.settings.max_examples:
+                return
+            for finding in self._example(self.prepare(drawn)):
+                self._seeded.setdefault(finding.fingerprint, finding)
 
     def _found_wanted(self) -> bool:
         kinds = self.settings.stop_kinds
@@ -275,8 +332,13 @@ class Search:
             deadline=(self._started + s.time_budget) if s.time_budget else None,
             phases=s.phases,
         )
-        with with_reporter(_silent):  # Hypothesis's own warnings are about unit tests
-            runner.run()
+        try:
+            self._run_seeds()
+            if not (s.stop_at_first and self._found_wanted()):
+                with with_reporter(_silent):  # Hypothesis's warnings are about unit tests
+                    runner.run()
+        except _TargetStuck:
+            return self._stopped_stuck()
         stop_reason = _stop_reason(runner, s)
         shrink_started = time.monotonic()
         self._shrinking = True
@@ -300,6 +362,10 @@ class Search:
             if final is not None:
                 findings.append(final)
                 self.on_event("final", finding=final)  # shrunk and confirmed: report it now
+        for fp, seeded in self._seeded.items():
+            if fp not in minimal:  # seen only in the opening: minimize it here
+                findings.append(self._final_seeded(seeded))
+                self.on_event("final", finding=findings[-1])
         findings.sort(key=lambda f: (_kind_rank(f.kind), f.endpoints))
         return SearchResult(
             findings=findings,
@@ -380,14 +446,46 @@ class Search:
         finding = finding.with_(found_after=detection.examples if detection else 0)
         if self.settings.free_running:
             return self._replay_under_control(finding)
+        if self.settings.shrink:  # also when Hypothesis's shrinking ran out of budget
+            finding = self._fewer_yields(self._fewer_requests(finding))
+        return self._confirmed(finding)
+
+    def _final_seeded(self, finding: Finding) -> Finding:
+        detection = self.detections.get(finding.fingerprint)
+        finding = finding.with_(found_after=detection.examples if detection else 0)
+        if self.settings.free_running:
+            return self._replay_under_control(finding)
         if self.settings.shrink:
-            finding = self._fewer_yields(finding)
+            finding = self._fewer_yields(self._fewer_requests(finding))
+        return self._confirmed(finding)
+
+    def _fewer_requests(self, finding: Finding) -> Finding:
+        """Drop every request the finding does not need (latest first)."""
+        scenario = finding.scenario
+        for index in reversed(range(len(scenario.requests))):
+            if len(scenario.requests) <= 1:
+                break
+            candidate = replace(
+                scenario,
+                requests=scenario.requests[:index] + scenario.requests[index + 1 :],
+                schedule=scenario.schedule[:index] + scenario.schedule[index + 1 :],
+            )
+            match = self._reproduces(candidate, finding.fingerprint)
+            if match is not None:
+                scenario, finding = candidate, match.with_(found_after=finding.found_after)
+        return finding
+
+    def _reproduces(self, scenario: Scenario, fingerprint: str) -> Finding | None:
+        _, _, findings = evaluate(scenario, self.execute, self.oracle, self.controlled)
+        return next((f for f in findings if f.fingerprint == fingerprint), None)
+
+    def _confirmed(self, finding: Finding) -> Finding:
         n = self.settings.confirm
         if n > 0:
-            hits = 0
-            for _ in range(n):
-                _, _, again = evaluate(finding.scenario, self.execute, self.oracle, self.controlled)
-                hits += any(f.fingerprint == fingerprint for f in again)
+            hits = sum(
+                self._reproduces(finding.scenario, finding.fingerprint) is not None
+                for _ in range(n)
+            )
             if hits < n:
                 finding = finding.with_(flaky=f"{hits}/{n}")
         return finding
@@ -400,10 +498,7 @@ class Search:
             schedule=from_trace(finding.execution.trace, len(finding.scenario.requests)),
         )
         n = max(self.settings.confirm, 1)
-        hits = 0
-        for _ in range(n):
-            _, _, again = evaluate(scenario, self.execute, self.oracle, self.controlled)
-            hits += any(f.fingerprint == finding.fingerprint for f in again)
+        hits = sum(self._reproduces(scenario, finding.fingerprint) is not None for _ in range(n))
         replay = (
             f"reproduced {hits}/{n} under control with the schedule derived from its trace"
             if hits
@@ -424,8 +519,7 @@ class Search:
                 fewer = Gene(gene.priority, tuple(y for y in gene.yields if y != step))
                 schedule = (*scenario.schedule[:index], fewer, *scenario.schedule[index + 1 :])
                 candidate = replace(scenario, schedule=schedule)
-                _, _, findings = evaluate(candidate, self.execute, self.oracle, self.controlled)
-                match = next((f for f in findings if f.fingerprint == fingerprint), None)
+                match = self._reproduces(candidate, fingerprint)
                 if match is not None:
                     scenario, finding = candidate, match.with_(found_after=finding.found_after)
         return finding

@@ -232,11 +232,11 @@ def _race(
     if table_diffs:
         lost = _lost_update(events, commits, table_diffs)
         if lost is not None:
-            victim, writer, read_at, write_at, diff = lost
+            victim, published, writer, read_at, write_at, diff = lost
             facts = [
                 f"{label(writer)} read {diff.table} at "
                 f"{_step_text(read_at, execution.trace[read_at])}, "
-                f"before {label(victim)} committed at step {commits[victim] + 1};",
+                f"before {label(victim)} committed at step {published + 1};",
                 f"{label(writer)} wrote {diff.table} at "
                 f"{_step_text(write_at, execution.trace[write_at])}, after that commit;",
                 f"so {label(writer)} set {diff.table}[{diff.key}].{diff.column} = "
@@ -258,7 +258,7 @@ def _race(
                 facts,
                 however,
                 diff,
-                (read_at, commits[victim], write_at),
+                (read_at, published, write_at),
             )
         duplicate = _duplicate_insert(
             events, execution, table_diffs, verdict.consulted or (reference,)
@@ -382,7 +382,7 @@ def _race(
 
 def _lost_update(
     events: Sequence[_Event], commits: dict[int, int], diffs: Sequence[Difference]
-) -> tuple[int, int, int, int, Difference] | None:
+) -> tuple[int, int, int, int, int, Difference] | None:
     """A committed write missing from the final rows: another request read the row before
     that write committed and wrote the same column after it. The overwrite that left the
     final value is the preferred explanation; if a later request built on the damaged
@@ -392,44 +392,49 @@ def _lost_update(
         return None
     candidates = list(_overwrites(events, commits, cells))
     for exact in (True, False):
-        for victim, writer, read, write, cell in candidates:
+        for victim, visible, writer, read, write, cell in candidates:
             sets = dict(write.access.sets)
             if not exact or not sets or _same(sets.get(cell.column, _MISSING), cell.actual):
-                return victim, writer, read.position, write.position, cell
+                return victim, visible, writer, read.position, write.position, cell
     return None
 
 
 def _overwrites(
     events: Sequence[_Event], commits: dict[int, int], cells: Sequence[Difference]
-) -> Iterator[tuple[int, int, _Event, _Event, Difference]]:
-    """(victim, writer, the writer's read, its overwrite, the cell) in trace order."""
-    for victim, victim_commit in sorted(commits.items(), key=lambda kv: kv[1]):
-        written = [
-            e
-            for e in events
-            if e.step.request == victim and e.access.write and e.position < victim_commit
-        ]
-        for writer in sorted(set(commits) - {victim}):
-            for w in written:
-                table = w.access.write or ""
+) -> Iterator[tuple[int, int, int, _Event, _Event, Difference]]:
+    """(victim, the commit that published its write, writer, the writer's read, its
+    overwrite, the cell) in trace order. A
+    request may commit several times: a write counts from the commit that published it,
+    and an overwrite needs a commit of its own after it."""
+    published = _all_commits(events)
+    for victim in sorted(commits, key=commits.__getitem__):
+        for w in events:
+            if w.step.request != victim or not w.access.write:
+                continue
+            visible = next((c for c in published[victim] if c > w.position), None)
+            if visible is None:
+                continue  # never committed
+            table = w.access.write
+            victim_columns = dict(w.access.sets)
+            for writer in sorted(set(commits) - {victim}):
                 read = next(
                     (
                         e
                         for e in events
                         if e.step.request == writer
                         and table in e.access.reads
-                        and e.position < victim_commit
+                        and e.position < visible
                     ),
                     None,
                 )
                 if read is None:
                     continue
-                victim_columns = dict(w.access.sets)
                 for x in events:
                     if not (
                         x.step.request == writer
                         and x.access.write == table
-                        and victim_commit < x.position < commits[writer]
+                        and x.position > visible
+                        and any(c > x.position for c in published[writer])
                         and (w.access.key is None or x.access.key in (None, w.access.key))
                     ):
                         continue
@@ -438,7 +443,16 @@ def _overwrites(
                             continue
                         if victim_columns and cell.column not in victim_columns:
                             continue  # the victim did not write this column
-                        yield victim, writer, read, x, cell
+                        yield victim, visible, writer, read, x, cell
+
+
+def _all_commits(events: Sequence[_Event]) -> dict[int, list[int]]:
+    """request -> positions of its commits that did not fail, in order."""
+    published: dict[int, list[int]] = {}
+    for e in events:
+        if e.access.verb == "COMMIT" and not e.step.error:
+            published.setdefault(e.step.request, []).append(e.position)
+    return published
 
 
 def _duplicate_insert(

@@ -253,7 +253,7 @@ def soak_summary(report: SoakReport) -> None:
     note(
         f"\nSoak of {report.target}: {report.seconds:.0f} s, {len(report.rounds)} rounds"
         f"{seed_text}; {report.examples} examples run ({report.examples / seconds:.1f}/s), "
-        f"{report.replayed} known failure(s) replayed first, {report.references} serial "
+        f"{report.replayed} known failure(s) found again first, {report.references} serial "
         f"reference runs; stopped: {report.stop_reason}"
     )
     start, end = report.start, report.end

@@ -23,16 +23,19 @@ import os
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hypothesis import Phase
 
 from .api import reference_of, resolve, searchable
 from .db import parse as parse_db
-from .engine import Search, SearchSettings
+from .engine import Search, SearchSettings, evaluate
+from .findings import Finding
+from .model import Scenario
 from .report import json as report_json
 from .report.writer import ReportWriter, Written
+from .runner import Controlled
 from .scheduler import Limits
 from .schedules import Mode
 from .session import Session
@@ -40,6 +43,7 @@ from .target import Target
 from .vitals import Vitals, measure
 
 STATE_DIR = os.path.join(".fuzzer", "soak")
+CONFIRM = 3  # replays of a reported finding, as the engine confirms its own
 
 
 @dataclass(frozen=True)
@@ -84,7 +88,8 @@ class SoakReport:
 
     @property
     def replayed(self) -> int:
-        return sum(r.examples for r in self.rounds if r.seed is None)
+        """Known failures found again by replaying them first."""
+        return sum(r.findings for r in self.rounds if r.seed is None)
 
     @property
     def seeds(self) -> list[int]:
@@ -151,7 +156,7 @@ def soak(
     def work(s: Session) -> SoakReport:
         assert s.oracle is not None and s.harness is not None
         oracle, harness = s.oracle, s.harness
-        strategy, traces, _ = searchable(target, s, schedule)
+        prepared = searchable(target, s, schedule)
         setup = measure(s.databases)
         # "start" is taken after a short warm-up: the first examples fill the target's
         # connection pool and the caches, which is not a leak
@@ -180,13 +185,14 @@ def soak(
         def left() -> float:
             return duration - (time.monotonic() - started)
 
-        def search(round_seed: int | None) -> Round:
+        def search(round_seed: int | None, opening: bool = False) -> Round:
             known = frozenset(w.finding.fingerprint for w in writer.written)
             before = len(writer.written)
 
             def events(event: str, **data: Any) -> None:
                 if event == "final":
                     entry = writer.add(data["finding"])
+                    state.remember(data["finding"])
                     on_event("written", entry=entry)
                     return
                 if "examples" in data:
@@ -218,13 +224,14 @@ def soak(
                 writer.seed = round_seed
             on_event("round", seed=round_seed, left=left())
             result = Search(
-                strategy,
+                prepared.strategy,
                 s.execute,
                 oracle,
                 settings,
                 http_requests=lambda: harness.costs.http_requests,
                 on_event=events,
-                traces=traces,
+                traces=prepared.traces,
+                seeds=prepared.openings if opening else (),
             ).run()
             return Round(
                 round_seed,
@@ -235,17 +242,45 @@ def soak(
                 measure(s.databases),
             )
 
+        def replay_reported() -> int:
+            """The findings earlier soaks reported, each under its recorded schedule."""
+            runs = 0
+            for fingerprint, scenario in state.known():
+                hits: list[Finding] = []
+                for _ in range(CONFIRM):
+                    _, _, findings = evaluate(scenario, s.execute, oracle, Controlled(limits))
+                    runs += 1
+                    hits += [f for f in findings if f.fingerprint == fingerprint]
+                    if not hits:
+                        break  # fixed (or flaky, and the search will meet it again)
+                if hits:
+                    flaky = f"{len(hits)}/{CONFIRM}" if len(hits) < CONFIRM else ""
+                    entry = writer.add(hits[0].with_(flaky=flaky))
+                    on_event("written", entry=entry)
+            return runs
+
+        replayed = replay_reported()
         rounds.append(search(None))
+        rounds[-1] = replace(
+            rounds[-1],
+            examples=rounds[-1].examples + replayed,
+            findings=len(writer.written),
+        )
         done = rounds[-1].examples
         next_seed = seed if seed is not None else state.next_seed()
         idle = 0
+        opening = True  # the systematic opening, until a round gets through it
         stop_reason = f"duration of {duration:g} s"
         while left() > 0:
             state.save(next_seed + 1)  # a killed round is not searched again
-            rounds.append(search(next_seed))
+            rounds.append(search(next_seed, opening))
             done += rounds[-1].examples
             next_seed += 1
+            opening = opening and rounds[-1].findings > 0
             idle = idle + 1 if rounds[-1].examples == 0 else 0
+            if rounds[-1].stop_reason.startswith("the target's threads are stuck"):
+                stop_reason = rounds[-1].stop_reason  # nothing more can run against it
+                break
             if idle >= 3:
                 stop_reason = "the search space is exhausted"
                 break
@@ -271,19 +306,40 @@ def soak(
 
 
 class _State:
-    """The seed rotation of one target on one kind of database, kept between soaks."""
+    """What one target's soaks on one kind of database keep between them: the seed
+    rotation, and every finding reported (its scenario and schedule, to replay first:
+    a finding of the systematic opening has no Hypothesis choices to keep)."""
 
     def __init__(self, directory: str, key: str) -> None:
         digest = hashlib.sha256(key.encode()).hexdigest()[:16]
         self.path = os.path.join(directory, f"{digest}.json")
         self.key = key
-
-    def next_seed(self) -> int:
+        self.data: dict[str, Any] = {"key": key, "next_seed": None, "findings": {}}
         try:
             with open(self.path, encoding="utf-8") as handle:
-                return int(json.load(handle)["next_seed"])
-        except (OSError, ValueError, KeyError, TypeError):
-            return random.getrandbits(31)
+                loaded = json.load(handle)
+            if isinstance(loaded, dict) and isinstance(loaded.get("findings", {}), dict):
+                self.data.update(loaded)
+        except (OSError, ValueError):
+            pass  # none yet, or unreadable: start afresh
+
+    def next_seed(self) -> int:
+        seed = self.data.get("next_seed")
+        return int(seed) if isinstance(seed, int) else random.getrandbits(31)
 
     def save(self, next_seed: int) -> None:
-        report_json.write_atomic(self.path, {"key": self.key, "next_seed": next_seed})
+        self.data["next_seed"] = next_seed
+        report_json.write_atomic(self.path, self.data)
+
+    def remember(self, finding: Finding) -> None:
+        self.data["findings"][finding.fingerprint] = finding.scenario.to_json()
+        report_json.write_atomic(self.path, self.data)
+
+    def known(self) -> list[tuple[str, Scenario]]:
+        known = []
+        for fingerprint, scenario in self.data["findings"].items():
+            try:
+                known.append((fingerprint, Scenario.from_json(scenario)))
+            except (KeyError, TypeError, ValueError):
+                continue  # written by another version: the example database still has it
+        return known
