@@ -88,7 +88,10 @@ class SearchProgress:
             seed = data.get("seed")
             self._phase = "replaying" if seed is None else f"seed {seed}"
             if seed is None:
-                self._line("replaying the known failures of the example database")
+                self._line(
+                    "replaying the known failures: what earlier soaks reported, then the "
+                    "example database"
+                )
             elif not self.live:
                 self._line(f"searching with seed {seed} ({data.get('left', 0):.0f} s left)")
         elif event == "example":

@@ -222,7 +222,8 @@ def soak(
             )
             if not replay:
                 writer.seed = round_seed
-            on_event("round", seed=round_seed, left=left())
+            if not replay:  # the replay round was announced before the reported findings
+                on_event("round", seed=round_seed, left=left())
             result = Search(
                 prepared.strategy,
                 s.execute,
@@ -259,6 +260,7 @@ def soak(
                     on_event("written", entry=entry)
             return runs
 
+        on_event("round", seed=None, left=left())
         replayed = replay_reported()
         rounds.append(search(None))
         rounds[-1] = replace(

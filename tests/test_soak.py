@@ -85,7 +85,7 @@ def test_a_killed_soak_keeps_its_findings_and_the_next_one_resumes(tmp_path: Pat
     )
     assert resumed.returncode == 1, resumed.stdout + resumed.stderr
     out = resumed.stdout
-    assert "replaying the known failures of the example database" in out
+    assert "replaying the known failures: what earlier soaks reported" in out
     (second,) = [
         Path(p) for p in glob.glob(str(tmp_path / "reports/profile-soak-*")) if Path(p) != first
     ]
