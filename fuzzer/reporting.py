@@ -19,7 +19,6 @@ from rich.progress import (
     Progress,
     TaskID,
     TextColumn,
-    TimeElapsedColumn,
 )
 from rich.table import Table
 from rich.text import Text
@@ -147,6 +146,7 @@ class SearchProgress:
             examples=self._examples_text(),
             rate=f"{self._examples / max(elapsed, 1e-6):.1f}",
             findings=self._findings,
+            elapsed=f"{int(elapsed) // 60}:{int(elapsed) % 60:02d} elapsed",
             left=self._left(elapsed),
         )
 
@@ -178,14 +178,14 @@ class SearchProgress:
             TextColumn("{task.fields[examples]}"),
             TextColumn("{task.fields[rate]:>6} ex/s"),
             TextColumn("{task.fields[findings]} finding(s)"),
-            TimeElapsedColumn(),
+            TextColumn("{task.fields[elapsed]}"),  # since the run began, not the bar
             TextColumn("{task.fields[left]}"),
             console=self.out,
             transient=True,
         )
         self._progress.start()
         self._task = self._progress.add_task(
-            self._phase, total=None, examples="", rate="", findings=0, left=""
+            self._phase, total=None, examples="", rate="", findings=0, elapsed="", left=""
         )
 
     def _line(self, message: str) -> None:
