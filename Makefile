@@ -1,6 +1,7 @@
 # make fuzz  — set up on first use, then fuzz the default target on embedded SQLite
 # make test  — set up on first use, then run the test suite
 # make matrix — the target on every database and isolation level
+# make soak  — fuzz unattended for DURATION seconds; writes junit.xml, report.html, JSON
 # TARGET=, DB=, EXAMPLES=, SEED=, DURATION= pass through.
 
 PYTHON ?= python3
@@ -33,6 +34,9 @@ fuzz: $(STAMP)
 
 matrix: $(STAMP)
 	$(BIN)/fuzzer matrix $(TARGET) --max-examples $(EXAMPLES) $(SEED_FLAG) $(ARGS)
+
+soak: $(STAMP)
+	$(BIN)/fuzzer soak $(TARGET) --db $(DB) --duration $(DURATION) $(SEED_FLAG) $(ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(ARGS)

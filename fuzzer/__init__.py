@@ -3,15 +3,18 @@
 The public API, nothing else::
 
     from fuzzer import Target, Endpoint, Identity, Login, checkpoint, fuzz, replay
+    from fuzzer import assert_serializable
 
-and, for specs that drive an existing app: ``paths`` and ``values_of`` (strategies over
-the rows present after setup), ``pinned_config``, ``flask_command`` and
-``flask_login_session`` (build, seed and log into a Flask app with its own code).
+``fuzz`` is for a test suite (it fails with the report when it finds a race);
+``assert_serializable`` is what a generated regression test calls. For specs that drive
+an existing app: ``paths`` and ``values_of`` (strategies over the rows present after
+setup), ``pinned_config``, ``flask_command`` and ``flask_login_session`` (build, seed and
+log into a Flask app with its own code).
 """
 
 __version__ = "0.1.0"
 
-from .api import fuzz, replay
+from .api import assert_serializable, fuzz, replay
 from .apps import flask_command, flask_login_session, pinned_config
 from .domains import paths, values_of
 from .gates import checkpoint
@@ -23,6 +26,7 @@ __all__ = [
     "Login",
     "Target",
     "__version__",
+    "assert_serializable",
     "checkpoint",
     "flask_command",
     "flask_login_session",

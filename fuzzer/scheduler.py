@@ -83,6 +83,7 @@ class Limits:
     fallback_timeout: float = 1.0  # declared blocked when nothing else can tell
     settle: float = 0.003  # after a step, a blocked thread that stays still this long still is
     hang_timeout: float = 3.0  # no progress at all for this long: the execution hangs
+    all_blocked_timeout: float = 1.0  # every request confirmed blocked this long: it hangs
     stuck_grace: float = 6.0  # after a hang, requests still unanswered this long are stuck
     poll: float = 0.001
 
@@ -384,9 +385,23 @@ class Scheduler:
     def _check_hang(self, now: float) -> None:
         if self._finished.is_set() or self._aborted:
             return
-        if now - self._last_progress < self.limits.hang_timeout:
-            return
-        self._abort(f"no request made progress for {now - self._last_progress:.1f} s")
+        quiet = now - self._last_progress
+        if quiet >= self.limits.hang_timeout:
+            self._abort(f"no request made progress for {quiet:.1f} s")
+        elif quiet >= self.limits.all_blocked_timeout and self._all_blocked():
+            self._abort(f"every request was blocked for {quiet:.1f} s")
+
+    def _all_blocked(self) -> bool:
+        """Every unfinished request confirmed blocked, and none waiting that could run:
+        only the database's own deadlock detector could still end that (PostgreSQL's
+        takes a deadlock_timeout), so waiting the whole hang budget gains nothing."""
+        live = [r for r in self._reqs if r.state != DONE]
+        return (
+            bool(live)
+            and self._settled()
+            and any(r.state == RUNNING for r in live)
+            and not any(r.state == WAITING and self._admits(r) for r in live)
+        )
 
     def _abort(self, why: str) -> None:
         """Open every gate: the execution runs free from here. Call with the lock held."""

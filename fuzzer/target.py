@@ -29,6 +29,11 @@ METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}
 DEFAULT_CONFLICT_STATUSES = frozenset({409, 423})
 EXPECTATION_DATABASES = ("sqlite", "mariadb", "mysql", "postgres")
 EXPECTATION_LEVELS = ("", "read-uncommitted", "read-committed", "repeatable-read", "serializable")
+DEFAULT_LEVELS = {
+    "mariadb": "repeatable-read",
+    "mysql": "repeatable-read",
+    "postgres": "read-committed",
+}  # what each server runs at unless told
 
 
 class Endpoint:
@@ -149,7 +154,8 @@ class Target:
         """The finding kinds expected on ``database`` (sqlite, mariadb, mysql, postgres)
         at ``isolation`` (read-committed, …; "" for the database's default): the most
         specific entry of ``expected_on``, else ``expected_findings``."""
-        for key in (f"{database}/{isolation}", database):
+        level = isolation or DEFAULT_LEVELS.get(database, "")
+        for key in (f"{database}/{level}", database):
             if key in self.expected_on:
                 return frozenset(self.expected_on[key])
         return self.expected_findings

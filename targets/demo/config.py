@@ -21,7 +21,7 @@ class TestingConfig(Config):
     TESTING = True
     SQLALCHEMY_DATABASE_URI = os.environ.get("TEST_DATABASE_URL", "sqlite://")
     WTF_CSRF_ENABLED = False  # tests post forms without fetching a token first
-    PASSWORD_HASH = "pbkdf2:sha256:1000"  # fast hashing in tests only
+    PASSWORD_HASH = "unsalted-sha256"  # fast and repeatable, for tests only
 
 
 class FixedTestingConfig(TestingConfig):
