@@ -14,163 +14,36 @@ with a few settings pinned, runs the setup it proposes (the app's own ``init-db`
 * the columns whose values differ between the two setups (salted hashes, tokens,
   timestamps), to ignore.
 
-The spec it writes runs as is; its comments say what to check.
+The spec it writes runs as is; its comments say what to check. The factory reference
+is parsed in factory.py, bodies are read in bodies.py, and specfile.py writes the plan
+out as Python.
 """
 
 from __future__ import annotations
 
-import ast
 import contextlib
-import importlib
 import json
 import os
 import re
 import sys
 import tempfile
-import textwrap
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import bodies
 from .errors import FuzzerError, InvalidTarget, TargetSetupError, describe
-from .pysource import WIDTH, Call, Dict, Keyword, Node, layout, literal
+from .factory import Factory, is_app, load_factory
+from .pysource import Call, Dict, Keyword, Node, literal
+from .specfile import render
 
-__all__ = ["Factory", "Plan", "inspect_app", "load_factory", "render", "write_spec"]
+__all__ = ["Plan", "Written", "check_written", "inspect_app", "write_spec"]
 
 _VARIABLE = re.compile(r"<(?:([a-zA-Z_][a-zA-Z0-9_]*)(\([^)]*\))?:)?([a-zA-Z_][a-zA-Z0-9_]*)>")
 _INIT_COMMAND = re.compile(r"^(init|create)[-_]?(db|database|tables?)$|^initdb$")
 _SEED_COMMAND = re.compile(r"seed|fixture|populate|sample[-_]?data|demo[-_]?data|fake")
 _GENERIC_MODULES = {"app", "application", "main", "wsgi", "factory", "__init__", "server", "web"}
 _SKIPPED_METHODS = {"HEAD", "OPTIONS"}
-
-
-# -- the factory reference --------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Factory:
-    """An app factory and the arguments to call it with."""
-
-    reference: str  # as given
-    module: str
-    name: str
-    function: Callable[..., Any]
-    args: tuple[Any, ...] = ()
-    kwargs: Mapping[str, Any] = field(default_factory=dict)
-    arg_sources: tuple[str, ...] = ()  # the arguments as source
-    imports: tuple[tuple[str, str], ...] = ()  # (module, name) the arguments need
-
-    def call_source(self) -> str:
-        return f"{self.name}({', '.join(self.arg_sources)})"
-
-    def build(self) -> Any:
-        return self.function(*self.args, **self.kwargs)
-
-
-def load_factory(reference: str) -> Factory:
-    """Parse ``package.module:create_app`` or ``package.module:create_app(args)``: literal
-    arguments, or names of the factory's module (a config class) or dotted paths."""
-    usage = (
-        "Expected an app factory like 'package.module:create_app' or "
-        f"'package.module:create_app(\"testing\")' but got {reference!r}"
-    )
-    module_name, sep, call = reference.partition(":")
-    if not sep or not module_name or not call.strip():
-        raise InvalidTarget(usage)
-    try:
-        expression = ast.parse(call.strip(), mode="eval").body
-    except SyntaxError:
-        raise InvalidTarget(usage) from None
-    if isinstance(expression, ast.Call):
-        function_node, arg_nodes, kw_nodes = expression.func, expression.args, expression.keywords
-    else:
-        function_node, arg_nodes, kw_nodes = expression, [], []
-    if not isinstance(function_node, ast.Name):
-        raise InvalidTarget(usage)
-    module = _import(module_name, reference)
-    name = function_node.id
-    function = getattr(module, name, None)
-    if function is None:
-        factories = sorted(
-            n for n, v in vars(module).items() if callable(v) and n.startswith(("create", "make"))
-        )
-        hint = f"; factories in it: {', '.join(factories)}" if factories else ""
-        raise InvalidTarget(f"Module {module_name!r} has no attribute {name!r}{hint}")
-    if not callable(function) or _is_app(function):
-        raise InvalidTarget(
-            f"{module_name}:{name} is {'a Flask app' if _is_app(function) else 'not callable'}"
-            f", not an app factory; fuzzer init needs the function that builds the app "
-            f"(create_app), because every run builds it on its own scratch database"
-        )
-    imports: list[tuple[str, str]] = []
-    args = tuple(_argument(node, module, reference, imports) for node in arg_nodes)
-    kwargs = {}
-    for keyword in kw_nodes:
-        if keyword.arg is None:
-            raise InvalidTarget(f"{reference}: **kwargs are not supported; name each argument")
-        kwargs[keyword.arg] = _argument(keyword.value, module, reference, imports)
-    sources = [_source(node) for node in arg_nodes]
-    sources += [f"{k.arg}={_source(k.value)}" for k in kw_nodes]
-    return Factory(
-        reference, module_name, name, function, args, kwargs, tuple(sources), tuple(imports)
-    )
-
-
-def _source(node: ast.expr) -> str:
-    try:
-        return literal(ast.literal_eval(node))
-    except ValueError:
-        return ast.unparse(node)
-
-
-def _import(module_name: str, reference: str) -> Any:
-    if "" not in sys.path and "." not in sys.path:
-        sys.path.insert(0, "")
-    try:
-        return importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name and module_name.startswith(exc.name):
-            raise InvalidTarget(
-                f"Cannot import module {module_name!r} of {reference!r}: no module named "
-                f"{exc.name!r}; check the spelling and that it is importable from this directory"
-            ) from None
-        raise InvalidTarget(f"Importing {module_name!r} for {reference!r} failed: {exc}") from exc
-    except Exception as exc:
-        raise InvalidTarget(
-            f"Importing {module_name!r} for {reference!r} raised {describe(exc)}"
-        ) from exc
-
-
-def _argument(node: ast.expr, module: Any, reference: str, imports: list[tuple[str, str]]) -> Any:
-    try:
-        return ast.literal_eval(node)
-    except ValueError:
-        pass
-    dotted = ast.unparse(node)
-    if not re.fullmatch(r"[A-Za-z_][\w.]*", dotted):
-        raise InvalidTarget(
-            f"{reference}: argument {dotted!r} must be a literal or the name of a config "
-            f"object (a name in {module.__name__}, or package.module.Name)"
-        )
-    head, _, rest = dotted.partition(".")
-    if hasattr(module, head):
-        value = getattr(module, head)
-        for part in rest.split(".") if rest else ():
-            value = getattr(value, part)
-        imports.append((module.__name__, head))
-        return value
-    owner, _, name = dotted.rpartition(".")
-    if owner:
-        with contextlib.suppress(ImportError):
-            value = getattr(importlib.import_module(owner), name)
-            imports.append((owner, name))
-            return value
-    raise InvalidTarget(f"{reference}: cannot find {dotted!r} in {module.__name__} or import it")
-
-
-def _is_app(value: Any) -> bool:
-    return hasattr(value, "url_map") and hasattr(value, "wsgi_app")
 
 
 # -- what the app tells ------------------------------------------------------------------
@@ -309,7 +182,7 @@ def _build(factory: Factory, pins: Mapping[str, Any]) -> Any:
             f"{factory.reference}: the app factory raised {describe(exc)} while fuzzer init "
             f"built it on a scratch SQLite database"
         ) from exc
-    if not _is_app(app):
+    if not is_app(app):
         raise TargetSetupError(
             f"{factory.reference} returned {type(app).__name__}, expected a Flask app"
         )
@@ -682,142 +555,6 @@ def _singular(word: str) -> str:
     if word.endswith(("ses", "xes")):
         return word[:-2]
     return word[:-1] if word.endswith("s") and not word.endswith("ss") else word
-
-
-# -- the spec as Python ------------------------------------------------------------------
-
-
-def render(plan: Plan, module: str) -> str:
-    """The spec as a Python module; ``module`` is the name it is loaded by."""
-    factory = plan.factory
-    body: list[str] = ["", ""]
-    out = body.append
-
-    def comment(text: str, indent: str = "") -> None:
-        prefix = f"{indent}# "
-        body.extend(textwrap.wrap(text, WIDTH, initial_indent=prefix, subsequent_indent=prefix))
-
-    out("def app(database_url):" if not plan.databases else "def app(database_url):  # {name: URL}")
-    pinned = "; ".join(plan.pin_notes)
-    comment(
-        "The app's own factory and config, with these settings pinned for fuzzing: the "
-        "scratch database the fuzzer made for this run" + (f"; {pinned}." if pinned else "."),
-        "    ",
-    )
-    pins = Call("pinned_config", tuple(Keyword(k, v) for k, v in plan.pins.items()))
-    body.extend(layout(pins, "    ", ":", "with "))
-    out(f"        return {factory.call_source()}")
-    out("")
-    out("")
-    out("def setup(app):")
-    comment(
-        "Once per fresh scratch database, inside app.app_context(). CHECK: the rows it "
-        "makes are the ones the requests below act on.",
-        "    ",
-    )
-    for note in plan.setup_notes:
-        comment(note, "    ")
-    for kind, name in plan.setup:
-        if kind == "create_all":
-            out('    app.extensions["sqlalchemy"].create_all()')
-        else:
-            out(f"    flask_command(app, {literal(name)})  # the app's own `flask {name}`")
-    if not plan.setup:
-        out("    pass")
-    out("")
-    out("")
-    for note in plan.identity_notes:
-        comment(note)
-    if plan.login_example is not None:
-        example = layout(plan.login_example, "", ",", width=WIDTH - 6)
-        body.extend("#     " + line for line in example)
-    if plan.identities:
-        out("IDENTITIES = [")
-        body.extend(f"    {identity}," for identity in plan.identities)
-        out("]")
-    else:
-        out("IDENTITIES: list[Identity] = []")
-    out("")
-    if plan.openapi:
-        comment(f"Bodies from the OpenAPI request schemas published at {plan.openapi}.")
-    comment(
-        "One Endpoint per URL rule and method of the app's url_map. Delete the ones that "
-        "cannot race (pages that only read), and say who sends each one with as_=[...]."
-    )
-    out("ENDPOINTS = [")
-    for route in plan.routes:
-        comment(f"{route.method} {route.rule}: {route.view or route.endpoint}", "    ")
-        for note in route.variables + route.checks:
-            comment(note, "    ")
-        arguments: list[Node] = [literal(route.method), route.path]
-        if route.body_kind:
-            arguments.append(Keyword(route.body_kind, route.body))
-        if route.login_required and plan.users:
-            arguments.append(Keyword("as_", literal(plan.users)))
-        body.extend(layout(Call("Endpoint", tuple(arguments)), "    ", ","))
-    out("]")
-    out("")
-    out("target = Target(")
-    out(f"    name={literal(plan.name)},")
-    out("    app=app,")
-    out("    setup=setup,")
-    out("    identities=IDENTITIES,")
-    out("    endpoints=ENDPOINTS,")
-    if plan.databases:
-        out(f"    databases={literal(plan.databases)},")
-    comment(
-        "Read-only requests sent after the concurrent ones, e.g. a page that shows what "
-        "they changed: a race that leaves no trace in their own answers shows there.",
-        "    ",
-    )
-    out("    observers=[],")
-    if plan.ignore_columns:
-        comment(
-            "CHECK: columns whose values are random or come from the clock (they differed "
-            "between two runs of setup, or have a date-time type): not compared.",
-            "    ",
-        )
-        columns = ", ".join(literal(c) for c in plan.ignore_columns)
-        out(f"    ignore_columns=frozenset({{{columns}}}),")
-    out(")")
-    return _header(plan, module, body) + "\n".join(body) + "\n"
-
-
-def _header(plan: Plan, module: str, body: list[str]) -> str:
-    """The docstring and the imports the body needs."""
-    factory = plan.factory
-    calls = "\n".join(line for line in body if not line.lstrip().startswith("#"))
-    public = ("Endpoint", "Identity", "Login", "Target", "flask_command", "flask_login_session")
-    used = [
-        n
-        for n in (*public, "paths", "pinned_config", "values_of")
-        if f"{n}(" in calls or f"[{n}]" in calls
-    ]
-    imports: dict[str, list[str]] = {factory.module: [factory.name]}
-    for name_module, name in factory.imports:
-        if name not in imports.setdefault(name_module, []):
-            imports[name_module].append(name)
-    head = [
-        f'"""A fuzz spec for {factory.reference}, written by `fuzzer init`.',
-        "",
-        f"Run it:  fuzzer run {module}:target",
-        "",
-        "It runs as written. Then make it yours: lines marked CHECK are guesses, PLACEHOLDER",
-        "marks what fuzzer init could not know. Small domains find races: two requests only",
-        "race when they name the same row, so keep the lists of ids and names short.",
-        '"""',
-        "",
-    ]
-    # the fuzzer and Hypothesis are third-party libraries to the app's project
-    line = f"from fuzzer import {', '.join(used)}"
-    if len(line) > WIDTH:
-        line = "from fuzzer import (\n" + "".join(f"    {n},\n" for n in used) + ")"
-    head.append(line)
-    if "st." in calls:
-        head.append("from hypothesis import strategies as st")
-    head.append("")
-    head += [f"from {m} import {', '.join(names)}" for m, names in sorted(imports.items())]
-    return "\n".join(head) + "\n"
 
 
 def _module_name(plan: Plan) -> str:

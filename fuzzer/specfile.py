@@ -1,0 +1,147 @@
+"""The spec ``fuzzer init`` writes, as a Python module: the plan (spec.py) laid out the
+way a person would write it, with the comments that say what to check."""
+
+from __future__ import annotations
+
+import textwrap
+from typing import TYPE_CHECKING
+
+from .pysource import WIDTH, Call, Keyword, Node, layout, literal
+
+if TYPE_CHECKING:
+    from .spec import Plan
+
+__all__ = ["render"]
+
+
+def render(plan: Plan, module: str) -> str:
+    """The spec as a Python module; ``module`` is the name it is loaded by."""
+    factory = plan.factory
+    body: list[str] = ["", ""]
+    out = body.append
+
+    def comment(text: str, indent: str = "") -> None:
+        prefix = f"{indent}# "
+        body.extend(textwrap.wrap(text, WIDTH, initial_indent=prefix, subsequent_indent=prefix))
+
+    out("def app(database_url):" if not plan.databases else "def app(database_url):  # {name: URL}")
+    pinned = "; ".join(plan.pin_notes)
+    comment(
+        "The app's own factory and config, with these settings pinned for fuzzing: the "
+        "scratch database the fuzzer made for this run" + (f"; {pinned}." if pinned else "."),
+        "    ",
+    )
+    pins = Call("pinned_config", tuple(Keyword(k, v) for k, v in plan.pins.items()))
+    body.extend(layout(pins, "    ", ":", "with "))
+    out(f"        return {factory.call_source()}")
+    out("")
+    out("")
+    out("def setup(app):")
+    comment(
+        "Once per fresh scratch database, inside app.app_context(). CHECK: the rows it "
+        "makes are the ones the requests below act on.",
+        "    ",
+    )
+    for note in plan.setup_notes:
+        comment(note, "    ")
+    for kind, name in plan.setup:
+        if kind == "create_all":
+            out('    app.extensions["sqlalchemy"].create_all()')
+        else:
+            out(f"    flask_command(app, {literal(name)})  # the app's own `flask {name}`")
+    if not plan.setup:
+        out("    pass")
+    out("")
+    out("")
+    for note in plan.identity_notes:
+        comment(note)
+    if plan.login_example is not None:
+        example = layout(plan.login_example, "", ",", width=WIDTH - 6)
+        body.extend("#     " + line for line in example)
+    if plan.identities:
+        out("IDENTITIES = [")
+        body.extend(f"    {identity}," for identity in plan.identities)
+        out("]")
+    else:
+        out("IDENTITIES: list[Identity] = []")
+    out("")
+    if plan.openapi:
+        comment(f"Bodies from the OpenAPI request schemas published at {plan.openapi}.")
+    comment(
+        "One Endpoint per URL rule and method of the app's url_map. Delete the ones that "
+        "cannot race (pages that only read), and say who sends each one with as_=[...]."
+    )
+    out("ENDPOINTS = [")
+    for route in plan.routes:
+        comment(f"{route.method} {route.rule}: {route.view or route.endpoint}", "    ")
+        for note in route.variables + route.checks:
+            comment(note, "    ")
+        arguments: list[Node] = [literal(route.method), route.path]
+        if route.body_kind:
+            arguments.append(Keyword(route.body_kind, route.body))
+        if route.login_required and plan.users:
+            arguments.append(Keyword("as_", literal(plan.users)))
+        body.extend(layout(Call("Endpoint", tuple(arguments)), "    ", ","))
+    out("]")
+    out("")
+    out("target = Target(")
+    out(f"    name={literal(plan.name)},")
+    out("    app=app,")
+    out("    setup=setup,")
+    out("    identities=IDENTITIES,")
+    out("    endpoints=ENDPOINTS,")
+    if plan.databases:
+        out(f"    databases={literal(plan.databases)},")
+    comment(
+        "Read-only requests sent after the concurrent ones, e.g. a page that shows what "
+        "they changed: a race that leaves no trace in their own answers shows there.",
+        "    ",
+    )
+    out("    observers=[],")
+    if plan.ignore_columns:
+        comment(
+            "CHECK: columns whose values are random or come from the clock (they differed "
+            "between two runs of setup, or have a date-time type): not compared.",
+            "    ",
+        )
+        columns = ", ".join(literal(c) for c in plan.ignore_columns)
+        out(f"    ignore_columns=frozenset({{{columns}}}),")
+    out(")")
+    return _header(plan, module, body) + "\n".join(body) + "\n"
+
+
+def _header(plan: Plan, module: str, body: list[str]) -> str:
+    """The docstring and the imports the body needs."""
+    factory = plan.factory
+    calls = "\n".join(line for line in body if not line.lstrip().startswith("#"))
+    public = ("Endpoint", "Identity", "Login", "Target", "flask_command", "flask_login_session")
+    used = [
+        n
+        for n in (*public, "paths", "pinned_config", "values_of")
+        if f"{n}(" in calls or f"[{n}]" in calls
+    ]
+    imports: dict[str, list[str]] = {factory.module: [factory.name]}
+    for name_module, name in factory.imports:
+        if name not in imports.setdefault(name_module, []):
+            imports[name_module].append(name)
+    head = [
+        f'"""A fuzz spec for {factory.reference}, written by `fuzzer init`.',
+        "",
+        f"Run it:  fuzzer run {module}:target",
+        "",
+        "It runs as written. Then make it yours: lines marked CHECK are guesses, PLACEHOLDER",
+        "marks what fuzzer init could not know. Small domains find races: two requests only",
+        "race when they name the same row, so keep the lists of ids and names short.",
+        '"""',
+        "",
+    ]
+    # the fuzzer and Hypothesis are third-party libraries to the app's project
+    line = f"from fuzzer import {', '.join(used)}"
+    if len(line) > WIDTH:
+        line = "from fuzzer import (\n" + "".join(f"    {n},\n" for n in used) + ")"
+    head.append(line)
+    if "st." in calls:
+        head.append("from hypothesis import strategies as st")
+    head.append("")
+    head += [f"from {m} import {', '.join(names)}" for m, names in sorted(imports.items())]
+    return "\n".join(head) + "\n"
