@@ -106,6 +106,7 @@ def run(
         example_db=example_db,
         database_key=f"{reference}|{session.databases.dialect}",
         limits=limits,
+        min_requests=target.min_requests,
     )
 
     def work(s: Session) -> RunReport:

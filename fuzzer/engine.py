@@ -57,6 +57,7 @@ class SearchSettings:
     confirm: int = 3  # replays of each minimal example, to tell flaky ones
     limits: Limits = field(default_factory=Limits)
     schedule: SearchStrategy[Gene] | None = None
+    min_requests: int = 1  # the fewest concurrent requests a scenario may have
 
 
 @dataclass(frozen=True)
@@ -312,6 +313,8 @@ class Search:
         finding = next((f for f in findings if f.fingerprint == fingerprint), None)
         if finding is None:
             return None
+        if self.settings.shrink:
+            finding = self._drop_requests(finding)
         detection = self.detections.get(fingerprint)
         finding = finding.with_(found_after=detection.examples if detection else 0)
         n = self.settings.confirm
@@ -325,6 +328,55 @@ class Search:
             if hits < n:
                 finding = finding.with_(flaky=f"{hits}/{n}")
         return finding
+
+    def _drop_requests(self, finding: Finding) -> Finding:
+        """Delete whole requests (with their genes) while the finding stays.
+
+        Hypothesis deletes a few choices at a time; one request with its genes is more
+        choices than that, so a request in the middle of the list that does not matter
+        can survive its shrinking. Deleting it here does not change what the other
+        requests' genes mean (DESIGN.md §4).
+        """
+        fingerprint = finding.fingerprint
+        progress = True
+        while progress:
+            progress = False
+            for candidate in _smaller_scenarios(finding.scenario, self.settings.min_requests):
+                self.calls += 1
+                _, _, findings = evaluate(
+                    candidate, self.execute, self.oracle, self.settings.limits
+                )
+                match = next((f for f in findings if f.fingerprint == fingerprint), None)
+                if match is not None:
+                    finding, progress = match, True
+                    break
+        return finding
+
+
+def _smaller_scenarios(scenario: Scenario, min_requests: int) -> list[Scenario]:
+    """The scenario without one of its concurrent or init requests, each way."""
+    smaller = []
+    n = len(scenario.requests)
+    if n > min_requests:
+        for i in range(n):
+            smaller.append(
+                Scenario(
+                    requests=scenario.requests[:i] + scenario.requests[i + 1 :],
+                    schedule=scenario.schedule[:i] + scenario.schedule[i + 1 :],
+                    init=scenario.init,
+                    observers=scenario.observers,
+                )
+            )
+    for i in range(len(scenario.init)):
+        smaller.append(
+            Scenario(
+                requests=scenario.requests,
+                schedule=scenario.schedule,
+                init=scenario.init[:i] + scenario.init[i + 1 :],
+                observers=scenario.observers,
+            )
+        )
+    return smaller
 
 
 def _smaller(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:

@@ -1,7 +1,27 @@
 """Turn a verdict and its trace into classified, explained findings (DESIGN.md §6).
 
 The kind of a finding is decided from evidence — the responses, the final rows, the
-trace — never from the target's name. Each finding carries an explanation as data
+trace — never from the target's name:
+
+* ``concurrency-error``: a request answered 5xx, and no serial reference of the same
+  requests raised that exception in that request;
+* ``lost-update``: a cell ends with the value a request wrote with an UPDATE of that
+  row, after another request had committed its own UPDATE of the same column, and
+  the writer had read the table before that commit;
+* ``duplicate-insert``: the final rows hold a row twice, inserted by requests that
+  each looked for it in that table before the other's insert was committed;
+* ``write-skew``: two committed requests changed *different* rows, each after
+  reading a table the other was about to change;
+* ``limit-overrun``: any other final rows no serial order reaches (typically a
+  check on a count or a stock that every request passed);
+* ``stale-read``: the rows are fine, but a response is one no serial order gives;
+* the hygiene kinds (``hang``, ``leaked-transaction``, ``wrong-engine``) come from
+  the instrumentation, and ``serial-failure`` from the serial references: a 5xx a
+  request also gives alone is a plain bug, never a race.
+
+Each finding names only the requests involved: the fingerprint (kind + their
+endpoints + exception type) is what tells one bug from another, and what lets
+shrinking delete a request that only stood by. Each carries an explanation as data
 (who read what before whom, the closest serial order, the first difference) that
 renders as text: "Let … Then … However … : a contradiction!".
 """
@@ -10,7 +30,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -124,15 +145,17 @@ def classify(
     scenario: Scenario, execution: Execution, verdict: Verdict, prefix_tables: bool = False
 ) -> list[Finding]:
     """Every finding one execution shows, most important first."""
+    context = _Context(scenario, execution, verdict)
     findings: list[Finding] = []
-    lets = _lets(scenario)
     if execution.hang is not None:
-        findings.append(_hang(scenario, execution, verdict, lets))
+        findings.append(_hang(context))
     if verdict.status == "violation":
-        findings.append(_race(scenario, execution, verdict, lets))
-    findings += _leaks(scenario, execution, verdict, lets)
-    findings += _wrong_engine(scenario, execution, verdict, lets)
-    findings += _serial_failures(scenario, execution, verdict, lets)
+        race = _race(context)
+        if race is not None:
+            findings.append(race)
+    findings += _leaks(context)
+    findings += _wrong_engine(context)
+    findings += _serial_failures(context)
     findings.sort(key=priority)
     return findings
 
@@ -146,579 +169,585 @@ class _Event:
     step: Step
     access: Access
 
+    @property
+    def request(self) -> int:
+        return self.step.request
 
-def _events(trace: Sequence[Step]) -> list[_Event]:
-    events = []
-    for position, step in enumerate(trace):
-        if step.kind == "sql":
-            prefix = f"{step.database}." if step.database and step.database != "default" else ""
-            events.append(_Event(position, step, access(step.text, step.params, "")))
-            del prefix
-        elif step.kind in ("commit", "rollback"):
-            events.append(
-                _Event(position, step, Access(frozenset(), None, step.kind.upper(), None, ()))
+    @property
+    def tables(self) -> frozenset[str]:
+        """Every table the statement touches, read or written."""
+        return self.access.reads | ({self.access.write} if self.access.write else set())
+
+
+class _Context:
+    """One execution, its verdict, and its trace read as table accesses."""
+
+    def __init__(self, scenario: Scenario, execution: Execution, verdict: Verdict) -> None:
+        self.scenario = scenario
+        self.execution = execution
+        self.verdict = verdict
+        self.trace = execution.trace
+        self.lets = tuple((label(i), r.describe()) for i, r in enumerate(scenario.requests))
+        self.events: list[_Event] = []
+        for position, step in enumerate(execution.trace):
+            if step.kind == "sql":
+                self.events.append(_Event(position, step, access(step.text, step.params)))
+            elif step.kind in ("commit", "rollback"):
+                ends = Access(frozenset(), None, step.kind.upper(), None, ())
+                self.events.append(_Event(position, step, ends))
+        # request -> position of its last COMMIT that did not fail
+        self.commits: dict[int, int] = {}
+        for e in self.events:
+            if e.access.verb == "COMMIT" and not e.step.error:
+                self.commits[e.request] = e.position
+
+    def of(self, request: int) -> list[_Event]:
+        return [e for e in self.events if e.request == request]
+
+    def written(self, request: int) -> set[str]:
+        """Tables the request wrote and committed."""
+        commit = self.commits.get(request)
+        if commit is None:
+            return set()
+        return {
+            e.access.write
+            for e in self.of(request)
+            if e.access.write and e.position < commit and not e.step.error
+        }
+
+    def step(self, position: int) -> str:
+        """ "step 7 (UPDATE pages SET …)": a trace position, as the timeline numbers it."""
+        what = " ".join(self.trace[position].text.split())
+        if len(what) > 70:
+            what = what[:69] + "…"
+        return f"step {position + 1} ({what})" if what else f"step {position + 1}"
+
+    def closest(self) -> str:
+        return f"the closest serial order is {_order(self.verdict.order)}"
+
+    def finding(
+        self,
+        kind: str,
+        involved: Iterable[int],
+        facts: Sequence[str],
+        however: str,
+        *,
+        exception: str = "",
+        difference: Difference | None = None,
+        conflicts: Iterable[int] = (),
+    ) -> Finding:
+        requests = self.scenario.requests
+        chosen = tuple(sorted({i for i in involved if 0 <= i < len(requests)}))
+        return Finding(
+            kind=kind,
+            endpoints=tuple(sorted({requests[i].endpoint for i in chosen})),
+            exception=exception,
+            scenario=self.scenario,
+            execution=self.execution,
+            verdict=self.verdict,
+            explanation=Explanation(
+                let=self.lets,
+                facts=tuple(facts),
+                however=however,
+                order=self.verdict.order,
+                difference=difference,
+                conflicts=tuple(sorted(set(conflicts))),
+            ),
+            involved=chosen,
+        )
+
+    def around(self, reader: int, writer: int, tables: set[str]) -> tuple[str, list[int]]:
+        """How ``reader`` used ``tables`` around ``writer``'s commit, as a fact, and the
+        positions it cites ("" when the reader did not touch them)."""
+        commit = self.commits.get(writer)
+        if commit is None:
+            return "", []
+        used = [e for e in self.of(reader) if e.tables & tables and e.access.verb != "COMMIT"]
+        before = [e for e in used if e.position < commit]
+        after = [e for e in used if e.position > commit]
+        names = ", ".join(sorted({t for e in used for t in e.tables & tables}))
+        verb = "read" if all(not e.access.write for e in used) else "used"
+        if before and after:
+            text = (
+                f"{label(reader)} {verb} {names} at step {before[0].position + 1}, before "
+                f"{label(writer)} committed at step {commit + 1}, and again at step "
+                f"{after[0].position + 1}, after it;"
             )
-    return events
-
-
-def _commits(events: Sequence[_Event]) -> dict[int, int]:
-    """request -> position of its last commit that did not fail."""
-    commits: dict[int, int] = {}
-    for e in events:
-        if e.access.verb == "COMMIT" and not e.step.error:
-            commits[e.step.request] = e.position
-    return commits
-
-
-def _step_text(position: int, step: Step) -> str:
-    what = " ".join(step.text.split())
-    if len(what) > 70:
-        what = what[:69] + "…"
-    return f"step {position + 1} ({what})" if what else f"step {position + 1}"
+            return text, [before[0].position, commit, after[0].position]
+        if before:
+            text = (
+                f"{label(reader)} {verb} {names} at {self.step(before[0].position)}, before "
+                f"{label(writer)} committed at step {commit + 1};"
+            )
+            return text, [before[0].position, commit]
+        if after:
+            text = (
+                f"{label(reader)} {verb} {names} at {self.step(after[0].position)}, after "
+                f"{label(writer)} committed at step {commit + 1};"
+            )
+            return text, [commit, after[0].position]
+        return "", []
 
 
 # -- races -------------------------------------------------------------------------------
 
 
-def _race(
-    scenario: Scenario, execution: Execution, verdict: Verdict, lets: tuple[tuple[str, str], ...]
-) -> Finding:
-    reference = verdict.reference
-    assert reference is not None
-    events = _events(execution.trace)
-    commits = _commits(events)
-    differences = verdict.differences
-    first = differences[0] if differences else None
-    order_text = " → ".join(label(i) for i in verdict.order) or "(no request)"
-    closest = f"the closest serial order is {order_text}"
+def _race(c: _Context) -> Finding | None:
+    differences = c.verdict.differences
+    return (
+        _concurrency_error(c)
+        or _lost_update(c)
+        or _duplicate_insert(c)
+        or _write_skew(c)
+        or _limit_overrun(c)
+        or (_stale_read(c) if differences else None)
+    )
 
-    # an error only concurrency causes
-    for i, response in enumerate(execution.responses):
-        expected = reference.responses[i]
-        if (
-            response is not None
-            and response.status >= 500
-            and i not in verdict.aborted
-            and (expected is None or expected.status < 500)
-        ):
-            others = _writers_of(events, _tables_touched(events, i), exclude=i)
-            involved = tuple(sorted({i, *others}))
-            exception = response.exception_type or f"HTTP {response.status}"
-            facts = list(_interleaving_facts(events, commits, i, others))
-            facts.append(
-                f"{label(i)} answered {response.status}"
-                + (f" with {response.error}" if response.error else "")
-            )
-            serial = expected.status if expected else "nothing"
-            however = (
-                f"However, run alone in any order {label(i)} answers {serial}: the error "
-                f"happens only when the requests overlap ({closest}): a contradiction!"
-            )
-            return _finding(
-                "concurrency-error",
-                scenario,
-                execution,
-                verdict,
-                lets,
-                involved,
-                exception,
-                facts,
-                however,
-                first,
-                _conflict_positions(events, involved),
-            )
 
-    table_diffs = [d for d in differences if d.where in ("cell", "extra-row", "missing-row")]
-    if table_diffs:
-        lost = _lost_update(events, commits, table_diffs)
-        if lost is not None:
-            victim, writer, read_at, write_at, diff = lost
-            facts = [
-                f"{label(writer)} read {diff.table} at "
-                f"{_step_text(read_at, execution.trace[read_at])}, "
-                f"before {label(victim)} committed at step {commits[victim] + 1};",
-                f"{label(writer)} wrote {diff.table} at "
-                f"{_step_text(write_at, execution.trace[write_at])}, after that commit;",
-                f"so {label(writer)} wrote back {diff.table}[{diff.key}].{diff.column} = "
-                f"{_json(diff.actual)}, and {label(victim)}'s {_json(diff.expected)} is lost.",
-            ]
-            however = (
-                f"However, in every serial order {diff.table}[{diff.key}].{diff.column} ends as "
-                f"{_json(diff.expected)} ({closest}): a contradiction!"
+def _concurrency_error(c: _Context) -> Finding | None:
+    """A 5xx that no serial run of the same requests gives."""
+    reference = c.verdict.reference
+    serial = {(i, r.exception_type or r.status) for i, r in c.verdict.serial_failures}
+    for i, response in enumerate(c.execution.responses):
+        if response is None or response.status < 500 or i in c.verdict.aborted:
+            continue
+        if (i, response.exception_type or response.status) in serial:
+            continue  # it fails alone too: a serial-failure, not a race
+        expected = reference.responses[i] if reference is not None else None
+        exception = response.exception_type or f"HTTP {response.status}"
+        touched = {t for e in c.of(i) for t in e.tables}
+        others = _concurrent_writers(c, i, touched)
+        facts: list[str] = []
+        cited: list[int] = []
+        for w in others:
+            fact, positions = c.around(i, w, c.written(w) & touched)
+            if fact:
+                facts.append(fact)
+                cited += positions
+        failed = _failing_statement(c, i)
+        if failed is not None:
+            step = c.trace[failed]
+            outcome = step.error or (
+                f"matched {step.rowcount} rows" if step.rowcount is not None else "ran"
             )
-            return _finding(
-                "lost-update",
-                scenario,
-                execution,
-                verdict,
-                lets,
-                tuple(sorted({victim, writer})),
-                "",
-                facts,
-                however,
-                diff,
-                (read_at, commits[victim], write_at),
-            )
-        duplicate = _duplicate_insert(events, execution, table_diffs)
-        if duplicate is not None:
-            table, inserters, checks = duplicate
-            facts = [
-                f"{label(i)} checked {table} at {_step_text(p, execution.trace[p])}"
-                + (
-                    f", before {label(j)} committed at step {commits[j] + 1}"
-                    if j in commits
-                    else ""
-                )
-                + ";"
-                for i, p, j in checks
-            ]
-            facts.append(
-                f"then each of {', '.join(label(i) for i in inserters)} inserted "
-                f"the same row into {table}."
-            )
-            however = (
-                f"However, every serial order inserts it once ({closest}), here {table} holds "
-                f"it {len(inserters)} times: a contradiction!"
-            )
-            return _finding(
-                "duplicate-insert",
-                scenario,
-                execution,
-                verdict,
-                lets,
-                tuple(sorted(inserters)),
-                "",
-                facts,
-                however,
-                next((d for d in table_diffs if d.where == "extra-row"), first),
-                tuple(p for _, p, _ in checks),
-            )
-        skew = _write_skew(events, commits)
-        if skew is not None:
-            a, b, facts_data = skew
-            facts = [
-                f"{label(x)} read {table} at {_step_text(p, execution.trace[p])}, before "
-                f"{label(y)} committed its write to it at step {commits[y] + 1};"
-                for x, y, table, p in facts_data
-            ]
-            facts.append(
-                f"{label(a)} and {label(b)} wrote different rows, so neither "
-                f"overwrote the other, yet each acted on a state without the other."
-            )
-            however = (
-                f"However, no serial order reaches these rows: {_first(first)} "
-                f"({closest}): a contradiction!"
-            )
-            return _finding(
-                "write-skew",
-                scenario,
-                execution,
-                verdict,
-                lets,
-                tuple(sorted({a, b})),
-                "",
-                facts,
-                however,
-                first,
-                tuple(p for *_, p in facts_data),
-            )
-        involved = _overrun_involved(events, execution, verdict, table_diffs)
-        facts = list(_interleaving_facts(events, commits, involved[0], involved[1:]))
-        refused = [d for d in differences if d.where == "response"]
-        for d in refused:
-            facts.append(
-                f"{label(d.request or 0)} was let through: it answered "
-                f"{_status(d.actual)} where, serially, it answers {_status(d.expected)};"
-            )
-        however = (
-            f"However, no serial order lets them all through: {_first(first)} "
-            f"({closest}): a contradiction!"
+            facts.append(f"{label(i)}'s statement at {c.step(failed)} {_outcome(outcome)};")
+            cited.append(failed)
+        facts.append(
+            f"{label(i)} answered {response.status}"
+            + (f" with {response.error}" if response.error else "")
+            + "."
         )
-        return _finding(
-            "limit-overrun",
-            scenario,
-            execution,
-            verdict,
-            lets,
-            involved,
-            "",
+        serially = expected.status if expected is not None else "nothing"
+        however = (
+            f"However, run one at a time, in any order, {label(i)} never fails that way; "
+            f"in the closest serial order, {_order(c.verdict.order)}, it answers "
+            f"{serially}: a contradiction!"
+        )
+        return c.finding(
+            "concurrency-error",
+            {i, *others},
             facts,
             however,
-            first,
-            _conflict_positions(events, involved),
+            exception=exception,
+            difference=next((d for d in c.verdict.differences if d.request == i), None),
+            conflicts=cited,
         )
-
-    # only responses differ: a response no serial order produces
-    stale = next((d for d in differences if d.where in ("response", "observer")), first)
-    assert stale is not None
-    reader = stale.request if stale.where == "response" and stale.request is not None else None
-    readers = [reader] if reader is not None else list(range(len(scenario.requests)))
-    writers = sorted({e.step.request for e in events if e.access.write} - set(readers))
-    involved = tuple(sorted(set(readers) | set(writers)))
-    facts = list(_interleaving_facts(events, commits, readers[0], writers))
-    who = label(reader) if reader is not None else f"observer {stale.request}"
-    facts.append(f"{who} answered {_json(stale.actual)};")
-    however = (
-        f"However, no serial order produces that answer: serially it is "
-        f"{_json(stale.expected)} ({closest}): a contradiction!"
-    )
-    return _finding(
-        "stale-read",
-        scenario,
-        execution,
-        verdict,
-        lets,
-        involved,
-        "",
-        facts,
-        however,
-        stale,
-        _conflict_positions(events, involved),
-    )
-
-
-def _lost_update(
-    events: Sequence[_Event], commits: dict[int, int], diffs: Sequence[Difference]
-) -> tuple[int, int, int, int, Difference] | None:
-    """A committed write missing from the final rows, overwritten by a request that read
-    before it committed and wrote after."""
-    cells = [d for d in diffs if d.where == "cell"]
-    if not cells:
-        return None
-    for victim, victim_commit in sorted(commits.items(), key=lambda kv: kv[1]):
-        written = [
-            e
-            for e in events
-            if e.step.request == victim and e.access.write and e.position < victim_commit
-        ]
-        for writer in sorted({e.step.request for e in events} - {victim}):
-            if writer not in commits:
-                continue
-            for w in written:
-                table = w.access.write or ""
-                reads = [
-                    e
-                    for e in events
-                    if e.step.request == writer
-                    and table in e.access.reads
-                    and e.position < victim_commit
-                ]
-                writes = [
-                    e
-                    for e in events
-                    if e.step.request == writer
-                    and e.access.write == table
-                    and victim_commit < e.position < commits[writer]
-                ]
-                if not reads or not writes:
-                    continue
-                same_row = [
-                    x
-                    for x in writes
-                    if w.access.key is None or x.access.key is None or x.access.key == w.access.key
-                ]
-                if not same_row:
-                    continue
-                set_columns = dict(w.access.sets)
-                for cell in cells:
-                    if cell.table.rsplit(".", 1)[-1] != table.rsplit(".", 1)[-1]:
-                        continue
-                    if (
-                        set_columns
-                        and cell.column in set_columns
-                        and _same(set_columns[cell.column], cell.expected)
-                    ):
-                        return victim, writer, reads[0].position, same_row[0].position, cell
-                if not set_columns:
-                    match = next((c for c in cells if c.table.endswith(table)), None)
-                    if match is not None:
-                        return victim, writer, reads[0].position, same_row[0].position, match
     return None
 
 
-def _duplicate_insert(
-    events: Sequence[_Event], execution: Execution, diffs: Sequence[Difference]
-) -> tuple[str, list[int], list[tuple[int, int, int]]] | None:
-    """Extra rows that repeat another row, inserted by requests that each checked the table
-    first without seeing the other's insert."""
-    commits = _commits(events)
-    for diff in diffs:
-        if diff.where != "extra-row" or not isinstance(diff.actual, dict):
+def _outcome(text: str) -> str:
+    return text if text.startswith("matched") or text == "ran" else f"raised {text}"
+
+
+def _failing_statement(c: _Context, request: int) -> int | None:
+    """The statement that failed: one that raised, else an UPDATE/DELETE that matched no
+    row, else the request's last statement."""
+    sql = [e for e in c.of(request) if e.step.kind == "sql"]
+    raised = [e for e in sql if e.step.error]
+    if raised:
+        return raised[0].position
+    missed = [e for e in sql if e.step.rowcount == 0 and e.access.verb in ("UPDATE", "DELETE")]
+    if missed:
+        return missed[0].position
+    return sql[-1].position if sql else None
+
+
+def _concurrent_writers(c: _Context, request: int, tables: set[str]) -> list[int]:
+    """Requests that committed a write to one of ``tables`` while ``request`` ran."""
+    own = c.of(request)
+    if not own:
+        return []
+    start, end = own[0].position, own[-1].position
+    return sorted(
+        w
+        for w, commit in c.commits.items()
+        if w != request and start < commit < end and c.written(w) & tables
+    )
+
+
+def _lost_update(c: _Context) -> Finding | None:
+    """A cell holds the value a late UPDATE wrote over another request's committed one."""
+    for cell in (d for d in c.verdict.differences if d.where == "cell"):
+        if _is_new_key(cell.key):
             continue
-        table = diff.table
-        bare = table.rsplit(".", 1)[-1]
-        inserters = sorted(
-            {
-                e.step.request
-                for e in events
-                if e.access.verb in ("INSERT", "REPLACE") and e.access.write == bare
-            }
-        )
-        if len(inserters) < 2:
-            continue
-        checks = []
-        for i in inserters:
-            first_insert = min(
-                e.position for e in events if e.step.request == i and e.access.write == bare
-            )
-            check = [
+        bare = _bare(cell.table)
+        for victim, victim_commit in sorted(c.commits.items(), key=lambda kv: kv[1]):
+            lost = [
                 e
-                for e in events
-                if e.step.request == i and bare in e.access.reads and e.position < first_insert
+                for e in c.of(victim)
+                if e.access.verb == "UPDATE"
+                and e.access.write == bare
+                and e.position < victim_commit
+                and _same_row(e.access.key, cell.key)
+                and cell.column in dict(e.access.sets)
             ]
-            if check:
-                other = next((j for j in inserters if j != i), i)
-                checks.append((i, check[-1].position, other))
-        if len(checks) >= 2 and all(p < commits.get(j, 1 << 30) for _, p, j in checks):
-            return table, inserters, checks
-    return None
-
-
-def _write_skew(
-    events: Sequence[_Event], commits: dict[int, int]
-) -> tuple[int, int, list[tuple[int, int, str, int]]] | None:
-    """Two committed requests that wrote disjoint rows, each after reading what the other
-    wrote before the other committed."""
-    writes: dict[int, set[tuple[str, Any]]] = {}
-    for e in events:
-        if e.access.write and e.step.request in commits:
-            writes.setdefault(e.step.request, set()).add((e.access.write, e.access.key))
-    for a in sorted(writes):
-        for b in sorted(writes):
-            if b <= a:
+            if not lost:
                 continue
-            if any(k is None for _, k in writes[a] | writes[b]):
-                continue  # inserts or unknown rows: cannot tell the rows apart
-            if writes[a] & writes[b]:
-                continue
-            facts = []
-            for x, y in ((a, b), (b, a)):
-                tables = {t for t, _ in writes[y]}
+            for writer in sorted(c.commits):
+                if writer == victim:
+                    continue
                 read = next(
                     (
                         e
-                        for e in events
-                        if e.step.request == x
-                        and e.access.reads & tables
-                        and e.position < commits[y]
+                        for e in c.of(writer)
+                        if bare in e.access.reads and e.position < victim_commit
+                    ),
+                    None,
+                )
+                wrote = next(
+                    (
+                        e
+                        for e in c.of(writer)
+                        if e.access.verb == "UPDATE"
+                        and e.access.write == bare
+                        and victim_commit < e.position < c.commits[writer]
+                        and _same_row(e.access.key, cell.key)
+                        and cell.column in dict(e.access.sets)
+                        and _same(dict(e.access.sets)[cell.column], cell.actual)
+                    ),
+                    None,
+                )
+                if read is None or wrote is None:
+                    continue
+                where = f"{cell.table}[{_key_text(cell.key)}].{cell.column}"
+                facts = [
+                    f"{label(writer)} read {bare} at {c.step(read.position)}, "
+                    f"before {label(victim)} committed at step {victim_commit + 1};",
+                    f"{label(writer)} wrote {bare} at {c.step(wrote.position)}, after that commit;",
+                    f"so {label(writer)} wrote back {where} = {_json(cell.actual)}, "
+                    f"and {label(victim)}'s write of {cell.column} at "
+                    f"step {lost[-1].position + 1} is lost.",
+                ]
+                however = (
+                    f"However, in every serial order {where} ends as something else; "
+                    f"in the closest one it is {_json(cell.expected)} ({c.closest()}): "
+                    f"a contradiction!"
+                )
+                return c.finding(
+                    "lost-update",
+                    {victim, writer},
+                    facts,
+                    however,
+                    difference=cell,
+                    conflicts=(read.position, lost[-1].position, victim_commit, wrote.position),
+                )
+    return None
+
+
+def _duplicate_insert(c: _Context) -> Finding | None:
+    """The same row inserted twice by requests that each looked for it first."""
+    for diff in (d for d in c.verdict.differences if d.where == "extra-row"):
+        bare = _bare(diff.table)
+        inserts = [
+            e
+            for e in c.events
+            if e.access.verb in ("INSERT", "REPLACE")
+            and e.access.write == bare
+            and e.request in c.commits
+            and e.position < c.commits[e.request]
+            and not e.step.error
+        ]
+        by_params = Counter(e.step.params for e in inserts)
+        repeated = [e for e in inserts if by_params[e.step.params] > 1 and e.step.params]
+        if len({e.request for e in repeated}) < 2:
+            continue
+        inserters = sorted({e.request for e in repeated})
+        checks = []
+        for i in inserters:
+            first_insert = min(e.position for e in repeated if e.request == i)
+            looked = [
+                e
+                for e in c.of(i)
+                if bare in e.access.reads and e.position < first_insert and not e.access.write
+            ]
+            other = next(j for j in inserters if j != i)
+            if looked and looked[-1].position < c.commits[other]:
+                checks.append((i, looked[-1].position, other))
+        if len(checks) < 2:
+            continue
+        facts = [
+            f"{label(i)} looked for the row in {bare} at {c.step(p)}, before "
+            f"{label(j)} committed its insert at step {c.commits[j] + 1};"
+            for i, p, j in checks
+        ]
+        facts.append(
+            f"so each of {', '.join(label(i) for i in inserters)} found nothing and "
+            f"inserted the same row into {bare}: {repeated[0].step.params}."
+        )
+        however = (
+            f"However, every serial order inserts it once (the later request finds the "
+            f"earlier one's row), and here {bare} holds it {len(inserters)} times "
+            f"({c.closest()}): a contradiction!"
+        )
+        return c.finding(
+            "duplicate-insert",
+            inserters,
+            facts,
+            however,
+            difference=diff,
+            conflicts=[p for _, p, _ in checks] + [e.position for e in repeated],
+        )
+    return None
+
+
+def _write_skew(c: _Context) -> Finding | None:
+    """Two committed requests that changed different rows, each after reading a table
+    the other changed, before the other committed."""
+    if not any(d.where in ("cell", "extra-row", "missing-row") for d in c.verdict.differences):
+        return None
+    rows: dict[int, set[tuple[str, Any]]] = {}
+    for e in c.events:
+        commit = c.commits.get(e.request)
+        if commit is None or e.position > commit or e.step.error:
+            continue
+        if e.access.verb in ("UPDATE", "DELETE") and e.access.write and e.step.rowcount != 0:
+            if e.access.key is None:
+                rows.setdefault(e.request, set()).add((e.access.write, None))
+            else:
+                rows.setdefault(e.request, set()).add((e.access.write, tuple(e.access.key)))
+    for a in sorted(rows):
+        for b in sorted(rows):
+            if b <= a or any(k is None for _, k in rows[a] | rows[b]) or rows[a] & rows[b]:
+                continue
+            reads = []
+            for x, y in ((a, b), (b, a)):
+                tables = {t for t, _ in rows[y]}
+                read = next(
+                    (
+                        e
+                        for e in c.of(x)
+                        if e.access.reads & tables
+                        and not e.access.write
+                        and e.position < c.commits[y]
                     ),
                     None,
                 )
                 if read is None:
                     break
-                facts.append((x, y, sorted(read.access.reads & tables)[0], read.position))
+                reads.append((x, y, sorted(read.access.reads & tables)[0], read.position))
             else:
-                return a, b, facts
+                facts = [
+                    f"{label(x)} read {table} at {c.step(p)}, before {label(y)} committed "
+                    f"its change to it at step {c.commits[y] + 1};"
+                    for x, y, table, p in reads
+                ]
+                facts.append(
+                    f"{label(a)} changed {_rows_text(rows[a])} and {label(b)} changed "
+                    f"{_rows_text(rows[b])}: different rows, so neither overwrote the other, "
+                    f"yet each decided on a state without the other's change."
+                )
+                first = _first_difference(c, ("cell", "extra-row", "missing-row"))
+                however = (
+                    f"However, no serial order reaches these rows: {_describe(first)} "
+                    f"({c.closest()}): a contradiction!"
+                )
+                return c.finding(
+                    "write-skew",
+                    (a, b),
+                    facts,
+                    however,
+                    difference=first,
+                    conflicts=[p for *_, p in reads] + [c.commits[a], c.commits[b]],
+                )
     return None
 
 
-def _overrun_involved(
-    events: Sequence[_Event], execution: Execution, verdict: Verdict, diffs: Sequence[Difference]
-) -> tuple[int, ...]:
-    tables = {d.table.rsplit(".", 1)[-1] for d in diffs}
-    writers = {e.step.request for e in events if e.access.write in tables}
-    responders = {
-        d.request for d in verdict.differences if d.where == "response" and d.request is not None
-    }
-    involved = sorted(writers | responders) or list(range(len(execution.responses)))
-    return tuple(involved)
-
-
-def _tables_touched(events: Sequence[_Event], request: int) -> set[str]:
-    tables: set[str] = set()
-    for e in events:
-        if e.step.request == request:
-            tables |= e.access.reads
-            if e.access.write:
-                tables.add(e.access.write)
-    return tables
-
-
-def _writers_of(events: Sequence[_Event], tables: set[str], exclude: int) -> list[int]:
-    return sorted(
-        {e.step.request for e in events if e.access.write in tables and e.step.request != exclude}
+def _limit_overrun(c: _Context) -> Finding | None:
+    """Final rows no serial order reaches, written by requests that each passed a check
+    made before the others committed."""
+    diffs = [d for d in c.verdict.differences if d.where in ("cell", "extra-row", "missing-row")]
+    if not diffs:
+        return None
+    tables = {_bare(d.table) for d in diffs}
+    writers = sorted(w for w in c.commits if c.written(w) & tables)
+    responders = {d.request for d in c.verdict.differences if d.where == "response"}
+    involved = writers or sorted(r for r in responders if r is not None)
+    facts: list[str] = []
+    cited: list[int] = []
+    for r in writers:
+        for w in writers:
+            if w == r:
+                continue
+            fact, positions = c.around(r, w, c.written(w) & tables)
+            if fact and positions and positions[0] < c.commits[w]:
+                facts.append(fact)
+                cited += positions
+    for d in c.verdict.differences:
+        if (
+            d.where == "response"
+            and d.request in writers
+            and _status(d.actual) != _status(d.expected)
+        ):
+            facts.append(
+                f"{label(d.request or 0)} went through ({_status(d.actual)}) where, in the "
+                f"closest serial order, it is refused ({_status(d.expected)});"
+            )
+    facts.append("so every request's check passed, and together they went past the limit.")
+    however = (
+        f"However, no serial order lets them all through: {_describe(diffs[0])} "
+        f"({c.closest()}): a contradiction!"
+    )
+    return c.finding(
+        "limit-overrun", involved, facts, however, difference=diffs[0], conflicts=cited
     )
 
 
-def _interleaving_facts(
-    events: Sequence[_Event], commits: dict[int, int], reader: int, writers: Sequence[int]
-) -> list[str]:
-    """What the reader did around the writers' commits."""
-    facts = []
-    for w in writers:
-        if w not in commits or w == reader:
+def _stale_read(c: _Context) -> Finding:
+    """Only responses differ: an answer no serial order gives."""
+    stale = _first_difference(c, ("response",)) or c.verdict.differences[0]
+    if stale.where == "response" and stale.request is not None:
+        readers = [stale.request]
+    else:  # an observer: any request may have caused it
+        readers = list(range(len(c.scenario.requests)))
+    facts: list[str] = []
+    cited: list[int] = []
+    involved = set(readers)
+    for reader in readers:
+        read = {t for e in c.of(reader) for t in e.access.reads}
+        for w in _overlapping_writers(c, reader, read):
+            fact, positions = c.around(reader, w, c.written(w) & read)
+            involved.add(w)
+            if fact:
+                facts.append(fact)
+                cited += positions
+    who = label(stale.request or 0) if stale.where == "response" else f"observer {stale.request}"
+    facts.append(f"{who} answered {_short(stale.actual)}.")
+    however = (
+        f"However, no serial order gives that answer; in the closest one it is "
+        f"{_short(stale.expected)} ({c.closest()}): a contradiction!"
+    )
+    return c.finding("stale-read", involved, facts, however, difference=stale, conflicts=cited)
+
+
+def _overlapping_writers(c: _Context, reader: int, tables: set[str]) -> list[int]:
+    """Requests that wrote one of ``tables`` and committed while ``reader`` was running."""
+    own = c.of(reader)
+    if not own:
+        return []
+    start, end = own[0].position, own[-1].position
+    result = []
+    for w in sorted(c.commits):
+        if w == reader or not c.written(w) & tables:
             continue
-        touched = {
-            t
-            for e in events
-            if e.step.request == w
-            for t in ([e.access.write] if e.access.write else [])
-        }
-        before = [
-            e
-            for e in events
-            if e.step.request == reader
-            and e.position < commits[w]
-            and (e.access.reads | {e.access.write or ""}) & touched
-        ]
-        after = [
-            e
-            for e in events
-            if e.step.request == reader
-            and e.position > commits[w]
-            and (e.access.reads | {e.access.write or ""}) & touched
-        ]
-        if before and after:
-            facts.append(
-                f"{label(reader)} used {', '.join(sorted(touched))} at step "
-                f"{before[0].position + 1}, before {label(w)} committed at step "
-                f"{commits[w] + 1}, and again at step {after[0].position + 1}, after it;"
-            )
-        elif before:
-            facts.append(
-                f"{label(reader)} used {', '.join(sorted(touched))} at step "
-                f"{before[0].position + 1}, before {label(w)} committed at step {commits[w] + 1};"
-            )
-        elif after:
-            facts.append(
-                f"{label(reader)} used {', '.join(sorted(touched))} at step "
-                f"{after[0].position + 1}, after {label(w)} committed at step {commits[w] + 1};"
-            )
-    return facts
-
-
-def _conflict_positions(events: Sequence[_Event], involved: Sequence[int]) -> tuple[int, ...]:
-    """Steps of different requests that touch a table another of them writes."""
-    written = {e.access.write for e in events if e.access.write and e.step.request in involved}
-    return tuple(
-        e.position
-        for e in events
-        if e.step.request in involved
-        and ((e.access.reads | {e.access.write}) & written or e.access.verb == "COMMIT")
-    )
+        commits = [e.position for e in c.of(w) if e.access.verb == "COMMIT"]
+        if any(start <= p <= end for p in commits) or (
+            c.of(w)[0].position <= start and c.commits[w] >= start
+        ):
+            result.append(w)
+    return result
 
 
 # -- hygiene and serial failures ---------------------------------------------------------
 
 
-def _hang(
-    scenario: Scenario, execution: Execution, verdict: Verdict, lets: tuple[tuple[str, str], ...]
-) -> Finding:
-    hang = execution.hang
+def _hang(c: _Context) -> Finding:
+    hang = c.execution.hang
     assert hang is not None
     facts = [f"{label(i)} was stuck: {why};" for i, why in sorted(hang.blocked.items())]
     facts += [f"{label(i)} waited to run: {what};" for i, what in sorted(hang.waiting.items())]
-    involved = tuple(sorted(set(hang.blocked) | set(hang.waiting)))
-    however = (
-        f"However, no request could make progress for {hang.seconds:g} s: the execution has hung."
-    )
-    return _finding(
-        "hang", scenario, execution, verdict, lets, involved, "", facts, however, None, ()
-    )
+    involved = set(hang.blocked) | set(hang.waiting)
+    if hang.holders:
+        facts += [f"{label(i)} held it: {what};" for i, what in sorted(hang.holders.items())]
+        involved = set(hang.holders)
+    if hang.lock:
+        however = f"However, {hang.lock}: the execution has hung."
+    else:
+        however = (
+            f"However, no request could make progress for {hang.seconds:g} s: "
+            f"the execution has hung."
+        )
+    return c.finding("hang", involved, facts, however)
 
 
-def _leaks(
-    scenario: Scenario, execution: Execution, verdict: Verdict, lets: tuple[tuple[str, str], ...]
-) -> list[Finding]:
+def _leaks(c: _Context) -> list[Finding]:
     findings = []
     seen: set[str] = set()
-    for leak in execution.leaks:
-        if leak.request < 0 or leak.request >= len(scenario.requests):
+    for leak in c.execution.leaks:
+        if leak.request < 0 or leak.request >= len(c.scenario.requests):
             continue
-        endpoint = scenario.requests[leak.request].endpoint
+        endpoint = c.scenario.requests[leak.request].endpoint
         if endpoint in seen:
             continue
         seen.add(endpoint)
-        state = "inside an open transaction" if leak.in_transaction else "checked out"
+        state = "inside an open transaction" if leak.in_transaction else "checked out of its pool"
         facts = [
             f"{label(leak.request)} sent its response while its connection {leak.connection} "
-            f"to {leak.database} was still {state};",
+            f"to database {leak.database!r} was still {state};",
         ]
         if leak.last_statement:
-            facts.append(f"its last statement there was: {leak.last_statement}")
+            facts.append(f"its last statement there was: {_clip(leak.last_statement, 100)}")
         however = (
             "However, a request must give its connections back before it answers: the next "
-            "request on this worker thread inherits the open session (and its snapshot), and a "
-            "schema change waits behind it."
+            "request on this worker thread inherits the open session and its snapshot, and "
+            "a schema change waits behind its locks."
         )
-        findings.append(
-            _finding(
-                "leaked-transaction",
-                scenario,
-                execution,
-                verdict,
-                lets,
-                (leak.request,),
-                "",
-                facts,
-                however,
-                None,
-                (),
-            )
-        )
+        findings.append(c.finding("leaked-transaction", (leak.request,), facts, however))
     return findings
 
 
-def _wrong_engine(
-    scenario: Scenario, execution: Execution, verdict: Verdict, lets: tuple[tuple[str, str], ...]
-) -> list[Finding]:
+def _wrong_engine(c: _Context) -> list[Finding]:
     findings = []
     seen: set[str] = set()
-    for use in execution.wrong_engine:
-        if use.request >= len(scenario.requests):
+    for use in c.execution.wrong_engine:
+        if use.request >= len(c.scenario.requests):
             continue
-        endpoint = scenario.requests[use.request].endpoint
+        endpoint = c.scenario.requests[use.request].endpoint
         if endpoint in seen:
             continue
         seen.add(endpoint)
         position = next(
-            (
-                p
-                for p, s in enumerate(execution.trace)
-                if s.request == use.request and s.number == use.step
-            ),
+            (p for p, s in enumerate(c.trace) if s.request == use.request and s.number == use.step),
             None,
         )
         facts = [
             f"{label(use.request)} was served by app {use.app!r}, whose engines use "
-            f"{', '.join(use.expected) or 'no database'};",
-            f"its step {use.step} ran on database {use.database!r}"
-            + (
-                f": {' '.join(execution.trace[position].text.split())[:100]}"
-                if position is not None
-                else ""
-            )
-            + ";",
+            f"database {', '.join(repr(d) for d in use.expected) or 'none'};",
         ]
+        if position is not None:
+            facts.append(f"its {c.step(position)} ran on database {use.database!r}.")
+        else:
+            facts.append(f"its step {use.step} ran on database {use.database!r}.")
         however = (
-            "However, a request may only use its own app's engines: the statement ran "
-            "on another app's database."
+            "However, a request may only use its own app's engines: this statement ran on "
+            "another app's database (a session or engine shared between the apps)."
         )
         findings.append(
-            _finding(
+            c.finding(
                 "wrong-engine",
-                scenario,
-                execution,
-                verdict,
-                lets,
                 (use.request,),
-                "",
                 facts,
                 however,
-                None,
-                (position,) if position is not None else (),
+                conflicts=(position,) if position is not None else (),
             )
         )
     return findings
 
 
-def _serial_failures(
-    scenario: Scenario, execution: Execution, verdict: Verdict, lets: tuple[tuple[str, str], ...]
-) -> list[Finding]:
+def _serial_failures(c: _Context) -> list[Finding]:
     findings = []
     seen: set[tuple[str, str]] = set()
-    for i, response in verdict.serial_failures:
-        endpoint = scenario.requests[i].endpoint
+    for i, response in c.verdict.serial_failures:
+        endpoint = c.scenario.requests[i].endpoint
         exception = response.exception_type or f"HTTP {response.status}"
         if (endpoint, exception) in seen:
             continue
@@ -729,68 +758,53 @@ def _serial_failures(
             + "."
         ]
         however = "This is a plain bug, not a race: it happens without any concurrency."
-        findings.append(
-            _finding(
-                "serial-failure",
-                scenario,
-                execution,
-                verdict,
-                lets,
-                (i,),
-                exception,
-                facts,
-                however,
-                None,
-                (),
-            )
-        )
+        findings.append(c.finding("serial-failure", (i,), facts, however, exception=exception))
     return findings
 
 
-# -- building ----------------------------------------------------------------------------
+# -- small helpers -----------------------------------------------------------------------
 
 
-def _finding(
-    kind: str,
-    scenario: Scenario,
-    execution: Execution,
-    verdict: Verdict,
-    lets: tuple[tuple[str, str], ...],
-    involved: Sequence[int],
-    exception: str,
-    facts: Sequence[str],
-    however: str,
-    difference: Difference | None,
-    conflicts: Sequence[int],
-) -> Finding:
-    endpoints = tuple(
-        sorted({scenario.requests[i].endpoint for i in involved if i < len(scenario.requests)})
-    )
-    return Finding(
-        kind=kind,
-        endpoints=endpoints,
-        exception=exception,
-        scenario=scenario,
-        execution=execution,
-        verdict=verdict,
-        explanation=Explanation(
-            let=lets,
-            facts=tuple(facts),
-            however=however,
-            order=verdict.order,
-            difference=difference,
-            conflicts=tuple(sorted(set(conflicts))),
-        ),
-        involved=tuple(involved),
+def _order(order: Sequence[int]) -> str:
+    return " → ".join(label(i) for i in order) or "(no request)"
+
+
+def _bare(table: str) -> str:
+    """ "shop.products" -> "products": traces name tables without their database."""
+    return table.rsplit(".", 1)[-1]
+
+
+def _is_new_key(key: Any) -> bool:
+    """A key the oracle renamed: a row inserted during the execution."""
+    values = key if isinstance(key, list) else [key]
+    return any(isinstance(v, str) and v.startswith("<new ") for v in values)
+
+
+def _same_row(statement_key: tuple[Any, ...] | None, cell_key: Any) -> bool:
+    if statement_key is None:
+        return True  # the statement's row is not known: the table is the evidence
+    wanted = cell_key if isinstance(cell_key, list) else [cell_key]
+    return len(statement_key) >= len(wanted) and all(
+        _same(a, b) for a, b in zip(statement_key, wanted, strict=False)
     )
 
 
-def _lets(scenario: Scenario) -> tuple[tuple[str, str], ...]:
-    return tuple((label(i), r.describe()) for i, r in enumerate(scenario.requests))
+def _rows_text(rows: set[tuple[str, Any]]) -> str:
+    return ", ".join(sorted(f"{t}[{_key_text(list(k) if len(k) > 1 else k[0])}]" for t, k in rows))
 
 
-def _first(difference: Difference | None) -> str:
+def _first_difference(c: _Context, where: Sequence[str]) -> Difference | None:
+    return next((d for d in c.verdict.differences if d.where in where), None)
+
+
+def _describe(difference: Difference | None) -> str:
     return difference.describe(label) if difference is not None else ""
+
+
+def _key_text(key: Any) -> str:
+    if isinstance(key, list):
+        return ", ".join(str(k) for k in key)
+    return str(key)
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -799,6 +813,14 @@ def _same(a: Any, b: Any) -> bool:
 
 def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+
+
+def _short(value: Any, limit: int = 160) -> str:
+    return _clip(_json(value), limit)
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _status(value: Any) -> str:

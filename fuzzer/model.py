@@ -242,13 +242,19 @@ class Hang:
     seconds: float
     blocked: Mapping[int, str]  # request index -> where and why it was stuck
     waiting: Mapping[int, str]  # request index -> the step it was waiting to run
+    lock: str = ""  # the lock nothing could get past, when the database names it
+    holders: Mapping[int, str] = field(default_factory=dict)  # request -> what it holds
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "seconds": self.seconds,
             "blocked": {str(k): v for k, v in self.blocked.items()},
             "waiting": {str(k): v for k, v in self.waiting.items()},
         }
+        if self.lock:
+            data["lock"] = self.lock
+            data["holders"] = {str(k): v for k, v in self.holders.items()}
+        return data
 
 
 @dataclass(frozen=True)

@@ -371,6 +371,8 @@ class Oracle:
             missing_by_key = {key_of(row): row for row in missing.elements()}
             for row in list(extra.elements()):
                 key = key_of(row)
+                if any(_is_new_label(k) for k in key):
+                    continue  # inserted rows are named by content: not the same row
                 other = missing_by_key.pop(key, None)
                 if other is None:
                     continue
@@ -390,6 +392,11 @@ class Oracle:
                 Difference("missing-row", None, dict(zip(columns, row, strict=False)), table=name)
             )
         return differences
+
+
+def _is_new_label(value: Any) -> bool:
+    """The canonical name ``Normalizer`` gives the generated key of an inserted row."""
+    return isinstance(value, str) and value.startswith("<new ") and value.endswith(">")
 
 
 def _respects_real_time(order: Sequence[int], execution: Execution) -> bool:

@@ -13,6 +13,7 @@ between the modes:
 from __future__ import annotations
 
 import contextlib
+import gc
 import http.cookiejar
 import json
 import time
@@ -200,6 +201,11 @@ class Harness:
         if recording.leaks or stuck:
             self.server.restart()
             self.costs.restarts += 1
+            # The old worker threads are gone; what they leaked (a scoped session holding
+            # a pooled connection) is only reachable through reference cycles. Collect it
+            # now, so its connections go back to their pools before the next execution:
+            # otherwise every restart strands a pool's worth and the pool runs dry.
+            gc.collect()
 
     async def send_all(
         self, recording: Recording, requests: Sequence[Request]

@@ -24,6 +24,7 @@ from typing import Any
 from hypothesis.strategies import SearchStrategy
 
 from .errors import InvalidTarget
+from .findings import KINDS
 
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 DEFAULT_CONFLICT_STATUSES = frozenset({409, 423})
@@ -111,6 +112,8 @@ class Target:
     ignore_columns: frozenset[str] = frozenset()  # "column" or "table.column"
     ignore_fields: frozenset[str] = frozenset()  # response JSON keys, at any depth
     expected_findings: frozenset[str] = frozenset()  # the finding kinds this target must produce
+    # where a database differs (its locks, its default isolation level): dialect -> kinds
+    expected_by_database: Mapping[str, frozenset[str]] = field(default_factory=dict)
     threads: int = 8  # worker threads of the loopback server
     description: str = ""
     reference: str = field(default="", compare=False)  # set by load_target
@@ -118,6 +121,11 @@ class Target:
     @property
     def multi_database(self) -> bool:
         return bool(self.databases)
+
+    def expected(self, dialect: str) -> frozenset[str]:
+        """The finding kinds this target must produce on ``dialect`` (sqlite, mysql,
+        postgresql) at its default isolation level."""
+        return frozenset(self.expected_by_database.get(dialect, self.expected_findings))
 
 
 def load_target(reference: str) -> Target:
@@ -217,6 +225,21 @@ def validate(target: Target, where: str = "") -> None:
             f"Target.threads ({target.threads}) must exceed max_requests "
             f"({target.max_requests}): every concurrent request holds a worker thread"
         )
+    for where, kinds in (
+        ("expected_findings", target.expected_findings),
+        *((f"expected_by_database[{d!r}]", k) for d, k in target.expected_by_database.items()),
+    ):
+        unknown = sorted(set(kinds) - set(KINDS))
+        if isinstance(kinds, str) or unknown:
+            fail(
+                f"Target.{where} must be a set of finding kinds ({', '.join(KINDS)}), got {kinds!r}"
+            )
+    for dialect in target.expected_by_database:
+        if dialect not in ("sqlite", "mysql", "postgresql"):
+            fail(
+                f"Target.expected_by_database is keyed by dialect (sqlite, mysql, postgresql), "
+                f"got {dialect!r}"
+            )
     if not all(isinstance(s, int) and 100 <= s <= 599 for s in target.conflict_statuses):
         fail(f"Target.conflict_statuses must be HTTP statuses, got {target.conflict_statuses!r}")
     if _factory_arity(target.app) != 1:
