@@ -263,29 +263,30 @@ class _Context:
         if commit is None:
             return "", []
         used = [e for e in self.of(reader) if e.tables & tables and e.access.verb != "COMMIT"]
-        before = [e for e in used if e.position < commit]
-        after = [e for e in used if e.position > commit]
-        names = ", ".join(sorted({t for e in used for t in e.tables & tables}))
-        verb = "read" if all(not e.access.write for e in used) else "used"
-        if before and after:
+        before = next((e for e in used if e.position < commit), None)
+        after = next((e for e in used if e.position > commit), None)
+
+        def did(e: _Event) -> str:
+            verb = "wrote" if e.access.write else "read"
+            return f"{verb} {', '.join(sorted(e.tables & tables))}"
+
+        committed = f"{label(writer)} committed at step {commit + 1}"
+        if before is not None and after is not None:
+            again = " again" if did(before) == did(after) else ""
             text = (
-                f"{label(reader)} {verb} {names} at step {before[0].position + 1}, before "
-                f"{label(writer)} committed at step {commit + 1}, and again at step "
-                f"{after[0].position + 1}, after it;"
+                f"{label(reader)} {did(before)} at step {before.position + 1}, before "
+                f"{committed}, and {did(after)}{again} at step {after.position + 1}, after it;"
             )
-            return text, [before[0].position, commit, after[0].position]
-        if before:
+            return text, [before.position, commit, after.position]
+        if before is not None:
+            where = self.step(before.position)
+            text = f"{label(reader)} {did(before)} at {where}, before {committed};"
+            return text, [before.position, commit]
+        if after is not None:
             text = (
-                f"{label(reader)} {verb} {names} at {self.step(before[0].position)}, before "
-                f"{label(writer)} committed at step {commit + 1};"
+                f"{label(reader)} {did(after)} at {self.step(after.position)}, after {committed};"
             )
-            return text, [before[0].position, commit]
-        if after:
-            text = (
-                f"{label(reader)} {verb} {names} at {self.step(after[0].position)}, after "
-                f"{label(writer)} committed at step {commit + 1};"
-            )
-            return text, [commit, after[0].position]
+            return text, [commit, after.position]
         return "", []
 
 
@@ -327,14 +328,17 @@ def _concurrency_error(c: _Context) -> Finding | None:
         failed = _failing_statement(c, i)
         if failed is not None:
             step = c.trace[failed]
-            outcome = step.error or (
-                f"matched {step.rowcount} rows" if step.rowcount is not None else "ran"
-            )
-            facts.append(f"{label(i)}'s statement at {c.step(failed)} {_outcome(outcome)};")
+            if step.error:
+                outcome = f"raised {_clip(step.error, 120)}"
+            elif step.rowcount is not None:
+                outcome = f"matched {step.rowcount} row{'s' if step.rowcount != 1 else ''}"
+            else:
+                outcome = "was its last"
+            facts.append(f"{label(i)}'s statement at {c.step(failed)} {outcome};")
             cited.append(failed)
         facts.append(
             f"{label(i)} answered {response.status}"
-            + (f" with {response.error}" if response.error else "")
+            + (f" with {_clip(response.error.rstrip('.'), 160)}" if response.error else "")
             + "."
         )
         serially = expected.status if expected is not None else "nothing"
@@ -353,10 +357,6 @@ def _concurrency_error(c: _Context) -> Finding | None:
             conflicts=cited,
         )
     return None
-
-
-def _outcome(text: str) -> str:
-    return text if text.startswith("matched") or text == "ran" else f"raised {text}"
 
 
 def _failing_statement(c: _Context, request: int) -> int | None:
@@ -754,7 +754,7 @@ def _serial_failures(c: _Context) -> list[Finding]:
         seen.add((endpoint, exception))
         facts = [
             f"run alone, {label(i)} answered {response.status}"
-            + (f" with {response.error}" if response.error else "")
+            + (f" with {_clip(response.error.rstrip('.'), 200)}" if response.error else "")
             + "."
         ]
         however = "This is a plain bug, not a race: it happens without any concurrency."
