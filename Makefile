@@ -39,3 +39,6 @@ check: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .fuzzer .pytest_cache .mypy_cache .ruff_cache reports/*/
+
+bench: $(STAMP)
+	$(BIN)/python -m bench $(ARGS)

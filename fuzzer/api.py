@@ -10,18 +10,21 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .db import parse as parse_db
 from .engine import Search, SearchResult, SearchSettings, evaluate
 from .findings import Finding
-from .model import Scenario
+from .model import Execution, Scenario
 from .report import json as report_json
 from .report.text import curl_chain, finding_text
-from .runner import Costs
+from .runner import Controlled, Costs, Serial
 from .scheduler import Limits
+from .schedules import Mode
 from .session import Session
+from .survey import check_reachable, survey
+from .survey import describe as describe_survey
 from .target import Target, load_target
 
 DEFAULT_REPORT_DIR = "reports"
@@ -81,9 +84,12 @@ def run(
     hang_timeout: float = 3.0,
     example_db: str | None = os.path.join(".fuzzer", "examples"),
     strict: bool = False,
+    schedule: Mode = "conflict",
     on_event: Callable[..., None] = lambda *a, **k: None,
+    free_running: bool = False,
 ) -> RunReport:
-    """Search a target for races and write a report per finding."""
+    """Search a target for races and write a report per finding. With ``free_running``
+    (the stress mode) requests run with real timing and no gates."""
     target = resolve(target)
     reference = target.reference or target.name
     parse_db(db)  # a bad --db fails before anything is created
@@ -104,9 +110,12 @@ def run(
         time_budget=time_budget,
         shrink_budget=shrink_budget,
         example_db=example_db,
-        database_key=f"{reference}|{session.databases.dialect}",
+        database_key=f"{reference}|{session.databases.dialect}|{schedule}",
         limits=limits,
         min_requests=target.min_requests,
+        schedule=schedule,
+        free_running=free_running,
+        shrink=not free_running,
     )
 
     def work(s: Session) -> RunReport:
@@ -114,20 +123,28 @@ def run(
 
         assert s.oracle is not None and s.harness is not None
         harness = s.harness
+
+        def alone(scenario: Scenario) -> Execution:
+            return s.execute(scenario, Serial(tuple(range(len(scenario.requests)))))
+
+        surveyed = survey(target, alone)
+        check_reachable(target, surveyed, alone, s.app)
         on_event(
             "start",
             target=reference,
             database=s.database_info,
             max_examples=max_examples,
             time_budget=time_budget,
+            survey=describe_survey(surveyed),
         )
         search = Search(
-            scenarios(target),
+            scenarios(target, schedule=schedule, prefer=surveyed.writers()),
             s.execute,
             s.oracle,
             settings,
             http_requests=lambda: harness.costs.http_requests,
             on_event=on_event,
+            traces={e.endpoint: e.trace for e in surveyed.endpoints},
         )
         result = search.run()
         return RunReport(
@@ -149,6 +166,37 @@ def run(
     if report_dir is not None and report.findings:
         write_reports(report, report_dir, target)
     return report
+
+
+def stress(
+    target: Target | str,
+    *,
+    duration: float,
+    concurrency: int = 4,
+    max_batches: int = 100_000,
+    **options: Any,
+) -> RunReport:
+    """Free-running load, judged by the same oracle: batches of ``concurrency`` requests
+    fired at once with real timing, for at most ``duration`` seconds and ``max_batches``
+    batches. Findings have no known schedule; each says whether the schedule derived from
+    its trace reproduces it under control."""
+    target = resolve(target)
+    load = replace(
+        target,
+        min_requests=concurrency,
+        max_requests=concurrency,
+        threads=max(target.threads, concurrency + 2),
+    )
+    object.__setattr__(load, "reference", target.reference)
+    options.setdefault("example_db", None)  # free-running examples do not replay
+    return run(
+        load,
+        max_examples=max_batches,
+        time_budget=duration,
+        free_running=True,
+        schedule="random",
+        **options,
+    )
 
 
 def write_reports(report: RunReport, root: str, target: Target) -> None:
@@ -245,7 +293,7 @@ def replay(
         assert s.oracle is not None
         hits, traces, last = 0, set(), None
         for _ in range(times):
-            execution, _, findings = evaluate(scenario, s.execute, s.oracle, limits)
+            execution, _, findings = evaluate(scenario, s.execute, s.oracle, Controlled(limits))
             traces.add(tuple(execution.trace))
             match = next((f for f in findings if f.fingerprint == fingerprint), None)
             if match is not None:

@@ -240,3 +240,80 @@ def replay_command(
         return result.exit_code
 
     _guard(action)
+
+
+@main.command("stress")
+@click.argument("target")
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=0.1),
+    default=30.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Stop after this long.",
+)
+@click.option(
+    "--concurrency",
+    "-c",
+    type=click.IntRange(1, 64),
+    default=4,
+    show_default=True,
+    help="Requests fired at once in each batch.",
+)
+@click.option(
+    "--max-batches",
+    type=click.IntRange(min=1),
+    default=100_000,
+    show_default=True,
+    help="Stop after this many batches.",
+)
+@_db_option()
+@click.option("--seed", type=int, default=None, help="Make the drawn requests repeatable.")
+@click.option("--report-dir", default="reports", show_default=True, metavar="DIR")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def stress_command(
+    target: str,
+    duration: float,
+    concurrency: int,
+    max_batches: int,
+    db: str,
+    seed: int | None,
+    report_dir: str,
+    no_progress: bool,
+) -> None:
+    """Free-running load on TARGET: batches of concurrent requests with real timing (no
+    gates), each judged against serial runs. Bounded in time and batches; exit 1 on
+    findings. Their schedule is unknown, so their replay is best effort."""
+    from . import api
+    from .report.text import finding_text
+
+    def action() -> int:
+        progress = reporting.SearchProgress(enabled=not no_progress)
+        try:
+            report = api.stress(
+                target,
+                duration=duration,
+                concurrency=concurrency,
+                max_batches=max_batches,
+                db=db,
+                seed=seed,
+                report_dir=report_dir,
+                on_event=progress,
+            )
+        finally:
+            progress.stop()
+        for finding in report.findings:
+            reporting.text("\n" + finding_text(finding, reproduce=report.reproduce(finding)))
+            reporting.note(f"Replay: {finding.extra.get('replay', '')}")
+        reporting.summary(
+            report.findings,
+            examples=report.result.examples,
+            seconds=report.result.seconds,
+            stop_reason=report.result.stop_reason,
+            directory=report.directory,
+            unknown=dict(report.result.unknown),
+            references=report.references,
+        )
+        return report.exit_code
+
+    _guard(action)

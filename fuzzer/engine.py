@@ -18,9 +18,9 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections import Counter, defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from random import Random
 from typing import Any
 
@@ -31,13 +31,15 @@ from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
 from hypothesis.internal.conjecture.data import ConjectureData, Status
 from hypothesis.internal.conjecture.engine import ConjectureRunner
 from hypothesis.internal.escalation import InterestingOrigin
+from hypothesis.reporting import with_reporter
 from hypothesis.strategies import SearchStrategy
 
 from .findings import Finding, classify
-from .model import Execution, Gene, Scenario
+from .model import Execution, Gene, Scenario, Step
 from .oracle import Oracle, Verdict
-from .runner import Controlled, Dispatch
+from .runner import Controlled, Dispatch, Free
 from .scheduler import Limits
+from .schedules import Mode, from_trace, needs_trace, resolve, surveyed_trace
 
 __all__ = ["Detection", "Search", "SearchResult", "SearchSettings", "evaluate"]
 
@@ -52,11 +54,13 @@ class SearchSettings:
     shrink_budget: float = 60.0
     shrink: bool = True
     stop_at_first: bool = False  # stop generating at the first finding (benchmarks)
+    stop_kinds: frozenset[str] = frozenset()  # with stop_at_first: only findings of these kinds
     example_db: str | None = os.path.join(".fuzzer", "examples")
     database_key: str = ""
     confirm: int = 3  # replays of each minimal example, to tell flaky ones
     limits: Limits = field(default_factory=Limits)
-    schedule: SearchStrategy[Gene] | None = None
+    schedule: Mode = "conflict"  # how drawn genes become yields (fuzzer/schedules.py)
+    free_running: bool = False  # stress mode: no gates, real timing (no shrinking)
     min_requests: int = 1  # the fewest concurrent requests a scenario may have
 
 
@@ -103,7 +107,7 @@ class _Runner(ConjectureRunner):
         *args: Any,
         deadline: float | None,
         shrink_budget: float,
-        stop_at_first: bool,
+        stop_at_first: Callable[[], bool] | None,
         **kwargs: Any,
     ) -> None:
         self._generate_deadline = deadline
@@ -123,21 +127,27 @@ class _Runner(ConjectureRunner):
         self._shrink_deadline = value
 
     def should_generate_more(self) -> bool:
-        if self._stop_at_first and self.interesting_test_cases:
+        if self._stop_at_first is not None and self._stop_at_first():
             return False
         if self._generate_deadline is not None and time.monotonic() > self._generate_deadline:
             return False
-        return bool(super().should_generate_more())
+        if not self.interesting_test_cases:
+            return bool(super().should_generate_more())
+        # Hypothesis stops soon after a first bug (right for a unit test); a fuzzer keeps
+        # looking for other distinct findings until its example budget is spent.
+        exhausted = self._ConjectureRunner__tree_is_exhausted()  # type: ignore[attr-defined]
+        return self.valid_test_cases < self.settings.max_examples and not exhausted
 
 
 def evaluate(
     scenario: Scenario,
     execute: Callable[[Scenario, Dispatch], Execution],
     oracle: Oracle,
-    limits: Limits | None = None,
+    dispatch: Dispatch | None = None,
 ) -> tuple[Execution, Verdict, list[Finding]]:
-    """Run one scenario under control, judge it, and classify what it shows."""
-    execution = execute(scenario, Controlled(limits or Limits()))
+    """Run one scenario (under control unless ``dispatch`` says otherwise), judge it, and
+    classify what it shows."""
+    execution = execute(scenario, dispatch or Controlled())
     verdict = oracle.judge(scenario, execution)
     return execution, verdict, classify(scenario, execution, verdict)
 
@@ -154,8 +164,12 @@ class Search:
         *,
         http_requests: Callable[[], int] = lambda: 0,
         on_event: Callable[..., None] = lambda *a, **k: None,
+        traces: Mapping[str, Sequence[Step]] | None = None,
     ) -> None:
         self.strategy = strategy
+        self.traces = traces  # each endpoint's steps alone (the survey), for conflict points
+        self.controlled = Controlled(settings.limits)
+        self.dispatch: Dispatch = Free() if settings.free_running else self.controlled
         self.execute = execute
         self.oracle = oracle
         self.settings = settings
@@ -165,6 +179,7 @@ class Search:
         self.calls = 0
         self.unknown: Counter[str] = Counter()
         self.detections: dict[str, Detection] = {}
+        self.seconds: dict[str, float] = defaultdict(float)  # where the time goes
         self._findings_by_choices: dict[tuple[Any, ...], list[Finding]] = {}
         self._smallest: dict[str, tuple[Any, ...]] = {}  # fingerprint -> choices seen
         self._started = 0.0
@@ -175,14 +190,39 @@ class Search:
 
     def _draw(self, data: ConjectureData) -> Scenario:
         with BuildContext(data, wrapped_test=self._test):
-            return data.draw(self.strategy)
+            drawn = data.draw(self.strategy)
+        return self.prepare(drawn)
+
+    def prepare(self, drawn: Scenario) -> Scenario:
+        """Turn the drawn genes into a concrete schedule (step numbers): conflict points
+        come from the endpoints' surveyed steps, or else from a serial run."""
+        mode = self.settings.schedule
+        if not needs_trace(mode):
+            return resolve(drawn, mode)
+        if self.traces is not None:
+            return resolve(drawn, mode, surveyed_trace(drawn, self.traces))
+        serial, _ = self.oracle.reference(drawn, tuple(range(len(drawn.requests))))
+        return resolve(drawn, mode, serial.trace)
 
     def _test(self, data: ConjectureData) -> None:
         scenario = self._draw(data)
         self.calls += 1
         if not self._shrinking:
             self.examples += 1
-        _, verdict, findings = evaluate(scenario, self.execute, self.oracle, self.settings.limits)
+        started = time.perf_counter()
+        references = self.oracle.stats.seconds
+        execution = self.execute(scenario, self.dispatch)
+        executed = time.perf_counter()
+        verdict = self.oracle.judge(scenario, execution)
+        judged = time.perf_counter()
+        findings = classify(scenario, execution, verdict)
+        spent = self.seconds
+        spent["executions"] += executed - started
+        spent["references"] += self.oracle.stats.seconds - references
+        spent["oracle"] += judged - executed - (self.oracle.stats.seconds - references)
+        spent["classify"] += time.perf_counter() - judged
+        if self._shrinking:
+            spent["shrinking"] += time.perf_counter() - started
         if verdict.status == "unknown" and not self._shrinking:
             self.unknown[verdict.reason.split(";")[0]] += 1
         relevant = [f for f in findings if self._focus is None or f.fingerprint == self._focus]
@@ -209,6 +249,10 @@ class Search:
             self._findings_by_choices[choices] = findings
             data.mark_interesting(_origin(relevant[0].fingerprint))
 
+    def _found_wanted(self) -> bool:
+        kinds = self.settings.stop_kinds
+        return any(not kinds or fp.split(":", 1)[0] in kinds for fp in self.detections)
+
     # -- the run ----------------------------------------------------------------------------
 
     def run(self) -> SearchResult:
@@ -222,7 +266,8 @@ class Search:
             s.max_examples,
             deadline=(self._started + s.time_budget) if s.time_budget else None,
         )
-        runner.run()
+        with with_reporter(_silent):  # Hypothesis's own warnings are about unit tests
+            runner.run()
         stop_reason = _stop_reason(runner, s)
         shrink_started = time.monotonic()
         self._shrinking = True
@@ -282,7 +327,7 @@ class Search:
             database_key=key if database is not None else None,
             deadline=deadline,
             shrink_budget=s.shrink_budget,
-            stop_at_first=s.stop_at_first,
+            stop_at_first=self._found_wanted if s.stop_at_first else None,
         )
 
     def _shrink_alone(
@@ -296,7 +341,8 @@ class Search:
         if getattr(result, "status", None) != Status.INTERESTING:
             return choices  # it did not reproduce alone; keep what was seen
         try:
-            runner.run()
+            with with_reporter(_silent):
+                runner.run()
         finally:
             self._focus = None
         for origin, best in runner.interesting_test_cases.items():
@@ -309,24 +355,63 @@ class Search:
         findings = self._findings_by_choices.get(choices)
         if findings is None:
             scenario = self._draw(ConjectureData.for_choices(list(choices)))
-            _, _, findings = evaluate(scenario, self.execute, self.oracle, self.settings.limits)
+            _, _, findings = evaluate(scenario, self.execute, self.oracle, self.dispatch)
         finding = next((f for f in findings if f.fingerprint == fingerprint), None)
         if finding is None:
             return None
-        if self.settings.shrink:
-            finding = self._drop_requests(finding)
         detection = self.detections.get(fingerprint)
         finding = finding.with_(found_after=detection.examples if detection else 0)
+        if self.settings.free_running:
+            return self._replay_under_control(finding)
+        if self.settings.shrink:
+            finding = self._drop_requests(finding)
+            finding = self._fewer_yields(finding)
         n = self.settings.confirm
         if n > 0:
             hits = 0
             for _ in range(n):
-                _, _, again = evaluate(
-                    finding.scenario, self.execute, self.oracle, self.settings.limits
-                )
+                _, _, again = evaluate(finding.scenario, self.execute, self.oracle, self.controlled)
                 hits += any(f.fingerprint == fingerprint for f in again)
             if hits < n:
                 finding = finding.with_(flaky=f"{hits}/{n}")
+        return finding
+
+    def _replay_under_control(self, finding: Finding) -> Finding:
+        """A free-running finding has no known schedule: derive one from the order its
+        steps were seen in, and say whether it reproduces under control (best effort)."""
+        scenario = replace(
+            finding.scenario,
+            schedule=from_trace(finding.execution.trace, len(finding.scenario.requests)),
+        )
+        n = max(self.settings.confirm, 1)
+        hits = 0
+        for _ in range(n):
+            _, _, again = evaluate(scenario, self.execute, self.oracle, self.controlled)
+            hits += any(f.fingerprint == finding.fingerprint for f in again)
+        replay = (
+            f"reproduced {hits}/{n} under control with the schedule derived from its trace"
+            if hits
+            else "did not reproduce under control: the free-running schedule is unknown"
+        )
+        return finding.with_(
+            scenario=scenario, extra={**finding.extra, "mode": "stress", "replay": replay}
+        )
+
+    def _fewer_yields(self, finding: Finding) -> Finding:
+        """Drop every yield the finding does not need, one at a time, latest first: the
+        schedule a report shows is then 1-minimal (no single yield can go)."""
+        fingerprint = finding.fingerprint
+        scenario = finding.scenario
+        for index in reversed(range(len(scenario.schedule))):
+            for step in reversed(scenario.schedule[index].yields):
+                gene = scenario.schedule[index]
+                fewer = Gene(gene.priority, tuple(y for y in gene.yields if y != step))
+                schedule = (*scenario.schedule[:index], fewer, *scenario.schedule[index + 1 :])
+                candidate = replace(scenario, schedule=schedule)
+                _, _, findings = evaluate(candidate, self.execute, self.oracle, self.controlled)
+                match = next((f for f in findings if f.fingerprint == fingerprint), None)
+                if match is not None:
+                    scenario, finding = candidate, match.with_(found_after=finding.found_after)
         return finding
 
     def _drop_requests(self, finding: Finding) -> Finding:
@@ -343,12 +428,10 @@ class Search:
             progress = False
             for candidate in _smaller_scenarios(finding.scenario, self.settings.min_requests):
                 self.calls += 1
-                _, _, findings = evaluate(
-                    candidate, self.execute, self.oracle, self.settings.limits
-                )
+                _, _, findings = evaluate(candidate, self.execute, self.oracle, self.controlled)
                 match = next((f for f in findings if f.fingerprint == fingerprint), None)
                 if match is not None:
-                    finding, progress = match, True
+                    finding, progress = match.with_(found_after=finding.found_after), True
                     break
         return finding
 
@@ -379,6 +462,10 @@ def _smaller_scenarios(scenario: Scenario, min_requests: int) -> list[Scenario]:
     return smaller
 
 
+def _silent(message: object) -> None:
+    del message
+
+
 def _smaller(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
     return (len(a), repr(a)) < (len(b), repr(b))
 
@@ -397,6 +484,6 @@ def _stop_reason(runner: _Runner, settings: SearchSettings) -> str:
     ):
         return f"time budget of {settings.time_budget:g} s"
     reason = runner.statistics.get("stopped-because", "")
-    if runner.interesting_test_cases and settings.stop_at_first:
+    if runner._stop_at_first is not None and runner._stop_at_first():
         return "first finding"
     return str(reason) or "finished"

@@ -386,77 +386,111 @@ def _concurrent_writers(c: _Context, request: int, tables: set[str]) -> list[int
 
 
 def _lost_update(c: _Context) -> Finding | None:
-    """A cell holds the value a late UPDATE wrote over another request's committed one."""
-    for cell in (d for d in c.verdict.differences if d.where == "cell"):
-        if _is_new_key(cell.key):
-            continue
-        bare = _bare(cell.table)
-        for victim, victim_commit in sorted(c.commits.items(), key=lambda kv: kv[1]):
-            lost = [
-                e
-                for e in c.of(victim)
-                if e.access.verb == "UPDATE"
-                and e.access.write == bare
-                and e.position < victim_commit
-                and _same_row(e.access.key, cell.key)
-                and cell.column in dict(e.access.sets)
-            ]
-            if not lost:
-                continue
-            for writer in sorted(c.commits):
-                if writer == victim:
-                    continue
-                read = next(
-                    (
-                        e
-                        for e in c.of(writer)
-                        if bare in e.access.reads and e.position < victim_commit
-                    ),
-                    None,
-                )
-                wrote = next(
-                    (
-                        e
-                        for e in c.of(writer)
-                        if e.access.verb == "UPDATE"
-                        and e.access.write == bare
-                        and victim_commit < e.position < c.commits[writer]
-                        and _same_row(e.access.key, cell.key)
-                        and cell.column in dict(e.access.sets)
-                        and _same(dict(e.access.sets)[cell.column], cell.actual)
-                    ),
-                    None,
-                )
-                if read is None or wrote is None:
-                    continue
-                where = f"{cell.table}[{_key_text(cell.key)}].{cell.column}"
-                facts = [
-                    f"{label(writer)} read {bare} at {c.step(read.position)}, "
-                    f"before {label(victim)} committed at step {victim_commit + 1};",
-                    f"{label(writer)} wrote {bare} at {c.step(wrote.position)}, after that commit;",
-                    f"so {label(writer)} wrote back {where} = {_json(cell.actual)}, "
-                    f"and {label(victim)}'s write of {cell.column} at "
-                    f"step {lost[-1].position + 1} is lost.",
-                ]
-                however = (
-                    f"However, in every serial order {where} ends as something else; "
-                    f"in the closest one it is {_json(cell.expected)} ({c.closest()}): "
-                    f"a contradiction!"
-                )
-                return c.finding(
-                    "lost-update",
-                    {victim, writer},
-                    facts,
-                    however,
-                    difference=cell,
-                    conflicts=(read.position, lost[-1].position, victim_commit, wrote.position),
-                )
+    """A cell holds a value a late UPDATE wrote over another request's committed one.
+
+    The writer read the table before the victim committed its UPDATE of that column
+    of that row, and after the commit set the column to a value it computed (a
+    parameter, not an expression like ``stock - 1`` that builds on the row as it is
+    then). The overwrite whose value is the final one is the preferred explanation;
+    if a later request built on the damaged value, the first overwrite is named."""
+    cells = [d for d in c.verdict.differences if d.where == "cell" and not _is_new_key(d.key)]
+    for exact in (True, False):
+        for cell in cells:
+            found = _overwrite(c, cell, exact)
+            if found is not None:
+                return _lost_update_finding(c, cell, *found)
     return None
+
+
+def _overwrite(
+    c: _Context, cell: Difference, exact: bool
+) -> tuple[int, int, _Event, _Event, _Event] | None:
+    """(victim, writer, the writer's read, the victim's write, the overwrite)."""
+    bare = _bare(cell.table)
+    for victim, victim_commit in sorted(c.commits.items(), key=lambda kv: kv[1]):
+        lost = [
+            e
+            for e in c.of(victim)
+            if e.access.verb == "UPDATE"
+            and e.access.write == bare
+            and e.position < victim_commit
+            and e.step.rowcount != 0
+            and _same_row(e.access.key, cell.key)
+            and (not e.access.assigned or cell.column in e.access.assigned)
+        ]
+        if not lost:
+            continue
+        for writer in sorted(c.commits):
+            if writer == victim:
+                continue
+            read = next(
+                (e for e in c.of(writer) if bare in e.access.reads and e.position < victim_commit),
+                None,
+            )
+            if read is None:
+                continue
+            for e in c.of(writer):
+                sets = dict(e.access.sets)
+                if (
+                    e.access.verb == "UPDATE"
+                    and e.access.write == bare
+                    and victim_commit < e.position < c.commits[writer]
+                    and _same_row(e.access.key, cell.key)
+                    and cell.column in sets
+                    and (not exact or _same(sets[cell.column], cell.actual))
+                ):
+                    return victim, writer, read, lost[-1], e
+    return None
+
+
+def _lost_update_finding(
+    c: _Context,
+    cell: Difference,
+    victim: int,
+    writer: int,
+    read: _Event,
+    lost: _Event,
+    wrote: _Event,
+) -> Finding:
+    bare = _bare(cell.table)
+    victim_commit = c.commits[victim]
+    where = f"{cell.table}[{_key_text(cell.key)}].{cell.column}"
+    value = dict(wrote.access.sets)[cell.column]
+    facts = [
+        f"{label(writer)} read {bare} at {c.step(read.position)}, "
+        f"before {label(victim)} committed at step {victim_commit + 1};",
+        f"{label(victim)} had written {cell.column} at {c.step(lost.position)};",
+        f"{label(writer)} wrote {bare} at {c.step(wrote.position)}, after that commit, "
+        f"setting {cell.column} = {_json(value)} from its stale read;",
+        f"so {label(victim)}'s update of {where} is lost"
+        + (f" (it ends as {_json(cell.actual)})." if _same(value, cell.actual) else "."),
+    ]
+    however = (
+        f"However, no serial order loses an update: in the closest one {where} ends as "
+        f"{_json(cell.expected)} ({c.closest()}): a contradiction!"
+    )
+    return c.finding(
+        "lost-update",
+        {victim, writer},
+        facts,
+        however,
+        difference=cell,
+        conflicts=(read.position, lost.position, victim_commit, wrote.position),
+    )
 
 
 def _duplicate_insert(c: _Context) -> Finding | None:
     """The same row inserted twice by requests that each looked for it first."""
+    serial = c.verdict.consulted or (
+        (c.verdict.reference,) if c.verdict.reference is not None else ()
+    )
     for diff in (d for d in c.verdict.differences if d.where == "extra-row"):
+        if not isinstance(diff.actual, dict):
+            continue
+        if _copies(diff.actual, c.execution.tables.get(diff.table, ())) < 2:
+            continue  # the extra row repeats no other row
+        if any(_copies(diff.actual, run.tables.get(diff.table, ())) >= 2 for run in serial):
+            continue  # the app allows such repeats serially: too many is an overrun
         bare = _bare(diff.table)
         inserts = [
             e
@@ -469,6 +503,8 @@ def _duplicate_insert(c: _Context) -> Finding | None:
         ]
         by_params = Counter(e.step.params for e in inserts)
         repeated = [e for e in inserts if by_params[e.step.params] > 1 and e.step.params]
+        if len({e.request for e in repeated}) < 2:
+            repeated = inserts  # generated values differ (a timestamp?): every inserter
         if len({e.request for e in repeated}) < 2:
             continue
         inserters = sorted({e.request for e in repeated})
@@ -492,7 +528,7 @@ def _duplicate_insert(c: _Context) -> Finding | None:
         ]
         facts.append(
             f"so each of {', '.join(label(i) for i in inserters)} found nothing and "
-            f"inserted the same row into {bare}: {repeated[0].step.params}."
+            f"inserted the same row into {bare}: {_short(_without_new_keys(diff.actual))}."
         )
         however = (
             f"However, every serial order inserts it once (the later request finds the "
@@ -787,6 +823,22 @@ def _same_row(statement_key: tuple[Any, ...] | None, cell_key: Any) -> bool:
     return len(statement_key) >= len(wanted) and all(
         _same(a, b) for a, b in zip(statement_key, wanted, strict=False)
     )
+
+
+def _copies(row: dict[str, Any], rows: Sequence[Sequence[Any]]) -> int:
+    """How many of ``rows`` (raw, in column order) equal ``row`` (normalized, by column),
+    generated keys (canonical "<new …>" names) aside."""
+    values = list(row.values())
+    keep = [i for i, v in enumerate(values) if not _is_new_key(v)]
+    return sum(
+        1
+        for other in rows
+        if len(other) == len(values) and all(_same(other[i], values[i]) for i in keep)
+    )
+
+
+def _without_new_keys(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if not _is_new_key(v)}
 
 
 def _rows_text(rows: set[tuple[str, Any]]) -> str:

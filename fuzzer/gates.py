@@ -57,7 +57,7 @@ def _sleep(seconds: float) -> None:
         _real_sleep(seconds)
         return
     ctx.step("sleep", f"{seconds:g}")
-    if ctx.recording.real_sleep:
+    if ctx.recording.free_running:
         _real_sleep(seconds)
 
 
@@ -71,11 +71,11 @@ class Recording:
         *,
         scheduler: Scheduler | None = None,
         databases: Mapping[str, str] | None = None,
-        real_sleep: bool = False,
+        free_running: bool = False,
     ) -> None:
         self.token = f"x{next(self._tokens)}"
         self.scheduler = scheduler
-        self.real_sleep = real_sleep
+        self.free_running = free_running  # real timing: sleeps sleep, steps ordered as they finish
         self._databases = dict(databases or {})  # engine URL database -> logical name
         self._lock = threading.Lock()
         self._seq = itertools.count(1)
@@ -141,6 +141,7 @@ class RequestContext:
         self.app_databases: tuple[str, ...] | None = None  # of the app serving the request
         self.app_name = ""
         self._app_known = False
+        self._pending: Step | None = None
 
     def step(
         self,
@@ -171,7 +172,8 @@ class RequestContext:
                 self.index, Pending(kind, text, key, write, database)
             )
         else:
-            seq = recording.next_seq()
+            self._finish_pending()
+            seq = 0 if recording.free_running else recording.next_seq()
         self.number += 1
         if kind == "sql" and key is not None:
             self.last_statement[key] = text
@@ -183,24 +185,34 @@ class RequestContext:
                     EngineUse(self.index, self.number, database, self.app_databases, self.app_name)
                 )
         if self.traced:
-            recording.add(
-                seq,
-                Step(
-                    request=self.index,
-                    number=self.number,
-                    kind=kind,
-                    text=text,
-                    params=_params_text(params) if params is not None else "",
-                    database=database,
-                    connection=ordinal,
-                ),
+            step = Step(
+                request=self.index,
+                number=self.number,
+                kind=kind,
+                text=text,
+                params=_params_text(params) if params is not None else "",
+                database=database,
+                connection=ordinal,
             )
+            if seq or kind == "end":
+                recording.add(seq or recording.next_seq(), step)
+            else:
+                self._pending = step  # free-running: ordered when it has finished
+
+    def _finish_pending(self) -> None:
+        """Free-running requests really overlap: a step takes effect when it finishes, not
+        when it passes its gate, so that is when it takes its place in the trace."""
+        if self._pending is not None:
+            self.recording.add(self.recording.next_seq(), self._pending)
+            self._pending = None
 
     def statement_done(self, rowcount: int | None, error: str = "") -> None:
         if self.handle is not None:
             self.handle.in_db = False
         if self.traced and (rowcount is not None or error):
             self.recording.result(self.index, self.number, rowcount, error)
+        if self._pending is not None and self._pending.kind == "sql":
+            self._finish_pending()
 
     def check_leaks(self) -> None:
         """Before the response is sent: every connection the request checked out must be

@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from .db import Rows, TableInfo
@@ -89,6 +90,7 @@ class Verdict:
     serial_failures: tuple[tuple[int, Response], ...] = ()  # 5xx seen in serial runs
     reason: str = ""  # for unknown
     orders_tried: int = 0
+    consulted: tuple[Execution, ...] = field(default=(), compare=False, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -106,7 +108,7 @@ class Verdict:
 class OracleStats:
     references: int = 0  # serial runs done
     memo_hits: int = 0
-    seconds: float = 0.0
+    seconds: float = 0.0  # spent in serial reference runs
 
 
 @dataclass
@@ -247,21 +249,31 @@ class Oracle:
         self.conflict_statuses = conflict_statuses
         self.strict = strict
         self.stats = OracleStats()
-        self._memo: dict[tuple[str, tuple[int, ...]], tuple[Execution, Outcome]] = {}
+        self._memo: dict[str, Execution] = {}  # serial runs, in run order
+
+    def forget(self) -> None:
+        """Drop the memoized serial runs (benchmarks: each seed pays its own)."""
+        self._memo.clear()
 
     def reference(
         self, scenario: Scenario, order: tuple[int, ...], fresh: bool = False
     ) -> tuple[Execution, Outcome]:
-        key = (scenario.requests_key(), order)
-        if not fresh and key in self._memo:
+        """The serial run of ``order``. Memoized by the requests *in the order they run*,
+        so the same sequence drawn in another list order, or two identical requests in
+        either order, cost one run."""
+        key = serial_key(scenario, order)
+        cached = None if fresh else self._memo.get(key)
+        if cached is not None:
             self.stats.memo_hits += 1
-            return self._memo[key]
+            execution = _placed(cached, order, len(scenario.requests))
+            return execution, self.normalizer.outcome(execution)
         self.stats.references += 1
+        started = time.perf_counter()
         execution = self._run_serial(scenario, order)
-        result = (execution, self.normalizer.outcome(execution))
+        self.stats.seconds += time.perf_counter() - started
         if not fresh:
-            self._memo[key] = result
-        return result
+            self._memo[key] = _in_run_order(execution, order)
+        return execution, self.normalizer.outcome(execution)
 
     def judge(self, scenario: Scenario, execution: Execution) -> Verdict:
         if execution.hang is not None:
@@ -273,6 +285,22 @@ class Oracle:
             for i, r in enumerate(execution.responses)
             if r is not None and r.status in self.conflict_statuses
         )
+        order = ran_one_after_another(execution)
+        if order is not None:
+            # no interleaving at all: this execution *is* the serial run of that order
+            alone = tuple(
+                (i, r)
+                for i, r in enumerate(execution.responses)
+                if r is not None and r.status >= 500
+            )
+            return Verdict(
+                "serializable",
+                order,
+                aborted,
+                reference=execution,
+                serial_failures=alone,
+                orders_tried=0,
+            )
         committed = [i for i in range(len(scenario.requests)) if i not in aborted]
         actual = self.normalizer.outcome(execution)
         tried: list[tuple[tuple[int, ...], Execution, list[Difference]]] = []
@@ -296,7 +324,7 @@ class Oracle:
                 )
         order, reference, differences = min(tried, key=lambda t: len(t[2]))
         _, again = self.reference(scenario, order, fresh=True)
-        if again != self._memo[(scenario.requests_key(), order)][1]:
+        if again != self.normalizer.outcome(reference):
             return Verdict(
                 "unknown",
                 order,
@@ -318,6 +346,7 @@ class Oracle:
             reference,
             tuple(sorted(failures.items())),
             orders_tried=len(tried),
+            consulted=tuple(t[1] for t in tried),
         )
 
     def _orders(self, execution: Execution, committed: Sequence[int]) -> list[tuple[int, ...]]:
@@ -392,6 +421,60 @@ class Oracle:
                 Difference("missing-row", None, dict(zip(columns, row, strict=False)), table=name)
             )
         return differences
+
+
+def serial_key(scenario: Scenario, order: Sequence[int]) -> str:
+    """What a serial run depends on: the init requests, the requests in the order they
+    run, the observers."""
+    return json.dumps(
+        [
+            [r.to_json() for r in scenario.init],
+            [scenario.requests[i].to_json() for i in order],
+            [r.to_json() for r in scenario.observers],
+        ],
+        sort_keys=True,
+        ensure_ascii=False,
+        default=str,
+    )
+
+
+def _in_run_order(execution: Execution, order: Sequence[int]) -> Execution:
+    """The execution with request k being the k-th to run."""
+    position = {index: k for k, index in enumerate(order)}
+    return replace(
+        execution,
+        responses=tuple(execution.responses[i] for i in order),
+        trace=tuple(replace(s, request=position[s.request]) for s in execution.trace),
+        order=tuple(range(len(order))),
+    )
+
+
+def _placed(canonical: Execution, order: Sequence[int], requests: int) -> Execution:
+    """A run-order execution placed back at a scenario's request indices."""
+    responses: list[Response | None] = [None] * requests
+    for k, index in enumerate(order):
+        responses[index] = canonical.responses[k]
+    return replace(
+        canonical,
+        responses=tuple(responses),
+        trace=tuple(replace(s, request=order[s.request]) for s in canonical.trace),
+        order=tuple(order),
+    )
+
+
+def ran_one_after_another(execution: Execution) -> tuple[int, ...] | None:
+    """The order of the requests if each ran start to end without another in between."""
+    if execution.mode == "free":
+        return None  # no trace order to trust: the requests really ran in parallel
+    order: list[int] = []
+    for step in execution.trace:
+        if order and step.request == order[-1]:
+            continue
+        if step.request in order:
+            return None
+        order.append(step.request)
+    missing = [i for i, r in enumerate(execution.responses) if r is not None and i not in order]
+    return tuple(order + missing)
 
 
 def _is_new_label(value: Any) -> bool:

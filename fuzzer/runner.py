@@ -146,7 +146,7 @@ class Harness:
         recording = Recording(
             scheduler=scheduler,
             databases=self.databases.names_by_key(),
-            real_sleep=dispatch.mode == "free",
+            free_running=dispatch.mode == "free",
         )
         stuck = False
         with recording:

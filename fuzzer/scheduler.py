@@ -304,8 +304,7 @@ class Scheduler:
 
     def _watch(self) -> None:
         limits = self.limits
-        while not self._finished.is_set():
-            _sleep(limits.poll)
+        while not self._finished.wait(limits.poll):  # close() wakes it at once
             now = _monotonic()
             with self._lock:
                 if self._aborted:

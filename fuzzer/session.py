@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import trio
 
+from . import gates
 from .db import Databases
 from .errors import FuzzerError, TargetSetupError
 from .model import Execution, Scenario
@@ -44,6 +45,7 @@ class Session:
         limits: Limits | None = None,
         strict: bool = False,
     ) -> None:
+        gates.install()  # however the target was loaded, its statements must be seen
         self.target = target
         self.limits = limits or Limits()
         self.strict = strict

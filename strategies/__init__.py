@@ -25,32 +25,44 @@ __all__ = ["genes", "requests_from", "scenarios"]
 MAX_STEP = 12
 MAX_YIELDS = 3
 MAX_PRIORITY = 3
+#: Conflict-guided yields pick among a request's conflicting steps; most races need a
+#: switch at one of the first few.
+MAX_CONFLICT_INDEX = 5
+MAX_PCT_PRIORITY = 1000
 
 
 def _strategy(value: Any) -> SearchStrategy[Any]:
     return value if isinstance(value, SearchStrategy) else st.just(value)
 
 
-@st.composite
-def requests_from(draw: Any, endpoint: Endpoint, identities: Sequence[str] = ()) -> Request:
+def requests_from(endpoint: Endpoint, identities: Sequence[str] = ()) -> SearchStrategy[Request]:
     """Requests drawn from one endpoint: each of its path, json, params and headers is a
     value or a strategy. Shrinks as the endpoint's own strategies shrink, and toward the
     first identity."""
-    path = draw(_strategy(endpoint.path))
+    allowed = list(endpoint.identities) if endpoint.identities else list(identities)
+    return st.builds(
+        _request,
+        st.just(endpoint),
+        _strategy(endpoint.path),
+        _strategy(endpoint.json),
+        _strategy(endpoint.params),
+        _strategy(endpoint.headers),
+        st.sampled_from(allowed) if allowed else st.none(),
+    )
+
+
+def _request(
+    endpoint: Endpoint, path: Any, body: Any, params: Any, headers: Any, identity: str | None
+) -> Request:
     if not isinstance(path, str) or not path.startswith("/"):
         raise InvalidTarget(
             f"endpoint {endpoint.name!r} drew path {path!r}; paths must be strings starting "
             f"with '/' (the fuzzer only talks to its own server)"
         )
-    body = draw(_strategy(endpoint.json))
-    params = draw(_strategy(endpoint.params))
-    headers = draw(_strategy(endpoint.headers))
     _check_json(endpoint, "json", body)
     for name, value in (("params", params), ("headers", headers)):
         if value is not None and not isinstance(value, Mapping):
             raise InvalidTarget(f"endpoint {endpoint.name!r} drew {name}={value!r}, not a mapping")
-    allowed = list(endpoint.identities) if endpoint.identities else list(identities)
-    identity = draw(st.sampled_from(allowed)) if allowed else None
     return Request(
         endpoint=endpoint.name,
         method=endpoint.method,
@@ -73,49 +85,79 @@ def _check_json(endpoint: Endpoint, name: str, value: Any) -> None:
 
 
 def genes(
-    *, max_yields: int = MAX_YIELDS, max_step: int = MAX_STEP, max_priority: int = MAX_PRIORITY
+    mode: str = "conflict",
+    *,
+    max_yields: int = MAX_YIELDS,
+    max_priority: int = MAX_PRIORITY,
 ) -> SearchStrategy[Gene]:
-    """One request's scheduling genes: a priority and the steps after which it yields.
-    Shrinks toward priority 0 and no yields, i.e. toward running the requests serially
-    in their listed order: fewer context switches."""
+    """One request's scheduling genes: a priority and up to ``max_yields`` yield numbers.
+    How the numbers become steps is the schedule mode (fuzzer/schedules.py):
+
+    * ``conflict``: numbers index the request's conflicting steps, 0 being the first;
+      ``MAX_CONFLICT_INDEX`` means "no yield". Shrinks toward one yield at the first
+      conflict; the engine then drops every yield the finding does not need.
+    * ``random`` and ``pct``: numbers are step numbers, 0 meaning none. Shrinks toward
+      no yields, i.e. the requests run serially in their listed order.
+
+    Shrinks toward priority 0 (the listed order)."""
+    priority = st.integers(0, MAX_PCT_PRIORITY if mode == "pct" else max_priority)
+    if mode == "conflict":
+        numbers = st.lists(st.integers(0, MAX_CONFLICT_INDEX), min_size=1, max_size=max_yields)
+        return st.builds(
+            Gene,
+            priority=priority,
+            yields=numbers.map(lambda ns: tuple(sorted({n for n in ns if n < MAX_CONFLICT_INDEX}))),
+        )
+    numbers = st.lists(st.integers(0, MAX_STEP), max_size=1 if mode == "pct" else max_yields)
     return st.builds(
         Gene,
-        priority=st.integers(0, max_priority),
-        yields=st.lists(st.integers(1, max_step), max_size=max_yields, unique=True).map(
-            lambda steps: tuple(sorted(steps))
-        ),
+        priority=priority,
+        yields=numbers.map(lambda ns: tuple(sorted({n for n in ns if n > 0}))),
     )
 
 
 def _any_request(
-    endpoints: Sequence[Endpoint], identities: Sequence[str]
+    endpoints: Sequence[Endpoint], identities: Sequence[str], prefer: Sequence[str] = ()
 ) -> SearchStrategy[Request]:
-    return st.integers(0, len(endpoints) - 1).flatmap(
-        lambda i: requests_from(endpoints[i], identities)
-    )
+    """A request of any endpoint; with ``prefer`` (names), those endpoints are drawn
+    more often (and shrunk toward)."""
+    per_endpoint = [requests_from(e, identities) for e in endpoints]  # built once
+    everything = st.integers(0, len(endpoints) - 1)
+    preferred = [i for name in prefer for i, e in enumerate(endpoints) if e.name == name]
+    index = everything
+    if preferred and len(preferred) < len(endpoints):
+        index = st.one_of(st.sampled_from(preferred), everything)
+    return index.flatmap(per_endpoint.__getitem__)
 
 
-@st.composite
 def scenarios(
-    draw: Any, target: Target, *, schedule: SearchStrategy[Gene] | None = None
-) -> Scenario:
+    target: Target,
+    *,
+    schedule: SearchStrategy[Gene] | str = "conflict",
+    prefer: Sequence[str] = (),
+) -> SearchStrategy[Scenario]:
     """Scenarios for a target: concurrent requests, each with its genes, then serial init
-    requests that run before them. Shrinks toward fewer requests (each deletion takes its
-    genes with it), simpler requests, fewer yields, and no init requests."""
+    requests that run before them. ``prefer`` names endpoints to draw more often (the
+    writers the survey found: they are the ones that race). Shrinks toward fewer
+    requests (each deletion takes its genes with it), simpler requests, fewer yields,
+    and no init requests."""
     identities = [i.name for i in target.identities]
-    request = _any_request(target.endpoints, identities)
-    pairs = draw(
-        st.lists(
-            st.tuples(request, schedule if schedule is not None else genes()),
-            min_size=target.min_requests,
-            max_size=target.max_requests,
-        )
+    request = _any_request(target.endpoints, identities, prefer)
+    gene = genes(schedule) if isinstance(schedule, str) else schedule
+    pairs = st.lists(
+        st.tuples(request, gene), min_size=target.min_requests, max_size=target.max_requests
     )
-    init = draw(st.lists(request, max_size=target.max_init_requests))
-    observers = tuple(draw(requests_from(e, identities)) for e in target.observers)
+    init = st.lists(request, max_size=target.max_init_requests)
+    observers = st.tuples(*(requests_from(e, identities) for e in target.observers))
+    return st.builds(_scenario, pairs, init, observers)
+
+
+def _scenario(
+    pairs: Sequence[tuple[Request, Gene]], init: Sequence[Request], observers: Sequence[Request]
+) -> Scenario:
     return Scenario(
         requests=tuple(r for r, _ in pairs),
         schedule=tuple(g for _, g in pairs),
         init=tuple(init),
-        observers=observers,
+        observers=tuple(observers),
     )

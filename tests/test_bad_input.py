@@ -46,6 +46,11 @@ def fuzzer(*args: str) -> subprocess.CompletedProcess[str]:
         ),
         (["run", "targets.profile:buggy", "--db", "::not a url::"], "Cannot parse --db"),
         (["replay", "reports/does-not-exist.json"], "No report at reports/does-not-exist.json"),
+        (
+            ["run", "tests.fixtures.bad_targets:wrong_path"],
+            "endpoint 'POST /users' answered 404 to all 1 requests tried (e.g. POST /users); "
+            "check its method and path against the app's routes: GET /",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args: list[str], expected: str) -> None:

@@ -53,3 +53,32 @@ def test_replay_reproduces_the_recorded_interleaving(tmp_path: object) -> None:
     assert result.status == "reproduced"
     assert result.reproduced == 5
     assert result.traces_identical
+
+
+def test_every_yield_in_a_reported_schedule_is_needed(tmp_path: object) -> None:
+    from dataclasses import replace
+
+    from fuzzer.engine import evaluate
+    from fuzzer.model import Gene
+    from fuzzer.session import Session
+    from fuzzer.target import load_target
+
+    report = api.run(
+        "targets.profile:buggy", max_examples=100, seed=6, report_dir=None, example_db=None
+    )
+    (finding,) = report.findings
+    scenario = finding.scenario
+    assert scenario.yields >= 1
+
+    def work(s: Session) -> list[bool]:
+        assert s.oracle is not None
+        still = []
+        for i, gene in enumerate(scenario.schedule):
+            for step in gene.yields:
+                fewer = Gene(gene.priority, tuple(y for y in gene.yields if y != step))
+                schedule = (*scenario.schedule[:i], fewer, *scenario.schedule[i + 1 :])
+                _, _, findings = evaluate(replace(scenario, schedule=schedule), s.execute, s.oracle)
+                still.append(any(f.fingerprint == finding.fingerprint for f in findings))
+        return still
+
+    assert not any(Session(load_target("targets.profile:buggy")).run(work))

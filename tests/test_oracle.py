@@ -22,8 +22,17 @@ def execution(
     responses: list[tuple[int, object] | None],
     tables: Mapping[str, object],
     commits: tuple[int, ...] = (),
+    trace: tuple[Step, ...] | None = None,
 ) -> Execution:
-    trace = tuple(Step(request=i, number=1, kind="commit") for i in commits)
+    """An execution whose requests interleaved: all started, then committed in
+    ``commits`` order, then ended."""
+    if trace is None:
+        ran = [i for i, r in enumerate(responses) if r is not None]
+        trace = (
+            tuple(Step(request=i, number=1, kind="start") for i in ran)
+            + tuple(Step(request=i, number=2, kind="commit") for i in commits)
+            + tuple(Step(request=i, number=3, kind="end") for i in ran)
+        )
     return Execution(
         mode="controlled",
         responses=tuple(None if r is None else Response(r[0], r[1]) for r in responses),
@@ -190,3 +199,33 @@ def test_ignored_columns_and_fields_do_not_count() -> None:
         ),
     )
     assert verdict.status == "serializable"
+
+
+def test_requests_that_ran_one_after_another_need_no_reference() -> None:
+    serial = Serial({})
+    trace = tuple(
+        Step(request=i, number=n, kind=k)  # type: ignore[arg-type]
+        for i in (1, 0)
+        for n, k in ((1, "start"), (2, "commit"), (3, "end"))
+    )
+    verdict = oracle(serial).judge(
+        scenario(), execution([(200, "a"), (500, "boom")], {}, trace=trace)
+    )
+    assert verdict.status == "serializable"
+    assert verdict.order == (1, 0)
+    assert serial.calls == []  # the execution is its own serial reference
+    assert [i for i, _ in verdict.serial_failures] == [1]  # a 500 while running alone
+
+
+def test_a_serial_run_is_shared_by_every_list_order_that_runs_the_same_sequence() -> None:
+    a, b = (Request(f"E{i}", "POST", f"/e{i}") for i in range(2))
+    outcome = execution([(200, "b"), (200, "a")], {})  # as run: b first, then a
+    serial = Serial({(0, 1): outcome})
+    judge = oracle(serial)
+    listed_ba = Scenario((b, a), (Gene(), Gene()))
+    listed_ab = Scenario((a, b), (Gene(), Gene()))
+    first, _ = judge.reference(listed_ba, (0, 1))
+    again, _ = judge.reference(listed_ab, (1, 0))  # the same sequence: b, then a
+    assert serial.calls == [(0, 1)]
+    assert [r.body for r in first.responses] == ["b", "a"]  # type: ignore[union-attr]
+    assert [r.body for r in again.responses] == ["a", "b"]  # type: ignore[union-attr]

@@ -1,0 +1,115 @@
+"""How drawn scheduling genes become a concrete schedule (DESIGN.md §4, §7).
+
+A gene is a priority and a few small numbers. How the numbers are read is the
+search strategy; the schedule a scenario carries (and a report replays) is always
+concrete — the request's own step numbers after which it yields:
+
+* ``random``: the numbers are step numbers, as drawn.
+* ``conflict`` (default): the numbers pick among the request's *conflicting* steps (0 is
+  the first) —
+  the statements that touch a table another request of the scenario writes (or that
+  write a table another one touches) and the steps just before them. They are read
+  off the serial run of the same requests, which the oracle needs anyway. Yields
+  then land where a switch can change the outcome, and shrinking a number moves the
+  yield to an earlier conflict.
+* ``pct``: probabilistic concurrency testing: distinct random priorities and d − 1
+  change points drawn among all steps; a bug of depth d is then found with
+  probability at least 1 / (n · k^(d−1)) per example (n requests, k steps).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Literal
+
+from .model import Gene, Scenario, Step
+from .sql import access
+
+Mode = Literal["conflict", "random", "pct"]
+MODES: tuple[Mode, ...] = ("conflict", "random", "pct")
+
+
+def needs_trace(mode: Mode) -> bool:
+    return mode == "conflict"
+
+
+def resolve(scenario: Scenario, mode: Mode, trace: Sequence[Step] = ()) -> Scenario:
+    """The scenario with concrete yields (step numbers) for its drawn genes. ``trace``
+    holds the requests' steps when run one at a time (request indices as in the
+    scenario): a serial execution of them, or each endpoint's surveyed steps."""
+    if mode != "conflict":
+        return scenario
+    candidates = conflict_points(trace, len(scenario.requests))
+    schedule = []
+    for index, gene in enumerate(scenario.schedule):
+        points = candidates.get(index, ())
+        if not points:
+            schedule.append(Gene(gene.priority, ()))
+            continue
+        steps = sorted({points[k % len(points)] for k in gene.yields})
+        schedule.append(Gene(gene.priority, tuple(steps)))
+    return replace(scenario, schedule=tuple(schedule))
+
+
+def surveyed_trace(scenario: Scenario, traces: Mapping[str, Sequence[Step]]) -> list[Step]:
+    """Each request's steps as its endpoint's survey recorded them, renumbered to the
+    request's index: the cheap stand-in for a serial run of the scenario."""
+    return [
+        replace(step, request=index)
+        for index, request in enumerate(scenario.requests)
+        for step in traces.get(request.endpoint, ())
+    ]
+
+
+def conflict_points(trace: Sequence[Step], requests: int) -> dict[int, tuple[int, ...]]:
+    """Per request, the step numbers after which a yield can matter: just after and just
+    before each step that conflicts with another request's accesses."""
+    reads: dict[int, set[str]] = {i: set() for i in range(requests)}
+    writes: dict[int, set[str]] = {i: set() for i in range(requests)}
+    touched: dict[int, list[tuple[int, set[str], bool]]] = {i: [] for i in range(requests)}
+    for step in trace:
+        if step.kind != "sql" or step.request >= requests:
+            continue
+        a = access(step.text)
+        tables = set(a.reads) | ({a.write} if a.write else set())
+        prefix = f"{step.database}." if step.database else ""
+        tables = {prefix + t for t in tables}
+        reads[step.request] |= tables
+        if a.write:
+            writes[step.request].add(prefix + a.write)
+        touched[step.request].append((step.number, tables, a.write is not None))
+    points: dict[int, tuple[int, ...]] = {}
+    for i in range(requests):
+        others_write = set().union(*(writes[j] for j in range(requests) if j != i))
+        others_touch = set().union(*(reads[j] | writes[j] for j in range(requests) if j != i))
+        chosen: set[int] = set()
+        for number, tables, is_write in touched[i]:
+            if tables & others_write or (is_write and tables & others_touch):
+                chosen.add(number)  # after the conflicting step
+                if number > 2:
+                    chosen.add(number - 1)  # and just before it (after start: priorities do)
+        points[i] = tuple(sorted(chosen))
+    return points
+
+
+def from_trace(trace: Sequence[Step], requests: int) -> tuple[Gene, ...]:
+    """A schedule that replays an observed order of steps as closely as the genes can:
+    requests start in the order they were first seen, and each yields after every step
+    that another request's step followed. Exact for two requests."""
+    first_seen: dict[int, int] = {}
+    yields: dict[int, list[int]] = {i: [] for i in range(requests)}
+    for position, step in enumerate(trace):
+        first_seen.setdefault(step.request, position)
+        following = trace[position + 1] if position + 1 < len(trace) else None
+        if following is not None and following.request != step.request and step.kind != "end":
+            yields[step.request].append(step.number)
+    rank = {r: k for k, r in enumerate(sorted(first_seen, key=first_seen.__getitem__))}
+    return tuple(
+        Gene(priority=rank.get(i, requests), yields=tuple(yields[i])) for i in range(requests)
+    )
+
+
+def pct_bound(requests: int, steps: int, depth: int) -> float:
+    """PCT's lower bound on the chance that one example finds a bug of depth ``depth``."""
+    return 1.0 / (requests * max(steps, 1) ** max(depth - 1, 0))
