@@ -136,7 +136,10 @@ class _Runner(ConjectureRunner):
         # Hypothesis stops soon after a first bug (right for a unit test); a fuzzer keeps
         # looking for other distinct findings until its example budget is spent.
         exhausted = self._ConjectureRunner__tree_is_exhausted()  # type: ignore[attr-defined]
-        return self.valid_test_cases < self.settings.max_examples and not exhausted
+        # valid_test_cases counts only examples that found nothing: on a target where
+        # every example is interesting it would never reach the budget.
+        ran = self.call_count - self.invalid_test_cases - self.overrun_test_cases
+        return ran < self.settings.max_examples and not exhausted
 
 
 def evaluate(

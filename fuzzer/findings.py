@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -480,18 +479,22 @@ def _lost_update_finding(
 
 
 def _duplicate_insert(c: _Context) -> Finding | None:
-    """The same row inserted twice by requests that each looked for it first."""
+    """A row the app keeps unique, inserted twice by requests that each looked for it
+    first and did not see the other's insert.
+
+    "The same row" is what the lookups asked for (``WHERE client_token = ?``: two rows
+    with that token), or else two rows equal but for their generated key. "Kept
+    unique" means no serial run of the same requests holds two such rows; if one does,
+    the app allows repeats and too many of them is a limit overrun instead."""
     serial = c.verdict.consulted or (
         (c.verdict.reference,) if c.verdict.reference is not None else ()
     )
     for diff in (d for d in c.verdict.differences if d.where == "extra-row"):
         if not isinstance(diff.actual, dict):
             continue
-        if _copies(diff.actual, c.execution.tables.get(diff.table, ())) < 2:
-            continue  # the extra row repeats no other row
-        if any(_copies(diff.actual, run.tables.get(diff.table, ())) >= 2 for run in serial):
-            continue  # the app allows such repeats serially: too many is an overrun
         bare = _bare(diff.table)
+        columns = list(diff.actual)
+        final = c.execution.tables.get(diff.table, ())
         inserts = [
             e
             for e in c.events
@@ -501,98 +504,159 @@ def _duplicate_insert(c: _Context) -> Finding | None:
             and e.position < c.commits[e.request]
             and not e.step.error
         ]
-        by_params = Counter(e.step.params for e in inserts)
-        repeated = [e for e in inserts if by_params[e.step.params] > 1 and e.step.params]
-        if len({e.request for e in repeated}) < 2:
-            repeated = inserts  # generated values differ (a timestamp?): every inserter
-        if len({e.request for e in repeated}) < 2:
-            continue
-        inserters = sorted({e.request for e in repeated})
-        checks = []
-        for i in inserters:
-            first_insert = min(e.position for e in repeated if e.request == i)
+        lookups: dict[int, _Event] = {}
+        for i in sorted({e.request for e in inserts}):
+            first = min(e.position for e in inserts if e.request == i)
             looked = [
                 e
                 for e in c.of(i)
-                if bare in e.access.reads and e.position < first_insert and not e.access.write
+                if bare in e.access.reads and not e.access.write and e.position < first
             ]
-            other = next(j for j in inserters if j != i)
-            if looked and looked[-1].position < c.commits[other]:
-                checks.append((i, looked[-1].position, other))
-        if len(checks) < 2:
-            continue
-        facts = [
-            f"{label(i)} looked for the row in {bare} at {c.step(p)}, before "
-            f"{label(j)} committed its insert at step {c.commits[j] + 1};"
-            for i, p, j in checks
-        ]
-        facts.append(
-            f"so each of {', '.join(label(i) for i in inserters)} found nothing and "
-            f"inserted the same row into {bare}: {_short(_without_new_keys(diff.actual))}."
-        )
-        however = (
-            f"However, every serial order inserts it once (the later request finds the "
-            f"earlier one's row), and here {bare} holds it {len(inserters)} times "
-            f"({c.closest()}): a contradiction!"
-        )
-        return c.finding(
-            "duplicate-insert",
-            inserters,
-            facts,
-            however,
-            difference=diff,
-            conflicts=[p for _, p, _ in checks] + [e.position for e in repeated],
-        )
+            if looked:
+                lookups[i] = looked[-1]
+        groups: dict[frozenset[tuple[str, Any]], list[int]] = {}
+        for i, lookup in lookups.items():
+            wanted = frozenset((k, _hashable(v)) for k, v in lookup.access.filters)
+            if wanted and _matches(diff.actual, wanted):
+                groups.setdefault(wanted, []).append(i)
+        if _copies(diff.actual, final) >= 2:  # equal rows: whatever the lookups said
+            groups.setdefault(frozenset(), []).extend(
+                i for i in lookups if i not in groups.get(frozenset(), [])
+            )
+        for wanted, members in groups.items():
+            if len(members) < 2:
+                continue
+            if wanted:
+                here = _count_matching(wanted, final, columns)
+                serially = max(
+                    (
+                        _count_matching(wanted, r.tables.get(diff.table, ()), columns)
+                        for r in serial
+                    ),
+                    default=0,
+                )
+            else:
+                here = _copies(diff.actual, final)
+                serially = max(
+                    (_copies(diff.actual, r.tables.get(diff.table, ())) for r in serial), default=0
+                )
+            if here < 2 or serially >= 2:
+                continue  # no repeat here, or the app allows repeats
+            blind = [
+                (i, lookups[i].position, j)
+                for i in members
+                for j in members
+                if j != i and lookups[i].position < c.commits[j]
+            ]
+            inserters = sorted({i for i, _, _ in blind})
+            if len(inserters) < 2:
+                continue
+            checks = [next(b for b in blind if b[0] == i) for i in inserters]
+            what = (
+                " and ".join(f"{k} = {_json(v)}" for k, v in sorted(wanted))
+                if wanted
+                else _short(_without_new_keys(diff.actual))
+            )
+            facts = [
+                f"{label(i)} looked for it in {bare} at {c.step(p)}, before {label(j)} "
+                f"committed its insert at step {c.commits[j] + 1};"
+                for i, p, j in checks
+            ]
+            facts.append(
+                f"so each of {', '.join(label(i) for i in inserters)} found nothing and "
+                f"inserted a row with {what} into {bare}."
+            )
+            however = (
+                f"However, every serial order inserts it once (the later request finds the "
+                f"earlier one's row), and here {bare} holds {here} ({c.closest()}): "
+                f"a contradiction!"
+            )
+            return c.finding(
+                "duplicate-insert",
+                inserters,
+                facts,
+                however,
+                difference=diff,
+                conflicts=[p for _, p, _ in checks]
+                + [e.position for e in inserts if e.request in inserters],
+            )
     return None
 
 
+def _hashable(value: Any) -> Any:
+    return (
+        json.dumps(value, sort_keys=True, default=str) if isinstance(value, list | dict) else value
+    )
+
+
+def _matches(row: dict[str, Any], wanted: frozenset[tuple[str, Any]]) -> bool:
+    return all(column in row and _same(row[column], value) for column, value in wanted)
+
+
+def _count_matching(
+    wanted: frozenset[tuple[str, Any]], rows: Sequence[Sequence[Any]], columns: list[str]
+) -> int:
+    """How many raw rows (in ``columns`` order) have every (column, value) wanted."""
+    if any(column not in columns for column, _ in wanted):
+        return 0
+    positions = [(columns.index(column), value) for column, value in wanted]
+    return sum(
+        1
+        for row in rows
+        if len(row) == len(columns) and all(_same(row[p], v) for p, v in positions)
+    )
+
+
 def _write_skew(c: _Context) -> Finding | None:
-    """Two committed requests that changed different rows, each after reading a table
-    the other changed, before the other committed."""
-    if not any(d.where in ("cell", "extra-row", "missing-row") for d in c.verdict.differences):
+    """Two committed requests that changed different rows, each after reading (before
+    the other committed) a set of rows that included the one the other changed, and a
+    final row that no serial order reaches is one of theirs."""
+    table_diffs = [
+        d for d in c.verdict.differences if d.where in ("cell", "extra-row", "missing-row")
+    ]
+    if not table_diffs:
         return None
-    rows: dict[int, set[tuple[str, Any]]] = {}
+    writes: dict[int, list[_Event]] = {}
     for e in c.events:
         commit = c.commits.get(e.request)
         if commit is None or e.position > commit or e.step.error:
             continue
         if e.access.verb in ("UPDATE", "DELETE") and e.access.write and e.step.rowcount != 0:
-            if e.access.key is None:
-                rows.setdefault(e.request, set()).add((e.access.write, None))
-            else:
-                rows.setdefault(e.request, set()).add((e.access.write, tuple(e.access.key)))
-    for a in sorted(rows):
-        for b in sorted(rows):
-            if b <= a or any(k is None for _, k in rows[a] | rows[b]) or rows[a] & rows[b]:
+            writes.setdefault(e.request, []).append(e)
+    for a in sorted(writes):
+        for b in sorted(writes):
+            if b <= a or not _disjoint(writes[a], writes[b]):
                 continue
+            if not any(_concerns(d, writes[a] + writes[b]) for d in table_diffs):
+                continue  # their rows are fine: the anomaly is somewhere else
             reads = []
             for x, y in ((a, b), (b, a)):
-                tables = {t for t, _ in rows[y]}
                 read = next(
                     (
-                        e
-                        for e in c.of(x)
-                        if e.access.reads & tables
-                        and not e.access.write
-                        and e.position < c.commits[y]
+                        (r, w)
+                        for r in c.of(x)
+                        if not r.access.write and r.position < c.commits[y]
+                        for w in writes[y]
+                        if w.access.write in r.access.reads and _covers(r, w)
                     ),
                     None,
                 )
                 if read is None:
                     break
-                reads.append((x, y, sorted(read.access.reads & tables)[0], read.position))
+                reads.append((x, y, read[0], read[1]))
             else:
                 facts = [
-                    f"{label(x)} read {table} at {c.step(p)}, before {label(y)} committed "
-                    f"its change to it at step {c.commits[y] + 1};"
-                    for x, y, table, p in reads
+                    f"{label(x)} read {w.access.write} at {c.step(r.position)}, a read that "
+                    f"includes the row {label(y)} changes, before {label(y)} committed that "
+                    f"change at step {c.commits[y] + 1};"
+                    for x, y, r, w in reads
                 ]
                 facts.append(
-                    f"{label(a)} changed {_rows_text(rows[a])} and {label(b)} changed "
-                    f"{_rows_text(rows[b])}: different rows, so neither overwrote the other, "
+                    f"{label(a)} changed {_rows_text(writes[a])} and {label(b)} changed "
+                    f"{_rows_text(writes[b])}: different rows, so neither overwrote the other, "
                     f"yet each decided on a state without the other's change."
                 )
-                first = _first_difference(c, ("cell", "extra-row", "missing-row"))
+                first = next(d for d in table_diffs if _concerns(d, writes[a] + writes[b]))
                 however = (
                     f"However, no serial order reaches these rows: {_describe(first)} "
                     f"({c.closest()}): a contradiction!"
@@ -603,9 +667,46 @@ def _write_skew(c: _Context) -> Finding | None:
                     facts,
                     however,
                     difference=first,
-                    conflicts=[p for *_, p in reads] + [c.commits[a], c.commits[b]],
+                    conflicts=[r.position for _, _, r, _ in reads]
+                    + [w.position for _, _, _, w in reads]
+                    + [c.commits[a], c.commits[b]],
                 )
     return None
+
+
+def _disjoint(first: Sequence[_Event], second: Sequence[_Event]) -> bool:
+    """Whether two requests' UPDATE/DELETEs provably changed different rows."""
+    for x in first:
+        for y in second:
+            if x.access.write != y.access.write:
+                continue
+            if x.access.key is None or y.access.key is None:
+                return False  # rows unknown: cannot tell them apart
+            if x.access.key == y.access.key:
+                return False
+    return True
+
+
+def _covers(read: _Event, write: _Event) -> bool:
+    """Whether a read's WHERE may include the row a write changed: they do not pin a
+    common column to different values."""
+    return not _differ(read.access.filters, write.access.filters)
+
+
+def _differ(a: Sequence[tuple[str, Any]], b: Sequence[tuple[str, Any]]) -> bool:
+    mine = dict(a)
+    return any(column in mine and not _same(mine[column], value) for column, value in b)
+
+
+def _concerns(difference: Difference, writes: Sequence[_Event]) -> bool:
+    """Whether a table difference is about a row one of these writes changed."""
+    bare = _bare(difference.table)
+    for w in writes:
+        if w.access.write != bare:
+            continue
+        if difference.where != "cell" or _same_row(w.access.key, difference.key):
+            return True
+    return False
 
 
 def _limit_overrun(c: _Context) -> Finding | None:
@@ -745,7 +846,7 @@ def _wrong_engine(c: _Context) -> list[Finding]:
     findings = []
     seen: set[str] = set()
     for use in c.execution.wrong_engine:
-        if use.request >= len(c.scenario.requests):
+        if use.request < 0 or use.request >= len(c.scenario.requests):
             continue
         endpoint = c.scenario.requests[use.request].endpoint
         if endpoint in seen:
@@ -841,8 +942,9 @@ def _without_new_keys(row: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in row.items() if not _is_new_key(v)}
 
 
-def _rows_text(rows: set[tuple[str, Any]]) -> str:
-    return ", ".join(sorted(f"{t}[{_key_text(list(k) if len(k) > 1 else k[0])}]" for t, k in rows))
+def _rows_text(writes: Sequence[_Event]) -> str:
+    rows = {(w.access.write, tuple(w.access.key or ())) for w in writes}
+    return ", ".join(sorted(f"{t}[{', '.join(str(k) for k in key)}]" for t, key in rows))
 
 
 def _first_difference(c: _Context, where: Sequence[str]) -> Difference | None:

@@ -181,8 +181,11 @@ class RequestContext:
                 self._app_known = True
                 self.app_name, self.app_databases = _serving_app(recording)
             if self.app_databases is not None and database not in self.app_databases:
+                # like leaks, only the concurrent requests' own: an init or observer
+                # request shares their indices but not their trace
+                request = self.index if self.phase == "concurrent" else -1
                 recording.wrong_engine.append(
-                    EngineUse(self.index, self.number, database, self.app_databases, self.app_name)
+                    EngineUse(request, self.number, database, self.app_databases, self.app_name)
                 )
         if self.traced:
             step = Step(

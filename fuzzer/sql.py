@@ -34,6 +34,7 @@ class Access:
     key: tuple[Any, ...] | None  # the WHERE parameters of an UPDATE/DELETE (the row)
     sets: tuple[tuple[str, Any], ...]  # (column, value) an UPDATE sets, when known
     assigned: tuple[str, ...] = ()  # every column an UPDATE sets, known value or not
+    filters: tuple[tuple[str, Any], ...] = ()  # (column, value) of the WHERE's "column = ?"
 
 
 def access(statement: str, params_text: str = "", prefix: str = "") -> Access:
@@ -56,12 +57,37 @@ def access(statement: str, params_text: str = "", prefix: str = "") -> Access:
     assigned: tuple[str, ...] = ()
     if write and verb == "UPDATE":
         assigned = _assigned(_split_where(text)[0])
-    if write and verb in ("UPDATE", "DELETE") and params is not None:
+    filters: tuple[tuple[str, Any], ...] = ()
+    if params is not None:
         head, _, where = _split_where(text)
-        key = tuple(_values(where, params, offset=_count(head)))
-        if verb == "UPDATE":
-            sets = tuple(_assignments(head, params))
-    return Access(reads, prefix + write if write else None, verb, key, sets, assigned)
+        filters = tuple(_filters(where, params, offset=_count(head)))
+        if write and verb in ("UPDATE", "DELETE"):
+            key = tuple(_values(where, params, offset=_count(head)))
+            if verb == "UPDATE":
+                sets = tuple(_assignments(head, params))
+    return Access(reads, prefix + write if write else None, verb, key, sets, assigned, filters)
+
+
+_BEFORE_EQUALS = re.compile(rf"{_QUALIFIED}\s*=\s*$")
+
+
+def _filters(text: str, params: Any, offset: int) -> list[tuple[str, Any]]:
+    """(column, value) for each ``column = <placeholder>`` of a WHERE clause."""
+    result = []
+    position = offset
+    for match in _PLACEHOLDER.finditer(text):
+        name = match.group(1) or match.group(2)
+        if name is not None and isinstance(params, dict):
+            value, known = params.get(name), name in params
+        elif isinstance(params, list | tuple) and position < len(params):
+            value, known = params[position], True
+            position += 1
+        else:
+            continue
+        column = _BEFORE_EQUALS.search(text, 0, match.start())
+        if known and column is not None:
+            result.append((column.group(2), value))
+    return result
 
 
 def _assigned(head: str) -> tuple[str, ...]:
