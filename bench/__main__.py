@@ -10,6 +10,7 @@ import os
 import pkgutil
 import platform
 import time
+from typing import Any
 
 import targets
 from fuzzer import reporting
@@ -70,19 +71,20 @@ def main() -> None:
         if args.targets
         else (["profile", "checkout"] if args.quick else None)
     )
-    meta = {
+    notes: list[str] = []
+    meta: dict[str, Any] = {
         "started": datetime.datetime.now().isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python "
         f"{platform.python_version()}",
         "budget": ", ".join(f"{k}={v}" for k, v in vars(budget).items()),
-        "notes": [],
+        "notes": notes,
     }
     started = time.monotonic()
     results: list[TargetResult] = []
     for db in dbs:
         why = available(db)
         if why:
-            meta["notes"].append(why)
+            notes.append(why)
             reporting.note(why)
             continue
         for buggy, fixed in discover(names):

@@ -18,7 +18,7 @@ from fuzzer.report.text import context_switches
 from fuzzer.runner import Controlled, Serial
 from fuzzer.scheduler import Limits
 from fuzzer.session import Session
-from fuzzer.survey import Survey, survey
+from fuzzer.survey import Survey, openings, survey
 from fuzzer.target import Target
 from strategies import scenarios
 
@@ -139,6 +139,7 @@ def detect(
     free: bool,
     examples: int,
     seconds: float,
+    opening: Sequence[Scenario] = (),
 ) -> Attempt:
     """Search until a finding of an expected kind (or the budget) and say what it cost."""
     assert session.oracle is not None and session.harness is not None
@@ -165,6 +166,7 @@ def detect(
         settings,
         http_requests=lambda: harness.costs.http_requests - before,
         traces=traces,
+        seeds=() if free else opening,
     )
     started = time.monotonic()
     result = search.run()
@@ -204,7 +206,8 @@ def measure_buggy(
     def work(s: Session) -> None:
         surveyed = _survey(s, target)
         prefer, traces = surveyed.writers(), {e.endpoint: e.trace for e in surveyed.endpoints}
-        minimal = _minimize(s, target, prefer, traces, budget)
+        opening = openings(surveyed, target)
+        minimal = _minimize(s, target, prefer, traces, budget, opening)
         if minimal is not None:
             result.minimized = {
                 "requests": len(minimal.scenario.requests),
@@ -225,6 +228,7 @@ def measure_buggy(
                     free=False,
                     examples=budget.controlled_examples,
                     seconds=budget.controlled_seconds,
+                    opening=opening,
                 )
             )
 
@@ -334,7 +338,12 @@ def _survey(s: Session, target: Target) -> Survey:
 
 
 def _minimize(
-    s: Session, target: Target, prefer: Sequence[str], traces: dict[str, Any], budget: Budget
+    s: Session,
+    target: Target,
+    prefer: Sequence[str],
+    traces: dict[str, Any],
+    budget: Budget,
+    opening: Sequence[Scenario],
 ) -> Finding | None:
     """A normal search (with shrinking) for the minimized scenario's size."""
     assert s.oracle is not None
@@ -350,7 +359,12 @@ def _minimize(
         limits=s.limits,
     )
     outcome = Search(
-        scenarios(target, prefer=prefer), s.execute, s.oracle, settings, traces=traces
+        scenarios(target, prefer=prefer),
+        s.execute,
+        s.oracle,
+        settings,
+        traces=traces,
+        seeds=opening,
     ).run()
     expected = [f for f in outcome.findings if f.kind in target.expected_findings]
     return expected[0] if expected else None

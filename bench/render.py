@@ -72,7 +72,7 @@ def markdown(results: Sequence[Mapping[str, Any]], meta: Mapping[str, Any]) -> s
             f"| {b['db']}/{b['python']}/{b['sqlite model']}/{b['timeouts']} |"
         )
     lines += ["", "## Where the time goes (ms per example, fixed twins)", ""]
-    parts = next(
+    parts: Mapping[str, float] = next(
         (r["throughput"]["ms_per_example_by_part"] for r in results if r["throughput"]), {}
     )
     if parts:

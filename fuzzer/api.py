@@ -23,7 +23,7 @@ from .runner import Controlled, Costs, Serial
 from .scheduler import Limits
 from .schedules import Mode
 from .session import Session
-from .survey import check_reachable, survey
+from .survey import check_reachable, openings, survey
 from .survey import describe as describe_survey
 from .target import Target, load_target
 
@@ -82,6 +82,7 @@ def run(
     allow_wipe: bool = False,
     port: int = 0,
     hang_timeout: float = 3.0,
+    stuck_grace: float = 6.0,
     example_db: str | None = os.path.join(".fuzzer", "examples"),
     strict: bool = False,
     schedule: Mode = "conflict",
@@ -93,7 +94,7 @@ def run(
     target = resolve(target)
     reference = target.reference or target.name
     parse_db(db)  # a bad --db fails before anything is created
-    limits = Limits(hang_timeout=hang_timeout)
+    limits = Limits(hang_timeout=hang_timeout, stuck_grace=stuck_grace)
     session = Session(
         target,
         db=db,
@@ -112,7 +113,6 @@ def run(
         example_db=example_db,
         database_key=f"{reference}|{session.databases.dialect}|{schedule}",
         limits=limits,
-        min_requests=target.min_requests,
         schedule=schedule,
         free_running=free_running,
         shrink=not free_running,
@@ -145,6 +145,7 @@ def run(
             http_requests=lambda: harness.costs.http_requests,
             on_event=on_event,
             traces={e.endpoint: e.trace for e in surveyed.endpoints},
+            seeds=openings(surveyed, target) if schedule == "conflict" and not free_running else (),
         )
         result = search.run()
         return RunReport(

@@ -61,7 +61,6 @@ class SearchSettings:
     limits: Limits = field(default_factory=Limits)
     schedule: Mode = "conflict"  # how drawn genes become yields (fuzzer/schedules.py)
     free_running: bool = False  # stress mode: no gates, real timing (no shrinking)
-    min_requests: int = 1  # the fewest concurrent requests a scenario may have
 
 
 @dataclass(frozen=True)
@@ -93,6 +92,10 @@ class SearchResult:
 
 class _Found(Exception):
     """Stands for a finding in Hypothesis's bookkeeping of interesting origins."""
+
+
+class _TargetStuck(BaseException):
+    """An execution left requests stuck for good: stop the search (not a test failure)."""
 
 
 def _origin(fingerprint: str) -> InterestingOrigin:
@@ -137,7 +140,7 @@ class _Runner(ConjectureRunner):
         # looking for other distinct findings until its example budget is spent.
         exhausted = self._ConjectureRunner__tree_is_exhausted()  # type: ignore[attr-defined]
         # valid_test_cases counts only examples that found nothing: on a target where
-        # every example is interesting it would never reach the budget.
+        # every example finds something it would never reach the budget.
         ran = self.call_count - self.invalid_test_cases - self.overrun_test_cases
         return ran < self.settings.max_examples and not exhausted
 
@@ -168,6 +171,7 @@ class Search:
         http_requests: Callable[[], int] = lambda: 0,
         on_event: Callable[..., None] = lambda *a, **k: None,
         traces: Mapping[str, Sequence[Step]] | None = None,
+        seeds: Sequence[Scenario] = (),
     ) -> None:
         self.strategy = strategy
         self.traces = traces  # each endpoint's steps alone (the survey), for conflict points
@@ -183,6 +187,9 @@ class Search:
         self.unknown: Counter[str] = Counter()
         self.detections: dict[str, Detection] = {}
         self.seconds: dict[str, float] = defaultdict(float)  # where the time goes
+        self.stuck: list[Finding] | None = None  # the findings of an execution that got stuck
+        self.seeds = tuple(seeds)
+        self._seeded: dict[str, Finding] = {}  # fingerprint -> first seed that showed it
         self._findings_by_choices: dict[tuple[Any, ...], list[Finding]] = {}
         self._smallest: dict[str, tuple[Any, ...]] = {}  # fingerprint -> choices seen
         self._started = 0.0
@@ -190,6 +197,31 @@ class Search:
         self._focus: str | None = None
 
     # -- the test function ----------------------------------------------------------------
+
+    def _stopped_stuck(self) -> SearchResult:
+        """The findings of the execution that got stuck, as they are: nothing more can
+        run against a process whose threads are deadlocked."""
+        findings = list(self.stuck or [])
+        note = (
+            "its requests' threads stayed stuck after the hang (a deadlock in Python): "
+            "the search stopped here, unshrunk"
+        )
+        findings = [
+            f.with_(
+                found_after=self.detections[f.fingerprint].examples,
+                extra={**f.extra, "stopped": note},
+            )
+            for f in findings
+        ]
+        return SearchResult(
+            findings=findings,
+            examples=self.examples,
+            calls=self.calls,
+            seconds=time.monotonic() - self._started,
+            stop_reason="the target's threads are stuck (deadlocked in Python); restart it",
+            detections=self.detections,
+            unknown=self.unknown,
+        )
 
     def _draw(self, data: ConjectureData) -> Scenario:
         with BuildContext(data, wrapped_test=self._test):
@@ -207,8 +239,8 @@ class Search:
         serial, _ = self.oracle.reference(drawn, tuple(range(len(drawn.requests))))
         return resolve(drawn, mode, serial.trace)
 
-    def _test(self, data: ConjectureData) -> None:
-        scenario = self._draw(data)
+    def _example(self, scenario: Scenario) -> list[Finding]:
+        """Run one example, judge it, classify it, and record what it cost and found."""
         self.calls += 1
         if not self._shrinking:
             self.examples += 1
@@ -228,7 +260,6 @@ class Search:
             spent["shrinking"] += time.perf_counter() - started
         if verdict.status == "unknown" and not self._shrinking:
             self.unknown[verdict.reason.split(";")[0]] += 1
-        relevant = [f for f in findings if self._focus is None or f.fingerprint == self._focus]
         self.on_event(
             "example",
             examples=self.examples,
@@ -236,21 +267,43 @@ class Search:
             findings=len(self.detections),
             shrinking=self._shrinking,
         )
+        now = time.monotonic() - self._started
+        for finding in findings:
+            if finding.fingerprint not in self.detections:
+                self.detections[finding.fingerprint] = Detection(
+                    self.examples, self.http_requests(), now
+                )
+                self.on_event("finding", finding=finding, examples=self.examples)
+        if any(r is not None and r.status == 0 for r in execution.responses):
+            # threads that never came back (a deadlock in Python) keep their locks: every
+            # later example would hang on them, so the search ends here
+            self.stuck = findings
+            raise _TargetStuck
+        return findings
+
+    def _test(self, data: ConjectureData) -> None:
+        findings = self._example(self._draw(data))
         if not findings:
             return
         choices = tuple(data.choices)
-        now = time.monotonic() - self._started
         for finding in findings:
-            fp = finding.fingerprint
-            if fp not in self.detections:
-                self.detections[fp] = Detection(self.examples, self.http_requests(), now)
-                self.on_event("finding", finding=finding, examples=self.examples)
-            best = self._smallest.get(fp)
+            best = self._smallest.get(finding.fingerprint)
             if best is None or _smaller(choices, best):
-                self._smallest[fp] = choices
+                self._smallest[finding.fingerprint] = choices
+        relevant = [f for f in findings if self._focus is None or f.fingerprint == self._focus]
         if relevant:
             self._findings_by_choices[choices] = findings
             data.mark_interesting(_origin(relevant[0].fingerprint))
+
+    def _run_seeds(self) -> None:
+        """The systematic opening (before Hypothesis): each seed scenario once."""
+        for drawn in self.seeds:
+            if self.settings.stop_at_first and self._found_wanted():
+                return
+            if self.examples >= self.settings.max_examples:
+                return
+            for finding in self._example(self.prepare(drawn)):
+                self._seeded.setdefault(finding.fingerprint, finding)
 
     def _found_wanted(self) -> bool:
         kinds = self.settings.stop_kinds
@@ -269,8 +322,13 @@ class Search:
             s.max_examples,
             deadline=(self._started + s.time_budget) if s.time_budget else None,
         )
-        with with_reporter(_silent):  # Hypothesis's own warnings are about unit tests
-            runner.run()
+        try:
+            self._run_seeds()
+            if not (s.stop_at_first and self._found_wanted()):
+                with with_reporter(_silent):  # Hypothesis's warnings are about unit tests
+                    runner.run()
+        except _TargetStuck:
+            return self._stopped_stuck()
         stop_reason = _stop_reason(runner, s)
         shrink_started = time.monotonic()
         self._shrinking = True
@@ -289,6 +347,9 @@ class Search:
             minimal[fp] = self._shrink_alone(fp, choices, shrink_started)
         self._focus = None
         findings = [f for f in (self._final(fp, c) for fp, c in minimal.items()) if f is not None]
+        for fp, seeded in self._seeded.items():
+            if fp not in minimal:  # seen only in the opening: minimize it here
+                findings.append(self._final_seeded(seeded))
         findings.sort(key=lambda f: (_kind_rank(f.kind), f.endpoints))
         return SearchResult(
             findings=findings,
@@ -366,15 +427,46 @@ class Search:
         finding = finding.with_(found_after=detection.examples if detection else 0)
         if self.settings.free_running:
             return self._replay_under_control(finding)
+        if self.settings.shrink:  # also when Hypothesis's shrinking ran out of budget
+            finding = self._fewer_yields(self._fewer_requests(finding))
+        return self._confirmed(finding)
+
+    def _final_seeded(self, finding: Finding) -> Finding:
+        detection = self.detections.get(finding.fingerprint)
+        finding = finding.with_(found_after=detection.examples if detection else 0)
+        if self.settings.free_running:
+            return self._replay_under_control(finding)
         if self.settings.shrink:
-            finding = self._drop_requests(finding)
-            finding = self._fewer_yields(finding)
+            finding = self._fewer_yields(self._fewer_requests(finding))
+        return self._confirmed(finding)
+
+    def _fewer_requests(self, finding: Finding) -> Finding:
+        """Drop every request the finding does not need (latest first)."""
+        scenario = finding.scenario
+        for index in reversed(range(len(scenario.requests))):
+            if len(scenario.requests) <= 1:
+                break
+            candidate = replace(
+                scenario,
+                requests=scenario.requests[:index] + scenario.requests[index + 1 :],
+                schedule=scenario.schedule[:index] + scenario.schedule[index + 1 :],
+            )
+            match = self._reproduces(candidate, finding.fingerprint)
+            if match is not None:
+                scenario, finding = candidate, match.with_(found_after=finding.found_after)
+        return finding
+
+    def _reproduces(self, scenario: Scenario, fingerprint: str) -> Finding | None:
+        _, _, findings = evaluate(scenario, self.execute, self.oracle, self.controlled)
+        return next((f for f in findings if f.fingerprint == fingerprint), None)
+
+    def _confirmed(self, finding: Finding) -> Finding:
         n = self.settings.confirm
         if n > 0:
-            hits = 0
-            for _ in range(n):
-                _, _, again = evaluate(finding.scenario, self.execute, self.oracle, self.controlled)
-                hits += any(f.fingerprint == fingerprint for f in again)
+            hits = sum(
+                self._reproduces(finding.scenario, finding.fingerprint) is not None
+                for _ in range(n)
+            )
             if hits < n:
                 finding = finding.with_(flaky=f"{hits}/{n}")
         return finding
@@ -387,10 +479,7 @@ class Search:
             schedule=from_trace(finding.execution.trace, len(finding.scenario.requests)),
         )
         n = max(self.settings.confirm, 1)
-        hits = 0
-        for _ in range(n):
-            _, _, again = evaluate(scenario, self.execute, self.oracle, self.controlled)
-            hits += any(f.fingerprint == finding.fingerprint for f in again)
+        hits = sum(self._reproduces(scenario, finding.fingerprint) is not None for _ in range(n))
         replay = (
             f"reproduced {hits}/{n} under control with the schedule derived from its trace"
             if hits
@@ -411,58 +500,10 @@ class Search:
                 fewer = Gene(gene.priority, tuple(y for y in gene.yields if y != step))
                 schedule = (*scenario.schedule[:index], fewer, *scenario.schedule[index + 1 :])
                 candidate = replace(scenario, schedule=schedule)
-                _, _, findings = evaluate(candidate, self.execute, self.oracle, self.controlled)
-                match = next((f for f in findings if f.fingerprint == fingerprint), None)
+                match = self._reproduces(candidate, fingerprint)
                 if match is not None:
                     scenario, finding = candidate, match.with_(found_after=finding.found_after)
         return finding
-
-    def _drop_requests(self, finding: Finding) -> Finding:
-        """Delete whole requests (with their genes) while the finding stays.
-
-        Hypothesis deletes a few choices at a time; one request with its genes is more
-        choices than that, so a request in the middle of the list that does not matter
-        can survive its shrinking. Deleting it here does not change what the other
-        requests' genes mean (DESIGN.md §4).
-        """
-        fingerprint = finding.fingerprint
-        progress = True
-        while progress:
-            progress = False
-            for candidate in _smaller_scenarios(finding.scenario, self.settings.min_requests):
-                self.calls += 1
-                _, _, findings = evaluate(candidate, self.execute, self.oracle, self.controlled)
-                match = next((f for f in findings if f.fingerprint == fingerprint), None)
-                if match is not None:
-                    finding, progress = match.with_(found_after=finding.found_after), True
-                    break
-        return finding
-
-
-def _smaller_scenarios(scenario: Scenario, min_requests: int) -> list[Scenario]:
-    """The scenario without one of its concurrent or init requests, each way."""
-    smaller = []
-    n = len(scenario.requests)
-    if n > min_requests:
-        for i in range(n):
-            smaller.append(
-                Scenario(
-                    requests=scenario.requests[:i] + scenario.requests[i + 1 :],
-                    schedule=scenario.schedule[:i] + scenario.schedule[i + 1 :],
-                    init=scenario.init,
-                    observers=scenario.observers,
-                )
-            )
-    for i in range(len(scenario.init)):
-        smaller.append(
-            Scenario(
-                requests=scenario.requests,
-                schedule=scenario.schedule,
-                init=scenario.init[:i] + scenario.init[i + 1 :],
-                observers=scenario.observers,
-            )
-        )
-    return smaller
 
 
 def _silent(message: object) -> None:

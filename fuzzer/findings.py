@@ -194,14 +194,20 @@ class _Context:
             elif step.kind in ("commit", "rollback"):
                 ends = Access(frozenset(), None, step.kind.upper(), None, ())
                 self.events.append(_Event(position, step, ends))
-        # request -> position of its last COMMIT that did not fail
-        self.commits: dict[int, int] = {}
+        # request -> positions of its COMMITs that did not fail, and the last of them
+        self.published: dict[int, list[int]] = {}
         for e in self.events:
             if e.access.verb == "COMMIT" and not e.step.error:
-                self.commits[e.request] = e.position
+                self.published.setdefault(e.request, []).append(e.position)
+        self.commits = {r: positions[-1] for r, positions in self.published.items()}
 
     def of(self, request: int) -> list[_Event]:
         return [e for e in self.events if e.request == request]
+
+    def visible(self, write: _Event) -> int | None:
+        """The position of the commit that published ``write`` (a request may commit
+        several times), or None if it never was."""
+        return next((p for p in self.published.get(write.request, ()) if p > write.position), None)
 
     def written(self, request: int) -> set[str]:
         """Tables the request wrote and committed."""
@@ -403,42 +409,44 @@ def _lost_update(c: _Context) -> Finding | None:
 
 def _overwrite(
     c: _Context, cell: Difference, exact: bool
-) -> tuple[int, int, _Event, _Event, _Event] | None:
-    """(victim, writer, the writer's read, the victim's write, the overwrite)."""
+) -> tuple[int, int, int, _Event, _Event, _Event] | None:
+    """(victim, the commit that published its write, writer, the writer's read, the
+    victim's write, the overwrite). A write counts from the commit that published it,
+    and an overwrite needs a commit of its own after it."""
     bare = _bare(cell.table)
-    for victim, victim_commit in sorted(c.commits.items(), key=lambda kv: kv[1]):
-        lost = [
-            e
-            for e in c.of(victim)
-            if e.access.verb == "UPDATE"
-            and e.access.write == bare
-            and e.position < victim_commit
-            and e.step.rowcount != 0
-            and _same_row(e.access.key, cell.key)
-            and (not e.access.assigned or cell.column in e.access.assigned)
-        ]
-        if not lost:
-            continue
-        for writer in sorted(c.commits):
-            if writer == victim:
+    for victim in sorted(c.commits, key=c.commits.__getitem__):
+        for lost in c.of(victim):
+            visible = c.visible(lost)
+            if not (
+                visible is not None
+                and lost.access.verb == "UPDATE"
+                and lost.access.write == bare
+                and lost.step.rowcount != 0
+                and _same_row(lost.access.key, cell.key)
+                and (not lost.access.assigned or cell.column in lost.access.assigned)
+            ):
                 continue
-            read = next(
-                (e for e in c.of(writer) if bare in e.access.reads and e.position < victim_commit),
-                None,
-            )
-            if read is None:
-                continue
-            for e in c.of(writer):
-                sets = dict(e.access.sets)
-                if (
-                    e.access.verb == "UPDATE"
-                    and e.access.write == bare
-                    and victim_commit < e.position < c.commits[writer]
-                    and _same_row(e.access.key, cell.key)
-                    and cell.column in sets
-                    and (not exact or _same(sets[cell.column], cell.actual))
-                ):
-                    return victim, writer, read, lost[-1], e
+            for writer in sorted(c.commits):
+                if writer == victim:
+                    continue
+                read = next(
+                    (e for e in c.of(writer) if bare in e.access.reads and e.position < visible),
+                    None,
+                )
+                if read is None:
+                    continue
+                for e in c.of(writer):
+                    sets = dict(e.access.sets)
+                    if (
+                        e.access.verb == "UPDATE"
+                        and e.access.write == bare
+                        and e.position > visible
+                        and c.visible(e) is not None
+                        and _same_row(e.access.key, cell.key)
+                        and cell.column in sets
+                        and (not exact or _same(sets[cell.column], cell.actual))
+                    ):
+                        return victim, visible, writer, read, lost, e
     return None
 
 
@@ -446,13 +454,13 @@ def _lost_update_finding(
     c: _Context,
     cell: Difference,
     victim: int,
+    victim_commit: int,
     writer: int,
     read: _Event,
     lost: _Event,
     wrote: _Event,
 ) -> Finding:
     bare = _bare(cell.table)
-    victim_commit = c.commits[victim]
     where = f"{cell.table}[{_key_text(cell.key)}].{cell.column}"
     value = dict(wrote.access.sets)[cell.column]
     facts = [

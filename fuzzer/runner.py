@@ -61,7 +61,7 @@ class Controlled:
     async def send(
         self, harness: Harness, recording: Recording, requests: Sequence[Request]
     ) -> list[Response | None]:
-        return await harness.send_all(recording, requests)
+        return await harness.send_all(recording, requests, self.limits.stuck_grace)
 
 
 @dataclass
@@ -134,6 +134,7 @@ class Harness:
         self.identity_headers = dict(identity_headers or {})
         self.costs = Costs()
         self._dirty = True
+        self.stuck: list[str] = []  # requests whose worker threads never came back
 
     async def execute(self, scenario: Scenario, dispatch: Dispatch) -> Execution:
         """Run ``scenario`` from the snapshot and return everything it produced."""
@@ -208,16 +209,43 @@ class Harness:
             gc.collect()
 
     async def send_all(
-        self, recording: Recording, requests: Sequence[Request]
+        self, recording: Recording, requests: Sequence[Request], stuck_grace: float | None = None
     ) -> list[Response | None]:
+        """Send all requests at once. Under a scheduler, requests still unanswered
+        ``stuck_grace`` seconds after it declared a hang are given up (status 0): their
+        threads are stuck for good (a deadlock in Python), and waiting longer changes
+        nothing."""
         responses: list[Response | None] = [None] * len(requests)
 
         async def one(index: int, request: Request) -> None:
             responses[index] = await self.send(recording, "concurrent", index, request)
 
-        async with trio.open_nursery() as nursery:
-            for index, request in enumerate(requests):
-                nursery.start_soon(one, index, request)
+        async def give_up_when_stuck(requests_scope: trio.CancelScope) -> None:
+            scheduler = recording.scheduler
+            assert scheduler is not None and stuck_grace is not None
+            while not scheduler.aborted:
+                await trio.sleep(0.05)
+            await trio.sleep(stuck_grace)
+            requests_scope.cancel()
+
+        async with trio.open_nursery() as watcher:
+            async with trio.open_nursery() as nursery:
+                if recording.scheduler is not None and stuck_grace is not None:
+                    watcher.start_soon(give_up_when_stuck, nursery.cancel_scope)
+                for index, request in enumerate(requests):
+                    nursery.start_soon(one, index, request)
+            watcher.cancel_scope.cancel()
+        stuck = [i for i, r in enumerate(responses) if r is None]
+        for index in stuck:
+            responses[index] = Response(
+                0,
+                "no response: its thread is stuck (see the hang)",
+                recording.errors.get(("concurrent", index), ""),
+            )
+        if stuck:
+            self.stuck = sorted(
+                set(self.stuck) | {recording.header("concurrent", i) for i in stuck}
+            )
         return responses
 
     async def send(

@@ -83,6 +83,7 @@ class Limits:
     fallback_timeout: float = 1.0  # declared blocked when nothing else can tell
     settle: float = 0.003  # after a step, a blocked thread that stays still this long still is
     hang_timeout: float = 3.0  # no progress at all for this long: the execution hangs
+    stuck_grace: float = 6.0  # after a hang, requests still unanswered this long are stuck
     poll: float = 0.001
 
 

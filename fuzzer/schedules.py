@@ -63,13 +63,22 @@ def surveyed_trace(scenario: Scenario, traces: Mapping[str, Sequence[Step]]) -> 
 
 
 def conflict_points(trace: Sequence[Step], requests: int) -> dict[int, tuple[int, ...]]:
-    """Per request, the step numbers after which a yield can matter: just after and just
-    before each step that conflicts with another request's accesses."""
+    """Per request, the step numbers after which a yield can matter, most promising first:
+    just after each step that conflicts with another request's accesses (a read that
+    another request's write can make stale), then just before such steps and around
+    every checkpoint and sleep (shared state the database does not see)."""
     reads: dict[int, set[str]] = {i: set() for i in range(requests)}
     writes: dict[int, set[str]] = {i: set() for i in range(requests)}
     touched: dict[int, list[tuple[int, set[str], bool]]] = {i: [] for i in range(requests)}
+    shared: dict[int, set[int]] = {i: set() for i in range(requests)}
     for step in trace:
-        if step.kind != "sql" or step.request >= requests:
+        if step.request >= requests:
+            continue
+        if step.kind in ("checkpoint", "sleep"):
+            # state the database does not see: the user marked it, so it is a conflict
+            shared[step.request].update({step.number, step.number - 1} - {0})
+            continue
+        if step.kind != "sql":
             continue
         a = access(step.text)
         tables = set(a.reads) | ({a.write} if a.write else set())
@@ -83,13 +92,14 @@ def conflict_points(trace: Sequence[Step], requests: int) -> dict[int, tuple[int
     for i in range(requests):
         others_write = set().union(*(writes[j] for j in range(requests) if j != i))
         others_touch = set().union(*(reads[j] | writes[j] for j in range(requests) if j != i))
-        chosen: set[int] = set()
+        after: set[int] = set()
+        before: set[int] = set(shared[i])
         for number, tables, is_write in touched[i]:
             if tables & others_write or (is_write and tables & others_touch):
-                chosen.add(number)  # after the conflicting step
+                after.add(number)  # after the conflicting step: stale state forms here
                 if number > 2:
-                    chosen.add(number - 1)  # and just before it (after start: priorities do)
-        points[i] = tuple(sorted(chosen))
+                    before.add(number - 1)  # just before it (after start: priorities do)
+        points[i] = tuple(sorted(after)) + tuple(sorted(before - after))
     return points
 
 

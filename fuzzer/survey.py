@@ -194,3 +194,26 @@ def describe(result: Survey) -> Mapping[str, str]:
             touched.append("reads " + ", ".join(sorted(e.reads - e.writes)))
         lines[e.endpoint] = f"{e.status}; " + ("; ".join(touched) or "no SQL")
     return lines
+
+
+MAX_OPENINGS = 24
+
+
+def openings(result: Survey, target: Target) -> list[Scenario]:
+    """The search's systematic opening: every writing endpoint against itself (two
+    copies, and ``max_requests`` copies — double submissions, overruns), then every
+    pair of writers of a common table, each request yielding at its first conflicting
+    step (conflict-guided genes). Most races that real users meet are among these."""
+    by_name = {e.endpoint: e for e in result.endpoints}
+    writers = [by_name[name] for name in result.writers()]
+    first = Gene(0, (0,))
+    scenarios: list[Scenario] = []
+    for e in writers:
+        for copies in sorted({target.min_requests, 2, target.max_requests}):
+            if 2 <= copies <= target.max_requests:
+                scenarios.append(Scenario((e.request,) * copies, (first,) * copies))
+    for k, a in enumerate(writers):
+        for b in writers[k + 1 :]:
+            if a.writes & b.writes and target.max_requests >= 2:
+                scenarios.append(Scenario((a.request, b.request), (first, first)))
+    return scenarios[:MAX_OPENINGS]

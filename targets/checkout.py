@@ -6,9 +6,9 @@ wallet balance (the 7th query), writes the new balance (the 8th), and records th
 order (9th, 10th), computing the new balance in Python. Double clicks were a problem
 once, so checkout holds a process-wide lock from the wallet read to the commit: two
 checkouts never overlap there. ``POST /refund`` credits the wallet with one atomic
-UPDATE early (its 2nd query) and then spends eight queries on the refund's paperwork;
-it does not take the lock. A refund that commits between checkout's 7th and 8th query
-is lost. Fired at the same instant, the two handlers rarely line up like that: the
+UPDATE early (its 2nd query), commits it, and then spends seven queries on the refund's
+paperwork; it does not take the lock. A refund that commits between checkout's 7th and
+8th query is lost. Fired at the same instant, the two handlers rarely line up like that: the
 refund's write happens long before checkout reaches its window.
 
 The fixed twin's checkout writes ``balance = balance - :amount`` in one UPDATE.
@@ -140,13 +140,14 @@ def create_app(database_url: str, *, atomic: bool = False) -> Flask:
         customer_id, amount = data["customer"], data["amount"]
         customer = db.session.get_one(Customer, customer_id)  # 1
         balance = charge(customer_id, amount, atomic=True)  # 2 (write), 3 (read)
+        db.session.commit()  # the money is back at once; the paperwork follows
         db.session.get_one(Setting, customer_id)  # 4
         db.session.get_one(Zone, customer.zone)  # 5
         db.session.scalars(select(Order).filter_by(customer_id=customer_id)).all()  # 6
         db.session.scalars(select(Ledger).filter_by(customer_id=customer_id)).all()  # 7
         db.session.scalars(select(CartItem).filter_by(customer_id=customer_id)).all()  # 8
         db.session.add(Ledger(customer_id=customer_id, amount=amount, note="refund"))
-        db.session.commit()  # 9, 10
+        db.session.commit()  # 9
         return jsonify({"refunded": amount, "balance": balance})
 
     @app.get("/wallet/<int:customer_id>")

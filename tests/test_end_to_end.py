@@ -11,7 +11,7 @@ from fuzzer.report.text import context_switches
 
 def test_the_stale_merge_is_a_lost_update_shrunk_to_two_requests(tmp_path: object) -> None:
     report = api.run(
-        "targets.profile:buggy", max_examples=300, seed=3, report_dir=str(tmp_path), example_db=None
+        "targets.profile:buggy", max_examples=60, seed=3, report_dir=str(tmp_path), example_db=None
     )
     kinds = [f.kind for f in report.findings]
     assert kinds == ["lost-update"]
@@ -46,7 +46,7 @@ def test_the_fixed_twin_is_clean_in_300_examples() -> None:
 
 def test_replay_reproduces_the_recorded_interleaving(tmp_path: object) -> None:
     report = api.run(
-        "targets.profile:buggy", max_examples=300, seed=5, report_dir=str(tmp_path), example_db=None
+        "targets.profile:buggy", max_examples=40, seed=5, report_dir=str(tmp_path), example_db=None
     )
     (path,) = [p for _, p in report.files]
     result = api.replay(path, times=5)
@@ -64,7 +64,7 @@ def test_every_yield_in_a_reported_schedule_is_needed(tmp_path: object) -> None:
     from fuzzer.target import load_target
 
     report = api.run(
-        "targets.profile:buggy", max_examples=100, seed=6, report_dir=None, example_db=None
+        "targets.profile:buggy", max_examples=40, seed=6, report_dir=None, example_db=None
     )
     (finding,) = report.findings
     scenario = finding.scenario
@@ -82,3 +82,14 @@ def test_every_yield_in_a_reported_schedule_is_needed(tmp_path: object) -> None:
         return still
 
     assert not any(Session(load_target("targets.profile:buggy")).run(work))
+
+
+def test_the_opening_tries_each_writer_against_itself_first() -> None:
+    # three bookings that all count before any inserts overrun a capacity of two: the
+    # systematic opening (book x2, book x3, ...) meets it before any random example
+    report = api.run(
+        "targets.booking:buggy", max_examples=30, seed=7, report_dir=None, example_db=None
+    )
+    (finding,) = [f for f in report.findings if f.kind == "limit-overrun"]
+    assert finding.found_after <= 2
+    assert len(finding.scenario.requests) == 3

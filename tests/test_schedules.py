@@ -29,7 +29,7 @@ TRACE = (
 
 def test_conflict_points_are_around_the_conflicting_statements() -> None:
     points = conflict_points(TRACE, 3)
-    assert points[0] == (2, 3, 4)  # before and after the users statements, not the audit read
+    assert points[0] == (3, 4, 2)  # after the users statements first, then before; not audit
     assert points[1] == (2,)  # after its write (before it is the start step: priorities do)
     assert points[2] == ()  # products: no conflict with anyone
 
@@ -39,7 +39,7 @@ def test_genes_resolve_to_conflict_points() -> None:
     requests = tuple(Request(f"E{i}", "GET", "/") for i in range(3))
     drawn = Scenario(requests, (Gene(0, (0, 2)), Gene(1, ()), Gene(0, (0,))))
     resolved = resolve(drawn, "conflict", serial)
-    assert resolved.schedule == (Gene(0, (2, 4)), Gene(1, ()), Gene(0, ()))
+    assert resolved.schedule == (Gene(0, (2, 3)), Gene(1, ()), Gene(0, ()))
 
 
 def test_random_mode_keeps_step_numbers() -> None:

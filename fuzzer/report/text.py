@@ -138,6 +138,9 @@ def finding_text(finding: Finding, *, reproduce: Sequence[str] = (), width: int 
     if finding.flaky:
         header += f"   (FLAKY: reproduced {finding.flaky})"
     parts.append(header)
+    for name in ("stopped", "replay"):
+        if finding.extra.get(name):
+            parts.append(f"Note: {finding.extra[name]}")
     parts.append("")
     if scenario.init:
         parts.append("Before them, serially: " + "; ".join(r.describe() for r in scenario.init))
