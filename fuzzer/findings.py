@@ -34,7 +34,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .model import Execution, Response, Scenario, Step
+from .model import Execution, Hang, Response, Scenario, Step
 from .oracle import Difference, Verdict
 from .sql import Access, access
 
@@ -146,8 +146,9 @@ def classify(
     """Every finding one execution shows, most important first."""
     context = _Context(scenario, execution, verdict)
     findings: list[Finding] = []
-    if execution.hang is not None:
-        findings.append(_hang(context))
+    for hang in (execution.hang, execution.schema_change):
+        if hang is not None:
+            findings.append(_hang(context, hang))
     if verdict.status == "violation":
         race = _race(context)
         if race is not None:
@@ -200,6 +201,20 @@ class _Context:
             if e.access.verb == "COMMIT" and not e.step.error:
                 self.published.setdefault(e.request, []).append(e.position)
         self.commits = {r: positions[-1] for r, positions in self.published.items()}
+        # a 5xx that a serial run gives too is a serial failure, never evidence of a race
+        self.serial_errors = {
+            i
+            for i, r in enumerate(execution.responses)
+            if r is not None
+            and r.status >= 500
+            and (i, r.exception_type or r.status)
+            in {(j, f.exception_type or f.status) for j, f in verdict.serial_failures}
+        }
+        self.differences = tuple(
+            d
+            for d in verdict.differences
+            if not (d.where == "response" and d.request in self.serial_errors)
+        )
 
     def of(self, request: int) -> list[_Event]:
         return [e for e in self.events if e.request == request]
@@ -299,7 +314,9 @@ class _Context:
 
 
 def _race(c: _Context) -> Finding | None:
-    differences = c.verdict.differences
+    differences = c.differences
+    if not differences:
+        return None  # only 5xx answers that serial runs give too: serial failures
     return (
         _concurrency_error(c)
         or _lost_update(c)
@@ -313,11 +330,10 @@ def _race(c: _Context) -> Finding | None:
 def _concurrency_error(c: _Context) -> Finding | None:
     """A 5xx that no serial run of the same requests gives."""
     reference = c.verdict.reference
-    serial = {(i, r.exception_type or r.status) for i, r in c.verdict.serial_failures}
     for i, response in enumerate(c.execution.responses):
         if response is None or response.status < 500 or i in c.verdict.aborted:
             continue
-        if (i, response.exception_type or response.status) in serial:
+        if i in c.serial_errors:
             continue  # it fails alone too: a serial-failure, not a race
         expected = reference.responses[i] if reference is not None else None
         exception = response.exception_type or f"HTTP {response.status}"
@@ -358,7 +374,7 @@ def _concurrency_error(c: _Context) -> Finding | None:
             facts,
             however,
             exception=exception,
-            difference=next((d for d in c.verdict.differences if d.request == i), None),
+            difference=next((d for d in c.differences if d.request == i), None),
             conflicts=cited,
         )
     return None
@@ -398,7 +414,7 @@ def _lost_update(c: _Context) -> Finding | None:
     parameter, not an expression like ``stock - 1`` that builds on the row as it is
     then). The overwrite whose value is the final one is the preferred explanation;
     if a later request built on the damaged value, the first overwrite is named."""
-    cells = [d for d in c.verdict.differences if d.where == "cell" and not _is_new_key(d.key)]
+    cells = [d for d in c.differences if d.where == "cell" and not _is_new_key(d.key)]
     for exact in (True, False):
         for cell in cells:
             found = _overwrite(c, cell, exact)
@@ -497,7 +513,7 @@ def _duplicate_insert(c: _Context) -> Finding | None:
     serial = c.verdict.consulted or (
         (c.verdict.reference,) if c.verdict.reference is not None else ()
     )
-    for diff in (d for d in c.verdict.differences if d.where == "extra-row"):
+    for diff in (d for d in c.differences if d.where == "extra-row"):
         if not isinstance(diff.actual, dict):
             continue
         bare = _bare(diff.table)
@@ -619,9 +635,7 @@ def _write_skew(c: _Context) -> Finding | None:
     """Two committed requests that changed different rows, each after reading (before
     the other committed) a set of rows that included the one the other changed, and a
     final row that no serial order reaches is one of theirs."""
-    table_diffs = [
-        d for d in c.verdict.differences if d.where in ("cell", "extra-row", "missing-row")
-    ]
+    table_diffs = [d for d in c.differences if d.where in ("cell", "extra-row", "missing-row")]
     if not table_diffs:
         return None
     writes: dict[int, list[_Event]] = {}
@@ -720,12 +734,12 @@ def _concerns(difference: Difference, writes: Sequence[_Event]) -> bool:
 def _limit_overrun(c: _Context) -> Finding | None:
     """Final rows no serial order reaches, written by requests that each passed a check
     made before the others committed."""
-    diffs = [d for d in c.verdict.differences if d.where in ("cell", "extra-row", "missing-row")]
+    diffs = [d for d in c.differences if d.where in ("cell", "extra-row", "missing-row")]
     if not diffs:
         return None
     tables = {_bare(d.table) for d in diffs}
     writers = sorted(w for w in c.commits if c.written(w) & tables)
-    responders = {d.request for d in c.verdict.differences if d.where == "response"}
+    responders = {d.request for d in c.differences if d.where == "response"}
     involved = writers or sorted(r for r in responders if r is not None)
     facts: list[str] = []
     cited: list[int] = []
@@ -737,7 +751,7 @@ def _limit_overrun(c: _Context) -> Finding | None:
             if fact and positions and positions[0] < c.commits[w]:
                 facts.append(fact)
                 cited += positions
-    for d in c.verdict.differences:
+    for d in c.differences:
         if (
             d.where == "response"
             and d.request in writers
@@ -759,7 +773,7 @@ def _limit_overrun(c: _Context) -> Finding | None:
 
 def _stale_read(c: _Context) -> Finding:
     """Only responses differ: an answer no serial order gives."""
-    stale = _first_difference(c, ("response",)) or c.verdict.differences[0]
+    stale = _first_difference(c, ("response",)) or c.differences[0]
     if stale.where == "response" and stale.request is not None:
         readers = [stale.request]
     else:  # an observer: any request may have caused it
@@ -805,17 +819,23 @@ def _overlapping_writers(c: _Context, reader: int, tables: set[str]) -> list[int
 # -- hygiene and serial failures ---------------------------------------------------------
 
 
-def _hang(c: _Context) -> Finding:
-    hang = c.execution.hang
-    assert hang is not None
+def _hang(c: _Context, hang: Hang) -> Finding:
+    """No request could progress; or (the DDL probe) a schema change could not, behind
+    the locks of a transaction a request left open."""
     facts = [f"{label(i)} was stuck: {why};" for i, why in sorted(hang.blocked.items())]
     facts += [f"{label(i)} waited to run: {what};" for i, what in sorted(hang.waiting.items())]
     involved = set(hang.blocked) | set(hang.waiting)
     if hang.holders:
-        facts += [f"{label(i)} held it: {what};" for i, what in sorted(hang.holders.items())]
+        facts += [
+            f"{label(i)} answered, and left {what};" for i, what in sorted(hang.holders.items())
+        ]
         involved = set(hang.holders)
-    if hang.lock:
-        however = f"However, {hang.lock}: the execution has hung."
+    if hang.lock and not hang.blocked and not hang.waiting:
+        however = (
+            f"However, {hang.lock}: as long as that transaction stays open a migration "
+            f"cannot run, and every later request that touches the table queues behind "
+            f"the waiting ALTER: the execution has hung."
+        )
     else:
         however = (
             f"However, no request could make progress for {hang.seconds:g} s: "
@@ -956,7 +976,7 @@ def _rows_text(writes: Sequence[_Event]) -> str:
 
 
 def _first_difference(c: _Context, where: Sequence[str]) -> Difference | None:
-    return next((d for d in c.verdict.differences if d.where in where), None)
+    return next((d for d in c.differences if d.where in where), None)
 
 
 def _describe(difference: Difference | None) -> str:

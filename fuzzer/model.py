@@ -271,6 +271,8 @@ class Execution:
     leaks: tuple[Leak, ...] = ()
     wrong_engine: tuple[EngineUse, ...] = ()
     hang: Hang | None = None
+    # the DDL probe's answer: a schema change that would wait behind a leaked transaction
+    schema_change: Hang | None = None
     timings: Mapping[str, float] = field(default_factory=dict, compare=False)
 
     @property
@@ -299,4 +301,5 @@ class Execution:
             "leaks": [leak.to_json() for leak in self.leaks],
             "wrong_engine": [w.to_json() for w in self.wrong_engine],
             "hang": self.hang.to_json() if self.hang else None,
+            "schema_change": self.schema_change.to_json() if self.schema_change else None,
         }
