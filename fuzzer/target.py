@@ -28,6 +28,8 @@ from .findings import KINDS
 
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 DEFAULT_CONFLICT_STATUSES = frozenset({409, 423})
+EXPECTATION_DATABASES = ("sqlite", "mariadb", "mysql", "postgres")
+EXPECTATION_LEVELS = ("", "read-uncommitted", "read-committed", "repeatable-read", "serializable")
 
 
 class Endpoint:
@@ -112,8 +114,8 @@ class Target:
     ignore_columns: frozenset[str] = frozenset()  # "column" or "table.column"
     ignore_fields: frozenset[str] = frozenset()  # response JSON keys, at any depth
     expected_findings: frozenset[str] = frozenset()  # the finding kinds this target must produce
-    # where a database differs (its locks, its default isolation level): dialect -> kinds
-    expected_by_database: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # where they differ by database: "mariadb", "postgres/serializable", … -> kinds
+    expected_on: Mapping[str, frozenset[str]] = field(default_factory=dict)
     threads: int = 8  # worker threads of the loopback server
     description: str = ""
     reference: str = field(default="", compare=False)  # set by load_target
@@ -122,10 +124,14 @@ class Target:
     def multi_database(self) -> bool:
         return bool(self.databases)
 
-    def expected(self, dialect: str) -> frozenset[str]:
-        """The finding kinds this target must produce on ``dialect`` (sqlite, mysql,
-        postgresql) at its default isolation level."""
-        return frozenset(self.expected_by_database.get(dialect, self.expected_findings))
+    def expected(self, database: str = "sqlite", isolation: str = "") -> frozenset[str]:
+        """The finding kinds expected on ``database`` (sqlite, mariadb, mysql, postgres)
+        at ``isolation`` (read-committed, …; "" for the database's default): the most
+        specific entry of ``expected_on``, else ``expected_findings``."""
+        for key in (f"{database}/{isolation}", database):
+            if key in self.expected_on:
+                return frozenset(self.expected_on[key])
+        return self.expected_findings
 
 
 def load_target(reference: str) -> Target:
@@ -227,18 +233,20 @@ def validate(target: Target, where: str = "") -> None:
         )
     for where, kinds in (
         ("expected_findings", target.expected_findings),
-        *((f"expected_by_database[{d!r}]", k) for d, k in target.expected_by_database.items()),
+        *((f"expected_on[{k!r}]", v) for k, v in target.expected_on.items()),
     ):
         unknown = sorted(set(kinds) - set(KINDS))
         if isinstance(kinds, str) or unknown:
             fail(
                 f"Target.{where} must be a set of finding kinds ({', '.join(KINDS)}), got {kinds!r}"
             )
-    for dialect in target.expected_by_database:
-        if dialect not in ("sqlite", "mysql", "postgresql"):
+    for key in target.expected_on:
+        database, _, level = str(key).partition("/")
+        if database not in EXPECTATION_DATABASES or level not in EXPECTATION_LEVELS:
             fail(
-                f"Target.expected_by_database is keyed by dialect (sqlite, mysql, postgresql), "
-                f"got {dialect!r}"
+                f"Target.expected_on key {key!r} must be a database "
+                f"({', '.join(EXPECTATION_DATABASES)}), optionally followed by "
+                f"/level ({', '.join(lvl for lvl in EXPECTATION_LEVELS if lvl)})"
             )
     if not all(isinstance(s, int) and 100 <= s <= 599 for s in target.conflict_statuses):
         fail(f"Target.conflict_statuses must be HTTP statuses, got {target.conflict_statuses!r}")
