@@ -146,9 +146,10 @@ def classify(
     """Every finding one execution shows, most important first."""
     context = _Context(scenario, execution, verdict)
     findings: list[Finding] = []
-    for hang in (execution.hang, execution.schema_change):
-        if hang is not None:
-            findings.append(_hang(context, hang))
+    if execution.hang is not None:
+        findings.append(_hang(context, execution.hang))
+    if execution.schema_change is not None:
+        findings += _blocked_schema_change(context, execution.schema_change)
     if verdict.status == "violation":
         race = _race(context)
         if race is not None:
@@ -820,28 +821,37 @@ def _overlapping_writers(c: _Context, reader: int, tables: set[str]) -> list[int
 
 
 def _hang(c: _Context, hang: Hang) -> Finding:
-    """No request could progress; or (the DDL probe) a schema change could not, behind
-    the locks of a transaction a request left open."""
+    """No request could make progress."""
     facts = [f"{label(i)} was stuck: {why};" for i, why in sorted(hang.blocked.items())]
     facts += [f"{label(i)} waited to run: {what};" for i, what in sorted(hang.waiting.items())]
-    involved = set(hang.blocked) | set(hang.waiting)
-    if hang.holders:
-        facts += [
-            f"{label(i)} answered, and left {what};" for i, what in sorted(hang.holders.items())
-        ]
-        involved = set(hang.holders)
-    if hang.lock and not hang.blocked and not hang.waiting:
+    however = (
+        f"However, no request could make progress for {hang.seconds:g} s: the execution has hung."
+    )
+    return c.finding("hang", set(hang.blocked) | set(hang.waiting), facts, however)
+
+
+def _blocked_schema_change(c: _Context, hang: Hang) -> list[Finding]:
+    """The DDL probe's answer: a schema change would wait behind the locks of a
+    transaction a request left open. One finding per endpoint that left one (as for
+    leaked-transaction), so each shrinks to the one request that shows it."""
+    findings = []
+    seen: set[str] = set()
+    for request, what in sorted(hang.holders.items()):
+        if not 0 <= request < len(c.scenario.requests):
+            continue
+        endpoint = c.scenario.requests[request].endpoint
+        if endpoint in seen:
+            continue
+        seen.add(endpoint)
+        facts = [f"{label(request)} answered, and left {what};"]
+        facts += [f"{why};" for why in hang.lock.split("; ") if why]
         however = (
-            f"However, {hang.lock}: as long as that transaction stays open a migration "
-            f"cannot run, and every later request that touches the table queues behind "
-            f"the waiting ALTER: the execution has hung."
+            "However, as long as that transaction stays open a schema change cannot take "
+            "its lock, and every later request that touches the table queues behind the "
+            "waiting ALTER: the execution has hung."
         )
-    else:
-        however = (
-            f"However, no request could make progress for {hang.seconds:g} s: "
-            f"the execution has hung."
-        )
-    return c.finding("hang", involved, facts, however)
+        findings.append(c.finding("hang", (request,), facts, however))
+    return findings
 
 
 def _leaks(c: _Context) -> list[Finding]:

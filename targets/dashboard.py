@@ -98,6 +98,11 @@ def setup(app: Flask) -> None:
             [
                 Customer(id=1, name="Acme", region="north"),
                 Customer(id=2, name="Globex", region="south"),
+            ]
+        )
+        session.flush()  # the customers first: the orders' foreign key refers to them
+        session.add_all(
+            [
                 Order(id=1, customer_id=1, total_cents=1200),
                 Order(id=2, customer_id=1, total_cents=800),
                 Order(id=3, customer_id=2, total_cents=4500),

@@ -98,9 +98,10 @@ def create_fixed_app(database_url: str) -> Flask:
 
 def setup(app: Flask) -> None:
     db.create_all()
+    db.session.add(Shift(id=1, name="night", changes=0))
+    db.session.flush()  # the shift first: the doctors' foreign key refers to it
     db.session.add_all(
         [
-            Shift(id=1, name="night", changes=0),
             Doctor(id=1, name="Alice", shift_id=1, on_call=True),
             Doctor(id=2, name="Bob", shift_id=1, on_call=True),
             Doctor(id=3, name="Carol", shift_id=1, on_call=False),

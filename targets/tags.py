@@ -110,6 +110,7 @@ def create_fixed_app(database_url: str) -> Flask:
 def setup(app: Flask) -> None:
     db.create_all()
     db.session.add(Tag(id=1, name="python"))
+    db.session.flush()  # the tag first: the bookmark's foreign key refers to it
     db.session.add(Bookmark(url="https://docs.python.org", tag_id=1))
     db.session.commit()
 
