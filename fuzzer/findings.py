@@ -202,6 +202,16 @@ class _Context:
             if e.access.verb == "COMMIT" and not e.step.error:
                 self.published.setdefault(e.request, []).append(e.position)
         self.commits = {r: positions[-1] for r, positions in self.published.items()}
+        # trace position -> where the transaction of that statement began: what a read
+        # sees is at best that old (a REPEATABLE READ snapshot is taken there)
+        self._began: dict[int, int] = {}
+        open_since: dict[tuple[int, int], int] = {}
+        for e in self.events:
+            where = (e.request, e.step.connection)
+            if e.access.verb in ("COMMIT", "ROLLBACK"):
+                open_since.pop(where, None)
+                continue
+            self._began[e.position] = open_since.setdefault(where, e.position)
         # a 5xx that a serial run gives too is a serial failure, never evidence of a race
         self.serial_errors = {
             i
@@ -219,6 +229,22 @@ class _Context:
 
     def of(self, request: int) -> list[_Event]:
         return [e for e in self.events if e.request == request]
+
+    def began(self, read: _Event) -> int:
+        """Where the transaction of ``read`` began: the oldest state it may have seen."""
+        return self._began.get(read.position, read.position)
+
+    def saw_before(self, read: _Event, commit: int) -> bool:
+        """Whether ``read`` may have seen the state before ``commit``: it ran before it,
+        or in a transaction begun before it (a snapshot from then)."""
+        return self.began(read) < commit
+
+    def when(self, read: _Event, commit: int) -> str:
+        """ "at step 7 (…)", and the older snapshot if that is what makes it stale."""
+        where = self.step(read.position)
+        if read.position > commit:
+            return f"at {where}, in a transaction begun at step {self.began(read) + 1}"
+        return f"at {where}"
 
     def visible(self, write: _Event) -> int | None:
         """The position of the commit that published ``write`` (a request may commit
@@ -447,7 +473,11 @@ def _overwrite(
                 if writer == victim:
                     continue
                 read = next(
-                    (e for e in c.of(writer) if bare in e.access.reads and e.position < visible),
+                    (
+                        e
+                        for e in c.of(writer)
+                        if bare in e.access.reads and c.saw_before(e, visible)
+                    ),
                     None,
                 )
                 if read is None:
@@ -481,7 +511,7 @@ def _lost_update_finding(
     where = f"{cell.table}[{_key_text(cell.key)}].{cell.column}"
     value = dict(wrote.access.sets)[cell.column]
     facts = [
-        f"{label(writer)} read {bare} at {c.step(read.position)}, "
+        f"{label(writer)} read {bare} {c.when(read, victim_commit)}, "
         f"before {label(victim)} committed at step {victim_commit + 1};",
         f"{label(victim)} had written {cell.column} at {c.step(lost.position)};",
         f"{label(writer)} wrote {bare} at {c.step(wrote.position)}, after that commit, "
@@ -571,7 +601,7 @@ def _duplicate_insert(c: _Context) -> Finding | None:
                 (i, lookups[i].position, j)
                 for i in members
                 for j in members
-                if j != i and lookups[i].position < c.commits[j]
+                if j != i and c.saw_before(lookups[i], c.commits[j])
             ]
             inserters = sorted({i for i, _, _ in blind})
             if len(inserters) < 2:
@@ -583,8 +613,8 @@ def _duplicate_insert(c: _Context) -> Finding | None:
                 else _short(_without_new_keys(diff.actual))
             )
             facts = [
-                f"{label(i)} looked for it in {bare} at {c.step(p)}, before {label(j)} "
-                f"committed its insert at step {c.commits[j] + 1};"
+                f"{label(i)} looked for it in {bare} {c.when(lookups[i], c.commits[j])}, "
+                f"before {label(j)} committed its insert at step {c.commits[j] + 1};"
                 for i, p, j in checks
             ]
             facts.append(
@@ -658,7 +688,7 @@ def _write_skew(c: _Context) -> Finding | None:
                     (
                         (r, w)
                         for r in c.of(x)
-                        if not r.access.write and r.position < c.commits[y]
+                        if not r.access.write and c.saw_before(r, c.commits[y])
                         for w in writes[y]
                         if w.access.write in r.access.reads and _covers(r, w)
                     ),
@@ -669,7 +699,7 @@ def _write_skew(c: _Context) -> Finding | None:
                 reads.append((x, y, read[0], read[1]))
             else:
                 facts = [
-                    f"{label(x)} read {w.access.write} at {c.step(r.position)}, a read that "
+                    f"{label(x)} read {w.access.write} {c.when(r, c.commits[y])}, a read that "
                     f"includes the row {label(y)} changes, before {label(y)} committed that "
                     f"change at step {c.commits[y] + 1};"
                     for x, y, r, w in reads

@@ -369,3 +369,26 @@ def test_the_fingerprint_is_kind_endpoints_and_exception_and_ignores_order() -> 
     assert fingerprint("concurrency-error", ["PUT /a"], "X") != fingerprint(
         "concurrency-error", ["PUT /a"], "Y"
     )
+
+
+def test_a_read_after_the_commit_inside_an_older_transaction_may_be_stale() -> None:
+    """REPEATABLE READ: R1's count runs after R2 committed, but in the snapshot R1 took
+    with its first read, before that commit."""
+    t = Trace()
+    t.add(0, "start").add(1, "start")
+    t.sql(0, "SELECT doctors.shift_id FROM doctors WHERE doctors.id = ?", "(1,)")
+    t.sql(1, "SELECT count(*) AS n FROM doctors WHERE doctors.shift_id = ?", "(1,)")
+    t.sql(1, "UPDATE doctors SET on_call=? WHERE doctors.id = ?", "(0, 2)", rowcount=1)
+    t.add(1, "commit").add(1, "end")
+    t.sql(0, "SELECT count(*) AS n FROM doctors WHERE doctors.shift_id = ?", "(1,)")
+    t.sql(0, "UPDATE doctors SET on_call=? WHERE doctors.id = ?", "(0, 1)", rowcount=1)
+    t.add(0, "commit").add(0, "end")
+    verdict = violation(
+        (1, 0), [response(0, 200, 422), cell("doctors", 1, "on_call", 0, 1)], [422, 200]
+    )
+    (finding,) = classify(scenario("POST /off", "POST /off"), execution(t, [200, 200]), verdict)
+    assert finding.kind == "write-skew"
+    assert "R1 read doctors at step 8 (SELECT count(*)" in finding.explanation.text()
+    assert "in a transaction begun at step 3, a read that includes the row R2 changes" in (
+        finding.explanation.text()
+    )
