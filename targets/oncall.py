@@ -9,10 +9,12 @@ about to change. When Alice and Bob sign off at the same time, both see "2 on ca
 both leave, and the night shift has nobody. One after the other, the second is
 refused. That is ``write-skew``.
 
-The fixed twin materializes the conflict: it first bumps the shift's own row
-(``UPDATE shifts SET changes = changes + 1``), so two sign-offs in one shift take
-the same row lock (SQLite: the write lock) before they count, and the second
-counts after the first committed. (``SELECT … FOR UPDATE`` on the doctors' rows
+The fixed twin materializes the conflict: before it counts, it bumps the shift's
+own row (``UPDATE shifts SET changes = changes + 1``), so two sign-offs in one
+shift take the same row lock (SQLite: the write lock) and the second counts after
+the first committed. On MariaDB the count must also not read a snapshot older than
+that lock: the twin's only read before it is a locking one (``SELECT … FOR
+UPDATE``), which starts no snapshot there. (``FOR UPDATE`` on the doctors' rows alone
 would do on MariaDB and PostgreSQL, but compiles to nothing on SQLite.)
 """
 
@@ -62,7 +64,12 @@ def create_app(database_url: str, *, lock_the_shift: bool = False) -> Flask:
 
     @app.post("/doctors/<int:doctor_id>/off-call")
     def sign_off(doctor_id: int) -> Any:
-        shift_id = db.session.scalar(select(Doctor.shift_id).where(Doctor.id == doctor_id))
+        which = select(Doctor.shift_id).where(Doctor.id == doctor_id)
+        if lock_the_shift:
+            # a locking read: on MariaDB it does not start the transaction's snapshot,
+            # which must not be older than the shift lock taken next
+            which = which.with_for_update()
+        shift_id = db.session.scalar(which)
         if shift_id is None:
             return jsonify(error="no such doctor"), 404
         if lock_the_shift:
