@@ -21,7 +21,8 @@ _WRITE = re.compile(
 )
 _FROM = re.compile(rf"\b(?:FROM|JOIN)\s+{_QUALIFIED}", re.IGNORECASE)
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s|%s|\?|(?<![:\w]):(\w+)")
-_ASSIGNMENT = re.compile(rf"{_IDENT}\s*=\s*(%\(\w+\)s|%s|\?|:\w+)")
+_CAST = r"(?:::[A-Za-z_][\w ]*(?:\(\d+(?:,\s*\d+)?\))?)?"  # PostgreSQL's %(x)s::INTEGER
+_ASSIGNMENT = re.compile(rf"{_IDENT}\s*=\s*(%\(\w+\)s|%s|\?|:\w+){_CAST}")
 
 
 @dataclass(frozen=True)

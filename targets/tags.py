@@ -109,9 +109,10 @@ def create_fixed_app(database_url: str) -> Flask:
 
 def setup(app: Flask) -> None:
     db.create_all()
-    db.session.add(Tag(id=1, name="python"))
+    python = Tag(name="python")  # generated keys, as the app makes them (on PostgreSQL
+    db.session.add(python)  # an explicit id would leave the sequence behind)
     db.session.flush()  # the tag first: the bookmark's foreign key refers to it
-    db.session.add(Bookmark(url="https://docs.python.org", tag_id=1))
+    db.session.add(Bookmark(url="https://docs.python.org", tag_id=python.id))
     db.session.commit()
 
 
