@@ -1,5 +1,6 @@
 # make fuzz  — set up on first use, then fuzz the default target on embedded SQLite
 # make test  — set up on first use, then run the test suite
+# make golden — rewrite the golden texts of findings (tests/golden), then review the diff
 # TARGET=, DB=, EXAMPLES=, SEED=, DURATION= pass through.
 
 PYTHON ?= python3
@@ -16,7 +17,7 @@ ARGS ?=
 
 SEED_FLAG := $(if $(SEED),--seed $(SEED),)
 
-.PHONY: fuzz test check soak bench setup clean
+.PHONY: fuzz test check golden soak bench setup clean
 
 setup: $(STAMP)
 
@@ -32,6 +33,10 @@ fuzz: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(ARGS)
+
+golden: $(STAMP)
+	UPDATE_GOLDEN=1 $(BIN)/python -m pytest -q tests/test_golden.py
+	@git diff --stat -- tests/golden; echo "review the text with: git diff -- tests/golden"
 
 check: $(STAMP)
 	$(BIN)/ruff check .

@@ -441,7 +441,8 @@ class Search:
         return self._confirmed(finding)
 
     def _fewer_requests(self, finding: Finding) -> Finding:
-        """Drop every request the finding does not need (latest first)."""
+        """Drop every request the finding does not need (latest first), then every init
+        request it does not need."""
         scenario = finding.scenario
         for index in reversed(range(len(scenario.requests))):
             if len(scenario.requests) <= 1:
@@ -451,6 +452,11 @@ class Search:
                 requests=scenario.requests[:index] + scenario.requests[index + 1 :],
                 schedule=scenario.schedule[:index] + scenario.schedule[index + 1 :],
             )
+            match = self._reproduces(candidate, finding.fingerprint)
+            if match is not None:
+                scenario, finding = candidate, match.with_(found_after=finding.found_after)
+        for index in reversed(range(len(scenario.init))):  # and every init request
+            candidate = replace(scenario, init=scenario.init[:index] + scenario.init[index + 1 :])
             match = self._reproduces(candidate, finding.fingerprint)
             if match is not None:
                 scenario, finding = candidate, match.with_(found_after=finding.found_after)

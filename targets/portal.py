@@ -79,7 +79,7 @@ def create_shop(url: str, *, own_session: bool) -> Flask:
     def load(product_id: int) -> Product | None:
         if own_session:
             return db.session.get(Product, product_id)
-        return Product.query.get(product_id)
+        return Product.query.filter_by(id=product_id).first()  # Model.query: the shared session
 
     @app.get("/products/<int:product_id>")
     def product(product_id: int) -> Any:
