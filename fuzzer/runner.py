@@ -226,7 +226,7 @@ class Harness:
         for request, by_database in sorted(used.items()):
             held = sorted(t for d, ts in by_database.items() for t in ts if (d, t) in blocked)
             if held:
-                holders[request] = f"its open transaction used {', '.join(held)}"
+                holders[request] = f"an open transaction that used {', '.join(held)}"
         return Hang(
             seconds=0.0,
             blocked={},

@@ -348,7 +348,7 @@ def test_leaks_wrong_engines_and_a_blocked_schema_change_each_name_their_request
             {},
             {},
             lock="ALTER TABLE customers waits for the metadata lock on customers",
-            holders={0: "its open transaction used customers"},
+            holders={0: "an open transaction that used customers"},
         ),
     )
     findings = classify(scenario("GET /stats", "GET /shop/products/<id>"), e, serializable())
@@ -356,7 +356,9 @@ def test_leaks_wrong_engines_and_a_blocked_schema_change_each_name_their_request
     hang, leak, wrong = findings
     assert hang.involved == (0,) and leak.involved == (0,) and wrong.involved == (1,)
     assert "metadata lock on customers" in hang.explanation.text()
-    assert "R1 answered, and left its open transaction used customers" in (hang.explanation.text())
+    assert "R1 answered, and left an open transaction that used customers" in (
+        hang.explanation.text()
+    )
     assert "inside an open transaction" in leak.explanation.text()
     assert "ran on database 'blog'" in wrong.explanation.text()
 

@@ -111,7 +111,7 @@ def blocked_migration() -> Finding:
                 "once with NOWAIT); ALTER TABLE orders waits for the metadata lock on orders "
                 "(error 1205 at once with NOWAIT)"
             ),
-            holders={0: "its open transaction used customers, orders"},
+            holders={0: "an open transaction that used customers, orders"},
         ),
     )
     scenario = one(CUSTOMER)
