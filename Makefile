@@ -1,5 +1,7 @@
 # make fuzz  — set up on first use, then fuzz the default target on embedded SQLite
 # make test  — set up on first use, then run the test suite
+# make matrix — the target on every database and isolation level
+# make soak  — fuzz unattended for DURATION seconds; writes junit.xml, report.html, JSON
 # make golden — rewrite the golden texts of findings (tests/golden), then review the diff
 # TARGET=, DB=, EXAMPLES=, SEED=, DURATION= pass through.
 
@@ -17,7 +19,7 @@ ARGS ?=
 
 SEED_FLAG := $(if $(SEED),--seed $(SEED),)
 
-.PHONY: fuzz test check golden soak bench setup clean
+.PHONY: fuzz matrix test check golden soak bench setup clean
 
 setup: $(STAMP)
 
@@ -30,6 +32,12 @@ $(STAMP): pyproject.toml
 
 fuzz: $(STAMP)
 	$(BIN)/fuzzer run $(TARGET) --db $(DB) --max-examples $(EXAMPLES) $(SEED_FLAG) $(ARGS)
+
+matrix: $(STAMP)
+	$(BIN)/fuzzer matrix $(TARGET) --max-examples $(EXAMPLES) $(SEED_FLAG) $(ARGS)
+
+soak: $(STAMP)
+	$(BIN)/fuzzer soak $(TARGET) --db $(DB) --duration $(DURATION) $(SEED_FLAG) $(ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(ARGS)

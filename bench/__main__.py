@@ -10,6 +10,7 @@ import os
 import pkgutil
 import platform
 import time
+from dataclasses import replace
 from typing import Any
 
 import targets
@@ -30,7 +31,9 @@ def discover(names: list[str] | None) -> list[tuple[Target, Target | None]]:
             continue
         module = importlib.import_module(f"targets.{info.name}")
         buggy, fixed = getattr(module, "buggy", None), getattr(module, "fixed", None)
-        if not isinstance(buggy, Target) or not buggy.expected_findings:
+        if not isinstance(buggy, Target) or not (
+            buggy.expected_findings or any(buggy.expected_on.values())
+        ):
             continue
         for name, target in (("buggy", buggy), ("fixed", fixed)):
             if isinstance(target, Target):
@@ -87,7 +90,11 @@ def main() -> None:
             notes.append(why)
             reporting.note(why)
             continue
-        for buggy, fixed in discover(names):
+        for target, fixed in discover(names):
+            buggy = replace(target, expected_findings=target.expected(db), expected_on={})
+            if not buggy.expected_findings:
+                notes.append(f"{target.reference}: no bug expected on {db} at its default level")
+                continue
             result = measure_buggy(buggy, db, budget, reporting.note)
             if fixed is not None:
                 measure_fixed(fixed, db, budget, result, reporting.note)

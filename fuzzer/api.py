@@ -9,23 +9,28 @@ schedule without Hypothesis.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from hypothesis.strategies import SearchStrategy
+
+from . import gates
 from .db import parse as parse_db
 from .engine import Search, SearchResult, SearchSettings, evaluate
+from .errors import InvalidReport, InvalidTarget
 from .findings import Finding
-from .model import Execution, Scenario
+from .model import Execution, Scenario, Step
 from .report import json as report_json
-from .report.text import curl_chain, finding_text
+from .report.text import finding_text
+from .report.writer import ReportWriter, Written, reproduce_lines
 from .runner import Controlled, Costs, Serial
 from .scheduler import Limits
 from .schedules import Mode
 from .session import Session
 from .survey import check_reachable, openings, survey
 from .survey import describe as describe_survey
-from .target import Target, load_target
+from .target import Target, load_target, validate
 
 DEFAULT_REPORT_DIR = "reports"
 
@@ -40,7 +45,7 @@ class RunReport:
     result: SearchResult
     costs: Costs
     directory: str | None = None
-    files: list[tuple[Finding, str]] = field(default_factory=list)
+    written: list[Written] = field(default_factory=list)
     references: int = 0
 
     @property
@@ -48,24 +53,49 @@ class RunReport:
         return self.result.findings
 
     @property
+    def files(self) -> list[tuple[Finding, str]]:
+        """Each finding with the path of its JSON report."""
+        return [(w.finding, w.json) for w in self.written]
+
+    @property
     def exit_code(self) -> int:
         return 1 if self.findings else 0
 
     def reproduce(self, finding: Finding) -> list[str]:
-        path = dict((id(f), p) for f, p in self.files).get(id(finding))
-        lines = []
-        if path:
-            lines.append(f"fuzzer replay {path}")
-        lines.append("# the requests in order, against your own server (no interleaving control):")
-        lines.append(curl_chain(finding.scenario.init + finding.scenario.requests))
-        return lines
+        entry = next((w for w in self.written if w.finding is finding), None)
+        if entry is not None:
+            return entry.reproduce
+        return reproduce_lines(finding, None, None)
 
     def text(self) -> str:
         return "\n".join(finding_text(f, reproduce=self.reproduce(f)) for f in self.findings)
 
+    def summary(self) -> dict[str, Any]:
+        return {
+            "examples": self.result.examples,
+            "seconds": round(self.result.seconds, 2),
+            "stop_reason": self.result.stop_reason,
+            "seed": self.result.seed,
+        }
+
 
 def resolve(target: Target | str) -> Target:
-    return load_target(target) if isinstance(target, str) else target
+    """A Target from a reference or an object, checked, with the gates installed.
+
+    Loading by reference installs the gates before the target's module is imported;
+    a Target object passed directly (``fuzz(my_target)``) needs them installed here, or
+    no SQL statement would ever be a scheduling point and no race could be found.
+    """
+    if isinstance(target, str):
+        return load_target(target)
+    if not isinstance(target, Target):
+        raise InvalidTarget(
+            f"Expected a fuzzer.Target or a reference like 'package.module:attribute' but got "
+            f"{type(target).__name__} {target!r}"[:300]
+        )
+    gates.install()
+    validate(target)
+    return target
 
 
 def run(
@@ -88,11 +118,15 @@ def run(
     schedule: Mode = "conflict",
     on_event: Callable[..., None] = lambda *a, **k: None,
     free_running: bool = False,
+    stop_at_first: bool = False,
+    stop_kinds: Collection[str] = (),
 ) -> RunReport:
-    """Search a target for races and write a report per finding. With ``free_running``
-    (the stress mode) requests run with real timing and no gates."""
+    """Search a target for races and write a report per finding, each the moment it is
+    final. With ``free_running`` (the stress mode) requests run with real timing and no
+    gates. ``stop_at_first`` stops generating at the first finding (of ``stop_kinds``,
+    if given), then shrinks and reports it."""
     target = resolve(target)
-    reference = target.reference or target.name
+    reference = reference_of(target)
     parse_db(db)  # a bad --db fails before anything is created
     limits = Limits(hang_timeout=hang_timeout, stuck_grace=stuck_grace)
     session = Session(
@@ -116,57 +150,103 @@ def run(
         schedule=schedule,
         free_running=free_running,
         shrink=not free_running,
+        stop_at_first=stop_at_first,
+        stop_kinds=frozenset(stop_kinds),
     )
 
-    def work(s: Session) -> RunReport:
-        from strategies import scenarios
+    run_settings = {
+        "max_examples": max_examples,
+        "seed": seed,
+        "time_budget": time_budget,
+        "isolation": isolation,
+        "db": parse_db(db).safe_url,
+        "example_db": example_db,
+    }
 
+    def work(s: Session) -> RunReport:
         assert s.oracle is not None and s.harness is not None
         harness = s.harness
+        writer = None
+        if report_dir is not None:
+            writer = ReportWriter(
+                report_dir,
+                reference,
+                target.name,
+                s.database_info,
+                run_settings,
+                columns={name: info.columns for name, info in s.databases.tables.items()},
+            )
 
-        def alone(scenario: Scenario) -> Execution:
-            return s.execute(scenario, Serial(tuple(range(len(scenario.requests)))))
+        def events(event: str, **data: Any) -> None:
+            if event == "final" and writer is not None:
+                writer.add(data["finding"])  # written the moment it is final
+            on_event(event, **data)
 
-        surveyed = survey(target, alone)
-        check_reachable(target, surveyed, alone, s.app)
+        prepared = searchable(target, s, schedule)
         on_event(
             "start",
             target=reference,
             database=s.database_info,
             max_examples=max_examples,
             time_budget=time_budget,
-            survey=describe_survey(surveyed),
+            survey=prepared.survey,
         )
         search = Search(
-            scenarios(target, schedule=schedule, prefer=surveyed.writers()),
+            prepared.strategy,
             s.execute,
             s.oracle,
             settings,
             http_requests=lambda: harness.costs.http_requests,
-            on_event=on_event,
-            traces={e.endpoint: e.trace for e in surveyed.endpoints},
-            seeds=openings(surveyed, target) if schedule == "conflict" and not free_running else (),
+            on_event=events,
+            traces=prepared.traces,
+            seeds=prepared.openings if not free_running else (),
         )
+        if writer is not None:
+            writer.seed = search.seed
         result = search.run()
-        return RunReport(
+        report = RunReport(
             target=reference,
             database=s.database_info,
-            settings={
-                "max_examples": max_examples,
-                "seed": seed,
-                "time_budget": time_budget,
-                "isolation": isolation,
-                "db": db,
-            },
+            settings=run_settings,
             result=result,
             costs=harness.costs,
             references=s.oracle.stats.references,
         )
+        if writer is not None:
+            if writer.written:
+                report.directory = writer.finish(report.summary())
+            report.written = list(writer.written)
+        return report
 
-    report = session.run(work)
-    if report_dir is not None and report.findings:
-        write_reports(report, report_dir, target)
-    return report
+    return session.run(work)
+
+
+@dataclass(frozen=True)
+class Searchable:
+    """What a search of one target starts from, after its endpoints were surveyed."""
+
+    strategy: SearchStrategy[Scenario]
+    traces: dict[str, tuple[Step, ...]]  # each endpoint's steps alone: conflict points
+    openings: tuple[Scenario, ...]  # the systematic opening before Hypothesis
+    survey: Mapping[str, str]
+
+
+def searchable(target: Target, s: Session, schedule: Mode) -> Searchable:
+    """Survey each endpoint alone (and check that each can be reached), then the scenario
+    strategy, each endpoint's steps for conflict-guided schedules, and the opening."""
+    from strategies import scenarios
+
+    def alone(scenario: Scenario) -> Execution:
+        return s.execute(scenario, Serial(tuple(range(len(scenario.requests)))))
+
+    surveyed = survey(target, alone)
+    check_reachable(target, surveyed, alone, s.app)
+    return Searchable(
+        strategy=scenarios(target, schedule=schedule, prefer=surveyed.writers()),
+        traces={e.endpoint: e.trace for e in surveyed.endpoints},
+        openings=tuple(openings(surveyed, target)) if schedule == "conflict" else (),
+        survey=describe_survey(surveyed),
+    )
 
 
 def stress(
@@ -188,7 +268,7 @@ def stress(
         max_requests=concurrency,
         threads=max(target.threads, concurrency + 2),
     )
-    object.__setattr__(load, "reference", target.reference)
+    object.__setattr__(load, "reference", reference_of(target))
     options.setdefault("example_db", None)  # free-running examples do not replay
     return run(
         load,
@@ -200,51 +280,37 @@ def stress(
     )
 
 
-def write_reports(report: RunReport, root: str, target: Target) -> None:
-    directory = report_json.run_directory(root, target.name)
-    files: list[tuple[Finding, str]] = []
-    for index, finding in enumerate(report.findings, 1):
-        path = os.path.join(directory, report_json.finding_filename(index, finding))
-        document = report_json.finding_document(
-            finding,
-            target=report.target,
-            database=report.database,
-            seed=report.settings.get("seed"),
-            replay=f"fuzzer replay {path}",
-        )
-        report_json.write_atomic(path, document)
-        files.append((finding, path))
-    report_json.write_atomic(
-        os.path.join(directory, "manifest.json"),
-        report_json.manifest_document(
-            target=report.target,
-            database=report.database,
-            settings=report.settings,
-            summary={
-                "examples": report.result.examples,
-                "seconds": round(report.result.seconds, 2),
-                "stop_reason": report.result.stop_reason,
-            },
-            files=files,
-        ),
-    )
-    report.directory = directory
-    report.files = files
-
-
-def fuzz(target: Target | str, *, max_examples: int = 200, **options: Any) -> RunReport:
-    """Fuzz ``target`` and fail with the text report if it finds anything.
+def fuzz(
+    target: Target | str,
+    *,
+    max_examples: int = 200,
+    db: str = "sqlite",
+    report_dir: str | None = DEFAULT_REPORT_DIR,
+    **options: Any,
+) -> RunReport:
+    """Fuzz ``target``; raise ``AssertionError`` with the text report if it finds anything.
 
     For a user's test suite::
 
+        from fuzzer import fuzz
+        from myapp.fuzzspec import target
+
         def test_no_races():
-            fuzz(my_target, max_examples=200)
+            fuzz(target, max_examples=200)
+
+    ``target`` is a ``Target`` or a reference (``"myapp.fuzzspec:target"``). The other
+    options are those of ``run``. Findings are written to ``report_dir`` (JSON, a
+    pytest regression test per finding, the HTML report) so the failure message can
+    say how to replay them; pass ``report_dir=None`` to write nothing. Failures found
+    before are replayed first from the example database (``.fuzzer/examples``).
     """
-    options.setdefault("report_dir", None)
-    report = run(target, max_examples=max_examples, **options)
+    __tracebackhide__ = True
+    report = run(target, max_examples=max_examples, db=db, report_dir=report_dir, **options)
     if report.findings:
+        where = f"; reports in {report.directory}/" if report.directory else ""
         raise AssertionError(
-            f"{len(report.findings)} finding(s) in {report.target}:\n\n" + report.text()
+            f"{len(report.findings)} finding(s) in {report.target} after "
+            f"{report.result.examples} examples{where}\n\n" + report.text()
         )
     return report
 
@@ -281,43 +347,119 @@ def replay(
     isolation: str | None = None,
     hang_timeout: float = 3.0,
 ) -> ReplayResult:
-    """Re-run a recorded scenario and schedule, ``times`` times, without Hypothesis."""
+    """Re-run a recorded scenario and schedule, ``times`` times, without Hypothesis.
+
+    By default on the kind of database the report was written on; ``db`` and
+    ``isolation`` replay it elsewhere.
+    """
     document = report_json.load(path)
     target = load_target(document["target"])
     scenario = Scenario.from_json(document["scenario"])
     fingerprint = document["fingerprint"]
-    database = db or _recorded_db(document)
-    limits = Limits(hang_timeout=hang_timeout)
-    session = Session(target, db=database, isolation=isolation, limits=limits)
+    database = db or report_json.recorded_db(document.get("database") or {})
+    if isolation is None and db is None:
+        isolation = _recorded_isolation(document)
+    runs, info = _replays(target, scenario, database, isolation, times, hang_timeout)
+    hits = [next((f for f in found if f.fingerprint == fingerprint), None) for _, found in runs]
+    matched = [f for f in hits if f is not None]
+    return ReplayResult(
+        path,
+        fingerprint,
+        document["kind"],
+        times,
+        len(matched),
+        len({_interleaving(trace) for trace, _ in runs}) == 1,
+        info,
+        matched[-1] if matched else None,
+    )
 
-    def work(s: Session) -> ReplayResult:
+
+def assert_serializable(
+    target: Target | str,
+    scenario: Scenario | dict[str, Any],
+    *,
+    db: str = "sqlite",
+    isolation: str | None = None,
+    times: int = 1,
+    hang_timeout: float = 3.0,
+) -> None:
+    """Run ``scenario`` under its own schedule and fail with the report if it shows any finding.
+
+    What a generated regression test calls: ``scenario`` is a ``Scenario`` or its JSON
+    form (a finding report's ``"scenario"``).
+    """
+    __tracebackhide__ = True
+    resolved = resolve(target)
+    if not isinstance(scenario, Scenario):
+        try:
+            scenario = Scenario.from_json(scenario)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidReport(
+                f"Not a scenario (init, requests, schedule, observers): {exc}"
+            ) from None
+    runs, info = _replays(resolved, scenario, db, isolation, times, hang_timeout)
+    failing = [found for _, found in runs if found]
+    if failing:
+        where = info.get("server_version", info.get("dialect", ""))
+        raise AssertionError(
+            f"the pinned schedule still fails in {len(failing)} of {times} run(s) on {where}:\n\n"
+            + "\n".join(finding_text(f) for f in failing[-1])
+        )
+
+
+def _replays(
+    target: Target,
+    scenario: Scenario,
+    db: str,
+    isolation: str | None,
+    times: int,
+    hang_timeout: float,
+) -> tuple[list[tuple[tuple[Step, ...], list[Finding]]], dict[str, Any]]:
+    """Run one scenario ``times`` times under control: each run's trace and findings."""
+    limits = Limits(hang_timeout=hang_timeout)
+    session = Session(target, db=db, isolation=isolation, limits=limits)
+
+    def work(s: Session) -> tuple[list[tuple[tuple[Step, ...], list[Finding]]], dict[str, Any]]:
         assert s.oracle is not None
-        hits, traces, last = 0, set(), None
+        runs = []
         for _ in range(times):
             execution, _, findings = evaluate(scenario, s.execute, s.oracle, Controlled(limits))
-            traces.add(tuple(execution.trace))
-            match = next((f for f in findings if f.fingerprint == fingerprint), None)
-            if match is not None:
-                hits += 1
-                last = match
-        return ReplayResult(
-            path,
-            fingerprint,
-            document["kind"],
-            times,
-            hits,
-            len(traces) == 1,
-            s.database_info,
-            last,
-        )
+            runs.append((tuple(execution.trace), findings))
+        return runs, s.database_info
 
     return session.run(work)
 
 
-def _recorded_db(document: dict[str, Any]) -> str:
-    database = document.get("database") or {}
-    dialect = database.get("dialect", "sqlite")
-    if dialect == "sqlite":
-        return "sqlite"
-    url = database.get("url")
-    return str(url) if url else dialect
+def _recorded_isolation(document: dict[str, Any]) -> str | None:
+    """The ``--isolation`` the finding was recorded at (None: the database's default)."""
+    level = (document.get("database") or {}).get("isolation")
+    return str(level) if level and level != "default" else None
+
+
+def _interleaving(trace: tuple[Step, ...]) -> tuple[tuple[Any, ...], ...]:
+    """What a replay must repeat: who ran which statement in which order, and what it did.
+    (Which pooled connection a request was handed, and the text of a lock wait, may vary.)"""
+    return tuple(
+        (s.request, s.number, s.kind, s.text, s.params, s.database, s.rowcount, s.error)
+        for s in trace
+    )
+
+
+def reference_of(target: Target) -> str:
+    """``package.module:attribute`` of a Target object, so its reports can be replayed.
+
+    Looked up where its app factory is defined first, then in every loaded module; a
+    target that no module holds keeps its name (its reports then name no loadable target).
+    """
+    if target.reference:
+        return target.reference
+    import sys
+
+    first = [
+        sys.modules.get(getattr(f, "__module__", "") or "") for f in (target.app, target.setup)
+    ]
+    for module in [*first, *list(sys.modules.values())]:
+        for name, value in list(vars(module).items()) if module is not None else ():
+            if value is target:
+                return f"{module.__name__}:{name}"  # type: ignore[union-attr]
+    return target.name

@@ -1,4 +1,5 @@
-"""The command line: ``fuzzer run``, ``fuzzer replay``.
+"""The command line: ``fuzzer run``, ``fuzzer replay``, ``fuzzer matrix``, ``fuzzer stress``,
+``fuzzer soak``.
 
 Exit codes: 0 no finding (or, for replay, fixed); 1 findings (reproduced); 2 a usage,
 target or environment error, as one line that says how to fix it; 3 a bug in the
@@ -7,6 +8,8 @@ fuzzer itself; 4 a replay that reproduced only sometimes (flaky).
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
@@ -28,16 +31,25 @@ class _Group(click.Group):
 
 
 def _guard(action: Callable[[], int]) -> NoReturn:
+    # a CI job that times out sends SIGTERM: stop as on Ctrl-C, so the server stops and
+    # the scratch databases are dropped (findings are already on disk)
+    signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
     try:
         code = action()
     except FuzzerError as exc:
         reporting.error(str(exc))
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        reporting.error("interrupted; findings written so far are kept in reports/")
-        sys.exit(130)
-    except Exception as exc:  # a bug in the fuzzer, never the user's fault
-        import traceback
+    except BaseException as exc:
+        # trio may deliver Ctrl-C inside a task of a nursery: then it arrives in a group
+        interrupted = isinstance(exc, KeyboardInterrupt) or (
+            isinstance(exc, BaseExceptionGroup) and exc.subgroup(KeyboardInterrupt) is not None
+        )
+        if interrupted:
+            reporting.error("interrupted; findings written so far are kept in their reports")
+            sys.exit(130)
+        if not isinstance(exc, Exception):
+            raise
+        import traceback  # a bug in the fuzzer, never the user's fault
 
         traceback.print_exc()
         reporting.error(f"{InternalError.__doc__} ({type(exc).__name__}: {exc})")
@@ -242,6 +254,121 @@ def replay_command(
     _guard(action)
 
 
+@main.command("matrix")
+@click.argument("target", required=False)
+@click.option(
+    "--db",
+    "databases",
+    multiple=True,
+    metavar="DB",
+    help="A database to include (repeatable, or comma-separated); "
+    "default: sqlite, mariadb, postgres.",
+)
+@click.option(
+    "--isolation",
+    "levels",
+    multiple=True,
+    type=click.Choice(ISOLATION_LEVELS),
+    help="An isolation level to include on server databases (repeatable); default: all four.",
+)
+@click.option(
+    "--max-examples",
+    "-n",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="Examples per cell.",
+)
+@click.option("--seed", type=int, default=None, help="Make every cell's search repeatable.")
+@click.option(
+    "--replay",
+    "report",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Instead of searching, replay this finding's scenario and schedule in every cell.",
+)
+@click.option(
+    "--times",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="With --replay: replays per cell.",
+)
+@click.option(
+    "--hang-timeout",
+    type=click.FloatRange(min=0.1),
+    default=3.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="No progress for this long: a hang.",
+)
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def matrix_command(
+    target: str | None,
+    databases: tuple[str, ...],
+    levels: tuple[str, ...],
+    max_examples: int,
+    seed: int | None,
+    report: str | None,
+    times: int,
+    hang_timeout: float,
+    no_progress: bool,
+) -> None:
+    """Run TARGET on every database and isolation level: a table of verdicts.
+
+    Exit 0 when every cell shows what the target declares (no finding, unless it
+    declares one), 1 when a cell differs, 2 when no database could be reached."""
+    from . import matrix
+
+    if (target is None) == (report is None):
+        raise click.UsageError("give either TARGET or --replay REPORT.json")
+    names = [d.strip() for given in databases for d in given.split(",") if d.strip()]
+    grid = matrix.cells(names or matrix.DATABASES, levels or matrix.LEVELS)
+    bars: list[reporting.SearchProgress] = []
+
+    def progress(cell: matrix.Cell) -> Callable[..., None]:
+        bars.append(reporting.SearchProgress(enabled=not no_progress))
+        return bars[-1]
+
+    def on_cell(result: matrix.CellResult) -> None:
+        while bars:
+            bars.pop().stop()
+        verdict = ", ".join(result.kinds) or result.status
+        where = f"{result.server or result.cell.database} {result.level or result.cell.level}"
+        reporting.note(f"{where}: {verdict}")
+
+    def action() -> int:
+        try:
+            if report is not None:
+                results = matrix.replay_matrix(
+                    report, grid, times=times, hang_timeout=hang_timeout, on_cell=on_cell
+                )
+                title = f"Replay of {report} in {len(grid)} cells"
+            else:
+                from . import api
+
+                loaded = api.resolve(target or "")
+                results = matrix.run_matrix(
+                    loaded,
+                    grid,
+                    max_examples=max_examples,
+                    seed=seed,
+                    hang_timeout=hang_timeout,
+                    on_cell=on_cell,
+                    on_event=progress,
+                )
+                title = f"{loaded.reference or loaded.name}: {max_examples} examples per cell"
+        finally:
+            while bars:
+                bars.pop().stop()
+        reporting.text("\n" + matrix.render(results, title=title))
+        if all(r.status == "unavailable" for r in results):
+            return 2
+        return 1 if any(r.as_expected is False for r in results) else 0
+
+    _guard(action)
+
+
 @main.command("stress")
 @click.argument("target")
 @click.option(
@@ -314,6 +441,92 @@ def stress_command(
             unknown=dict(report.result.unknown),
             references=report.references,
         )
+        return report.exit_code
+
+    _guard(action)
+
+
+@main.command("soak")
+@click.argument("target")
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=1.0),
+    required=True,
+    metavar="SECONDS",
+    help="How long to fuzz (shrinking a finding found late may add up to a minute).",
+)
+@_db_option()
+@_isolation_option()
+@click.option(
+    "--seed", type=int, default=None, help="First seed of the rotation (default: resume it)."
+)
+@click.option(
+    "--round-examples",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="Examples per seed before the next seed.",
+)
+@click.option(
+    "--report-dir",
+    default="reports",
+    show_default=True,
+    metavar="DIR",
+    help="Where to write the run's directory: JSON per finding, junit.xml, report.html.",
+)
+@click.option(
+    "--allow-wipe",
+    is_flag=True,
+    help="Allow an existing database whose name does not start with fuzz/test.",
+)
+@click.option(
+    "--hang-timeout",
+    type=click.FloatRange(min=0.1),
+    default=3.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="No progress for this long: a hang.",
+)
+@click.option("--no-progress", is_flag=True, help="No progress bar or progress lines.")
+def soak_command(
+    target: str,
+    duration: float,
+    db: str,
+    isolation: str | None,
+    seed: int | None,
+    round_examples: int,
+    report_dir: str,
+    allow_wipe: bool,
+    hang_timeout: float,
+    no_progress: bool,
+) -> None:
+    """Fuzz TARGET unattended for --duration seconds (a nightly CI job). Exit 1 on findings.
+
+    Replays the known failures of the example database first, then searches with
+    rotating seeds. Each finding is written as soon as it is final; a killed soak
+    loses nothing it had finished, and the next one resumes."""
+    from .soak import soak
+
+    def action() -> int:
+        progress = reporting.SearchProgress(enabled=not no_progress)
+        try:
+            report = soak(
+                target,
+                duration=duration,
+                db=db,
+                isolation=isolation,
+                seed=seed,
+                round_examples=round_examples,
+                report_dir=report_dir,
+                allow_wipe=allow_wipe,
+                hang_timeout=hang_timeout,
+                on_event=progress,
+            )
+        finally:
+            progress.stop()
+        for entry in report.written:
+            reporting.text("\n" + entry.text())
+        reporting.soak_summary(report)
         return report.exit_code
 
     _guard(action)

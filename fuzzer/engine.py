@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
@@ -57,6 +58,11 @@ class SearchSettings:
     stop_kinds: frozenset[str] = frozenset()  # with stop_at_first: only findings of these kinds
     example_db: str | None = os.path.join(".fuzzer", "examples")
     database_key: str = ""
+    # a seed normally means a repeatable run, without the example database; the soak's
+    # rotating seeds still replay and save through it
+    example_db_with_seed: bool = False
+    phases: tuple[Phase, ...] | None = None  # default: explicit, reuse, generate, shrink
+    known: frozenset[str] = frozenset()  # fingerprints already reported: neither kept nor shrunk
     confirm: int = 3  # replays of each minimal example, to tell flaky ones
     limits: Limits = field(default_factory=Limits)
     schedule: Mode = "conflict"  # how drawn genes become yields (fuzzer/schedules.py)
@@ -82,6 +88,7 @@ class SearchResult:
     detections: dict[str, Detection]  # fingerprint -> first time seen
     unknown: Counter[str]
     shrink_seconds: float = 0.0
+    seed: int | None = None  # the seed of the search's random generator
 
     @property
     def first(self) -> Detection | None:
@@ -190,6 +197,7 @@ class Search:
         self.stuck: list[Finding] | None = None  # the findings of an execution that got stuck
         self.seeds = tuple(seeds)
         self._seeded: dict[str, Finding] = {}  # fingerprint -> first seed that showed it
+        self.seed = settings.seed if settings.seed is not None else random.getrandbits(32)
         self._findings_by_choices: dict[tuple[Any, ...], list[Finding]] = {}
         self._smallest: dict[str, tuple[Any, ...]] = {}  # fingerprint -> choices seen
         self._started = 0.0
@@ -213,6 +221,8 @@ class Search:
             )
             for f in findings
         ]
+        for finding in findings:
+            self.on_event("final", finding=finding)
         return SearchResult(
             findings=findings,
             examples=self.examples,
@@ -221,6 +231,7 @@ class Search:
             stop_reason="the target's threads are stuck (deadlocked in Python); restart it",
             detections=self.detections,
             unknown=self.unknown,
+            seed=self.seed,
         )
 
     def _draw(self, data: ConjectureData) -> Scenario:
@@ -250,7 +261,8 @@ class Search:
         executed = time.perf_counter()
         verdict = self.oracle.judge(scenario, execution)
         judged = time.perf_counter()
-        findings = classify(scenario, execution, verdict)
+        known = self.settings.known  # already reported (a soak's earlier rounds)
+        findings = [f for f in classify(scenario, execution, verdict) if f.fingerprint not in known]
         spent = self.seconds
         spent["executions"] += executed - started
         spent["references"] += self.oracle.stats.seconds - references
@@ -315,12 +327,13 @@ class Search:
         s = self.settings
         self._started = time.monotonic()
         database: ExampleDatabase | None = None
-        if s.example_db and s.seed is None:
+        if s.example_db and (s.seed is None or s.example_db_with_seed):
             database = DirectoryBasedExampleDatabase(s.example_db)
         runner = self._runner(
             database,
             s.max_examples,
             deadline=(self._started + s.time_budget) if s.time_budget else None,
+            phases=s.phases,
         )
         try:
             self._run_seeds()
@@ -346,10 +359,16 @@ class Search:
                 continue
             minimal[fp] = self._shrink_alone(fp, choices, shrink_started)
         self._focus = None
-        findings = [f for f in (self._final(fp, c) for fp, c in minimal.items()) if f is not None]
+        findings = []
+        for fp, choices in minimal.items():
+            final = self._final(fp, choices)
+            if final is not None:
+                findings.append(final)
+                self.on_event("final", finding=final)  # shrunk and confirmed: report it now
         for fp, seeded in self._seeded.items():
             if fp not in minimal:  # seen only in the opening: minimize it here
                 findings.append(self._final_seeded(seeded))
+                self.on_event("final", finding=findings[-1])
         findings.sort(key=lambda f: (_kind_rank(f.kind), f.endpoints))
         return SearchResult(
             findings=findings,
@@ -360,6 +379,7 @@ class Search:
             detections=self.detections,
             unknown=self.unknown,
             shrink_seconds=time.monotonic() - shrink_started,
+            seed=self.seed,
         )
 
     def _runner(
@@ -375,6 +395,8 @@ class Search:
             phases = [Phase.explicit, Phase.reuse, Phase.generate]
             if s.shrink:
                 phases.append(Phase.shrink)
+        elif not s.shrink:
+            phases = [p for p in phases if p != Phase.shrink]
         settings = hypothesis_settings(
             database=database,
             max_examples=max_examples,
@@ -387,7 +409,7 @@ class Search:
         return _Runner(
             self._test,
             settings=settings,
-            random=Random(s.seed) if s.seed is not None else None,
+            random=Random(self.seed),
             database_key=key if database is not None else None,
             deadline=deadline,
             shrink_budget=s.shrink_budget,

@@ -295,6 +295,9 @@ class GatedApp:
         if ctx is None:
             return self.app(environ, start_response)
         _state.ctx = ctx
+        # the app's error log (Flask logs a traceback per 500 to wsgi.errors): the
+        # exception is recorded with the response; the terminal stays readable
+        environ["wsgi.errors"] = _DISCARD
         started: list[Any] = []
         chunks: list[bytes] = []
 
@@ -324,6 +327,22 @@ class GatedApp:
         return chunks
 
 
+class _Discard:
+    """A ``wsgi.errors`` stream that keeps nothing."""
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def writelines(self, lines: Iterable[str]) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+
+_DISCARD = _Discard()
+
+
 def _context_for(header: str | None) -> RequestContext | None:
     if not header:
         return None
@@ -344,10 +363,22 @@ def _record_error(ctx: RequestContext, exc: BaseException) -> None:
         if kind.__module__ == "builtins"
         else f"{kind.__module__}.{kind.__qualname__}"
     )
-    message = " ".join(str(exc).split())
+    message = _message(exc)
     if len(message) > 300:
         message = message[:297] + "..."
     ctx.recording.errors.setdefault((ctx.phase, ctx.index), f"{name}: {message}")
+
+
+def _message(exc: BaseException) -> str:
+    """An exception's message on one line. PostgreSQL's DETAIL and CONTEXT lines name
+    process ids, transaction ids and tuples, which differ from run to run: a replay
+    must record the same text, so only psycopg's primary message is kept."""
+    text = str(exc)
+    original = getattr(exc, "orig", None) or exc
+    primary = getattr(getattr(original, "diag", None), "message_primary", None)
+    if primary:
+        text = text.replace(str(original), primary)
+    return " ".join(text.split())
 
 
 # -- SQLAlchemy and Flask hooks ---------------------------------------------------------
@@ -370,7 +401,7 @@ def _handle_error(exception_context):
     ctx: RequestContext | None = getattr(_state, "ctx", None)
     if ctx is not None and exception_context.original_exception is not None:
         exc = exception_context.original_exception
-        ctx.statement_done(None, f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}")
+        ctx.statement_done(None, f"{type(exc).__name__}: {_message(exc)[:200]}")
 
 
 def _commit(conn):

@@ -24,7 +24,7 @@ from __future__ import annotations
 import itertools
 import json
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -34,6 +34,7 @@ from .model import Execution, Response, Scenario
 
 Status = Literal["serializable", "violation", "unknown"]
 MAX_ORDERS = 120  # 5! — beyond that only the commit order and its rotations are tried
+MEMO_SIZE = 1024  # serial runs kept (see Oracle._memo)
 
 
 @dataclass(frozen=True)
@@ -278,7 +279,10 @@ class Oracle:
         self.conflict_statuses = conflict_statuses
         self.strict = strict
         self.stats = OracleStats()
-        self._memo: dict[str, Execution] = {}  # serial runs, in run order
+        # serial runs, in run order; least recently used dropped first beyond MEMO_SIZE, so
+        # a soak of hours stays flat in memory (Hypothesis tries one request list's
+        # schedules close together)
+        self._memo: OrderedDict[str, Execution] = OrderedDict()
 
     def forget(self) -> None:
         """Drop the memoized serial runs (benchmarks: each seed pays its own)."""
@@ -294,6 +298,7 @@ class Oracle:
         cached = None if fresh else self._memo.get(key)
         if cached is not None:
             self.stats.memo_hits += 1
+            self._memo.move_to_end(key)
             execution = _placed(cached, order, len(scenario.requests))
             return execution, self.normalizer.outcome(execution)
         self.stats.references += 1
@@ -302,6 +307,8 @@ class Oracle:
         self.stats.seconds += time.perf_counter() - started
         if not fresh:
             self._memo[key] = _in_run_order(execution, order)
+            if len(self._memo) > MEMO_SIZE:
+                self._memo.popitem(last=False)
         return execution, self.normalizer.outcome(execution)
 
     def judge(self, scenario: Scenario, execution: Execution) -> Verdict:

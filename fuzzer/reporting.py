@@ -1,26 +1,33 @@
 """Everything a person reads on the terminal comes from here: progress, findings, summary,
-errors. (The only module allowed to print.)"""
+errors. (The only module allowed to print.)
+
+The engine and the soak emit events (``start``, ``round``, ``example``, ``finding``,
+``final``, ``written``); ``SearchProgress`` consumes them, as the JSON, HTML and JUnit
+writers consume findings: the search never formats anything for a person.
+"""
 
 from __future__ import annotations
 
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import (
     BarColumn,
-    MofNCompleteColumn,
     Progress,
     TaskID,
     TextColumn,
-    TimeElapsedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from .findings import Finding, label
 from .report.text import context_switches
+
+if TYPE_CHECKING:
+    from .soak import SoakReport
 
 console = Console(highlight=False, soft_wrap=False)
 errors = Console(stderr=True, highlight=False)
@@ -42,75 +49,150 @@ def text(block: str) -> None:
 
 
 class SearchProgress:
-    """A live progress bar: examples, examples per second, distinct findings, time left."""
+    """Progress of a run or a soak: examples, examples per second, distinct findings,
+    elapsed time and the time left in a budget.
 
-    def __init__(self, *, enabled: bool = True) -> None:
-        self.enabled = enabled and console.is_terminal
+    On a terminal it is a live bar that appears once the run has taken ``delay``
+    seconds (short runs stay quiet); elsewhere (a CI log) it is one line every
+    ``heartbeat`` seconds.
+    """
+
+    def __init__(
+        self,
+        *,
+        enabled: bool = True,
+        delay: float = 2.0,
+        heartbeat: float = 30.0,
+        out: Console | None = None,
+    ) -> None:
+        self.out = out or console
+        self.enabled = enabled
+        self.live = enabled and self.out.is_terminal
+        self.delay = delay
+        self.heartbeat = heartbeat
         self._progress: Progress | None = None
         self._task: TaskID | None = None
         self._started = time.monotonic()
+        self._beat = self._started
         self._budget: float | None = None
+        self._max_examples: int | None = None
+        self._examples = 0
         self._findings = 0
+        self._phase = "searching"
 
     def __call__(self, event: str, **data: Any) -> None:
         if event == "start":
             self._start(data)
+        elif event == "round":
+            seed = data.get("seed")
+            self._phase = "replaying" if seed is None else f"seed {seed}"
+            if seed is None:
+                self._line(
+                    "replaying the known failures: what earlier soaks reported, then the "
+                    "example database"
+                )
+            elif not self.live:
+                self._line(f"searching with seed {seed} ({data.get('left', 0):.0f} s left)")
         elif event == "example":
             self._example(data)
         elif event == "finding":
-            self._findings += 1
+            self._findings = max(self._findings, data.get("findings", self._findings + 1))
             finding: Finding = data["finding"]
             self._line(
                 f"found {finding.kind} ({' + '.join(finding.endpoints)}) after "
                 f"{data['examples']} examples; shrinking it later"
             )
+        elif event == "written":
+            self._line(f"wrote {data['entry'].json}")
 
     def _start(self, data: dict[str, Any]) -> None:
         database = data.get("database") or {}
         version = database.get("server_version", database.get("dialect", ""))
         level = database.get("isolation_level", "")
-        note(f"Fuzzing {data['target']} on {version}" + (f" at {level}" if level else ""))
+        self._line(f"Fuzzing {data['target']} on {version}" + (f" at {level}" if level else ""))
+        if data.get("directory"):
+            self._line(f"Reports go to {data['directory']}/ as soon as each finding is final")
         self._budget = data.get("time_budget")
-        self._started = time.monotonic()
+        self._max_examples = data.get("max_examples")
+        self._started = self._beat = time.monotonic()
+
+    def _example(self, data: dict[str, Any]) -> None:
+        self._examples = data["examples"]
+        self._findings = data.get("findings", self._findings)
+        shrinking = bool(data.get("shrinking"))
+        now = time.monotonic()
         if not self.enabled:
             return
+        if not self.live:
+            if now - self._beat >= self.heartbeat:
+                self._beat = now
+                self._line(self.status(now, shrinking))
+            return
+        if self._progress is None:
+            if now - self._started < self.delay:
+                return
+            self._open()
+        assert self._progress is not None and self._task is not None
+        elapsed = now - self._started
+        if self._max_examples:
+            completed, total = float(self._examples), float(self._max_examples)
+        else:  # time-boxed: the bar is the time
+            completed, total = elapsed, float(self._budget or max(elapsed, 1.0))
+        self._progress.update(
+            self._task,
+            completed=min(completed, total),
+            total=total,
+            description="shrinking" if shrinking else self._phase,
+            examples=self._examples_text(),
+            rate=f"{self._examples / max(elapsed, 1e-6):.1f}",
+            findings=self._findings,
+            elapsed=f"{int(elapsed) // 60}:{int(elapsed) % 60:02d} elapsed",
+            left=self._left(elapsed),
+        )
+
+    def status(self, now: float | None = None, shrinking: bool = False) -> str:
+        """One line: what the bar shows."""
+        elapsed = (now or time.monotonic()) - self._started
+        rate = self._examples / max(elapsed, 1e-6)
+        left = self._left(elapsed)
+        return (
+            f"{'shrinking' if shrinking else self._phase}: {self._examples_text()}, "
+            f"{rate:.1f} ex/s, {self._findings} finding(s), {elapsed:.0f} s elapsed"
+            + (f", {left}" if left else "")
+        )
+
+    def _examples_text(self) -> str:
+        if self._max_examples:
+            return f"{self._examples}/{self._max_examples} examples"
+        return f"{self._examples} examples"
+
+    def _left(self, elapsed: float) -> str:
+        if not self._budget:
+            return ""
+        return f"{max(0.0, self._budget - elapsed):.0f} s left"
+
+    def _open(self) -> None:
         self._progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
-            MofNCompleteColumn(),
+            TextColumn("{task.fields[examples]}"),
             TextColumn("{task.fields[rate]:>6} ex/s"),
             TextColumn("{task.fields[findings]} finding(s)"),
-            TimeElapsedColumn(),
+            TextColumn("{task.fields[elapsed]}"),  # since the run began, not the bar
             TextColumn("{task.fields[left]}"),
-            console=console,
+            console=self.out,
             transient=True,
         )
         self._progress.start()
         self._task = self._progress.add_task(
-            "searching", total=data.get("max_examples"), rate="", findings=0, left=""
-        )
-
-    def _example(self, data: dict[str, Any]) -> None:
-        if self._progress is None or self._task is None:
-            return
-        elapsed = max(time.monotonic() - self._started, 1e-6)
-        left = ""
-        if self._budget:
-            left = f"{max(0.0, self._budget - elapsed):.0f} s left"
-        self._progress.update(
-            self._task,
-            completed=data["examples"],
-            description="shrinking" if data.get("shrinking") else "searching",
-            rate=f"{data['examples'] / elapsed:.1f}",
-            findings=data.get("findings", self._findings),
-            left=left,
+            self._phase, total=None, examples="", rate="", findings=0, elapsed="", left=""
         )
 
     def _line(self, message: str) -> None:
         if self._progress is not None:
             self._progress.console.print(message, markup=False, highlight=False)
         else:
-            note(message)
+            self.out.print(message, markup=False, highlight=False, soft_wrap=True)
 
     def stop(self) -> None:
         if self._progress is not None:
@@ -136,6 +218,12 @@ def summary(
     if unknown:
         for reason, count in sorted(unknown.items()):
             note(f"  {count} example(s) could not be judged: {reason}")
+    findings_table(findings)
+    if directory:
+        note(f"Reports: {directory}/ (report.html, junit.xml, manifest.json, one JSON per finding)")
+
+
+def findings_table(findings: Sequence[Finding]) -> None:
     if not findings:
         console.print("[bold green]No findings.[/]")
         return
@@ -148,16 +236,50 @@ def summary(
     table.add_column("replays")
     for f in findings:
         table.add_row(
-            f.kind,
-            " + ".join(f.endpoints) + (f" ({f.exception})" if f.exception else ""),
+            Text(f.kind),
+            Text(" + ".join(f.endpoints) + (f" ({f.exception})" if f.exception else "")),
             str(len(f.scenario.requests)),
             str(context_switches(f.execution.trace)),
             f"{f.found_after} ex",
             f"flaky {f.flaky}" if f.flaky else "always",
         )
     console.print(table)
-    if directory:
-        note(f"Reports: {directory}/")
+
+
+def soak_summary(report: SoakReport) -> None:
+    """The end of a soak: what ran, what it held, what it found, where it wrote it."""
+    seconds = max(report.seconds, 1e-6)
+    seeds = report.seeds
+    seed_text = ""
+    if seeds:
+        seed_text = f", seeds {seeds[0]}–{seeds[-1]}" if len(seeds) > 1 else f", seed {seeds[0]}"
+    note(
+        f"\nSoak of {report.target}: {report.seconds:.0f} s, {len(report.rounds)} rounds"
+        f"{seed_text}; {report.examples} examples run ({report.examples / seconds:.1f}/s), "
+        f"{report.replayed} known failure(s) found again first, {report.references} serial "
+        f"reference runs; stopped: {report.stop_reason}"
+    )
+    start, end = report.start, report.end
+    after = f" (after {report.warmup} warm-up examples)" if report.warmup else ""
+    note(
+        f"memory: {start.memory_mib:.1f} MiB at start{after}, {end.memory_mib:.1f} MiB at end "
+        f"({end.memory_mib - start.memory_mib:+.1f} MiB; {report.setup.memory_mib:.1f} MiB "
+        f"before the first example)"
+    )
+    note(
+        f"database connections: {_count(start.connections)} at start, "
+        f"{_count(end.connections)} at end ({_count(report.setup.connections)} before the "
+        f"first example)"
+    )
+    findings_table([w.finding for w in report.written])
+    note(
+        f"Reports: {report.directory}/ (junit.xml, report.html, manifest.json"
+        + (f", {len(report.written)} finding JSON)" if report.written else ")")
+    )
+
+
+def _count(value: int | None) -> str:
+    return "unknown" if value is None else str(value)
 
 
 def requests_line(finding: Finding) -> str:

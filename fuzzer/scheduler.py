@@ -83,6 +83,7 @@ class Limits:
     fallback_timeout: float = 1.0  # declared blocked when nothing else can tell
     settle: float = 0.003  # after a step, a blocked thread that stays still this long still is
     hang_timeout: float = 3.0  # no progress at all for this long: the execution hangs
+    all_blocked_timeout: float = 1.0  # every request confirmed blocked this long: it hangs
     stuck_grace: float = 6.0  # after a hang, requests still unanswered this long are stuck
     poll: float = 0.001
 
@@ -384,9 +385,23 @@ class Scheduler:
     def _check_hang(self, now: float) -> None:
         if self._finished.is_set() or self._aborted:
             return
-        if now - self._last_progress < self.limits.hang_timeout:
-            return
-        self._abort(f"no request made progress for {now - self._last_progress:.1f} s")
+        quiet = now - self._last_progress
+        if quiet >= self.limits.hang_timeout:
+            self._abort(f"no request made progress for {quiet:.1f} s")
+        elif quiet >= self.limits.all_blocked_timeout and self._all_blocked():
+            self._abort(f"every request was blocked for {quiet:.1f} s")
+
+    def _all_blocked(self) -> bool:
+        """Every unfinished request confirmed blocked, and none waiting that could run:
+        only the database's own deadlock detector could still end that (PostgreSQL's
+        takes a deadlock_timeout), so waiting the whole hang budget gains nothing."""
+        live = [r for r in self._reqs if r.state != DONE]
+        return (
+            bool(live)
+            and self._settled()
+            and any(r.state == RUNNING for r in live)
+            and not any(r.state == WAITING and self._admits(r) for r in live)
+        )
 
     def _abort(self, why: str) -> None:
         """Open every gate: the execution runs free from here. Call with the lock held."""
@@ -414,9 +429,22 @@ class Scheduler:
             if r.state == WAITING:
                 r.state = RUNNING
                 r.grant.release()
-        stuck = [c for r in self._reqs if r.state == RUNNING and r.in_db for c in r.connections]
-        if stuck and self._probe is not None:
-            threading.Thread(target=self._probe.break_waits, args=(stuck,), daemon=True).start()
+        if self._probe is not None:
+            threading.Thread(target=self._break_waits, daemon=True).start()
+
+    def _break_waits(self) -> None:
+        """After an abort: end every database lock wait of these requests until the
+        runner is done with them. Breaking one wait can lead straight into the next (a
+        request freed from a Python lock may wait for a row lock held by another request
+        stuck behind it), and nobody gates them any more."""
+        assert self._probe is not None
+        while True:
+            for r in self._reqs:
+                for connection in list(r.connections):
+                    if self._probe.waiting([connection]):
+                        self._probe.break_waits([connection])
+            if self._finished.wait(0.05):
+                return
 
 
 def _thread_cpu(ident: int) -> int:
@@ -472,11 +500,20 @@ def _is_library(filename: str) -> bool:
     return any(m in filename for m in _LIBRARY_MARKERS)
 
 
+# the standard library's socket layer: PyMySQL reads its replies through
+# socket.SocketIO.readinto, so a slow COMMIT (an fsync on a busy disk) sits there
+_IO_MODULES = frozenset({"socket.py", "ssl.py", "selectors.py"})
+
+
 def _in_library(ident: int) -> bool:
-    """Whether the thread's innermost frame is inside an installed library (a driver
-    waiting on its socket): a still thread there is not blocked on a Python lock."""
+    """Whether the thread's innermost frame is inside an installed library or the
+    standard library's socket layer (a driver waiting on its socket): a still thread
+    there is not blocked on a Python lock."""
     frame = sys._current_frames().get(ident)
-    return frame is not None and _is_library(frame.f_code.co_filename)
+    if frame is None:
+        return False
+    filename = frame.f_code.co_filename
+    return _is_library(filename) or os.path.basename(filename) in _IO_MODULES
 
 
 def _short(filename: str) -> str:

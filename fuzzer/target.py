@@ -30,6 +30,11 @@ METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}
 DEFAULT_CONFLICT_STATUSES = frozenset({409, 423})
 EXPECTATION_DATABASES = ("sqlite", "mariadb", "mysql", "postgres")
 EXPECTATION_LEVELS = ("", "read-uncommitted", "read-committed", "repeatable-read", "serializable")
+DEFAULT_LEVELS = {
+    "mariadb": "repeatable-read",
+    "mysql": "repeatable-read",
+    "postgres": "read-committed",
+}  # what each server runs at unless told
 
 
 class Endpoint:
@@ -128,7 +133,8 @@ class Target:
         """The finding kinds expected on ``database`` (sqlite, mariadb, mysql, postgres)
         at ``isolation`` (read-committed, …; "" for the database's default): the most
         specific entry of ``expected_on``, else ``expected_findings``."""
-        for key in (f"{database}/{isolation}", database):
+        level = isolation or DEFAULT_LEVELS.get(database, "")
+        for key in (f"{database}/{level}", database):
             if key in self.expected_on:
                 return frozenset(self.expected_on[key])
         return self.expected_findings
@@ -240,6 +246,8 @@ def validate(target: Target, where: str = "") -> None:
             fail(
                 f"Target.{where} must be a set of finding kinds ({', '.join(KINDS)}), got {kinds!r}"
             )
+    if not all(isinstance(s, int) and 100 <= s <= 599 for s in target.conflict_statuses):
+        fail(f"Target.conflict_statuses must be HTTP statuses, got {target.conflict_statuses!r}")
     for key in target.expected_on:
         database, _, level = str(key).partition("/")
         if database not in EXPECTATION_DATABASES or level not in EXPECTATION_LEVELS:
@@ -248,8 +256,6 @@ def validate(target: Target, where: str = "") -> None:
                 f"({', '.join(EXPECTATION_DATABASES)}), optionally followed by "
                 f"/level ({', '.join(lvl for lvl in EXPECTATION_LEVELS if lvl)})"
             )
-    if not all(isinstance(s, int) and 100 <= s <= 599 for s in target.conflict_statuses):
-        fail(f"Target.conflict_statuses must be HTTP statuses, got {target.conflict_statuses!r}")
     if _factory_arity(target.app) != 1:
         fail(
             "Target.app must take exactly one argument (the database URL, or a mapping of "

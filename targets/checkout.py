@@ -163,15 +163,20 @@ def create_fixed_app(database_url: str) -> Flask:
 
 def setup(app: Flask) -> None:
     db.create_all()
-    db.session.add_all(
+    db.session.add_all(  # parents first: MariaDB and PostgreSQL check foreign keys
         [
             Customer(id=1, name="Grace", zone="EU"),
-            Setting(customer_id=1, currency="EUR"),
             Product(id=1, price=300),
             Product(id=2, price=120),
+            Zone(code="EU", shipping=15, tax_percent=20),
+        ]
+    )
+    db.session.commit()
+    db.session.add_all(
+        [
+            Setting(customer_id=1, currency="EUR"),
             CartItem(customer_id=1, product_id=1),
             CartItem(customer_id=1, product_id=2),
-            Zone(code="EU", shipping=15, tax_percent=20),
             Wallet(customer_id=1, balance=10_000),
         ]
     )

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, MetaData, Table, create_engine, inspect, text
+from sqlalchemy import Engine, MetaData, Table, create_engine, event, inspect, text
 
 from ..errors import DatabaseError
 from ..scheduler import LockModel, LockProbe
@@ -132,14 +132,35 @@ class Backend:
     def _engine_options(self) -> dict[str, Any]:
         return {}
 
+    @property
+    def own_url(self) -> Any:
+        """The URL of the fuzzer's own engine (by default the target's URL)."""
+        return self.url
+
+    def _own_session_sql(self) -> Sequence[str]:
+        """Statements run on every new connection of the fuzzer's own engine."""
+        return ()
+
     # -- shared ----------------------------------------------------------------------------
 
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            self._engine = create_engine(
-                self.url, pool_size=1, max_overflow=2, **self._engine_options()
+            engine = create_engine(
+                self.own_url, pool_size=1, max_overflow=2, **self._engine_options()
             )
+            statements = tuple(self._own_session_sql())
+            if statements:
+
+                def on_connect(dbapi_connection: Any, record: Any) -> None:
+                    cursor = dbapi_connection.cursor()
+                    for statement in statements:
+                        cursor.execute(statement)
+                    cursor.close()
+                    dbapi_connection.commit()
+
+                event.listen(engine, "connect", on_connect)
+            self._engine = engine
         return self._engine
 
     def discover(self) -> dict[str, TableInfo]:

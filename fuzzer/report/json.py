@@ -19,14 +19,31 @@ from .. import __version__
 from ..errors import InvalidReport
 from ..findings import Finding
 from ..model import Scenario
+from .text import curl_chain
 
 FORMAT = 1
 
 
 def finding_document(
-    finding: Finding, *, target: str, database: Mapping[str, Any], seed: int | None, replay: str
+    finding: Finding,
+    *,
+    target: str,
+    database: Mapping[str, Any],
+    seed: int | None,
+    path: str,
+    test: str | None = None,
+    columns: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, Any]:
+    """Everything a replay needs, and everything a report shows (format 1):
+
+    ``target`` (package.module:attribute), ``database`` (dialect, URL without password,
+    server version, isolation level, settings), ``scenario`` (init, requests, their
+    ``schedule`` genes, observers), ``trace``, ``execution``, ``verdict`` (with the
+    closest serial reference), ``explanation`` (data and text), ``fingerprint``,
+    ``seed`` of the search, and the commands that reproduce it.
+    """
     verdict = finding.verdict
+    replay = f"fuzzer replay {path}"
     return {
         "format": FORMAT,
         "tool": {"name": "flask-race-fuzzer", "version": __version__},
@@ -43,22 +60,35 @@ def finding_document(
         "found_after": finding.found_after,
         "seed": seed,
         "scenario": finding.scenario.to_json(),
+        "tables": {name: list(names) for name, names in (columns or {}).items()},
         "trace": [step.to_json() for step in finding.execution.trace],
         "execution": finding.execution.to_json(),
         "verdict": verdict.to_json() if verdict else None,
         "explanation": finding.explanation.to_json(),
         "replay": replay,
+        "reproduce": {
+            "replay": replay,
+            "pytest": f"pytest {test}" if test else None,
+            "curl": curl_chain(finding.scenario.init + finding.scenario.requests),
+        },
     }
 
 
 def write_atomic(path: str, document: Any) -> None:
+    text = json.dumps(document, ensure_ascii=False, indent=2, default=str)
+    write_text_atomic(path, text + "\n")
+
+
+def write_text_atomic(path: str, text: str) -> None:
+    """Write a file so that a reader sees the old one or the new one, never half of one."""
     directory = os.path.dirname(path) or "."
     os.makedirs(directory, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
+    fd, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(document, handle, ensure_ascii=False, indent=2, default=str)
-            handle.write("\n")
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
         os.replace(temporary, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -116,6 +146,7 @@ def manifest_document(
     settings: Mapping[str, Any],
     summary: Mapping[str, Any],
     files: Sequence[tuple[Finding, str]],
+    tests: Sequence[str] = (),
 ) -> dict[str, Any]:
     return {
         "format": FORMAT,
@@ -125,9 +156,11 @@ def manifest_document(
         "database": dict(database),
         "settings": dict(settings),
         "summary": dict(summary),
+        "files": {"junit": "junit.xml", "html": "report.html"},
         "findings": [
             {
                 "file": os.path.basename(path),
+                "test": os.path.basename(tests[i]) if i < len(tests) else None,
                 "kind": f.kind,
                 "title": f.title,
                 "fingerprint": f.fingerprint,
@@ -136,6 +169,15 @@ def manifest_document(
                 "requests": len(f.scenario.requests),
                 "flaky": f.flaky,
             }
-            for f, path in files
+            for i, (f, path) in enumerate(files)
         ],
     }
+
+
+def recorded_db(database: Mapping[str, Any]) -> str:
+    """The ``--db`` that replays on the database a report was written on."""
+    dialect = database.get("dialect", "sqlite")
+    if dialect == "sqlite":
+        return "sqlite"
+    url = database.get("url")
+    return str(url) if url else str(dialect)

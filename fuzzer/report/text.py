@@ -20,7 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..findings import Finding, label
-from ..model import Request, Response, Scenario, Step
+from ..model import Gene, Request, Response, Scenario, Step
 
 WIDTH = 120
 
@@ -37,7 +37,10 @@ def render(renderable: Any, width: int = WIDTH) -> str:
         soft_wrap=False,
     )
     console.print(renderable)
-    return buffer.getvalue().rstrip() + "\n"
+    lines = [line.rstrip() for line in buffer.getvalue().splitlines()]
+    while lines and not lines[0]:
+        lines.pop(0)
+    return "\n".join(lines).rstrip() + "\n"
 
 
 def context_switches(trace: Sequence[Step]) -> int:
@@ -94,7 +97,7 @@ def interleaving(finding: Finding) -> Table:
     table.add_column("#", justify="right", no_wrap=True)
     for i, request in enumerate(scenario.requests):
         table.add_column(
-            f"{label(i)} {request.endpoint}",
+            Text(f"{label(i)} {request.endpoint}", style="bold"),
             overflow="fold",
             max_width=max(30, (WIDTH - 8) // max(1, len(scenario.requests))),
         )
@@ -119,11 +122,10 @@ def requests_table(scenario: Scenario, responses: Sequence[Response | None]) -> 
     for i, request in enumerate(scenario.requests):
         response = responses[i] if i < len(responses) else None
         gene = scenario.schedule[i]
-        answer = _response_text(response)
-        schedule = f"priority {gene.priority}, " + (
-            f"yields after step {', '.join(map(str, gene.yields))}" if gene.yields else "no yields"
-        )
-        table.add_row(label(i), request.describe(), f"→ {answer}   [{schedule}]")
+        answer = response_text(response)
+        schedule = schedule_text(gene)
+        # Text, not str: rich would read "[priority 0, …]" or a JSON list as markup
+        table.add_row(Text(label(i)), Text(request.describe()), Text(f"→ {answer}   [{schedule}]"))
     return table
 
 
@@ -153,7 +155,7 @@ def finding_text(finding: Finding, *, reproduce: Sequence[str] = (), width: int 
     parts.append(render(requests_table(scenario, execution.responses), width).rstrip())
     if scenario.observers:
         observed = ", ".join(
-            f"{r.describe()} → {_response_text(resp)}"
+            f"{r.describe()} → {response_text(resp)}"
             for r, resp in zip(scenario.observers, execution.observers, strict=False)
         )
         parts.append(f"Observed afterwards: {observed}")
@@ -204,7 +206,14 @@ def curl_chain(requests: Sequence[Request], base_url: str = "http://127.0.0.1:50
     return " && ".join(commands)
 
 
-def _response_text(response: Response | None) -> str:
+def schedule_text(gene: Gene) -> str:
+    """``priority 0, yields after step 2``: one request's scheduling genes."""
+    after = f"yields after step {', '.join(map(str, gene.yields))}" if gene.yields else "no yields"
+    return f"priority {gene.priority}, {after}"
+
+
+def response_text(response: Response | None, limit: int = 70) -> str:
+    """``200 {"id": 1}``: status and body on one line, clipped to ``limit`` characters."""
     if response is None:
         return "not sent"
     body = response.body
@@ -213,9 +222,9 @@ def _response_text(response: Response | None) -> str:
         if not isinstance(body, str)
         else " ".join(body.split())
     )
-    text = f"{response.status} {_clip(text, 70)}"
+    text = f"{response.status} {_clip(text, limit)}"
     if response.error:
-        text += f" ({_clip(response.error, 70)})"
+        text += f" ({_clip(response.error, limit)})"
     return text
 
 

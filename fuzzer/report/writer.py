@@ -1,0 +1,147 @@
+"""Where a run's reports go, written as soon as each finding is final.
+
+One directory per run (``reports/profile-20260101-120000/``) holds, per finding, its
+JSON (``01-lost-update.json``) and a pytest regression test (``test_01_lost_update.py``);
+and for the run ``manifest.json``, ``junit.xml`` and ``report.html``. The manifest is
+rewritten after every finding, so a run killed midway leaves a consistent directory
+with everything it had finished. Paths in reports and commands are relative to the
+working directory when they are under it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..findings import Finding
+from . import html, junit
+from . import json as report_json
+from .regression import regression_test, test_filename
+from .text import curl_chain, finding_text
+
+
+@dataclass(frozen=True)
+class Written:
+    """One finding and the files written for it."""
+
+    finding: Finding
+    json: str  # path of its JSON, as shown to a person
+    test: str  # path of its pytest regression test
+
+    @property
+    def reproduce(self) -> list[str]:
+        return reproduce_lines(self.finding, self.json, self.test)
+
+    def text(self) -> str:
+        return finding_text(self.finding, reproduce=self.reproduce)
+
+
+def reproduce_lines(finding: Finding, json_path: str | None, test_path: str | None) -> list[str]:
+    """The commands under "Reproduce with:"."""
+    lines = []
+    if json_path:
+        lines.append(f"fuzzer replay {json_path}")
+    if test_path:
+        lines.append(f"pytest {test_path}    # a regression test that pins this schedule")
+    lines.append("# the requests in order, against your own server (no interleaving control):")
+    lines.append(curl_chain(finding.scenario.init + finding.scenario.requests))
+    return lines
+
+
+def shown(path: str) -> str:
+    """``path`` relative to the working directory when it is under it."""
+    absolute = os.path.abspath(path)
+    here = os.getcwd()
+    if os.path.commonpath([absolute, here]) == here:
+        return os.path.relpath(absolute, here)
+    return absolute
+
+
+@dataclass
+class ReportWriter:
+    """Writes one run's reports into ``root/<target>-<time>/`` (created on first use)."""
+
+    root: str
+    target: str  # the reference: package.module:attribute
+    name: str  # the target's name, for the directory
+    database: Mapping[str, Any]
+    settings: Mapping[str, Any]
+    seed: int | None = None
+    columns: Mapping[str, Sequence[str]] = field(default_factory=dict)  # table -> columns
+    written: list[Written] = field(default_factory=list)
+    directory: str | None = None
+
+    def ensure_directory(self) -> str:
+        if self.directory is None:
+            self.directory = shown(report_json.run_directory(self.root, self.name))
+            os.makedirs(self.directory, exist_ok=True)
+        return self.directory
+
+    def add(self, finding: Finding) -> Written:
+        """Write a final finding's JSON and regression test, then the manifest."""
+        directory = self.ensure_directory()
+        index = len(self.written) + 1
+        json_path = os.path.join(directory, report_json.finding_filename(index, finding))
+        test_path = os.path.join(directory, test_filename(index, finding))
+        report_json.write_text_atomic(
+            test_path,
+            regression_test(
+                finding,
+                target=self.target,
+                db=report_json.recorded_db(self.database),
+                isolation=self.settings.get("isolation"),
+            ),
+        )
+        report_json.write_atomic(
+            json_path,
+            report_json.finding_document(
+                finding,
+                target=self.target,
+                database=self.database,
+                seed=self.seed,
+                path=json_path,
+                test=test_path,
+                columns=self.columns,
+            ),
+        )
+        entry = Written(finding, json_path, test_path)
+        self.written.append(entry)
+        self.write_manifest({"state": "running"})
+        return entry
+
+    def write_manifest(self, summary: Mapping[str, Any]) -> None:
+        directory = self.ensure_directory()
+        report_json.write_atomic(
+            os.path.join(directory, "manifest.json"),
+            report_json.manifest_document(
+                target=self.target,
+                database=self.database,
+                settings=self.settings,
+                summary=summary,
+                files=[(w.finding, w.json) for w in self.written],
+                tests=[w.test for w in self.written],
+            ),
+        )
+
+    def finish(self, summary: Mapping[str, Any]) -> str:
+        """The manifest, ``junit.xml`` and ``report.html`` of the whole run."""
+        directory = self.ensure_directory()
+        self.write_manifest(summary)
+        report_json.write_text_atomic(
+            os.path.join(directory, "junit.xml"),
+            junit.render(self.target, self.written, summary=summary, database=self.database),
+        )
+        report_json.write_text_atomic(
+            os.path.join(directory, "report.html"),
+            html.render(
+                self.target,
+                self.written,
+                database=self.database,
+                settings=self.settings,
+                summary=summary,
+                columns=self.columns,
+            ),
+        )
+        return directory
