@@ -2,6 +2,7 @@
 # make test  — set up on first use, then run the test suite
 # make matrix — the target on every database and isolation level
 # make soak  — fuzz unattended for DURATION seconds; writes junit.xml, report.html, JSON
+# make golden — rewrite the golden texts of findings (tests/golden), then review the diff
 # TARGET=, DB=, EXAMPLES=, SEED=, DURATION= pass through.
 
 PYTHON ?= python3
@@ -18,7 +19,7 @@ ARGS ?=
 
 SEED_FLAG := $(if $(SEED),--seed $(SEED),)
 
-.PHONY: fuzz matrix test check soak bench setup clean
+.PHONY: fuzz matrix test check golden soak bench setup clean
 
 setup: $(STAMP)
 
@@ -40,6 +41,10 @@ soak: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(ARGS)
+
+golden: $(STAMP)
+	UPDATE_GOLDEN=1 $(BIN)/python -m pytest -q tests/test_golden.py
+	@git diff --stat -- tests/golden; echo "review the text with: git diff -- tests/golden"
 
 check: $(STAMP)
 	$(BIN)/ruff check .

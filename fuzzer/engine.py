@@ -146,7 +146,10 @@ class _Runner(ConjectureRunner):
         # Hypothesis stops soon after a first bug (right for a unit test); a fuzzer keeps
         # looking for other distinct findings until its example budget is spent.
         exhausted = self._ConjectureRunner__tree_is_exhausted()  # type: ignore[attr-defined]
-        return self.valid_test_cases < self.settings.max_examples and not exhausted
+        # valid_test_cases counts only examples that found nothing: on a target where
+        # every example finds something it would never reach the budget.
+        ran = self.call_count - self.invalid_test_cases - self.overrun_test_cases
+        return ran < self.settings.max_examples and not exhausted
 
 
 def evaluate(
@@ -460,7 +463,8 @@ class Search:
         return self._confirmed(finding)
 
     def _fewer_requests(self, finding: Finding) -> Finding:
-        """Drop every request the finding does not need (latest first)."""
+        """Drop every request the finding does not need (latest first), then every init
+        request it does not need."""
         scenario = finding.scenario
         for index in reversed(range(len(scenario.requests))):
             if len(scenario.requests) <= 1:
@@ -470,6 +474,11 @@ class Search:
                 requests=scenario.requests[:index] + scenario.requests[index + 1 :],
                 schedule=scenario.schedule[:index] + scenario.schedule[index + 1 :],
             )
+            match = self._reproduces(candidate, finding.fingerprint)
+            if match is not None:
+                scenario, finding = candidate, match.with_(found_after=finding.found_after)
+        for index in reversed(range(len(scenario.init))):  # and every init request
+            candidate = replace(scenario, init=scenario.init[:index] + scenario.init[index + 1 :])
             match = self._reproduces(candidate, finding.fingerprint)
             if match is not None:
                 scenario, finding = candidate, match.with_(found_after=finding.found_after)

@@ -138,6 +138,7 @@ class RequestContext:
         self.connections: dict[int, tuple[int, str]] = {}  # id(dbapi) -> (ordinal, database)
         self.checked_out: dict[int, Any] = {}  # id(dbapi) -> dbapi connection
         self.last_statement: dict[int, str] = {}
+        self.used_since_end: dict[int, bool] = {}  # a statement since its last COMMIT/ROLLBACK
         self.app_databases: tuple[str, ...] | None = None  # of the app serving the request
         self.app_name = ""
         self._app_known = False
@@ -175,14 +176,19 @@ class RequestContext:
             self._finish_pending()
             seq = 0 if recording.free_running else recording.next_seq()
         self.number += 1
+        if key is not None:
+            self.used_since_end[key] = kind == "sql"  # until its COMMIT or ROLLBACK
         if kind == "sql" and key is not None:
             self.last_statement[key] = text
             if not self._app_known:
                 self._app_known = True
                 self.app_name, self.app_databases = _serving_app(recording)
             if self.app_databases is not None and database not in self.app_databases:
+                # like leaks, only the concurrent requests' own: an init or observer
+                # request shares their indices but not their trace
+                request = self.index if self.phase == "concurrent" else -1
                 recording.wrong_engine.append(
-                    EngineUse(self.index, self.number, database, self.app_databases, self.app_name)
+                    EngineUse(request, self.number, database, self.app_databases, self.app_name)
                 )
         if self.traced:
             step = Step(
@@ -224,7 +230,7 @@ class RequestContext:
                     request=self.index if self.phase == "concurrent" else -1,
                     connection=ordinal,
                     database=database,
-                    in_transaction=_in_transaction(dbapi),
+                    in_transaction=_in_transaction(dbapi, self.used_since_end.get(key, False)),
                     last_statement=" ".join(self.last_statement.get(key, "").split())[:200],
                 )
             )
@@ -256,18 +262,22 @@ def _params_text(params: Any) -> str:
     return text if len(text) <= 240 else text[:237] + "..."
 
 
-def _in_transaction(dbapi: Any) -> bool:
-    """Whether a DBAPI connection has an open transaction (sqlite3, PyMySQL, psycopg)."""
+def _in_transaction(dbapi: Any, used: bool) -> bool:
+    """Whether a DBAPI connection has an open transaction (sqlite3, PyMySQL, psycopg).
+    ``used``: a statement ran on it since its last COMMIT or ROLLBACK."""
     value = getattr(dbapi, "in_transaction", None)
     if isinstance(value, bool):
-        return value
+        return value  # sqlite3: what SQLite says (a read begins no transaction there)
     info = getattr(dbapi, "info", None)  # psycopg
     status = getattr(info, "transaction_status", None)
     if status is not None:
         return int(status) != 0
     server_status = getattr(dbapi, "server_status", None)  # PyMySQL
     if isinstance(server_status, int):
-        return bool(server_status & 1)
+        # MariaDB flags a transaction only once it writes; a read with autocommit off
+        # has begun one all the same, and holds its metadata locks until it ends
+        autocommit = getattr(dbapi, "get_autocommit", lambda: False)()
+        return bool(server_status & 1) or (used and not autocommit)
     return True
 
 

@@ -246,13 +246,19 @@ class Hang:
     seconds: float
     blocked: Mapping[int, str]  # request index -> where and why it was stuck
     waiting: Mapping[int, str]  # request index -> the step it was waiting to run
+    lock: str = ""  # the lock nothing could get past, when the database names it
+    holders: Mapping[int, str] = field(default_factory=dict)  # request -> what it holds
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "seconds": self.seconds,
             "blocked": {str(k): v for k, v in self.blocked.items()},
             "waiting": {str(k): v for k, v in self.waiting.items()},
         }
+        if self.lock:
+            data["lock"] = self.lock
+            data["holders"] = {str(k): v for k, v in self.holders.items()}
+        return data
 
 
 @dataclass(frozen=True)
@@ -269,6 +275,8 @@ class Execution:
     leaks: tuple[Leak, ...] = ()
     wrong_engine: tuple[EngineUse, ...] = ()
     hang: Hang | None = None
+    # the DDL probe's answer: a schema change that would wait behind a leaked transaction
+    schema_change: Hang | None = None
     timings: Mapping[str, float] = field(default_factory=dict, compare=False)
 
     @property
@@ -297,4 +305,5 @@ class Execution:
             "leaks": [leak.to_json() for leak in self.leaks],
             "wrong_engine": [w.to_json() for w in self.wrong_engine],
             "hang": self.hang.to_json() if self.hang else None,
+            "schema_change": self.schema_change.to_json() if self.schema_change else None,
         }

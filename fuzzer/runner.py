@@ -13,6 +13,7 @@ between the modes:
 from __future__ import annotations
 
 import contextlib
+import gc
 import http.cookiejar
 import json
 import time
@@ -25,9 +26,10 @@ import trio
 
 from .db import Databases
 from .gates import HEADER, Recording
-from .model import Execution, Mode, Phase, Request, Response, Scenario
+from .model import Execution, Hang, Leak, Mode, Phase, Request, Response, Scenario, Step
 from .scheduler import Limits, Scheduler, Statistics
 from .server import Server
+from .sql import access
 
 
 class Dispatch(Protocol):
@@ -165,6 +167,10 @@ class Harness:
                 for i, r in enumerate(scenario.observers)
             ]
         after_requests = time.perf_counter()
+        trace = recording.trace()
+        schema_change = None
+        if dispatch.mode != "serial" and any(leak.in_transaction for leak in recording.leaks):
+            schema_change = self._probe_schema_changes(recording.leaks, trace)
         self._recover(recording, stuck)
         hang = scheduler.hang if scheduler is not None else None
         self._dirty = recording.wrote or bool(recording.leaks) or hang is not None or stuck
@@ -179,17 +185,54 @@ class Harness:
             order=getattr(dispatch, "order", None),
             responses=tuple(responses),
             tables=tables,
-            trace=recording.trace(),
+            trace=trace,
             init=tuple(init),
             observers=tuple(observers),
             leaks=tuple(recording.leaks),
             wrong_engine=tuple(recording.wrong_engine),
             hang=hang,
+            schema_change=schema_change,
             timings={
                 "reset": after_reset - started,
                 "requests": after_requests - after_reset,
                 "read": finished - after_requests,
             },
+        )
+
+    def _probe_schema_changes(self, leaks: Sequence[Leak], trace: Sequence[Step]) -> Hang | None:
+        """Ask the DDL probe (db/ddl.py) whether a schema change of a table that a leaked
+        transaction used would wait: the leak would hang the next migration."""
+        used: dict[int, dict[str, set[str]]] = {}  # request -> database -> tables
+        for leak in leaks:
+            if not leak.in_transaction or leak.request < 0:
+                continue
+            for step in trace:
+                if (
+                    step.request == leak.request
+                    and step.connection == leak.connection
+                    and step.kind == "sql"
+                ):
+                    seen = access(step.text)
+                    tables = used.setdefault(leak.request, {}).setdefault(leak.database, set())
+                    tables |= seen.reads | ({seen.write} if seen.write else set())
+        wanted: dict[str, set[str]] = {}
+        for by_database in used.values():
+            for database, tables in by_database.items():
+                wanted.setdefault(database, set()).update(tables)
+        blocked = self.databases.blocked_schema_changes(wanted) if wanted else {}
+        if not blocked:
+            return None
+        holders = {}
+        for request, by_database in sorted(used.items()):
+            held = sorted(t for d, ts in by_database.items() for t in ts if (d, t) in blocked)
+            if held:
+                holders[request] = f"an open transaction that used {', '.join(held)}"
+        return Hang(
+            seconds=0.0,
+            blocked={},
+            waiting={},
+            lock="; ".join(blocked[key] for key in sorted(blocked)),
+            holders=holders,
         )
 
     def _recover(self, recording: Recording, stuck: bool) -> None:
@@ -201,6 +244,11 @@ class Harness:
         if recording.leaks or stuck:
             self.server.restart()
             self.costs.restarts += 1
+            # The old worker threads are gone; what they leaked (a scoped session holding
+            # a pooled connection) is only reachable through reference cycles. Collect it
+            # now, so its connections go back to their pools before the next execution:
+            # otherwise every restart strands a pool's worth and the pool runs dry.
+            gc.collect()
 
     async def send_all(
         self, recording: Recording, requests: Sequence[Request], stuck_grace: float | None = None

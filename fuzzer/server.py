@@ -10,11 +10,13 @@ request leaked a connection (restarting gives every thread fresh thread-locals).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import threading
 from typing import Any
 
+from waitress import wasyncore
 from waitress.server import create_server
 
 from .errors import ServerError
@@ -86,14 +88,23 @@ class Server:
         server, self._server = self._server, None
         if server is None:
             return
+        loop = self._thread
         try:
-            server.close()
+            if loop is not None and loop.is_alive():
+                # Close every socket from inside the event loop: its map empties and the
+                # loop returns at once. Closed from here, it would sleep out its 1 s
+                # select timeout first (and keep-alive channels would keep it running).
+                # The thunk is queued before the pipe is written to: a loop woken by a
+                # worker's own pull may run it, and close the pipe, before our write.
+                with contextlib.suppress(OSError):
+                    server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+                loop.join(timeout)
+            if loop is None or loop.is_alive():
+                server.close()
         finally:
             dispatcher = getattr(server, "task_dispatcher", None)
             if dispatcher is not None:
                 dispatcher.shutdown(cancel_pending=True, timeout=timeout)
-        if self._thread is not None:
-            self._thread.join(timeout)
 
     def restart(self) -> None:
         """A fresh server with fresh worker threads (their thread-locals start empty)."""

@@ -21,7 +21,8 @@ _WRITE = re.compile(
 )
 _FROM = re.compile(rf"\b(?:FROM|JOIN)\s+{_QUALIFIED}", re.IGNORECASE)
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s|%s|\?|(?<![:\w]):(\w+)")
-_ASSIGNMENT = re.compile(rf"{_IDENT}\s*=\s*(%\(\w+\)s|%s|\?|:\w+)")
+_CAST = r"(?:::[A-Za-z_][\w ]*(?:\(\d+(?:,\s*\d+)?\))?)?"  # PostgreSQL's %(x)s::INTEGER
+_ASSIGNMENT = re.compile(rf"{_IDENT}\s*=\s*(%\(\w+\)s|%s|\?|:\w+){_CAST}")
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,8 @@ class Access:
     verb: str  # SELECT, UPDATE, INSERT, DELETE, …
     key: tuple[Any, ...] | None  # the WHERE parameters of an UPDATE/DELETE (the row)
     sets: tuple[tuple[str, Any], ...]  # (column, value) an UPDATE sets, when known
+    assigned: tuple[str, ...] = ()  # every column an UPDATE sets, known value or not
+    filters: tuple[tuple[str, Any], ...] = ()  # (column, value) of the WHERE's "column = ?"
 
 
 def access(statement: str, params_text: str = "", prefix: str = "") -> Access:
@@ -52,12 +55,54 @@ def access(statement: str, params_text: str = "", prefix: str = "") -> Access:
     params = _parse_params(params_text)
     key: tuple[Any, ...] | None = None
     sets: tuple[tuple[str, Any], ...] = ()
-    if write and verb in ("UPDATE", "DELETE") and params is not None:
+    assigned: tuple[str, ...] = ()
+    if write and verb == "UPDATE":
+        assigned = _assigned(_split_where(text)[0])
+    filters: tuple[tuple[str, Any], ...] = ()
+    if params is not None:
         head, _, where = _split_where(text)
-        key = tuple(_values(where, params, offset=_count(head)))
-        if verb == "UPDATE":
-            sets = tuple(_assignments(head, params))
-    return Access(reads, prefix + write if write else None, verb, key, sets)
+        filters = tuple(_filters(where, params, offset=_count(head)))
+        if write and verb in ("UPDATE", "DELETE"):
+            key = tuple(_values(where, params, offset=_count(head)))
+            if verb == "UPDATE":
+                sets = tuple(_assignments(head, params))
+    return Access(reads, prefix + write if write else None, verb, key, sets, assigned, filters)
+
+
+_BEFORE_EQUALS = re.compile(rf"{_QUALIFIED}\s*=\s*$")
+
+
+def _filters(text: str, params: Any, offset: int) -> list[tuple[str, Any]]:
+    """(column, value) for each ``column = <placeholder>`` of a WHERE clause."""
+    result = []
+    position = offset
+    for match in _PLACEHOLDER.finditer(text):
+        name = match.group(1) or match.group(2)
+        if name is not None and isinstance(params, dict):
+            value, known = params.get(name), name in params
+        elif isinstance(params, list | tuple) and position < len(params):
+            value, known = params[position], True
+            position += 1
+        else:
+            continue
+        column = _BEFORE_EQUALS.search(text, 0, match.start())
+        if known and column is not None:
+            result.append((column.group(2), value))
+    return result
+
+
+def _assigned(head: str) -> tuple[str, ...]:
+    """The columns of an UPDATE's SET clause, whatever their values (``stock=(stock - ?)``
+    included)."""
+    parts = re.split(r"\bSET\b", head, maxsplit=1, flags=re.IGNORECASE)
+    if len(parts) != 2:
+        return ()
+    columns = []
+    for item in _set_items(parts[1]):
+        match = re.match(rf"\s*{_QUALIFIED}\s*=", item)
+        if match:
+            columns.append(match.group(2))
+    return tuple(columns)
 
 
 def _split_where(text: str) -> tuple[str, str, str]:
@@ -86,22 +131,42 @@ def _values(text: str, params: Any, offset: int) -> list[Any]:
 
 
 def _assignments(head: str, params: Any) -> list[tuple[str, Any]]:
+    """(column, value) for each ``column = <placeholder>`` of the SET clause; an item
+    whose value is an expression (``stock = (stock - ?)``) has no known value, but its
+    placeholders still count for the positions of the ones after it."""
     set_part = re.split(r"\bSET\b", head, maxsplit=1, flags=re.IGNORECASE)
     if len(set_part) != 2:
         return []
-    before = _count(set_part[0])
     result = []
-    position = before
-    for match in _ASSIGNMENT.finditer(set_part[1]):
-        column, placeholder = match.group(1), match.group(2)
-        if placeholder.startswith("%(") and isinstance(params, dict):
-            result.append((column, params.get(placeholder[2:-2])))
-        elif placeholder.startswith(":") and isinstance(params, dict):
-            result.append((column, params.get(placeholder[1:])))
-        elif isinstance(params, list | tuple) and position < len(params):
-            result.append((column, params[position]))
-            position += 1
+    position = _count(set_part[0])
+    for item in _set_items(set_part[1]):
+        match = _ASSIGNMENT.fullmatch(item.strip())
+        if match is not None:
+            column, placeholder = match.group(1), match.group(2)
+            if placeholder.startswith("%(") and isinstance(params, dict):
+                result.append((column, params.get(placeholder[2:-2])))
+            elif placeholder.startswith(":") and isinstance(params, dict):
+                result.append((column, params.get(placeholder[1:])))
+            elif isinstance(params, list | tuple) and position < len(params):
+                result.append((column, params[position]))
+        position += _count(item)
     return result
+
+
+def _set_items(text: str) -> list[str]:
+    """A SET clause split at its top-level commas."""
+    items: list[str] = []
+    current: list[str] = []
+    depth = 0
+    for char in text:
+        depth += (char == "(") - (char == ")")
+        if char == "," and depth == 0:
+            items.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    items.append("".join(current))
+    return items
 
 
 def _parse_params(text: str) -> Any:

@@ -24,6 +24,7 @@ from typing import Any
 from hypothesis.strategies import SearchStrategy
 
 from .errors import InvalidTarget
+from .findings import KINDS
 
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 DEFAULT_CONFLICT_STATUSES = frozenset({409, 423})
@@ -266,6 +267,15 @@ def validate(target: Target, where: str = "") -> None:
             f"Target.threads ({target.threads}) must exceed max_requests "
             f"({target.max_requests}): every concurrent request holds a worker thread"
         )
+    for where, kinds in (
+        ("expected_findings", target.expected_findings),
+        *((f"expected_on[{k!r}]", v) for k, v in target.expected_on.items()),
+    ):
+        unknown = sorted(set(kinds) - set(KINDS))
+        if isinstance(kinds, str) or unknown:
+            fail(
+                f"Target.{where} must be a set of finding kinds ({', '.join(KINDS)}), got {kinds!r}"
+            )
     if not all(isinstance(s, int) and 100 <= s <= 599 for s in target.conflict_statuses):
         fail(f"Target.conflict_statuses must be HTTP statuses, got {target.conflict_statuses!r}")
     for key in target.expected_on:

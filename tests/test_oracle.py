@@ -141,6 +141,36 @@ def test_generated_keys_are_compared_up_to_renaming() -> None:
     assert verdict.status == "serializable"
 
 
+def test_a_key_new_in_two_tables_at_once_may_name_either_row() -> None:
+    # R1 adds the user bob and the job t1. Serially bob and t1 both get 2, so R1's
+    # "id": 2 could name either; here the jobs came out the other way round.
+    bob = ((1, "ann", 30), (2, "bob", 20))
+    r0_first = execution(
+        [(201, {"id": 1}), (201, {"id": 2})],
+        {"users": bob, "jobs": ((1, "t0", 1), (2, "t1", 2))},
+    )
+    r1_first = execution(
+        [(201, {"id": 2}), (201, {"id": 1})],
+        {"users": bob, "jobs": ((1, "t1", 2), (2, "t0", 1))},
+    )
+    swapped = execution(
+        [(201, {"id": 2}), (201, {"id": 1})],
+        {"users": bob, "jobs": ((1, "t1", 2), (2, "t0", 1))},
+        commits=(0, 1),
+    )
+    only_r0_first = Serial({(0, 1): r0_first})  # explained by the commit order alone
+    assert oracle(only_r0_first).judge(scenario(), swapped).status == "serializable"
+    # but a key that can name none of the rows a serial run's key names still differs:
+    # here R0 answers with t1's id
+    wrong = execution(
+        [(201, {"id": 1}), (201, {"id": 1})],
+        {"users": bob, "jobs": ((1, "t1", 2), (2, "t0", 1))},
+        commits=(0, 1),
+    )
+    both = Serial({(0, 1): r0_first, (1, 0): r1_first})
+    assert oracle(both).judge(scenario(), wrong).status == "violation"
+
+
 def test_a_duplicate_row_is_an_extra_row() -> None:
     one = execution([(201, {"id": 1}), (200, {"id": 1})], {"jobs": ((1, "t", 1),)})
     serial = Serial({(0, 1): one, (1, 0): one})

@@ -8,7 +8,7 @@ app factory either a URL or a mapping of name to URL.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ..errors import DatabaseError
@@ -131,6 +131,22 @@ class Databases:
 
     def lock_probe(self) -> LockProbe | None:
         return next(iter(self.backends.values())).lock_probe()
+
+    def blocked_schema_changes(
+        self, tables: Mapping[str, Iterable[str]]
+    ) -> dict[tuple[str, str], str]:
+        """(database, table) -> the lock a schema change of that table would wait for
+        right now, for the given tables of each (logical) database (ddl.py)."""
+        from .ddl import blocked_schema_changes
+
+        blocked: dict[tuple[str, str], str] = {}
+        for name, names in tables.items():
+            backend = self.backends.get(name)
+            if backend is None:
+                continue
+            for table, why in blocked_schema_changes(backend, names).items():
+                blocked[(name, table)] = why
+        return blocked
 
     def describe(self) -> dict[str, Any]:
         first = next(iter(self.backends.values()))

@@ -1,0 +1,396 @@
+"""Classification from evidence, on hand-built executions and verdicts (no database).
+
+Each test gives the trace, the responses and the differences the oracle would have
+found, and checks the kind, the requests involved (which make the fingerprint), and
+that the explanation cites what proves it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from fuzzer.findings import classify, fingerprint
+from fuzzer.model import EngineUse, Execution, Gene, Hang, Leak, Request, Response, Scenario, Step
+from fuzzer.oracle import Difference, Verdict
+
+
+class Trace:
+    """Steps in granted order; each request numbers its own from 1."""
+
+    def __init__(self) -> None:
+        self.steps: list[Step] = []
+        self._numbers: dict[int, int] = {}
+
+    def add(self, request: int, kind: str, text: str = "", params: str = "", **more: Any) -> Trace:
+        number = self._numbers.get(request, 0) + 1
+        self._numbers[request] = number
+        self.steps.append(
+            Step(
+                request=request,
+                number=number,
+                kind=kind,  # type: ignore[arg-type]
+                text=text,
+                params=params,
+                database="default" if kind != "start" and kind != "end" else "",
+                connection=1 if kind not in ("start", "end") else 0,
+                **more,
+            )
+        )
+        return self
+
+    def sql(self, request: int, text: str, params: str = "", **more: Any) -> Trace:
+        return self.add(request, "sql", text, params, **more)
+
+
+def scenario(*endpoints: str) -> Scenario:
+    requests = tuple(Request(e, e.split()[0], e.split()[1]) for e in endpoints)
+    return Scenario(requests=requests, schedule=tuple(Gene() for _ in requests))
+
+
+def execution(
+    trace: Trace,
+    statuses: Sequence[int | tuple[int, str]],
+    tables: Mapping[str, Any] | None = None,
+    **more: Any,
+) -> Execution:
+    responses = tuple(
+        Response(s[0], "", s[1]) if isinstance(s, tuple) else Response(s, {}) for s in statuses
+    )
+    return Execution(
+        mode="controlled",
+        responses=responses,
+        tables=dict(tables or {}),
+        trace=tuple(trace.steps),
+        **more,
+    )
+
+
+def violation(
+    order: tuple[int, ...],
+    differences: Sequence[Difference],
+    reference_statuses: Sequence[int],
+    *,
+    serial_failures: Sequence[tuple[int, Response]] = (),
+    consulted_tables: Mapping[str, Any] | None = None,
+) -> Verdict:
+    reference = Execution(
+        mode="serial",
+        responses=tuple(Response(s, {}) for s in reference_statuses),
+        tables=dict(consulted_tables or {}),
+        order=order,
+    )
+    return Verdict(
+        "violation",
+        order,
+        (),
+        tuple(differences),
+        reference,
+        tuple(serial_failures),
+        orders_tried=2,
+        consulted=(reference,),
+    )
+
+
+def cell(table: str, key: Any, column: str, actual: Any, expected: Any) -> Difference:
+    return Difference("cell", actual, expected, table=table, key=key, column=column)
+
+
+def response(request: int, actual: int, expected: int) -> Difference:
+    return Difference(
+        "response", {"status": actual, "body": {}}, {"status": expected, "body": {}}, request
+    )
+
+
+def kinds(findings: Sequence[Any]) -> list[str]:
+    return [f.kind for f in findings]
+
+
+# -- lost update and what only looks like one -------------------------------------------
+
+
+def stale_overwrite(value_written_last: str) -> tuple[Scenario, Execution]:
+    """R2 reads, R1 updates the name and commits, R2 writes back the name it read."""
+    t = Trace()
+    t.add(0, "start").add(1, "start")
+    t.sql(1, "SELECT users.id, users.name, users.age FROM users WHERE users.id = ?", "(1,)")
+    t.sql(0, "SELECT users.id, users.name, users.age FROM users WHERE users.id = ?", "(1,)")
+    t.sql(0, "UPDATE users SET name=? WHERE users.id = ?", "('Li', 1)", rowcount=1)
+    t.add(0, "commit").add(0, "end")
+    t.sql(
+        1,
+        "UPDATE users SET name=?, age=? WHERE users.id = ?",
+        f"('{value_written_last}', 19, 1)",
+        rowcount=1,
+    )
+    t.add(1, "commit").add(1, "end")
+    return scenario("PUT /user/name", "PUT /user/age"), execution(t, [200, 200])
+
+
+def test_a_committed_update_overwritten_from_a_stale_read_is_a_lost_update() -> None:
+    s, e = stale_overwrite("Zhang")
+    verdict = violation((0, 1), [cell("users", 1, "name", "Zhang", "Li")], [200, 200])
+    (finding,) = classify(s, e, verdict)
+    assert finding.kind == "lost-update"
+    assert finding.involved == (0, 1)
+    assert finding.endpoints == ("PUT /user/age", "PUT /user/name")
+    text = finding.explanation.text()
+    assert "R2 read users at step 3" in text
+    assert "before R1 committed at step 6" in text
+    assert 'setting name = "Zhang" from its stale read' in text
+    assert text.endswith("a contradiction!")
+    assert set(finding.explanation.conflicts) == {2, 4, 5, 7}
+
+
+def test_an_atomic_decrement_after_a_check_is_an_overrun_not_a_lost_update() -> None:
+    t = Trace()
+    t.add(0, "start").add(1, "start")
+    t.sql(0, "SELECT items.sku, items.stock FROM items WHERE items.sku = ?", "('mug',)")
+    t.sql(1, "SELECT items.sku, items.stock FROM items WHERE items.sku = ?", "('mug',)")
+    t.sql(
+        0, "UPDATE items SET stock=(items.stock - ?) WHERE items.sku = ?", "(1, 'mug')", rowcount=1
+    )
+    t.sql(0, "INSERT INTO orders (sku, quantity) VALUES (?, ?)", "('mug', 1)", rowcount=1)
+    t.add(0, "commit").add(0, "end")
+    t.sql(
+        1, "UPDATE items SET stock=(items.stock - ?) WHERE items.sku = ?", "(1, 'mug')", rowcount=1
+    )
+    t.sql(1, "INSERT INTO orders (sku, quantity) VALUES (?, ?)", "('mug', 1)", rowcount=1)
+    t.add(1, "commit").add(1, "end")
+    e = execution(t, [201, 201], {"orders": ((1, "mug", 1), (2, "mug", 1))})
+    extra = Difference(
+        "extra-row", {"id": "<new orders #2>", "sku": "mug", "quantity": 1}, None, table="orders"
+    )
+    verdict = violation(
+        (0, 1),
+        [response(1, 201, 422), cell("items", "mug", "stock", -1, 0), extra],
+        [201, 422],
+        consulted_tables={"orders": ((1, "mug", 1),)},
+    )
+    (finding,) = classify(scenario("POST /orders", "POST /orders"), e, verdict)
+    assert finding.kind == "limit-overrun"
+    assert finding.involved == (0, 1)
+    assert "R2 went through (201) where, in the closest serial order, it is refused (422)" in (
+        finding.explanation.text()
+    )
+
+
+# -- duplicates ------------------------------------------------------------------------
+
+
+def double_submission(serial_rows: tuple[tuple[Any, ...], ...]) -> list[Any]:
+    t = Trace()
+    t.add(0, "start").add(1, "start")
+    lookup = "SELECT jobs.id, jobs.token, jobs.report FROM jobs WHERE jobs.token = ?"
+    t.sql(0, lookup, "('t-1',)")
+    t.sql(1, lookup, "('t-1',)")
+    t.sql(1, "INSERT INTO jobs (token, report) VALUES (?, ?)", "('t-1', 'stock')", rowcount=1)
+    t.add(1, "commit").add(1, "end")
+    t.sql(0, "INSERT INTO jobs (token, report) VALUES (?, ?)", "('t-1', 'sales')", rowcount=1)
+    t.add(0, "commit").add(0, "end")
+    final = ((1, "t-1", "stock"), (2, "t-1", "sales"))
+    e = execution(t, [201, 201], {"jobs": final})
+    extra = Difference(
+        "extra-row", {"id": "<new jobs #2>", "token": "t-1", "report": "sales"}, None, table="jobs"
+    )
+    verdict = violation(
+        (1, 0), [response(0, 201, 200), extra], [200, 201], consulted_tables={"jobs": serial_rows}
+    )
+    return classify(scenario("POST /jobs", "POST /jobs"), e, verdict)
+
+
+def test_two_rows_for_the_key_both_lookups_asked_for_are_a_duplicate_insert() -> None:
+    (finding,) = double_submission(serial_rows=((1, "t-1", "stock"),))
+    assert finding.kind == "duplicate-insert"
+    assert finding.involved == (0, 1)
+    text = finding.explanation.text()
+    assert 'inserted a row with token = "t-1" into jobs' in text
+    assert "R1 looked for it in jobs at step 3" in text
+
+
+def test_repeats_the_app_allows_serially_are_not_a_duplicate_insert() -> None:
+    (finding,) = double_submission(serial_rows=((1, "t-1", "stock"), (2, "t-1", "sales")))
+    assert finding.kind == "limit-overrun"
+
+
+# -- write skew ------------------------------------------------------------------------
+
+
+def sign_offs(second_reads_own_row_only: bool) -> list[Any]:
+    t = Trace()
+    t.add(0, "start").add(1, "start")
+    count = "SELECT count(*) AS n FROM doctors WHERE doctors.shift_id = ? AND doctors.on_call = 1"
+    own = "SELECT doctors.on_call FROM doctors WHERE doctors.id = ?"
+    t.sql(0, count, "(1,)")
+    t.sql(
+        1,
+        own if second_reads_own_row_only else count,
+        "(2,)" if second_reads_own_row_only else "(1,)",
+    )
+    t.sql(0, "UPDATE doctors SET on_call=? WHERE doctors.id = ?", "(0, 1)", rowcount=1)
+    t.add(0, "commit").add(0, "end")
+    t.sql(1, "UPDATE doctors SET on_call=? WHERE doctors.id = ?", "(0, 2)", rowcount=1)
+    t.add(1, "commit").add(1, "end")
+    e = execution(t, [200, 200])
+    verdict = violation(
+        (0, 1), [response(1, 200, 422), cell("doctors", 2, "on_call", 0, 1)], [200, 422]
+    )
+    return classify(scenario("POST /off", "POST /off"), e, verdict)
+
+
+def test_disjoint_writes_each_after_a_read_covering_the_others_row_are_write_skew() -> None:
+    (finding,) = sign_offs(second_reads_own_row_only=False)
+    assert finding.kind == "write-skew"
+    assert "R1 changed doctors[1] and R2 changed doctors[2]" in finding.explanation.text()
+
+
+def test_a_read_pinned_to_another_row_does_not_make_write_skew() -> None:
+    (finding,) = sign_offs(second_reads_own_row_only=True)
+    assert finding.kind == "limit-overrun"
+
+
+# -- errors ----------------------------------------------------------------------------
+
+
+def stale_version(serial_failures: Sequence[tuple[int, Response]]) -> list[Any]:
+    t = Trace()
+    t.add(0, "start").add(1, "start").add(2, "start")
+    t.sql(1, "SELECT pages.id, pages.version FROM pages WHERE pages.slug = ?", "('home',)")
+    t.sql(0, "SELECT pages.id, pages.version FROM pages WHERE pages.slug = ?", "('home',)")
+    update = "UPDATE pages SET body=?, version=? WHERE pages.id = ? AND pages.version = ?"
+    t.sql(0, update, "('Hi', 2, 1, 1)", rowcount=1)
+    t.add(0, "commit").add(0, "end")
+    t.sql(2, "SELECT tags.name FROM tags", "()")
+    t.add(2, "rollback").add(2, "end")
+    t.sql(1, update, "('Yo', 2, 1, 1)", rowcount=0)
+    t.add(1, "rollback").add(1, "end")
+    error = (
+        "sqlalchemy.orm.exc.StaleDataError: UPDATE statement on table 'pages' expected to "
+        "update 1 row(s); 0 were matched."
+    )
+    e = execution(t, [200, (500, error), 200])
+    verdict = violation(
+        (0, 1, 2), [response(1, 500, 200)], [200, 200, 200], serial_failures=serial_failures
+    )
+    s = scenario("PUT /pages/<slug>", "PUT /pages/<slug>", "GET /tags")
+    return classify(s, e, verdict)
+
+
+def test_a_5xx_no_serial_run_gives_is_a_concurrency_error_of_the_requests_involved() -> None:
+    (finding,) = stale_version(serial_failures=())
+    assert finding.kind == "concurrency-error"
+    assert finding.exception == "sqlalchemy.orm.exc.StaleDataError"
+    assert finding.involved == (0, 1)  # the reader of tags only stood by
+    assert finding.endpoints == ("PUT /pages/<slug>",)
+    text = finding.explanation.text()
+    assert "R2's statement at step 12 (UPDATE pages SET" in text and "matched 0 rows" in text
+
+
+def test_a_5xx_a_serial_run_gives_too_is_a_serial_failure_never_a_race() -> None:
+    error = Response(500, "", "sqlalchemy.orm.exc.StaleDataError: UPDATE statement …")
+    findings = stale_version(serial_failures=((1, error),))
+    assert kinds(findings) == ["serial-failure"]
+    assert findings[0].involved == (1,)
+
+
+# -- stale read ------------------------------------------------------------------------
+
+
+def test_an_answer_no_serial_order_gives_is_a_stale_read_of_the_overlapping_writer() -> None:
+    t = Trace()
+    t.add(0, "start").add(1, "start").add(2, "start")
+    t.sql(0, "SELECT products.sku, products.price FROM products WHERE products.sku = ?", "('mug',)")
+    t.sql(1, "UPDATE products SET price=? WHERE products.sku = ?", "('15.00', 'mug')", rowcount=1)
+    t.add(1, "commit").add(1, "end")
+    t.sql(2, "UPDATE tags SET name=? WHERE tags.id = ?", "('x', 1)", rowcount=1)
+    t.add(2, "commit").add(2, "end")
+    t.sql(
+        0, "SELECT (products.price * ?) AS total FROM products WHERE products.sku = ?", "(3, 'mug')"
+    )
+    t.add(0, "rollback").add(0, "end")
+    e = execution(t, [200, 200, 200])
+    diff = Difference(
+        "response",
+        {"status": 200, "body": {"unit": "12.00", "total": "45.00"}},
+        {"status": 200, "body": {"unit": "15.00", "total": "45.00"}},
+        request=0,
+    )
+    verdict = violation((1, 0, 2), [diff], [200, 200, 200])
+    s = scenario("GET /quote/<sku>", "PUT /products/<sku>/price", "PUT /tags/<id>")
+    (finding,) = classify(s, e, verdict)
+    assert finding.kind == "stale-read"
+    assert finding.involved == (0, 1)  # the tags writer touched nothing R1 read
+    assert "R1 read products at step 4, before R2 committed at step 6, and read products" in (
+        finding.explanation.text()
+    )
+
+
+# -- hygiene ---------------------------------------------------------------------------
+
+
+def serializable() -> Verdict:
+    return Verdict("serializable", (0,), reference=None)
+
+
+def test_leaks_wrong_engines_and_a_blocked_schema_change_each_name_their_request() -> None:
+    t = Trace()
+    t.add(0, "start").add(1, "start")
+    t.sql(0, "SELECT customers.id FROM customers")
+    t.sql(1, "SELECT products.id FROM products WHERE products.id = ?", "(1,)")
+    t.add(0, "end").add(1, "end")
+    e = execution(
+        t,
+        [200, 200],
+        leaks=(Leak(0, 1, "default", True, "SELECT customers.id FROM customers"),),
+        wrong_engine=(EngineUse(1, 2, "blog", ("shop",), "shop"),),
+        schema_change=Hang(
+            0.0,
+            {},
+            {},
+            lock="ALTER TABLE customers waits for the metadata lock on customers",
+            holders={0: "an open transaction that used customers"},
+        ),
+    )
+    findings = classify(scenario("GET /stats", "GET /shop/products/<id>"), e, serializable())
+    assert kinds(findings) == ["hang", "leaked-transaction", "wrong-engine"]
+    hang, leak, wrong = findings
+    assert hang.involved == (0,) and leak.involved == (0,) and wrong.involved == (1,)
+    assert "metadata lock on customers" in hang.explanation.text()
+    assert "R1 answered, and left an open transaction that used customers" in (
+        hang.explanation.text()
+    )
+    assert "inside an open transaction" in leak.explanation.text()
+    assert "ran on database 'blog'" in wrong.explanation.text()
+
+
+def test_the_fingerprint_is_kind_endpoints_and_exception_and_ignores_order() -> None:
+    a = fingerprint("lost-update", ["PUT /a", "PUT /b"])
+    assert a == fingerprint("lost-update", ["PUT /b", "PUT /a", "PUT /a"])
+    assert a != fingerprint("lost-update", ["PUT /a"])
+    assert a != fingerprint("stale-read", ["PUT /a", "PUT /b"])
+    assert fingerprint("concurrency-error", ["PUT /a"], "X") != fingerprint(
+        "concurrency-error", ["PUT /a"], "Y"
+    )
+
+
+def test_a_read_after_the_commit_inside_an_older_transaction_may_be_stale() -> None:
+    """REPEATABLE READ: R1's count runs after R2 committed, but in the snapshot R1 took
+    with its first read, before that commit."""
+    t = Trace()
+    t.add(0, "start").add(1, "start")
+    t.sql(0, "SELECT doctors.shift_id FROM doctors WHERE doctors.id = ?", "(1,)")
+    t.sql(1, "SELECT count(*) AS n FROM doctors WHERE doctors.shift_id = ?", "(1,)")
+    t.sql(1, "UPDATE doctors SET on_call=? WHERE doctors.id = ?", "(0, 2)", rowcount=1)
+    t.add(1, "commit").add(1, "end")
+    t.sql(0, "SELECT count(*) AS n FROM doctors WHERE doctors.shift_id = ?", "(1,)")
+    t.sql(0, "UPDATE doctors SET on_call=? WHERE doctors.id = ?", "(0, 1)", rowcount=1)
+    t.add(0, "commit").add(0, "end")
+    verdict = violation(
+        (1, 0), [response(0, 200, 422), cell("doctors", 1, "on_call", 0, 1)], [422, 200]
+    )
+    (finding,) = classify(scenario("POST /off", "POST /off"), execution(t, [200, 200]), verdict)
+    assert finding.kind == "write-skew"
+    assert "R1 read doctors at step 8 (SELECT count(*)" in finding.explanation.text()
+    assert "in a transaction begun at step 3, a read that includes the row R2 changes" in (
+        finding.explanation.text()
+    )

@@ -1,0 +1,44 @@
+"""What the findings read off a recorded statement, on each driver's parameter style."""
+
+from __future__ import annotations
+
+from fuzzer.sql import access
+
+
+def test_an_update_names_its_row_its_values_and_every_column_it_sets() -> None:
+    seen = access("UPDATE users SET name=?, age=? WHERE users.id = ?", "('Li', 30, 1)")
+    assert seen.write == "users" and seen.verb == "UPDATE"
+    assert seen.key == (1,)
+    assert seen.sets == (("name", "Li"), ("age", 30))
+    assert seen.assigned == ("name", "age")
+    assert seen.filters == (("id", 1),)
+
+
+def test_postgresql_casts_do_not_hide_the_values() -> None:
+    seen = access(
+        "UPDATE users SET name=%(name)s::VARCHAR, age=%(age)s::INTEGER "
+        "WHERE users.id = %(users_id)s::INTEGER",
+        "{'name': 'Li', 'age': 30, 'users_id': 1}",
+    )
+    assert seen.sets == (("name", "Li"), ("age", 30))
+    assert seen.key == (1,)
+
+
+def test_an_expression_has_no_known_value_and_keeps_the_positions_after_it() -> None:
+    seen = access(
+        "UPDATE items SET stock=(items.stock - ?), name=? WHERE items.sku = ?",
+        "(1, 'mugs', 'mug')",
+    )
+    assert seen.sets == (("name", "mugs"),)  # stock's value is not a parameter
+    assert seen.assigned == ("stock", "name")
+    assert seen.key == ("mug",)
+
+
+def test_a_lookup_names_the_columns_it_filters_on() -> None:
+    seen = access(
+        "SELECT `jobs`.id FROM `jobs` WHERE `jobs`.client_token = %(client_token_1)s "
+        "LIMIT %(param_1)s",
+        "{'client_token_1': 't-1', 'param_1': 1}",
+    )
+    assert seen.reads == {"jobs"} and seen.write is None
+    assert seen.filters == (("client_token", "t-1"),)
