@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, Phase, find, settings
 
 from .errors import InvalidTarget
 from .model import Execution, Gene, Request, Scenario, Step
+from .schedules import conflict_points, surveyed_trace
 from .sql import access
 from .target import Endpoint, Target
 
@@ -32,6 +33,7 @@ class EndpointSurvey:
     statements: int
     trace: tuple[Step, ...] = ()  # the steps of the request that wrote the most
     writer: Request | None = None  # that request
+    variant: Request | None = None  # another request of it that wrote (other arguments)
 
 
 @dataclass(frozen=True)
@@ -178,16 +180,18 @@ def _routes(app: object) -> str:
 
 
 #: At most this many requests are sent per endpoint: its simplest one, then others until
-#: one writes. The simplest request often does nothing (a user following themself, a
-#: visitor's form as a signed-in user), and conflict points read off a request that
-#: writes nothing find no race.
+#: two of them write. The simplest request often does nothing (a user following
+#: themself, a visitor's form as a signed-in user), and conflict points read off a
+#: request that writes nothing find no race; two different writing requests of one
+#: endpoint (two doctors signing off) make the opening's write-skew pair.
 SAMPLES = 8
 
 
 def survey(target: Target, run: Run) -> Survey:
     """Send each endpoint's simplest request alone, from the snapshot, then other requests
-    of it until one writes; what an endpoint touches is the union of what they touched,
-    and its steps are those of the request that wrote the most (the simplest on a tie)."""
+    of it until two have written; what an endpoint touches is the union of what they
+    touched, and its steps are those of the request that wrote the most (the simplest on
+    a tie)."""
     identities = [i.name for i in target.identities]
     results = []
     for endpoint in target.endpoints:
@@ -199,10 +203,11 @@ def survey(target: Target, run: Run) -> Survey:
         ]
         runs = [_Alone.of(run, simplest)]
         for other in others[: SAMPLES - 1]:
-            if runs[-1].writes:
+            if sum(1 for r in runs if r.writes) >= 2:
                 break
             runs.append(_Alone.of(run, other))
         richest = max(runs, key=lambda r: (len(r.writes), r.statements))
+        writing = [r.request for r in runs if r.writes and r is not richest]
         results.append(
             EndpointSurvey(
                 endpoint.name,
@@ -213,6 +218,7 @@ def survey(target: Target, run: Run) -> Survey:
                 richest.statements,
                 richest.trace,
                 richest.request,
+                writing[0] if writing else None,
             )
         )
     return Survey(tuple(results))
@@ -283,20 +289,119 @@ def _writing(e: EndpointSurvey) -> Request:
 
 
 def openings(result: Survey, target: Target) -> list[Scenario]:
-    """The search's systematic opening: every writing endpoint against itself (two
-    copies, and ``max_requests`` copies — double submissions, overruns), then every
-    pair of writers of a common table, each request yielding at its first conflicting
-    step (conflict-guided genes). Most races that real users meet are among these."""
+    """The search's systematic opening, likeliest and cheapest first:
+
+    * every writing endpoint against itself, the same request twice (a double submit);
+    * every pair of writers of a common table (two edits of one row);
+    * every writing endpoint with two different requests of it (write skew: two doctors
+      signing off at once);
+    * every reader of a table a writer writes, against that writer (a stale read: a
+      total across two queries);
+    * every pair of writers again, one yielding right after its COMMIT when it reads its
+      rows again afterwards, the other running through (deleted under an expired object);
+    * every writing endpoint in ``max_requests`` copies (an overrun that needs three);
+    * the first three again, each writer yielding at its moment of decision instead.
+
+    A request first yields after its first conflicting step (conflict-guided genes: a
+    stale copy taken to be merged later), a reader's writer running through. The moment
+    of decision is after its last conflicting read before its first write: it has
+    decided on what it read and not yet acted (check-then-act, an invariant over rows
+    that the other request changes). Two different requests of one endpoint write
+    different rows, so for them that moment comes right after the first.
+    Most races that real users meet are among these."""
     by_name = {e.endpoint: e for e in result.endpoints}
     writers = [by_name[name] for name in result.writers()]
+    traces = {e.endpoint: e.trace for e in result.endpoints}
     first = Gene(0, (0,))
-    scenarios: list[Scenario] = []
-    for e in writers:
-        for copies in sorted({target.min_requests, 2, target.max_requests}):
-            if 2 <= copies <= target.max_requests:
-                scenarios.append(Scenario((_writing(e),) * copies, (first,) * copies))
-    for k, a in enumerate(writers):
-        for b in writers[k + 1 :]:
-            if a.writes & b.writes and target.max_requests >= 2:
-                scenarios.append(Scenario((_writing(a), _writing(b)), (first, first)))
-    return scenarios[:MAX_OPENINGS]
+
+    def at_first(*requests: Request) -> Scenario:
+        return Scenario(requests, (first,) * len(requests))
+
+    pair = max(2, target.min_requests)
+    two = target.min_requests <= 2 <= target.max_requests
+    same: list[Scenario] = []
+    pairs: list[Scenario] = []
+    variants: list[Scenario] = []
+    readers: list[Scenario] = []
+    more: list[Scenario] = []
+    if pair <= target.max_requests:
+        same = [at_first(*(_writing(e),) * pair) for e in writers]
+    if two:
+        for k, a in enumerate(writers):
+            for b in writers[k + 1 :]:
+                if a.writes & b.writes:
+                    pairs.append(at_first(_writing(a), _writing(b)))
+        variants = [at_first(_writing(e), e.variant) for e in writers if e.variant]
+        for reader in result.endpoints:
+            if reader.writes:
+                continue
+            for e in writers:
+                if reader.reads & e.writes:
+                    readers.append(Scenario((reader.request, _writing(e)), (first, Gene())))
+    if target.max_requests > pair:
+        more = [at_first(*(_writing(e),) * target.max_requests) for e in writers]
+
+    def decided(scenarios: list[Scenario]) -> list[Scenario]:
+        changed = [_yield_when_decided(s, traces) for s in scenarios]
+        return [d for d, s in zip(changed, scenarios, strict=True) if d != s]
+
+    def after_commit(pairs: list[Scenario]) -> list[Scenario]:
+        swapped = [Scenario(p.requests[::-1], p.schedule) for p in pairs]
+        changed = [_yield_after_commit(s, traces) for s in pairs + swapped]
+        return [s for s in changed if s.schedule[0] != first]
+
+    variants = [s for v in variants for s in (v, *decided([v]))]
+    ordered = (
+        same
+        + pairs
+        + variants
+        + readers
+        + after_commit(pairs)
+        + more
+        + decided(same)
+        + decided(pairs)
+    )
+    return ordered[:MAX_OPENINGS]
+
+
+def _yield_when_decided(scenario: Scenario, traces: Mapping[str, Sequence[Step]]) -> Scenario:
+    """Genes that make each request yield after its last conflicting step before its
+    first write (or its first conflicting step, when it has none)."""
+
+    def decision(own: Sequence[int], steps: Sequence[Step]) -> int | None:
+        writes = [s.number for s in steps if s.kind == "sql" and access(s.text).write]
+        before = [n for n in own if writes and n < min(writes)]
+        return max(before) if before else None
+
+    return _yield_at(scenario, traces, decision)
+
+
+def _yield_after_commit(scenario: Scenario, traces: Mapping[str, Sequence[Step]]) -> Scenario:
+    """Genes that make the first request yield after its COMMIT when a conflicting step
+    follows it (it reads its own row again: SQLAlchemy expires objects on commit), while
+    the second runs through: the row may be gone or changed by then."""
+
+    def committed(own: Sequence[int], steps: Sequence[Step]) -> int | None:
+        commits = [s.number for s in steps if s.kind == "commit" and s.number in own]
+        return commits[0] if commits else None
+
+    yielding = _yield_at(scenario, traces, committed)
+    return Scenario(scenario.requests, (yielding.schedule[0], Gene()))
+
+
+def _yield_at(
+    scenario: Scenario,
+    traces: Mapping[str, Sequence[Step]],
+    pick: Callable[[Sequence[int], Sequence[Step]], int | None],
+) -> Scenario:
+    """The scenario with each request yielding once, after the step ``pick`` chooses among
+    its conflict points (its first one when ``pick`` chooses none), as an index into them
+    (schedules.conflict_points): the form the engine draws and resolves."""
+    trace = surveyed_trace(scenario, traces)
+    points = conflict_points(trace, len(scenario.requests))
+    genes = []
+    for index in range(len(scenario.requests)):
+        own = points.get(index, ())
+        chosen = pick(own, [s for s in trace if s.request == index])
+        genes.append(Gene(0, (own.index(chosen) if chosen is not None else 0,)))
+    return Scenario(scenario.requests, tuple(genes))

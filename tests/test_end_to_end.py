@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
+
 from fuzzer import api
 from fuzzer.report.text import context_switches
 
@@ -84,12 +86,29 @@ def test_every_yield_in_a_reported_schedule_is_needed(tmp_path: object) -> None:
     assert not any(Session(load_target("targets.profile:buggy")).run(work))
 
 
-def test_the_opening_tries_each_writer_against_itself_first() -> None:
-    # three bookings that all count before any inserts overrun a capacity of two: the
-    # systematic opening (book x2, book x3, ...) meets it before any random example
+@pytest.mark.parametrize(
+    ("target", "kind", "within", "requests"),
+    [
+        # two edits of one user, each merging a stale copy: a pair of writers
+        ("profile", "lost-update", 3, 2),
+        # two doctors sign off at once: one endpoint, two different requests, each
+        # yielding when it has counted the doctors on call and not yet signed off
+        ("oncall", "write-skew", 3, 2),
+        # a total read across two queries while a transfer commits: reader and writer
+        ("audit", "stale-read", 3, 2),
+        # completed, committed, then re-read while a delete commits: after the COMMIT
+        ("tasks", "concurrency-error", 8, 2),
+        # three bookings that all count before any inserts overrun a capacity of two
+        ("booking", "limit-overrun", 4, 3),
+    ],
+)
+def test_the_systematic_opening_meets_the_common_races(
+    target: str, kind: str, within: int, requests: int
+) -> None:
+    # with a budget no larger than the opening, no random example could have found them
     report = api.run(
-        "targets.booking:buggy", max_examples=30, seed=7, report_dir=None, example_db=None
+        f"targets.{target}:buggy", max_examples=within, seed=7, report_dir=None, example_db=None
     )
-    (finding,) = [f for f in report.findings if f.kind == "limit-overrun"]
-    assert finding.found_after <= 2
-    assert len(finding.scenario.requests) == 3
+    (finding,) = [f for f in report.findings if f.kind == kind]
+    assert finding.found_after <= within
+    assert len(finding.scenario.requests) == requests
