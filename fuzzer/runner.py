@@ -137,6 +137,10 @@ class Harness:
         self._dirty = True
         self.stuck: list[str] = []  # requests whose worker threads never came back
 
+    def invalidate(self) -> None:
+        """Restore the snapshot before the next execution even if nothing was written."""
+        self._dirty = True
+
     async def execute(self, scenario: Scenario, dispatch: Dispatch) -> Execution:
         """Run ``scenario`` from the snapshot and return everything it produced."""
         costs = self.costs
