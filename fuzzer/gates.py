@@ -32,6 +32,7 @@ from sqlalchemy.pool import Pool
 
 from .model import EngineUse, Leak, Phase, Step, StepKind, is_write_sql
 from .scheduler import Pending, Scheduler
+from .sql import written_table
 
 HEADER = "X-Fuzz-Request"
 _ENVIRON_KEY = "HTTP_X_FUZZ_REQUEST"
@@ -86,6 +87,16 @@ class Recording:
         self.leaked_connections: list[Any] = []
         self.wrong_engine: list[EngineUse] = []
         self.wrote = False
+        # database -> tables its statements wrote; None once a write named no table it
+        # could read (DDL, a CTE): then every table must be restored
+        self.written: dict[str, set[str]] | None = {}
+
+    def wrote_to(self, database: str, statement: str) -> None:
+        table = written_table(statement)
+        if table is None:
+            self.written = None
+        elif self.written is not None:
+            self.written.setdefault(database, set()).add(table)
 
     def header(self, phase: Phase, index: int) -> str:
         return f"{self.token}/{phase}/{index}"
@@ -167,6 +178,7 @@ class RequestContext:
         write = kind == "sql" and is_write_sql(text)
         if write:
             recording.wrote = True
+            recording.wrote_to(database, text)
         if self.gated:
             assert recording.scheduler is not None
             seq = recording.scheduler.wait_turn(

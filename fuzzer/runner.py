@@ -135,18 +135,19 @@ class Harness:
         self.identity_headers = dict(identity_headers or {})
         self.costs = Costs()
         self._dirty = True
+        self._written: dict[str, set[str]] | None = None  # what to restore; None: all
         self.stuck: list[str] = []  # requests whose worker threads never came back
 
     def invalidate(self) -> None:
         """Restore the snapshot before the next execution even if nothing was written."""
-        self._dirty = True
+        self._dirty, self._written = True, None
 
     async def execute(self, scenario: Scenario, dispatch: Dispatch) -> Execution:
         """Run ``scenario`` from the snapshot and return everything it produced."""
         costs = self.costs
         started = time.perf_counter()
         if self._dirty:
-            self.databases.reset()
+            self.databases.reset(self._written)
         after_reset = time.perf_counter()
         scheduler = dispatch.scheduler(scenario, self)
         recording = Recording(
@@ -177,8 +178,12 @@ class Harness:
             schema_change = self._probe_schema_changes(recording.leaks, trace)
         self._recover(recording, stuck)
         hang = scheduler.hang if scheduler is not None else None
-        self._dirty = recording.wrote or bool(recording.leaks) or hang is not None or stuck
-        tables = self.databases.read() if self._dirty else self.databases.initial
+        unclear = bool(recording.leaks) or hang is not None or stuck
+        self._dirty = recording.wrote or unclear
+        # only the tables its statements wrote changed (and what their foreign keys
+        # cascade to): restore and read just those, unless it left something unclear
+        self._written = None if unclear else recording.written
+        tables = self.databases.read(self._written) if self._dirty else self.databases.initial
         finished = time.perf_counter()
         costs.executions += 1
         costs.reset += after_reset - started

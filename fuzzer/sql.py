@@ -38,6 +38,15 @@ class Access:
     filters: tuple[tuple[str, Any], ...] = ()  # (column, value) of the WHERE's "column = ?"
 
 
+def written_table(statement: str) -> str | None:
+    """The table an INSERT, UPDATE, DELETE or REPLACE writes (no schema), else None."""
+    match = _WRITE.match(statement)
+    if match is None:
+        return None
+    groups = match.groups()
+    return next(g for g in (groups[2], groups[5], groups[8]) if g)
+
+
 def access(statement: str, params_text: str = "", prefix: str = "") -> Access:
     """Parse a statement and its recorded parameters. ``prefix`` qualifies table names
     ("db.") when the target has several databases."""

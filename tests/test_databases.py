@@ -21,6 +21,8 @@ from fuzzer.db.mysql import innodb_lock_waits, state_wait
 from fuzzer.db.postgres import lock_reason
 from fuzzer.errors import UnsafeDatabase
 
+from .conftest import need
+
 # -- without a server --------------------------------------------------------------------
 
 
@@ -242,6 +244,68 @@ def test_restore_puts_back_rows_and_generated_keys(scratch: tuple[Databases, Any
         assert databases.read() != initial
         databases.reset()
         assert databases.read() == initial
+
+
+TRIGGERS = {
+    "sqlite": [
+        "CREATE TRIGGER audit AFTER UPDATE ON other BEGIN INSERT INTO log VALUES (NEW.v); END"
+    ],
+    "mariadb": [
+        "CREATE TRIGGER audit AFTER UPDATE ON other FOR EACH ROW INSERT INTO log VALUES (NEW.v)"
+    ],
+    "postgres": [
+        "CREATE FUNCTION audit() RETURNS trigger AS $$ BEGIN INSERT INTO log VALUES (NEW.v); "
+        "RETURN NEW; END $$ LANGUAGE plpgsql",
+        "CREATE TRIGGER audit AFTER UPDATE ON other FOR EACH ROW EXECUTE FUNCTION audit()",
+    ],
+}
+
+
+@pytest.mark.parametrize("db", ["sqlite", "mariadb", "postgres"])
+@pytest.mark.parametrize("triggers", [False, True])
+def test_a_restore_after_writes_covers_what_they_cascaded_to(db: str, triggers: bool) -> None:
+    # only the written tables are restored and read again, and what changed with them:
+    # rows a foreign key deleted in cascade, rows a trigger wrote
+    if db != "sqlite":
+        need(db)
+    databases = Databases.open(db)
+    databases.create()
+    engine = create_engine(databases.backends["default"].url)
+    try:
+        with engine.begin() as conn:
+            if db == "sqlite":
+                conn.execute(text("PRAGMA foreign_keys = ON"))
+            conn.execute(text("CREATE TABLE parent (id INT PRIMARY KEY)"))
+            conn.execute(
+                text(
+                    "CREATE TABLE child (id INT PRIMARY KEY, parent_id INT, FOREIGN KEY "
+                    "(parent_id) REFERENCES parent(id) ON DELETE CASCADE)"
+                )
+            )
+            conn.execute(text("CREATE TABLE other (id INT PRIMARY KEY, v INT)"))
+            conn.execute(text("CREATE TABLE log (v INT)"))
+            for statement in TRIGGERS[db] if triggers else []:
+                conn.exec_driver_sql(statement)
+            conn.execute(text("INSERT INTO parent VALUES (1)"))
+            conn.execute(text("INSERT INTO child VALUES (1, 1)"))
+            conn.execute(text("INSERT INTO other VALUES (1, 10)"))
+        databases.take_snapshot()
+        initial = databases.read()
+        with engine.begin() as conn:
+            if db == "sqlite":
+                conn.execute(text("PRAGMA foreign_keys = ON"))
+            conn.execute(text("DELETE FROM parent"))  # the child goes with it
+            conn.execute(text("UPDATE other SET v = 11"))  # a trigger may log it
+        written = {"default": {"parent", "other"}}
+        changed = databases.read(written)
+        assert changed["child"] == ()  # read again, not taken from the snapshot
+        assert changed["log"] == (((11,),) if triggers else ())
+        assert changed == databases.read()
+        databases.reset(written)
+        assert databases.read() == initial
+    finally:
+        engine.dispose()
+        databases.drop()
 
 
 def test_the_read_connection_sees_each_commit(scratch: tuple[Databases, Any]) -> None:

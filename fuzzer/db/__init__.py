@@ -8,7 +8,7 @@ app factory either a URL or a mapping of name to URL.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from ..errors import DatabaseError
@@ -116,15 +116,33 @@ class Databases:
         """The snapshot's rows, as ``read`` returns them."""
         return self._initial
 
-    def reset(self) -> None:
+    def reset(self, written: Mapping[str, Collection[str]] | None = None) -> None:
+        """Put the snapshot back: every table, or only the tables ``written`` names per
+        database (with what their foreign keys cascade to)."""
+        only = self._only(written)
         for name, backend in self.backends.items():
-            backend.restore(self._snapshot[name])
+            tables = None if only is None else only.get(name)
+            if only is None or tables:
+                backend.restore(self._snapshot[name], tables)
 
-    def read(self) -> dict[str, Rows]:
-        rows: dict[str, Rows] = {}
-        for backend in self.backends.values():
-            rows.update(backend.read())
+    def read(self, written: Mapping[str, Collection[str]] | None = None) -> dict[str, Rows]:
+        """The rows of every table; with ``written``, read only those tables (and what
+        their foreign keys cascade to), the others are as in the snapshot."""
+        only = self._only(written)
+        rows: dict[str, Rows] = {} if only is None else dict(self._initial)
+        for name, backend in self.backends.items():
+            tables = None if only is None else only.get(name)
+            if only is None or tables:
+                rows.update(backend.read(tables))
         return rows
+
+    def _only(
+        self, written: Mapping[str, Collection[str]] | None
+    ) -> Mapping[str, Collection[str]] | None:
+        """``written`` if every database it names is one of ours, else None (all)."""
+        if written is None or any(name not in self.backends for name in written):
+            return None
+        return written
 
     def lock_model(self) -> LockModel | None:
         return next(iter(self.backends.values())).lock_model()

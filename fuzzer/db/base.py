@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime
 import decimal
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,6 +79,8 @@ class Backend:
         self._engine: Engine | None = None
         self._tables: list[Table] = []
         self.tables: dict[str, TableInfo] = {}
+        self._dependents: dict[str, set[str]] = {}  # table -> tables with a foreign key to it
+        self._triggers = True  # until discover() looked: restore everything
 
     # -- what subclasses provide ---------------------------------------------------------
 
@@ -124,6 +126,11 @@ class Backend:
 
     def _restore_preamble(self) -> Sequence[str]:
         return ()
+
+    def _has_triggers(self, conn: Any) -> bool:
+        """Whether the database has triggers (a write may change tables it does not
+        name): then every restore restores every table. Unknown: assume it has."""
+        return True
 
     def _extra_tables(self) -> Sequence[str]:
         """Bookkeeping tables that must be restored too (SQLite's sqlite_sequence)."""
@@ -174,6 +181,13 @@ class Backend:
         for name in extra & existing:
             if name not in metadata.tables:
                 self._tables.append(Table(name, metadata, autoload_with=self.engine))
+        self._dependents = {}
+        for table in self._tables:
+            for fk in table.foreign_keys:
+                self._dependents.setdefault(fk.column.table.name, set()).add(table.name)
+        with self.engine.connect() as conn:
+            self._triggers = self._has_triggers(conn)
+            conn.rollback()
         self.tables = {}
         for table in self._tables:
             if table.name in extra:
@@ -205,14 +219,37 @@ class Backend:
                 for table in self._tables
             }
 
-    def restore(self, snapshot: Mapping[str, list[tuple[Any, ...]]]) -> None:
-        """Put every table back to the snapshot, in one transaction."""
+    def affected(self, written: Collection[str] | None) -> list[Table]:
+        """The tables a restore or a read must cover after statements wrote ``written``:
+        those, what their foreign keys may cascade to, and the bookkeeping tables; every
+        table when that cannot be told (None, a table not in the snapshot, triggers)."""
+        known = {table.name for table in self._tables}
+        if written is None or self._triggers or not set(written) <= known:
+            return self._tables
+        covered = set(written)
+        todo = list(covered)
+        while todo:
+            for child in self._dependents.get(todo.pop(), ()):
+                if child not in covered:
+                    covered.add(child)
+                    todo.append(child)
+        covered |= set(self._extra_tables())
+        return [table for table in self._tables if table.name in covered]
+
+    def restore(
+        self,
+        snapshot: Mapping[str, list[tuple[Any, ...]]],
+        written: Collection[str] | None = None,
+    ) -> None:
+        """Put every table back to the snapshot (or the ones ``written`` affected), in one
+        transaction."""
+        tables = self.affected(written)
         with self.engine.begin() as conn:
             for statement in self._restore_preamble():
                 conn.exec_driver_sql(statement)
-            for table in reversed(self._tables):
+            for table in reversed(tables):
                 conn.execute(table.delete())
-            for table in self._tables:
+            for table in tables:
                 rows = snapshot.get(table.name)
                 if rows:
                     keys = [c.key for c in table.columns]
@@ -224,11 +261,12 @@ class Backend:
     def _after_restore(self, conn: Any, snapshot: Mapping[str, list[tuple[Any, ...]]]) -> None:
         """Dialect-specific work after the rows are back (sequence counters)."""
 
-    def read(self) -> dict[str, Rows]:
-        """The final rows of every table, normalized to JSON values and sorted."""
+    def read(self, written: Collection[str] | None = None) -> dict[str, Rows]:
+        """The final rows of every table (or the ones ``written`` affected), normalized
+        to JSON values and sorted."""
         result: dict[str, Rows] = {}
         with self.engine.connect() as conn:
-            for table in self._tables:
+            for table in self.affected(written):
                 info = self.tables.get(self.prefix + table.name)
                 if info is None:
                     continue

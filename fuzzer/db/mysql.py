@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from ..errors import DatabaseError
@@ -150,7 +150,18 @@ class MySQLBackend(ServerBackend):
             conn.rollback()
         return {str(name): int(value) for name, value in result}
 
-    def _restore_once(self, snapshot: Mapping[str, list[tuple[Any, ...]]]) -> None:
+    def _has_triggers(self, conn: Any) -> bool:
+        return bool(
+            conn.exec_driver_sql(
+                "SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE()"
+            ).scalar()
+        )
+
+    def _restore_once(
+        self,
+        snapshot: Mapping[str, list[tuple[Any, ...]]],
+        written: Collection[str] | None = None,
+    ) -> None:
         """DELETE + INSERT in one transaction; a table whose AUTO_INCREMENT counter moved
         is emptied with TRUNCATE first (it resets the counter, and costs about half of
         ``ALTER TABLE … AUTO_INCREMENT``), so the next execution draws the same keys."""
@@ -165,7 +176,9 @@ class MySQLBackend(ServerBackend):
             with self.engine.connect() as conn:
                 for table in moved:
                     conn.exec_driver_sql(f"TRUNCATE TABLE {_quote(table)}")
-        super()._restore_once(snapshot)
+        if written is not None:
+            written = set(written) | set(moved)
+        super()._restore_once(snapshot, written)
         odd = [t for t in moved if self._natural.get(t) != self._counters[t]]
         if odd:  # setup left the counter above the largest key: put it back exactly
             with self.engine.connect() as conn:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import re
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from typing import Any
 
 from sqlalchemy.engine import URL
@@ -203,25 +203,33 @@ class ServerBackend(Backend):
         """The fuzzer's own engine (restore, read): no target settings."""
         return self._server_url(self.name)
 
-    def restore(self, snapshot: Mapping[str, list[tuple[Any, ...]]]) -> None:
+    def restore(
+        self,
+        snapshot: Mapping[str, list[tuple[Any, ...]]],
+        written: Collection[str] | None = None,
+    ) -> None:
         """Restore; if a connection left behind by a stuck request holds a lock the
         restore needs, end that connection's transaction and try once more."""
         try:
-            self._restore_once(snapshot)
+            self._restore_once(snapshot, written)
         except Exception as exc:
             if not self._is_lock_timeout(exc):
                 raise
             ended = self._end_blockers()
             try:
-                self._restore_once(snapshot)
+                self._restore_once(snapshot, written)
             except Exception as again:
                 raise DatabaseError(
                     f"Cannot restore the snapshot of {self.name!r} on {self.where}: "
                     f"{_one_line(again)} (ended {ended} blocking connection(s) first)"
                 ) from None
 
-    def _restore_once(self, snapshot: Mapping[str, list[tuple[Any, ...]]]) -> None:
-        super().restore(snapshot)
+    def _restore_once(
+        self,
+        snapshot: Mapping[str, list[tuple[Any, ...]]],
+        written: Collection[str] | None = None,
+    ) -> None:
+        super().restore(snapshot, written)
 
     def _is_lock_timeout(self, exc: BaseException) -> bool:
         return False

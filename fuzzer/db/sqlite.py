@@ -114,3 +114,7 @@ class SQLiteBackend(Backend):
 
     def _extra_tables(self) -> Sequence[str]:
         return ("sqlite_sequence",)
+
+    def _has_triggers(self, conn: Any) -> bool:
+        sql = "SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger'"
+        return bool(conn.exec_driver_sql(sql).scalar())
