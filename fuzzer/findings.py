@@ -246,6 +246,26 @@ class _Context:
             return f"at {where}, in a transaction begun at step {self.began(read) + 1}"
         return f"at {where}"
 
+    def took_effect_after(self, e: _Event, position: int) -> bool:
+        """Whether a statement took effect after trace position ``position``: it ran
+        after it, or it waited for a lock (granted, then blocked in the database) until
+        a COMMIT or ROLLBACK of another request at or after that position released it."""
+        if e.position > position:
+            return True
+        if not e.step.waited:
+            return False
+        release = next(
+            (
+                end.position
+                for end in self.events
+                if end.position > e.position
+                and end.request != e.request
+                and end.access.verb in ("COMMIT", "ROLLBACK")
+            ),
+            None,
+        )
+        return release is not None and release >= position
+
     def visible(self, write: _Event) -> int | None:
         """The position of the commit that published ``write`` (a request may commit
         several times), or None if it never was."""
@@ -497,7 +517,7 @@ def _overwrite(
                     if (
                         e.access.verb == "UPDATE"
                         and e.access.write == bare
-                        and e.position > visible
+                        and c.took_effect_after(e, visible)
                         and c.visible(e) is not None
                         and _same_row(e.access.key, cell.key)
                         and cell.column in sets
@@ -524,8 +544,13 @@ def _lost_update_finding(
         f"{label(writer)} read {bare} {c.when(read, victim_commit)}, "
         f"before {label(victim)} committed at step {victim_commit + 1};",
         f"{label(victim)} had written {cell.column} at {c.step(lost.position)};",
-        f"{label(writer)} wrote {bare} at {c.step(wrote.position)}, after that commit, "
-        f"setting {cell.column} = {_json(value)} from its stale read;",
+        f"{label(writer)} wrote {bare} at {c.step(wrote.position)}, "
+        + (
+            "after that commit, "
+            if wrote.position > victim_commit
+            else f"which waited for {label(victim)}'s lock until that commit, "
+        )
+        + f"setting {cell.column} = {_json(value)} from its stale read;",
         f"so {label(victim)}'s update of {where} is lost"
         + (f" (it ends as {_json(cell.actual)})." if _same(value, cell.actual) else "."),
     ]

@@ -142,6 +142,25 @@ def test_a_committed_update_overwritten_from_a_stale_read_is_a_lost_update() -> 
     assert set(finding.explanation.conflicts) == {2, 4, 5, 7}
 
 
+def test_an_overwrite_that_waited_for_the_victims_row_lock_is_a_lost_update() -> None:
+    # MariaDB: both read 0 views; R2's UPDATE is granted first but waits for R1's row
+    # lock, so it takes effect after R1's COMMIT, which comes later in the trace
+    t = Trace()
+    t.add(0, "start").sql(0, "SELECT posts.id, posts.views FROM posts WHERE posts.id = %s", "(1,)")
+    t.add(1, "start").sql(1, "SELECT posts.id, posts.views FROM posts WHERE posts.id = %s", "(1,)")
+    update = "UPDATE posts SET views=%(views)s WHERE posts.id = %(posts_id)s"
+    t.sql(1, update, "{'views': 1, 'posts_id': 1}", rowcount=1)
+    t.sql(0, update, "{'views': 1, 'posts_id': 1}", rowcount=1, waited="row lock on posts")
+    t.add(1, "commit").add(0, "commit").add(0, "end").add(1, "end")
+    s = scenario("GET /post/1", "GET /post/1")
+    verdict = violation((1, 0), [cell("posts", 1, "views", 1, 2)], [200, 200])
+    (finding,) = classify(s, execution(t, [200, 200]), verdict)
+    assert finding.kind == "lost-update"
+    text = finding.explanation.text()
+    assert "which waited for R2's lock until that commit" in text
+    assert "R1 read posts at step 2" in text
+
+
 def test_an_atomic_decrement_after_a_check_is_an_overrun_not_a_lost_update() -> None:
     t = Trace()
     t.add(0, "start").add(1, "start")
