@@ -246,25 +246,24 @@ class _Context:
             return f"at {where}, in a transaction begun at step {self.began(read) + 1}"
         return f"at {where}"
 
-    def took_effect_after(self, e: _Event, position: int) -> bool:
-        """Whether a statement took effect after trace position ``position``: it ran
-        after it, or it waited for a lock (granted, then blocked in the database) until
-        a COMMIT or ROLLBACK of another request at or after that position released it."""
+    def took_effect_after(self, e: _Event, position: int, holder: int) -> bool:
+        """Whether a statement took effect after trace position ``position``, a COMMIT of
+        request ``holder``: it ran after it, or it was granted before it but waited in the
+        database for a lock until that COMMIT (the holder's first one after it) released
+        it, and then succeeded."""
         if e.position > position:
             return True
-        if not e.step.waited:
+        if not e.step.waited or e.step.error:
             return False
         release = next(
             (
                 end.position
-                for end in self.events
-                if end.position > e.position
-                and end.request != e.request
-                and end.access.verb in ("COMMIT", "ROLLBACK")
+                for end in self.of(holder)
+                if end.position > e.position and end.access.verb in ("COMMIT", "ROLLBACK")
             ),
             None,
         )
-        return release is not None and release >= position
+        return release == position
 
     def visible(self, write: _Event) -> int | None:
         """The position of the commit that published ``write`` (a request may commit
@@ -517,7 +516,7 @@ def _overwrite(
                     if (
                         e.access.verb == "UPDATE"
                         and e.access.write == bare
-                        and c.took_effect_after(e, visible)
+                        and c.took_effect_after(e, visible, victim)
                         and c.visible(e) is not None
                         and _same_row(e.access.key, cell.key)
                         and cell.column in sets

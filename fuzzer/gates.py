@@ -32,7 +32,7 @@ from sqlalchemy.pool import Pool
 
 from .model import EngineUse, Leak, Phase, Step, StepKind, is_write_sql
 from .scheduler import Pending, Scheduler
-from .sql import written_table
+from .sql import read_only, written_table
 
 HEADER = "X-Fuzz-Request"
 _ENVIRON_KEY = "HTTP_X_FUZZ_REQUEST"
@@ -92,6 +92,8 @@ class Recording:
         self.written: dict[str, set[str]] | None = {}
 
     def wrote_to(self, database: str, statement: str) -> None:
+        """A statement that writes, or may (a CALL, a MERGE): what to restore after it."""
+        self.wrote = True
         table = written_table(statement)
         if table is None:
             self.written = None
@@ -176,8 +178,7 @@ class RequestContext:
                     self.handle.connections.append(dbapi)
             ordinal, database = known
         write = kind == "sql" and is_write_sql(text)
-        if write:
-            recording.wrote = True
+        if write or (kind == "sql" and not read_only(text)):
             recording.wrote_to(database, text)
         if self.gated:
             assert recording.scheduler is not None

@@ -138,16 +138,14 @@ class Harness:
         self._written: dict[str, set[str]] | None = None  # what to restore; None: all
         self.stuck: list[str] = []  # requests whose worker threads never came back
 
-    def invalidate(self) -> None:
-        """Restore the snapshot before the next execution even if nothing was written."""
-        self._dirty, self._written = True, None
-
     async def execute(self, scenario: Scenario, dispatch: Dispatch) -> Execution:
         """Run ``scenario`` from the snapshot and return everything it produced."""
         costs = self.costs
         started = time.perf_counter()
         if self._dirty:
             self.databases.reset(self._written)
+        # until this execution ends well, the next one restores everything
+        self._dirty, self._written = True, None
         after_reset = time.perf_counter()
         scheduler = dispatch.scheduler(scenario, self)
         recording = Recording(

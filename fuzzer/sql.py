@@ -38,13 +38,51 @@ class Access:
     filters: tuple[tuple[str, Any], ...] = ()  # (column, value) of the WHERE's "column = ?"
 
 
+_READ_ONLY = frozenset(
+    {"SELECT", "SHOW", "EXPLAIN", "DESCRIBE", "DESC", "SET", "BEGIN", "START", "SAVEPOINT"}
+    | {"RELEASE", "ROLLBACK", "COMMIT", "END", "VALUES", "PRAGMA"}
+)
+_LEADING_COMMENTS = re.compile(r"^\s*(?:(?:/\*.*?\*/|--[^\n]*)\s*)*", re.DOTALL)
+_AFTER_TABLE = re.compile(r"\s|\(|$")
+
+
 def written_table(statement: str) -> str | None:
-    """The table an INSERT, UPDATE, DELETE or REPLACE writes (no schema), else None."""
-    match = _WRITE.match(statement)
-    if match is None:
+    """The one table a plain INSERT, UPDATE, DELETE or REPLACE writes; None for any other
+    write, or one that may write more or elsewhere (several tables, a join, a schema,
+    several statements, a name it cannot read)."""
+    text = statement.strip().rstrip(";")
+    match = _WRITE.match(text)
+    if match is None or ";" in text:
         return None
     groups = match.groups()
-    return next(g for g in (groups[2], groups[5], groups[8]) if g)
+    verb = next(g for g in (groups[0], groups[3], groups[6]) if g).upper()
+    schema = next((g for g in (groups[1], groups[4], groups[7]) if g), None)
+    table = next(g for g in (groups[2], groups[5], groups[8]) if g)
+    number = 3 if groups[2] else 6 if groups[5] else 9
+    opened = text[match.start(number) - 1]
+    closing = {"`": "`", '"': '"', "[": "]"}.get(opened)
+    if closing is not None and text[match.end(number) : match.end(number) + 1] != closing:
+        return None  # a quoted name it did not read whole ("my table")
+    rest = text[match.end() :]
+    if schema is not None or not _AFTER_TABLE.match(rest):
+        return None
+    upper = f" {rest.upper()} "
+    if verb == "UPDATE":
+        head = upper.split(" SET ", 1)[0]
+        if "," in head or " JOIN " in head:
+            return None
+    elif verb == "DELETE":
+        head = upper.split(" WHERE ", 1)[0]
+        if "," in head or " USING " in head or " JOIN " in head:
+            return None
+    return table
+
+
+def read_only(statement: str) -> bool:
+    """Whether a statement is plainly one that writes nothing (SELECT, SHOW, BEGIN, …)."""
+    text = _LEADING_COMMENTS.sub("", statement, count=1)
+    head = text.split(None, 1)
+    return bool(head) and head[0].upper() in _READ_ONLY
 
 
 def access(statement: str, params_text: str = "", prefix: str = "") -> Access:

@@ -351,17 +351,26 @@ def openings(result: Survey, target: Target) -> list[Scenario]:
         return [s for s in changed if s.schedule[0] != first]
 
     variants = [s for v in variants for s in (v, *decided([v]))]
-    ordered = (
-        same
-        + pairs
-        + variants
-        + readers
-        + after_commit(pairs)
-        + more
-        + decided(same)
-        + decided(pairs)
-    )
-    return ordered[:MAX_OPENINGS]
+    categories = [same, pairs, variants, readers, after_commit(pairs), more]
+    return _fair([*categories, decided(same), decided(pairs)], MAX_OPENINGS)
+
+
+def _fair(categories: Sequence[Sequence[Scenario]], limit: int) -> list[Scenario]:
+    """The categories one after another, at most ``limit`` scenarios: when they hold more,
+    each keeps its first ``q`` (the largest ``q`` that fits), so a target with many
+    writers still gets every kind of opening; what is left over goes to the first."""
+    if sum(len(c) for c in categories) <= limit:
+        return [s for c in categories for s in c]
+    quota = 0
+    while sum(min(len(c), quota + 1) for c in categories) <= limit:
+        quota += 1
+    spare = limit - sum(min(len(c), quota) for c in categories)
+    result: list[Scenario] = []
+    for c in categories:
+        extra = min(spare, max(len(c) - quota, 0))
+        spare -= extra
+        result += c[: quota + extra]
+    return result
 
 
 def _yield_when_decided(scenario: Scenario, traces: Mapping[str, Sequence[Step]]) -> Scenario:

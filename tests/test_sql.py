@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fuzzer.sql import access
+import pytest
+
+from fuzzer.sql import access, read_only, written_table
 
 
 def test_an_update_names_its_row_its_values_and_every_column_it_sets() -> None:
@@ -42,3 +44,33 @@ def test_a_lookup_names_the_columns_it_filters_on() -> None:
     )
     assert seen.reads == {"jobs"} and seen.write is None
     assert seen.filters == (("client_token", "t-1"),)
+
+
+@pytest.mark.parametrize(
+    ("statement", "table"),
+    [
+        ("UPDATE users SET name=? WHERE users.id = ?", "users"),
+        ("INSERT INTO `posts` (title) VALUES (%s)", "posts"),
+        ("INSERT OR IGNORE INTO tags (name) VALUES (?)", "tags"),
+        ('DELETE FROM "jobs" WHERE jobs.id = %(id)s', "jobs"),
+        # what may write more tables, or elsewhere: restore everything
+        ("UPDATE a, b SET b.y=%s WHERE a.id = b.a_id", None),
+        ("UPDATE a JOIN b ON a.id = b.a_id SET b.y = 1", None),
+        ("DELETE FROM a USING b WHERE a.x = b.x", None),
+        ("UPDATE shard2.accounts SET balance = 0", None),
+        ('UPDATE "my table" SET x = 1', None),
+        ("INSERT INTO t VALUES (1); DELETE FROM u", None),
+        ("CREATE TABLE t (id INT)", None),
+    ],
+)
+def test_a_restore_covers_only_the_one_table_a_plain_write_names(
+    statement: str, table: str | None
+) -> None:
+    assert written_table(statement) == table
+
+
+def test_only_plain_reads_count_as_writing_nothing() -> None:
+    assert read_only("SELECT * FROM t FOR UPDATE")
+    assert read_only("/* a comment */ SELECT 1")
+    assert not read_only("CALL refresh_totals()")
+    assert not read_only("MERGE INTO t USING s ON t.id = s.id WHEN MATCHED THEN DELETE")

@@ -181,10 +181,11 @@ class Backend:
         for name in extra & existing:
             if name not in metadata.tables:
                 self._tables.append(Table(name, metadata, autoload_with=self.engine))
-        self._dependents = {}
+        self._dependents = {}  # lower-cased names: SQLite's are case-insensitive
         for table in self._tables:
             for fk in table.foreign_keys:
-                self._dependents.setdefault(fk.column.table.name, set()).add(table.name)
+                parent = fk.column.table.name.lower()
+                self._dependents.setdefault(parent, set()).add(table.name.lower())
         with self.engine.connect() as conn:
             self._triggers = self._has_triggers(conn)
             conn.rollback()
@@ -223,18 +224,18 @@ class Backend:
         """The tables a restore or a read must cover after statements wrote ``written``:
         those, what their foreign keys may cascade to, and the bookkeeping tables; every
         table when that cannot be told (None, a table not in the snapshot, triggers)."""
-        known = {table.name for table in self._tables}
-        if written is None or self._triggers or not set(written) <= known:
+        known = {table.name.lower() for table in self._tables}
+        covered = {name.lower() for name in written or ()}
+        if written is None or self._triggers or not covered <= known:
             return self._tables
-        covered = set(written)
         todo = list(covered)
         while todo:
             for child in self._dependents.get(todo.pop(), ()):
                 if child not in covered:
                     covered.add(child)
                     todo.append(child)
-        covered |= set(self._extra_tables())
-        return [table for table in self._tables if table.name in covered]
+        covered |= {name.lower() for name in self._extra_tables()}
+        return [table for table in self._tables if table.name.lower() in covered]
 
     def restore(
         self,

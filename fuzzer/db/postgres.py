@@ -133,13 +133,14 @@ class PostgresBackend(ServerBackend):
         return rows
 
     def _has_triggers(self, conn: Connection) -> bool:
-        """User triggers on the scratch schema's tables (foreign keys are system triggers
-        in PostgreSQL: their cascades follow the foreign keys, which are covered)."""
+        """User triggers or rules on the scratch schema's tables (foreign keys are system
+        triggers in PostgreSQL: their cascades follow the foreign keys, which are covered)."""
         return bool(
             conn.exec_driver_sql(
-                "SELECT COUNT(*) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+                "SELECT (SELECT COUNT(*) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
                 "JOIN pg_namespace n ON n.oid = c.relnamespace "
-                "WHERE NOT t.tgisinternal AND n.nspname = current_schema()"
+                "WHERE NOT t.tgisinternal AND n.nspname = current_schema()) "
+                "+ (SELECT COUNT(*) FROM pg_rules WHERE schemaname = current_schema())"
             ).scalar()
         )
 
