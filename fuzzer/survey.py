@@ -300,15 +300,18 @@ def openings(result: Survey, target: Target) -> list[Scenario]:
     * every pair of writers again, one yielding right after its COMMIT when it reads its
       rows again afterwards, the other running through (deleted under an expired object);
     * every writing endpoint in ``max_requests`` copies (an overrun that needs three);
-    * the first three again, each writer yielding at its moment of decision instead.
+    * the double submits and writer pairs again, each writer yielding at its moment of
+      decision instead.
 
     A request first yields after its first conflicting step (conflict-guided genes: a
     stale copy taken to be merged later), a reader's writer running through. The moment
     of decision is after its last conflicting read before its first write: it has
     decided on what it read and not yet acted (check-then-act, an invariant over rows
     that the other request changes). Two different requests of one endpoint write
-    different rows, so for them that moment comes right after the first.
-    Most races that real users meet are among these."""
+    different rows, where a write skew is likelier than a lost update, so their
+    decision-point version comes right after the first-conflict one.
+    Most races that real users meet are among these. When there are more than
+    ``MAX_OPENINGS``, every category keeps its first few."""
     by_name = {e.endpoint: e for e in result.endpoints}
     writers = [by_name[name] for name in result.writers()]
     traces = {e.endpoint: e.trace for e in result.endpoints}
