@@ -854,7 +854,14 @@ def _stale_read(c: _Context) -> Finding:
             if fact:
                 facts.append(fact)
                 cited += positions
-    who = label(stale.request or 0) if stale.where == "response" else f"observer {stale.request}"
+    if stale.where == "response":
+        who = label(stale.request or 0)
+    else:  # the observer by its request: "the observer GET /post/1"
+        index = stale.request or 0
+        observers = c.scenario.observers
+        who = "the observer " + (
+            observers[index].describe() if index < len(observers) else str(index + 1)
+        )
     facts.append(f"{who} answered {_short(stale.actual)}.")
     however = (
         f"However, no serial order gives that answer; in the closest one it is "

@@ -57,7 +57,7 @@ class Difference:
             )
         if self.where == "observer":
             return (
-                f"observer {self.request} answered {_short(self.actual)}, "
+                f"observer {(self.request or 0) + 1} answered {_short(self.actual)}, "
                 f"serially {_short(self.expected)}"
             )
         if self.where == "cell":
