@@ -37,6 +37,10 @@ def fuzzer(*args: str) -> subprocess.CompletedProcess[str]:
             "setup raising_setup(app) raised ValueError: table users already exists",
         ),
         (
+            ["run", "tests.fixtures.bad_targets:foreign_key_to_nothing"],
+            "After setup, a foreign key refers to table 'users', which does not exist",
+        ),
+        (
             ["run", "targets.profile:buggy", "--db", "mysql+pymysql://root@10.1.2.3:3306/fuzz_x"],
             "Refusing database host '10.1.2.3'",
         ),

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, MetaData, Table, create_engine, event, inspect, text
+from sqlalchemy.exc import NoSuchTableError
 
-from ..errors import DatabaseError
+from ..errors import DatabaseError, TargetSetupError
 from ..scheduler import LockModel, LockProbe
 from .url import DatabaseSpec
 
@@ -127,6 +128,10 @@ class Backend:
     def _restore_preamble(self) -> Sequence[str]:
         return ()
 
+    def _where(self) -> str:
+        """ " (database 'shard2')" when the target has several databases, else ""."""
+        return f" (database {self.logical_name!r})" if self.prefix else ""
+
     def _has_triggers(self, conn: Any) -> bool:
         """Whether the database has triggers (a write may change tables it does not
         name): then every restore restores every table. Unknown: assume it has."""
@@ -173,7 +178,14 @@ class Backend:
     def discover(self) -> dict[str, TableInfo]:
         """Find the tables the target's setup created (nothing is declared twice)."""
         metadata = MetaData()
-        metadata.reflect(bind=self.engine)
+        try:
+            metadata.reflect(bind=self.engine)
+        except NoSuchTableError as exc:
+            raise TargetSetupError(
+                f"After setup, a foreign key refers to table {exc.args[0]!r}, which does not "
+                f"exist in the scratch database{self._where()}: create it in setup "
+                f"(db.create_all() creates every model's table), or drop that foreign key."
+            ) from None
         self._tables = list(metadata.sorted_tables)
         extra = set(self._extra_tables())
         inspector = inspect(self.engine)
