@@ -1,38 +1,37 @@
 """The Hypothesis search loop: draw a scenario, run it, judge it, shrink what fails.
 
-Hypothesis's ConjectureRunner drives the search: every example is a sequence of
-choices, and shrinking makes it shorter and simpler (fewer requests, simpler
-arguments, fewer yields: fewer context switches). Each distinct finding
-(fingerprint: kind + endpoints + exception type) is its own "interesting origin",
-so one run reports every distinct finding it met, each shrunk on its own. A finding
-that only ever appeared next to a more important one is shrunk afterwards, alone.
+Hypothesis drives the search: every example is a sequence of choices, and shrinking
+makes it shorter and simpler (fewer requests, simpler arguments, fewer yields: fewer
+context switches). Each distinct finding (fingerprint: kind + endpoints + exception
+type) is its own "interesting origin", so one run reports every distinct finding it
+met, each shrunk on its own.
 
-The runner is used directly rather than through ``@given`` because the search needs
-what the decorator does not offer: a wall-clock budget for generation and one for
-shrinking, the phase and counts for a progress bar, and the minimal example of every
-origin as data. Its example database still replays known failures first.
+Hypothesis's internals are used only through ``fuzzer/search/conjecture.py``; this
+module decides what to run and when to stop. A run has two budgets, each its own:
+
+- the search: ``max_examples`` examples (the systematic opening and the replays of the
+  example database count) and ``time_budget`` seconds, whichever ends first;
+- shrinking: ``shrink_budget`` seconds for shrinking every finding, dropping requests
+  and yields, and confirming (a share is kept for the confirmations).
+
+So a run takes at most about ``time_budget + shrink_budget`` (each may overrun by one
+execution), and its result says how long each took.
+
+A finding is written unshrunk (marked so) the moment it is seen and reproduced once,
+and replaced when shrinking ends: an interrupted run keeps what it announced.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import random
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from random import Random
 from typing import Any
 
-from hypothesis import HealthCheck, Phase
-from hypothesis import settings as hypothesis_settings
-from hypothesis.control import BuildContext
-from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
-from hypothesis.internal.conjecture.data import ConjectureData, Status
-from hypothesis.internal.conjecture.engine import ConjectureRunner
-from hypothesis.internal.escalation import InterestingOrigin
-from hypothesis.reporting import with_reporter
+from hypothesis import Phase
 from hypothesis.strategies import SearchStrategy
 
 from .findings import Finding, classify
@@ -41,18 +40,20 @@ from .oracle import Oracle, Verdict
 from .runner import Controlled, Dispatch, Free
 from .scheduler import Limits
 from .schedules import Mode, from_trace, needs_trace, resolve, surveyed_trace
+from .search import conjecture, interrupt
+from .search.conjecture import Budget, Case, Choices
 
 __all__ = ["Detection", "Search", "SearchResult", "SearchSettings", "evaluate"]
 
-FORMAT = b"fuzzer-1"
+UNSHRUNK = "not yet shrunk: written when first seen; replaced when shrinking ends"
 
 
 @dataclass
 class SearchSettings:
     max_examples: int = 200
     seed: int | None = None
-    time_budget: float | None = None  # seconds of generation; shrinking has its own budget
-    shrink_budget: float = 60.0
+    time_budget: float | None = None  # seconds of searching; shrinking has its own budget
+    shrink_budget: float = 60.0  # seconds for shrinking and confirming every finding
     shrink: bool = True
     stop_at_first: bool = False  # stop generating at the first finding (benchmarks)
     stop_kinds: frozenset[str] = frozenset()  # with stop_at_first: only findings of these kinds
@@ -61,7 +62,7 @@ class SearchSettings:
     # a seed normally means a repeatable run, without the example database; the soak's
     # rotating seeds still replay and save through it
     example_db_with_seed: bool = False
-    phases: tuple[Phase, ...] | None = None  # default: explicit, reuse, generate, shrink
+    phases: tuple[Phase, ...] | None = None  # default: reuse, generate, shrink
     known: frozenset[str] = frozenset()  # fingerprints already reported: neither kept nor shrunk
     confirm: int = 3  # replays of each minimal example, to tell flaky ones
     limits: Limits = field(default_factory=Limits)
@@ -89,6 +90,10 @@ class SearchResult:
     unknown: Counter[str]
     shrink_seconds: float = 0.0
     seed: int | None = None  # the seed of the search's random generator
+    search_seconds: float = 0.0  # the search alone (opening, reuse, generation)
+    time_budget: float | None = None
+    shrink_budget: float = 0.0
+    max_examples: int = 0
 
     @property
     def first(self) -> Detection | None:
@@ -97,59 +102,8 @@ class SearchResult:
         return min(self.detections.values(), key=lambda d: d.examples)
 
 
-class _Found(Exception):
-    """Stands for a finding in Hypothesis's bookkeeping of interesting origins."""
-
-
 class _TargetStuck(BaseException):
     """An execution left requests stuck for good: stop the search (not a test failure)."""
-
-
-def _origin(fingerprint: str) -> InterestingOrigin:
-    return InterestingOrigin(_Found, fingerprint, 0, (), ())
-
-
-class _Runner(ConjectureRunner):
-    """ConjectureRunner with wall-clock budgets for generation and for shrinking."""
-
-    def __init__(
-        self,
-        *args: Any,
-        deadline: float | None,
-        shrink_budget: float,
-        stop_at_first: Callable[[], bool] | None,
-        **kwargs: Any,
-    ) -> None:
-        self._generate_deadline = deadline
-        self._shrink_budget = shrink_budget
-        self._stop_at_first = stop_at_first
-        self._shrink_deadline: float | None = None
-        super().__init__(*args, **kwargs)
-
-    @property
-    def finish_shrinking_deadline(self) -> float | None:
-        return self._shrink_deadline
-
-    @finish_shrinking_deadline.setter
-    def finish_shrinking_deadline(self, value: float | None) -> None:
-        if value is not None:
-            value = min(value, time.perf_counter() + self._shrink_budget)
-        self._shrink_deadline = value
-
-    def should_generate_more(self) -> bool:
-        if self._stop_at_first is not None and self._stop_at_first():
-            return False
-        if self._generate_deadline is not None and time.monotonic() > self._generate_deadline:
-            return False
-        if not self.interesting_test_cases:
-            return bool(super().should_generate_more())
-        # Hypothesis stops soon after a first bug (right for a unit test); a fuzzer keeps
-        # looking for other distinct findings until its example budget is spent.
-        exhausted = self._ConjectureRunner__tree_is_exhausted()  # type: ignore[attr-defined]
-        # valid_test_cases counts only examples that found nothing: on a target where
-        # every example finds something it would never reach the budget.
-        ran = self.call_count - self.invalid_test_cases - self.overrun_test_cases
-        return ran < self.settings.max_examples and not exhausted
 
 
 def evaluate(
@@ -179,8 +133,10 @@ class Search:
         on_event: Callable[..., None] = lambda *a, **k: None,
         traces: Mapping[str, Sequence[Step]] | None = None,
         seeds: Sequence[Scenario] = (),
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.strategy = strategy
+        self.clock = clock  # monotonic seconds, for the budgets (a test passes a fake one)
         self.traces = traces  # each endpoint's steps alone (the survey), for conflict points
         self.controlled = Controlled(settings.limits)
         self.dispatch: Dispatch = Free() if settings.free_running else self.controlled
@@ -203,6 +159,19 @@ class Search:
         self._started = 0.0
         self._shrinking = False
         self._focus: str | None = None
+        self._execution_seconds = 0.0  # by ``clock``: what an execution costs, on average
+        self._written: set[str] = set()  # fingerprints written unshrunk
+        self.budget = self._budget()
+
+    def _budget(self) -> Budget:
+        s = self.settings
+        return Budget(
+            max_examples=s.max_examples,
+            seconds=s.time_budget,
+            shrink_seconds=s.shrink_budget,
+            clock=self.clock,
+            stop=self._found_wanted if s.stop_at_first else None,
+        )
 
     # -- the test function ----------------------------------------------------------------
 
@@ -223,21 +192,30 @@ class Search:
         ]
         for finding in findings:
             self.on_event("final", finding=finding)
+        return self._result(
+            findings, "the target's threads are stuck (deadlocked in Python); restart it"
+        )
+
+    def _result(self, findings: list[Finding], stop_reason: str) -> SearchResult:
+        budget, s = self.budget, self.settings
         return SearchResult(
             findings=findings,
             examples=self.examples,
             calls=self.calls,
-            seconds=time.monotonic() - self._started,
-            stop_reason="the target's threads are stuck (deadlocked in Python); restart it",
+            seconds=self.clock() - self._started,
+            stop_reason=stop_reason,
             detections=self.detections,
             unknown=self.unknown,
+            shrink_seconds=budget.shrink_elapsed,
             seed=self.seed,
+            search_seconds=budget.search_seconds,
+            time_budget=s.time_budget,
+            shrink_budget=s.shrink_budget,
+            max_examples=s.max_examples,
         )
 
-    def _draw(self, data: ConjectureData) -> Scenario:
-        with BuildContext(data, wrapped_test=self._test):
-            drawn = data.draw(self.strategy)
-        return self.prepare(drawn)
+    def _draw(self, case: Case) -> Scenario:
+        return self.prepare(case.draw(self.strategy))
 
     def prepare(self, drawn: Scenario) -> Scenario:
         """Turn the drawn genes into a concrete schedule (step numbers): conflict points
@@ -252,12 +230,15 @@ class Search:
 
     def _example(self, scenario: Scenario) -> list[Finding]:
         """Run one example, judge it, classify it, and record what it cost and found."""
+        interrupt.check()
         self.calls += 1
         if not self._shrinking:
             self.examples += 1
         started = time.perf_counter()
         references = self.oracle.stats.seconds
+        clock_started = self.clock()
         execution = self.execute(scenario, self.dispatch)
+        self._execution_seconds += self.clock() - clock_started
         executed = time.perf_counter()
         verdict = self.oracle.judge(scenario, execution)
         judged = time.perf_counter()
@@ -279,25 +260,48 @@ class Search:
             findings=len(self.detections),
             shrinking=self._shrinking,
         )
-        now = time.monotonic() - self._started
+        now = self.clock() - self._started
+        new = []
         for finding in findings:
             if finding.fingerprint not in self.detections:
                 self.detections[finding.fingerprint] = Detection(
                     self.examples, self.http_requests(), now
                 )
                 self.on_event("finding", finding=finding, examples=self.examples)
+                new.append(finding)
         if any(r is not None and r.status == 0 for r in execution.responses):
             # threads that never came back (a deadlock in Python) keep their locks: every
             # later example would hang on them, so the search ends here
             self.stuck = findings
             raise _TargetStuck
+        for finding in new:
+            self._write_unshrunk(finding)
+        if not self._shrinking:
+            self.budget.spent()
         return findings
 
-    def _test(self, data: ConjectureData) -> None:
-        findings = self._example(self._draw(data))
+    def _write_unshrunk(self, finding: Finding) -> None:
+        """Write a finding as first seen, once it reproduces under its schedule, so an
+        interrupted run keeps it; its final (shrunk) version replaces it."""
+        if self.settings.free_running or self._shrinking or finding.fingerprint in self._written:
+            return
+        hits = int(self._reproduces(finding.scenario, finding.fingerprint) is not None)
+        self._written.add(finding.fingerprint)
+        detection = self.detections[finding.fingerprint]
+        self.on_event(
+            "unshrunk",
+            finding=finding.with_(
+                found_after=detection.examples,
+                flaky="" if hits else "0/1",
+                extra={**finding.extra, "unshrunk": UNSHRUNK},
+            ),
+        )
+
+    def _test(self, case: Case) -> None:
+        findings = self._example(self._draw(case))
         if not findings:
             return
-        choices = tuple(data.choices)
+        choices = case.choices
         for finding in findings:
             best = self._smallest.get(finding.fingerprint)
             if best is None or _smaller(choices, best):
@@ -305,14 +309,12 @@ class Search:
         relevant = [f for f in findings if self._focus is None or f.fingerprint == self._focus]
         if relevant:
             self._findings_by_choices[choices] = findings
-            data.mark_interesting(_origin(relevant[0].fingerprint))
+            case.mark(relevant[0].fingerprint)
 
     def _run_seeds(self) -> None:
         """The systematic opening (before Hypothesis): each seed scenario once."""
         for drawn in self.seeds:
-            if self.settings.stop_at_first and self._found_wanted():
-                return
-            if self.examples >= self.settings.max_examples:
+            if not self.budget.check():  # examples, seconds, or a first finding
                 return
             for finding in self._example(self.prepare(drawn)):
                 self._seeded.setdefault(finding.fingerprint, finding)
@@ -325,122 +327,76 @@ class Search:
 
     def run(self) -> SearchResult:
         s = self.settings
-        self._started = time.monotonic()
-        database: ExampleDatabase | None = None
+        self.budget = budget = self._budget()
+        self._started = budget.started
+        database = None
         if s.example_db and (s.seed is None or s.example_db_with_seed):
-            database = DirectoryBasedExampleDatabase(s.example_db)
-        runner = self._runner(
-            database,
-            s.max_examples,
-            deadline=(self._started + s.time_budget) if s.time_budget else None,
-            phases=s.phases,
-        )
+            database = conjecture.open_database(s.example_db)
+        phases = s.phases or (Phase.reuse, Phase.generate, Phase.shrink)
+        shrink = s.shrink and Phase.shrink in phases
         try:
             self._run_seeds()
-            if not (s.stop_at_first and self._found_wanted()):
-                with with_reporter(_silent):  # Hypothesis's warnings are about unit tests
-                    runner.run()
+            exploration = conjecture.explore(
+                self._test,
+                budget=budget,
+                seed=self.seed,
+                database=database,
+                key=s.database_key,
+                reuse=Phase.reuse in phases,
+                generate=Phase.generate in phases,
+            )
+            stop_reason = budget.reason
+            self._shrinking = True
+            budget.start_shrinking()
+            candidates = {**self._smallest, **exploration.interesting}
+            seeded = [f for fp, f in self._seeded.items() if fp not in candidates]
+            # keep the time for confirming each finding (and one replay) out of shrinking:
+            # confirmations are never skipped, so they overrun only a budget too small
+            # for them alone
+            executions = self._execution_seconds / max(self.calls, 1)
+            count = len(candidates) + len(seeded)
+            budget.reserve = (s.confirm + 1) * count * executions
+            minimal: dict[str, Choices] = {}
+            for fp in sorted(candidates, key=lambda f: _sort_key(candidates[f])):
+                choices = candidates[fp]
+                if shrink:
+                    choices = self._shrink_alone(fp, choices, database)
+                minimal[fp] = choices
+            findings = []
+            for fp, choices in minimal.items():
+                final = self._final(fp, choices)
+                if final is not None:
+                    findings.append(final)
+                    self.on_event("final", finding=final)  # shrunk and confirmed: report it now
+            for seeded_finding in seeded:  # seen only in the opening: minimize it here
+                findings.append(self._final_seeded(seeded_finding))
+                self.on_event("final", finding=findings[-1])
         except _TargetStuck:
             return self._stopped_stuck()
-        stop_reason = _stop_reason(runner, s)
-        shrink_started = time.monotonic()
-        self._shrinking = True
-        minimal: dict[str, tuple[Any, ...]] = {}
-        for origin, result in runner.interesting_test_cases.items():
-            minimal[str(origin.filename)] = tuple(result.choices)
-        # findings only ever seen next to a more important one: shrink each alone
-        for fp, choices in sorted(self._smallest.items()):
-            if fp in minimal or not s.shrink:
-                if fp not in minimal:
-                    minimal[fp] = choices
-                continue
-            if time.monotonic() - shrink_started > s.shrink_budget:
-                minimal[fp] = choices
-                continue
-            minimal[fp] = self._shrink_alone(fp, choices, shrink_started)
-        self._focus = None
-        findings = []
-        for fp, choices in minimal.items():
-            final = self._final(fp, choices)
-            if final is not None:
-                findings.append(final)
-                self.on_event("final", finding=final)  # shrunk and confirmed: report it now
-        for fp, seeded in self._seeded.items():
-            if fp not in minimal:  # seen only in the opening: minimize it here
-                findings.append(self._final_seeded(seeded))
-                self.on_event("final", finding=findings[-1])
         findings.sort(key=lambda f: (_kind_rank(f.kind), f.endpoints))
-        return SearchResult(
-            findings=findings,
-            examples=self.examples,
-            calls=self.calls,
-            seconds=time.monotonic() - self._started,
-            stop_reason=stop_reason,
-            detections=self.detections,
-            unknown=self.unknown,
-            shrink_seconds=time.monotonic() - shrink_started,
-            seed=self.seed,
-        )
+        return self._result(findings, stop_reason)
 
-    def _runner(
-        self,
-        database: ExampleDatabase | None,
-        max_examples: int,
-        *,
-        deadline: float | None,
-        phases: Sequence[Phase] | None = None,
-    ) -> _Runner:
-        s = self.settings
-        if phases is None:
-            phases = [Phase.explicit, Phase.reuse, Phase.generate]
-            if s.shrink:
-                phases.append(Phase.shrink)
-        elif not s.shrink:
-            phases = [p for p in phases if p != Phase.shrink]
-        settings = hypothesis_settings(
-            database=database,
-            max_examples=max_examples,
-            deadline=None,
-            suppress_health_check=list(HealthCheck),
-            report_multiple_bugs=True,
-            phases=phases,
-        )
-        key = hashlib.sha256(FORMAT + s.database_key.encode()).digest()
-        return _Runner(
-            self._test,
-            settings=settings,
-            random=Random(self.seed),
-            database_key=key if database is not None else None,
-            deadline=deadline,
-            shrink_budget=s.shrink_budget,
-            stop_at_first=self._found_wanted if s.stop_at_first else None,
-        )
-
-    def _shrink_alone(
-        self, fingerprint: str, choices: tuple[Any, ...], shrink_started: float
-    ) -> tuple[Any, ...]:
+    def _shrink_alone(self, fingerprint: str, choices: Choices, database: Any) -> Choices:
         self._focus = fingerprint
-        remaining = self.settings.shrink_budget - (time.monotonic() - shrink_started)
-        runner = self._runner(None, 1, deadline=None, phases=[Phase.shrink])
-        runner._shrink_budget = max(remaining, 1.0)
-        result = runner.cached_test_function(list(choices))
-        if getattr(result, "status", None) != Status.INTERESTING:
-            return choices  # it did not reproduce alone; keep what was seen
         try:
-            with with_reporter(_silent):
-                runner.run()
+            return conjecture.shrink(
+                self._test,
+                fingerprint,
+                choices,
+                budget=self.budget,
+                seed=self.seed,
+                database=database,
+                key=self.settings.database_key,
+            )
         finally:
             self._focus = None
-        for origin, best in runner.interesting_test_cases.items():
-            if origin.filename == fingerprint:
-                return tuple(best.choices)
-        return choices
 
     def _final(self, fingerprint: str, choices: tuple[Any, ...]) -> Finding | None:
         """The minimal example's finding, replayed to check that it reproduces."""
         findings = self._findings_by_choices.get(choices)
         if findings is None:
-            scenario = self._draw(ConjectureData.for_choices(list(choices)))
+            scenario = self._draw(conjecture.replayed(choices, self._test))
+            interrupt.check()
             _, _, findings = evaluate(scenario, self.execute, self.oracle, self.dispatch)
         finding = next((f for f in findings if f.fingerprint == fingerprint), None)
         if finding is None:
@@ -467,7 +423,7 @@ class Search:
         request it does not need."""
         scenario = finding.scenario
         for index in reversed(range(len(scenario.requests))):
-            if len(scenario.requests) <= 1:
+            if len(scenario.requests) <= 1 or not self.budget.shrinking():
                 break
             candidate = replace(
                 scenario,
@@ -478,6 +434,8 @@ class Search:
             if match is not None:
                 scenario, finding = candidate, match.with_(found_after=finding.found_after)
         for index in reversed(range(len(scenario.init))):  # and every init request
+            if not self.budget.shrinking():
+                break
             candidate = replace(scenario, init=scenario.init[:index] + scenario.init[index + 1 :])
             match = self._reproduces(candidate, finding.fingerprint)
             if match is not None:
@@ -485,6 +443,7 @@ class Search:
         return finding
 
     def _reproduces(self, scenario: Scenario, fingerprint: str) -> Finding | None:
+        interrupt.check()
         _, _, findings = evaluate(scenario, self.execute, self.oracle, self.controlled)
         return next((f for f in findings if f.fingerprint == fingerprint), None)
 
@@ -524,6 +483,8 @@ class Search:
         scenario = finding.scenario
         for index in reversed(range(len(scenario.schedule))):
             for step in reversed(scenario.schedule[index].yields):
+                if not self.budget.shrinking():
+                    return finding
                 gene = scenario.schedule[index]
                 fewer = Gene(gene.priority, tuple(y for y in gene.yields if y != step))
                 schedule = (*scenario.schedule[:index], fewer, *scenario.schedule[index + 1 :])
@@ -534,28 +495,15 @@ class Search:
         return finding
 
 
-def _silent(message: object) -> None:
-    del message
+def _sort_key(choices: Choices) -> tuple[int, str]:
+    return (len(choices), repr(choices))
 
 
-def _smaller(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
-    return (len(a), repr(a)) < (len(b), repr(b))
+def _smaller(a: Choices, b: Choices) -> bool:
+    return _sort_key(a) < _sort_key(b)
 
 
 def _kind_rank(kind: str) -> int:
     from .findings import KINDS
 
     return KINDS.index(kind)
-
-
-def _stop_reason(runner: _Runner, settings: SearchSettings) -> str:
-    if (
-        settings.time_budget is not None
-        and runner._generate_deadline is not None
-        and time.monotonic() > runner._generate_deadline
-    ):
-        return f"time budget of {settings.time_budget:g} s"
-    reason = runner.statistics.get("stopped-because", "")
-    if runner._stop_at_first is not None and runner._stop_at_first():
-        return "first finding"
-    return str(reason) or "finished"
