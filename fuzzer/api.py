@@ -178,8 +178,8 @@ def run(
             )
 
         def events(event: str, **data: Any) -> None:
-            if event == "final" and writer is not None:
-                writer.add(data["finding"])  # written the moment it is final
+            if event in ("unshrunk", "final") and writer is not None:
+                writer.add(data["finding"])  # written when seen, rewritten when final
             on_event(event, **data)
 
         prepared = searchable(target, s, schedule)

@@ -3,7 +3,9 @@
 
 Exit codes: 0 no finding (or, for replay, fixed); 1 findings (reproduced); 2 a usage,
 target or environment error, as one line that says how to fix it; 3 a bug in the
-fuzzer itself; 4 a replay that reproduced only sometimes (flaky).
+fuzzer itself; 4 a replay that reproduced only sometimes (flaky); 130 interrupted
+(Ctrl-C or SIGTERM). A reader that closes stdout early (``fuzzer run … | head -1``)
+changes none of these: the run goes on, writes its reports, and exits with its code.
 """
 
 from __future__ import annotations
@@ -11,8 +13,10 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable
-from typing import Any, NoReturn
+from types import FrameType
+from typing import Any, NoReturn, TextIO, cast
 
 import click
 
@@ -30,10 +34,71 @@ class _Group(click.Group):
         return super().main(*args, **kwargs)
 
 
+class _Stdout:
+    """``sys.stdout`` that outlives its reader: when the pipe closes (``| head -1``), the
+    rest of the output goes to /dev/null and the run goes on to its own exit code. (Rich
+    would otherwise exit with 1, the findings code, at the first write that fails.)"""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self.reader_gone = False
+
+    def write(self, text: str) -> int:
+        if not self.reader_gone:
+            try:
+                return self._stream.write(text)
+            except BrokenPipeError:
+                self._drop()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.reader_gone:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._drop()
+
+    def _drop(self) -> None:
+        self.reader_gone = True
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, self._stream.fileno())  # what is still buffered goes there too
+        finally:
+            os.close(devnull)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM (a CI job's timeout, a supervisor): stop as on Ctrl-C, so the server stops
+    and the scratch databases are dropped (findings are already on disk).
+
+    It does not send SIGINT to itself: a non-interactive shell starts its background
+    jobs with SIGINT ignored (``sh -c 'fuzzer run … &'``), and then nothing would
+    happen. The search sees the request before its next execution and raises
+    KeyboardInterrupt in its own thread; outside trio's event loop it is raised here."""
+    from .search import interrupt
+
+    interrupt.request()
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler) and handler is not _terminate:
+        handler(signal.SIGINT, frame)  # what Ctrl-C does (trio's handler defers it safely)
+        return
+    import trio
+
+    try:
+        trio.lowlevel.current_trio_token()
+    except RuntimeError:  # plain Python code: raise it here, as Ctrl-C would
+        raise KeyboardInterrupt from None
+    # inside trio's event loop raising could land in trio's own code: the search's
+    # thread raises it instead, before its next execution
+
+
 def _guard(action: Callable[[], int]) -> NoReturn:
-    # a CI job that times out sends SIGTERM: stop as on Ctrl-C, so the server stops and
-    # the scratch databases are dropped (findings are already on disk)
-    signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
+    signal.signal(signal.SIGTERM, _terminate)
+    if not isinstance(sys.stdout, _Stdout):
+        sys.stdout = cast(TextIO, _Stdout(sys.stdout))
     try:
         code = action()
     except FuzzerError as exc:
@@ -109,7 +174,7 @@ def _isolation_option() -> Callable[..., Any]:
     default=60.0,
     show_default=True,
     metavar="SECONDS",
-    help="At most this long shrinking the findings.",
+    help="At most this long shrinking and confirming the findings (after the search).",
 )
 @_isolation_option()
 @click.option(
@@ -164,6 +229,7 @@ def run_command(
     from .report.text import finding_text
 
     def action() -> int:
+        began = time.monotonic()
         progress = reporting.SearchProgress(enabled=not no_progress)
         try:
             report = api.run(
@@ -195,6 +261,7 @@ def run_command(
             unknown=dict(report.result.unknown),
             references=report.references,
         )
+        reporting.time_line(report.result, time.monotonic() - began)
         return report.exit_code
 
     _guard(action)

@@ -357,11 +357,14 @@ class Search:
             count = len(candidates) + len(seeded)
             budget.reserve = (s.confirm + 1) * count * executions
             minimal: dict[str, Choices] = {}
-            for fp in sorted(candidates, key=lambda f: _sort_key(candidates[f])):
-                choices = candidates[fp]
-                if shrink:
-                    choices = self._shrink_alone(fp, choices, database)
-                minimal[fp] = choices
+            while candidates:  # shrinking one finding may meet another: shrink it too
+                for fp in sorted(candidates, key=lambda f: _sort_key(candidates[f])):
+                    choices = candidates[fp]
+                    if shrink:
+                        choices = self._shrink_alone(fp, choices, database)
+                    minimal[fp] = choices
+                candidates = {f: c for f, c in self._smallest.items() if f not in minimal}
+            seeded = [f for fp, f in self._seeded.items() if fp not in minimal]
             findings = []
             for fp, choices in minimal.items():
                 final = self._final(fp, choices)

@@ -27,6 +27,7 @@ from .findings import Finding, label
 from .report.text import context_switches
 
 if TYPE_CHECKING:
+    from .engine import SearchResult
     from .soak import SoakReport
 
 console = Console(highlight=False, soft_wrap=False)
@@ -223,6 +224,18 @@ def summary(
         note(f"Reports: {directory}/ (report.html, junit.xml, manifest.json, one JSON per finding)")
 
 
+def time_line(result: SearchResult, total: float) -> None:
+    """Where a run's time went, against its two budgets: the search's and shrinking's."""
+    budget = f"budget {result.time_budget:g} s" if result.time_budget else "no time budget"
+    starting = max(total - result.seconds, 0.0)
+    note(
+        f"time: {total:.1f} s = {starting:.1f} s starting (app, survey) + "
+        f"{result.search_seconds:.1f} s searching ({budget}; {result.examples} of "
+        f"{result.max_examples} examples) + {result.shrink_seconds:.1f} s shrinking and "
+        f"confirming (budget {result.shrink_budget:g} s)"
+    )
+
+
 def findings_table(findings: Sequence[Finding]) -> None:
     if not findings:
         console.print("[bold green]No findings.[/]")
@@ -266,6 +279,14 @@ def soak_summary(report: SoakReport) -> None:
         f"({end.memory_mib - start.memory_mib:+.1f} MiB; {report.setup.memory_mib:.1f} MiB "
         f"before the first example)"
     )
+    half = report.memory.second_half()
+    if half is not None:
+        note(
+            f"memory over the second half of the soak: {half[0]:.1f} → {half[1]:.1f} MiB "
+            f"({half[1] - half[0]:+.1f} MiB): {report.memory.verdict()}"
+        )
+    else:
+        note(f"memory trend: {report.memory.verdict()}")
     note(
         f"database connections: {_count(start.connections)} at start, "
         f"{_count(end.connections)} at end ({_count(report.setup.connections)} before the "

@@ -12,7 +12,9 @@ One session (one scratch database, one app, one server) for the whole duration:
 Each finding is written (JSON, regression test, manifest) the moment it is final:
 killing the soak loses nothing already found, and the next soak resumes from the
 example database. At the end: JUnit XML and the HTML report, and the memory and
-database connections at start and end, which must stay flat.
+database connections at start and end, which must stay flat, with the memory's trend
+over the second half of the soak (``vitals.Trend``: a warm-up levels off, a leak does
+not).
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from .scheduler import Limits
 from .schedules import Mode
 from .session import Session
 from .target import Target
-from .vitals import Vitals, measure
+from .vitals import Trend, Vitals, measure
 
 STATE_DIR = os.path.join(".fuzzer", "soak")
 CONFIRM = 3  # replays of a reported finding, as the engine confirms its own
@@ -78,6 +80,7 @@ class SoakReport:
     setup: Vitals  # before the first example
     warmup: int  # examples run before "start" was measured
     written: list[Written] = field(default_factory=list)
+    memory: Trend = field(default_factory=Trend)  # sampled through the soak
     directory: str = ""
     stop_reason: str = ""
     references: int = 0
@@ -113,6 +116,7 @@ class SoakReport:
                 "setup": self.setup.to_json(),
                 "start": {**self.start.to_json(), "after_examples": self.warmup},
                 "end": self.end.to_json(),
+                "memory": self.memory.to_json(),
             },
             "state": "finished",
         }
@@ -161,6 +165,8 @@ def soak(
         # "start" is taken after a short warm-up: the first examples fill the target's
         # connection pool and the caches, which is not a leak
         samples: dict[str, Vitals] = {"setup": setup}
+        trend = Trend(interval=max(1.0, duration / 120))
+        trend.sample(0.0, setup.memory_mib)
         writer = ReportWriter(
             report_dir,
             reference,
@@ -190,15 +196,17 @@ def soak(
             before = len(writer.written)
 
             def events(event: str, **data: Any) -> None:
-                if event == "final":
+                if event in ("unshrunk", "final"):  # written when seen, rewritten when final
                     entry = writer.add(data["finding"])
                     state.remember(data["finding"])
-                    on_event("written", entry=entry)
+                    if event == "final":
+                        on_event("written", entry=entry)
                     return
                 if "examples" in data:
                     data = {**data, "examples": done + data["examples"]}
                 if event == "example":
                     data["findings"] = len(writer.written) + data.get("findings", 0)
+                    trend.sample(time.monotonic() - started)
                     if "start" not in samples and data["examples"] >= warmup:
                         samples["start"] = measure(s.databases)
                 on_event(event, **data)
@@ -287,6 +295,7 @@ def soak(
                 stop_reason = "the search space is exhausted"
                 break
         end = rounds[-1].after
+        trend.sample(time.monotonic() - started, end.memory_mib, force=True)
         report = SoakReport(
             target=reference,
             database=s.database_info,
@@ -298,6 +307,7 @@ def soak(
             setup=setup,
             warmup=warmup if "start" in samples else 0,
             written=list(writer.written),
+            memory=trend,
             stop_reason=stop_reason,
             references=oracle.stats.references,
         )

@@ -201,3 +201,19 @@ def test_a_spent_budget_before_a_replay_round_is_not_an_error(tmp_path: Path) ->
         time_budget=0.0,
     ).run()
     assert result.examples == 0 and result.findings == []
+
+
+def test_a_real_run_runs_as_many_examples_as_asked() -> None:
+    """``-n 20`` ran 99 examples: Hypothesis's shrinking calls were counted as examples,
+    and the opening came on top of the 20."""
+    from fuzzer import api
+
+    report = api.run(
+        "targets.profile:buggy", max_examples=20, seed=3, report_dir=None, example_db=None
+    )
+    result = report.result
+    assert result.examples == 20
+    assert result.stop_reason == "max examples (20)"
+    assert report.findings  # shrinking ran, and its calls were not counted
+    assert result.calls > result.examples
+    assert result.seconds == pytest.approx(result.search_seconds + result.shrink_seconds, abs=0.01)

@@ -22,7 +22,7 @@ from fuzzer.report import json as report_json
 from fuzzer.reporting import SearchProgress
 from fuzzer.session import Session
 from fuzzer.target import load_target
-from fuzzer.vitals import measure
+from fuzzer.vitals import Trend, measure
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -108,6 +108,9 @@ def test_a_killed_soak_keeps_its_findings_and_the_next_one_resumes(tmp_path: Pat
         assert vitals[moment]["memory_mib"] > 10
         assert isinstance(vitals[moment]["connections"], int)
     assert f"memory: {vitals['start']['memory_mib']:.1f} MiB at start" in out
+    trend = vitals["memory"]
+    assert trend["verdict"] in ("flat", "growing", "too short to tell")
+    assert "memory over the second half of the soak: " in out or "memory trend: " in out
     assert (
         f"database connections: {vitals['start']['connections']} at start, "
         f"{vitals['end']['connections']} at end" in out
@@ -201,3 +204,38 @@ def test_progress_shows_examples_rate_findings_and_time_left() -> None:
     beats("example", examples=3, findings=0)
     assert "searching: 3/200 examples," in log.getvalue()
     assert "ex/s, 0 finding(s)" in log.getvalue()
+
+
+def test_a_growing_allocation_is_reported_as_growth_and_a_warm_up_is_not() -> None:
+    """Issue 14, item 8: memory grew 83 → 117 MiB over a soak's first ten minutes, then
+    levelled off; start and end alone called that growth, or hid a leak that began late.
+    The trend judges the second half, with the process's real resident memory."""
+    held: list[bytearray] = []
+    leak = Trend(interval=0)
+    for step in range(20):  # a leak: 2 MiB more at every sample, to the end
+        held.append(bytearray(b"\x01") * (2 * 2**20))
+        leak.sample(float(step))
+    assert leak.verdict() == "growing"
+    growth = leak.growth()
+    assert growth is not None and growth >= 10
+
+    warm = Trend(interval=0)
+    for step in range(30):  # a warm-up: 30 MiB over the first third, then level
+        if step < 10:
+            held.append(bytearray(b"\x01") * (3 * 2**20))
+        warm.sample(float(step))
+    assert warm.verdict() == "flat", warm.samples
+    held.clear()
+
+
+def test_a_trend_keeps_its_shape_when_it_drops_samples() -> None:
+    trend = Trend(interval=0)
+    for step in range(1000):  # 1000 s of a level memory, then a leak in the last 200 s
+        trend.sample(float(step), 100.0 + max(0, step - 800) * 0.1)
+    assert len(trend.samples) <= 256 and trend.samples[-1][0] == 999.0
+    assert trend.verdict() == "growing"
+    flat = Trend(interval=0)
+    for step in range(1000):
+        flat.sample(float(step), 100.0 + (step % 7) * 0.3)  # noise, no growth
+    assert flat.verdict() == "flat"
+    assert Trend().verdict() == "too short to tell"

@@ -4,8 +4,11 @@ One directory per run (``reports/profile-20260101-120000/``) holds, per finding,
 JSON (``01-lost-update.json``) and a pytest regression test (``test_01_lost_update.py``);
 and for the run ``manifest.json``, ``junit.xml`` and ``report.html``. The manifest is
 rewritten after every finding, so a run killed midway leaves a consistent directory
-with everything it had finished. Paths in reports and commands are relative to the
-working directory when they are under it.
+with everything it had finished. A finding is first written unshrunk, the moment it is
+seen (``"shrunk": false`` in its JSON and in the manifest, with a note), and the same
+files are rewritten with its shrunk version when shrinking ends: a run interrupted in
+between still leaves every finding it announced. Paths in reports and commands are
+relative to the working directory when they are under it.
 """
 
 from __future__ import annotations
@@ -50,6 +53,11 @@ def reproduce_lines(finding: Finding, json_path: str | None, test_path: str | No
     return lines
 
 
+def shrunk(finding: Finding) -> bool:
+    """False for a finding written as first seen, before shrinking (the engine marks it)."""
+    return not finding.extra.get("unshrunk")
+
+
 def shown(path: str) -> str:
     """``path`` relative to the working directory when it is under it."""
     absolute = os.path.abspath(path)
@@ -80,9 +88,14 @@ class ReportWriter:
         return self.directory
 
     def add(self, finding: Finding) -> Written:
-        """Write a final finding's JSON and regression test, then the manifest."""
+        """Write a finding's JSON and regression test, then the manifest. A finding
+        written before (unshrunk) under the same fingerprint is replaced in place."""
         directory = self.ensure_directory()
-        index = len(self.written) + 1
+        earlier = next(
+            (i for i, w in enumerate(self.written) if w.finding.fingerprint == finding.fingerprint),
+            None,
+        )
+        index = (earlier if earlier is not None else len(self.written)) + 1
         json_path = os.path.join(directory, report_json.finding_filename(index, finding))
         test_path = os.path.join(directory, test_filename(index, finding))
         report_json.write_text_atomic(
@@ -94,36 +107,40 @@ class ReportWriter:
                 isolation=self.settings.get("isolation"),
             ),
         )
-        report_json.write_atomic(
-            json_path,
-            report_json.finding_document(
-                finding,
-                target=self.target,
-                database=self.database,
-                seed=self.seed,
-                path=json_path,
-                test=test_path,
-                columns=self.columns,
-            ),
+        document = report_json.finding_document(
+            finding,
+            target=self.target,
+            database=self.database,
+            seed=self.seed,
+            path=json_path,
+            test=test_path,
+            columns=self.columns,
         )
+        document["shrunk"] = shrunk(finding)
+        if not document["shrunk"]:
+            document["note"] = finding.extra["unshrunk"]
+        report_json.write_atomic(json_path, document)
         entry = Written(finding, json_path, test_path)
-        self.written.append(entry)
+        if earlier is None:
+            self.written.append(entry)
+        else:
+            self.written[earlier] = entry
         self.write_manifest({"state": "running"})
         return entry
 
     def write_manifest(self, summary: Mapping[str, Any]) -> None:
         directory = self.ensure_directory()
-        report_json.write_atomic(
-            os.path.join(directory, "manifest.json"),
-            report_json.manifest_document(
-                target=self.target,
-                database=self.database,
-                settings=self.settings,
-                summary=summary,
-                files=[(w.finding, w.json) for w in self.written],
-                tests=[w.test for w in self.written],
-            ),
+        document = report_json.manifest_document(
+            target=self.target,
+            database=self.database,
+            settings=self.settings,
+            summary=summary,
+            files=[(w.finding, w.json) for w in self.written],
+            tests=[w.test for w in self.written],
         )
+        for entry, written in zip(document["findings"], self.written, strict=True):
+            entry["shrunk"] = shrunk(written.finding)
+        report_json.write_atomic(os.path.join(directory, "manifest.json"), document)
 
     def finish(self, summary: Mapping[str, Any]) -> str:
         """The manifest, ``junit.xml`` and ``report.html`` of the whole run."""
