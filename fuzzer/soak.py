@@ -198,8 +198,10 @@ def soak(
             def events(event: str, **data: Any) -> None:
                 if event in ("unshrunk", "final"):  # written when seen, rewritten when final
                     entry = writer.add(data["finding"])
-                    state.remember(data["finding"])
                     if event == "final":
+                        # only final ones are replayed first by the next soak; one killed
+                        # before it was shrunk is in the example database (or the opening)
+                        state.remember(data["finding"])
                         on_event("written", entry=entry)
                     return
                 if "examples" in data:

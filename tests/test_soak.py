@@ -39,12 +39,13 @@ def environment(tmp_path: Path) -> dict[str, str]:
 
 
 def wait_for_finding(tmp_path: Path, seconds: float) -> list[str]:
-    """The JSON files a running soak's manifest lists, once it lists one."""
+    """The JSON files a running soak's manifest lists, once it lists one shrunk (each is
+    first written unshrunk, the moment it is seen)."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         for manifest in glob.glob(str(tmp_path / "reports/profile-soak-*/manifest.json")):
             with open(manifest, encoding="utf-8") as handle:
-                files = [f["file"] for f in json.load(handle)["findings"]]
+                files = [f["file"] for f in json.load(handle)["findings"] if f["shrunk"]]
             if files:
                 return [os.path.join(os.path.dirname(manifest), f) for f in files]
         time.sleep(0.2)

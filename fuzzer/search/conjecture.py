@@ -85,7 +85,7 @@ class Budget:
             if self.examples >= self.max_examples:
                 self.end(f"max examples ({self.max_examples})")
             elif self.seconds is not None and self.clock() - self.started >= self.seconds:
-                self.end(f"time budget of {self.seconds:g} s")
+                self.end(f"time budget of {_seconds(self.seconds)} s")
             elif self._stop is not None and self._stop():
                 self.end("first finding")
         return not self.reason
@@ -309,6 +309,10 @@ def shrink(
         if origin.filename == fingerprint:
             return tuple(best.choices)
     return choices
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.0f}" if value >= 10 else f"{value:.3g}"
 
 
 def _silent(message: object) -> None:
