@@ -25,6 +25,7 @@ from .model import Execution, Scenario
 from .oracle import Normalizer, Oracle
 from .runner import Dispatch, Harness, Serial, new_client
 from .scheduler import Limits
+from .search import interrupt
 from .server import Server
 from .target import Target
 
@@ -107,6 +108,7 @@ class Session:
     def execute(self, scenario: Scenario, dispatch: Dispatch) -> Execution:
         """Run a scenario; call from ``work``'s thread."""
         assert self.harness is not None
+        interrupt.check()  # SIGTERM: stop here, in this thread (fuzzer/search/interrupt.py)
         return trio.from_thread.run(self.harness.execute, scenario, dispatch)
 
     # -- building the target ------------------------------------------------------------

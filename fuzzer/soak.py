@@ -161,6 +161,8 @@ def soak(
         assert s.oracle is not None and s.harness is not None
         oracle, harness = s.oracle, s.harness
         prepared = searchable(target, s, schedule)
+        nonlocal started  # the duration is fuzzing time: a slow start-up does not eat it
+        started = time.monotonic()
         setup = measure(s.databases)
         # "start" is taken after a short warm-up: the first examples fill the target's
         # connection pool and the caches, which is not a leak
