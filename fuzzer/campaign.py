@@ -43,7 +43,7 @@ from .report import json as report_json
 
 __all__ = ["Campaign", "LocalCampaign", "RedisCampaign", "open_campaign", "worker_name"]
 
-LEASE = 60.0  # seconds a worker holds a unit of work before another may take it up
+LEASE = 30.0  # seconds a unit stays with a worker that stopped renewing it (died)
 
 
 def worker_name(index: int = 0) -> str:

@@ -502,6 +502,13 @@ def stress_command(
     help="Keep the campaign in Redis (redis://HOST:PORT/DB) so soaks on several machines "
     "join it: examples, findings (each reported once), seeds and coverage.",
 )
+@click.option("--lease", type=click.FloatRange(min=0.5), default=None, hidden=True)
+@click.option(
+    "--known-only",
+    is_flag=True,
+    help="Only replay the campaign's known findings and write the reports (the merged "
+    "report of a campaign that ran on several machines).",
+)
 @click.option("--no-progress", is_flag=True, help="No progress bar or progress lines.")
 def soak_command(
     target: str,
@@ -515,6 +522,8 @@ def soak_command(
     hang_timeout: float,
     workers: int,
     shared: str | None,
+    known_only: bool,
+    lease: float | None,
     no_progress: bool,
 ) -> None:
     """Fuzz TARGET unattended for --duration seconds (a nightly CI job). Exit 1 on findings.
@@ -540,6 +549,10 @@ def soak_command(
             "shared": shared,
             "on_event": progress,
         }
+        if known_only:
+            options["known_only"] = True
+        if lease is not None:  # tests: how soon a dead worker's chunk is taken up
+            options["lease"] = lease
         try:
             if workers > 1:
                 report = soak_workers(target, workers=workers, **options)

@@ -104,6 +104,11 @@ class SearchProgress:
             )
         elif event == "written":
             self._line(f"wrote {data['entry'].json}")
+        elif event == "worker-died":
+            self._line(
+                f"worker {data['worker'] + 1} died (exit {data['exit_code']}); what it "
+                "reported is kept, and its share of the opening returns to the others"
+            )
 
     def _start(self, data: dict[str, Any]) -> None:
         database = data.get("database") or {}

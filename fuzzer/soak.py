@@ -28,7 +28,7 @@ from typing import Any
 from hypothesis import Phase
 
 from .api import reference_of, resolve, searchable
-from .campaign import Campaign, open_campaign, worker_name
+from .campaign import LEASE, Campaign, open_campaign, worker_name
 from .db import parse as parse_db
 from .engine import Search, SearchSettings, evaluate
 from .findings import Finding
@@ -141,11 +141,15 @@ def soak(
     shared: str | None = None,
     worker: int = 0,
     workers: int = 1,
+    known_only: bool = False,
+    lease: float = LEASE,
     on_event: Callable[..., None] = lambda *a, **k: None,
     sink: Callable[[Finding], Written | None] | None = None,
 ) -> SoakReport:
     """Fuzz ``target`` for ``duration`` seconds; write every finding as soon as it is final.
 
+    ``known_only`` replays the campaign's known findings and writes the reports, without
+    searching (the merged report of a campaign run on several machines).
     ``worker`` of ``workers`` (fuzzer/workers.py) is one of several processes of one
     campaign: they share the campaign's store (``shared``: a Redis URL; else the local
     file), and ``sink`` takes each finding this worker claimed first instead of the
@@ -204,6 +208,7 @@ def soak(
             return duration - (time.monotonic() - started)
 
         reported: list[Finding] = []  # what this worker claimed first
+        units = _Units(campaign, me, prepared.openings, workers, lease)
 
         def claim(finding: Finding) -> None:
             meta = {
@@ -234,6 +239,7 @@ def soak(
                 if "examples" in data:
                     data = {**data, "examples": done + data["examples"]}
                 if event == "example":
+                    units.renew()  # still alive: keep the opening chunk this round holds
                     data["findings"] = len(reported) + data.get("findings", 0)
                     if "start" not in samples and data["examples"] >= warmup:
                         samples["start"] = measure(s.databases)
@@ -316,10 +322,11 @@ def soak(
         done = rounds[-1].examples
         if seed is not None and worker == 0:
             campaign.start_rotation(seed)
-        units = _Units(campaign, me, prepared.openings, workers)
         idle = 0
         stop_reason = f"duration of {duration:g} s"
-        while left() > 0:
+        if known_only:
+            stop_reason = "the campaign's known findings replayed (--known-only)"
+        while left() > 0 and not known_only:
             # the seed is claimed before the round: a killed round is not searched again
             round_seed = campaign.claim_seed()
             chunk = units.take()
@@ -373,10 +380,17 @@ class _Units:
     next round (of any worker) takes them again."""
 
     def __init__(
-        self, campaign: Campaign, worker: str, openings: tuple[Scenario, ...], workers: int
+        self,
+        campaign: Campaign,
+        worker: str,
+        openings: tuple[Scenario, ...],
+        workers: int,
+        lease: float,
     ) -> None:
         self.campaign = campaign
         self.worker = worker
+        self.lease = lease
+        self.renewed = time.monotonic()
         self.units = {_unit(s): s for s in openings}
         # a chunk small enough that every worker gets a share of the opening
         self.size = max(1, -(-len(self.units) // max(1, workers * 2)))
@@ -387,9 +401,17 @@ class _Units:
         for name in self.units:
             if len(self.held) >= self.size:
                 break
-            if name not in done and self.campaign.claim(name, self.worker):
+            if name not in done and self.campaign.claim(name, self.worker, self.lease):
                 self.held.append(name)
+        self.renewed = time.monotonic()
         return tuple(self.units[name] for name in self.held)
+
+    def renew(self) -> None:
+        """Hold the chunk a while longer (a worker that dies stops renewing it)."""
+        if self.held and time.monotonic() - self.renewed > self.lease / 3:
+            for name in self.held:
+                self.campaign.claim(name, self.worker, self.lease)
+            self.renewed = time.monotonic()
 
     def settle(self, *, through: bool) -> None:
         for name in self.held:

@@ -152,6 +152,10 @@ def test_two_soaks_sharing_redis_replay_the_first_ones_finding_and_add_no_duplic
         k for k in client.keys("fuzzer:*:reported")
     )).items()}
     assert [m["kind"] for m in reported.values()] == ["lost-update"]  # no duplicate
+    merged = _soak(tmp_path, "--shared", flushed_redis, "--known-only", duration=60)
+    assert merged.returncode == 1, merged.stdout + merged.stderr  # the campaign's findings
+    assert "1 known failure(s) found again first" in merged.stdout
+    assert (tmp_path / "reports").is_dir() and _finding_files(tmp_path)
     # the store holds no database URL (no password can reach it)
     for key in client.keys("*"):
         kind = client.type(key).decode()
@@ -161,3 +165,38 @@ def test_two_soaks_sharing_redis_replay_the_first_ones_finding_and_add_no_duplic
             "set": lambda k: list(client.smembers(k)),
         }.get(kind, lambda k: [])(key)
         assert not any(b"://" in (v or b"") for v in values), key
+
+
+def test_a_killed_worker_is_reported_and_the_others_go_on(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parent.parent
+    command = [sys.executable, "-m", "fuzzer", "soak", "targets.profile:buggy", "--duration"]
+    command += ["15", "--no-progress", "--workers", "2", "--lease", "1"]
+    parent = subprocess.Popen(
+        command,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    try:
+        deadline = time.monotonic() + 60
+        workers: list[int] = []
+        while time.monotonic() < deadline and len(workers) < 2:
+            time.sleep(0.5)
+            children = Path(f"/proc/{parent.pid}/task/{parent.pid}/children").read_text().split()
+            workers = [
+                int(pid)
+                for pid in children
+                if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+            ]
+        assert len(workers) == 2, workers
+        time.sleep(3)  # both are working
+        os.kill(max(workers), 9)  # the second worker dies as under `kill -9`
+        out, _ = parent.communicate(timeout=180)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+    assert parent.returncode == 1, out  # the live worker still found the lost update
+    assert "died (exit -9)" in out
+    assert len(_finding_files(tmp_path)) == 1
