@@ -41,7 +41,7 @@ from .runner import Controlled, Dispatch, Free
 from .scheduler import Limits
 from .schedules import Mode, from_trace, needs_trace, resolve, surveyed_trace
 from .search import conjecture, interrupt
-from .search.conjecture import Budget, Case, Choices
+from .search.conjecture import Budget, Case, Choices, ExampleDatabase
 
 __all__ = ["Detection", "Search", "SearchResult", "SearchSettings", "evaluate"]
 
@@ -58,6 +58,7 @@ class SearchSettings:
     stop_at_first: bool = False  # stop generating at the first finding (benchmarks)
     stop_kinds: frozenset[str] = frozenset()  # with stop_at_first: only findings of these kinds
     example_db: str | None = os.path.join(".fuzzer", "examples")
+    example_database: ExampleDatabase | None = None  # instead of example_db (a shared store)
     database_key: str = ""
     # a seed normally means a repeatable run, without the example database; the soak's
     # rotating seeds still replay and save through it
@@ -331,7 +332,7 @@ class Search:
         self._started = budget.started
         database = None
         if s.example_db and (s.seed is None or s.example_db_with_seed):
-            database = conjecture.open_database(s.example_db)
+            database = conjecture.open_database(s.example_db, s.example_database)
         phases = s.phases or (Phase.reuse, Phase.generate, Phase.shrink)
         shrink = s.shrink and Phase.shrink in phases
         try:

@@ -217,3 +217,17 @@ def test_a_real_run_runs_as_many_examples_as_asked() -> None:
     assert report.findings  # shrinking ran, and its calls were not counted
     assert result.calls > result.examples
     assert result.seconds == pytest.approx(result.search_seconds + result.shrink_seconds, abs=0.01)
+
+
+def test_only_the_adapter_uses_hypothesis_internals() -> None:
+    """Hypothesis's internals (its runner, its data, its build context, its example
+    databases) are reached through ``fuzzer/search/conjecture.py`` alone."""
+    root = Path(__file__).resolve().parent.parent / "fuzzer"
+    internal = ("hypothesis.internal", "hypothesis.control", "hypothesis.database")
+    internal += ("hypothesis.extra.redis", "ConjectureRunner", "ConjectureData")
+    users = sorted(
+        str(path.relative_to(root))
+        for path in root.rglob("*.py")
+        if any(name in path.read_text(encoding="utf-8") for name in internal)
+    )
+    assert users == ["search/conjecture.py"]

@@ -41,7 +41,18 @@ from hypothesis.internal.escalation import InterestingOrigin
 from hypothesis.reporting import with_reporter
 from hypothesis.strategies import SearchStrategy
 
-__all__ = ["Budget", "Case", "Choices", "Exploration", "explore", "replayed", "shrink"]
+__all__ = [
+    "Budget",
+    "Case",
+    "Choices",
+    "ExampleDatabase",
+    "Exploration",
+    "explore",
+    "open_database",
+    "redis_database",
+    "replayed",
+    "shrink",
+]
 
 Choices = tuple[Any, ...]
 T = TypeVar("T")
@@ -175,12 +186,24 @@ def _settings(
     )
 
 
-def open_database(directory: str | None) -> ExampleDatabase | None:
+def open_database(
+    directory: str | None, given: ExampleDatabase | None = None
+) -> ExampleDatabase | None:
+    """``given`` (a shared store), else the directory's database, else none."""
+    if given is not None:
+        return given
     return DirectoryBasedExampleDatabase(directory) if directory else None
 
 
 def database_key(key: str) -> bytes:
     return hashlib.sha256(FORMAT + key.encode()).digest()
+
+
+def redis_database(client: Any, prefix: str) -> ExampleDatabase:
+    """Hypothesis's example database in Redis (a campaign shared between machines)."""
+    from hypothesis.extra.redis import RedisExampleDatabase
+
+    return RedisExampleDatabase(client, key_prefix=prefix.encode())
 
 
 class _Explorer(ConjectureRunner):
