@@ -80,7 +80,6 @@ class Budget:
         self.started = clock()
         self.examples = 0  # examples run while searching
         self.reason = ""  # why the search ended; "" while it may go on
-        self.search_ended: float | None = None
         self.shrink_started: float | None = None
         self.reserve = 0.0  # seconds of the shrink budget kept for confirming findings
 
@@ -109,11 +108,12 @@ class Budget:
     def end(self, reason: str) -> None:
         if not self.reason:
             self.reason = reason
-            self.search_ended = self.clock()
 
     @property
     def search_seconds(self) -> float:
-        end = self.search_ended if self.search_ended is not None else self.clock()
+        """From the start to shrinking (Hypothesis's wrap-up after the last example
+        included), so that search and shrinking add up to the whole."""
+        end = self.shrink_started if self.shrink_started is not None else self.clock()
         return end - self.started
 
     # -- shrinking ------------------------------------------------------------------------
