@@ -31,7 +31,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import bodies
+from . import bodies, compat
 from .errors import FuzzerError, InvalidTarget, TargetSetupError, describe
 from .factory import Factory, is_app, load_factory
 from .pysource import Call, Dict, Keyword, Node, literal
@@ -132,7 +132,7 @@ def _build_and_setup(
         _dispose(app)
         app = _build(factory, pins)
     commands = getattr(getattr(app, "cli", None), "commands", {})
-    extension = app.extensions.get("sqlalchemy")
+    extension = compat.flask_sqlalchemy(app)
     steps: list[tuple[str, str]] = []
     init = sorted(name for name in commands if _INIT_COMMAND.search(name))
     if init:
@@ -235,9 +235,9 @@ class Table:
 
 
 def _read_rows(url: str) -> dict[str, Table]:
-    from sqlalchemy import MetaData, create_engine
+    from sqlalchemy import MetaData
 
-    engine = create_engine(url)
+    engine = compat.create_engine(url)
     try:
         metadata = MetaData()
         metadata.reflect(bind=engine)
@@ -273,11 +273,11 @@ def _differing_columns(first: Mapping[str, Table], again: Mapping[str, Table]) -
 
 def _time_columns(app: Any, plan: Plan) -> list[str]:
     """Columns of a date-time type in the app's models: requests stamp them with the clock."""
-    extension = app.extensions.get("sqlalchemy")
+    extension = compat.flask_sqlalchemy(app)
     if extension is None:
         return []
     found = []
-    for bind, metadata in getattr(extension, "metadatas", {None: extension.metadata}).items():
+    for bind, metadata in compat.metadatas(extension).items():
         database = f"{bind or 'default'}." if plan.databases else ""
         for table in metadata.sorted_tables:
             for column in table.columns:
@@ -288,10 +288,9 @@ def _time_columns(app: Any, plan: Plan) -> list[str]:
 
 
 def _dispose(app: Any) -> None:
-    extension = app.extensions.get("sqlalchemy") if hasattr(app, "extensions") else None
-    if extension is not None:
+    if compat.flask_sqlalchemy(app) is not None:
         with app.app_context(), contextlib.suppress(Exception):
-            for engine in extension.engines.values():
+            for engine in compat.sqlalchemy_engines(app).values():
                 engine.dispose()
 
 
@@ -342,8 +341,7 @@ def _plan_identities(app: Any, plan: Plan, rows: Mapping[str, Table]) -> None:
 
 
 def _user_table(app: Any) -> str | None:
-    extension = app.extensions.get("sqlalchemy")
-    model = getattr(extension, "Model", None)
+    model = getattr(compat.flask_sqlalchemy(app), "Model", None)
     registry = getattr(model, "registry", None)
     for mapper in getattr(registry, "mappers", ()):
         cls = mapper.class_
