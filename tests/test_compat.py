@@ -68,9 +68,7 @@ def test_the_oldest_stack_ci_runs_is_at_pyprojects_lower_bounds() -> None:
 def test_the_fuzzers_own_engine_is_20_style_with_a_pool_on_a_sqlite_file(tmp_path: Any) -> None:
     """SQLAlchemy 1.4 gives a SQLite file NullPool (which refuses pool_size) and a
     Connection without commit/rollback unless future=True: compat gives 2.0's."""
-    engine = compat.create_engine(
-        f"sqlite:///{tmp_path / 'x.sqlite'}", pool_size=1, max_overflow=2
-    )
+    engine = compat.create_engine(f"sqlite:///{tmp_path / 'x.sqlite'}", pool_size=1, max_overflow=2)
     try:
         with engine.connect() as conn:
             conn.execute(text("CREATE TABLE t (x INTEGER)"))
