@@ -48,7 +48,7 @@ def test_the_oldest_stack_ci_runs_is_at_pyprojects_lower_bounds() -> None:
     release of the bound's series (never one below it), and the stack's four are the
     oldest the README names."""
     bounds, pins = _lower_bounds(), _oldest_pins()
-    for name in ("flask", "werkzeug", "sqlalchemy", "flask-sqlalchemy", "blinker", "httpx"):
+    for name in ("flask", "werkzeug", "sqlalchemy", "flask-sqlalchemy", "blinker", "httpcore"):
         assert name in bounds, f"{name} has no lower bound in pyproject.toml"
     for name, bound in bounds.items():
         if name in ("hypothesis", "trio"):
