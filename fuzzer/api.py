@@ -190,6 +190,7 @@ def run(
             max_examples=max_examples,
             time_budget=time_budget,
             survey=prepared.survey,
+            notices=list(s.databases.notices),
         )
         search = Search(
             prepared.strategy,
