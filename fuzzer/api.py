@@ -175,6 +175,7 @@ def run(
                 s.database_info,
                 run_settings,
                 columns={name: info.columns for name, info in s.databases.tables.items()},
+                identities={n: tuple(h) for n, h in harness.identity_headers.items()},
             )
 
         def events(event: str, **data: Any) -> None:

@@ -636,9 +636,7 @@ def init_command(factory: str, output: str | None, force: bool, no_check: bool) 
     "default: the temporary SQLite files, MariaDB and PostgreSQL on their usual ports.",
 )
 @click.option("--dry-run", is_flag=True, help="List what would be removed; remove nothing.")
-@click.option(
-    "--include-kept", is_flag=True, help="Also remove databases kept with --keep-db."
-)
+@click.option("--include-kept", is_flag=True, help="Also remove databases kept with --keep-db.")
 def clean_command(databases: tuple[str, ...], dry_run: bool, include_kept: bool) -> None:
     """Remove the scratch databases of fuzzer runs that died without cleaning up.
 

@@ -168,6 +168,9 @@ def soak(
             s.database_info,
             settings_json,
             columns={name: info.columns for name, info in s.databases.tables.items()},
+            identities={
+                n: tuple(h) for n, h in (s.harness.identity_headers if s.harness else {}).items()
+            },
         )
         writer.ensure_directory()
         writer.write_manifest({"state": "running"})

@@ -75,7 +75,7 @@ class ServerBackend(Backend):
 
     def _server_url(self, database: str | None) -> URL:
         """The user's URL on ``database``, with the fuzzer's connection settings."""
-        url = self.spec.url.set(database=database)
+        url = self.spec.url._replace(database=database)  # set() would keep the old one on None
         return url.update_query_dict(
             {k: v for k, v in self._connection_query().items() if k not in url.query}
         )
