@@ -183,6 +183,7 @@ def soak(
             max_examples=None,
             time_budget=duration,
             directory=writer.directory,
+            notices=list(s.databases.notices),
         )
 
         def left() -> float:

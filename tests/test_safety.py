@@ -217,7 +217,7 @@ def test_a_run_ended_by_os_exit_leaves_marked_databases_that_clean_removes(db: s
     else:
         lines = list(clean([db]))
     (removed,) = [line for line in lines if line.startswith(f"Removed {place} ")]
-    assert f"its run died (pid {process.pid} on " in removed
+    assert f"its run is gone (pid {process.pid} on " in removed
     assert left_by(db, process.pid) == []
     if db == "sqlite":
         assert not os.path.exists(place)

@@ -57,7 +57,8 @@ def clean(
             if outcome in ("removed", "would remove"):
                 removed += 1
                 verb = "Removed" if outcome == "removed" else "Would remove"
-                yield f"{verb} {place} {where}: its run died ({owner.describe()})"
+                why = "kept with --keep-db by its run" if owner.kept else "its run is gone"
+                yield f"{verb} {place} {where}: {why} ({owner.describe()})"
             else:
                 left += 1
                 yield f"Left {place} {where} ({owner.describe()}): {_WHY[outcome]}"
