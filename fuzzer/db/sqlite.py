@@ -64,16 +64,21 @@ class SQLiteBackend(Backend):
     def create(self) -> None:
         exists = os.path.exists(self.path)
         name = os.path.basename(self.path)  # the file's own name, symlinks resolved
-        if exists and not self.allow_wipe and os.stat(self.path).st_nlink > 1:
+        links = os.stat(self.path).st_nlink if exists else 1
+        if links > 1 and not self.allow_wipe:
             raise UnsafeDatabase(
                 f"Refusing to use existing SQLite file {self.given} from --db "
-                f"{self.spec.safe_url}: it has {os.stat(self.path).st_nlink} hard links, so "
-                f"its name does not say which database it is, and the fuzzer deletes its rows; "
-                f"name a scratch file of its own, or pass --allow-wipe if its data may be lost"
+                f"{self.spec.safe_url}: it has {links} hard links, so its name does not say "
+                f"which database it is, and the fuzzer deletes its rows; name a scratch file "
+                f"of its own, or pass --allow-wipe if its data may be lost"
             )
-        shown = name if self.given == self.path else f"{self.path}, what {self.given} points to,"
-        if exists and not self.allow_wipe and not SCRATCH_NAME.match(name):
-            guard_name(shown, exists=exists, allow_wipe=False, spec=self.spec.safe_url)
+        guard_name(
+            name,
+            exists=exists,
+            allow_wipe=self.allow_wipe,
+            spec=self.spec.safe_url,
+            shown="" if self.given == self.path else f"{name!r} ({self.given} points to it)",
+        )
         directory = os.path.dirname(self.path)
         if not os.path.isdir(directory):
             raise DatabaseError(

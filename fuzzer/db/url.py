@@ -261,12 +261,14 @@ def guard_environment(url: URL, spec: str, environment: Mapping[str, str]) -> No
                     guard_host(part.strip(), spec, what=f"{name}={value!r} (from the environment)")
 
 
-def guard_name(name: str, *, exists: bool, allow_wipe: bool, spec: str) -> None:
-    """Refuse an existing database whose name does not mark it as scratch."""
+def guard_name(name: str, *, exists: bool, allow_wipe: bool, spec: str, shown: str = "") -> None:
+    """Refuse an existing database whose name does not mark it as scratch (``shown``:
+    how to name it in the message, when more than its name)."""
     if not exists or allow_wipe or SCRATCH_NAME.match(name):
         return
     raise UnsafeDatabase(
-        f"Refusing to use existing database {name!r} from --db {spec!r}: its name does not "
+        f"Refusing to use existing database {shown or repr(name)} from --db {spec!r}: its "
+        f"name does not "
         f"start with 'fuzz_' or 'test_' (or fuzz-, test-), and the fuzzer deletes its rows; "
         f"leave the database out of the URL (the fuzzer then creates its own), name a "
         f"scratch database, or pass --allow-wipe if its data may be lost"
