@@ -147,9 +147,9 @@ def parse(spec: str, environment: Mapping[str, str] | None = None) -> DatabaseSp
     shown = url.render_as_string(hide_password=True)
     if url.password == "***":
         raise DatabaseError(
-            f"The password in --db {shown!r} is the mask reports write in its place: reports "
-            f"never record a password; pass the real URL with --db, or in the environment "
-            f"variable FUZZER_DB so it stays out of the command line"
+            f"The database URL {shown!r} holds '***', the mask reports write in place of a "
+            f"password (they never record one): pass the real URL with --db, or in the "
+            f"environment variable FUZZER_DB so it stays out of the command line"
         )
     if dialect == "sqlite":
         return DatabaseSpec("sqlite", url, url.database or None)
