@@ -53,7 +53,12 @@ def clean(
                 else:
                     outcome = "would remove"
             else:
-                outcome = remove(place, owner)
+                try:
+                    outcome = remove(place, owner)
+                except Exception as exc:  # no privilege, or another clean got there first
+                    left += 1
+                    yield f"Could not remove {place} {where}: {' '.join(str(exc).split())}"
+                    continue
             if outcome in ("removed", "would remove"):
                 removed += 1
                 verb = "Removed" if outcome == "removed" else "Would remove"
