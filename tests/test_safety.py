@@ -68,6 +68,8 @@ REDIRECTING = [
     "mysql+pymysql://root@127.0.0.1/fuzz_x?read_default_file=/etc/prod.cnf",
     "mysql+pymysql://root@127.0.0.1/fuzz_x?database=production",
     "mysql+pymysql://root@127.0.0.1/fuzz_x?unix_socket=relative.sock",
+    "mysql+pymysql://root@db.example.invalid/fuzz_x",  # a name: refused, never looked up
+    "postgresql+psycopg://postgres@127.0.0.1/fuzz_x?host=db.example.invalid",
 ]
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -99,6 +98,7 @@ WHERE_QUERY = {
 }
 # libpq reads these when the URL does not say otherwise.
 PG_ENVIRONMENT = ("PGHOST", "PGHOSTADDR", "PGSERVICE", "PGSERVICEFILE")
+LOOPBACK_NAMES = frozenset({"localhost", "ip6-localhost", "ip6-loopback"})
 
 
 @dataclass(frozen=True)
@@ -205,21 +205,24 @@ def guard_query(dialect: str, url: URL, spec: str) -> None:
 
 
 def guard_host(host: str | None, spec: str, *, what: str = "") -> None:
-    """Refuse any database host that is not this machine's loopback interface."""
-    if host is None or host == "" or host == "localhost":
-        return  # a local socket, or loopback
+    """Refuse any database host that is not this machine's loopback interface. Names are
+    not looked up (a DNS query may itself leave the machine): only ``localhost`` (and
+    ``*.localhost``, ``ip6-localhost``) and loopback addresses pass."""
+    if host is None or host == "":
+        return  # a local socket
+    name = host.lower().rstrip(".")
+    if name in LOOPBACK_NAMES or name.endswith(".localhost"):
+        return
     what = what or f"database host {host!r}"
     try:
-        addresses = [ipaddress.ip_address(host.strip("[]"))]
+        address = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
-        try:
-            infos = socket.getaddrinfo(host, None)
-        except (OSError, UnicodeError):
-            raise DatabaseError(
-                f"Cannot resolve {what} in --db {spec!r}; use 127.0.0.1 for a local server"
-            ) from None
-        addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
-    if not addresses or not all(address.is_loopback for address in addresses):
+        raise UnsafeDatabase(
+            f"Refusing {what} in --db {spec!r}: the fuzzer deletes rows, and does not look "
+            f"names up to see whether they are this machine (a lookup may already leave "
+            f"it); name the local server 127.0.0.1, ::1 or localhost"
+        ) from None
+    if not address.is_loopback:
         raise UnsafeDatabase(
             f"Refusing {what} in --db {spec!r}: it is not on loopback, and the "
             f"fuzzer deletes rows; run it against a local scratch server (127.0.0.1)"
