@@ -307,9 +307,9 @@ class RedisScratch:
             ) from None
 
     def release(self) -> None:
+        """Flush the database (its marker too) if it is still ours, and disconnect."""
         with contextlib.suppress(Exception):
             self.client.eval(_RELEASE, 1, MARKER, self.claim)
-            self.client.delete(MARKER)
         with contextlib.suppress(Exception):
             self.client.close()
 

@@ -67,10 +67,8 @@ def create_app(database_url: str, *, atomic: bool = False) -> Flask:
         if challenge is None:
             return jsonify(error="no such challenge"), 404
         key = f"attempts:{user}:{challenge_id}"
-        if atomic:
-            used = cache.cache.inc(key)  # one step: read, add one, write
-        else:
-            used = (cache.get(key) or 0) + 1
+        # the fix: one step that reads, adds one and writes (under SimpleCache's lock)
+        used = (cache.cache.inc(key) or 0) if atomic else (cache.get(key) or 0) + 1
         if used > MAX_ATTEMPTS:
             return jsonify(error="no attempts left"), 429
         if not atomic:

@@ -67,10 +67,8 @@ def create_app(database_url: str, redis_url: str, *, atomic: bool = False) -> Fl
         if challenge is None:
             return jsonify(error="no such challenge"), 404
         key = f"attempts:{user}:{challenge_id}"
-        if atomic:
-            used = int(counters.incr(key))
-        else:
-            used = int(counters.get(key) or 0) + 1
+        # the fix: INCR, one atomic read-modify-write
+        used = int(counters.incr(key)) if atomic else int(counters.get(key) or 0) + 1
         if used > MAX_ATTEMPTS:
             return jsonify(error="no attempts left"), 429
         if not atomic:
