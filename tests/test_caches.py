@@ -109,6 +109,7 @@ def test_the_max_attempts_race_is_found_in_two_requests_and_the_fixed_twin_is_cl
     texts = [s.text for s in finding.execution.trace]
     store = "redis" if module.endswith("redis") else "cache"
     assert f"{store} GET attempts:alice:1" in texts
+    assert f"read {store}:attempts at step" in finding.explanation.text()  # the cause
     fixed = api.run(
         f"targets.{module}:fixed", db=db, max_examples=30, seed=1, report_dir=None, example_db=None
     )
