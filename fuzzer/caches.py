@@ -372,6 +372,17 @@ class Stores:
                     f"it back as setup left it"
                 )
 
+        for client in redis_clients(app):
+            if (redis is None or not redis.owns(client)) and reset is None:
+                kwargs = client.connection_pool.connection_kwargs
+                where_to = f"{kwargs.get('host')}:{kwargs.get('port')}/{kwargs.get('db', 0)}"
+                raise TargetSetupError(
+                    f"{where}: the app keeps a Redis client for {where_to}, which the fuzzer "
+                    f"does not own and cannot reset between executions; declare "
+                    f"Target(redis=True) and build it from the URL the factory then receives, "
+                    f"or pass Target(reset=...) that puts its state back as setup left it"
+                )
+
     @property
     def active(self) -> bool:
         return bool(self.simple or self.redis or self.hook)
@@ -456,6 +467,22 @@ def flask_caches(app: Any) -> list[Any]:
             for backend in extension.values():
                 backends.setdefault(id(backend), backend)
     return list(backends.values())
+
+
+def redis_clients(app: Any) -> list[Any]:
+    """The redis-py clients the Flask apps keep in ``app.extensions`` (Flask-Redis's
+    included)."""
+    try:
+        from redis import Redis
+    except ImportError:
+        return []
+    clients: dict[int, Any] = {}
+    for flask_app in flask_apps(app):
+        for value in getattr(flask_app, "extensions", {}).values():
+            for candidate in (value, getattr(value, "_redis_client", None)):
+                if isinstance(candidate, Redis):
+                    clients.setdefault(id(candidate), candidate)
+    return list(clients.values())
 
 
 def flask_apps(app: Any, depth: int = 6) -> list[Any]:
