@@ -53,11 +53,13 @@ class Submission(db.Model):  # type: ignore[name-defined]
     correct: Mapped[bool]
 
 
-def create_app(database_url: str, *, atomic: bool = False) -> Flask:
+def create_app(
+    database_url: str, *, atomic: bool = False, config: dict[str, Any] | None = None
+) -> Flask:
     app = Flask(__name__)
     app.config["SQLALCHEMY_DATABASE_URI"] = database_url
     db.init_app(app)
-    cache.init_app(app, config={"CACHE_TYPE": "SimpleCache"})
+    cache.init_app(app, config=config or {"CACHE_TYPE": "SimpleCache"})
 
     @app.post("/challenges/<int:challenge_id>/submit")
     def submit(challenge_id: int) -> Any:

@@ -117,19 +117,31 @@ def test_the_max_attempts_race_is_found_in_two_requests_and_the_fixed_twin_is_cl
     assert not fixed.result.unknown
 
 
-@pytest.mark.parametrize("module", ["attempts", "attempts_redis"])
+@pytest.mark.parametrize("module", ["attempts", "attempts_redis", "redis_cache"])
 def test_what_setup_left_in_a_cache_is_restored_before_every_execution(module: str) -> None:
     """Alice has one attempt left after setup: every execution of two submissions lets
     exactly one through. Without the reset the counter would carry over and refuse both."""
-    if module.endswith("redis"):
+    if "redis" in module:
         need_redis()
+    package = "tests.fixtures" if module == "redis_cache" else "targets"
 
     def work(s: Session) -> list[list[int]]:
         twice = Scenario((_submit(), _submit()), (Gene(), Gene()))
         return [[r.status for r in s.execute(twice, Controlled()).responses if r] for _ in range(3)]
 
-    statuses = Session(load_target(f"targets.{module}:fixed")).run(work)
+    statuses = Session(load_target(f"{package}.{module}:fixed")).run(work)
     assert statuses == [[200, 429]] * 3
+
+
+def test_a_redis_cache_backend_is_scheduled_by_its_cache_calls_on_the_scratch_database() -> None:
+    need_redis()
+    report = api.run(
+        "tests.fixtures.redis_cache:buggy", max_examples=5, seed=1, report_dir=None, example_db=None
+    )
+    (finding,) = report.findings
+    texts = [s.text for s in finding.execution.trace]
+    assert "cache GET attempts:alice:1" in texts
+    assert not any(t.startswith("redis ") for t in texts)  # the backend's own commands
 
 
 def test_simple_cache_entries_come_back_with_the_lifetime_they_had_left() -> None:
