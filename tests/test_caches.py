@@ -64,7 +64,7 @@ def test_cache_and_redis_commands_read_and_write_tables_keyed_by_their_keys() ->
     assert incr.key == ("attempts:alice:1",)
     blind = access("redis SET attempts:alice:1")
     assert not blind.reads and blind.write == "redis:attempts"
-    batch = access("redis MULTI INCR hits:1; EXPIRE hits:1")
+    batch = access("redis MULTI INCRBY hits:1; EXPIRE hits:1")
     assert batch.verb == "MULTI" and batch.write == "redis:hits"
     assert access("cache GET_MANY 'a b:1' c").reads == {"cache:a b", "cache:c"}
 
@@ -252,3 +252,27 @@ def test_a_claim_left_by_a_dead_fuzzer_is_taken_over_and_a_lost_claim_stops_the_
     finally:
         left.delete(MARKER, "leftover")
         left.close()
+
+
+def test_a_redis_pipeline_is_one_step_and_commands_outside_requests_pass_through() -> None:
+    need_redis()
+    from fuzzer import gates
+
+    gates.install()
+    scratch = RedisScratch.open()
+    try:
+        client = scratch.client
+        with gates.Recording() as recording:
+            client.set("hits:1", 0)  # outside a request: not recorded
+            gates._state.ctx = gates.RequestContext(recording, "concurrent", 0)
+            try:
+                with client.pipeline() as pipe:
+                    pipe.incr("hits:1").expire("hits:1", 60).execute()
+                client.get("hits:1")
+            finally:
+                gates._state.ctx = None
+        texts = [s.text for s in recording.trace()]
+        assert texts == ["redis MULTI INCRBY hits:1; EXPIRE hits:1", "redis GET hits:1"]
+        assert client.get("hits:1") == b"1"
+    finally:
+        scratch.release()
