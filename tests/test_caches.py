@@ -101,7 +101,7 @@ def test_the_max_attempts_race_is_found_in_two_requests_and_the_fixed_twin_is_cl
     if module.endswith("redis"):
         need_redis()
     report = api.run(
-        f"targets.{module}:buggy", db=db, max_examples=10, seed=1, report_dir=None, example_db=None
+        f"targets.{module}:buggy", db=db, max_examples=4, seed=1, report_dir=None, example_db=None
     )
     assert [f.kind for f in report.findings] == ["limit-overrun"]
     (finding,) = report.findings
@@ -111,7 +111,7 @@ def test_the_max_attempts_race_is_found_in_two_requests_and_the_fixed_twin_is_cl
     assert f"{store} GET attempts:alice:1" in texts
     assert f"read {store}:attempts at step" in finding.explanation.text()  # the cause
     fixed = api.run(
-        f"targets.{module}:fixed", db=db, max_examples=30, seed=1, report_dir=None, example_db=None
+        f"targets.{module}:fixed", db=db, max_examples=15, seed=1, report_dir=None, example_db=None
     )
     assert fixed.findings == [], [f.explanation.text() for f in fixed.findings]
     assert not fixed.result.unknown
