@@ -276,3 +276,11 @@ def test_a_redis_pipeline_is_one_step_and_commands_outside_requests_pass_through
         assert client.get("hits:1") == b"1"
     finally:
         scratch.release()
+
+
+def test_a_redis_that_is_not_up_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fuzzer import caches
+
+    monkeypatch.setattr(caches, "REDIS_PORT", 1)  # nothing listens there
+    with pytest.raises(DatabaseError, match=r"Redis at 127\.0\.0\.1:1 is not reachable"):
+        RedisScratch.open()
