@@ -206,6 +206,7 @@ def soak(
             directory=writer.directory,
             notices=list(s.databases.notices),
             columns={name: list(info.columns) for name, info in s.databases.tables.items()},
+            identities={n: list(h) for n, h in (writer.identities or {}).items()},
         )
 
         def left() -> float:
