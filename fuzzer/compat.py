@@ -12,6 +12,7 @@ for whatever differs; nothing else looks at a version number.
   ``pool_size``).
 - A dialect class hands out its DBAPI module with ``import_dbapi()`` (2.0) or
   ``dbapi()`` (1.4).
+- PostgreSQL is spoken through psycopg 3, whose dialect SQLAlchemy 1.4 lacks.
 - Flask-SQLAlchemy 3 registers itself in ``app.extensions["sqlalchemy"]``; 2.5
   registers a state object that holds it as ``.db``. Its metadata per bind, its
   engines and its ``create_all`` are asked for here.
@@ -35,9 +36,21 @@ __all__ = [
     "import_dbapi",
     "metadatas",
     "sqlalchemy_engines",
+    "unsupported",
 ]
 
 SQLALCHEMY_2 = int(sqlalchemy.__version__.split(".")[0]) >= 2
+
+
+def unsupported(dialect: str) -> str:
+    """Why this stack cannot fuzz on ``dialect`` ("sqlite", "mysql", "postgresql"), or ""."""
+    if dialect == "postgresql" and not SQLALCHEMY_2:
+        return (
+            f"PostgreSQL needs SQLAlchemy 2.0 or later (the fuzzer speaks psycopg 3, whose "
+            f"dialect SQLAlchemy {sqlalchemy.__version__} lacks): fuzz on sqlite or mariadb "
+            f"here, or on PostgreSQL from an environment with SQLAlchemy 2"
+        )
+    return ""
 
 
 def create_engine(url: Any, **options: Any) -> Engine:

@@ -16,6 +16,7 @@ from sqlalchemy import text
 
 from fuzzer import compat
 from fuzzer.db import Databases
+from fuzzer.errors import DatabaseError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -135,3 +136,15 @@ def test_the_targets_ci_runs_on_the_oldest_stack_use_no_20_only_api(module: str)
     source = (ROOT / (module.replace(".", "/") + ".py")).read_text(encoding="utf-8")
     for name in ("DeclarativeBase", "Mapped", "mapped_column", "get_one", "db.select"):
         assert name not in source, f"{module} uses {name}, which SQLAlchemy 1.4 lacks"
+
+
+def test_postgres_is_refused_in_one_line_where_sqlalchemy_cannot_speak_psycopg_3() -> None:
+    """SQLAlchemy 1.4 has no postgresql+psycopg dialect: before, the fuzzer crashed on it
+    as its own bug (exit 3); now --db postgres says why, and SQLite and MariaDB work."""
+    for alias in ("sqlite", "mariadb"):
+        Databases.open(alias)
+    if compat.SQLALCHEMY_2:
+        Databases.open("postgres")
+        return
+    with pytest.raises(DatabaseError, match=r"PostgreSQL needs SQLAlchemy 2\.0 or later"):
+        Databases.open("postgres")
