@@ -68,11 +68,38 @@ def forms_of(view: Callable[..., Any]) -> list[type]:
 
 
 def _unwrapped(view: Callable[..., Any]) -> Iterator[Callable[..., Any]]:
+    """The view, then what it wraps: ``__wrapped__`` (``functools.wraps``), else the one
+    function a decorator's closure holds (a decorator written without ``wraps``)."""
     seen = 0
     while view is not None and seen < 20:
         yield view
-        view = getattr(view, "__wrapped__", None)  # type: ignore[assignment]
+        inner = getattr(view, "__wrapped__", None)
+        if inner is None:
+            cells = getattr(view, "__closure__", None) or ()
+            functions = [
+                c.cell_contents
+                for c in cells
+                if _filled(c) and inspect.isfunction(c.cell_contents)
+            ]
+            inner = functions[0] if len(functions) == 1 else None
+        view = inner  # type: ignore[assignment]
         seen += 1
+
+
+def _filled(cell: Any) -> bool:
+    try:
+        cell.cell_contents  # noqa: B018
+    except ValueError:  # an empty cell
+        return False
+    return True
+
+
+def view_for(view: Callable[..., Any] | None, method: str) -> Callable[..., Any] | None:
+    """The function that handles ``method``: a class-based view's (``MethodView``,
+    Flask-RESTful resources) method of that name, else the view itself."""
+    view_class = getattr(view, "view_class", None)
+    handler = getattr(view_class, method.lower(), None) if view_class is not None else None
+    return handler if callable(handler) else view
 
 
 def _names(code: CodeType) -> Iterator[str]:
@@ -323,6 +350,73 @@ def view_reads_json(view: Callable[..., Any]) -> bool:
         if code is not None and {"get_json", "json"} & set(_names(code)):
             return True
     return False
+
+
+def json_fields(view: Callable[..., Any]) -> list[str]:
+    """The JSON keys a view's code reads, in order: ``request.get_json()["x"]``,
+    ``request.json.get("x")``, and through a name it assigned the body to (``data =
+    request.get_json() or {}``: ``data["x"]``, ``data.get("x")``, ``"x" in data``)."""
+    import ast
+    import textwrap
+
+    keys: list[str] = []
+    for function in _unwrapped(view):
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
+        except (OSError, TypeError, SyntaxError):
+            continue
+        bodies: set[str] = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Assign) and _reads_body(node.value):
+                bodies |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+        for node in ast.walk(tree):
+            key = _json_key(node, bodies)
+            if key is not None and key not in keys:
+                keys.append(key)
+    return keys
+
+
+def _reads_body(node: Any) -> bool:
+    """``request.get_json(...)``, ``request.json``, ``request.get_json() or {}``."""
+    import ast
+
+    if isinstance(node, ast.BoolOp):
+        return any(_reads_body(v) for v in node.values)
+    if isinstance(node, ast.Call):
+        node = node.func
+        return isinstance(node, ast.Attribute) and node.attr in ("get_json", "json")
+    return isinstance(node, ast.Attribute) and node.attr == "json"
+
+
+def _json_key(node: Any, bodies: set[str]) -> str | None:
+    import ast
+
+    def is_body(value: Any) -> bool:
+        return (isinstance(value, ast.Name) and value.id in bodies) or _reads_body(value)
+
+    def text(value: Any) -> str | None:
+        if isinstance(value, ast.Constant) and isinstance(value.value, str):
+            return value.value
+        return None
+
+    if isinstance(node, ast.Subscript) and is_body(node.value):
+        return text(node.slice)
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "get"
+        and is_body(node.func.value)
+        and node.args
+    ):
+        return text(node.args[0])
+    if (
+        isinstance(node, ast.Compare)
+        and len(node.ops) == 1
+        and isinstance(node.ops[0], ast.In | ast.NotIn)
+        and is_body(node.comparators[0])
+    ):
+        return text(node.left)
+    return None
 
 
 def source_file(view: Callable[..., Any]) -> str:

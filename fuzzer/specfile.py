@@ -47,8 +47,11 @@ def render(plan: Plan, module: str) -> str:
     for kind, name in plan.setup:
         if kind == "create_all":
             out('    app.extensions["sqlalchemy"].create_all()')
+        elif kind == "call":
+            out(f"    {name.partition(':')[2]}()  # the app's own seed function")
         else:
-            out(f"    flask_command(app, {literal(name)})  # the app's own `flask {name}`")
+            words = ", ".join(literal(w) for w in name.split())
+            out(f"    flask_command(app, {words})  # the app's own `flask {name}`")
     if not plan.setup:
         out("    pass")
     out("")
@@ -71,8 +74,18 @@ def render(plan: Plan, module: str) -> str:
         "One Endpoint per URL rule and method of the app's url_map. Delete the ones that "
         "cannot race (pages that only read), and say who sends each one with as_=[...]."
     )
+    left = [r for r in plan.routes if not plan.kept(r)]
+    if left:
+        comment(
+            "Pages that only read, left out (each one's requests wrote nothing when fuzzer "
+            "init sent them; `fuzzer init --all-endpoints` keeps them): "
+            + ", ".join(f"{r.method} {r.rule}" for r in left)
+            + ". Put one back as an observer to see what the racing requests changed."
+        )
     out("ENDPOINTS = [")
     for route in plan.routes:
+        if not plan.kept(route):
+            continue
         comment(f"{route.method} {route.rule}: {route.view or route.endpoint}", "    ")
         for note in route.variables + route.checks:
             comment(note, "    ")
@@ -81,6 +94,8 @@ def render(plan: Plan, module: str) -> str:
             arguments.append(Keyword(route.body_kind, route.body))
         if route.login_required and plan.users:
             arguments.append(Keyword("as_", literal(plan.users)))
+        elif route.anonymous_only and plan.users:
+            arguments.append(Keyword("as_", literal(["anonymous"])))
         body.extend(layout(Call("Endpoint", tuple(arguments)), "    ", ","))
     out("]")
     out("")
@@ -101,11 +116,20 @@ def render(plan: Plan, module: str) -> str:
     if plan.ignore_columns:
         comment(
             "CHECK: columns whose values are random or come from the clock (they differed "
-            "between two runs of setup, or have a date-time type): not compared.",
+            "between two runs of setup or two serial runs of a request, or hold the time): "
+            "not compared.",
             "    ",
         )
         columns = ", ".join(literal(c) for c in plan.ignore_columns)
         out(f"    ignore_columns=frozenset({{{columns}}}),")
+    if plan.ignore_fields:
+        comment(
+            "CHECK: response fields that differed between two serial runs of the same "
+            "request (a token, the time): not compared.",
+            "    ",
+        )
+        fields = ", ".join(literal(f) for f in plan.ignore_fields)
+        out(f"    ignore_fields=frozenset({{{fields}}}),")
     out(")")
     return _header(plan, module, body) + "\n".join(body) + "\n"
 
@@ -121,6 +145,10 @@ def _header(plan: Plan, module: str, body: list[str]) -> str:
         if f"{n}(" in calls or f"[{n}]" in calls
     ]
     imports: dict[str, list[str]] = {factory.module: [factory.name]}
+    for kind, name in plan.setup:
+        if kind == "call":
+            where, _, function = name.partition(":")
+            imports.setdefault(where, []).append(function)
     for name_module, name in factory.imports:
         if name not in imports.setdefault(name_module, []):
             imports[name_module].append(name)
