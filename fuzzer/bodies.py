@@ -77,9 +77,7 @@ def _unwrapped(view: Callable[..., Any]) -> Iterator[Callable[..., Any]]:
         if inner is None:
             cells = getattr(view, "__closure__", None) or ()
             functions = [
-                c.cell_contents
-                for c in cells
-                if _filled(c) and inspect.isfunction(c.cell_contents)
+                c.cell_contents for c in cells if _filled(c) and inspect.isfunction(c.cell_contents)
             ]
             inner = functions[0] if len(functions) == 1 else None
         view = inner  # type: ignore[assignment]
@@ -352,14 +350,15 @@ def view_reads_json(view: Callable[..., Any]) -> bool:
     return False
 
 
-def json_fields(view: Callable[..., Any]) -> list[str]:
-    """The JSON keys a view's code reads, in order: ``request.get_json()["x"]``,
+def json_fields(view: Callable[..., Any]) -> dict[str, bool]:
+    """The JSON keys a view's code reads, in order, each with whether the code takes it
+    for a number (``int(data["n"])``): ``request.get_json()["x"]``,
     ``request.json.get("x")``, and through a name it assigned the body to (``data =
     request.get_json() or {}``: ``data["x"]``, ``data.get("x")``, ``"x" in data``)."""
     import ast
     import textwrap
 
-    keys: list[str] = []
+    keys: dict[str, bool] = {}
     for function in _unwrapped(view):
         try:
             tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
@@ -369,10 +368,19 @@ def json_fields(view: Callable[..., Any]) -> list[str]:
         for node in ast.walk(tree):
             if isinstance(node, ast.Assign) and _reads_body(node.value):
                 bodies |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+        numbers = set()
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id in ("int", "float", "Decimal")
+                and node.args
+            ):
+                numbers.add(_json_key(node.args[0], bodies))
         for node in ast.walk(tree):
             key = _json_key(node, bodies)
-            if key is not None and key not in keys:
-                keys.append(key)
+            if key is not None:
+                keys[key] = keys.get(key, False) or key in numbers
     return keys
 
 

@@ -27,7 +27,7 @@ import os
 import re
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,9 +41,7 @@ __all__ = ["Plan", "Written", "check_written", "inspect_app", "write_spec"]
 
 _VARIABLE = re.compile(r"<(?:([a-zA-Z_][a-zA-Z0-9_]*)(\([^)]*\))?:)?([a-zA-Z_][a-zA-Z0-9_]*)>")
 _INIT_COMMAND = re.compile(r"^(init|create)[-_]?(db|database|tables?)$|^initdb$")
-_SEED_COMMAND = re.compile(
-    r"seed|fixture|populate|(sample|demo|test|fake|dev)[-_]?data|fake|roles"
-)
+_SEED_COMMAND = re.compile(r"seed|fixture|populate|(sample|demo|test|fake|dev)[-_]?data|fake|roles")
 _GENERIC_MODULES = {"app", "application", "main", "wsgi", "factory", "__init__", "server", "web"}
 _SKIPPED_METHODS = {"HEAD", "OPTIONS"}
 
@@ -63,6 +61,7 @@ class Route:
     checks: list[str] = field(default_factory=list)
     login_required: bool = False
     anonymous_only: bool = False  # the view sends signed-in users away (sign-up, login)
+    signs_out: bool = False  # it logs the user out or revokes its token
     view: str = ""
 
 
@@ -92,10 +91,15 @@ class Plan:
     all_endpoints: bool = False  # keep the pages that only read too
 
     def kept(self, route: Route) -> bool:
-        """A route the spec sends: every one with ``all_endpoints``, else those that
-        change state (a method other than GET, or a GET whose requests wrote)."""
-        if self.all_endpoints or self.writers is None or route.method != "GET":
+        """A route the spec sends: every one with ``all_endpoints``; else those that
+        change state and leave the identity signed in: whose requests wrote when the
+        check sent them (before the check: a method other than GET)."""
+        if self.all_endpoints:
             return True
+        if route.signs_out:
+            return False
+        if self.writers is None:
+            return route.method != "GET"
         return f"{route.method} {route.rule}" in self.writers
 
 
@@ -169,9 +173,7 @@ def _child() -> None:
         handle.write(payload)
 
 
-def _inspect_here(
-    reference: str, stem: str, primary: bool
-) -> tuple[Plan | None, dict[str, Table]]:
+def _inspect_here(reference: str, stem: str, primary: bool) -> tuple[Plan | None, dict[str, Table]]:
     """Build the app once, run the setup, read its rows; the primary build also reads the
     routes, identities and bodies."""
     factory = load_factory(reference)
@@ -497,8 +499,10 @@ def _clock_number(column: Any, info: Table | None) -> bool:
     timely = re.search(r"time|_at$|_on$|expir|seen|created|updated|date|stamp", column.name)
     if timely and kind not in ("Integer", "BigInteger"):
         return True  # a float named like a time: time() when the row is written
-    return bool(values) and (kind not in ("Integer", "BigInteger") or bool(timely)) and all(
-        abs(v - now) < 10 * 365 * 86400 for v in values
+    return (
+        bool(values)
+        and (kind not in ("Integer", "BigInteger") or bool(timely))
+        and all(abs(v - now) < 10 * 365 * 86400 for v in values)
     )
 
 
@@ -660,6 +664,7 @@ def _routes(
             view = bodies.view_for(app.view_functions.get(rule.endpoint), method)
             route.view = bodies.source_file(view) if view is not None else ""
             route.login_required = view is not None and _login_required(view)
+            route.signs_out = view is not None and _signs_out(view)
             if route.login_required and login_users:
                 route.checks.append("login required: sent as the signed-in identities")
             elif login_users and view is not None and _sends_users_away(view):
@@ -697,7 +702,7 @@ def _plan_body(
     if view is not None and bodies.view_reads_json(view):
         fields = bodies.json_fields(view)
         if fields:
-            items = tuple((literal(f), _value_source(f, rows)) for f in fields)
+            items = tuple((literal(f), _value_source(f, rows, n)) for f, n in fields.items())
             route.body_kind, route.body = "json", Dict(items)
             route.checks.append("CHECK: JSON fields the view's code reads")
             return
@@ -705,7 +710,13 @@ def _plan_body(
         route.checks.append("PLACEHOLDER: the JSON body this view reads; fill in its fields")
 
 
-def _value_source(name: str, rows: Mapping[str, Table]) -> Node:
+_NUMBERS = re.compile(
+    r"^(count|amount|quantity|qty|number|value|price|delta|votes?|score|rating|points|"
+    r"stock|balance|total|age|size|step|n|limit)$"
+)
+
+
+def _value_source(name: str, rows: Mapping[str, Table], numeric: bool = False) -> Node:
     """A JSON field's values from its name: a column of that name (one value present
     after setup, or a new one), a password, an id of the table it names, else words."""
     lowered = name.lower()
@@ -723,7 +734,7 @@ def _value_source(name: str, rows: Mapping[str, Table]) -> Node:
         return Call("st.sampled_from", ("[1, 2]",))
     if "email" in lowered:
         return Call("st.sampled_from", (literal([w + "@example.com" for w in bodies.WORDS]),))
-    if lowered in ("count", "amount", "quantity", "qty", "number", "value", "price"):
+    if numeric or _NUMBERS.match(lowered):
         return Call("st.integers", ("1", "3"))
     return Call("st.sampled_from", (literal(list(bodies.WORDS)),))
 
@@ -763,6 +774,18 @@ def _form_columns(form: type, rows: Mapping[str, Table]) -> dict[str, Node]:
                 present = Call("values_of", (literal(column), "limit=1"))
                 found[name] = Call("st.one_of", (Call("st.just", (literal(new),)), present))
     return found
+
+
+def _signs_out(view: Any) -> bool:
+    """The view logs its user out (``logout_user``) or revokes its token."""
+    return any(
+        "logout_user" in names or any("revoke" in n for n in names)
+        for names in (
+            set(bodies._names(f.__code__))
+            for f in bodies._unwrapped(view)
+            if getattr(f, "__code__", None) is not None
+        )
+    )
 
 
 def _sends_users_away(view: Any) -> bool:
@@ -903,11 +926,13 @@ def write_spec(
     module = os.path.splitext(os.path.basename(path))[0]
     if not module.isidentifier():
         raise InvalidTarget(f"{path}: the file name must be a Python module name")
-    _write(path, render(plan, module))
-    written = Written(path, module, plan)
     if not check:
-        return written
-    lines = _check(written)
+        _write(path, render(plan, module))
+        return Written(path, module, plan)
+    plan.all_endpoints = True  # the check sends every endpoint, then the spec keeps some
+    _write(path, render(plan, module))
+    lines = _check(Written(path, module, plan))
+    plan.all_endpoints = all_endpoints
     _write(path, render(plan, module))
     return Written(path, module, plan, lines)
 
@@ -965,7 +990,9 @@ def _check(written: Written) -> dict[str, str]:
     return Session(target).run(work)
 
 
-def _serial_differences(plan: Plan, runs: list[Mapping[Any, Any]], tables: Mapping[str, Any]) -> None:
+def _serial_differences(
+    plan: Plan, runs: Sequence[Mapping[Any, Any]], tables: Mapping[str, Any]
+) -> None:
     """Columns and response fields that differ between two serial runs of the same
     request from the same snapshot (a random token, the clock): not compared."""
     first, again = runs

@@ -22,7 +22,15 @@ def render(plan: Plan, module: str) -> str:
 
     def comment(text: str, indent: str = "") -> None:
         prefix = f"{indent}# "
-        body.extend(textwrap.wrap(text, WIDTH, initial_indent=prefix, subsequent_indent=prefix))
+        body.extend(
+            textwrap.wrap(
+                text,
+                WIDTH,
+                initial_indent=prefix,
+                subsequent_indent=prefix,
+                break_on_hyphens=False,
+            )
+        )
 
     out("def app(database_url):" if not plan.databases else "def app(database_url):  # {name: URL}")
     pinned = "; ".join(plan.pin_notes)
@@ -58,6 +66,8 @@ def render(plan: Plan, module: str) -> str:
     out("")
     for note in plan.identity_notes:
         comment(note)
+    if plan.login_example is None and body and body[-1].rstrip().endswith(":"):
+        body[-1] = body[-1].rstrip()[:-1] + "."
     if plan.login_example is not None:
         example = layout(plan.login_example, "", ",", width=WIDTH - 6)
         body.extend("#     " + line for line in example)
@@ -71,16 +81,22 @@ def render(plan: Plan, module: str) -> str:
     if plan.openapi:
         comment(f"Bodies from the OpenAPI request schemas published at {plan.openapi}.")
     comment(
-        "One Endpoint per URL rule and method of the app's url_map. Delete the ones that "
-        "cannot race (pages that only read), and say who sends each one with as_=[...]."
+        "One Endpoint per URL rule and method of the app's url_map whose requests changed "
+        "something. CHECK who sends each one (as_=[...]) and the values it draws."
     )
-    left = [r for r in plan.routes if not plan.kept(r)]
+    left = [r for r in plan.routes if not plan.kept(r) and not r.signs_out]
     if left:
         comment(
-            "Pages that only read, left out (each one's requests wrote nothing when fuzzer "
-            "init sent them; `fuzzer init --all-endpoints` keeps them): "
+            "Left out: requests that wrote nothing when fuzzer init sent them ("
             + ", ".join(f"{r.method} {r.rule}" for r in left)
-            + ". Put one back as an observer to see what the racing requests changed."
+            + "). A page that shows what the racing requests change makes a good observer."
+        )
+    gone = [r for r in plan.routes if not plan.kept(r) and r.signs_out]
+    if gone:
+        comment(
+            "Left out: they sign their identity out ("
+            + ", ".join(f"{r.method} {r.rule}" for r in gone)
+            + "). `fuzzer init --all-endpoints` keeps every endpoint."
         )
     out("ENDPOINTS = [")
     for route in plan.routes:

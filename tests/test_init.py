@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import textwrap
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -124,3 +125,83 @@ def test_every_bind_goes_to_a_scratch_database(tmp_path: Any) -> None:
     assert api.check(load_written(path)) == {
         "POST /notes/<int:note_id>/touch": "200; writes audit.events"
     }
+
+
+def test_init_builds_an_app_whose_factory_runs_once_per_process_and_finds_its_seed(
+    tmp_path: Any,
+) -> None:
+    """The forum's factory raises when called twice in one process; its tables come from
+    a command in a CLI group and its users from a module function no command calls."""
+    path = str(tmp_path / "fuzz_forum.py")
+    result = subprocess.run(
+        [sys.executable, "-m", "fuzzer", "init", "tests.fixtures.forum_app:create_app"]
+        + ["-o", path],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "setup: flask forum init-db, create_test_data()" in result.stdout
+    source = Path(path).read_text(encoding="utf-8")
+    forum = Path(ROOT, "tests", "fixtures", "forum_app.py").read_text(encoding="utf-8")
+    line = forum.splitlines().index('    @app.post("/api/topics")') + 1
+    for expected in (
+        'flask_command(app, "forum", "init-db")  # the app\'s own `flask forum init-db`',
+        "create_test_data()  # the app's own seed function",
+        "from tests.fixtures.forum_app import create_app, create_test_data",
+        # the second user first: the first user a request names is someone else
+        'Identity("ben", headers=flask_login_session(2))',
+        # <photo_id> from photo.id, though the segment before it says "tag"
+        'photo_id=values_of("photo.id", otherwise=[1, 2])',
+        'tag_id=values_of("tag.id", otherwise=[1, 2])',
+        # JSON fields from the view's code: int(request.json.get("delta", 1))
+        'json={"delta": st.integers(1, 3)}',
+        'json={"title": st.sampled_from(["alpha", "bravo"])}',
+        # the view's own line, through a decorator written without functools.wraps
+        f"new_topic() in tests.fixtures.forum_app, line {line}",
+        # a float filled by time.time() is a timestamp
+        'ignore_columns=frozenset({"user.password_hash", "topic.touched"})',
+    ):
+        assert expected in source, expected
+    assert "POST /api/topics/<int:topic_id>/vote: 200; writes topic" in result.stdout
+
+
+def test_setup_prefers_the_seed_that_creates_users(tmp_path: Any) -> None:
+    from fuzzer.factory import load_factory
+    from fuzzer.spec import _setup_steps
+
+    code = textwrap.dedent(
+        """
+        import click
+        from flask import Flask
+        from flask_sqlalchemy import SQLAlchemy
+
+        db = SQLAlchemy()
+
+        def create_app():
+            app = Flask(__name__)
+            app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite://"
+            db.init_app(app)
+
+            @app.cli.command("seed-tags")
+            def seed_tags():
+                db.session.execute(db.text("SELECT 1"))
+
+            @app.cli.command("seed-users")
+            def seed_users():
+                user = User(name="ann")
+                user.set_password("secret")
+
+            return app
+        """
+    )
+    (tmp_path / "seeding_app.py").write_text(code, encoding="utf-8")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        factory = load_factory("seeding_app:create_app")
+        steps = _setup_steps(factory.build(), factory)
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("seeding_app", None)
+    assert steps == [("create_all", ""), ("command", "seed-users"), ("command", "seed-tags")]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -26,10 +26,10 @@ followers = sa.Table(
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
-class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]
+class User(UserMixin, db.Model):  # type: ignore[name-defined]
     id: orm.Mapped[int] = orm.mapped_column(primary_key=True)
     username: orm.Mapped[str] = orm.mapped_column(sa.String(64), index=True, unique=True)
     email: orm.Mapped[str] = orm.mapped_column(sa.String(120), index=True, unique=True)
@@ -100,7 +100,7 @@ class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]
         }
 
 
-class Post(db.Model):  # type: ignore[name-defined,misc]
+class Post(db.Model):  # type: ignore[name-defined]
     id: orm.Mapped[int] = orm.mapped_column(primary_key=True)
     body: orm.Mapped[str] = orm.mapped_column(sa.String(140))
     timestamp: orm.Mapped[datetime] = orm.mapped_column(index=True, default=_now)
