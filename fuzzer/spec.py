@@ -560,7 +560,7 @@ def _plan_identities(app: Any, plan: Plan, rows: Mapping[str, Table]) -> None:
         plan.users.append(name)
     plan.identities.append('Identity("anonymous")')
     plan.identity_notes.append(
-        f"Signed in as two users of {table_name} (the second first, so that the first "
+        f"Signed in as two rows of {table_name} (the second first, so that the first "
         "user a request names is someone else) with a session cookie the app itself "
         "signs (flask_login_session)"
         + (f", and an API token from the user's {token}()" if token else "")
@@ -661,9 +661,12 @@ def _routes(
             seen |= {(rule.endpoint, method), (rule.rule, method)}
             route = Route(method, rule.rule, rule.endpoint, "")
             route.path = _path_source(rule.rule, rows, route)
-            view = bodies.view_for(app.view_functions.get(rule.endpoint), method)
+            function = app.view_functions.get(rule.endpoint)
+            view = bodies.view_for(function, method)
             route.view = bodies.source_file(view) if view is not None else ""
-            route.login_required = view is not None and _login_required(view)
+            route.login_required = any(
+                f is not None and _login_required(f) for f in (function, view)
+            )
             route.signs_out = view is not None and _signs_out(view)
             if route.login_required and login_users:
                 route.checks.append("login required: sent as the signed-in identities")
@@ -799,9 +802,19 @@ def _sends_users_away(view: Any) -> bool:
 
 
 def _login_required(view: Any) -> bool:
-    for function in bodies._unwrapped(view):
+    """Behind Flask-Login's ``login_required`` or Flask-HTTPAuth's (their wrappers' code
+    lives in those packages), or a decorator of the app's own that reads the
+    ``Authorization`` header (a token check)."""
+    functions = list(bodies._unwrapped(view))
+    for position, function in enumerate(functions):
         code = getattr(function, "__code__", None)
-        if code is not None and "flask_login" in code.co_filename.replace(os.sep, "/"):
+        if code is None:
+            continue
+        where = code.co_filename.replace(os.sep, "/")
+        if "flask_login" in where or "flask_httpauth" in where:
+            return True
+        wrapper = position < len(functions) - 1
+        if wrapper and "Authorization" in code.co_consts:
             return True
     return False
 

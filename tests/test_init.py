@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import subprocess
-import textwrap
 import sys
+import textwrap
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -134,8 +134,7 @@ def test_init_builds_an_app_whose_factory_runs_once_per_process_and_finds_its_se
     a command in a CLI group and its users from a module function no command calls."""
     path = str(tmp_path / "fuzz_forum.py")
     result = subprocess.run(
-        [sys.executable, "-m", "fuzzer", "init", "tests.fixtures.forum_app:create_app"]
-        + ["-o", path],
+        [sys.executable, "-m", "fuzzer", "init", "tests.fixtures.forum_app:create_app", "-o", path],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -9,7 +9,7 @@ from functools import wraps
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, current_app, g, request, url_for
+from flask import Blueprint, current_app, g, request, url_for
 
 from .models import Post, User, db
 
@@ -82,30 +82,6 @@ def create_user() -> Any:
     db.session.add(user)
     db.session.commit()
     return user.to_dict(), 201, {"Location": url_for("api.get_user", id=user.id)}
-
-
-@bp.route("/users/<int:id>", methods=["PUT"])
-@token_auth
-def update_user(id: int) -> Any:
-    if g.current_user.id != id:
-        abort(403)
-    user = db.get_or_404(User, id)
-    data = request.get_json() or {}
-    user.about_me = data.get("about_me", user.about_me)
-    db.session.commit()
-    return user.to_dict()
-
-
-@bp.route("/posts", methods=["POST"])
-@token_auth
-def create_post() -> Any:
-    body = request.get_json()["body"]
-    if not isinstance(body, str) or not 0 < len(body) <= 140:
-        return bad_request("a post's body is 1 to 140 characters")
-    post = Post(body=body, author=g.current_user)
-    db.session.add(post)
-    db.session.commit()
-    return post.to_dict(), 201
 
 
 @bp.route("/posts/<int:id>/like", methods=["POST"])
