@@ -209,3 +209,37 @@ def test_setup_prefers_the_seed_that_creates_users(tmp_path: Any) -> None:
         sys.path.remove(str(tmp_path))
         sys.modules.pop("seeding_app", None)
     assert steps == [("create_all", ""), ("command", "seed-users"), ("command", "seed-tags")]
+
+
+def test_only_random_looking_columns_that_differ_between_setups_are_ignored() -> None:
+    """A seed that draws random data (Faker) makes every column differ between two
+    setups; the quantities and foreign keys the requests act on must stay compared."""
+    from fuzzer.spec import Table, _differing_columns
+
+    columns = ("id", "user_id", "quantity", "password_hash")
+    types = ("INTEGER", "INTEGER", "INTEGER", "VARCHAR")
+    first = {"orders": Table(columns, ("id",), types, [(1, 3, 7, "pbkdf2:sha256$a1b2c3d4e5f6$99")])}
+    again = {"orders": Table(columns, ("id",), types, [(1, 2, 4, "pbkdf2:sha256$f6e5d4c3b2a1$11")])}
+    assert _differing_columns(first, again) == ["orders.password_hash"]
+
+
+def test_json_fields_come_from_the_views_code() -> None:
+    from flask import request
+
+    from fuzzer.bodies import json_fields
+
+    def indexed() -> Any:
+        return request.get_json()["title"]
+
+    def through_json() -> Any:
+        return request.json.get("note"), int(request.json.get("delta", 1))  # type: ignore[union-attr]
+
+    def named() -> Any:
+        data = request.get_json() or {}
+        if "username" not in data:
+            return None
+        return data["username"], data.get("about_me"), float(data["price"])
+
+    assert json_fields(indexed) == {"title": False}
+    assert json_fields(through_json) == {"note": False, "delta": True}
+    assert json_fields(named) == {"username": False, "about_me": False, "price": True}
