@@ -587,6 +587,8 @@ def init_command(
             reporting.note("Each endpoint's requests, sent alone after setup:")
             for endpoint, line in written.survey.items():
                 reporting.note(f"  {endpoint}: {line}")
+            if plan.identity_notes and not plan.users:
+                reporting.note(plan.identity_notes[0])
         where = os.path.dirname(os.path.abspath(written.path))
         elsewhere = f"  (from {where})" if where != os.getcwd() else ""
         reporting.note(f"Next: fuzzer run {written.module}:target{elsewhere}")

@@ -946,6 +946,16 @@ def write_spec(
     _write(path, render(plan, module))
     lines = _check(Written(path, module, plan))
     plan.all_endpoints = all_endpoints
+    turned_away = [n for n, line in lines.items() if line.split(";")[0] in ("302", "401", "403")]
+    if turned_away and not plan.users:
+        plan.identity_notes.insert(
+            0,
+            f"{len(turned_away)} of {len(lines)} endpoints answered 302, 401 or 403 "
+            f"when fuzzer init sent them ({', '.join(turned_away[:3])}"
+            + (", …" if len(turned_away) > 3 else "")
+            + "): with no signed-in identity they are turned away before they do anything. "
+            "Declare identities that log in and give those endpoints as_=[...].",
+        )
     _write(path, render(plan, module))
     return Written(path, module, plan, lines)
 

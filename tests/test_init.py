@@ -243,3 +243,58 @@ def test_json_fields_come_from_the_views_code() -> None:
     assert json_fields(indexed) == {"title": False}
     assert json_fields(through_json) == {"note": False, "delta": True}
     assert json_fields(named) == {"username": False, "about_me": False, "price": True}
+
+
+def test_without_users_the_spec_says_why_endpoints_answered_302(tmp_path: Any) -> None:
+    code = textwrap.dedent(
+        """
+        from flask import Flask
+        from flask_login import LoginManager, UserMixin, login_required
+        from flask_sqlalchemy import SQLAlchemy
+
+        db = SQLAlchemy()
+        login = LoginManager()
+        login.login_view = "sign_in"
+
+        class User(UserMixin, db.Model):
+            id = db.Column(db.Integer, primary_key=True)
+
+        @login.user_loader
+        def load(user_id):
+            return db.session.get(User, int(user_id))
+
+        def create_app():
+            app = Flask(__name__)
+            app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite://"
+            app.config["SECRET_KEY"] = "x"
+            db.init_app(app)
+            login.init_app(app)
+
+            @app.get("/sign-in")
+            def sign_in():
+                return "sign in"
+
+            @app.post("/notes")
+            @login_required
+            def notes():
+                return "noted"
+
+            return app
+        """
+    )
+    (tmp_path / "lonely_app.py").write_text(code, encoding="utf-8")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        written = write_spec("lonely_app:create_app", str(tmp_path / "fuzz_lonely.py"))
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("lonely_app", None)
+    assert written.survey["POST /notes"] == "302; no SQL"
+    source = " ".join(
+        line.strip("# ") for line in Path(written.path).read_text(encoding="utf-8").splitlines()
+    )
+    assert (
+        "1 of 2 endpoints answered 302, 401 or 403 when fuzzer init sent them (POST /notes): "
+        "with no signed-in identity they are turned away" in source
+    )
+    assert "setup creates no users" in source
