@@ -427,6 +427,55 @@ def _json_key(node: Any, bodies: set[str]) -> str | None:
     return None
 
 
+def schema_fields(view: Callable[..., Any]) -> dict[str, str] | None:
+    """The fields of the marshmallow schema a view loads its body with (a schema its code
+    names, or one a decorator such as webargs' ``use_args`` holds), each with its kind:
+    "int", "float", "bool", "email" or "str"; None when it uses none."""
+    for function in _unwrapped(view):
+        namespace = getattr(function, "__globals__", {})
+        code = getattr(function, "__code__", None)
+        candidates: list[Any] = [namespace.get(n) for n in _names(code)] if code else []
+        for cell in getattr(function, "__closure__", None) or ():
+            if _filled(cell):
+                candidates.append(cell.cell_contents)
+        for candidate in candidates:
+            fields = _marshmallow_fields(candidate)
+            if fields is not None:
+                return fields
+    return None
+
+
+def _marshmallow_fields(value: Any) -> dict[str, str] | None:
+    try:
+        from marshmallow import Schema
+        from marshmallow.fields import Field
+    except ImportError:  # the app does not use marshmallow
+        return None
+    if isinstance(value, type) and issubclass(value, Schema) and value is not Schema:
+        declared = dict(value._declared_fields)
+    elif isinstance(value, Schema):
+        declared = dict(value.fields)
+    elif isinstance(value, Mapping) and value and all(isinstance(v, Field) for v in value.values()):
+        declared = dict(value)  # webargs' dict argmap
+    else:
+        return None
+    kinds = {
+        "Integer": "int",
+        "Float": "float",
+        "Decimal": "float",
+        "Number": "int",
+        "Boolean": "bool",
+        "Email": "email",
+    }
+    fields = {}
+    for name, field_ in declared.items():
+        if getattr(field_, "dump_only", False):
+            continue
+        key = getattr(field_, "data_key", None) or name
+        fields[key] = kinds.get(type(field_).__name__, "str")
+    return fields
+
+
 def source_file(view: Callable[..., Any]) -> str:
     """Where a view is defined: "function() in module, line N" (for comments)."""
     inner = list(_unwrapped(view))[-1]

@@ -702,6 +702,12 @@ def _plan_body(
         route.body_kind, route.body = "form", body.node
         route.checks += [f"form fields from {forms[0].__name__}", *body.checks]
         return
+    declared = bodies.schema_fields(view) if view is not None else None
+    if declared:
+        items = tuple((literal(f), _schema_value(f, kind, rows)) for f, kind in declared.items())
+        route.body_kind, route.body = "json", Dict(items)
+        route.checks.append("CHECK: JSON fields from the view's marshmallow schema")
+        return
     if view is not None and bodies.view_reads_json(view):
         fields = bodies.json_fields(view)
         if fields:
@@ -740,6 +746,14 @@ def _value_source(name: str, rows: Mapping[str, Table], numeric: bool = False) -
     if numeric or _NUMBERS.match(lowered):
         return Call("st.integers", ("1", "3"))
     return Call("st.sampled_from", (literal(list(bodies.WORDS)),))
+
+
+def _schema_value(name: str, kind: str, rows: Mapping[str, Table]) -> Node:
+    if kind == "bool":
+        return "st.booleans()"
+    if kind == "email" and "email" not in name.lower():
+        return Call("st.sampled_from", (literal([w + "@example.com" for w in bodies.WORDS]),))
+    return _value_source(name, rows, numeric=kind in ("int", "float"))
 
 
 def _named_column(name: str, rows: Mapping[str, Table], numeric: bool) -> str | None:

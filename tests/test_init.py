@@ -298,3 +298,37 @@ def test_without_users_the_spec_says_why_endpoints_answered_302(tmp_path: Any) -
         "with no signed-in identity they are turned away" in source
     )
     assert "setup creates no users" in source
+
+
+def test_json_fields_come_from_a_marshmallow_schema_the_view_loads() -> None:
+    from flask import request
+    from marshmallow import Schema, fields
+
+    from fuzzer.bodies import schema_fields
+    from fuzzer.pysource import flat
+    from fuzzer.spec import Table, _schema_value
+
+    class TopicSchema(Schema):
+        id = fields.Integer(dump_only=True)
+        title = fields.String(required=True)
+        votes = fields.Integer()
+        pinned = fields.Boolean()
+        contact = fields.Email(data_key="email")
+
+    topic_schema = TopicSchema()
+
+    def create() -> Any:
+        return topic_schema.load(request.get_json())
+
+    def uses_the_class() -> Any:
+        return TopicSchema().load(request.get_json())
+
+    expected = {"title": "str", "votes": "int", "pinned": "bool", "email": "email"}
+    assert schema_fields(create) == expected
+    assert schema_fields(uses_the_class) == expected
+    rows = {"topic": Table(("id", "title"), ("id",), ("INTEGER", "VARCHAR"), [(1, "Hi")])}
+    assert flat(_schema_value("votes", "int", rows)) == "st.integers(1, 3)"
+    assert flat(_schema_value("pinned", "bool", rows)) == "st.booleans()"
+    assert flat(_schema_value("title", "str", rows)) == (
+        'st.one_of(st.just("alpha"), values_of("topic.title", limit=1))'
+    )
