@@ -2,21 +2,24 @@
 
 Given its factory (``package.module:create_app``, or a call with config arguments,
 ``package.module:create_app("testing")``), it builds the app on a scratch SQLite file
-with a few settings pinned, runs the setup it proposes (the app's own ``init-db`` and
-``seed`` commands, or ``create_all``) twice, and reads:
+with a few settings pinned, in a fresh process each time (some factories run once per
+process), runs the setup it proposes (the app's own ``init-db`` and seed commands or
+functions, or ``create_all``) twice, and reads:
 
 * every URL rule of the ``url_map`` with its methods; each path variable becomes a
   small domain: the values a matching column holds after setup (``values_of``), or
   a short list when it cannot tell;
 * the body of each view that takes one: its Flask-WTF form's fields, the request
-  schema of the OpenAPI document the app publishes, or a marked placeholder;
-* the users to act as (Flask-Login: signed in as the first users setup creates);
-* the columns whose values differ between the two setups (salted hashes, tokens,
-  timestamps), to ignore.
+  schema of the OpenAPI document the app publishes, its marshmallow schema, the JSON
+  keys its code reads, or a marked placeholder;
+* the users to act as (Flask-Login: signed in as two of the users setup creates);
+* the columns whose values differ between the two setups and look random (salted
+  hashes, tokens), and those that hold the time, to ignore.
 
-The spec it writes runs as is; its comments say what to check. The factory reference
-is parsed in factory.py, bodies are read in bodies.py, and specfile.py writes the plan
-out as Python.
+Then it tries the spec it wrote: each endpoint's requests sent alone, twice; what
+differs between the two serial runs is ignored too, and the spec keeps the endpoints
+whose requests wrote. The factory reference is parsed in factory.py, bodies are read
+in bodies.py, and specfile.py writes the plan out as Python.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from .factory import Factory, is_app, load_factory
 from .pysource import Call, Dict, Keyword, Node, literal
 from .specfile import render
 
-__all__ = ["Plan", "Written", "check_written", "inspect_app", "write_spec"]
+__all__ = ["Plan", "Written", "inspect_app", "write_spec"]
 
 _VARIABLE = re.compile(r"<(?:([a-zA-Z_][a-zA-Z0-9_]*)(\([^)]*\))?:)?([a-zA-Z_][a-zA-Z0-9_]*)>")
 _INIT_COMMAND = re.compile(r"^(init|create)[-_]?(db|database|tables?)$|^initdb$")
@@ -983,13 +986,10 @@ def _write(path: str, source: str) -> None:
         raise FuzzerError(f"Cannot write the spec to {path}: {exc.strerror}") from exc
 
 
-def check_written(written: Written) -> dict[str, str]:
-    """Load the spec just written and try it (setup, logins, each endpoint alone); what
-    its requests wrote and what differed between two serial runs go into the plan."""
-    return _check(written)
-
-
 def _check(written: Written) -> dict[str, str]:
+    """Load the spec just written and try it in this process (setup, logins, each
+    endpoint's requests alone, twice): what its requests wrote and what differed between
+    the two serial runs go into the plan. One line per endpoint says what it did."""
     from .model import Execution, Scenario
     from .runner import Serial
     from .session import Session
