@@ -569,11 +569,7 @@ def init_command(
         left = len(plan.routes) - len(kept)
         reporting.note(
             f"Wrote {written.path}: {_count(len(kept), 'endpoint')}"
-            + (
-                f" ({left} more listed in a comment: they wrote nothing, or sign out)"
-                if left
-                else ""
-            )
+            + (f" ({left} more listed in a comment)" if left else "")
             + f", {_count(len(plan.identities), 'identity', 'identities')}, setup: "
             + (
                 ", ".join(

@@ -85,7 +85,13 @@ def render(plan: Plan, module: str) -> str:
         "something. CHECK who sends each one (as_=[...]) and the values it draws."
     )
     left = [r for r in plan.routes if not plan.kept(r) and not r.signs_out]
-    if left:
+    if left and plan.writers is None:
+        comment(
+            "Left out: pages (GET) that fuzzer init did not try, as it was told not to ("
+            + ", ".join(f"{r.method} {r.rule}" for r in left)
+            + "). Put back the ones that change something."
+        )
+    elif left:
         comment(
             "Left out: requests that wrote nothing when fuzzer init sent them ("
             + ", ".join(f"{r.method} {r.rule}" for r in left)

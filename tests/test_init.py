@@ -42,7 +42,7 @@ def test_init_on_the_demo_writes_a_spec_that_runs_as_written_and_finds_races(
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
-    assert "Wrote " in result.stdout and "6 endpoints (6 more listed in a comment" in result.stdout
+    assert "Wrote " in result.stdout and "6 endpoints (6 more listed in a comment)" in result.stdout
     assert "POST /user/<username>/unfollow: 302; writes follows" in result.stdout
     source = Path(path).read_text(encoding="utf-8")
     for expected in (
