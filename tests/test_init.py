@@ -150,6 +150,7 @@ def test_init_builds_an_app_whose_factory_runs_once_per_process_and_finds_its_se
     source = Path(path).read_text(encoding="utf-8")
     forum = Path(ROOT, "tests", "fixtures", "forum_app.py").read_text(encoding="utf-8")
     line = forum.splitlines().index('    @app.post("/api/topics")') + 1
+    post = forum.splitlines().index("    def post(self) -> Any:") + 1
     for expected in (
         'flask_command(app, "forum", "init-db")  # the app\'s own `flask forum init-db`',
         "create_test_data()  # the app's own seed function",
@@ -164,6 +165,9 @@ def test_init_builds_an_app_whose_factory_runs_once_per_process_and_finds_its_se
         'json={"title": st.sampled_from(["alpha", "bravo"])}',
         # the view's own line, through a decorator written without functools.wraps
         f"new_topic() in tests.fixtures.forum_app, line {line}",
+        # a class-based view: its post() method's line, body and login
+        f"# POST /api/tags: post() in tests.fixtures.forum_app, line {post}",
+        'json={"name": st.one_of(st.just("alpha"), values_of("tag.name", limit=1))}',
         # a float filled by time.time() is a timestamp
         'ignore_columns=frozenset({"user.password_hash", "topic.touched"})',
     ):
