@@ -67,7 +67,7 @@ def forms_of(view: Callable[..., Any]) -> list[type]:
     return found
 
 
-def _unwrapped(view: Callable[..., Any]) -> Iterator[Callable[..., Any]]:
+def _unwrapped(view: Callable[..., Any] | None) -> Iterator[Callable[..., Any]]:
     """The view, then what it wraps: ``__wrapped__`` (``functools.wraps``), else the one
     function a decorator's closure holds (a decorator written without ``wraps``)."""
     seen = 0
@@ -80,7 +80,7 @@ def _unwrapped(view: Callable[..., Any]) -> Iterator[Callable[..., Any]]:
                 c.cell_contents for c in cells if _filled(c) and inspect.isfunction(c.cell_contents)
             ]
             inner = functions[0] if len(functions) == 1 else None
-        view = inner  # type: ignore[assignment]
+        view = inner
         seen += 1
 
 

@@ -271,8 +271,13 @@ def _setup_steps(app: Any, factory: Factory) -> list[tuple[str, str]]:
         if _SEED_COMMAND.search(last) and name not in init:
             callback = getattr(command, "callback", None)
             seeds.append((_seed_rank(last, callback), name, "command", name))
+    called: set[str] = set()  # what the commands' code calls: no need to call it again
+    for command in commands.values():
+        for inner in bodies._unwrapped(getattr(command, "callback", None)):
+            code = getattr(inner, "__code__", None)
+            called |= set(bodies._names(code)) if code is not None else set()
     for where, function in _seed_functions(app, factory):
-        if not any(getattr(c, "callback", None) is function for c in commands.values()):
+        if function.__name__ not in called:
             seeds.append((_seed_rank(function.__name__, function), where, "call", where))
     return steps + [(kind, name) for _, _, kind, name in sorted(seeds)]
 

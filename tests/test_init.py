@@ -187,6 +187,12 @@ def test_setup_prefers_the_seed_that_creates_users(tmp_path: Any) -> None:
 
         db = SQLAlchemy()
 
+        def seed_tag_rows():  # the seed-tags command calls it: not called again
+            db.session.execute(db.text("SELECT 1"))
+
+        def populate_roles():  # no command calls it
+            db.session.execute(db.text("SELECT 'role'"))
+
         def create_app():
             app = Flask(__name__)
             app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite://"
@@ -194,7 +200,7 @@ def test_setup_prefers_the_seed_that_creates_users(tmp_path: Any) -> None:
 
             @app.cli.command("seed-tags")
             def seed_tags():
-                db.session.execute(db.text("SELECT 1"))
+                seed_tag_rows()
 
             @app.cli.command("seed-users")
             def seed_users():
@@ -212,7 +218,12 @@ def test_setup_prefers_the_seed_that_creates_users(tmp_path: Any) -> None:
     finally:
         sys.path.remove(str(tmp_path))
         sys.modules.pop("seeding_app", None)
-    assert steps == [("create_all", ""), ("command", "seed-users"), ("command", "seed-tags")]
+    assert steps == [
+        ("create_all", ""),
+        ("command", "seed-users"),  # its code names a password: users first
+        ("call", "seeding_app:populate_roles"),  # then roles
+        ("command", "seed-tags"),
+    ]
 
 
 def test_only_random_looking_columns_that_differ_between_setups_are_ignored() -> None:
