@@ -132,11 +132,13 @@ def _inspect_elsewhere(
     given, taken = f"{stem}.in", f"{stem}.out"
     with open(given, "wb") as handle:
         pickle.dump((factory.reference, stem, primary, list(sys.path)), handle)
+    path = os.pathsep.join(p or os.getcwd() for p in sys.path)  # this fuzzer, this app
     child = subprocess.run(
         [sys.executable, "-c", "from fuzzer.spec import _child; _child()", given, taken],
         capture_output=True,
         text=True,
         check=False,
+        env={**os.environ, "PYTHONPATH": path},
     )
     if not os.path.exists(taken):
         said = [line for line in child.stderr.splitlines() if line.strip()]
