@@ -66,6 +66,8 @@ class Endpoint:
         self.headers = headers
         self.identities = tuple(as_) if as_ is not None else None
         self.name = name or _default_name(self.method, path)
+        self.named = name is not None  # an automatic name is made unique within its target
+        self._automatic = self.name
 
     def __repr__(self) -> str:
         return f"Endpoint({self.name!r})"
@@ -79,18 +81,41 @@ def _default_name(method: Any, path: Any) -> str:
         return f"{method} {rule}"
     elements = getattr(path, "elements", None)  # sampled_from(...)
     if elements and all(isinstance(e, str) for e in elements):
-        prefix = _common_prefix(list(elements))
-        return f"{method} {prefix}*"
+        values = list(elements)
+        prefix = _common_prefix(values)
+        rests = [v[len(prefix) :] for v in values]
+        suffix = _common_prefix([r[::-1] for r in rests], separator="")[::-1]
+        suffix = suffix[suffix.find("/") :] if "/" in suffix else ""
+        return f"{method} {prefix}*{suffix}"
     return f"{method} {path!r}"[:60]
 
 
-def _common_prefix(values: list[str]) -> str:
+def unique_names(endpoints: Sequence[Endpoint]) -> None:
+    """Give endpoints named automatically a name no other endpoint of the list has: the
+    second ``GET /articles/*`` becomes ``GET /articles/* (2)``, in the order they are
+    declared, so the names are the same on every run. Names given with ``name=`` are kept."""
+    taken = {e.name for e in endpoints if isinstance(e, Endpoint) and e.named}
+    for endpoint in endpoints:
+        if not isinstance(endpoint, Endpoint) or endpoint.named:
+            continue
+        base, n = endpoint._automatic, 1
+        name = base
+        while name in taken:
+            n += 1
+            name = f"{base} ({n})"
+        endpoint.name = name
+        taken.add(name)
+
+
+def _common_prefix(values: list[str], separator: str = "/") -> str:
     first, last = min(values), max(values)
     n = 0
     while n < min(len(first), len(last)) and first[n] == last[n]:
         n += 1
     prefix = first[:n]
-    return prefix[: prefix.rfind("/") + 1] if "/" in prefix else prefix
+    if not separator:
+        return prefix
+    return prefix[: prefix.rfind(separator) + 1] if separator in prefix else prefix
 
 
 @dataclass(frozen=True)
@@ -128,7 +153,7 @@ class Target:
     """An application to fuzz and how to drive it. See DESIGN.md §3."""
 
     name: str
-    app: Callable[[Any], Any]
+    app: Callable[..., Any]  # (database URL) -> WSGI app; (URL, Redis URL) with redis
     setup: Callable[[Any], None] | None
     endpoints: Sequence[Endpoint]
     databases: tuple[str, ...] = ()  # named databases: the factory then gets {name: URL}
@@ -144,8 +169,18 @@ class Target:
     # where they differ by database: "mariadb", "postgres/serializable", … -> kinds
     expected_on: Mapping[str, frozenset[str]] = field(default_factory=dict)
     threads: int = 8  # worker threads of the loopback server
+    # a scratch Redis database of its own: the factory then gets (database URL, Redis URL)
+    redis: bool = False
+    # app -> None, before every execution: put back what lives outside the databases and
+    # the caches the fuzzer resets itself (caches.py), as setup left it
+    reset: Callable[[Any], None] | None = None
     description: str = ""
     reference: str = field(default="", compare=False)  # set by load_target
+
+    def __post_init__(self) -> None:
+        for group in (self.endpoints, self.observers):
+            if isinstance(group, Sequence) and not isinstance(group, str | bytes):
+                unique_names(group)
 
     @property
     def multi_database(self) -> bool:
@@ -286,7 +321,17 @@ def validate(target: Target, where: str = "") -> None:
                 f"({', '.join(EXPECTATION_DATABASES)}), optionally followed by "
                 f"/level ({', '.join(lvl for lvl in EXPECTATION_LEVELS if lvl)})"
             )
-    if _factory_arity(target.app) != 1:
+    if not isinstance(target.redis, bool):
+        fail(f"Target.redis must be True or False, got {target.redis!r}")
+    if target.reset is not None and not callable(target.reset):
+        fail(f"Target.reset must be a callable taking the app (or None), got {target.reset!r}")
+    url = "a mapping of database name to URL" if target.databases else "the database URL"
+    if target.redis and not _takes_two(target.app):
+        fail(
+            f"Target.app must take two arguments with Target.redis: {url}, and the URL of "
+            f"the scratch Redis database the fuzzer owns"
+        )
+    if not target.redis and _factory_arity(target.app) != 1:
         fail(
             "Target.app must take exactly one argument (the database URL, or a mapping of "
             "database name to URL when Target.databases is set)"
@@ -361,3 +406,16 @@ def _factory_arity(factory: Callable[..., Any]) -> int:
     if len(required) > 1:
         return len(required)
     return 1 if takes_one else 0
+
+
+def _takes_two(factory: Callable[..., Any]) -> bool:
+    """Whether the factory can be called with two positional arguments (True when it
+    cannot tell)."""
+    try:
+        parameters = list(inspect.signature(factory).parameters.values())
+    except (TypeError, ValueError):
+        return True
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    required = [p for p in parameters if p.default is p.empty and p.kind in positional]
+    varargs = any(p.kind == inspect.Parameter.VAR_POSITIONAL for p in parameters)
+    return len(required) <= 2 and (varargs or sum(p.kind in positional for p in parameters) >= 2)

@@ -15,9 +15,10 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, MetaData, Table, create_engine, event, inspect, text
+from sqlalchemy import MetaData, Table, event, inspect, text
 from sqlalchemy.exc import NoSuchTableError
 
+from ..compat import Engine, create_engine
 from ..errors import DatabaseError, TargetSetupError
 from ..scheduler import LockModel, LockProbe
 from .url import DatabaseSpec
@@ -82,6 +83,7 @@ class Backend:
         self.tables: dict[str, TableInfo] = {}
         self._dependents: dict[str, set[str]] = {}  # table -> tables with a foreign key to it
         self._triggers = True  # until discover() looked: restore everything
+        self.notices: list[str] = []  # what a person should know: tables dropped, leftovers removed
 
     # -- what subclasses provide ---------------------------------------------------------
 
