@@ -171,7 +171,7 @@ def test_an_in_process_cache_uses_checkpoints_and_the_reset_hook() -> None:
 
     memo.resets.clear()
     report = api.run(
-        "tests.fixtures.memo:target", max_examples=15, seed=1, report_dir=None, example_db=None
+        "tests.fixtures.memo:target", max_examples=30, seed=1, report_dir=None, example_db=None
     )
     assert [f.kind for f in report.findings] == ["limit-overrun"]
     assert len(memo.resets) >= report.result.examples  # before every execution
