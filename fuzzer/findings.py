@@ -36,6 +36,7 @@ from typing import Any
 
 from .model import Execution, Hang, Response, Scenario, Step
 from .oracle import Difference, Verdict
+from .relations import relation
 from .sql import Access, access
 
 KINDS = (
@@ -120,7 +121,8 @@ class Finding:
 
     @property
     def fingerprint(self) -> str:
-        return fingerprint(self.kind, self.endpoints, self.exception)
+        identities = relation(self.scenario.requests, self.involved)
+        return fingerprint(self.kind, self.endpoints, self.exception, identities)
 
     @property
     def is_race(self) -> bool:
@@ -130,9 +132,15 @@ class Finding:
         return replace(self, **changes)
 
 
-def fingerprint(kind: str, endpoints: Sequence[str], exception: str = "") -> str:
-    """Kind + endpoints + exception type: the same bug found twice is one finding."""
-    text = json.dumps([kind, sorted(set(endpoints)), exception])
+def fingerprint(
+    kind: str, endpoints: Sequence[str], exception: str = "", identities: str = ""
+) -> str:
+    """Kind + endpoints + exception type (+ whether the involved requests act as the same
+    identity or different ones, fuzzer/relations.py): the same bug found twice is one
+    finding."""
+    text = json.dumps(
+        [kind, sorted(set(endpoints)), exception, *([identities] if identities else [])]
+    )
     return f"{kind}:{hashlib.sha1(text.encode()).hexdigest()[:10]}"
 
 
