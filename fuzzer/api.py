@@ -21,6 +21,7 @@ from .engine import Search, SearchResult, SearchSettings, evaluate
 from .errors import InvalidReport, InvalidTarget
 from .findings import Finding
 from .model import Execution, Scenario, Step
+from .pairs import Plan, plan
 from .report import json as report_json
 from .report.text import finding_text
 from .report.writer import ReportWriter, Written, reproduce_lines
@@ -200,6 +201,7 @@ def run(
             on_event=events,
             traces=prepared.traces,
             seeds=prepared.openings if not free_running else (),
+            plan=prepared.plan if not free_running else None,
         )
         if writer is not None:
             writer.seed = search.seed
@@ -229,6 +231,7 @@ class Searchable:
     traces: dict[str, tuple[Step, ...]]  # each endpoint's steps alone: conflict points
     openings: tuple[Scenario, ...]  # the systematic opening before Hypothesis
     survey: Mapping[str, str]
+    plan: Plan | None = None  # the bounded exhaustive search of endpoint pairs after it
 
 
 def searchable(target: Target, s: Session, schedule: Mode) -> Searchable:
@@ -246,6 +249,7 @@ def searchable(target: Target, s: Session, schedule: Mode) -> Searchable:
         traces={e.endpoint: e.trace for e in surveyed.endpoints},
         openings=tuple(openings(surveyed, target)) if schedule == "conflict" else (),
         survey=describe_survey(surveyed),
+        plan=plan(surveyed, target) if schedule == "conflict" else None,
     )
 
 

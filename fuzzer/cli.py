@@ -194,6 +194,7 @@ def run_command(
             directory=report.directory,
             unknown=dict(report.result.unknown),
             references=report.references,
+            coverage=report.result.coverage,
         )
         return report.exit_code
 
@@ -440,6 +441,7 @@ def stress_command(
             directory=report.directory,
             unknown=dict(report.result.unknown),
             references=report.references,
+            coverage=report.result.coverage,
         )
         return report.exit_code
 

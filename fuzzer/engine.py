@@ -38,6 +38,7 @@ from hypothesis.strategies import SearchStrategy
 from .findings import Finding, classify
 from .model import Execution, Gene, Scenario, Step
 from .oracle import Oracle, Verdict
+from .pairs import Coverage, Plan
 from .runner import Controlled, Dispatch, Free
 from .scheduler import Limits
 from .schedules import Mode, from_trace, needs_trace, resolve, surveyed_trace
@@ -45,6 +46,10 @@ from .schedules import Mode, from_trace, needs_trace, resolve, surveyed_trace
 __all__ = ["Detection", "Search", "SearchResult", "SearchSettings", "evaluate"]
 
 FORMAT = b"fuzzer-1"
+#: The pairs' plan runs within this percentage of the example budget; the rest goes to
+#: the random search (Hypothesis), which reaches what the plan does not: three
+#: requests, init requests, other values.
+PLAN_SHARE = 75
 
 
 @dataclass
@@ -89,6 +94,7 @@ class SearchResult:
     unknown: Counter[str]
     shrink_seconds: float = 0.0
     seed: int | None = None  # the seed of the search's random generator
+    coverage: Coverage | None = None  # how much of the pairs' plan ran (fuzzer/pairs.py)
 
     @property
     def first(self) -> Detection | None:
@@ -179,6 +185,7 @@ class Search:
         on_event: Callable[..., None] = lambda *a, **k: None,
         traces: Mapping[str, Sequence[Step]] | None = None,
         seeds: Sequence[Scenario] = (),
+        plan: Plan | None = None,
     ) -> None:
         self.strategy = strategy
         self.traces = traces  # each endpoint's steps alone (the survey), for conflict points
@@ -196,6 +203,9 @@ class Search:
         self.seconds: dict[str, float] = defaultdict(float)  # where the time goes
         self.stuck: list[Finding] | None = None  # the findings of an execution that got stuck
         self.seeds = tuple(seeds)
+        self.plan = plan  # the bounded exhaustive search of endpoint pairs, after the opening
+        self._planned = 0  # how many of the plan's scenarios ran
+        self._plan_done: int | None = None  # examples run when the plan was done
         self._seeded: dict[str, Finding] = {}  # fingerprint -> first seed that showed it
         self.seed = settings.seed if settings.seed is not None else random.getrandbits(32)
         self._findings_by_choices: dict[tuple[Any, ...], list[Finding]] = {}
@@ -308,14 +318,39 @@ class Search:
             data.mark_interesting(_origin(relevant[0].fingerprint))
 
     def _run_seeds(self) -> None:
-        """The systematic opening (before Hypothesis): each seed scenario once."""
+        """The systematic opening (before Hypothesis): each seed scenario once, then the
+        pairs' plan, within its share of the example budget and the time budget."""
         for drawn in self.seeds:
-            if self.settings.stop_at_first and self._found_wanted():
-                return
-            if self.examples >= self.settings.max_examples:
+            if self._opening_over(self.settings.max_examples):
                 return
             for finding in self._example(self.prepare(drawn)):
                 self._seeded.setdefault(finding.fingerprint, finding)
+        if self.plan is None:
+            return
+        share = self.settings.max_examples * PLAN_SHARE // 100
+        for _, drawn in self.plan.scenarios:
+            if self._opening_over(share):
+                return
+            for finding in self._example(self.prepare(drawn)):
+                self._seeded.setdefault(finding.fingerprint, finding)
+            self._planned += 1
+        self._plan_done = self.examples
+
+    def _opening_over(self, budget: int) -> bool:
+        """Whether the opening must stop: a wanted finding (benchmarks), the example budget
+        ``budget``, or the time budget spent."""
+        s = self.settings
+        if s.stop_at_first and self._found_wanted():
+            return True
+        if self.examples >= budget:
+            return True
+        return s.time_budget is not None and time.monotonic() - self._started > s.time_budget
+
+    def _coverage(self, opened: int) -> Coverage | None:
+        if self.plan is None:
+            return None
+        random_examples = max(self.examples - opened, 0)
+        return self.plan.coverage(self._planned, self._plan_done, random_examples)
 
     def _found_wanted(self) -> bool:
         kinds = self.settings.stop_kinds
@@ -335,8 +370,10 @@ class Search:
             deadline=(self._started + s.time_budget) if s.time_budget else None,
             phases=s.phases,
         )
+        opened = 0  # examples of the opening and the plan
         try:
             self._run_seeds()
+            opened = self.examples
             if not (s.stop_at_first and self._found_wanted()):
                 with with_reporter(_silent):  # Hypothesis's warnings are about unit tests
                     runner.run()
@@ -380,6 +417,7 @@ class Search:
             unknown=self.unknown,
             shrink_seconds=time.monotonic() - shrink_started,
             seed=self.seed,
+            coverage=self._coverage(opened),
         )
 
     def _runner(

@@ -27,6 +27,7 @@ from .findings import Finding, label
 from .report.text import context_switches
 
 if TYPE_CHECKING:
+    from .pairs import Coverage
     from .soak import SoakReport
 
 console = Console(highlight=False, soft_wrap=False)
@@ -209,6 +210,7 @@ def summary(
     directory: str | None,
     unknown: dict[str, int] | None = None,
     references: int = 0,
+    coverage: Coverage | None = None,
 ) -> None:
     rate = examples / seconds if seconds > 0 else 0.0
     note(
@@ -218,6 +220,8 @@ def summary(
     if unknown:
         for reason, count in sorted(unknown.items()):
             note(f"  {count} example(s) could not be judged: {reason}")
+    if coverage is not None:
+        note(coverage_text(coverage, findings))
     findings_table(findings)
     if directory:
         note(f"Reports: {directory}/ (report.html, junit.xml, manifest.json, one JSON per finding)")
@@ -271,11 +275,33 @@ def soak_summary(report: SoakReport) -> None:
         f"{_count(end.connections)} at end ({_count(report.setup.connections)} before the "
         f"first example)"
     )
+    if report.coverage is not None:
+        note(coverage_text(report.coverage, [w.finding for w in report.written]))
     findings_table([w.finding for w in report.written])
     note(
         f"Reports: {report.directory}/ (junit.xml, report.html, manifest.json"
         + (f", {len(report.written)} finding JSON)" if report.written else ")")
     )
+
+
+def coverage_text(coverage: Coverage, findings: Sequence[Finding]) -> str:
+    """What the bounded exhaustive search of endpoint pairs covered: "24 of 24 endpoint
+    pairs explored at depth ≤ 2 at conflict points; no race"."""
+    races = sum(1 for f in findings if f.is_race)
+    text = (
+        f"{coverage.explored} of {coverage.pairs} endpoint pairs explored at depth "
+        f"≤ {coverage.depth} at conflict points"
+    )
+    if coverage.relations:
+        text += " (" + " and ".join(f"{r} identity" for r in coverage.relations) + ")"
+    if not coverage.complete:
+        text += f", {coverage.ran} of {coverage.schedules} schedules"
+    elif coverage.done_after is not None:
+        text += f", all after {coverage.done_after} examples"
+    text += "; " + ("no race" if not races else f"{races} race{'s' if races > 1 else ''}")
+    if coverage.random:
+        text += f"; then {coverage.random} random examples"
+    return text
 
 
 def _count(value: int | None) -> str:

@@ -33,6 +33,7 @@ from .db import parse as parse_db
 from .engine import Search, SearchSettings, evaluate
 from .findings import Finding
 from .model import Scenario
+from .pairs import Coverage
 from .report import json as report_json
 from .report.writer import ReportWriter, Written
 from .runner import Controlled
@@ -81,6 +82,7 @@ class SoakReport:
     directory: str = ""
     stop_reason: str = ""
     references: int = 0
+    coverage: Coverage | None = None  # the pairs' plan, as far as the last round took it
 
     @property
     def examples(self) -> int:
@@ -172,6 +174,7 @@ def soak(
         writer.ensure_directory()
         writer.write_manifest({"state": "running"})
         rounds: list[Round] = []
+        coverage: list[Coverage] = []  # the pairs' plan, per round that ran it
         done = 0  # examples in finished rounds
         on_event(
             "start",
@@ -233,7 +236,10 @@ def soak(
                 on_event=events,
                 traces=prepared.traces,
                 seeds=prepared.openings if opening else (),
+                plan=prepared.plan if opening else None,
             ).run()
+            if result.coverage is not None:
+                coverage.append(result.coverage)
             return Round(
                 round_seed,
                 result.examples,
@@ -300,6 +306,7 @@ def soak(
             written=list(writer.written),
             stop_reason=stop_reason,
             references=oracle.stats.references,
+            coverage=max(coverage, key=lambda c: c.ran) if coverage else None,
         )
         report.directory = writer.finish(report.summary())
         return report
