@@ -12,6 +12,7 @@ depth ≤ 2 at conflict points").
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
@@ -107,11 +108,12 @@ def plan(result: Survey, target: Target, depth: int = DEPTH) -> Plan:
     for _, _, a, b in sorted(candidates, key=lambda c: c[:2]):
         index = len(pairs)
         pairs.append((a.endpoint, b.endpoint))
-        seen: set[Scenario] = set()
+        seen: set[str] = set()  # requests hold dicts: a scenario is not hashable
         for x, y in _requests(a, b, identities):
             for scenario in _schedules(x, y, traces, depth):
-                if scenario not in seen:
-                    seen.add(scenario)
+                key = json.dumps(scenario.to_json(), sort_keys=True, default=str)
+                if key not in seen:
+                    seen.add(key)
                     scenarios.append((index, scenario))
     return Plan(tuple(pairs), tuple(scenarios), relations)
 

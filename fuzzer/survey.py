@@ -9,6 +9,7 @@ which is almost always a wrong path or method in the target spec.
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -557,8 +558,10 @@ def _yield_at_all(
 
 
 def _concrete(scenario: Scenario, traces: Mapping[str, Sequence[Step]]) -> Any:
-    """The scenario with its yields as step numbers: two openings the same when equal."""
-    return resolve(scenario, "conflict", surveyed_trace(scenario, traces))
+    """The scenario with its yields as step numbers, as text: two openings the same when
+    equal (requests hold dicts, so a scenario is not hashable)."""
+    concrete = resolve(scenario, "conflict", surveyed_trace(scenario, traces))
+    return json.dumps(concrete.to_json(), sort_keys=True, default=str)
 
 
 def _steps(trace: Sequence[Step], request: int) -> list[Step]:

@@ -157,3 +157,17 @@ def test_a_scenario_in_drawn_form_resolves_to_the_plans_step_numbers() -> None:
     scenario = Scenario((Request("E", "GET", "/"),) * 2, (Gene(0, (1,)), Gene()))
     trace = {"E": steps("SELECT * FROM t", "UPDATE t SET a=? WHERE id = ?")}
     assert resolve(scenario, "conflict", surveyed_trace(scenario, trace)).schedule[0].yields
+
+
+def test_requests_with_json_bodies_make_openings_and_a_plan() -> None:
+    buy = surveyed(
+        "POST /buy",
+        steps("SELECT * FROM items WHERE id = ?", "UPDATE items SET stock=? WHERE id = ?"),
+        {"items"},
+        {"items"},
+    )
+    body = replace(buy.request, json={"sku": "mug", "qty": 1})  # a dict: not hashable
+    buy = replace(buy, request=body, writer=body, other=replace(body, identity="bob"))
+    survey = Survey((buy,))
+    assert openings(survey, target("POST /buy"))
+    assert plan(survey, target("POST /buy")).scenarios
