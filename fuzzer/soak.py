@@ -306,7 +306,9 @@ def soak(
             written=list(writer.written),
             stop_reason=stop_reason,
             references=oracle.stats.references,
-            coverage=max(coverage, key=lambda c: c.ran) if coverage else None,
+            coverage=max(coverage, key=lambda c: c.ran)
+            if coverage
+            else (prepared.plan.coverage(0) if prepared.plan is not None else None),
         )
         report.directory = writer.finish(report.summary())
         return report
