@@ -101,7 +101,7 @@ def plan(result: Survey, target: Target, depth: int = DEPTH) -> Plan:
         for b in writers[k:]:
             if not _conflict(a, b):
                 continue
-            score = likelihood(traces[a.endpoint], traces[b.endpoint])
+            score = likelihood(traces[a.endpoint], traces[b.endpoint], a is b)
             candidates.append((-score, len(candidates), a, b))
     pairs: list[tuple[str, str]] = []
     scenarios: list[tuple[int, Scenario]] = []

@@ -381,10 +381,12 @@ def _writing(e: EndpointSurvey) -> Request:
     return e.writer or e.request
 
 
-def likelihood(a: Sequence[Step], b: Sequence[Step]) -> int:
+def likelihood(a: Sequence[Step], b: Sequence[Step], identical: bool = False) -> int:
     """How likely two requests race, from their steps alone: each table one reads and
     then writes that the other writes (check-then-act, read-modify-write) counts most,
-    then the same rows under the drawn values, then a table both write."""
+    then the same rows under the drawn values (not counted for two ``identical``
+    requests: they touch the same rows by construction, and writing the same values
+    twice is often harmless), then a table both write."""
 
     def read_then_written(steps: Sequence[Step]) -> set[str]:
         read: set[str] = set()
@@ -402,7 +404,7 @@ def likelihood(a: Sequence[Step], b: Sequence[Step]) -> int:
         return {w for s in steps if s.kind == "sql" and (w := access(s.text).write)}
 
     score = 4 * len(read_then_written(a) & written(b)) + 4 * len(read_then_written(b) & written(a))
-    if rows(a) & rows(b):
+    if not identical and rows(a) & rows(b):
         score += 2
     if written(a) & written(b):
         score += 1
@@ -415,11 +417,11 @@ def openings(result: Survey, target: Target) -> list[Scenario]:
     * pairs that may race, ranked by ``likelihood``: every writing endpoint against
       itself as the same identity (a double submit) and as another identity touching the
       same rows (two users, one item), and every two writers of a common table; each
-      with both requests yielding at their first conflict point, then at each of their
-      first ``MAX_DECISIONS`` moments of decision (``schedules.decisions``: after the
-      last conflicting read before a write, in every transaction of the request);
+      with both requests yielding at each of their first ``MAX_DECISIONS`` moments of
+      decision (``schedules.decisions``: after the last conflicting read before a write,
+      in every transaction of the request), then at their first conflict point;
     * every writing endpoint with two different requests of it (write skew: two doctors
-      signing off at once), at the first conflict and at the first decision;
+      signing off at once), at the first decision and at the first conflict;
     * every reader of a table a writer writes, against that writer (a stale read: a
       total across two queries), the writer running through;
     * every pair of writers again, one yielding right after its COMMIT when it reads its
@@ -456,13 +458,13 @@ def openings(result: Survey, target: Target) -> list[Scenario]:
                 if a.writes & b.writes:
                     candidates.append((_writing(a), _writing(b)))
         scored = [
-            (-likelihood(traces[x.endpoint], traces[y.endpoint]), order, (x, y))
+            (-likelihood(traces[x.endpoint], traces[y.endpoint], x == y), order, (x, y))
             for order, (x, y) in enumerate(candidates)
         ]
         ranked = [at_first(x, y) for _, _, (x, y) in sorted(scored, key=lambda t: t[:2])]
         seen: set[Any] = set()
         for scenario in ranked:
-            for k in range(-1, MAX_DECISIONS):
+            for k in (*range(MAX_DECISIONS), -1):
                 decided = scenario if k < 0 else _yield_at_each(scenario, traces, decisions, k)
                 key = _concrete(decided, traces) if decided is not None else None
                 if decided is not None and key not in seen:
@@ -473,7 +475,7 @@ def openings(result: Survey, target: Target) -> list[Scenario]:
                 continue
             variant = at_first(_writing(e), e.variant)
             decided = _yield_at_each(variant, traces, decisions, 0)
-            variants += [variant] + ([decided] if decided not in (None, variant) else [])
+            variants += ([decided] if decided not in (None, variant) else []) + [variant]
         for reader in result.endpoints:
             if reader.writes:
                 continue

@@ -199,6 +199,7 @@ def create_fixed_app(database_url: str) -> Flask:
 def setup(app: Flask) -> None:
     db.create_all()
     db.session.add_all(User(id=k + 1, name=name) for k, name in enumerate(NAMES))
+    db.session.commit()  # the rows the others' foreign keys name, first
     db.session.add_all(
         [Album(id=1, title="summer", owner_id=1), Album(id=2, title="city", owner_id=2)]
     )
@@ -206,6 +207,7 @@ def setup(app: Flask) -> None:
         Photo(id=k, title=title, album_id=1 + k % 2, owner_id=1 + k % 3)
         for k, title in enumerate(["beach", "bridge", "dunes", "tower"], start=1)
     )
+    db.session.commit()
     db.session.add_all([Comment(id=1, photo_id=1, author_id=2, text="wow")])
     db.session.add_all([Tag(id=1, photo_id=1, name="sea"), Tag(id=2, photo_id=2, name="steel")])
     db.session.commit()
