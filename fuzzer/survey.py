@@ -475,7 +475,11 @@ def openings(result: Survey, target: Target) -> list[Scenario]:
                 continue
             variant = at_first(_writing(e), e.variant)
             decided = _yield_at_each(variant, traces, decisions, 0)
-            variants += ([decided] if decided not in (None, variant) else []) + [variant]
+            for scenario in ([decided] if decided not in (None, variant) else []) + [variant]:
+                key = _concrete(scenario, traces)  # not already a ranked pair's
+                if key not in seen:
+                    seen.add(key)
+                    variants.append(scenario)
         for reader in result.endpoints:
             if reader.writes:
                 continue
