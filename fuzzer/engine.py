@@ -46,9 +46,9 @@ from .schedules import Mode, from_trace, needs_trace, resolve, surveyed_trace
 __all__ = ["Detection", "Search", "SearchResult", "SearchSettings", "evaluate"]
 
 FORMAT = b"fuzzer-1"
-#: The pairs' plan runs within this percentage of the example budget; the rest goes to
-#: the random search (Hypothesis), which reaches what the plan does not: three
-#: requests, init requests, other values.
+#: The pairs' plan may take up to this percentage of the example budget; the rest goes
+#: to the random search (Hypothesis), which runs first and reaches what the plan does
+#: not: three requests, init requests, other values, a single request that fails.
 PLAN_SHARE = 75
 
 
@@ -206,6 +206,7 @@ class Search:
         self.plan = plan  # the bounded exhaustive search of endpoint pairs, after the opening
         self._planned = 0  # how many of the plan's scenarios ran
         self._plan_done: int | None = None  # examples run when the plan was done
+        self._random = 0  # examples Hypothesis generated
         self._seeded: dict[str, Finding] = {}  # fingerprint -> first seed that showed it
         self.seed = settings.seed if settings.seed is not None else random.getrandbits(32)
         self._findings_by_choices: dict[tuple[Any, ...], list[Finding]] = {}
@@ -318,39 +319,51 @@ class Search:
             data.mark_interesting(_origin(relevant[0].fingerprint))
 
     def _run_seeds(self) -> None:
-        """The systematic opening (before Hypothesis): each seed scenario once, then the
-        pairs' plan, within its share of the example budget and the time budget."""
+        """The systematic opening (before Hypothesis): each seed scenario once, within the
+        example and time budgets."""
         for drawn in self.seeds:
-            if self._opening_over(self.settings.max_examples):
+            if self._opening_over():
                 return
             for finding in self._example(self.prepare(drawn)):
                 self._seeded.setdefault(finding.fingerprint, finding)
+
+    def _run_plan(self) -> None:
+        """The pairs' plan (after the random phase, which has its share of the budget
+        first: it reaches what the plan does not, such as a single request that fails),
+        pair after pair until the example or time budget is spent."""
         if self.plan is None:
             return
-        share = self.settings.max_examples * PLAN_SHARE // 100
         for _, drawn in self.plan.scenarios:
-            if self._opening_over(share):
+            if self._opening_over():
                 return
             for finding in self._example(self.prepare(drawn)):
                 self._seeded.setdefault(finding.fingerprint, finding)
             self._planned += 1
         self._plan_done = self.examples
 
-    def _opening_over(self, budget: int) -> bool:
-        """Whether the opening must stop: a wanted finding (benchmarks), the example budget
-        ``budget``, or the time budget spent."""
+    def _random_budget(self) -> int:
+        """Examples for Hypothesis: what the opening and the plan leave of the budget, and
+        at least ``100 - PLAN_SHARE`` per cent of it."""
+        s = self.settings
+        if self.plan is None or not self.plan.scenarios:
+            return s.max_examples
+        rest = s.max_examples - len(self.seeds) - len(self.plan.scenarios)
+        return max(rest, s.max_examples * (100 - PLAN_SHARE) // 100, 1)
+
+    def _opening_over(self) -> bool:
+        """Whether the opening or the plan must stop: a wanted finding (benchmarks), the
+        example budget or the time budget spent."""
         s = self.settings
         if s.stop_at_first and self._found_wanted():
             return True
-        if self.examples >= budget:
+        if self.examples >= s.max_examples:
             return True
         return s.time_budget is not None and time.monotonic() - self._started > s.time_budget
 
-    def _coverage(self, opened: int) -> Coverage | None:
+    def _coverage(self) -> Coverage | None:
         if self.plan is None:
             return None
-        random_examples = max(self.examples - opened, 0)
-        return self.plan.coverage(self._planned, self._plan_done, random_examples)
+        return self.plan.coverage(self._planned, self._plan_done, self._random)
 
     def _found_wanted(self) -> bool:
         kinds = self.settings.stop_kinds
@@ -366,17 +379,18 @@ class Search:
             database = DirectoryBasedExampleDatabase(s.example_db)
         runner = self._runner(
             database,
-            s.max_examples,
+            self._random_budget(),
             deadline=(self._started + s.time_budget) if s.time_budget else None,
             phases=s.phases,
         )
-        opened = 0  # examples of the opening and the plan
         try:
             self._run_seeds()
-            opened = self.examples
             if not (s.stop_at_first and self._found_wanted()):
+                before = self.examples
                 with with_reporter(_silent):  # Hypothesis's warnings are about unit tests
                     runner.run()
+                self._random = self.examples - before
+            self._run_plan()
         except _TargetStuck:
             return self._stopped_stuck()
         stop_reason = _stop_reason(runner, s)
@@ -417,7 +431,7 @@ class Search:
             unknown=self.unknown,
             shrink_seconds=time.monotonic() - shrink_started,
             seed=self.seed,
-            coverage=self._coverage(opened),
+            coverage=self._coverage(),
         )
 
     def _runner(

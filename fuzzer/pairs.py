@@ -1,12 +1,12 @@
 """Bounded exhaustive search of endpoint pairs, and what it covered (DESIGN.md §7, §11).
 
-After the opening, every pair of writing endpoints that conflict is explored
-systematically: both requests of the pair, in both orders, as the same identity and
-as two different ones, under every schedule with one context switch (the first
-request yields at one of its conflict points, the other runs through) and with two
-(the first yields at one of its conflict points, the second at one of its own). The
-plan is data: a list of scenarios in drawn form, pair after pair, likeliest pair
-first, and a run says how much of it was done ("24 of 24 endpoint pairs explored at
+After the opening and the random search's share of the budget, every pair of writing
+endpoints that conflict is explored systematically: both requests of the pair, in both
+orders, as the same identity and as two different ones, under every schedule with one
+context switch (the first request yields at one of its conflict points, the other runs
+through) and with two (the first yields at one of its conflict points, the second at one
+of its own). The plan is data: a list of scenarios in drawn form, pair after pair,
+likeliest pair first, and a run says how much of it was done ("24 of 24 endpoint pairs explored at
 depth ≤ 2 at conflict points").
 """
 

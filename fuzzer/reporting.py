@@ -300,7 +300,7 @@ def coverage_text(coverage: Coverage, findings: Sequence[Finding]) -> str:
         text += f", all after {coverage.done_after} examples"
     text += "; " + ("no race" if not races else f"{races} race{'s' if races > 1 else ''}")
     if coverage.random:
-        text += f"; then {coverage.random} random examples"
+        text += f"; and {coverage.random} random examples"
     return text
 
 

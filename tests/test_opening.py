@@ -133,7 +133,7 @@ def test_the_plan_holds_every_schedule_of_at_most_two_switches_per_pair_and_rela
     assert done.complete
     text = coverage_text(done, [])
     assert text.startswith("1 of 1 endpoint pairs explored at depth ≤ 2 at conflict points")
-    assert "all after 30 examples; no race; then 10 random examples" in text
+    assert "all after 30 examples; no race; and 10 random examples" in text
     assert "0 of 1 endpoint pairs" in coverage_text(result.coverage(5), [])
 
 
