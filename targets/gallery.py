@@ -208,7 +208,8 @@ def setup(app: Flask) -> None:
         for k, title in enumerate(["beach", "bridge", "dunes", "tower"], start=1)
     )
     db.session.commit()
-    db.session.add_all([Comment(id=1, photo_id=1, author_id=2, text="wow")])
+    # no explicit key where requests insert: a PostgreSQL sequence would not know it
+    db.session.add_all([Comment(photo_id=1, author_id=2, text="wow")])
     db.session.add_all([Tag(id=1, photo_id=1, name="sea"), Tag(id=2, photo_id=2, name="steel")])
     db.session.commit()
 

@@ -14,7 +14,8 @@ writing to the same user at once:
   their gap locks before either inserts.
 
 The fixed twin keeps the count on the user's row and increments it in one atomic
-``UPDATE``: no count read ahead, no delete, no gap.
+``UPDATE``, before it stores the message: no count read ahead, no delete, no gap, and
+the row lock taken before the message's foreign key check takes a shared one.
 """
 
 from __future__ import annotations
@@ -82,10 +83,13 @@ def create_app(database_url: str, *, atomic: bool = False) -> Flask:
             return jsonify(error="write to someone else"), 400
         sender_id, recipient_id = sender.id, recipient.id
         if atomic:
-            db.session.add(Message(sender_id=sender_id, recipient_id=recipient_id, body="hi"))
+            # the counter first: its row lock orders the senders before the message's
+            # foreign key check takes a shared lock on the same row (two shared locks,
+            # then two updates, would deadlock again on MariaDB)
             db.session.execute(
                 update(User).where(User.id == recipient_id).values(unread=User.unread + 1)
             )
+            db.session.add(Message(sender_id=sender_id, recipient_id=recipient_id, body="hi"))
             db.session.commit()
             return jsonify(sent=to)
         unread = db.session.execute(
