@@ -19,7 +19,7 @@ from . import gates
 from .db import parse as parse_db
 from .engine import Search, SearchResult, SearchSettings, evaluate
 from .errors import InvalidReport, InvalidTarget
-from .findings import Finding
+from .findings import Finding, fails_run
 from .model import Execution, Scenario, Step
 from .report import json as report_json
 from .report.text import finding_text
@@ -47,6 +47,7 @@ class RunReport:
     directory: str | None = None
     written: list[Written] = field(default_factory=list)
     references: int = 0
+    fail_on: frozenset[str] = frozenset({"all"})  # what makes the run exit 1 (--fail-on)
 
     @property
     def findings(self) -> list[Finding]:
@@ -59,7 +60,9 @@ class RunReport:
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.findings else 0
+        """1 when a confirmed finding is of what ``fail_on`` names (unconfirmed ones are
+        not findings at all)."""
+        return 1 if any(fails_run(f, self.fail_on) for f in self.findings) else 0
 
     def reproduce(self, finding: Finding) -> list[str]:
         entry = next((w for w in self.written if w.finding is finding), None)
@@ -120,6 +123,7 @@ def run(
     free_running: bool = False,
     stop_at_first: bool = False,
     stop_kinds: Collection[str] = (),
+    fail_on: Collection[str] = ("all",),
 ) -> RunReport:
     """Search a target for races and write a report per finding, each the moment it is
     final. With ``free_running`` (the stress mode) requests run with real timing and no
@@ -211,6 +215,7 @@ def run(
             result=result,
             costs=harness.costs,
             references=s.oracle.stats.references,
+            fail_on=frozenset(fail_on),
         )
         if writer is not None:
             if writer.written:

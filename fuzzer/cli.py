@@ -142,6 +142,14 @@ def _isolation_option() -> Callable[..., Any]:
 @click.option(
     "--strict", is_flag=True, help="A request that finished before another started must precede it."
 )
+@click.option(
+    "--fail-on",
+    default="all",
+    show_default=True,
+    metavar="WHAT",
+    help="What makes the run exit 1: all (every confirmed finding), rows (all but findings "
+    "where only responses differ), or a comma-separated list of kinds.",
+)
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def run_command(
     target: str,
@@ -157,11 +165,18 @@ def run_command(
     port: int,
     hang_timeout: float,
     strict: bool,
+    fail_on: str,
     no_progress: bool,
 ) -> None:
     """Fuzz TARGET (package.module:attribute). Exit 1 if it finds anything."""
     from . import api
+    from .findings import parse_fail_on
     from .report.text import finding_text
+
+    try:
+        failing = parse_fail_on(fail_on)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--fail-on") from None
 
     def action() -> int:
         progress = reporting.SearchProgress(enabled=not no_progress)
@@ -181,6 +196,7 @@ def run_command(
                 hang_timeout=hang_timeout,
                 strict=strict,
                 on_event=progress,
+                fail_on=failing,
             )
         finally:
             progress.stop()
@@ -194,6 +210,8 @@ def run_command(
             directory=report.directory,
             unknown=dict(report.result.unknown),
             references=report.references,
+            unconfirmed=report.result.unconfirmed,
+            treated=dict(report.result.treated),
         )
         return report.exit_code
 
@@ -440,6 +458,8 @@ def stress_command(
             directory=report.directory,
             unknown=dict(report.result.unknown),
             references=report.references,
+            unconfirmed=report.result.unconfirmed,
+            treated=dict(report.result.treated),
         )
         return report.exit_code
 

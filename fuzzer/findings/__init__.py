@@ -33,7 +33,16 @@ from ..oracle import Verdict
 from .context import _Context
 from .errors import _serial_failures
 from .explain import Explanation, label, responses_text
-from .finding import KINDS, RACES, TITLES, Finding, fingerprint, priority
+from .finding import (
+    KINDS,
+    RACES,
+    TITLES,
+    Finding,
+    fails_run,
+    fingerprint,
+    parse_fail_on,
+    priority,
+)
 from .hygiene import _blocked_schema_change, _hang, _leaks, _wrong_engine
 from .races import _race
 
@@ -44,8 +53,10 @@ __all__ = [
     "Explanation",
     "Finding",
     "classify",
+    "fails_run",
     "fingerprint",
     "label",
+    "parse_fail_on",
     "priority",
     "responses_text",
 ]

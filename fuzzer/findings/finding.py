@@ -65,6 +65,20 @@ class Finding:
     def is_race(self) -> bool:
         return self.kind in RACES
 
+    @property
+    def unconfirmed(self) -> bool:
+        """Its minimal example never reproduced in its confirmations ("0/3"): noise
+        (nondeterminism, load) until shown otherwise, not a finding."""
+        return self.flaky.startswith("0/")
+
+    @property
+    def response_only(self) -> bool:
+        """A race where only responses differ: the final rows match a serial order."""
+        verdict = self.verdict
+        if self.kind not in RACES - {"concurrency-error"} or verdict is None:
+            return False
+        return all(d.where in ("response", "observer") for d in verdict.differences)
+
     def with_(self, **changes: Any) -> Finding:
         return replace(self, **changes)
 
@@ -77,3 +91,30 @@ def fingerprint(kind: str, endpoints: Sequence[str], exception: str = "") -> str
 
 def priority(finding: Finding) -> int:
     return KINDS.index(finding.kind)
+
+
+#: ``--fail-on`` groups: "all" fails on every confirmed finding (the default), "rows" on
+#: every one but those where only responses differ; kind names may be listed instead.
+FAIL_ON_GROUPS = ("all", "rows")
+
+
+def parse_fail_on(text: str) -> frozenset[str]:
+    """``"all"``, ``"rows"`` or a comma-separated list of kinds; ValueError naming the
+    bad word otherwise."""
+    words = frozenset(w.strip() for w in text.split(",") if w.strip())
+    bad = sorted(w for w in words if w not in FAIL_ON_GROUPS and w not in KINDS)
+    if bad or not words:
+        raise ValueError(
+            f"expected 'all', 'rows' or a comma-separated list of kinds "
+            f"({', '.join(KINDS)}) but got {text!r}"
+        )
+    return words
+
+
+def fails_run(finding: Finding, fail_on: frozenset[str] = frozenset({"all"})) -> bool:
+    """Whether a confirmed finding makes the run exit 1 under ``--fail-on``."""
+    if finding.unconfirmed:
+        return False
+    if "all" in fail_on or finding.kind in fail_on:
+        return True
+    return "rows" in fail_on and not finding.response_only

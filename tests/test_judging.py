@@ -1,0 +1,36 @@
+"""What is and is not a finding, on small real targets (issue 11): noise that never
+reproduces, and what fails the run."""
+
+from __future__ import annotations
+
+from fuzzer import api
+from fuzzer.findings import parse_fail_on
+
+
+def test_a_finding_that_never_reproduces_is_unconfirmed_not_a_finding() -> None:
+    report = api.run(
+        "tests.fixtures.once:target",
+        max_examples=20,
+        seed=1,
+        report_dir=None,
+        example_db=None,
+    )
+    assert report.findings == []
+    assert report.exit_code == 0
+    (noise,) = report.result.unconfirmed
+    assert noise.kind == "concurrency-error"
+    assert noise.flaky == "0/3"
+    tries = noise.extra["tries"]
+    assert len(tries) == 3
+    assert all("matched the serial order" in t for t in tries), tries
+
+
+def test_fail_on_takes_groups_or_kinds_and_names_a_bad_word() -> None:
+    assert parse_fail_on("all") == {"all"}
+    assert parse_fail_on("rows,hang") == {"rows", "hang"}
+    try:
+        parse_fail_on("rows,lost")
+    except ValueError as exc:
+        assert "'rows,lost'" in str(exc) and "lost-update" in str(exc)
+    else:
+        raise AssertionError("a bad --fail-on was accepted")
