@@ -24,6 +24,7 @@ from typing import Any, Protocol
 import httpx
 import trio
 
+from . import gates
 from .db import Databases
 from .gates import HEADER, Recording
 from .model import Execution, Hang, Leak, Mode, Phase, Request, Response, Scenario, Step
@@ -142,6 +143,9 @@ class Harness:
         """Run ``scenario`` from the snapshot and return everything it produced."""
         costs = self.costs
         started = time.perf_counter()
+        gates.watch_stray(b.engine for b in self.databases.backends.values())
+        if gates.take_stray():  # a background thread wrote since: any table may differ
+            self._dirty, self._written = True, None
         if self._dirty:
             self.databases.reset(self._written)
         # until this execution ends well, the next one restores everything
@@ -182,6 +186,9 @@ class Harness:
         # cascade to): restore and read just those, unless it left something unclear
         self._written = None if unclear else recording.written
         tables = self.databases.read(self._written) if self._dirty else self.databases.initial
+        stray = tuple(gates.take_stray())  # written by no request while it ran
+        if stray:  # the next restore covers every table
+            self._dirty, self._written = True, None
         finished = time.perf_counter()
         costs.executions += 1
         costs.reset += after_reset - started
@@ -199,6 +206,7 @@ class Harness:
             wrong_engine=tuple(recording.wrong_engine),
             hang=hang,
             schema_change=schema_change,
+            stray_writes=stray,
             timings={
                 "reset": after_reset - started,
                 "requests": after_requests - after_reset,

@@ -34,3 +34,36 @@ def test_fail_on_takes_groups_or_kinds_and_names_a_bad_word() -> None:
         assert "'rows,lost'" in str(exc) and "lost-update" in str(exc)
     else:
         raise AssertionError("a bad --fail-on was accepted")
+
+
+def test_a_background_threads_write_makes_examples_unjudgeable_never_a_finding() -> None:
+    # issue 14, item 3: a correct atomic counter whose handler starts a thread that writes
+    # after the response was a limit-overrun on 3 of 3 seeds
+    for seed in (1, 2, 3):
+        report = api.run(
+            "tests.fixtures.background:target",
+            max_examples=15,
+            seed=seed,
+            report_dir=None,
+            example_db=None,
+        )
+        assert report.findings == [], seed
+        assert report.result.unconfirmed == [], seed
+        reasons = list(report.result.unknown)
+        assert reasons, seed
+        assert all("UPDATE counter SET n = n + 1 WHERE id = 2" in r for r in reasons), reasons
+
+
+def test_a_request_turned_away_under_contention_is_an_abort_whatever_its_status() -> None:
+    # issue 11: a 403 "another submission is being processed" that wrote nothing, with the
+    # rows of the other request alone, was reported as a race on correct code
+    report = api.run(
+        "tests.fixtures.busy:target",
+        max_examples=15,
+        seed=1,
+        report_dir=None,
+        example_db=None,
+    )
+    assert report.findings == [] and report.result.unconfirmed == []
+    (reason,) = report.result.treated
+    assert "rejection under contention (POST /submit answered 403" in reason
