@@ -18,7 +18,8 @@ from hypothesis.strategies import SearchStrategy
 from . import gates
 from .db import parse as parse_db
 from .engine import Search, SearchResult, SearchSettings, evaluate
-from .errors import InvalidReport, InvalidTarget
+from .errors import InvalidReport, InvalidTarget, TargetSetupError
+from .exercised import unexercised
 from .findings import Finding, fails_run
 from .model import Execution, Scenario, Step
 from .report import json as report_json
@@ -124,6 +125,7 @@ def run(
     stop_at_first: bool = False,
     stop_kinds: Collection[str] = (),
     fail_on: Collection[str] = ("all",),
+    allow_unexercised: bool = False,
 ) -> RunReport:
     """Search a target for races and write a report per finding, each the moment it is
     final. With ``free_running`` (the stress mode) requests run with real timing and no
@@ -186,7 +188,7 @@ def run(
                 writer.add(data["finding"])  # written the moment it is final
             on_event(event, **data)
 
-        prepared = searchable(target, s, schedule)
+        prepared = searchable(target, s, schedule, allow_unexercised=allow_unexercised)
         on_event(
             "start",
             target=reference,
@@ -236,9 +238,12 @@ class Searchable:
     survey: Mapping[str, str]
 
 
-def searchable(target: Target, s: Session, schedule: Mode) -> Searchable:
-    """Survey each endpoint alone (and check that each can be reached), then the scenario
-    strategy, each endpoint's steps for conflict-guided schedules, and the opening."""
+def searchable(
+    target: Target, s: Session, schedule: Mode, *, allow_unexercised: bool = False
+) -> Searchable:
+    """Survey each endpoint alone (and check that each can be reached and that something
+    was exercised), then the scenario strategy, each endpoint's steps for conflict-guided
+    schedules, and the opening."""
     from strategies import scenarios
 
     def alone(scenario: Scenario) -> Execution:
@@ -246,6 +251,10 @@ def searchable(target: Target, s: Session, schedule: Mode) -> Searchable:
 
     surveyed = survey(target, alone)
     check_reachable(target, surveyed, alone, s.app)
+    if not allow_unexercised:
+        why = unexercised(surveyed, target, s.databases.initial)
+        if why is not None:
+            raise TargetSetupError(why)
     return Searchable(
         strategy=scenarios(target, schedule=schedule, prefer=surveyed.writers()),
         traces={e.endpoint: e.trace for e in surveyed.endpoints},

@@ -143,6 +143,12 @@ def _isolation_option() -> Callable[..., Any]:
     "--strict", is_flag=True, help="A request that finished before another started must precede it."
 )
 @click.option(
+    "--allow-unexercised",
+    is_flag=True,
+    help="Fuzz even when the survey exercised nothing (every request turned away, or most "
+    "endpoints ran no SQL).",
+)
+@click.option(
     "--fail-on",
     default="all",
     show_default=True,
@@ -165,6 +171,7 @@ def run_command(
     port: int,
     hang_timeout: float,
     strict: bool,
+    allow_unexercised: bool,
     fail_on: str,
     no_progress: bool,
 ) -> None:
@@ -197,6 +204,7 @@ def run_command(
                 strict=strict,
                 on_event=progress,
                 fail_on=failing,
+                allow_unexercised=allow_unexercised,
             )
         finally:
             progress.stop()

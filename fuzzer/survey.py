@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from hypothesis import HealthCheck, Phase, find, settings
 
 from .errors import InvalidTarget
-from .model import Execution, Gene, Request, Scenario, Step
+from .model import Execution, Gene, Request, Response, Scenario, Step
 from .schedules import conflict_points, surveyed_trace
 from .sql import access
 from .target import Endpoint, Target
@@ -34,6 +34,7 @@ class EndpointSurvey:
     trace: tuple[Step, ...] = ()  # the steps of the request that wrote the most
     writer: Request | None = None  # that request
     variant: Request | None = None  # another request of it that wrote (other arguments)
+    response: Response | None = None  # what the simplest request answered
 
 
 @dataclass(frozen=True)
@@ -219,6 +220,7 @@ def survey(target: Target, run: Run) -> Survey:
                 richest.trace,
                 richest.request,
                 writing[0] if writing else None,
+                runs[0].response,
             )
         )
     return Survey(tuple(results))
@@ -234,6 +236,7 @@ class _Alone:
     reads: frozenset[str]
     writes: frozenset[str]
     statements: int
+    response: Response | None = None
 
     @classmethod
     def of(cls, run: Run, request: Request) -> _Alone:
@@ -258,6 +261,7 @@ class _Alone:
             frozenset(reads),
             frozenset(writes),
             statements,
+            response,
         )
 
 

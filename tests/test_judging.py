@@ -3,6 +3,10 @@ reproduces, and what fails the run."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 from fuzzer import api
 from fuzzer.findings import parse_fail_on
 
@@ -67,3 +71,36 @@ def test_a_request_turned_away_under_contention_is_an_abort_whatever_its_status(
     assert report.findings == [] and report.result.unconfirmed == []
     (reason,) = report.result.treated
     assert "rejection under contention (POST /submit answered 403" in reason
+
+
+def _fuzzer(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "fuzzer", "run", *args, "-n", "5", "--seed", "1", "--no-progress"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_a_run_that_exercised_nothing_exits_2_and_says_why(tmp_path: Path) -> None:
+    # issue 11: every request got a 302 to the app's setup page; it said "No findings", exit 0
+    wizard = _fuzzer("tests.fixtures.unexercised:wizard", "--report-dir", str(tmp_path))
+    assert wizard.returncode == 2, wizard.stdout + wizard.stderr
+    assert "nothing was exercised: every endpoint answered 302 → /setup/" in wizard.stderr
+    assert "a setup wizard" in wizard.stderr and "--allow-unexercised" in wizard.stderr
+    locked = _fuzzer("tests.fixtures.unexercised:locked", "--report-dir", str(tmp_path))
+    assert locked.returncode == 2, locked.stdout + locked.stderr
+    assert "every endpoint answered 401" in locked.stderr
+    assert "setup created no users (table users is empty" in locked.stderr
+
+
+def test_the_user_may_opt_in_to_fuzz_what_exercised_nothing() -> None:
+    report = api.run(
+        "tests.fixtures.unexercised:wizard",
+        max_examples=5,
+        seed=1,
+        report_dir=None,
+        example_db=None,
+        allow_unexercised=True,
+    )
+    assert report.findings == []
