@@ -44,7 +44,7 @@ from .finding import (
     priority,
 )
 from .hygiene import _blocked_schema_change, _hang, _leaks, _wrong_engine
-from .races import _race
+from .races import _races
 
 __all__ = [
     "KINDS",
@@ -73,9 +73,7 @@ def classify(
     if execution.schema_change is not None:
         findings += _blocked_schema_change(context, execution.schema_change)
     if verdict.status == "violation":
-        race = _race(context)
-        if race is not None:
-            findings.append(race)
+        findings += _races(context)
     findings += _leaks(context)
     findings += _wrong_engine(context)
     findings += _serial_failures(context)

@@ -3,6 +3,7 @@ of classification reads, and the row helpers they share."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -151,6 +152,7 @@ class _Context:
         exception: str = "",
         difference: Difference | None = None,
         conflicts: Iterable[int] = (),
+        place: str = "",
     ) -> Finding:
         requests = self.scenario.requests
         chosen = tuple(sorted({i for i in involved if 0 <= i < len(requests)}))
@@ -170,7 +172,14 @@ class _Context:
                 conflicts=tuple(sorted(set(conflicts))),
             ),
             involved=chosen,
+            place=place,
         )
+
+    def narrowed(self, differences: Sequence[Difference]) -> _Context:
+        """The same execution, judged on these differences only (one table's)."""
+        other = copy.copy(self)
+        other.differences = tuple(differences)
+        return other
 
     def around(self, reader: int, writer: int, tables: set[str]) -> tuple[str, list[int]]:
         """How ``reader`` used ``tables`` around ``writer``'s commit, as a fact, and the

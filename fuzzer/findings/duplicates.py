@@ -109,6 +109,7 @@ def _duplicate_insert(c: _Context) -> Finding | None:
                 inserters,
                 facts,
                 however,
+                place=diff.table,
                 difference=diff,
                 conflicts=[p for _, p, _ in checks]
                 + [e.position for e in inserts if e.request in inserters],

@@ -51,6 +51,9 @@ class Finding:
     involved: tuple[int, ...] = ()  # the requests involved
     flaky: str = ""  # "k/N" when the minimal example did not always reproduce
     found_after: int = 0  # examples run before it was first seen
+    # the cells or rows it is about ("accounts.balance", "unlocks"): for a race on the
+    # rows, with the kind, what tells one root cause from another, whatever the route
+    place: str = ""
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
@@ -59,7 +62,7 @@ class Finding:
 
     @property
     def fingerprint(self) -> str:
-        return fingerprint(self.kind, self.endpoints, self.exception)
+        return fingerprint(self.kind, self.endpoints, self.exception, self.place)
 
     @property
     def is_race(self) -> bool:
@@ -83,8 +86,14 @@ class Finding:
         return replace(self, **changes)
 
 
-def fingerprint(kind: str, endpoints: Sequence[str], exception: str = "") -> str:
-    """Kind + endpoints + exception type: the same bug found twice is one finding."""
+def fingerprint(kind: str, endpoints: Sequence[str], exception: str = "", place: str = "") -> str:
+    """Kind + endpoints + exception type: the same bug found twice is one finding. A race
+    on the rows is named by its place instead of its endpoints (kind + the cells it is
+    about): the same race through two routes is one finding, a duplicate row and an
+    overdraft are two."""
+    if place:
+        text = json.dumps([kind, place, exception])
+        return f"{kind}:{hashlib.sha1(text.encode()).hexdigest()[:10]}"
     text = json.dumps([kind, sorted(set(endpoints)), exception])
     return f"{kind}:{hashlib.sha1(text.encode()).hexdigest()[:10]}"
 

@@ -14,11 +14,47 @@ from .errors import _concurrency_error
 from .explain import _describe, _json, _key_text, _short, _status, label
 from .finding import Finding
 
+ROWS = ("cell", "extra-row", "missing-row")
+
+
+def _races(c: _Context) -> list[Finding]:
+    """One finding per root cause: the rows of each table are judged on their own (a
+    duplicate row and an overdraft of another table are two findings, two fixes), and
+    findings of one kind are merged back into one naming every place (an order inserted
+    and a stock overrun by the same check are one)."""
+    tables = sorted({d.table for d in c.differences if d.where in ROWS})
+    if len(tables) <= 1:
+        race = _race(c)
+        return [race] if race is not None else []
+    by_kind: dict[str, Finding] = {}
+    for table in tables:
+        race = _race(
+            c.narrowed([d for d in c.differences if d.where not in ROWS or d.table == table])
+        )
+        if race is None:
+            continue
+        kept = by_kind.get(race.kind)
+        if kept is None:
+            by_kind[race.kind] = race
+        elif race.place and race.place not in kept.place.split(", "):
+            places = sorted({*kept.place.split(", "), *race.place.split(", ")} - {""})
+            by_kind[race.kind] = kept.with_(place=", ".join(places))
+    return list(by_kind.values())
+
+
+def _place(differences: Sequence[Difference]) -> str:
+    """The cells ("table.column") and tables (rows added or missing) differences are in."""
+    return ", ".join(
+        sorted({f"{d.table}.{d.column}" if d.where == "cell" else d.table for d in differences})
+    )
+
 
 def _race(c: _Context) -> Finding | None:
     differences = c.differences
     if not differences:
         return None  # only 5xx answers that serial runs give too: serial failures
+    if _error_path(c):  # the serial run failed where this one did not: a serial failure
+        return _concurrency_error(c)
     return (
         _concurrency_error(c)
         or _lost_update(c)
@@ -88,9 +124,24 @@ def _overwrite(
                         and _same_row(e.access.key, cell.key)
                         and cell.column in sets
                         and (not exact or _same(sets[cell.column], cell.actual))
+                        and not _kept(lost, e, cell)
                     ):
                         return victim, visible, writer, read, lost, e
     return None
+
+
+def _kept(lost: _Event, wrote: _Event, cell: Difference) -> bool:
+    """Whether the victim's value is still there: it wrote the final value itself, and
+    the overwrite is not known to hit its row (R2 set 0 and it ends as 0: not lost). A
+    counter both set to the same stale value from one row is lost (its increment is)."""
+    mine = dict(lost.access.sets)
+    if cell.column not in mine or not _same(mine[cell.column], cell.actual):
+        return False
+    return not (
+        wrote.access.key is not None
+        and lost.access.key is not None
+        and wrote.access.key == lost.access.key
+    )
 
 
 def _lost_update_finding(
@@ -129,6 +180,7 @@ def _lost_update_finding(
         {victim, writer},
         facts,
         however,
+        place=f"{cell.table}.{cell.column}",
         difference=cell,
         conflicts=(read.position, lost.position, victim_commit, wrote.position),
     )
@@ -191,6 +243,7 @@ def _write_skew(c: _Context) -> Finding | None:
                     (a, b),
                     facts,
                     however,
+                    place=_place(table_diffs),
                     difference=first,
                     conflicts=[r.position for _, _, r, _ in reads]
                     + [w.position for _, _, _, w in reads]
@@ -240,6 +293,9 @@ def _limit_overrun(c: _Context) -> Finding | None:
     diffs = [d for d in c.differences if d.where in ("cell", "extra-row", "missing-row")]
     if not diffs:
         return None
+    lower = _lower_counter(c, diffs)
+    if lower is not None:
+        return lower
     tables = {_bare(d.table) for d in diffs}
     writers = sorted(w for w in c.commits if c.written(w) & tables)
     responders = {d.request for d in c.differences if d.where == "response"}
@@ -270,8 +326,83 @@ def _limit_overrun(c: _Context) -> Finding | None:
         f"({c.closest()}): a contradiction!"
     )
     return c.finding(
-        "limit-overrun", involved, facts, however, difference=diffs[0], conflicts=cited
+        "limit-overrun",
+        involved,
+        facts,
+        however,
+        difference=diffs[0],
+        conflicts=cited,
+        place=_place(diffs),
     )
+
+
+def _error_path(c: _Context) -> bool:
+    """Whether the closest serial run took an error path this execution did not (a 5xx
+    there, an answer here): its rows differ because of that error, which is reported as
+    a serial failure, not as a race."""
+    reference = c.verdict.reference
+    if reference is None:
+        return False
+    return any(
+        expected is not None
+        and expected.status >= 500
+        and actual is not None
+        and actual.status < 500
+        for actual, expected in zip(c.execution.responses, reference.responses, strict=False)
+    )
+
+
+def _lower_counter(c: _Context, diffs: Sequence[Difference]) -> Finding | None:
+    """A counter that ends lower than every serial order, set by requests that each wrote
+    a value they computed (``SET n = ?``, not ``n = n + 1``): increments were lost, a
+    lost update, never "past the limit"."""
+    if not diffs or any(d.where != "cell" for d in diffs):
+        return None
+    if not all(_number(d.actual) and _number(d.expected) and d.actual < d.expected for d in diffs):
+        return None
+    cell = diffs[0]
+    bare = _bare(cell.table)
+    setters = [
+        e
+        for e in c.events
+        if e.access.verb == "UPDATE"
+        and e.access.write == bare
+        and e.request in c.commits
+        and cell.column in e.access.assigned
+        and _same_row(e.access.key, cell.key)
+        and not e.step.error
+    ]
+    if len({e.request for e in setters}) < 2 or any(
+        cell.column not in dict(e.access.sets) for e in setters
+    ):
+        return None
+    where = f"{cell.table}[{_key_text(cell.key)}].{cell.column}"
+    facts = [
+        f"{label(e.request)} set {cell.column} = {_json(dict(e.access.sets)[cell.column])} "
+        f"at {c.step(e.position)}, a value it computed from what it had read;"
+        for e in setters
+    ]
+    facts.append(
+        f"so {where} ends as {_json(cell.actual)}, lower than any serial order leaves it: "
+        f"a request's update was lost."
+    )
+    however = (
+        f"However, no serial order loses an update: in the closest one {where} ends as "
+        f"{_json(cell.expected)} ({c.closest()}): a contradiction!"
+    )
+    return c.finding(
+        "lost-update",
+        sorted({e.request for e in setters}),
+        facts,
+        however,
+        difference=cell,
+        conflicts=[e.position for e in setters],
+        place=f"{cell.table}.{cell.column}",
+    )
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _stale_read(c: _Context) -> Finding:
