@@ -523,7 +523,7 @@ def test_a_duplicate_row_and_an_overdraft_of_another_table_are_two_findings() ->
     )
     found = classify(scenario("POST /unlock", "POST /unlock"), e, verdict)
     assert sorted(kinds(found)) == ["duplicate-insert", "limit-overrun"]
-    assert {f.place for f in found} == {"unlocks", "users.score"}
+    assert {f.place for f in found} == {"unlocks", "users"}
     assert len({f.fingerprint for f in found}) == 2
 
 
@@ -537,5 +537,5 @@ def test_the_same_race_through_two_routes_is_one_finding() -> None:
     )
     (two,) = classify(other, e, verdict)
     assert one.endpoints != two.endpoints
-    assert one.place == two.place == "users.name"
+    assert one.place == two.place == "users"
     assert one.fingerprint == two.fingerprint

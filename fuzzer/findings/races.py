@@ -43,10 +43,9 @@ def _races(c: _Context) -> list[Finding]:
 
 
 def _place(differences: Sequence[Difference]) -> str:
-    """The cells ("table.column") and tables (rows added or missing) differences are in."""
-    return ", ".join(
-        sorted({f"{d.table}.{d.column}" if d.where == "cell" else d.table for d in differences})
-    )
+    """The tables differences are in: one stale copy merged back loses the name in one
+    example and the age in another, and that is one bug."""
+    return ", ".join(sorted({d.table for d in differences}))
 
 
 def _race(c: _Context) -> Finding | None:
@@ -180,7 +179,7 @@ def _lost_update_finding(
         {victim, writer},
         facts,
         however,
-        place=f"{cell.table}.{cell.column}",
+        place=cell.table,
         difference=cell,
         conflicts=(read.position, lost.position, victim_commit, wrote.position),
     )
@@ -397,7 +396,7 @@ def _lower_counter(c: _Context, diffs: Sequence[Difference]) -> Finding | None:
         however,
         difference=cell,
         conflicts=[e.position for e in setters],
-        place=f"{cell.table}.{cell.column}",
+        place=cell.table,
     )
 
 
