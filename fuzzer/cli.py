@@ -515,6 +515,28 @@ def stress_command(
     metavar="SECONDS",
     help="No progress for this long: a hang.",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1, max=64),
+    default=1,
+    show_default=True,
+    help="Worker processes on this machine, each with its own server and scratch databases, "
+    "splitting the campaign's seeds and opening.",
+)
+@click.option(
+    "--shared",
+    default=None,
+    metavar="REDIS_URL",
+    help="Keep the campaign in Redis (redis://HOST:PORT/DB) so soaks on several machines "
+    "join it: examples, findings (each reported once), seeds and coverage.",
+)
+@click.option("--lease", type=click.FloatRange(min=0.5), default=None, hidden=True)
+@click.option(
+    "--known-only",
+    is_flag=True,
+    help="Only replay the campaign's known findings and write the reports (the merged "
+    "report of a campaign that ran on several machines).",
+)
 @click.option("--no-progress", is_flag=True, help="No progress bar or progress lines.")
 def soak_command(
     target: str,
@@ -526,6 +548,10 @@ def soak_command(
     report_dir: str,
     allow_wipe: bool,
     hang_timeout: float,
+    workers: int,
+    shared: str | None,
+    known_only: bool,
+    lease: float | None,
     no_progress: bool,
 ) -> None:
     """Fuzz TARGET unattended for --duration seconds (a nightly CI job). Exit 1 on findings.
@@ -536,20 +562,30 @@ def soak_command(
     from .soak import soak
 
     def action() -> int:
+        from .workers import soak_workers
+
         progress = reporting.SearchProgress(enabled=not no_progress)
+        options: dict[str, Any] = {
+            "duration": duration,
+            "db": db,
+            "isolation": isolation,
+            "seed": seed,
+            "round_examples": round_examples,
+            "report_dir": report_dir,
+            "allow_wipe": allow_wipe,
+            "hang_timeout": hang_timeout,
+            "shared": shared,
+            "on_event": progress,
+        }
+        if known_only:
+            options["known_only"] = True
+        if lease is not None:  # tests: how soon a dead worker's chunk is taken up
+            options["lease"] = lease
         try:
-            report = soak(
-                target,
-                duration=duration,
-                db=db,
-                isolation=isolation,
-                seed=seed,
-                round_examples=round_examples,
-                report_dir=report_dir,
-                allow_wipe=allow_wipe,
-                hang_timeout=hang_timeout,
-                on_event=progress,
-            )
+            if workers > 1:
+                report = soak_workers(target, workers=workers, **options)
+            else:
+                report = soak(target, **options)
         finally:
             progress.stop()
         for entry in report.written:

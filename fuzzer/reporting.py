@@ -104,6 +104,11 @@ class SearchProgress:
             )
         elif event == "written":
             self._line(f"wrote {data['entry'].json}")
+        elif event == "worker-died":
+            self._line(
+                f"worker {data['worker'] + 1} died (exit {data['exit_code']}); what it "
+                "reported is kept, and its share of the opening returns to the others"
+            )
 
     def _start(self, data: dict[str, Any]) -> None:
         database = data.get("database") or {}
@@ -288,6 +293,16 @@ def soak_summary(report: SoakReport) -> None:
         f"{report.replayed} known failure(s) found again first, {report.references} serial "
         f"reference runs; stopped: {report.stop_reason}"
     )
+    for worker in report.workers:
+        died = f", died (exit {worker['exit_code']})" if worker["exit"] == "died" else ""
+        note(
+            f"  worker {worker['worker'] + 1}: {worker['examples']} examples in "
+            f"{worker['rounds']} rounds, {worker['findings']} finding(s) reported first{died}"
+        )
+    done, units = report.coverage
+    if units:
+        state = "complete" if done == units else "in progress"
+        note(f"opening: {done} of {units} units done for the campaign ({state}); {report.campaign}")
     start, end = report.start, report.end
     after = f" (after {report.warmup} warm-up examples)" if report.warmup else ""
     note(

@@ -59,6 +59,8 @@ class _Context:
         open_since: dict[tuple[int, int], int] = {}
         for e in self.events:
             where = (e.request, e.step.connection)
+            if e.step.connection == 0:  # a cache or Redis command: no transaction
+                continue
             if e.access.verb in ("COMMIT", "ROLLBACK"):
                 open_since.pop(where, None)
                 continue

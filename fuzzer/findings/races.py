@@ -4,6 +4,7 @@ live in their own modules), and the order in which they are tried."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -309,6 +310,7 @@ def _limit_overrun(c: _Context) -> Finding | None:
             if fact and positions and positions[0] < c.commits[w]:
                 facts.append(fact)
                 cited += positions
+    facts += _store_facts(c, writers, cited)
     for d in c.differences:
         if (
             d.where == "response"
@@ -333,6 +335,27 @@ def _limit_overrun(c: _Context) -> Finding | None:
         conflicts=cited,
         place=_place(diffs),
     )
+
+
+def _store_facts(c: _Context, requests: Sequence[int], cited: list[int]) -> list[str]:
+    """A cache or Redis key (caches.py) that one request read before another wrote it, and
+    wrote itself after that: such a write is seen at once, no COMMIT publishes it."""
+    facts = []
+    for r, w in itertools.permutations(requests, 2):
+        own = [e for e in c.of(r) if e.step.connection == 0]  # its cache and Redis commands
+        for write in (e for e in c.of(w) if e.step.connection == 0 and e.access.write):
+            table = write.access.write
+            read = [e for e in own if e.position < write.position and table in e.access.reads]
+            again = [e for e in own if e.position > write.position and e.access.write == table]
+            if read and again:
+                facts.append(
+                    f"{label(r)} read {table} at {c.step(read[-1].position)}, before {label(w)} "
+                    f"wrote it at step {write.position + 1}, and wrote it at step "
+                    f"{again[0].position + 1}, after that;"
+                )
+                cited += [read[-1].position, write.position, again[0].position]
+                break
+    return facts
 
 
 def _error_path(c: _Context) -> bool:
