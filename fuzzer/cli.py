@@ -1,5 +1,5 @@
 """The command line: ``fuzzer run``, ``fuzzer replay``, ``fuzzer matrix``, ``fuzzer stress``,
-``fuzzer soak``, ``fuzzer init``.
+``fuzzer soak``, ``fuzzer init``, ``fuzzer clean``.
 
 Exit codes: 0 no finding (or, for replay, fixed); 1 findings (reproduced); 2 a usage,
 target or environment error, as one line that says how to fix it; 3 a bug in the
@@ -17,9 +17,10 @@ from typing import Any, NoReturn
 import click
 
 from . import reporting
-from .errors import FuzzerError, InternalError
+from .errors import FuzzerError, InternalError, InvalidOption
 
 ISOLATION_LEVELS = ("read-uncommitted", "read-committed", "repeatable-read", "serializable")
+DB_ENVIRONMENT = "FUZZER_DB"  # --db from the environment: a password need not sit in argv
 
 
 class _Group(click.Group):
@@ -69,10 +70,34 @@ def _db_option(default: str | None = "sqlite") -> Callable[..., Any]:
         "--db",
         default=default,
         show_default=default is not None,
+        envvar=DB_ENVIRONMENT,
+        show_envvar=True,
         metavar="URL",
         help="sqlite (a temporary file), mysql, mariadb, postgres, or a SQLAlchemy URL "
-        "on 127.0.0.1.",
+        f"on 127.0.0.1 (or in ${DB_ENVIRONMENT}, so a password stays out of the command line).",
     )
+
+
+def _check_report_dir(path: str) -> None:
+    """A report directory that cannot be written fails now, not after the search."""
+    existing = os.path.abspath(path)
+    while not os.path.exists(existing):
+        parent = os.path.dirname(existing)
+        if parent == existing:
+            break
+        existing = parent
+    where = f"--report-dir {path}"
+    if not os.path.isdir(existing):
+        inside = "" if existing == os.path.abspath(path) else f" ({existing} is)"
+        raise InvalidOption(
+            f"Cannot write reports to {where}: it is a file, not a directory{inside}; "
+            f"give a directory (it is created if missing)"
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InvalidOption(
+            f"Cannot write reports to {where}: {existing} is not writable; give a directory "
+            f"you may write to"
+        )
 
 
 def _isolation_option() -> Callable[..., Any]:
@@ -186,6 +211,7 @@ def run_command(
         raise click.BadParameter(str(exc), param_hint="--fail-on") from None
 
     def action() -> int:
+        _check_report_dir(report_dir)
         progress = reporting.SearchProgress(enabled=not no_progress)
         try:
             report = api.run(
@@ -221,9 +247,30 @@ def run_command(
             unconfirmed=report.result.unconfirmed,
             treated=dict(report.result.treated),
         )
+        if keep_db:
+            for where in _kept(report.database):
+                reporting.note(f"Kept the scratch database {where}")
         return report.exit_code
 
     _guard(action)
+
+
+def _kept(database: dict[str, Any]) -> list[str]:
+    """Where each kept database is: a file, or a database on a server."""
+    from sqlalchemy.engine import make_url
+
+    places = []
+    for url in (database.get("databases") or {}).values():
+        parsed = make_url(url)
+        if parsed.get_backend_name() == "sqlite":
+            places.append(f"{parsed.database} (remove it by hand, or: fuzzer clean --include-kept)")
+        else:
+            server = f"{parsed.host or 'localhost'}:{parsed.port or ''}".rstrip(":")
+            places.append(
+                f"{parsed.database} on {server} (--db {url.split('?')[0]}; "
+                f"remove it with: fuzzer clean --db {database.get('url', '')} --include-kept)"
+            )
+    return places
 
 
 @main.command("replay")
@@ -441,6 +488,7 @@ def stress_command(
     from .report.text import finding_text
 
     def action() -> int:
+        _check_report_dir(report_dir)
         progress = reporting.SearchProgress(enabled=not no_progress)
         try:
             report = api.stress(
@@ -562,6 +610,7 @@ def soak_command(
     from .soak import soak
 
     def action() -> int:
+        _check_report_dir(report_dir)
         from .workers import soak_workers
 
         progress = reporting.SearchProgress(enabled=not no_progress)
@@ -607,7 +656,14 @@ def soak_command(
 )
 @click.option("--force", is_flag=True, help="Overwrite FILE if it exists.")
 @click.option("--no-check", is_flag=True, help="Write the spec without trying it.")
-def init_command(factory: str, output: str | None, force: bool, no_check: bool) -> None:
+@click.option(
+    "--all-endpoints",
+    is_flag=True,
+    help="Keep the GET pages that only read (by default they are listed in a comment).",
+)
+def init_command(
+    factory: str, output: str | None, force: bool, no_check: bool, all_endpoints: bool
+) -> None:
     """Write a starting target spec for an existing Flask app.
 
     FACTORY is the app factory, package.module:create_app, or a call with config
@@ -618,24 +674,64 @@ def init_command(factory: str, output: str | None, force: bool, no_check: bool) 
     from . import spec
 
     def action() -> int:
-        written = spec.write_spec(factory, output, force=force)
+        written = spec.write_spec(
+            factory, output, force=force, check=not no_check, all_endpoints=all_endpoints
+        )
         plan = written.plan
+        kept = [r for r in plan.routes if plan.kept(r)]
+        left = len(plan.routes) - len(kept)
         reporting.note(
-            f"Wrote {written.path}: {_count(len(plan.routes), 'endpoint')}, "
-            f"{_count(len(plan.identities), 'identity', 'identities')}, setup: "
+            f"Wrote {written.path}: {_count(len(kept), 'endpoint')}"
+            + (f" ({left} more listed in a comment)" if left else "")
+            + f", {_count(len(plan.identities), 'identity', 'identities')}, setup: "
             + (
-                ", ".join(f"flask {n}" if k == "command" else "create_all()" for k, n in plan.setup)
+                ", ".join(
+                    f"flask {n}" if k == "command" else f"{n.partition(':')[2] or 'create_all'}()"
+                    for k, n in plan.setup
+                )
                 or "none (edit it)"
             )
         )
         if not no_check:
-            lines = spec.check_written(written)
             reporting.note("Each endpoint's requests, sent alone after setup:")
-            for endpoint, line in lines.items():
+            for endpoint, line in written.survey.items():
                 reporting.note(f"  {endpoint}: {line}")
+            if plan.identity_notes and not plan.users:
+                reporting.note(plan.identity_notes[0])
         where = os.path.dirname(os.path.abspath(written.path))
         elsewhere = f"  (from {where})" if where != os.getcwd() else ""
         reporting.note(f"Next: fuzzer run {written.module}:target{elsewhere}")
+        return 0
+
+    _guard(action)
+
+
+@main.command("clean")
+@click.option(
+    "--db",
+    "databases",
+    multiple=True,
+    metavar="URL",
+    help="A server to clean (repeatable): mariadb, postgres or a URL on 127.0.0.1; "
+    "default: the temporary SQLite files, MariaDB and PostgreSQL on their usual ports.",
+)
+@click.option("--dry-run", is_flag=True, help="List what would be removed; remove nothing.")
+@click.option("--include-kept", is_flag=True, help="Also remove databases kept with --keep-db.")
+def clean_command(databases: tuple[str, ...], dry_run: bool, include_kept: bool) -> None:
+    """Remove the scratch databases of fuzzer runs that died without cleaning up.
+
+    A run killed with SIGKILL, or ended by a target calling os._exit(), leaves its
+    scratch databases (and SQLite temporary directories) behind. Each is marked with
+    its owner (host, pid, start time) and locked while its run lives: this lists every
+    marked one and removes those whose run is gone. Runs also do this when they start."""
+    from .db import clean
+
+    def action() -> int:
+        given = list(databases) or list(clean.DEFAULTS)
+        for line in clean.clean(
+            given, dry_run=dry_run, include_kept=include_kept, explicit=bool(databases)
+        ):
+            reporting.note(line)
         return 0
 
     _guard(action)

@@ -115,6 +115,8 @@ class SearchProgress:
         version = database.get("server_version", database.get("dialect", ""))
         level = database.get("isolation_level", "")
         self._line(f"Fuzzing {data['target']} on {version}" + (f" at {level}" if level else ""))
+        for notice in data.get("notices") or ():  # tables emptied, leftovers of dead runs
+            self._line(notice)
         if data.get("directory"):
             self._line(f"Reports go to {data['directory']}/ as soon as each finding is final")
         self._budget = data.get("time_budget")

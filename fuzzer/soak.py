@@ -188,6 +188,9 @@ def soak(
             s.database_info,
             settings_json,
             columns={name: info.columns for name, info in s.databases.tables.items()},
+            identities={
+                n: tuple(h) for n, h in (s.harness.identity_headers if s.harness else {}).items()
+            },
         )
         if sink is None:  # a worker's parent writes its findings
             writer.ensure_directory()
@@ -201,7 +204,9 @@ def soak(
             max_examples=None,
             time_budget=duration,
             directory=writer.directory,
+            notices=list(s.databases.notices),
             columns={name: list(info.columns) for name, info in s.databases.tables.items()},
+            identities={n: list(h) for n, h in (writer.identities or {}).items()},
         )
 
         def left() -> float:

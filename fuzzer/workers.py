@@ -121,7 +121,8 @@ def soak_workers(
                     f"{resolved.name}-soak",
                     database,
                     {"duration": duration, "db": spec.safe_url, "workers": workers},
-                    columns=data["columns"],
+                    columns=data["columns"] or {},
+                    identities=data["identities"],
                 )
                 writer.ensure_directory()
                 writer.write_manifest({"state": "running"})
@@ -132,6 +133,7 @@ def soak_workers(
                     max_examples=None,
                     time_budget=duration,
                     directory=writer.directory,
+                    notices=data["notices"] or [],
                 )
             elif event == "example":
                 examples[index] = data["examples"]
@@ -235,7 +237,8 @@ def _work(job: _Job, events: Any) -> None:
 
     def send(event: str, **data: Any) -> None:
         if event == "start":
-            info = {"database": data["database"], "columns": data.get("columns", {})}
+            keep = ("database", "columns", "identities", "notices")
+            info = {name: data.get(name) for name in keep}
             events.put((job.index, "start", info))
         elif event == "example":
             events.put((job.index, "example", {"examples": data.get("examples", 0)}))
