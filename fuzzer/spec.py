@@ -34,7 +34,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from . import bodies
+from . import bodies, compat
 from .errors import FuzzerError, InvalidTarget, TargetSetupError, describe
 from .factory import Factory, is_app, load_factory
 from .pysource import Call, Dict, Keyword, Node, literal
@@ -220,7 +220,7 @@ def _build_and_setup(
     if len(pins) > 1:  # rebuild with every pin, as the spec will
         _dispose(app)
         app = _build(factory, pins)
-    extension = app.extensions.get("sqlalchemy")
+    extension = compat.flask_sqlalchemy(app)
     steps = _setup_steps(app, factory)
     done: list[tuple[str, str]] = []
     with app.app_context():
@@ -265,7 +265,7 @@ def _setup_steps(app: Any, factory: Factory) -> list[tuple[str, str]]:
     init = sorted(name for name in commands if _INIT_COMMAND.search(name.rsplit(" ", 1)[-1]))
     if init:
         steps.append(("command", init[0]))
-    elif app.extensions.get("sqlalchemy") is not None:
+    elif compat.flask_sqlalchemy(app) is not None:
         steps.append(("create_all", ""))
     seeds: list[tuple[int, str, str, str]] = []
     for name, command in commands.items():
@@ -425,9 +425,9 @@ class Table:
 
 
 def _read_rows(url: str) -> dict[str, Table]:
-    from sqlalchemy import MetaData, create_engine
+    from sqlalchemy import MetaData
 
-    engine = create_engine(url)
+    engine = compat.create_engine(url)
     try:
         metadata = MetaData()
         metadata.reflect(bind=engine)
@@ -475,11 +475,11 @@ def _time_columns(app: Any, plan: Plan, rows: Mapping[str, Table]) -> list[str]:
     """Columns the clock fills: a date-time type in the app's models, or a number whose
     default is ``time.time`` or whose values after setup are seconds since 1970 near
     now (``token_expiration = time() + 3600``)."""
-    extension = app.extensions.get("sqlalchemy")
+    extension = compat.flask_sqlalchemy(app)
     if extension is None:
         return []
     found = []
-    for bind, metadata in getattr(extension, "metadatas", {None: extension.metadata}).items():
+    for bind, metadata in compat.metadatas(extension).items():
         database = f"{bind or 'default'}." if plan.databases else ""
         for table in metadata.sorted_tables:
             info = rows.get(f"{database}{table.name}")
@@ -517,10 +517,9 @@ def _clock_number(column: Any, info: Table | None) -> bool:
 
 
 def _dispose(app: Any) -> None:
-    extension = app.extensions.get("sqlalchemy") if hasattr(app, "extensions") else None
-    if extension is not None:
+    if compat.flask_sqlalchemy(app) is not None:
         with app.app_context(), contextlib.suppress(Exception):
-            for engine in extension.engines.values():
+            for engine in compat.sqlalchemy_engines(app).values():
                 engine.dispose()
 
 
@@ -584,7 +583,7 @@ _TOKEN_METHODS = ("get_token", "generate_auth_token", "get_auth_token", "generat
 
 def _token_method(app: Any, table_name: str | None) -> str:
     """The user model's method that issues an API token, callable without arguments."""
-    extension = app.extensions.get("sqlalchemy")
+    extension = compat.flask_sqlalchemy(app)
     registry = getattr(getattr(extension, "Model", None), "registry", None)
     for mapper in getattr(registry, "mappers", ()):
         if str(mapper.local_table.name) != table_name:
@@ -599,8 +598,7 @@ def _token_method(app: Any, table_name: str | None) -> str:
 
 
 def _user_table(app: Any) -> str | None:
-    extension = app.extensions.get("sqlalchemy")
-    model = getattr(extension, "Model", None)
+    model = getattr(compat.flask_sqlalchemy(app), "Model", None)
     registry = getattr(model, "registry", None)
     for mapper in getattr(registry, "mappers", ()):
         cls = mapper.class_

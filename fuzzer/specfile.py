@@ -6,6 +6,7 @@ from __future__ import annotations
 import textwrap
 from typing import TYPE_CHECKING
 
+from . import compat
 from .pysource import WIDTH, Call, Keyword, Node, layout, literal
 
 if TYPE_CHECKING:
@@ -54,7 +55,7 @@ def render(plan: Plan, module: str) -> str:
         comment(note, "    ")
     for kind, name in plan.setup:
         if kind == "create_all":
-            out('    app.extensions["sqlalchemy"].create_all()')
+            out(f"    {compat.create_all_source()}")
         elif kind == "call":
             out(f"    {name.partition(':')[2]}()  # the app's own seed function")
         else:
