@@ -96,6 +96,9 @@ class SearchResult:
     shrink_seconds: float = 0.0
     seed: int | None = None  # the seed of the search's random generator
     coverage: Coverage | None = None  # how much of the pairs' plan ran (fuzzer/pairs.py)
+    # minimal examples that never reproduced in their confirmations: not findings
+    unconfirmed: list[Finding] = field(default_factory=list)
+    treated: Counter[str] = field(default_factory=Counter)  # e.g. rejections under contention
 
     @property
     def first(self) -> Detection | None:
@@ -200,6 +203,7 @@ class Search:
         self.examples = 0
         self.calls = 0
         self.unknown: Counter[str] = Counter()
+        self.treated: Counter[str] = Counter()  # verdicts that needed a reading: why
         self.detections: dict[str, Detection] = {}
         self.seconds: dict[str, float] = defaultdict(float)  # where the time goes
         self.stuck: list[Finding] | None = None  # the findings of an execution that got stuck
@@ -284,6 +288,8 @@ class Search:
             spent["shrinking"] += time.perf_counter() - started
         if verdict.status == "unknown" and not self._shrinking:
             self.unknown[verdict.reason.split(";")[0]] += 1
+        elif verdict.status == "serializable" and verdict.reason and not self._shrinking:
+            self.treated[verdict.reason] += 1
         self.on_event(
             "example",
             examples=self.examples,
@@ -411,17 +417,26 @@ class Search:
                 continue
             minimal[fp] = self._shrink_alone(fp, choices, shrink_started)
         self._focus = None
-        findings = []
+        findings: list[Finding] = []
+        unconfirmed: list[Finding] = []
+
+        def final(finding: Finding) -> None:
+            if finding.unconfirmed:  # never reproduced: not a finding, and not written
+                unconfirmed.append(finding)
+                self.on_event("unconfirmed", finding=finding)
+            else:
+                findings.append(finding)
+                self.on_event("final", finding=finding)  # shrunk and confirmed: report it now
+
         for fp, choices in minimal.items():
-            final = self._final(fp, choices)
-            if final is not None:
-                findings.append(final)
-                self.on_event("final", finding=final)  # shrunk and confirmed: report it now
+            found = self._final(fp, choices)
+            if found is not None:
+                final(found)
         for fp, seeded in self._seeded.items():
             if fp not in minimal:  # seen only in the opening: minimize it here
-                findings.append(self._final_seeded(seeded))
-                self.on_event("final", finding=findings[-1])
-        findings.sort(key=lambda f: (_kind_rank(f.kind), f.endpoints))
+                final(self._final_seeded(seeded))
+        # rows that differ first, then findings where only responses differ
+        findings.sort(key=lambda f: (f.response_only, _kind_rank(f.kind), f.endpoints))
         return SearchResult(
             findings=findings,
             examples=self.examples,
@@ -433,6 +448,8 @@ class Search:
             shrink_seconds=time.monotonic() - shrink_started,
             seed=self.seed,
             coverage=self._coverage(),
+            unconfirmed=unconfirmed,
+            treated=self.treated,
         )
 
     def _runner(
@@ -542,15 +559,39 @@ class Search:
         return next((f for f in findings if f.fingerprint == fingerprint), None)
 
     def _confirmed(self, finding: Finding) -> Finding:
+        """Replay the minimal example ``confirm`` times. One that never reproduces is
+        unconfirmed (not a finding): it keeps what each try showed instead."""
         n = self.settings.confirm
         if n > 0:
-            hits = sum(
-                self._reproduces(finding.scenario, finding.fingerprint) is not None
-                for _ in range(n)
-            )
+            tries = [self._try(finding) for _ in range(n)]
+            hits = tries.count("")
             if hits < n:
                 finding = finding.with_(flaky=f"{hits}/{n}")
+            if hits == 0:
+                finding = finding.with_(extra={**finding.extra, "tries": tries})
         return finding
+
+    def _try(self, finding: Finding) -> str:
+        """One replay of a finding's scenario: "" if it showed the finding again, else
+        what it showed instead."""
+        execution, verdict, findings = evaluate(
+            finding.scenario, self.execute, self.oracle, self.controlled
+        )
+        if any(f.fingerprint == finding.fingerprint for f in findings):
+            return ""
+        answers = ", ".join(f"{r.status}" if r is not None else "none" for r in execution.responses)
+        if execution.hang is not None:
+            shown = f"hung after {execution.hang.seconds:g} s"
+        elif verdict.status == "unknown":
+            shown = f"could not be judged: {verdict.reason.split(';')[0]}"
+        elif verdict.status == "serializable":
+            order = " → ".join(f"R{i + 1}" for i in verdict.order) or "(no request)"
+            shown = f"rows and answers matched the serial order {order}"
+        elif findings:
+            shown = "; ".join(f"{f.kind} ({' + '.join(f.endpoints)}) instead" for f in findings)
+        else:
+            shown = f"{len(verdict.differences)} difference(s), none of them this finding"
+        return f"answered {answers}; {shown}"
 
     def _replay_under_control(self, finding: Finding) -> Finding:
         """A free-running finding has no known schedule: derive one from the order its

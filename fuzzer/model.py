@@ -277,6 +277,8 @@ class Execution:
     hang: Hang | None = None
     # the DDL probe's answer: a schema change that would wait behind a leaked transaction
     schema_change: Hang | None = None
+    # writes no request made (the app's background threads) while it ran: unjudgeable
+    stray_writes: tuple[str, ...] = ()
     timings: Mapping[str, float] = field(default_factory=dict, compare=False)
 
     @property

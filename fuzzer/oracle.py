@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from .db import Rows, TableInfo
-from .model import Execution, Response, Scenario
+from .model import Execution, Response, Scenario, is_write_sql
 
 Status = Literal["serializable", "violation", "unknown"]
 MAX_ORDERS = 120  # 5! — beyond that only the commit order and its rotations are tried
@@ -316,6 +316,9 @@ class Oracle:
             return Verdict("unknown", reason="the execution hung")
         if any(r is not None and r.status == 0 for r in execution.responses):
             return Verdict("unknown", reason="a request got no response")
+        stray = _stray_writes(execution)
+        if stray:
+            return Verdict("unknown", reason=stray)
         aborted = tuple(
             i
             for i, r in enumerate(execution.responses)
@@ -343,6 +346,10 @@ class Oracle:
         failures: dict[int, Response] = {}
         for order in self._orders(execution, committed):
             reference, expected = self.reference(scenario, order)
+            stray = _stray_writes(reference)
+            if stray:
+                self._memo.pop(serial_key(scenario, order), None)
+                return Verdict("unknown", order, aborted, reason=stray)
             for i in order:
                 response = reference.responses[i]
                 if response is not None and response.status >= 500:
@@ -358,6 +365,9 @@ class Oracle:
                     serial_failures=tuple(sorted(failures.items())),
                     orders_tried=len(tried),
                 )
+        turned_away = self._rejected_under_contention(scenario, execution, actual, committed)
+        if turned_away is not None:
+            return replace(turned_away, aborted=tuple(sorted({*aborted, *turned_away.aborted})))
         order, reference, differences = min(tried, key=lambda t: len(t[2]))
         _, again = self.reference(scenario, order, fresh=True)
         if again != self.normalizer.outcome(reference):
@@ -384,6 +394,46 @@ class Oracle:
             orders_tried=len(tried),
             consulted=tuple(t[1] for t in tried),
         )
+
+    def _rejected_under_contention(
+        self,
+        scenario: Scenario,
+        execution: Execution,
+        actual: Outcome,
+        committed: Sequence[int],
+    ) -> Verdict | None:
+        """Aborts by any name (issue 11): requests that answered 4xx while another request
+        ran and committed nothing, when the rows and every other answer match a serial
+        order without them, were turned away under contention (403 "another submission
+        is being processed"), like a 409. A serializable verdict whose reason says so,
+        or None. A read (GET, HEAD) answering 4xx is never one: what it answered is
+        what it read."""
+        turned = [i for i in committed if _turned_away(scenario, execution, i)]
+        if not turned:
+            return None
+        rest = [i for i in committed if i not in turned]
+        for order in self._orders(execution, rest):
+            reference, expected = self.reference(scenario, order)
+            if execution.stray_writes or reference.stray_writes:
+                return None
+            if self._compare(actual, expected, order):
+                continue
+            what = "; ".join(
+                f"{scenario.requests[i].endpoint} answered {execution.responses[i].status}"  # type: ignore[union-attr]
+                for i in turned
+            )
+            return Verdict(
+                "serializable",
+                order,
+                tuple(turned),
+                reference=reference,
+                reason=(
+                    f"a rejection under contention ({what}, committing nothing while another "
+                    f"request ran): treated as aborted, the rest matches a serial order "
+                    f"without it"
+                ),
+            )
+        return None
 
     def _orders(self, execution: Execution, committed: Sequence[int]) -> list[tuple[int, ...]]:
         first = tuple(i for i in execution.commit_order if i in committed)
@@ -457,6 +507,41 @@ class Oracle:
                 Difference("missing-row", None, dict(zip(columns, row, strict=False)), table=name)
             )
         return differences
+
+
+def _turned_away(scenario: Scenario, execution: Execution, request: int) -> bool:
+    """Whether a request that is not a read answered 4xx, committed no write, and ran
+    while another request was in flight (their steps overlap in the trace)."""
+    response = execution.responses[request]
+    if response is None or not 400 <= response.status < 500:
+        return False
+    if scenario.requests[request].method.upper() in ("GET", "HEAD", "OPTIONS"):
+        return False
+    spans: dict[int, list[int]] = {}
+    wrote = False
+    for position, step in enumerate(execution.trace):
+        spans.setdefault(step.request, [position, position])[1] = position
+        if step.request == request and step.kind == "sql" and is_write_sql(step.text):
+            wrote = True
+        if step.request == request and step.kind == "commit" and wrote and not step.error:
+            return False  # it committed a write
+    mine = spans.get(request)
+    return mine is not None and any(
+        other != request and start <= mine[1] and mine[0] <= end
+        for other, (start, end) in spans.items()
+    )
+
+
+def _stray_writes(execution: Execution) -> str:
+    """Why an execution cannot be judged because a write no request made ran while it
+    did (the app's background thread), naming the write; "" when none did."""
+    if not execution.stray_writes:
+        return ""
+    first = execution.stray_writes[0]
+    return (
+        f"a write no request made ran during it: {first}; the app writes from a thread of "
+        f"its own (after the response?), which the fuzzer cannot attribute or order"
+    )
 
 
 def serial_key(scenario: Scenario, order: Sequence[int]) -> str:

@@ -218,6 +218,8 @@ def summary(
     unknown: dict[str, int] | None = None,
     references: int = 0,
     coverage: Coverage | None = None,
+    unconfirmed: Sequence[Finding] = (),
+    treated: dict[str, int] | None = None,
 ) -> None:
     rate = examples / seconds if seconds > 0 else 0.0
     note(
@@ -229,9 +231,36 @@ def summary(
             note(f"  {count} example(s) could not be judged: {reason}")
     if coverage is not None:
         note(coverage_text(coverage, findings))
+    for reason, count in sorted((treated or {}).items()):
+        note(f"  {count} example(s) judged with {reason}")
     findings_table(findings)
+    unconfirmed_section(unconfirmed)
     if directory:
         note(f"Reports: {directory}/ (report.html, junit.xml, manifest.json, one JSON per finding)")
+
+
+def unconfirmed_section(unconfirmed: Sequence[Finding]) -> None:
+    """Minimal examples that never reproduced in their confirmations: listed with what
+    each try showed, neither counted among the findings nor failing the run."""
+    if not unconfirmed:
+        return
+    note(
+        f"\nUnconfirmed ({len(unconfirmed)}, not counted as findings: the minimal example "
+        f"never reproduced when replayed)"
+    )
+    for f in unconfirmed:
+        answers = ", ".join(str(r.status) if r else "none" for r in f.execution.responses)
+        difference = f.explanation.difference
+        first = f"answered {answers}; " + (
+            difference.describe(label) if difference is not None else f.explanation.however
+        )
+        note(
+            f"  {f.kind} ({' + '.join(f.endpoints) or '—'}), seen after {f.found_after} ex, "
+            f"replayed {f.flaky}: {requests_line(f)}"
+        )
+        note(f"    first seen: {first}")
+        for number, tried in enumerate(f.extra.get("tries", ()), 1):
+            note(f"    try {number}: {tried}")
 
 
 def findings_table(findings: Sequence[Finding]) -> None:
@@ -247,7 +276,7 @@ def findings_table(findings: Sequence[Finding]) -> None:
     table.add_column("replays")
     for f in findings:
         table.add_row(
-            Text(f.kind),
+            Text(f.kind + (" (responses only)" if f.response_only else "")),
             Text(" + ".join(f.endpoints) + (f" ({f.exception})" if f.exception else "")),
             str(len(f.scenario.requests)),
             str(context_switches(f.execution.trace)),

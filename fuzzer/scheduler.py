@@ -160,6 +160,7 @@ class RequestHandle:
     cpu: int = -1
     frame: tuple[Any, ...] | None = None
     frozen_since: float | None = None
+    timed_out: bool = False  # its block was only ever a timeout's guess
 
     def __post_init__(self) -> None:
         self.grant.acquire()  # held until the scheduler grants a step
@@ -283,7 +284,7 @@ class Scheduler:
         r.steps += 1
         r.seq = self._seq
         r.granted_at = self._epoch_time
-        r.frozen_since, r.cpu, r.frame = None, -1, None
+        r.frozen_since, r.cpu, r.frame, r.timed_out = None, -1, None, False
         if r.steps in r.yields:
             r.demotion = next(self._demotions)
         if self._model is not None:
@@ -354,6 +355,8 @@ class Scheduler:
             if moved:
                 return None
             return r.blocked if now - self._epoch_time >= self.limits.settle else ""
+        if moved or r.frozen_since is None:
+            return ""  # its CPU clock or stack moves: running Python (a hash, a slow loop)
         if (
             not r.in_db
             and r.frozen_since is not None
@@ -364,9 +367,10 @@ class Scheduler:
         ):
             self.stats.python_blocks += 1
             return f"blocked in Python at {_where(r.thread)}"
-        if now - r.granted_at >= self.limits.fallback_timeout:
+        if now - r.frozen_since >= self.limits.fallback_timeout:
             self.stats.timeouts += 1
-            return f"no progress for {now - r.granted_at:.1f} s (timeout) at {_where(r.thread)}"
+            r.timed_out = True
+            return f"still for {now - r.frozen_since:.1f} s (timeout) at {_where(r.thread)}"
         return ""
 
     def _sample(self, r: RequestHandle, now: float) -> bool:
@@ -400,6 +404,9 @@ class Scheduler:
             bool(live)
             and self._settled()
             and any(r.state == RUNNING for r in live)
+            # a block only a timeout guessed (a thread still in I/O) may end on its own:
+            # for those the hang budget (--hang-timeout) decides, not this shortcut
+            and not any(r.state == RUNNING and r.timed_out for r in live)
             and not any(r.state == WAITING and self._admits(r) for r in live)
         )
 
@@ -411,7 +418,10 @@ class Scheduler:
         holder = self._model.holder() if self._model else None
         for r in self._reqs:
             if r.state == RUNNING:
-                blocked[r.index] = r.blocked or f"running at {_where(r.thread)}"
+                blocked[r.index] = r.blocked or (
+                    f"still running at {_where(r.thread)} (its stack moved: it was not "
+                    f"blocked, only slower than --hang-timeout)"
+                )
             elif r.state == WAITING and r.pending is not None:
                 note = ""
                 if holder is not None and holder != r.index and r.pending.write:

@@ -17,7 +17,7 @@ from typing import Any
 from hypothesis import HealthCheck, Phase, find, settings
 
 from .errors import InvalidTarget
-from .model import Execution, Gene, Request, Scenario, Step
+from .model import Execution, Gene, Request, Response, Scenario, Step
 from .schedules import conflict_points, decisions, locks, resolve, surveyed_trace
 from .sql import access
 from .target import Endpoint, Target
@@ -37,6 +37,7 @@ class EndpointSurvey:
     writer: Request | None = None  # that request
     variant: Request | None = None  # another request of it that wrote (other arguments)
     other: Request | None = None  # the writer as another identity that writes (same rows)
+    response: Response | None = None  # what the simplest request answered
 
 
 @dataclass(frozen=True)
@@ -233,6 +234,7 @@ def survey(target: Target, run: Run) -> Survey:
                 richest.request,
                 writing[0] if writing else None,
                 _other_identity(run, richest, allowed, common) if richest.writes else None,
+                runs[0].response,
             )
         )
     return Survey(tuple(results), common)
@@ -320,6 +322,7 @@ class _Alone:
     reads: frozenset[str]
     writes: frozenset[str]
     statements: int
+    response: Response | None = None
 
     @classmethod
     def of(cls, run: Run, request: Request, common: frozenset[str] = frozenset()) -> _Alone:
@@ -348,6 +351,7 @@ class _Alone:
             frozenset(reads),
             frozenset(writes),
             statements,
+            response,
         )
 
 
