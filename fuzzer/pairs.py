@@ -13,7 +13,7 @@ depth ≤ 2 at conflict points").
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from .model import Gene, Request, Scenario, Step
@@ -64,6 +64,13 @@ class Plan:
     pairs: tuple[tuple[str, str], ...]
     scenarios: tuple[tuple[int, Scenario], ...]  # (index into pairs, scenario)
     relations: tuple[str, ...] = ()
+
+    def only(self, wanted: Collection[tuple[str, str]]) -> Plan:
+        """The plan of the ``wanted`` pairs alone (a soak worker's share of it)."""
+        keep = [k for k, pair in enumerate(self.pairs) if pair in wanted]
+        index = {k: n for n, k in enumerate(keep)}
+        scenarios = tuple((index[k], s) for k, s in self.scenarios if k in index)
+        return Plan(tuple(self.pairs[k] for k in keep), scenarios, self.relations)
 
     def coverage(self, ran: int, done_after: int | None = None, random: int = 0) -> Coverage:
         """The coverage once the first ``ran`` scenarios have run."""
