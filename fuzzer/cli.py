@@ -194,6 +194,8 @@ def run_command(
             directory=report.directory,
             unknown=dict(report.result.unknown),
             references=report.references,
+            judged=dict(report.result.judged),
+            masked=dict(report.result.masked),
         )
         return report.exit_code
 
@@ -440,6 +442,8 @@ def stress_command(
             directory=report.directory,
             unknown=dict(report.result.unknown),
             references=report.references,
+            judged=dict(report.result.judged),
+            masked=dict(report.result.masked),
         )
         return report.exit_code
 

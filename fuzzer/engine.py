@@ -89,6 +89,10 @@ class SearchResult:
     unknown: Counter[str]
     shrink_seconds: float = 0.0
     seed: int | None = None  # the seed of the search's random generator
+    # examples judged "fully", "partly" (modulo masks: values that vary between serial
+    # runs) and "not"; and each mask with the number of examples that needed it
+    judged: Counter[str] = field(default_factory=Counter)
+    masked: Counter[str] = field(default_factory=Counter)
 
     @property
     def first(self) -> Detection | None:
@@ -192,6 +196,8 @@ class Search:
         self.examples = 0
         self.calls = 0
         self.unknown: Counter[str] = Counter()
+        self.judged: Counter[str] = Counter()
+        self.masked: Counter[str] = Counter()
         self.detections: dict[str, Detection] = {}
         self.seconds: dict[str, float] = defaultdict(float)  # where the time goes
         self.stuck: list[Finding] | None = None  # the findings of an execution that got stuck
@@ -232,6 +238,8 @@ class Search:
             detections=self.detections,
             unknown=self.unknown,
             seed=self.seed,
+            judged=self.judged,
+            masked=self.masked,
         )
 
     def _draw(self, data: ConjectureData) -> Scenario:
@@ -270,8 +278,11 @@ class Search:
         spent["classify"] += time.perf_counter() - judged
         if self._shrinking:
             spent["shrinking"] += time.perf_counter() - started
-        if verdict.status == "unknown" and not self._shrinking:
-            self.unknown[verdict.reason.split(";")[0]] += 1
+        if not self._shrinking:
+            self.judged[verdict.judged] += 1
+            self.masked.update(verdict.masked)
+            if verdict.status == "unknown":
+                self.unknown[verdict.reason.split(";")[0]] += 1
         self.on_event(
             "example",
             examples=self.examples,
@@ -380,6 +391,8 @@ class Search:
             unknown=self.unknown,
             shrink_seconds=time.monotonic() - shrink_started,
             seed=self.seed,
+            judged=self.judged,
+            masked=self.masked,
         )
 
     def _runner(
