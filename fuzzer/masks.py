@@ -255,7 +255,7 @@ def learn_body(
         masks.fields.add((endpoint, path))
         out.append(masks.field_name(endpoint, path))
         return
-    bad.append(f"{endpoint}'s {path} is {_short(plain(a))} once and {_short(plain(b))} once")
+    bad.append(f"{endpoint}'s {path} (not the same shape twice)")
 
 
 def learn_tables(
@@ -292,11 +292,6 @@ def learn_tables(
 
 def _scalar(value: Any) -> bool:
     return value is None or isinstance(value, str | int | float | bool | Varies | MaskedText)
-
-
-def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 # -- relations --------------------------------------------------------------------------

@@ -203,11 +203,8 @@ class Normalizer:
                 row
                 for row in tables[name]
                 if row[position] not in initial
-                or (
-                    again is not None
-                    and (row[position] in again or None in again)
-                    and row != rows.get(row[position])
-                )
+                or (again is not None and row[position] in again)
+                or (again is not None and None in again and row != rows.get(row[position]))
             ]
             if not new:
                 continue
@@ -591,11 +588,13 @@ class Oracle:
                 if x[0] != y[0]:
                     bad.append(f"{endpoint} answered {x[0]} once and {y[0]} once")
                     continue
-                masking.learn_body(self.masks, endpoint, x[1], y[1], "body", learned, bad)
+                redirect = isinstance(x[1], dict) and 300 <= x[0] < 400 and "path" in x[1]
+                root = "Location" if redirect else "body"
+                masking.learn_body(self.masks, endpoint, x[1], y[1], root, learned, bad)
         if not bad:
             a, b = self.outcome(scenario, first), self.outcome(scenario, again)
             if a != b:  # what is left: name it
-                bad = [d.describe(_endpoint_label(scenario)) for d in self._compare(a, b, ())]
+                bad = [_difference_name(d, scenario) for d in self._compare(a, b, ())]
                 bad = bad or ["their outcomes differ"]
         return bool(learned), bad
 
@@ -648,47 +647,51 @@ class Oracle:
         differences: list[Difference] = []
         for group in groups:
             cells = [p for p in group.positions if p[0] == "cell"]
-            anchor = cells[0] if cells else group.positions[0]
-            if anchor not in theirs:
+            answers = [p for p in group.positions if p[0] != "cell"]
+            if cells:  # answers must name a value the cell holds in the execution
+                anchor = cells[0]
+                allowed = self._cell_values(actual, anchor)
+            elif answers and answers[0] in theirs:  # answers must agree with each other
+                anchor = answers[0]
+                allowed = [theirs[anchor].value]
+            else:
                 continue
-            value = theirs[anchor].value
-            for position in group.positions:
+            for position in answers:
                 if position == anchor or position not in theirs:
                     continue
-                if theirs[position].value == value:
+                if theirs[position].value in allowed:
                     continue
-                agree = (
-                    f"{_position_text(position)} equal to {_position_text(anchor)}, as in "
-                    f"every serial run (a value that varies, but must agree)"
+                where = actual.responses if position[0] == "response" else actual.observers
+                differences.append(
+                    Difference(
+                        position[0],
+                        _unpack(where[position[1]]),
+                        f"{_position_text(position)} equal to {_position_text(anchor)}, as in "
+                        f"every serial run (a value that varies, but must agree): "
+                        f"{_short(plain(allowed[0]) if allowed else None)}",
+                        request=position[1],
+                    )
                 )
-                if position[0] == "cell":
-                    _, table, row, column = position
-                    differences.append(
-                        Difference(
-                            "cell",
-                            theirs[position].value,
-                            agree,
-                            table=table,
-                            key=self._row_key(table, actual.tables[table][row]),
-                            column=column,
-                        )
-                    )
-                else:
-                    answers = actual.responses if position[0] == "response" else actual.observers
-                    answer = answers[position[1]]
-                    differences.append(
-                        Difference(
-                            position[0],
-                            _unpack(answer),
-                            f"{agree}: {_short(value)}",
-                            request=position[1],
-                        )
-                    )
         return differences
 
-    def _row_key(self, table: str, row: tuple[Any, ...]) -> Any:
-        positions = self.normalizer.key_positions(table) if table in self.normalizer.tables else ()
-        return _key_value(tuple(plain(row[p]) for p in positions)) if positions else None
+    @staticmethod
+    def _cell_values(outcome: Outcome, position: Position) -> list[Any]:
+        """The values a cell may hold in an execution: the cell of the same row, or of
+        any row equal to it but for masked values (which of such rows is which cannot
+        be told)."""
+        _, table, row, column = position
+        rows = outcome.tables.get(table, ())
+        if row >= len(rows):
+            return []
+        values = []
+        for other in rows:
+            if other == rows[row]:
+                values += [
+                    v.value
+                    for v in other
+                    if isinstance(v, Varies) and v.name.endswith(f".{column}")
+                ]
+        return values
 
     def _table_differences(self, name: str, actual: Rows, expected: Rows) -> list[Difference]:
         if actual == expected:
@@ -765,8 +768,16 @@ def _position_text(position: Position) -> str:
     return f"{who}'s {position[2]}"
 
 
-def _endpoint_label(scenario: Scenario) -> Callable[[int], str]:
-    return lambda i: _at([r.endpoint for r in scenario.requests], i)
+def _difference_name(difference: Difference, scenario: Scenario) -> str:
+    """Where two serial runs differ, without the values (so that reasons group)."""
+    d = difference
+    if d.where == "response":
+        return f"{_at([r.endpoint for r in scenario.requests], d.request or 0)}'s answer"
+    if d.where == "observer":
+        return f"the observer {_at([r.endpoint for r in scenario.observers], d.request or 0)}"
+    if d.where == "cell":
+        return f"{d.table}.{d.column}"
+    return f"the rows of {d.table}"
 
 
 def _at(labels: Sequence[str], index: int) -> str:
