@@ -119,9 +119,7 @@ def create_app(database_url: str, *, unique: bool = False) -> Flask:
         user = model(
             username=form.username.data,
             # salted: a new hash on every call (few iterations: the story is the salt)
-            password_hash=generate_password_hash(
-                form.password.data, method="pbkdf2:sha256:1000"
-            ),
+            password_hash=generate_password_hash(form.password.data, method="pbkdf2:sha256:1000"),
         )
         db.session.add(user)
         try:
