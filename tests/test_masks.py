@@ -13,7 +13,7 @@ from fuzzer import reporting
 from fuzzer.db import TableInfo
 from fuzzer.masks import text_spans
 from fuzzer.model import Execution, Gene, Request, Response, Scenario, Step
-from fuzzer.oracle import Normalizer, Oracle
+from fuzzer.oracle import Normalizer, Oracle, Verdict
 
 ACCOUNTS = TableInfo("accounts", ("id", "name", "token"), ("id",), "id", ())
 SONGS = TableInfo("songs", ("id", "title"), ("id",), "id", ())
@@ -53,12 +53,12 @@ def judge_with(
     actual: Execution,
     scene: Scenario,
     **normalizer: object,
-) -> tuple[Oracle, object]:
+) -> Verdict:
     o = Oracle(
         Normalizer({"accounts": ACCOUNTS, "songs": SONGS}, INITIAL, **normalizer),  # type: ignore[arg-type]
         lambda _, order: serial(order),
     )
-    return o, o.judge(scene, actual)
+    return o.judge(scene, actual)
 
 
 def tokens() -> Iterator[str]:
@@ -77,23 +77,23 @@ def test_a_salted_column_is_masked_and_the_rest_judged() -> None:
         )
 
     scene = scenario("PUT /a", "PUT /b")
-    _, verdict = judge_with(
+    verdict = judge_with(
         serial,
         run([Response(200, {"ok": True})] * 2, {"accounts": ((1, "bob", "mine-9b1e07c2aa"),)}),
         scene,
     )
-    assert verdict.status == "serializable"  # type: ignore[attr-defined]
-    assert verdict.judged == "partly"  # type: ignore[attr-defined]
-    assert verdict.masked == ("accounts.token",)  # type: ignore[attr-defined]
+    assert verdict.status == "serializable"
+    assert verdict.judged == "partly"
+    assert verdict.masked == ("accounts.token",)
 
     # the same masks, and a real difference in another column: a violation naming it
-    o, verdict = judge_with(
+    verdict = judge_with(
         serial,
         run([Response(200, {"ok": True})] * 2, {"accounts": ((1, "eve", "x-9b1e07c2aa77"),)}),
         scene,
     )
-    assert verdict.status == "violation"  # type: ignore[attr-defined]
-    assert [(d.where, d.column) for d in verdict.differences] == [("cell", "name")]  # type: ignore[attr-defined]
+    assert verdict.status == "violation"
+    assert [(d.where, d.column) for d in verdict.differences] == [("cell", "name")]
 
 
 def test_a_dead_token_breaks_a_relation_and_is_a_finding() -> None:
@@ -114,9 +114,9 @@ def test_a_dead_token_breaks_a_relation_and_is_a_finding() -> None:
         [Response(200, {"token": "first-51be2d3a9"}), Response(200, {"token": "second-7c1f0e2b"})],
         {"accounts": ((1, "ann", "second-7c1f0e2b"),)},
     )
-    _, verdict = judge_with(serial, dead, scene)
-    assert verdict.status == "violation"  # type: ignore[attr-defined]
-    (difference,) = verdict.differences  # type: ignore[attr-defined]
+    verdict = judge_with(serial, dead, scene)
+    assert verdict.status == "violation"
+    (difference,) = verdict.differences
     assert difference.where == "response" and difference.request == 0
     assert difference.actual == {"status": 200, "body": {"token": "first-51be2d3a9"}}
     assert "equal to accounts.token of the final rows" in difference.expected
@@ -125,8 +125,8 @@ def test_a_dead_token_breaks_a_relation_and_is_a_finding() -> None:
         [Response(200, {"token": "same-51be2d3a9x"}), Response(200, {"token": "same-51be2d3a9x"})],
         {"accounts": ((1, "ann", "same-51be2d3a9x"),)},
     )
-    _, verdict = judge_with(serial, agreeing, scene)
-    assert verdict.status == "serializable"  # type: ignore[attr-defined]
+    verdict = judge_with(serial, agreeing, scene)
+    assert verdict.status == "serializable"
 
 
 def test_a_label_equal_by_chance_is_no_relation_unless_declared() -> None:
@@ -147,12 +147,12 @@ def test_a_label_equal_by_chance_is_no_relation_unless_declared() -> None:
         [Response(200, {"language": "it"}), Response(200, {"language": "nl"})],
         {"accounts": ((1, "ann", "nl"),)},
     )
-    _, verdict = judge_with(serial, differing, scene)
-    assert verdict.status == "serializable"  # type: ignore[attr-defined]
-    _, verdict = judge_with(
+    verdict = judge_with(serial, differing, scene)
+    assert verdict.status == "serializable"
+    verdict = judge_with(
         serial, differing, scene, relations=frozenset({"language = accounts.token"})
     )
-    assert verdict.status == "violation"  # type: ignore[attr-defined]
+    assert verdict.status == "violation"
 
 
 PAGE = (
@@ -165,19 +165,17 @@ def test_a_csrf_token_in_a_page_is_masked_and_the_page_still_judged() -> None:
     fresh = tokens()
 
     def serial(order: tuple[int, ...]) -> Execution:
-        return run(
-            [Response(200, PAGE.format(token=next(fresh), n=2))] * 2, interleaved=False
-        )
+        return run([Response(200, PAGE.format(token=next(fresh), n=2))] * 2, interleaved=False)
 
     scene = scenario("GET /", "GET /")
     same = run([Response(200, PAGE.format(token="IjE2.axXZMg.9vyj5X", n=2))] * 2)
-    _, verdict = judge_with(serial, same, scene)
-    assert verdict.status == "serializable"  # type: ignore[attr-defined]
-    assert verdict.masked == ("GET /: spans of its page",)  # type: ignore[attr-defined]
+    verdict = judge_with(serial, same, scene)
+    assert verdict.status == "serializable"
+    assert verdict.masked == ("GET /: spans of its page",)
 
     other = run([Response(200, PAGE.format(token="IjE2.axXZMg.9vyj5X", n=3))] * 2)
-    _, verdict = judge_with(serial, other, scene)
-    assert verdict.status == "violation"  # type: ignore[attr-defined]
+    verdict = judge_with(serial, other, scene)
+    assert verdict.status == "violation"
 
 
 def test_text_spans_name_the_context_before_what_differs() -> None:
@@ -196,15 +194,15 @@ def test_a_redirect_is_compared_by_path_with_its_random_query_value_masked() -> 
         return run([Response(302, "Redirecting…", location=location)] * 2, interleaved=False)
 
     scene = scenario("POST /signup", "POST /signup")
-    _, verdict = judge_with(
+    verdict = judge_with(
         serial, run([Response(302, "…", location="/welcome?name=ann&t=QbUHaNSoyq")] * 2), scene
     )
-    assert verdict.status == "serializable"  # type: ignore[attr-defined]
-    assert verdict.masked == ("POST /signup: Location.query.t",)  # type: ignore[attr-defined]
-    _, verdict = judge_with(
+    assert verdict.status == "serializable"
+    assert verdict.masked == ("POST /signup: Location.query.t",)
+    verdict = judge_with(
         serial, run([Response(302, "…", location="/login?name=ann&t=QbUHaNSoyq")] * 2), scene
     )
-    assert verdict.status == "violation"  # type: ignore[attr-defined]
+    assert verdict.status == "violation"
 
 
 def sql(request: int, number: int, text: str, params: str = "") -> Step:
@@ -255,9 +253,9 @@ def test_a_key_sqlite_gives_again_after_a_delete_is_matched_by_content() -> None
         {"songs": ((1, "intro"), (2, "calm"), (4, "encore"))},
         trace=concurrent,
     )
-    _, verdict = judge_with(serial, actual, scenario("DELETE /songs", "POST /songs"))
-    assert verdict.status == "serializable", verdict  # type: ignore[attr-defined]
-    assert verdict.order == (0, 1)  # type: ignore[attr-defined]
+    verdict = judge_with(serial, actual, scenario("DELETE /songs", "POST /songs"))
+    assert verdict.status == "serializable", verdict
+    assert verdict.order == (0, 1)
 
 
 def test_the_summary_counts_examples_judged_and_names_the_masked_cells(
