@@ -42,6 +42,11 @@ CATALOG = [
     Story("stock", 15),
     Story("oncall", 30),
     Story("tags", 15),
+    # shaped like real apps: values that vary on their own, no ignore lists (issue 11)
+    Story("signup", 10),
+    Story("apitoken", 10),
+    Story("classifier", 10),
+    Story("playlist", 10),
 ]
 
 SERVERS = {
