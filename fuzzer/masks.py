@@ -314,8 +314,9 @@ def leaves(value: Any, where: Position, path: str = "body") -> Iterator[tuple[Po
 
 def meaningful(value: Any) -> bool:
     """A value that cannot be equal to another one by chance: a token (a string of 12
-    characters or more, no spaces), a float with a fraction (a ``time()`` stamp), a
-    very large integer. A classifier's label or a small number can."""
+    characters or more, no spaces, not a date or time), a float with a fraction (a
+    ``time()`` stamp), a very large integer. A classifier's label, a small number or a
+    time to the second can."""
     if isinstance(value, bool):
         return False
     if isinstance(value, float):
@@ -323,8 +324,15 @@ def meaningful(value: Any) -> bool:
     if isinstance(value, int):
         return abs(value) >= 10**9
     if isinstance(value, str):
-        return len(value) >= 12 and not any(c.isspace() for c in value)
+        return (
+            len(value) >= 12
+            and not any(c.isspace() for c in value)
+            and _CLOCK.fullmatch(value) is None  # two stamps of one second are equal
+        )
     return False
+
+
+_CLOCK = re.compile(r"[\d\-:/T.+Z]+")
 
 
 @dataclass(frozen=True)

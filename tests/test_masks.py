@@ -275,3 +275,13 @@ def test_the_summary_counts_examples_judged_and_names_the_masked_cells(
     assert "Judged: 50 example(s) fully, 148 partly" in out and "2 not at all" in out
     assert "users.password_hash: differs between serial runs, masked in 140 example(s)" in out
     assert out.index("users.password_hash") < out.index("GET /: spans")
+
+
+def test_only_values_that_cannot_be_equal_by_chance_relate() -> None:
+    from fuzzer.masks import meaningful
+
+    assert meaningful("bf68775586a12be84ac3c82ac66c73bf")  # secrets.token_hex
+    assert meaningful(1796594104.3259168)  # time.time()
+    assert not meaningful("en")  # a classifier's label
+    assert not meaningful("2026-12-06T22:06:40")  # two stamps of one second
+    assert not meaningful(3.0)
