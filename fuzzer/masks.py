@@ -185,13 +185,11 @@ def text_matches(a: str, b: str, anchors: frozenset[str]) -> bool:
 
 @dataclass
 class Masks:
-    """Every mask learned in a run (they persist for the run), and how often each was
-    needed to judge an example."""
+    """Every mask learned in a run (they persist for the run)."""
 
     columns: set[str] = field(default_factory=set)  # "table.column"
     fields: set[tuple[str, str]] = field(default_factory=set)  # (endpoint, "body.a.b")
     anchors: dict[str, set[str]] = field(default_factory=dict)  # endpoint -> text contexts
-    used: Counter[str] = field(default_factory=Counter)  # mask name -> examples judged with it
 
     def __bool__(self) -> bool:
         return bool(self.columns or self.fields or self.anchors)
@@ -213,10 +211,6 @@ class Masks:
         if not anchors:
             return body
         return MaskedText(body, frozenset(anchors), self.text_name(endpoint))
-
-    def describe(self) -> list[tuple[str, int]]:
-        """(mask, examples judged with it), most used first."""
-        return self.used.most_common()
 
 
 @dataclass(frozen=True)

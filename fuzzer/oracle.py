@@ -456,6 +456,7 @@ class Oracle:
         committed = [i for i in range(len(scenario.requests)) if i not in aborted]
         tried: list[tuple[tuple[int, ...], Execution, list[Difference]]] = []
         failures: dict[int, Response] = {}
+        actual = self.outcome(scenario, execution)
         for order in self._orders(execution, committed):
             reference, _ = self.reference(scenario, order)
             for i in order:
@@ -463,7 +464,7 @@ class Oracle:
                 if response is not None and response.status >= 500:
                     failures.setdefault(i, response)
             tried.append((order, reference, []))
-            verdict = self._matches(scenario, execution, tried, aborted, failures, last=True)
+            verdict = self._matches(scenario, actual, tried, aborted, failures, last=True)
             if verdict is not None:
                 return verdict
         # no serial order explains it: unless the app varies on its own where this
@@ -489,7 +490,8 @@ class Oracle:
                         judged="not",
                     )
                 if learned:  # judge again, modulo what was just learned
-                    verdict = self._matches(scenario, execution, tried, aborted, failures)
+                    actual = self.outcome(scenario, execution)
+                    verdict = self._matches(scenario, actual, tried, aborted, failures)
                     if verdict is not None:
                         return verdict
             self._stable[key] = None
@@ -502,7 +504,6 @@ class Oracle:
             ]
         order, reference, differences = min(tried, key=lambda t: len(t[2]))
         masked = tuple(sorted(set(used)))
-        self.masks.used.update(masked)
         return Verdict(
             "violation",
             order,
@@ -519,7 +520,7 @@ class Oracle:
     def _matches(
         self,
         scenario: Scenario,
-        execution: Execution,
+        actual: Outcome,
         tried: list[tuple[tuple[int, ...], Execution, list[Difference]]],
         aborted: tuple[int, ...],
         failures: Mapping[int, Response],
@@ -528,7 +529,6 @@ class Oracle:
         """The serializable verdict if one of the orders ``tried`` (only the last one
         with ``last``) explains the execution, modulo the masks learned so far; records
         each order's differences in ``tried`` otherwise."""
-        actual = self.outcome(scenario, execution)
         for n, (order, reference, _) in enumerate(tried):
             if last and n != len(tried) - 1:
                 continue
@@ -537,7 +537,6 @@ class Oracle:
             tried[n] = (order, reference, differences)
             if not differences:
                 masked = tuple(sorted(set(used)))
-                self.masks.used.update(masked)
                 return Verdict(
                     "serializable",
                     order,
