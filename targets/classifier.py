@@ -72,7 +72,8 @@ def create_app(database_url: str, *, atomic: bool = False) -> Flask:
 
     @app.get("/stats")
     def stats() -> Any:
-        return jsonify(posts=db.session.get(Stats, 1).posts)
+        stats = db.session.get(Stats, 1)
+        return jsonify(posts=stats.posts if stats is not None else 0)
 
     return app
 

@@ -83,7 +83,7 @@ def create_app(database_url: str, *, atomic: bool = False) -> Flask:
         if song is None:
             abort(404)
         left = count(song.list_id) - 1
-        deleted = db.session.execute(delete(Song).where(Song.id == song_id)).rowcount
+        deleted = db.session.execute(delete(Song).where(Song.id == song_id)).rowcount  # type: ignore[attr-defined]
         db.session.commit()
         if not deleted:
             abort(404)
