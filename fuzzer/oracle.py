@@ -197,14 +197,24 @@ class Normalizer:
                 continue
             position = info.columns.index(info.generated)
             initial = self._initial_keys.get(name, set())
-            again = reinserted.get(name)
+            again = reinserted.get(name, set())
             rows = self._initial_rows.get(name, {})
+            keys = {row[position] for row in tables[name]}
             new = [
                 row
                 for row in tables[name]
                 if row[position] not in initial
-                or (again is not None and row[position] in again)
-                or (again is not None and None in again and row != rows.get(row[position]))
+                or row[position] in again
+                or (None in again and row != rows.get(row[position]))
+                or (
+                    # given again after a DELETE the trace does not show (an init request's):
+                    # the highest initial key left, changed, where the trace inserted and
+                    # never updated that key
+                    _INSERTED in again
+                    and row[position] not in _updated_keys(again)
+                    and row != rows.get(row[position])
+                    and not any(k in keys for k in initial if _greater(k, row[position]))
+                )
             ]
             if not new:
                 continue
@@ -229,19 +239,21 @@ class Normalizer:
             if step.kind != "sql" or step.error or step.rowcount == 0:
                 continue
             verb = step.text.lstrip()[:6].upper()
-            if verb not in ("DELETE", "INSERT"):
+            if verb not in ("DELETE", "INSERT", "UPDATE"):
                 continue
             prefix = f"{step.database}." if several and step.database else ""
             seen = access(step.text, step.params, prefix)
             name = seen.write
             if name is None or name not in self.tables:
                 continue
+            generated = self.tables[name].generated
+            keys = {v for column, v in seen.filters if column == generated}
             if seen.verb == "DELETE":
-                generated = self.tables[name].generated
-                keys = {v for column, v in seen.filters if column == generated}
                 deleted.setdefault(name, set()).update(keys or {None})
-            elif seen.verb in ("INSERT", "REPLACE") and name in deleted:
-                result.setdefault(name, set()).update(deleted[name])
+            elif seen.verb == "UPDATE":
+                result.setdefault(name, set()).update(_Updated(k) for k in keys)
+            elif seen.verb in ("INSERT", "REPLACE"):
+                result.setdefault(name, set()).update(deleted.get(name, set()) | {_INSERTED})
         return result
 
     def _content(
@@ -349,6 +361,27 @@ class NewKeys(frozenset[str]):
         return "|".join(sorted(self))
 
     __repr__ = __str__
+
+
+class _Updated(tuple[Any]):
+    """A key the trace updated by its key (``_reinserted``): changed in place."""
+
+    def __new__(cls, key: Any) -> _Updated:
+        return super().__new__(cls, (key,))
+
+
+_INSERTED = _Updated("\x00inserted")  # the trace inserted into the table
+
+
+def _updated_keys(marks: set[Any]) -> set[Any]:
+    return {m[0] for m in marks if isinstance(m, _Updated)}
+
+
+def _greater(a: Any, b: Any) -> bool:
+    try:
+        return bool(a > b)
+    except TypeError:
+        return False
 
 
 def _is_id_key(key: str) -> bool:

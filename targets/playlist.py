@@ -74,8 +74,10 @@ def create_app(database_url: str, *, atomic: bool = False) -> Flask:
             playlist.added = playlist.added + 1  # read, then write back: a lost update
         song = Song(list_id=list_id, title=request.get_json()["title"])
         db.session.add(song)
+        db.session.flush()
+        song_id = song.id  # before the commit: reading it after would reload the row
         db.session.commit()
-        return jsonify(id=song.id), 201
+        return jsonify(id=song_id), 201
 
     @app.delete("/songs/<int:song_id>")
     def remove(song_id: int) -> Any:

@@ -285,3 +285,49 @@ def test_only_values_that_cannot_be_equal_by_chance_relate() -> None:
     assert not meaningful("en")  # a classifier's label
     assert not meaningful("2026-12-06T22:06:40")  # two stamps of one second
     assert not meaningful(3.0)
+
+
+def test_a_key_given_again_after_a_delete_the_trace_does_not_show_is_matched_by_content() -> None:
+    """An init request deleted song 3 (init requests are not traced); serially the
+    INSERT gets 3 again, in the execution (after another song came and went) 4."""
+    insert = "INSERT INTO songs (title) VALUES (?)"
+
+    def serial(order: tuple[int, ...]) -> Execution:
+        trace = (
+            Step(request=0, number=1, kind="start"),
+            sql(0, 2, insert, "('encore',)"),
+            Step(request=0, number=3, kind="end"),
+            Step(request=1, number=1, kind="start"),
+            Step(request=1, number=2, kind="end"),
+        )
+        return run(
+            [Response(201, {"id": 3}), Response(200, {"n": 3})],
+            {"songs": ((1, "intro"), (2, "calm"), (3, "encore"))},
+            trace=trace,
+        )
+
+    actual = run(
+        [Response(201, {"id": 4}), Response(200, {"n": 3})],
+        {"songs": ((1, "intro"), (2, "calm"), (4, "encore"))},
+    )
+    verdict = judge_with(serial, actual, scenario("POST /songs", "GET /songs"))
+    assert verdict.status == "serializable", verdict.differences
+
+    # a song updated in place is still the same row: a change of its title is a cell
+    updated = run(
+        [Response(201, {"id": 4}), Response(200, {"n": 3})],
+        {"songs": ((1, "intro"), (2, "calm"), (4, "encore"))},
+    )
+    update = "UPDATE songs SET title=? WHERE songs.id = ?"
+
+    def in_place(order: tuple[int, ...]) -> Execution:
+        trace = (sql(0, 1, insert, "('encore',)"), sql(1, 1, update, "('coda', 2)"))
+        return run(
+            [Response(201, {"id": 4}), Response(200, {"n": 3})],
+            {"songs": ((1, "intro"), (2, "coda"), (4, "encore"))},
+            trace=trace,
+        )
+
+    verdict = judge_with(in_place, updated, scenario("POST /songs", "PUT /songs"))
+    assert verdict.status == "violation"
+    assert [(d.where, d.key, d.column) for d in verdict.differences] == [("cell", 2, "title")]
