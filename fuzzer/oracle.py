@@ -198,24 +198,8 @@ class Normalizer:
             position = info.columns.index(info.generated)
             initial = self._initial_keys.get(name, set())
             again = reinserted.get(name, set())
-            rows = self._initial_rows.get(name, {})
-            keys = {row[position] for row in tables[name]}
-            new = [
-                row
-                for row in tables[name]
-                if row[position] not in initial
-                or row[position] in again
-                or (None in again and row != rows.get(row[position]))
-                or (
-                    # given again after a DELETE the trace does not show (an init request's):
-                    # the highest initial key left, changed, where the trace inserted and
-                    # never updated that key
-                    _INSERTED in again
-                    and row[position] not in _updated_keys(again)
-                    and row != rows.get(row[position])
-                    and not any(k in keys for k in initial if _greater(k, row[position]))
-                )
-            ]
+            fresh = self._given_again(name, tables[name], position, again)
+            new = [row for row in tables[name] if row[position] not in initial or row in fresh]
             if not new:
                 continue
             keyed = sorted(
@@ -225,6 +209,34 @@ class Normalizer:
             for number, row in enumerate(keyed, 1):
                 renames[(name, row[position])] = f"<new {name} #{number}>"
         return renames
+
+    def _given_again(
+        self, name: str, rows: Rows, position: int, again: set[Any]
+    ) -> list[tuple[Any, ...]]:
+        """The rows of ``name`` whose key is an initial key given again to a new row: one
+        the trace deleted before an INSERT; or, from the highest initial key left down,
+        changed rows in a table the trace inserted into and never updated by that key (a
+        DELETE the trace does not show: an init request's)."""
+        if not again:
+            return []
+        initial = self._initial_rows.get(name, {})
+        updated = _updated_keys(again)
+        fresh = []
+        open_above = _INSERTED in again
+        try:
+            old = sorted((r for r in rows if r[position] in initial), key=lambda r: r[position])
+        except TypeError:
+            old = [r for r in rows if r[position] in initial]
+            open_above = False
+        for row in reversed(old):
+            key = row[position]
+            changed = row != initial[key]
+            deleted = key in again or (None in again and changed)
+            if deleted or (open_above and changed and key not in updated):
+                fresh.append(row)
+            else:
+                open_above = False
+        return fresh
 
     def _reinserted(self, trace: Sequence[Step]) -> dict[str, set[Any]]:
         """Initial keys the trace deleted before an INSERT into the same table: SQLite
@@ -375,13 +387,6 @@ _INSERTED = _Updated("\x00inserted")  # the trace inserted into the table
 
 def _updated_keys(marks: set[Any]) -> set[Any]:
     return {m[0] for m in marks if isinstance(m, _Updated)}
-
-
-def _greater(a: Any, b: Any) -> bool:
-    try:
-        return bool(a > b)
-    except TypeError:
-        return False
 
 
 def _is_id_key(key: str) -> bool:

@@ -331,3 +331,29 @@ def test_a_key_given_again_after_a_delete_the_trace_does_not_show_is_matched_by_
     verdict = judge_with(in_place, updated, scenario("POST /songs", "PUT /songs"))
     assert verdict.status == "violation"
     assert [(d.where, d.key, d.column) for d in verdict.differences] == [("cell", 2, "title")]
+
+
+def test_keys_given_again_below_another_key_given_again() -> None:
+    """The init request deleted song 2 (not traced), the execution song 3: serially two
+    new songs get 2 and 3 again, in the execution 4 and 5."""
+    insert = "INSERT INTO songs (title) VALUES (?)"
+    delete = "DELETE FROM songs WHERE songs.id = ?"
+
+    def serial(order: tuple[int, ...]) -> Execution:
+        trace = (
+            sql(0, 1, delete, "(3,)"),
+            sql(1, 1, insert, "('a',)"),
+            sql(2, 1, insert, "('b',)"),
+        )
+        return run(
+            [Response(200, {"n": 1}), Response(201, {"id": 2}), Response(201, {"id": 3})],
+            {"songs": ((1, "intro"), (2, "a"), (3, "b"))},
+            trace=trace,
+        )
+
+    actual = run(
+        [Response(200, {"n": 1}), Response(201, {"id": 4}), Response(201, {"id": 5})],
+        {"songs": ((1, "intro"), (4, "a"), (5, "b"))},
+    )
+    verdict = judge_with(serial, actual, scenario("DELETE /songs", "POST /a", "POST /b"))
+    assert verdict.status == "serializable", verdict.differences
