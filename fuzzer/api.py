@@ -175,6 +175,7 @@ def run(
                 s.database_info,
                 run_settings,
                 columns={name: info.columns for name, info in s.databases.tables.items()},
+                identities={n: tuple(h) for n, h in harness.identity_headers.items()},
             )
 
         def events(event: str, **data: Any) -> None:
@@ -190,6 +191,7 @@ def run(
             max_examples=max_examples,
             time_budget=time_budget,
             survey=prepared.survey,
+            notices=list(s.databases.notices),
         )
         search = Search(
             prepared.strategy,

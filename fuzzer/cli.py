@@ -1,5 +1,5 @@
 """The command line: ``fuzzer run``, ``fuzzer replay``, ``fuzzer matrix``, ``fuzzer stress``,
-``fuzzer soak``, ``fuzzer init``.
+``fuzzer soak``, ``fuzzer init``, ``fuzzer clean``.
 
 Exit codes: 0 no finding (or, for replay, fixed); 1 findings (reproduced); 2 a usage,
 target or environment error, as one line that says how to fix it; 3 a bug in the
@@ -17,9 +17,10 @@ from typing import Any, NoReturn
 import click
 
 from . import reporting
-from .errors import FuzzerError, InternalError
+from .errors import FuzzerError, InternalError, InvalidOption
 
 ISOLATION_LEVELS = ("read-uncommitted", "read-committed", "repeatable-read", "serializable")
+DB_ENVIRONMENT = "FUZZER_DB"  # --db from the environment: a password need not sit in argv
 
 
 class _Group(click.Group):
@@ -69,10 +70,34 @@ def _db_option(default: str | None = "sqlite") -> Callable[..., Any]:
         "--db",
         default=default,
         show_default=default is not None,
+        envvar=DB_ENVIRONMENT,
+        show_envvar=True,
         metavar="URL",
         help="sqlite (a temporary file), mysql, mariadb, postgres, or a SQLAlchemy URL "
-        "on 127.0.0.1.",
+        f"on 127.0.0.1 (or in ${DB_ENVIRONMENT}, so a password stays out of the command line).",
     )
+
+
+def _check_report_dir(path: str) -> None:
+    """A report directory that cannot be written fails now, not after the search."""
+    existing = os.path.abspath(path)
+    while not os.path.exists(existing):
+        parent = os.path.dirname(existing)
+        if parent == existing:
+            break
+        existing = parent
+    where = f"--report-dir {path}"
+    if not os.path.isdir(existing):
+        inside = "" if existing == os.path.abspath(path) else f" ({existing} is)"
+        raise InvalidOption(
+            f"Cannot write reports to {where}: it is a file, not a directory{inside}; "
+            f"give a directory (it is created if missing)"
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InvalidOption(
+            f"Cannot write reports to {where}: {existing} is not writable; give a directory "
+            f"you may write to"
+        )
 
 
 def _isolation_option() -> Callable[..., Any]:
@@ -164,6 +189,7 @@ def run_command(
     from .report.text import finding_text
 
     def action() -> int:
+        _check_report_dir(report_dir)
         progress = reporting.SearchProgress(enabled=not no_progress)
         try:
             report = api.run(
@@ -197,9 +223,30 @@ def run_command(
             judged=dict(report.result.judged),
             masked=dict(report.result.masked),
         )
+        if keep_db:
+            for where in _kept(report.database):
+                reporting.note(f"Kept the scratch database {where}")
         return report.exit_code
 
     _guard(action)
+
+
+def _kept(database: dict[str, Any]) -> list[str]:
+    """Where each kept database is: a file, or a database on a server."""
+    from sqlalchemy.engine import make_url
+
+    places = []
+    for url in (database.get("databases") or {}).values():
+        parsed = make_url(url)
+        if parsed.get_backend_name() == "sqlite":
+            places.append(f"{parsed.database} (remove it by hand, or: fuzzer clean --include-kept)")
+        else:
+            server = f"{parsed.host or 'localhost'}:{parsed.port or ''}".rstrip(":")
+            places.append(
+                f"{parsed.database} on {server} (--db {url.split('?')[0]}; "
+                f"remove it with: fuzzer clean --db {database.get('url', '')} --include-kept)"
+            )
+    return places
 
 
 @main.command("replay")
@@ -417,6 +464,7 @@ def stress_command(
     from .report.text import finding_text
 
     def action() -> int:
+        _check_report_dir(report_dir)
         progress = reporting.SearchProgress(enabled=not no_progress)
         try:
             report = api.stress(
@@ -491,6 +539,28 @@ def stress_command(
     metavar="SECONDS",
     help="No progress for this long: a hang.",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1, max=64),
+    default=1,
+    show_default=True,
+    help="Worker processes on this machine, each with its own server and scratch databases, "
+    "splitting the campaign's seeds and opening.",
+)
+@click.option(
+    "--shared",
+    default=None,
+    metavar="REDIS_URL",
+    help="Keep the campaign in Redis (redis://HOST:PORT/DB) so soaks on several machines "
+    "join it: examples, findings (each reported once), seeds and coverage.",
+)
+@click.option("--lease", type=click.FloatRange(min=0.5), default=None, hidden=True)
+@click.option(
+    "--known-only",
+    is_flag=True,
+    help="Only replay the campaign's known findings and write the reports (the merged "
+    "report of a campaign that ran on several machines).",
+)
 @click.option("--no-progress", is_flag=True, help="No progress bar or progress lines.")
 def soak_command(
     target: str,
@@ -502,6 +572,10 @@ def soak_command(
     report_dir: str,
     allow_wipe: bool,
     hang_timeout: float,
+    workers: int,
+    shared: str | None,
+    known_only: bool,
+    lease: float | None,
     no_progress: bool,
 ) -> None:
     """Fuzz TARGET unattended for --duration seconds (a nightly CI job). Exit 1 on findings.
@@ -512,20 +586,31 @@ def soak_command(
     from .soak import soak
 
     def action() -> int:
+        _check_report_dir(report_dir)
+        from .workers import soak_workers
+
         progress = reporting.SearchProgress(enabled=not no_progress)
+        options: dict[str, Any] = {
+            "duration": duration,
+            "db": db,
+            "isolation": isolation,
+            "seed": seed,
+            "round_examples": round_examples,
+            "report_dir": report_dir,
+            "allow_wipe": allow_wipe,
+            "hang_timeout": hang_timeout,
+            "shared": shared,
+            "on_event": progress,
+        }
+        if known_only:
+            options["known_only"] = True
+        if lease is not None:  # tests: how soon a dead worker's chunk is taken up
+            options["lease"] = lease
         try:
-            report = soak(
-                target,
-                duration=duration,
-                db=db,
-                isolation=isolation,
-                seed=seed,
-                round_examples=round_examples,
-                report_dir=report_dir,
-                allow_wipe=allow_wipe,
-                hang_timeout=hang_timeout,
-                on_event=progress,
-            )
+            if workers > 1:
+                report = soak_workers(target, workers=workers, **options)
+            else:
+                report = soak(target, **options)
         finally:
             progress.stop()
         for entry in report.written:
@@ -576,6 +661,37 @@ def init_command(factory: str, output: str | None, force: bool, no_check: bool) 
         where = os.path.dirname(os.path.abspath(written.path))
         elsewhere = f"  (from {where})" if where != os.getcwd() else ""
         reporting.note(f"Next: fuzzer run {written.module}:target{elsewhere}")
+        return 0
+
+    _guard(action)
+
+
+@main.command("clean")
+@click.option(
+    "--db",
+    "databases",
+    multiple=True,
+    metavar="URL",
+    help="A server to clean (repeatable): mariadb, postgres or a URL on 127.0.0.1; "
+    "default: the temporary SQLite files, MariaDB and PostgreSQL on their usual ports.",
+)
+@click.option("--dry-run", is_flag=True, help="List what would be removed; remove nothing.")
+@click.option("--include-kept", is_flag=True, help="Also remove databases kept with --keep-db.")
+def clean_command(databases: tuple[str, ...], dry_run: bool, include_kept: bool) -> None:
+    """Remove the scratch databases of fuzzer runs that died without cleaning up.
+
+    A run killed with SIGKILL, or ended by a target calling os._exit(), leaves its
+    scratch databases (and SQLite temporary directories) behind. Each is marked with
+    its owner (host, pid, start time) and locked while its run lives: this lists every
+    marked one and removes those whose run is gone. Runs also do this when they start."""
+    from .db import clean
+
+    def action() -> int:
+        given = list(databases) or list(clean.DEFAULTS)
+        for line in clean.clean(
+            given, dry_run=dry_run, include_kept=include_kept, explicit=bool(databases)
+        ):
+            reporting.note(line)
         return 0
 
     _guard(action)

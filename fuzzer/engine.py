@@ -57,6 +57,7 @@ class SearchSettings:
     stop_at_first: bool = False  # stop generating at the first finding (benchmarks)
     stop_kinds: frozenset[str] = frozenset()  # with stop_at_first: only findings of these kinds
     example_db: str | None = os.path.join(".fuzzer", "examples")
+    example_database: ExampleDatabase | None = None  # instead of example_db (a shared store)
     database_key: str = ""
     # a seed normally means a repeatable run, without the example database; the soak's
     # rotating seeds still replay and save through it
@@ -339,7 +340,7 @@ class Search:
         self._started = time.monotonic()
         database: ExampleDatabase | None = None
         if s.example_db and (s.seed is None or s.example_db_with_seed):
-            database = DirectoryBasedExampleDatabase(s.example_db)
+            database = s.example_database or DirectoryBasedExampleDatabase(s.example_db)
         runner = self._runner(
             database,
             s.max_examples,

@@ -9,6 +9,7 @@
     │   └── UnsafeDatabase      refused by the safety guard: the fuzzer deletes rows
     ├── ServerError             the loopback server could not start, or it died
     ├── InvalidReport           a report file that cannot be read or replayed
+    ├── InvalidOption           an option's value cannot be used (a report directory that is a file)
     └── InternalError           a bug in the fuzzer itself, never the user's fault
 
 Every message says what was given, what was expected, and how to fix it, on one line.
@@ -47,6 +48,10 @@ class ServerError(FuzzerError):
 
 class InvalidReport(FuzzerError):
     """A report file that cannot be read, or was written by an incompatible version."""
+
+
+class InvalidOption(FuzzerError):
+    """A command-line option whose value cannot be used, found before any work starts."""
 
 
 class InternalError(FuzzerError):

@@ -29,6 +29,7 @@ renders as text: "Let … Then … However … : a contradiction!".
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -208,6 +209,8 @@ class _Context:
         open_since: dict[tuple[int, int], int] = {}
         for e in self.events:
             where = (e.request, e.step.connection)
+            if e.step.connection == 0:  # a cache or Redis command: no transaction
+                continue
             if e.access.verb in ("COMMIT", "ROLLBACK"):
                 open_since.pop(where, None)
                 continue
@@ -816,6 +819,7 @@ def _limit_overrun(c: _Context) -> Finding | None:
             if fact and positions and positions[0] < c.commits[w]:
                 facts.append(fact)
                 cited += positions
+    facts += _store_facts(c, writers, cited)
     for d in c.differences:
         if (
             d.where == "response"
@@ -834,6 +838,27 @@ def _limit_overrun(c: _Context) -> Finding | None:
     return c.finding(
         "limit-overrun", involved, facts, however, difference=diffs[0], conflicts=cited
     )
+
+
+def _store_facts(c: _Context, requests: Sequence[int], cited: list[int]) -> list[str]:
+    """A cache or Redis key (caches.py) that one request read before another wrote it, and
+    wrote itself after that: such a write is seen at once, no COMMIT publishes it."""
+    facts = []
+    for r, w in itertools.permutations(requests, 2):
+        own = [e for e in c.of(r) if e.step.connection == 0]  # its cache and Redis commands
+        for write in (e for e in c.of(w) if e.step.connection == 0 and e.access.write):
+            table = write.access.write
+            read = [e for e in own if e.position < write.position and table in e.access.reads]
+            again = [e for e in own if e.position > write.position and e.access.write == table]
+            if read and again:
+                facts.append(
+                    f"{label(r)} read {table} at {c.step(read[-1].position)}, before {label(w)} "
+                    f"wrote it at step {write.position + 1}, and wrote it at step "
+                    f"{again[0].position + 1}, after that;"
+                )
+                cited += [read[-1].position, write.position, again[0].position]
+                break
+    return facts
 
 
 def _stale_read(c: _Context) -> Finding:

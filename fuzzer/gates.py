@@ -9,6 +9,9 @@ thread stops at a yield point
   engine counts, including ones the target creates itself),
 * before every COMMIT and ROLLBACK,
 * at ``fuzzer.checkpoint(label)``, for shared state the database does not see,
+* before every call to a cache or to Redis (caches.py patches Flask-Caching's
+  backends and redis-py to come through ``command``), recorded as a statement
+  (``cache GET attempts:1``) so the conflict analysis reads it like one,
 * at ``time.sleep(...)``, which then does not really sleep.
 
 At a yield point the thread asks the execution's scheduler for its turn (controlled
@@ -24,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
@@ -42,6 +45,7 @@ _real_sleep = time.sleep
 _installed = False
 _install_lock = threading.Lock()
 _recordings: dict[str, Recording] = {}
+T = TypeVar("T")
 
 
 def checkpoint(label: str = "") -> None:
@@ -50,6 +54,32 @@ def checkpoint(label: str = "") -> None:
     ctx: RequestContext | None = getattr(_state, "ctx", None)
     if ctx is not None:
         ctx.step("checkpoint", label)
+
+
+def in_request() -> bool:
+    """Whether this thread serves a fuzzed request, outside any cache or Redis command."""
+    ctx: RequestContext | None = getattr(_state, "ctx", None)
+    return ctx is not None and not ctx.in_command
+
+
+def command(text: str, params: Any, call: Callable[[], T]) -> T:
+    """Run ``call``, a cache or Redis command recorded as ``text`` (sql.command_text),
+    behind a yield point of its own. Outside a fuzzed request, and inside another
+    command (a cache backend that talks to Redis), it just runs."""
+    ctx: RequestContext | None = getattr(_state, "ctx", None)
+    if ctx is None or ctx.in_command:
+        return call()
+    ctx.step("sql", text, params, command=True)
+    ctx.in_command = True
+    try:
+        result = call()
+    except Exception as exc:
+        ctx.statement_done(None, f"{type(exc).__name__}: {_message(exc)[:200]}")
+        raise
+    finally:
+        ctx.in_command = False
+    ctx.statement_done(None)
+    return result
 
 
 def _sleep(seconds: float) -> None:
@@ -156,6 +186,7 @@ class RequestContext:
         self.app_name = ""
         self._app_known = False
         self._pending: Step | None = None
+        self.in_command = False  # inside a cache or Redis command (gates.command)
 
     def step(
         self,
@@ -163,6 +194,7 @@ class RequestContext:
         text: str = "",
         params: Any = None,
         conn: Any = None,
+        command: bool = False,
     ) -> None:
         recording = self.recording
         database, ordinal, key = "", 0, None
@@ -177,14 +209,16 @@ class RequestContext:
                 if self.handle is not None:
                     self.handle.connections.append(dbapi)
             ordinal, database = known
-        write = kind == "sql" and is_write_sql(text)
-        if write or (kind == "sql" and not read_only(text)):
+        write = kind == "sql" and not command and is_write_sql(text)
+        if write or (kind == "sql" and not command and not read_only(text)):
             recording.wrote_to(database, text)
         if self.gated:
-            assert recording.scheduler is not None
+            assert recording.scheduler is not None and self.handle is not None
             seq = recording.scheduler.wait_turn(
                 self.index, Pending(kind, text, key, write, database)
             )
+            if command:
+                self.handle.in_db = False  # it waits on Redis or a Python lock, if at all
         else:
             self._finish_pending()
             seq = 0 if recording.free_running else recording.next_seq()
@@ -471,4 +505,7 @@ def install() -> None:
         else:
             got_request_exception.connect(_got_request_exception, weak=False)
         time.sleep = _sleep  # type: ignore[assignment]
+        from . import caches
+
+        caches.instrument()  # Flask-Caching's backends and redis-py, when installed
         _installed = True

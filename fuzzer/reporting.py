@@ -104,12 +104,19 @@ class SearchProgress:
             )
         elif event == "written":
             self._line(f"wrote {data['entry'].json}")
+        elif event == "worker-died":
+            self._line(
+                f"worker {data['worker'] + 1} died (exit {data['exit_code']}); what it "
+                "reported is kept, and its share of the opening returns to the others"
+            )
 
     def _start(self, data: dict[str, Any]) -> None:
         database = data.get("database") or {}
         version = database.get("server_version", database.get("dialect", ""))
         level = database.get("isolation_level", "")
         self._line(f"Fuzzing {data['target']} on {version}" + (f" at {level}" if level else ""))
+        for notice in data.get("notices") or ():  # tables emptied, leftovers of dead runs
+            self._line(notice)
         if data.get("directory"):
             self._line(f"Reports go to {data['directory']}/ as soon as each finding is final")
         self._budget = data.get("time_budget")
@@ -269,6 +276,16 @@ def soak_summary(report: SoakReport) -> None:
         f"{report.replayed} known failure(s) found again first, {report.references} serial "
         f"reference runs; stopped: {report.stop_reason}"
     )
+    for worker in report.workers:
+        died = f", died (exit {worker['exit_code']})" if worker["exit"] == "died" else ""
+        note(
+            f"  worker {worker['worker'] + 1}: {worker['examples']} examples in "
+            f"{worker['rounds']} rounds, {worker['findings']} finding(s) reported first{died}"
+        )
+    done, units = report.coverage
+    if units:
+        state = "complete" if done == units else "in progress"
+        note(f"opening: {done} of {units} units done for the campaign ({state}); {report.campaign}")
     start, end = report.start, report.end
     after = f" (after {report.warmup} warm-up examples)" if report.warmup else ""
     note(

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 import httpx
 import trio
 
+from .caches import Stores
 from .db import Databases
 from .gates import HEADER, Recording
 from .model import Execution, Hang, Leak, Mode, Phase, Request, Response, Scenario, Step
@@ -127,8 +128,10 @@ class Harness:
         *,
         request_timeout: float = 30.0,
         identity_headers: Mapping[str, Mapping[str, str]] | None = None,
+        stores: Stores | None = None,
     ) -> None:
         self.databases = databases
+        self.stores = stores  # caches and Redis: reset before every execution
         self.server = server
         self.client = client
         self.request_timeout = request_timeout
@@ -144,6 +147,8 @@ class Harness:
         started = time.perf_counter()
         if self._dirty:
             self.databases.reset(self._written)
+        if self.stores is not None:
+            self.stores.reset()
         # until this execution ends well, the next one restores everything
         self._dirty, self._written = True, None
         after_reset = time.perf_counter()

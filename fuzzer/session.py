@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import trio
 
 from . import domains, gates
+from .caches import RedisScratch, Stores
 from .db import Databases
 from .errors import FuzzerError, TargetSetupError, describe
 from .identities import log_in
@@ -55,6 +56,8 @@ class Session:
             db, target.databases, keep=keep_db, allow_wipe=allow_wipe, isolation=isolation
         )
         self.app: Any = None
+        self.redis: RedisScratch | None = None
+        self.stores: Stores | None = None
         self.server: Server | None = None
         self.harness: Harness | None = None
         self.oracle: Oracle | None = None
@@ -64,8 +67,13 @@ class Session:
         databases = self.databases
         try:
             databases.create()
+            if self.target.redis:
+                self.redis = RedisScratch.open()
             self.app = self._build_app()
             self._setup()
+            self.stores = Stores(
+                self.app, redis=self.redis, reset=self.target.reset, where=_ref(self.target)
+            )
             self.server = Server(self.app, threads=self.target.threads, port=self.port)
             self.server.start()
             return trio.run(self._main, work)
@@ -74,6 +82,8 @@ class Session:
                 self.server.stop()
             self._dispose_app_engines()
             databases.drop()
+            if self.redis is not None:
+                self.redis.release()
 
     async def _main(self, work: Callable[[Session], T]) -> T:
         assert self.server is not None
@@ -83,11 +93,14 @@ class Session:
                 self.server,
                 client,
                 request_timeout=self.limits.hang_timeout + 15.0,
+                stores=self.stores if self.stores is not None and self.stores.active else None,
             )
             self.harness.identity_headers = await log_in(
                 self.target, self.app, client, self.server.base_url
             )
             self.databases.take_snapshot()
+            if self.stores is not None:
+                self.stores.take_snapshot()
             self.database_info = self.databases.describe()
             self.oracle = Oracle(
                 Normalizer(
@@ -117,7 +130,7 @@ class Session:
         argument = self.databases.factory_argument()
         name = getattr(target.app, "__qualname__", repr(target.app))
         try:
-            app = target.app(argument)
+            app = target.app(argument, self.redis.url) if self.redis else target.app(argument)
         except FuzzerError:
             raise
         except Exception as exc:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -29,11 +28,11 @@ from typing import Any
 from hypothesis import Phase
 
 from .api import reference_of, resolve, searchable
+from .campaign import LEASE, Campaign, open_campaign, worker_name
 from .db import parse as parse_db
 from .engine import Search, SearchSettings, evaluate
 from .findings import Finding
 from .model import Scenario
-from .report import json as report_json
 from .report.writer import ReportWriter, Written
 from .runner import Controlled
 from .scheduler import Limits
@@ -81,6 +80,9 @@ class SoakReport:
     directory: str = ""
     stop_reason: str = ""
     references: int = 0
+    campaign: str = ""  # where the campaign's state lives
+    workers: list[dict[str, Any]] = field(default_factory=list)  # what each contributed
+    coverage: tuple[int, int] = (0, 0)  # opening units done, of all
 
     @property
     def examples(self) -> int:
@@ -109,6 +111,9 @@ class SoakReport:
             "replayed": self.replayed,
             "rounds": [r.to_json() for r in self.rounds],
             "references": self.references,
+            "campaign": self.campaign,
+            "workers": self.workers,
+            "coverage": {"done": self.coverage[0], "units": self.coverage[1]},
             "vitals": {
                 "setup": self.setup.to_json(),
                 "start": {**self.start.to_json(), "after_examples": self.warmup},
@@ -133,9 +138,22 @@ def soak(
     example_db: str = os.path.join(".fuzzer", "examples"),
     state_dir: str = STATE_DIR,
     allow_wipe: bool = False,
+    shared: str | None = None,
+    worker: int = 0,
+    workers: int = 1,
+    known_only: bool = False,
+    lease: float = LEASE,
     on_event: Callable[..., None] = lambda *a, **k: None,
+    sink: Callable[[Finding], Written | None] | None = None,
 ) -> SoakReport:
-    """Fuzz ``target`` for ``duration`` seconds; write every finding as soon as it is final."""
+    """Fuzz ``target`` for ``duration`` seconds; write every finding as soon as it is final.
+
+    ``known_only`` replays the campaign's known findings and writes the reports, without
+    searching (the merged report of a campaign run on several machines).
+    ``worker`` of ``workers`` (fuzzer/workers.py) is one of several processes of one
+    campaign: they share the campaign's store (``shared``: a Redis URL; else the local
+    file), and ``sink`` takes each finding this worker claimed first instead of the
+    writer (the parent writes it)."""
     started = time.monotonic()
     target = resolve(target)
     reference = reference_of(target)
@@ -143,14 +161,16 @@ def soak(
     limits = Limits(hang_timeout=hang_timeout)
     session = Session(target, db=db, isolation=isolation, allow_wipe=allow_wipe, limits=limits)
     schedule: Mode = "conflict"
-    key = f"{reference}|{session.databases.dialect}|{schedule}"  # as `fuzzer run`: one corpus
-    state = _State(state_dir, key)
+    key = campaign_key(reference, session.databases.dialect, schedule)
+    campaign = open_campaign(shared, state_dir, key)
+    me = worker_name(worker)
     settings_json = {
         "duration": duration,
         "db": spec.safe_url,
         "isolation": isolation,
         "round_examples": round_examples,
-        "example_db": example_db,
+        "example_db": example_db if not shared else "shared",
+        "workers": workers,
     }
 
     def work(s: Session) -> SoakReport:
@@ -168,9 +188,13 @@ def soak(
             s.database_info,
             settings_json,
             columns={name: info.columns for name, info in s.databases.tables.items()},
+            identities={
+                n: tuple(h) for n, h in (s.harness.identity_headers if s.harness else {}).items()
+            },
         )
-        writer.ensure_directory()
-        writer.write_manifest({"state": "running"})
+        if sink is None:  # a worker's parent writes its findings
+            writer.ensure_directory()
+            writer.write_manifest({"state": "running"})
         rounds: list[Round] = []
         done = 0  # examples in finished rounds
         on_event(
@@ -180,25 +204,48 @@ def soak(
             max_examples=None,
             time_budget=duration,
             directory=writer.directory,
+            notices=list(s.databases.notices),
+            columns={name: list(info.columns) for name, info in s.databases.tables.items()},
+            identities={n: list(h) for n, h in (writer.identities or {}).items()},
         )
 
         def left() -> float:
             return duration - (time.monotonic() - started)
 
-        def search(round_seed: int | None, opening: bool = False) -> Round:
+        reported: list[Finding] = []  # what this worker claimed first
+        units = _Units(campaign, me, prepared.openings, workers, lease)
+
+        def claim(finding: Finding) -> None:
+            meta = {
+                "kind": finding.kind,
+                "endpoints": list(finding.endpoints),
+                "by": me,
+                "at": time.time(),
+            }
+            if not campaign.report(finding.fingerprint, finding.scenario.to_json(), meta):
+                return  # another worker of the campaign reported it first
+            reported.append(finding)
+            campaign.contribute(me, findings=1)
+            entry = sink(finding) if sink is not None else writer.add(finding)
+            if entry is not None:
+                on_event("written", entry=entry)
+
+        def search(
+            round_seed: int | None, opening: tuple[Scenario, ...] = ()
+        ) -> Round:
             known = frozenset(w.finding.fingerprint for w in writer.written)
-            before = len(writer.written)
+            known |= frozenset(campaign.reported())
+            before = len(reported)
 
             def events(event: str, **data: Any) -> None:
                 if event == "final":
-                    entry = writer.add(data["finding"])
-                    state.remember(data["finding"])
-                    on_event("written", entry=entry)
+                    claim(data["finding"])
                     return
                 if "examples" in data:
                     data = {**data, "examples": done + data["examples"]}
                 if event == "example":
-                    data["findings"] = len(writer.written) + data.get("findings", 0)
+                    units.renew()  # still alive: keep the opening chunk this round holds
+                    data["findings"] = len(reported) + data.get("findings", 0)
                     if "start" not in samples and data["examples"] >= warmup:
                         samples["start"] = measure(s.databases)
                 on_event(event, **data)
@@ -210,6 +257,7 @@ def soak(
                 time_budget=max(left(), 0.1),
                 shrink_budget=max(1.0, min(shrink_budget, left())),
                 example_db=example_db,
+                example_database=campaign.example_database(example_db),
                 database_key=key,
                 example_db_with_seed=True,
                 phases=(Phase.reuse, Phase.shrink) if replay else (Phase.generate, Phase.shrink),
@@ -222,7 +270,7 @@ def soak(
             )
             if not replay:
                 writer.seed = round_seed
-            if not replay:  # the replay round was announced before the reported findings
+                # the replay round was announced before the reported findings
                 on_event("round", seed=round_seed, left=left())
             result = Search(
                 prepared.strategy,
@@ -232,21 +280,24 @@ def soak(
                 http_requests=lambda: harness.costs.http_requests,
                 on_event=events,
                 traces=prepared.traces,
-                seeds=prepared.openings if opening else (),
+                seeds=opening,
             ).run()
+            campaign.contribute(me, examples=result.examples, rounds=1)
             return Round(
                 round_seed,
                 result.examples,
                 result.seconds,
                 result.stop_reason,
-                len(writer.written) - before,
+                len(reported) - before,
                 measure(s.databases),
             )
 
         def replay_reported() -> int:
             """The findings earlier soaks reported, each under its recorded schedule."""
             runs = 0
-            for fingerprint, scenario in state.known():
+            if worker != 0:
+                return runs  # the first worker replays them for the campaign
+            for fingerprint, scenario in campaign.known():
                 hits: list[Finding] = []
                 for _ in range(CONFIRM):
                     _, _, findings = evaluate(scenario, s.execute, oracle, Controlled(limits))
@@ -256,8 +307,13 @@ def soak(
                         break  # fixed (or flaky, and the search will meet it again)
                 if hits:
                     flaky = f"{len(hits)}/{CONFIRM}" if len(hits) < CONFIRM else ""
-                    entry = writer.add(hits[0].with_(flaky=flaky))
-                    on_event("written", entry=entry)
+                    found = hits[0].with_(flaky=flaky)
+                    reported.append(found)
+                    entry = sink(found) if sink is not None else writer.add(found)
+                    if entry is not None:
+                        on_event("written", entry=entry)
+                else:
+                    campaign.forget(fingerprint)  # fixed: the search may report it anew
             return runs
 
         on_event("round", seed=None, left=left())
@@ -266,19 +322,22 @@ def soak(
         rounds[-1] = replace(
             rounds[-1],
             examples=rounds[-1].examples + replayed,
-            findings=len(writer.written),
+            findings=len(reported),
         )
         done = rounds[-1].examples
-        next_seed = seed if seed is not None else state.next_seed()
+        if seed is not None and worker == 0:
+            campaign.start_rotation(seed)
         idle = 0
-        opening = True  # the systematic opening, until a round gets through it
         stop_reason = f"duration of {duration:g} s"
-        while left() > 0:
-            state.save(next_seed + 1)  # a killed round is not searched again
-            rounds.append(search(next_seed, opening))
+        if known_only:
+            stop_reason = "the campaign's known findings replayed (--known-only)"
+        while left() > 0 and not known_only:
+            # the seed is claimed before the round: a killed round is not searched again
+            round_seed = campaign.claim_seed()
+            chunk = units.take()
+            rounds.append(search(round_seed, chunk))
             done += rounds[-1].examples
-            next_seed += 1
-            opening = opening and rounds[-1].findings > 0
+            units.settle(through=rounds[-1].findings == 0 and left() > 0)
             idle = idle + 1 if rounds[-1].examples == 0 else 0
             if rounds[-1].stop_reason.startswith("the target's threads are stuck"):
                 stop_reason = rounds[-1].stop_reason  # nothing more can run against it
@@ -300,48 +359,75 @@ def soak(
             written=list(writer.written),
             stop_reason=stop_reason,
             references=oracle.stats.references,
+            campaign=campaign.where,
+            coverage=units.coverage(),
         )
-        report.directory = writer.finish(report.summary())
+        if sink is None:
+            report.directory = writer.finish(report.summary())
         return report
 
     return session.run(work)
 
 
-class _State:
-    """What one target's soaks on one kind of database keep between them: the seed
-    rotation, and every finding reported (its scenario and schedule, to replay first:
-    a finding of the systematic opening has no Hypothesis choices to keep)."""
+def campaign_key(reference: str, dialect: str, schedule: Mode = "conflict") -> str:
+    """One campaign per target, kind of database and schedule mode; as `fuzzer run`'s
+    example database key, so a run and a soak share one corpus."""
+    return f"{reference}|{dialect}|{schedule}"
 
-    def __init__(self, directory: str, key: str) -> None:
-        digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-        self.path = os.path.join(directory, f"{digest}.json")
-        self.key = key
-        self.data: dict[str, Any] = {"key": key, "next_seed": None, "findings": {}}
-        try:
-            with open(self.path, encoding="utf-8") as handle:
-                loaded = json.load(handle)
-            if isinstance(loaded, dict) and isinstance(loaded.get("findings", {}), dict):
-                self.data.update(loaded)
-        except (OSError, ValueError):
-            pass  # none yet, or unreadable: start afresh
 
-    def next_seed(self) -> int:
-        seed = self.data.get("next_seed")
-        return int(seed) if isinstance(seed, int) else random.getrandbits(31)
+class _Units:
+    """The systematic opening, cut into units the workers of a campaign share.
 
-    def save(self, next_seed: int) -> None:
-        self.data["next_seed"] = next_seed
-        report_json.write_atomic(self.path, self.data)
+    A unit is one opening scenario, named by its content so every worker names it
+    alike. A round takes a chunk of units not done and not leased by a live worker;
+    when the round gets through them they are done for the whole campaign, else they
+    are given back (the round ended at a new finding, or the time ran out) and the
+    next round (of any worker) takes them again."""
 
-    def remember(self, finding: Finding) -> None:
-        self.data["findings"][finding.fingerprint] = finding.scenario.to_json()
-        report_json.write_atomic(self.path, self.data)
+    def __init__(
+        self,
+        campaign: Campaign,
+        worker: str,
+        openings: tuple[Scenario, ...],
+        workers: int,
+        lease: float,
+    ) -> None:
+        self.campaign = campaign
+        self.worker = worker
+        self.lease = lease
+        self.renewed = time.monotonic()
+        self.units = {_unit(s): s for s in openings}
+        # a chunk small enough that every worker gets a share of the opening
+        self.size = max(1, -(-len(self.units) // max(1, workers * 2)))
+        self.held: list[str] = []
 
-    def known(self) -> list[tuple[str, Scenario]]:
-        known = []
-        for fingerprint, scenario in self.data["findings"].items():
-            try:
-                known.append((fingerprint, Scenario.from_json(scenario)))
-            except (KeyError, TypeError, ValueError):
-                continue  # written by another version: the example database still has it
-        return known
+    def take(self) -> tuple[Scenario, ...]:
+        done = self.campaign.done()
+        for name in self.units:
+            if len(self.held) >= self.size:
+                break
+            if name not in done and self.campaign.claim(name, self.worker, self.lease):
+                self.held.append(name)
+        self.renewed = time.monotonic()
+        return tuple(self.units[name] for name in self.held)
+
+    def renew(self) -> None:
+        """Hold the chunk a while longer (a worker that dies stops renewing it)."""
+        if self.held and time.monotonic() - self.renewed > self.lease / 3:
+            for name in self.held:
+                self.campaign.claim(name, self.worker, self.lease)
+            self.renewed = time.monotonic()
+
+    def settle(self, *, through: bool) -> None:
+        for name in self.held:
+            (self.campaign.finish if through else self.campaign.release)(name)
+        self.held = []
+
+    def coverage(self) -> tuple[int, int]:
+        done = self.campaign.done()
+        return sum(1 for name in self.units if name in done), len(self.units)
+
+
+def _unit(scenario: Scenario) -> str:
+    text = json.dumps(scenario.to_json(), sort_keys=True, default=str)
+    return "opening:" + hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -3,12 +3,17 @@
 Best effort over the statements SQLAlchemy emits (qmark, format and pyformat
 parameters); anything it cannot read it leaves unknown, and the findings then rest on
 table-level evidence only.
+
+A call to a cache or to Redis is recorded as a statement too (caches.py), written
+``cache GET attempts:1`` or ``redis INCR attempts:1``: it reads and writes the "table"
+``cache:attempts`` (the key up to its first colon), its key is the row.
 """
 
 from __future__ import annotations
 
 import ast
 import re
+import shlex
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,6 +94,8 @@ def access(statement: str, params_text: str = "", prefix: str = "") -> Access:
     """Parse a statement and its recorded parameters. ``prefix`` qualifies table names
     ("db.") when the target has several databases."""
     text = " ".join(statement.split())
+    if text.startswith(STORES):
+        return command_access(text, prefix)
     verb = text.split(" ", 1)[0].upper() if text else ""
     match = _WRITE.match(text)
     write = None
@@ -223,3 +230,62 @@ def _parse_params(text: str) -> Any:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError, MemoryError, RecursionError):
         return None
+
+
+# -- cache and Redis commands -------------------------------------------------------------
+
+STORES = ("cache ", "redis ")  # how a command's recorded text begins
+
+#: commands that only read; every other command reads and writes its keys
+_READS = frozenset(
+    {"GET", "HAS", "GET_MANY", "GET_DICT", "MGET", "EXISTS", "STRLEN", "GETRANGE", "TTL"}
+    | {"PTTL", "TYPE", "HGET", "HMGET", "HGETALL", "HKEYS", "HVALS", "HLEN", "HEXISTS"}
+    | {"LRANGE", "LLEN", "LINDEX", "SMEMBERS", "SISMEMBER", "SMISMEMBER", "SCARD"}
+    | {"ZRANGE", "ZRANGEBYSCORE", "ZREVRANGE", "ZSCORE", "ZMSCORE", "ZCARD", "ZCOUNT"}
+    | {"ZRANK", "ZREVRANK", "KEYS", "SCAN", "DBSIZE", "WATCH", "PING"}
+)
+#: commands that write without reading (a blind write: it cannot act on a stale value)
+_BLIND_WRITES = frozenset(
+    {"SET", "SET_MANY", "DELETE", "DELETE_MANY", "UNLINK", "CLEAR", "MSET", "DEL"}
+    | {"SETEX", "PSETEX", "EXPIRE", "PEXPIRE", "FLUSHDB"}
+)
+
+
+def command_text(store: str, commands: list[tuple[str, list[str]]], batch: str = "") -> str:
+    """``cache GET attempts:1``; a batch (a Redis pipeline) is ``redis MULTI INCR a; EXPIRE
+    a``. Keys with spaces or quotes are quoted as a shell would."""
+    parts = [" ".join([op.upper(), *(shlex.quote(k) for k in keys)]) for op, keys in commands]
+    return " ".join(filter(None, [store, batch, "; ".join(parts)]))
+
+
+def command_access(text: str, prefix: str = "") -> Access:
+    """What a recorded cache or Redis command touches: the tables ``<store>:<key prefix>``
+    of its keys (``cache:*`` when it names none), the first key as the row."""
+    store, _, rest = text.partition(" ")
+    head, _, tail = rest.partition(" ")
+    if head in ("MULTI", "PIPELINE"):
+        rest = tail
+    reads: set[str] = set()
+    write = None
+    verbs, keys = [], []
+    for part in rest.split("; "):
+        try:
+            words = shlex.split(part)
+        except ValueError:
+            words = part.split()
+        if not words:
+            continue
+        op, names = words[0].upper(), words[1:]
+        verbs.append(op)
+        tables = [f"{prefix}{store}:{name.split(':', 1)[0]}" for name in names] or [
+            f"{prefix}{store}:*"
+        ]
+        if op not in _BLIND_WRITES:
+            reads.update(tables)
+        if op not in _READS and write is None:
+            write = tables[0]
+        keys += names
+    verb = verbs[0] if len(verbs) == 1 else head
+    key = (keys[0],) if keys and write is not None else None
+    filters = (("key", keys[0]),) if keys else ()
+    return Access(frozenset(reads), write, verb, key, (), (), filters)

@@ -128,7 +128,7 @@ class Target:
     """An application to fuzz and how to drive it. See DESIGN.md §3."""
 
     name: str
-    app: Callable[[Any], Any]
+    app: Callable[..., Any]  # (database URL) -> WSGI app; (URL, Redis URL) with redis
     setup: Callable[[Any], None] | None
     endpoints: Sequence[Endpoint]
     databases: tuple[str, ...] = ()  # named databases: the factory then gets {name: URL}
@@ -147,6 +147,11 @@ class Target:
     # where they differ by database: "mariadb", "postgres/serializable", … -> kinds
     expected_on: Mapping[str, frozenset[str]] = field(default_factory=dict)
     threads: int = 8  # worker threads of the loopback server
+    # a scratch Redis database of its own: the factory then gets (database URL, Redis URL)
+    redis: bool = False
+    # app -> None, before every execution: put back what lives outside the databases and
+    # the caches the fuzzer resets itself (caches.py), as setup left it
+    reset: Callable[[Any], None] | None = None
     description: str = ""
     reference: str = field(default="", compare=False)  # set by load_target
 
@@ -296,7 +301,17 @@ def validate(target: Target, where: str = "") -> None:
                 f"({', '.join(EXPECTATION_DATABASES)}), optionally followed by "
                 f"/level ({', '.join(lvl for lvl in EXPECTATION_LEVELS if lvl)})"
             )
-    if _factory_arity(target.app) != 1:
+    if not isinstance(target.redis, bool):
+        fail(f"Target.redis must be True or False, got {target.redis!r}")
+    if target.reset is not None and not callable(target.reset):
+        fail(f"Target.reset must be a callable taking the app (or None), got {target.reset!r}")
+    url = "a mapping of database name to URL" if target.databases else "the database URL"
+    if target.redis and not _takes_two(target.app):
+        fail(
+            f"Target.app must take two arguments with Target.redis: {url}, and the URL of "
+            f"the scratch Redis database the fuzzer owns"
+        )
+    if not target.redis and _factory_arity(target.app) != 1:
         fail(
             "Target.app must take exactly one argument (the database URL, or a mapping of "
             "database name to URL when Target.databases is set)"
@@ -371,3 +386,16 @@ def _factory_arity(factory: Callable[..., Any]) -> int:
     if len(required) > 1:
         return len(required)
     return 1 if takes_one else 0
+
+
+def _takes_two(factory: Callable[..., Any]) -> bool:
+    """Whether the factory can be called with two positional arguments (True when it
+    cannot tell)."""
+    try:
+        parameters = list(inspect.signature(factory).parameters.values())
+    except (TypeError, ValueError):
+        return True
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    required = [p for p in parameters if p.default is p.empty and p.kind in positional]
+    varargs = any(p.kind == inspect.Parameter.VAR_POSITIONAL for p in parameters)
+    return len(required) <= 2 and (varargs or sum(p.kind in positional for p in parameters) >= 2)

@@ -49,6 +49,39 @@ def fuzzer(*args: str) -> subprocess.CompletedProcess[str]:
             "Unsupported database 'oracle'",
         ),
         (["run", "targets.profile:buggy", "--db", "::not a url::"], "Cannot parse --db"),
+        (
+            ["run", "targets.profile:buggy", "--db", "mysql+pymysql://root@[::1"],
+            "Cannot parse --db 'mysql+pymysql://root@[::1'",
+        ),
+        (
+            ["run", "targets.profile:buggy", "--db", "mysql+pymysql://root@127.0.0.1:notaport/"],
+            "Cannot parse --db 'mysql+pymysql://root@127.0.0.1:notaport/'",
+        ),
+        (
+            ["run", "targets.profile:buggy", "--db", "mysql+pymysql://root@127.0.0.1:70000/x"],
+            "Cannot use port 70000",
+        ),
+        (
+            [
+                "run",
+                "targets.profile:buggy",
+                "--db",
+                "postgresql+psycopg://postgres@/?host=192.0.2.1",
+            ],
+            "Refusing query parameter host='192.0.2.1'",
+        ),
+        (
+            ["run", "targets.profile:buggy", "--report-dir", "README.md"],
+            "Cannot write reports to --report-dir README.md: it is a file, not a directory",
+        ),
+        (
+            ["soak", "targets.profile:buggy", "--duration", "5", "--report-dir", "README.md/x"],
+            "it is a file, not a directory",
+        ),
+        (
+            ["stress", "targets.profile:buggy", "--report-dir", "README.md"],
+            "it is a file, not a directory",
+        ),
         (["init", "targets.demo.app"], "Expected an app factory like 'package.module:create_app'"),
         (["replay", "reports/does-not-exist.json"], "No report at reports/does-not-exist.json"),
         (
@@ -93,3 +126,19 @@ def test_usage_errors_exit_2() -> None:
     result = fuzzer("run")
     assert result.returncode == 2
     assert "Missing argument 'TARGET'" in result.stderr
+
+
+def test_a_report_dir_that_cannot_be_written_stops_before_the_search(tmp_path: object) -> None:
+    result = fuzzer("run", "targets.profile:buggy", "--report-dir", "README.md/reports")
+    assert result.returncode == 2
+    assert result.stdout == ""  # nothing searched: not even the "Fuzzing …" line
+    assert "README.md is" in result.stderr
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write to any directory")
+def test_a_report_dir_without_write_permission_is_refused(tmp_path: os.PathLike[str]) -> None:
+    locked = os.path.join(tmp_path, "locked")
+    os.mkdir(locked, 0o555)
+    result = fuzzer("run", "targets.profile:buggy", "--report-dir", os.path.join(locked, "r"))
+    assert result.returncode == 2
+    assert "is not writable" in result.stderr

@@ -28,7 +28,7 @@ def test_the_nightly_workflow_is_scheduled_by_cron() -> None:
 
 
 def test_it_starts_mariadb_runs_the_soak_and_uploads_the_reports() -> None:
-    (job,) = load()["jobs"].values()
+    job = load()["jobs"]["soak"]
     assert job["timeout-minutes"] <= 90
     mariadb = job["services"]["mariadb"]
     assert mariadb["image"].startswith("mariadb:10.11")
@@ -42,8 +42,8 @@ def test_it_starts_mariadb_runs_the_soak_and_uploads_the_reports() -> None:
     soak = next(s for s in steps if "fuzzer soak" in s.get("run", ""))
     assert steps.index(setup) < steps.index(soak)
     assert (
-        ".venv/bin/fuzzer soak ${{ matrix.target }} --db mariadb --duration $DURATION"
-        in soak["run"]
+        ".venv/bin/fuzzer soak ${{ matrix.target }} --db mariadb --duration $DURATION "
+        "--workers 2 $shared" in soak["run"]
     )
     # the exit code is checked against what each target must give
     expected = {entry["target"]: entry["expect"] for entry in job["strategy"]["matrix"]["include"]}
@@ -64,3 +64,18 @@ def test_make_soak_passes_duration_target_db_and_seed_through() -> None:
         check=True,
     )
     assert "fuzzer soak pkg.mod:t --db mariadb --duration 7 --seed 3" in result.stdout
+
+
+def test_several_machines_join_one_campaign_and_the_last_job_merges_it() -> None:
+    document = load()
+    assert document["env"]["FUZZER_SHARED"] == "${{ secrets.FUZZER_REDIS_URL }}"
+    soak = document["jobs"]["soak"]
+    assert len(soak["strategy"]["matrix"]["machine"]) >= 2  # several machines per target
+    run = next(s for s in soak["steps"] if "fuzzer soak" in s.get("run", ""))["run"]
+    assert '--shared $FUZZER_SHARED' in run
+    merge = document["jobs"]["merge"]
+    assert merge["needs"] == "soak" and merge["if"] == "always()"
+    step = next(s for s in merge["steps"] if "fuzzer soak" in s.get("run", ""))
+    assert "--known-only" in step["run"] and '--shared "$FUZZER_SHARED"' in step["run"]
+    upload = next(s for s in merge["steps"] if s.get("uses", "").startswith("actions/upload"))
+    assert upload["with"]["path"] == "merged/"

@@ -2,7 +2,9 @@
 
 ``Databases.open(spec, names)`` parses and guards ``--db`` (url.py), makes one
 backend per database the target declares (one, unnamed, by default), and hands the
-app factory either a URL or a mapping of name to URL.
+app factory either a URL or a mapping of name to URL. ``create`` first removes what
+runs that died left behind (owner.py), and collects in ``notices`` what a person should
+be told: those removals, and the tables of an existing database it emptied.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ class Databases:
         self.tables: dict[str, TableInfo] = {}
         self._snapshot: dict[str, dict[str, list[tuple[Any, ...]]]] = {}
         self._initial: dict[str, Rows] = {}
+        self.notices: list[str] = []
 
     @classmethod
     def open(
@@ -98,10 +101,24 @@ class Databases:
         return {b.database_key: name for name, b in self.backends.items()}
 
     def create(self) -> None:
+        self.notices.extend(self.sweep())
         for backend in self.backends.values():
             backend.create()
+            self.notices.extend(backend.notices)
             if self.isolation:
                 backend.configure_isolation(self.isolation)
+
+    def sweep(self) -> list[str]:
+        """Remove the scratch databases of runs that died, on this run's server (or the
+        temporary SQLite files); one line per database removed."""
+        first = next(iter(self.backends.values()))
+        if self.dialect == "sqlite":
+            from .sqlite import sweep
+
+            return sweep()
+        from .scratch import ServerBackend
+
+        return first.sweep() if isinstance(first, ServerBackend) else []
 
     def take_snapshot(self) -> None:
         """After setup: find the tables and remember every row of them."""

@@ -82,6 +82,7 @@ class Backend:
         self.tables: dict[str, TableInfo] = {}
         self._dependents: dict[str, set[str]] = {}  # table -> tables with a foreign key to it
         self._triggers = True  # until discover() looked: restore everything
+        self.notices: list[str] = []  # what a person should know: tables dropped, leftovers removed
 
     # -- what subclasses provide ---------------------------------------------------------
 

@@ -26,10 +26,13 @@ from typing import Any
 
 from ..errors import DatabaseError
 from ..sql import access
+from .owner import Owner, lock_name
 from .scratch import LEVELS, ServerBackend
 
 LOCK_TIMEOUT_ERRORS = frozenset({1205})  # ER_LOCK_WAIT_TIMEOUT (row locks and metadata locks)
 NO_PRIVILEGE = frozenset({1227, 1142})  # ER_SPECIFIC_ACCESS_DENIED_ERROR, ER_TABLEACCESS_DENIED
+UNKNOWN_DATABASE = 1049  # ER_BAD_DB_ERROR
+ACCESS_DENIED = frozenset({1044, 1045, 1698})  # to a database; for a user; unix socket auth
 
 
 class MySQLBackend(ServerBackend):
@@ -116,16 +119,50 @@ class MySQLBackend(ServerBackend):
             with contextlib.suppress(Exception):  # it ended meanwhile
                 cursor.execute(f"KILL CONNECTION {int(thread)}")
 
-    def _drop_tables(self) -> None:
+    def _drop_tables(self) -> list[str]:
+        dropped = []
         with self.admin(self.name) as cursor:
             cursor.execute("SET SESSION foreign_key_checks = 0")
             cursor.execute(
                 "SELECT TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES "
-                "WHERE TABLE_SCHEMA = DATABASE()"
+                "WHERE TABLE_SCHEMA = DATABASE() ORDER BY TABLE_NAME"
             )
             for table, kind in cursor.fetchall():
                 what = "VIEW" if kind == "VIEW" else "TABLE"
                 cursor.execute(f"DROP {what} IF EXISTS {_quote(table)}")
+                dropped.append(str(table))
+        return dropped
+
+    def _connect_problem(self, exc: BaseException) -> str:
+        code = _error_code(exc)
+        if code == UNKNOWN_DATABASE:
+            return "no database"
+        return "denied" if code in ACCESS_DENIED else ""
+
+    # -- ownership (owner.py) ------------------------------------------------------------
+
+    def _try_lock(self, cursor: Any, name: str) -> bool:
+        cursor.execute("SET SESSION wait_timeout = 31536000")  # held for a whole soak
+        cursor.execute("SELECT GET_LOCK(%s, 0)", (lock_name(name),))
+        return cursor.fetchone()[0] == 1
+
+    def _unlock(self, cursor: Any, name: str) -> None:
+        cursor.execute("SELECT RELEASE_LOCK(%s)", (lock_name(name),))
+        cursor.fetchall()
+
+    def _mark(self, cursor: Any, name: str, owner: Owner) -> None:
+        if self.mariadb:  # MySQL has no comment on a database
+            with contextlib.suppress(Exception):
+                cursor.execute(f"ALTER DATABASE {_quote(name)} COMMENT = %s", (owner.text(),))
+
+    def _marked(self, cursor: Any) -> list[tuple[str, str]]:
+        if not self.mariadb:
+            return []
+        cursor.execute(
+            "SELECT SCHEMA_NAME, SCHEMA_COMMENT FROM information_schema.SCHEMATA "
+            "WHERE SCHEMA_COMMENT LIKE 'fuzzer-owner %%'"
+        )
+        return [(str(name), str(text)) for name, text in cursor.fetchall()]
 
     # -- snapshot and restore ----------------------------------------------------------
 

@@ -28,6 +28,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from .owner import Owner, lock_key
 from .scratch import LEVELS, ServerBackend
 
 DEADLOCK_TIMEOUT = "500ms"
@@ -106,14 +107,48 @@ class PostgresBackend(ServerBackend):
             (name,),
         )
 
-    def _drop_tables(self) -> None:
+    def _drop_tables(self) -> list[str]:
         with self.admin(self.name) as cursor:
-            cursor.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
+            cursor.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
+                "ORDER BY tablename"
+            )
             tables = [str(row[0]) for row in cursor.fetchall()]
             if tables:
                 cursor.execute(
                     "DROP TABLE IF EXISTS " + ", ".join(_quote(t) for t in tables) + " CASCADE"
                 )
+        return tables
+
+    def _connect_problem(self, exc: BaseException) -> str:
+        text = str(exc)
+        if "does not exist" in text and "database" in text:
+            return "no database"
+        if "authentication failed" in text or "no password supplied" in text:
+            return "denied"
+        return ""
+
+    # -- ownership (owner.py): advisory locks live in the maintenance database -----------
+
+    def _try_lock(self, cursor: Any, name: str) -> bool:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", (lock_key(name),))
+        return bool(cursor.fetchone()[0])
+
+    def _unlock(self, cursor: Any, name: str) -> None:
+        cursor.execute("SELECT pg_advisory_unlock(%s)", (lock_key(name),))
+        cursor.fetchall()
+
+    def _mark(self, cursor: Any, name: str, owner: Owner) -> None:
+        literal = owner.text().replace("'", "''")
+        with contextlib.suppress(Exception):
+            cursor.execute(f"COMMENT ON DATABASE {_quote(name)} IS '{literal}'")
+
+    def _marked(self, cursor: Any) -> list[tuple[str, str]]:
+        cursor.execute(
+            "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database "
+            "WHERE shobj_description(oid, 'pg_database') LIKE 'fuzzer-owner %%'"
+        )
+        return [(str(name), str(text)) for name, text in cursor.fetchall()]
 
     # -- snapshot and restore ----------------------------------------------------------
 

@@ -26,7 +26,8 @@ from sqlalchemy.engine import URL
 
 from ..errors import DatabaseError
 from .base import Backend
-from .url import guard_name
+from .owner import Owner, me
+from .url import SCRATCH_NAME, guard_name
 
 LEVELS = {
     "read-uncommitted": "READ UNCOMMITTED",
@@ -51,6 +52,7 @@ class ServerBackend(Backend):
         self.isolation: str | None = None
         self.server_version = ""
         self._probe_lock = threading.Lock()
+        self._lock: Any = None  # the connection that holds this database's lock
 
     # -- naming and URLs ---------------------------------------------------------------
 
@@ -73,7 +75,7 @@ class ServerBackend(Backend):
 
     def _server_url(self, database: str | None) -> URL:
         """The user's URL on ``database``, with the fuzzer's connection settings."""
-        url = self.spec.url.set(database=database)
+        url = self.spec.url._replace(database=database)  # set() would keep the old one on None
         return url.update_query_dict(
             {k: v for k, v in self._connection_query().items() if k not in url.query}
         )
@@ -102,10 +104,21 @@ class ServerBackend(Backend):
             return self._dbapi_connect(dialect.import_dbapi(), args, dict(kwargs))
         except Exception as exc:
             user = self.spec.url.username or "the default user"
+            problem = self._connect_problem(exc)
+            hint = {
+                "no database": f"database {database!r} does not exist there; leave the "
+                f"database out of --db (the fuzzer then creates its own) or create it",
+                "denied": "check the user and password in --db (reports never record a "
+                "password: give the URL with --db or in FUZZER_DB)",
+            }.get(problem, "start the server or correct --db")
             raise DatabaseError(
-                f"Cannot connect to {self.where} as {user}: {_one_line(exc)}; start the server "
-                f"or correct --db ({self.spec.safe_url})"
+                f"Cannot connect to {self.where} as {user}: {_one_line(exc)}; {hint} "
+                f"({self.spec.safe_url})"
             ) from None
+
+    def _connect_problem(self, exc: BaseException) -> str:
+        """What a failed connect says: "no database", "denied", or "" (unreachable)."""
+        return ""
 
     def _dbapi_connect(self, dbapi: Any, args: Any, kwargs: dict[str, Any]) -> Any:
         raise NotImplementedError
@@ -124,6 +137,7 @@ class ServerBackend(Backend):
     # -- create and drop ---------------------------------------------------------------
 
     def create(self) -> None:
+        self._take_lock()
         with self.admin() as cursor:
             self.server_version = self._version(cursor)
             exists = self._exists(cursor, self.name)
@@ -141,21 +155,130 @@ class ServerBackend(Backend):
                         f"databases, or name an existing scratch database in the URL"
                     ) from None
                 self.created = True
+                self._mark(cursor, self.name, me())
             self._after_create(cursor)
         if self.existed:
-            self._drop_tables()
+            dropped = self._drop_tables()
+            if dropped:
+                self.notices.append(self._emptied(dropped))
+
+    def _emptied(self, dropped: list[str]) -> str:
+        """The line that says which tables of an existing database were dropped."""
+        tables = ", ".join(dropped)
+        line = f"Emptied existing database {self.name!r} on {self.where}: dropped {tables}"
+        if not SCRATCH_NAME.match(self.name):
+            line += (
+                " (--allow-wipe: its name does not mark it as scratch, and these tables "
+                "were there before the target's setup)"
+            )
+        return line
 
     def drop(self) -> None:
         self.close()
-        if self.keep:
+        try:
+            if self.keep:
+                if self.created:
+                    with self.admin() as cursor:
+                        self._mark(cursor, self.name, me().as_kept())
+                return
+            if self.created:
+                with self.admin() as cursor:
+                    self._end_connections(cursor, self.name)
+                    cursor.execute(self._drop_sql(self.name))
+                self.created = False
+            elif self.existed:
+                self._drop_tables()
+        finally:
+            self._release_lock()
+
+    # -- ownership: one run per database, and what dead runs left (owner.py) ----------
+
+    def _take_lock(self) -> None:
+        """Lock this database for the run, on a connection held until ``drop``; refuse
+        it when another run holds the lock."""
+        if self._lock is not None:
             return
-        if self.created:
-            with self.admin() as cursor:
-                self._end_connections(cursor, self.name)
-                cursor.execute(self._drop_sql(self.name))
-            self.created = False
-        elif self.existed:
-            self._drop_tables()
+        conn = self.connect(self.maintenance_database)
+        try:
+            with contextlib.closing(conn.cursor()) as cursor:
+                taken = self._try_lock(cursor, self.name)
+        except Exception:
+            conn.close()
+            raise
+        if not taken:
+            conn.close()
+            raise DatabaseError(
+                f"Database {self.name!r} on {self.where} is in use by another fuzzer run "
+                f"(it holds the database's lock); wait for that run to end, or give this one "
+                f"another database in --db (or none: the fuzzer then creates its own)"
+            )
+        self._lock = conn
+
+    def _release_lock(self) -> None:
+        conn, self._lock = self._lock, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()  # a session's locks end with it
+
+    def scratch_databases(self) -> list[tuple[str, Owner]]:
+        """Every database on the server that carries the fuzzer's owner marker."""
+        with self.admin() as cursor:
+            return [
+                (name, owner)
+                for name, text in self._marked(cursor)
+                if (owner := Owner.parse(text)) is not None
+            ]
+
+    def remove_if_dead(self, name: str, owner: Owner, *, include_kept: bool = False) -> str:
+        """Drop a marked database whose run is dead: "removed", or why not ("alive",
+        "kept", "in use")."""
+        if owner.kept and not include_kept:
+            return "kept"
+        if owner.alive():
+            return "alive"
+        with self.admin() as cursor:
+            if not self._try_lock(cursor, name):
+                return "in use"
+            try:
+                self._end_connections(cursor, name)
+                cursor.execute(self._drop_sql(name))
+            finally:
+                self._unlock(cursor, name)
+        return "removed"
+
+    def sweep(self) -> list[str]:
+        """Remove what dead runs left on this server; one line per database removed."""
+        lines = []
+        try:
+            found = self.scratch_databases()
+        except DatabaseError:
+            return []
+        for name, owner in found:
+            if name == self.name:
+                continue
+            try:
+                outcome = self.remove_if_dead(name, owner)
+            except Exception:  # another sweep got there first, or no privilege
+                continue
+            if outcome == "removed":
+                lines.append(
+                    f"Removed scratch database {name!r} on {self.where}, left by a run that "
+                    f"died ({owner.describe()})"
+                )
+        return lines
+
+    def _try_lock(self, cursor: Any, name: str) -> bool:
+        raise NotImplementedError
+
+    def _unlock(self, cursor: Any, name: str) -> None:
+        raise NotImplementedError
+
+    def _mark(self, cursor: Any, name: str, owner: Owner) -> None:
+        """Write the owner marker on a database the fuzzer created (best effort)."""
+
+    def _marked(self, cursor: Any) -> list[tuple[str, str]]:
+        """(database, marker text) of every database whose marker may be the fuzzer's."""
+        return []
 
     def close(self) -> None:
         super().close()
@@ -183,8 +306,9 @@ class ServerBackend(Backend):
         """End every other connection to ``name`` so DROP DATABASE cannot wait for one."""
         raise NotImplementedError
 
-    def _drop_tables(self) -> None:
-        """Empty a database that existed before the run (it passed the safety guard)."""
+    def _drop_tables(self) -> list[str]:
+        """Empty a database that existed before the run (it passed the safety guard);
+        return the names of the tables (and views) dropped."""
         raise NotImplementedError
 
     # -- isolation ---------------------------------------------------------------------

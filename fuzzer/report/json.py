@@ -33,6 +33,7 @@ def finding_document(
     path: str,
     test: str | None = None,
     columns: Mapping[str, Sequence[str]] | None = None,
+    identities: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, Any]:
     """Everything a replay needs, and everything a report shows (format 1):
 
@@ -69,7 +70,9 @@ def finding_document(
         "reproduce": {
             "replay": replay,
             "pytest": f"pytest {test}" if test else None,
-            "curl": curl_chain(finding.scenario.init + finding.scenario.requests),
+            "curl": curl_chain(
+                finding.scenario.init + finding.scenario.requests, identities=identities
+            ),
         },
     }
 

@@ -12,7 +12,7 @@ import itertools
 import json
 import re
 import shlex
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rich.console import Console
@@ -185,8 +185,15 @@ def finding_text(finding: Finding, *, reproduce: Sequence[str] = (), width: int 
     return "\n".join(parts).rstrip() + "\n"
 
 
-def curl_chain(requests: Sequence[Request], base_url: str = "http://127.0.0.1:5000") -> str:
-    """The requests as curl commands, in order (no control over interleaving)."""
+def curl_chain(
+    requests: Sequence[Request],
+    base_url: str = "http://127.0.0.1:5000",
+    identities: Mapping[str, Sequence[str]] | None = None,
+) -> str:
+    """The requests as curl commands, in order (no control over interleaving).
+
+    ``identities`` names the headers each identity sends (a login's ``Cookie``, a
+    token's ``Authorization``, nothing for a visitor); their values are placeholders."""
     commands = []
     for request in requests:
         url = base_url + request.path
@@ -205,9 +212,19 @@ def curl_chain(requests: Sequence[Request], base_url: str = "http://127.0.0.1:50
         for key, value in (request.form or {}).items():
             command += ["--data-urlencode", f"{key}={value}"]
         if request.identity is not None:
-            command += ["-H", f"Cookie: <{request.identity}'s session>"]
+            command += _identity_headers(request.identity, identities)
         commands.append(" ".join(shlex.quote(part) for part in command))
     return " && ".join(commands)
+
+
+def _identity_headers(name: str, identities: Mapping[str, Sequence[str]] | None) -> list[str]:
+    if identities is None:  # not known here: say who, not how
+        return ["-H", f"<{name}'s login cookie or headers>"]
+    headers = []
+    for header in identities.get(name, ()):
+        what = "session" if header.lower() == "cookie" else header
+        headers += ["-H", f"{header}: <{name}'s {what}>"]
+    return headers
 
 
 def schedule_text(gene: Gene) -> str:

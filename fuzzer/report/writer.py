@@ -29,33 +29,57 @@ class Written:
     finding: Finding
     json: str  # path of its JSON, as shown to a person
     test: str  # path of its pytest regression test
+    identities: Mapping[str, Sequence[str]] | None = None  # identity -> header names
+    password: bool = False  # the database URL had a password, which reports never record
 
     @property
     def reproduce(self) -> list[str]:
-        return reproduce_lines(self.finding, self.json, self.test)
+        return reproduce_lines(
+            self.finding,
+            self.json,
+            self.test,
+            identities=self.identities,
+            password=self.password,
+        )
 
     def text(self) -> str:
         return finding_text(self.finding, reproduce=self.reproduce)
 
 
-def reproduce_lines(finding: Finding, json_path: str | None, test_path: str | None) -> list[str]:
+def reproduce_lines(
+    finding: Finding,
+    json_path: str | None,
+    test_path: str | None,
+    *,
+    identities: Mapping[str, Sequence[str]] | None = None,
+    password: bool = False,
+) -> list[str]:
     """The commands under "Reproduce with:"."""
     lines = []
+    if password and (json_path or test_path):
+        lines.append(
+            "# reports never record the database password: set FUZZER_DB to the URL "
+            "(or pass --db URL to fuzzer replay)"
+        )
     if json_path:
         lines.append(f"fuzzer replay {json_path}")
     if test_path:
         lines.append(f"pytest {test_path}    # a regression test that pins this schedule")
     lines.append("# the requests in order, against your own server (no interleaving control):")
-    lines.append(curl_chain(finding.scenario.init + finding.scenario.requests))
+    lines.append(
+        curl_chain(finding.scenario.init + finding.scenario.requests, identities=identities)
+    )
     return lines
 
 
 def shown(path: str) -> str:
-    """``path`` relative to the working directory when it is under it."""
+    """``path`` relative to the working directory when it is under it (symlinks in
+    either resolved: ``--report-dir "$PWD/reports"`` from a symlinked directory is too)."""
     absolute = os.path.abspath(path)
     here = os.getcwd()
-    if os.path.commonpath([absolute, here]) == here:
-        return os.path.relpath(absolute, here)
+    for candidate, base in ((absolute, here), (os.path.realpath(absolute), os.path.realpath(here))):
+        if os.path.commonpath([candidate, base]) == base:
+            return os.path.relpath(candidate, base)
     return absolute
 
 
@@ -72,6 +96,7 @@ class ReportWriter:
     columns: Mapping[str, Sequence[str]] = field(default_factory=dict)  # table -> columns
     written: list[Written] = field(default_factory=list)
     directory: str | None = None
+    identities: Mapping[str, Sequence[str]] | None = None  # identity -> header names it sends
 
     def ensure_directory(self) -> str:
         if self.directory is None:
@@ -104,9 +129,16 @@ class ReportWriter:
                 path=json_path,
                 test=test_path,
                 columns=self.columns,
+                identities=self.identities,
             ),
         )
-        entry = Written(finding, json_path, test_path)
+        entry = Written(
+            finding,
+            json_path,
+            test_path,
+            identities=self.identities,
+            password=":***@" in str(self.database.get("url", "")),
+        )
         self.written.append(entry)
         self.write_manifest({"state": "running"})
         return entry

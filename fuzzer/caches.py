@@ -1,0 +1,515 @@
+"""Shared state beyond the database: caches and Redis, scheduled and reset like tables.
+
+Three jobs, one subject:
+
+* **Scheduling.** ``instrument()`` patches Flask-Caching's backends (every subclass of
+  cachelib's ``BaseCache``: SimpleCache, RedisCache, a custom one) and redis-py
+  (``Redis.execute_command``, a pipeline's ``execute`` and its commands after a
+  WATCH) so that, inside a fuzzed request, each call comes through
+  ``gates.command``: a yield point before it, and a step in the trace written
+  ``cache GET attempts:1`` or ``redis INCR attempts:1``. ``sql.command_access`` reads
+  that as a read or write of the table ``cache:attempts``, so conflict points, the
+  opening and the findings treat a key like a row. Outside requests (setup, reset)
+  every call passes through untouched.
+* **A scratch Redis database** (``RedisScratch``) for a target declared with
+  ``Target(redis=True)``: a database number on 127.0.0.1:6379 that the fuzzer claims
+  with a marker key set only in an empty database (or one whose marker names a fuzzer
+  process that has died), and that it flushes only while its own marker is there.
+* **Reset** (``Stores``): before every execution, what lives outside the database is
+  put back as setup (and the identities' logins) left it. Flask-Caching's SimpleCache:
+  a copy of its dict, with each entry's remaining lifetime; the Redis scratch
+  database: ``DUMP`` of every key with its remaining lifetime, restored in one Lua
+  script after ``FLUSHDB``; NullCache: nothing. Any other cache (a Flask-Caching
+  backend on a server the fuzzer does not own, a dict in a module) needs
+  ``Target(reset=callable(app))``, called after the automatic ones.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import secrets
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from . import gates
+from .errors import DatabaseError, TargetSetupError, describe
+from .sql import command_text
+
+REDIS_HOST = "127.0.0.1"
+REDIS_PORT = 6379
+MARKER = "fuzzer:claim"  # the key that says which fuzzer process owns a database
+
+_CACHE_OPS = (
+    "get",
+    "has",
+    "set",
+    "add",
+    "delete",
+    "inc",
+    "dec",
+    "get_many",
+    "set_many",
+    "delete_many",
+    "get_dict",
+    "unlink",
+    "clear",
+)
+_MANY = frozenset({"get_many", "delete_many", "get_dict", "unlink"})
+_WRAPPED = "__fuzzer_wrapped__"
+
+
+# -- scheduling ----------------------------------------------------------------------------
+
+
+def instrument() -> None:
+    """Patch every cache backend class and redis-py, once each (new subclasses too: call
+    again after the target's modules are imported). Libraries not installed are
+    skipped."""
+    try:
+        from cachelib.base import BaseCache
+    except ImportError:
+        pass
+    else:
+        with contextlib.suppress(ImportError):
+            import flask_caching.backends  # noqa: F401  (defines Flask-Caching's subclasses)
+        for cls in _subclasses(BaseCache):
+            for op in _CACHE_OPS:
+                method = cls.__dict__.get(op)
+                if callable(method) and not getattr(method, _WRAPPED, False):
+                    setattr(cls, op, _cache_method(op, method))
+    try:
+        from redis.client import Pipeline, Redis
+    except ImportError:
+        return
+    for cls, name, wrap in (
+        (Redis, "execute_command", _redis_command),
+        (Pipeline, "immediate_execute_command", _redis_command),
+        (Pipeline, "execute", _redis_batch),
+    ):
+        method = cls.__dict__[name]
+        if not getattr(method, _WRAPPED, False):
+            setattr(cls, name, wrap(method))
+
+
+def _subclasses(cls: type) -> Iterator[type]:
+    yield cls
+    sub: type
+    for sub in cls.__subclasses__():
+        yield from _subclasses(sub)
+
+
+def _cache_method(op: str, method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if not gates.in_request():
+            return method(self, *args, **kwargs)
+        params: Any = None
+        if op in _MANY:
+            keys = list(args)
+        elif op == "set_many":
+            mapping = args[0] if args else kwargs.get("mapping", {})
+            keys, params = list(mapping), dict(mapping)
+        elif op == "clear":
+            keys = []
+        else:
+            key = args[0] if args else kwargs.get("key")
+            keys = [key]
+            rest = args[1:2] or [kwargs[k] for k in ("value", "delta") if k in kwargs]
+            params = tuple(rest) or None
+        text = command_text("cache", [(op, [_name(k) for k in keys])])
+        return gates.command(text, params, lambda: method(self, *args, **kwargs))
+
+    setattr(wrapper, _WRAPPED, True)
+    return wrapper
+
+
+def _redis_command(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **options: Any) -> Any:
+        if not gates.in_request() or not args:
+            return method(self, *args, **options)
+        keys, rest = _redis_keys(args)
+        text = command_text("redis", [(str(args[0]), keys)])
+        return gates.command(text, rest or None, lambda: method(self, *args, **options))
+
+    setattr(wrapper, _WRAPPED, True)
+    return wrapper
+
+
+def _redis_batch(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        stack = getattr(self, "command_stack", None)
+        if not gates.in_request() or not stack:
+            return method(self, *args, **kwargs)
+        commands = [(str(c[0]), _redis_keys(c)[0]) for c, _ in stack if c]
+        batch = "MULTI" if self.transaction or self.explicit_transaction else "PIPELINE"
+        text = command_text("redis", commands, batch)
+        return gates.command(text, None, lambda: method(self, *args, **kwargs))
+
+    setattr(wrapper, _WRAPPED, True)
+    return wrapper
+
+
+_NO_KEYS = frozenset(
+    {"PING", "DBSIZE", "FLUSHDB", "FLUSHALL", "INFO", "MULTI", "EXEC", "DISCARD", "UNWATCH"}
+    | {"SELECT", "KEYS", "SCAN", "TIME", "ECHO", "HELLO", "AUTH", "SCRIPT", "CLIENT"}
+    | {"CONFIG", "RANDOMKEY", "SWAPDB", "WAIT", "SAVE", "LASTSAVE", "ROLE", "COMMAND"}
+)
+_ALL_KEYS = frozenset(
+    {"MGET", "DEL", "UNLINK", "EXISTS", "TOUCH", "WATCH", "SINTER", "SUNION", "SDIFF"}
+    | {"PFCOUNT", "PFMERGE", "SINTERSTORE", "SUNIONSTORE", "SDIFFSTORE"}
+)
+
+
+def _redis_keys(args: tuple[Any, ...]) -> tuple[list[str], tuple[Any, ...]]:
+    """The keys a command names, and its other arguments."""
+    name = str(args[0]).upper()
+    rest = args[1:]
+    if " " in name or name in _NO_KEYS:
+        return [], rest
+    if name in _ALL_KEYS:
+        return [_name(k) for k in rest], ()
+    if name in ("MSET", "MSETNX"):
+        return [_name(k) for k in rest[::2]], tuple(rest[1::2])
+    if name in ("EVAL", "EVALSHA", "EVAL_RO", "EVALSHA_RO") and len(rest) >= 2:
+        try:
+            n = int(rest[1])
+        except (TypeError, ValueError):
+            n = 0
+        return [_name(k) for k in rest[2 : 2 + n]], tuple(rest[2 + n :])
+    return [_name(k) for k in rest[:1]], tuple(rest[1:])
+
+
+def _name(key: Any) -> str:
+    if isinstance(key, bytes | bytearray | memoryview):
+        return bytes(key).decode("utf-8", "replace")
+    return str(key)
+
+
+# -- the Redis scratch database ------------------------------------------------------------
+
+_CLAIM = """
+if redis.call('DBSIZE') == 0 then
+  redis.call('SET', KEYS[1], ARGV[1])
+  return 1
+end
+if ARGV[2] ~= '' and redis.call('GET', KEYS[1]) == ARGV[2] then
+  redis.call('FLUSHDB')
+  redis.call('SET', KEYS[1], ARGV[1])
+  return 1
+end
+return 0
+"""
+# ARGV: the claim, then (key, milliseconds to live or 0, DUMP payload) per key
+_RESTORE = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return redis.error_reply('the fuzzer no longer owns this database')
+end
+redis.call('FLUSHDB')
+redis.call('SET', KEYS[1], ARGV[1])
+for i = 2, #ARGV, 3 do
+  redis.call('RESTORE', ARGV[i], ARGV[i + 1], ARGV[i + 2])
+end
+return 1
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('FLUSHDB')
+  return 1
+end
+return 0
+"""
+
+
+class RedisScratch:
+    """One database number of the Redis server on 127.0.0.1:6379, claimed for this run.
+
+    The claim is a marker key, ``fuzzer:claim`` = ``<pid>:<random token>``, set by a
+    Lua script only in an empty database, or in one whose marker names a process on
+    this machine that no longer runs (a fuzzer that was killed): the server is on
+    loopback, so its clients' pids are this machine's. Every flush checks, in the same
+    script, that the marker is still ours. Database 0, where apps keep their data by
+    default, is never claimed."""
+
+    def __init__(self, client: Any, number: int, claim: str) -> None:
+        self.client = client
+        self.number = number
+        self.claim = claim
+        self.url = f"redis://{REDIS_HOST}:{REDIS_PORT}/{number}"
+        self._snapshot: list[Any] = []
+
+    @classmethod
+    def open(cls) -> RedisScratch:
+        """Claim the highest free database number (15 down to 1)."""
+        try:
+            import redis
+        except ImportError as exc:
+            raise DatabaseError(
+                "Target(redis=True) needs redis-py: pip install redis (or the fuzzer's "
+                "'redis' extra)"
+            ) from exc
+        claim = f"{os.getpid()}:{secrets.token_hex(8)}"
+        probe = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, socket_connect_timeout=2)
+        try:
+            reply: Any = probe.config_get("databases")
+            databases = int(reply.get("databases", 16))
+        except redis.ConnectionError as exc:
+            raise DatabaseError(
+                f"Redis at {REDIS_HOST}:{REDIS_PORT} is not reachable ({exc}); a target "
+                f"with Target(redis=True) needs it: start it with `redis-server --daemonize "
+                f"yes --bind 127.0.0.1 --port {REDIS_PORT} --save ''`"
+            ) from None
+        except redis.RedisError:
+            databases = 16
+        finally:
+            probe.close()
+        for number in range(databases - 1, 0, -1):
+            client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=number)
+            owner = _name(client.get(MARKER) or b"")
+            stale = owner if owner and _dead(owner) else ""
+            if client.eval(_CLAIM, 1, MARKER, claim, stale):
+                return cls(client, number, claim)
+            client.close()
+        raise DatabaseError(
+            f"Redis at {REDIS_HOST}:{REDIS_PORT} has no free database for the fuzzer: "
+            f"databases 1 to {databases - 1} all hold keys; raise `databases` in the "
+            f"server's configuration or empty one that nothing uses"
+        )
+
+    def take_snapshot(self) -> None:
+        """Every key but the marker, dumped with its remaining lifetime."""
+        snapshot: list[Any] = []
+        for key in self.client.scan_iter(count=1000):
+            if key == MARKER.encode():
+                continue
+            payload = self.client.dump(key)
+            if payload is None:  # expired meanwhile
+                continue
+            ttl = self.client.pttl(key)
+            snapshot += [key, max(int(ttl), 0) if ttl and ttl > 0 else 0, payload]
+        self._snapshot = snapshot
+
+    def reset(self) -> None:
+        """Flush the database and restore the snapshot, in one script that first checks
+        that the marker is still ours."""
+        import redis
+
+        try:
+            self.client.eval(_RESTORE, 1, MARKER, self.claim, *self._snapshot)
+        except redis.ResponseError as exc:
+            raise DatabaseError(
+                f"Redis database {self.number} lost the fuzzer's claim ({exc}): did the "
+                f"app run FLUSHDB or FLUSHALL? The fuzzer flushes only a database it owns"
+            ) from None
+
+    def release(self) -> None:
+        """Flush the database (its marker too) if it is still ours, and disconnect."""
+        with contextlib.suppress(Exception):
+            self.client.eval(_RELEASE, 1, MARKER, self.claim)
+        with contextlib.suppress(Exception):
+            self.client.close()
+
+    def owns(self, client: Any) -> bool:
+        """Whether a redis-py client talks to this database."""
+        kwargs = getattr(getattr(client, "connection_pool", None), "connection_kwargs", {})
+        return (
+            kwargs.get("host") in (REDIS_HOST, "localhost", "::1")
+            and int(kwargs.get("port", REDIS_PORT)) == REDIS_PORT
+            and int(kwargs.get("db", 0) or 0) == self.number
+        )
+
+
+def _dead(owner: str) -> bool:
+    """Whether the claim ``<pid>:<token>`` names a process that no longer runs."""
+    try:
+        pid = int(owner.split(":", 1)[0])
+    except ValueError:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
+# -- reset between executions ---------------------------------------------------------------
+
+
+class Stores:
+    """What the app keeps outside its databases, put back before every execution."""
+
+    def __init__(
+        self,
+        app: Any,
+        *,
+        redis: RedisScratch | None = None,
+        reset: Callable[[Any], None] | None = None,
+        where: str = "",
+    ) -> None:
+        instrument()  # backends the target's own modules define
+        self.app = app
+        self.redis = redis
+        self.hook = reset
+        self.where = where
+        self.simple: list[Any] = []  # SimpleCache backends (their dict is copied)
+        self._copies: list[dict[str, tuple[float, Any]]] = []
+        for backend in flask_caches(app):
+            kind = _kind(backend, redis)
+            if kind == "simple":
+                self.simple.append(backend)
+            elif kind == "unknown" and reset is None:
+                raise TargetSetupError(
+                    f"{where}: the app's Flask-Caching backend {type(backend).__name__} "
+                    f"keeps state the fuzzer cannot reset between executions ("
+                    f"{_why(backend)}); use SimpleCache, or a RedisCache on the scratch "
+                    f"database of Target(redis=True), or pass Target(reset=...) that puts "
+                    f"it back as setup left it"
+                )
+
+        for client in redis_clients(app):
+            if (redis is None or not redis.owns(client)) and reset is None:
+                kwargs = client.connection_pool.connection_kwargs
+                where_to = f"{kwargs.get('host')}:{kwargs.get('port')}/{kwargs.get('db', 0)}"
+                raise TargetSetupError(
+                    f"{where}: the app keeps a Redis client for {where_to}, which the fuzzer "
+                    f"does not own and cannot reset between executions; declare "
+                    f"Target(redis=True) and build it from the URL the factory then receives, "
+                    f"or pass Target(reset=...) that puts its state back as setup left it"
+                )
+
+    @property
+    def active(self) -> bool:
+        return bool(self.simple or self.redis or self.hook)
+
+    def take_snapshot(self) -> None:
+        now = time.time()
+        self._copies = []
+        for backend in self.simple:
+            with backend._lock:
+                self._copies.append(
+                    {
+                        key: (expires - now if expires else 0.0, value)
+                        for key, (expires, value) in backend._cache.items()
+                        if expires == 0 or expires > now
+                    }
+                )
+        if self.redis is not None:
+            self.redis.take_snapshot()
+
+    def reset(self) -> None:
+        now = time.time()
+        for backend, copy in zip(self.simple, self._copies, strict=True):
+            with backend._lock:
+                backend._cache.clear()
+                backend._cache.update(
+                    {
+                        key: (int(now + left) if left else 0, value)
+                        for key, (left, value) in copy.items()
+                    }
+                )
+        if self.redis is not None:
+            self.redis.reset()
+        if self.hook is not None:
+            name = getattr(self.hook, "__qualname__", repr(self.hook))
+            context = getattr(self.app, "app_context", None)
+            try:
+                with context() if context is not None else contextlib.nullcontext():
+                    self.hook(self.app)
+            except Exception as exc:
+                raise TargetSetupError(
+                    f"{self.where}: reset {name}(app) raised {describe(exc)}; it runs before "
+                    f"every execution to put the state the database does not hold back as "
+                    f"setup left it"
+                ) from exc
+
+
+def _kind(backend: Any, redis: RedisScratch | None) -> str:
+    """simple (a dict the fuzzer copies), none (keeps nothing), redis (on the scratch
+    database: restored with it), unknown."""
+    try:
+        from cachelib import NullCache, RedisCache, SimpleCache
+    except ImportError:  # pragma: no cover - Flask-Caching requires cachelib
+        return "unknown"
+    if isinstance(backend, SimpleCache):
+        return "simple"
+    if isinstance(backend, NullCache):
+        return "none"
+    if isinstance(backend, RedisCache) and redis is not None:
+        clients = {id(c): c for c in (backend._write_client, backend._read_client)}
+        if all(redis.owns(c) for c in clients.values()):
+            return "redis"
+    return "unknown"
+
+
+def _why(backend: Any) -> str:
+    try:
+        from cachelib import RedisCache
+    except ImportError:  # pragma: no cover
+        return "an unknown backend"
+    if isinstance(backend, RedisCache):
+        return "a Redis database other than the scratch one the fuzzer owns"
+    return "an unknown backend"
+
+
+def flask_caches(app: Any) -> list[Any]:
+    """The Flask-Caching backends of every Flask app in a WSGI app (a dispatcher's
+    mounts, middleware's ``app``/``wsgi_app`` included)."""
+    backends: dict[int, Any] = {}
+    for flask_app in flask_apps(app):
+        extension = getattr(flask_app, "extensions", {}).get("cache")
+        if isinstance(extension, Mapping):
+            for backend in extension.values():
+                backends.setdefault(id(backend), backend)
+    return list(backends.values())
+
+
+def redis_clients(app: Any) -> list[Any]:
+    """The redis-py clients the Flask apps keep in ``app.extensions`` (Flask-Redis's
+    included)."""
+    try:
+        from redis import Redis
+    except ImportError:
+        return []
+    clients: dict[int, Any] = {}
+    for flask_app in flask_apps(app):
+        for value in getattr(flask_app, "extensions", {}).values():
+            for candidate in (value, getattr(value, "_redis_client", None)):
+                if isinstance(candidate, Redis):
+                    clients.setdefault(id(candidate), candidate)
+    return list(clients.values())
+
+
+def flask_apps(app: Any, depth: int = 6) -> list[Any]:
+    """The Flask apps inside a WSGI app, looked for through a dispatcher's ``mounts`` and
+    middleware's ``app``, ``wsgi_app`` and ``application`` attributes."""
+    try:
+        from flask import Flask
+    except ImportError:  # pragma: no cover - flask is a dependency
+        return []
+    found: dict[int, Any] = {}
+    seen: set[int] = set()
+
+    def visit(obj: Any, left: int) -> None:
+        if obj is None or id(obj) in seen or left < 0:
+            return
+        seen.add(id(obj))
+        if isinstance(obj, Flask):
+            found.setdefault(id(obj), obj)
+        attributes = getattr(obj, "__dict__", {})
+        for name in ("app", "wsgi_app", "application"):
+            inner = attributes.get(name)
+            if inner is not None:
+                visit(getattr(inner, "__self__", inner), left - 1)
+        mounts = attributes.get("mounts")
+        if isinstance(mounts, Mapping):
+            for inner in mounts.values():
+                visit(inner, left - 1)
+
+    visit(app, depth)
+    return list(found.values())

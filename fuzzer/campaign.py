@@ -1,0 +1,374 @@
+"""A soak campaign's state, kept between soaks and shared by the workers that run it.
+
+A campaign is one target on one kind of database with one schedule mode. Its state:
+
+- the **seed rotation**: each round of each worker claims the next seed, so no two
+  rounds search the same seed and the next soak goes on with new ones;
+- the **findings reported** (fingerprint → minimal scenario and schedule): the first
+  worker to confirm a finding claims it and writes it, the others ignore it, and a
+  later soak replays them first;
+- the **work units** done (the systematic opening's chunks, by content): a worker
+  takes a unit under a lease and marks it done when it got through it; a unit whose
+  worker died is taken up again when its lease runs out;
+- the **workers** and what each contributed (examples, rounds, findings);
+- Hypothesis's **example database**, so any worker replays any worker's failures.
+
+Two stores keep it. ``LocalCampaign`` is a JSON file under ``.fuzzer/soak/`` guarded
+by a file lock (the workers of one machine); ``RedisCampaign`` (``--shared
+redis://HOST:PORT/DB``) puts everything in Redis so soaks on several machines join
+one campaign. Neither ever holds a database URL, so no password reaches the store:
+workers only use their own loopback scratch databases.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import random
+import socket
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
+
+from .errors import FuzzerError
+from .model import Scenario
+from .report import json as report_json
+
+__all__ = ["Campaign", "LocalCampaign", "RedisCampaign", "open_campaign", "worker_name"]
+
+LEASE = 30.0  # seconds a unit stays with a worker that stopped renewing it (died)
+
+
+def worker_name(index: int = 0) -> str:
+    """Who a worker is, for the store: host, process and its index on that host."""
+    return f"{socket.gethostname()}:{os.getpid()}:w{index}"
+
+
+def digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+class Campaign(ABC):
+    """What every store offers; all operations are atomic across processes."""
+
+    key: str
+
+    # -- the seed rotation ---------------------------------------------------------------
+    @abstractmethod
+    def start_rotation(self, seed: int) -> None:
+        """Make ``seed`` the next seed claimed (``--seed``)."""
+
+    @abstractmethod
+    def claim_seed(self) -> int:
+        """The next seed of the rotation, never handed out twice."""
+
+    # -- findings ------------------------------------------------------------------------
+    @abstractmethod
+    def report(self, fingerprint: str, scenario: dict[str, Any], meta: dict[str, Any]) -> bool:
+        """Claim a confirmed finding: True for the first worker to report it."""
+
+    @abstractmethod
+    def forget(self, fingerprint: str) -> None:
+        """A known finding no longer reproduces: let the search report it again."""
+
+    @abstractmethod
+    def reported(self) -> dict[str, dict[str, Any]]:
+        """Every finding of the campaign: fingerprint → who reported it, kind, endpoints."""
+
+    @abstractmethod
+    def _scenarios(self) -> dict[str, Any]: ...
+
+    def known(self) -> list[tuple[str, Scenario]]:
+        """The reported findings' scenarios, to replay first."""
+        known = []
+        for fingerprint, scenario in sorted(self._scenarios().items()):
+            try:
+                known.append((fingerprint, Scenario.from_json(scenario)))
+            except (KeyError, TypeError, ValueError):
+                continue  # written by another version: the example database still has it
+        return known
+
+    # -- units of work -------------------------------------------------------------------
+    @abstractmethod
+    def claim(self, unit: str, worker: str, lease: float = LEASE) -> bool:
+        """Take ``unit`` unless it is done or leased by another worker whose lease holds."""
+
+    @abstractmethod
+    def finish(self, unit: str) -> None:
+        """``unit`` is done for the whole campaign."""
+
+    @abstractmethod
+    def release(self, unit: str) -> None:
+        """Give ``unit`` back undone (the round ended before it got through it)."""
+
+    @abstractmethod
+    def done(self) -> set[str]: ...
+
+    # -- workers -------------------------------------------------------------------------
+    @abstractmethod
+    def contribute(self, worker: str, **counts: int) -> None:
+        """Add to what ``worker`` contributed (examples, rounds, findings)."""
+
+    @abstractmethod
+    def contributions(self) -> dict[str, dict[str, int]]: ...
+
+    @abstractmethod
+    def example_database(self, path: str | None) -> ExampleDatabase | None:
+        """Hypothesis's example database of this campaign."""
+
+    @property
+    @abstractmethod
+    def where(self) -> str:
+        """Where the state lives, for a person."""
+
+
+class LocalCampaign(Campaign):
+    """The campaign in one JSON file, read and written under an exclusive file lock."""
+
+    def __init__(self, directory: str, key: str) -> None:
+        self.key = key
+        self.path = os.path.join(directory, f"{digest(key)}.json")
+        self._lock_path = self.path + ".lock"
+
+    @property
+    def where(self) -> str:
+        return self.path
+
+    @contextlib.contextmanager
+    def _state(self, write: bool = True) -> Iterator[dict[str, Any]]:
+        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+        with open(self._lock_path, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX if write else fcntl.LOCK_SH)
+            try:
+                data = self._load()
+                yield data
+                if write:
+                    report_json.write_atomic(self.path, data)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _load(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "key": self.key,
+            "next_seed": None,
+            "findings": {},
+            "reported": {},
+            "leases": {},
+            "done": [],
+            "workers": {},
+        }
+        try:
+            with open(self.path, encoding="utf-8") as handle:
+                loaded = json.load(handle)
+        except (OSError, ValueError):
+            return data  # none yet, or unreadable: start afresh
+        if isinstance(loaded, dict):
+            for name, value in loaded.items():
+                if name in data and (data[name] is None or isinstance(value, type(data[name]))):
+                    data[name] = value
+        return data
+
+    def start_rotation(self, seed: int) -> None:
+        with self._state() as data:
+            data["next_seed"] = seed
+
+    def claim_seed(self) -> int:
+        with self._state() as data:
+            seed = data["next_seed"]
+            if not isinstance(seed, int):
+                seed = random.getrandbits(31)
+            data["next_seed"] = seed + 1
+            return seed
+
+    def report(self, fingerprint: str, scenario: dict[str, Any], meta: dict[str, Any]) -> bool:
+        with self._state() as data:
+            if fingerprint in data["findings"]:
+                return False
+            data["findings"][fingerprint] = scenario
+            data["reported"][fingerprint] = meta
+            return True
+
+    def forget(self, fingerprint: str) -> None:
+        with self._state() as data:
+            data["findings"].pop(fingerprint, None)
+            data["reported"].pop(fingerprint, None)
+
+    def reported(self) -> dict[str, dict[str, Any]]:
+        with self._state(write=False) as data:
+            return dict(data["reported"])
+
+    def _scenarios(self) -> dict[str, Any]:
+        with self._state(write=False) as data:
+            return dict(data["findings"])
+
+    def claim(self, unit: str, worker: str, lease: float = LEASE) -> bool:
+        now = time.time()
+        with self._state() as data:
+            if unit in data["done"]:
+                return False
+            held = data["leases"].get(unit)
+            live = isinstance(held, dict) and float(held.get("until", 0)) > now
+            if live and held.get("worker") != worker:
+                return False
+            data["leases"][unit] = {"worker": worker, "until": now + lease}
+            return True
+
+    def finish(self, unit: str) -> None:
+        with self._state() as data:
+            data["leases"].pop(unit, None)
+            if unit not in data["done"]:
+                data["done"].append(unit)
+
+    def release(self, unit: str) -> None:
+        with self._state() as data:
+            data["leases"].pop(unit, None)
+
+    def done(self) -> set[str]:
+        with self._state(write=False) as data:
+            return set(data["done"])
+
+    def contribute(self, worker: str, **counts: int) -> None:
+        with self._state() as data:
+            mine = data["workers"].setdefault(worker, {})
+            for name, value in counts.items():
+                mine[name] = int(mine.get(name, 0)) + value
+
+    def contributions(self) -> dict[str, dict[str, int]]:
+        with self._state(write=False) as data:
+            return {w: dict(c) for w, c in data["workers"].items()}
+
+    def example_database(self, path: str | None) -> ExampleDatabase | None:
+        return DirectoryBasedExampleDatabase(path) if path else None
+
+
+class RedisCampaign(Campaign):
+    """The campaign in Redis: ``--shared redis://HOST:PORT/DB``.
+
+    Keys live under ``fuzzer:<campaign digest>:``; seeds are claimed with INCR,
+    findings with HSETNX, units with SET NX PX (a lease that runs out when its worker
+    dies)."""
+
+    def __init__(self, url: str, key: str) -> None:
+        try:
+            import redis
+        except ImportError as exc:  # pragma: no cover - redis is a dependency
+            raise FuzzerError("--shared needs the redis package: pip install redis") from exc
+        self.key = key
+        self.url = url
+        self._prefix = f"fuzzer:{digest(key)}:"
+        self.client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=10)
+        try:
+            self.client.ping()
+        except redis.RedisError as exc:
+            raise FuzzerError(
+                f"cannot reach the shared store {_shown(url)} ({exc}); start Redis or "
+                "correct --shared"
+            ) from exc
+        self.client.hsetnx(self._k("meta"), "key", key)
+
+    @property
+    def where(self) -> str:
+        return f"{_shown(self.url)} ({self._prefix}*)"
+
+    def _k(self, name: str) -> str:
+        return self._prefix + name
+
+    def start_rotation(self, seed: int) -> None:
+        self.client.set(self._k("seed"), seed)
+
+    def claim_seed(self) -> int:
+        self.client.set(self._k("seed"), random.getrandbits(31), nx=True)
+        return int(self.client.incr(self._k("seed"))) - 1
+
+    def report(self, fingerprint: str, scenario: dict[str, Any], meta: dict[str, Any]) -> bool:
+        first = bool(self.client.hsetnx(self._k("findings"), fingerprint, json.dumps(scenario)))
+        if first:
+            self.client.hset(self._k("reported"), fingerprint, json.dumps(meta))
+        return first
+
+    def forget(self, fingerprint: str) -> None:
+        self.client.hdel(self._k("findings"), fingerprint)
+        self.client.hdel(self._k("reported"), fingerprint)
+
+    def reported(self) -> dict[str, dict[str, Any]]:
+        raw = self.client.hgetall(self._k("reported"))
+        return {_text(k): json.loads(v) for k, v in raw.items()}
+
+    def _scenarios(self) -> dict[str, Any]:
+        raw = self.client.hgetall(self._k("findings"))
+        return {_text(k): json.loads(v) for k, v in raw.items()}
+
+    def claim(self, unit: str, worker: str, lease: float = LEASE) -> bool:
+        if self.client.sismember(self._k("done"), unit):
+            return False
+        key = self._k(f"lease:{unit}")
+        if self.client.set(key, worker, nx=True, px=int(lease * 1000)):
+            return True
+        holder = self.client.get(key)
+        if holder is not None and _text(holder) == worker:
+            self.client.pexpire(key, int(lease * 1000))
+            return True
+        return False
+
+    def finish(self, unit: str) -> None:
+        self.client.sadd(self._k("done"), unit)
+        self.client.delete(self._k(f"lease:{unit}"))
+
+    def release(self, unit: str) -> None:
+        self.client.delete(self._k(f"lease:{unit}"))
+
+    def done(self) -> set[str]:
+        return {_text(u) for u in self.client.smembers(self._k("done"))}
+
+    def contribute(self, worker: str, **counts: int) -> None:
+        for name, value in counts.items():
+            self.client.hincrby(self._k(f"worker:{worker}"), name, value)
+        self.client.sadd(self._k("workers"), worker)
+
+    def contributions(self) -> dict[str, dict[str, int]]:
+        out = {}
+        for worker in sorted(_text(w) for w in self.client.smembers(self._k("workers"))):
+            raw = self.client.hgetall(self._k(f"worker:{worker}"))
+            out[worker] = {_text(k): int(v) for k, v in raw.items()}
+        return out
+
+    def example_database(self, path: str | None) -> ExampleDatabase | None:
+        from hypothesis.extra.redis import RedisExampleDatabase
+
+        return RedisExampleDatabase(self.client, key_prefix=self._k("examples:").encode())
+
+
+def open_campaign(shared: str | None, directory: str, key: str) -> Campaign:
+    """The store ``--shared`` names, or the local file under ``directory``."""
+    if not shared:
+        return LocalCampaign(directory, key)
+    parts = urlsplit(shared)
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        raise FuzzerError(
+            f"--shared {_shown(shared)!r} is not a Redis URL; expected redis://HOST:PORT/DB"
+        )
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError as exc:
+        raise FuzzerError(f"--shared {_shown(shared)!r}: {exc}") from exc
+    return RedisCampaign(shared, key)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _shown(url: str) -> str:
+    """The URL without its password."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return parts._replace(netloc=netloc).geturl()

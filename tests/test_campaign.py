@@ -1,0 +1,202 @@
+"""The campaign's store (fuzzer/campaign.py) and soaks that share one: several workers on
+this machine, and soaks in several directories joined through Redis."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fuzzer.campaign import Campaign, LocalCampaign, RedisCampaign, open_campaign
+from fuzzer.errors import FuzzerError
+
+REDIS_DB = 13  # the tests' own database number, flushed before and after each test
+REDIS_URL = f"redis://127.0.0.1:6379/{REDIS_DB}"
+
+
+def _redis_or_skip() -> None:
+    try:
+        import redis
+
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except Exception as exc:
+        pytest.skip(f"Redis at 127.0.0.1:6379 is not available ({exc}); .ci/run starts it")
+
+
+@pytest.fixture
+def flushed_redis() -> Iterator[str]:
+    _redis_or_skip()
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    client.flushdb()
+    yield REDIS_URL
+    client.flushdb()
+
+
+@pytest.fixture(params=["local", "redis"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Campaign]:
+    if request.param == "local":
+        yield LocalCampaign(str(tmp_path), "targets.profile:buggy|sqlite|conflict")
+        return
+    _redis_or_skip()
+    import redis
+
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    yield RedisCampaign(REDIS_URL, "targets.profile:buggy|sqlite|conflict")
+    redis.Redis.from_url(REDIS_URL).flushdb()
+
+
+def _claim_seeds(kind: str, where: str, count: int, out: multiprocessing.Queue) -> None:
+    key = "k|sqlite|conflict"
+    store = LocalCampaign(where, key) if kind == "local" else RedisCampaign(where, key)
+    out.put([store.claim_seed() for _ in range(count)])
+
+
+def test_every_seed_is_handed_out_once_across_processes(store: Campaign, tmp_path: Path) -> None:
+    kind = "local" if isinstance(store, LocalCampaign) else "redis"
+    where = str(tmp_path) if kind == "local" else REDIS_URL
+    store_type = LocalCampaign if kind == "local" else RedisCampaign
+    store_type(where, "k|sqlite|conflict").start_rotation(1000)
+    context = multiprocessing.get_context("spawn")
+    out: multiprocessing.Queue = context.Queue()
+    workers = [context.Process(target=_claim_seeds, args=(kind, where, 25, out)) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    seeds = [seed for _ in workers for seed in out.get(timeout=60)]
+    for worker in workers:
+        worker.join(timeout=30)
+    assert sorted(seeds) == list(range(1000, 1100))
+
+
+def test_a_finding_is_claimed_by_the_first_worker_only(store: Campaign) -> None:
+    scenario = {"requests": []}
+    assert store.report("lost-update:a", scenario, {"by": "w0", "kind": "lost-update"})
+    assert not store.report("lost-update:a", scenario, {"by": "w1", "kind": "lost-update"})
+    assert store.reported()["lost-update:a"]["by"] == "w0"
+    store.forget("lost-update:a")  # it no longer reproduced: it may be reported anew
+    assert store.report("lost-update:a", scenario, {"by": "w1", "kind": "lost-update"})
+
+
+def test_a_dead_workers_unit_is_taken_up_when_its_lease_runs_out(store: Campaign) -> None:
+    assert store.claim("opening:1", "w0", lease=0.3)
+    assert not store.claim("opening:1", "w1", lease=0.3)  # w0 holds it
+    time.sleep(0.5)  # w0 died: nobody renewed the lease
+    assert store.claim("opening:1", "w1", lease=0.3)
+    store.finish("opening:1")
+    assert not store.claim("opening:1", "w2", lease=0.3)  # done for the whole campaign
+    assert store.done() == {"opening:1"}
+    store.contribute("w1", examples=5, rounds=1)
+    store.contribute("w1", examples=2)
+    assert store.contributions()["w1"] == {"examples": 7, "rounds": 1}
+
+
+def test_a_shared_store_that_is_not_redis_or_not_up_is_one_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(FuzzerError, match="not a Redis URL"):
+        open_campaign("postgres://127.0.0.1/x", str(tmp_path), "k")
+    with pytest.raises(FuzzerError, match="cannot reach the shared store"):
+        open_campaign("redis://127.0.0.1:1/0", str(tmp_path), "k")
+
+
+def _soak(cwd: Path, *args: str, duration: int = 12) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "fuzzer", "soak", "targets.profile:buggy"]
+    command += ["--duration", str(duration), "--no-progress", *args]
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    return subprocess.run(
+        command, cwd=cwd, capture_output=True, text=True, timeout=240, env=env, check=False
+    )
+
+
+def _finding_files(cwd: Path) -> list[Path]:
+    return sorted(p for p in (cwd / "reports").glob("*/*.json") if p.name != "manifest.json")
+
+
+def test_two_workers_split_the_campaign_and_report_a_finding_once(tmp_path: Path) -> None:
+    done = _soak(tmp_path, "--workers", "2", "--seed", "7")
+    assert done.returncode == 1, done.stdout + done.stderr
+    files = _finding_files(tmp_path)
+    kinds = [json.loads(p.read_text())["kind"] for p in files]
+    assert kinds.count("lost-update") == 1, kinds  # one worker reports it, once
+    manifest = json.loads(next((tmp_path / "reports").glob("*/manifest.json")).read_text())
+    workers = manifest["summary"]["workers"]
+    assert [w["worker"] for w in workers] == [0, 1]
+    assert all(w["examples"] > 0 for w in workers), workers  # both did work
+    seeds = [r["seed"] for r in manifest["summary"]["rounds"] if r["seed"] is not None]
+    assert len(seeds) == len(set(seeds)), seeds  # no seed searched twice
+    assert "worker 2:" in done.stdout
+
+
+def test_two_soaks_sharing_redis_replay_the_first_ones_finding_and_add_no_duplicate(
+    tmp_path: Path, flushed_redis: str
+) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    one = _soak(first, "--shared", flushed_redis)
+    assert one.returncode == 1, one.stdout + one.stderr
+    two = _soak(second, "--shared", flushed_redis, duration=6)
+    assert two.returncode == 1, two.stdout + two.stderr
+    assert "1 known failure(s) found again first" in two.stdout
+    import redis
+
+    client = redis.Redis.from_url(flushed_redis)
+    reported = {k.decode(): json.loads(v) for k, v in client.hgetall(next(
+        k for k in client.keys("fuzzer:*:reported")
+    )).items()}
+    assert [m["kind"] for m in reported.values()] == ["lost-update"]  # no duplicate
+    merged = _soak(tmp_path, "--shared", flushed_redis, "--known-only", duration=60)
+    assert merged.returncode == 1, merged.stdout + merged.stderr  # the campaign's findings
+    assert "1 known failure(s) found again first" in merged.stdout
+    assert (tmp_path / "reports").is_dir() and _finding_files(tmp_path)
+    # the store holds no database URL (no password can reach it)
+    for key in client.keys("*"):
+        kind = client.type(key).decode()
+        values = {
+            "string": lambda k: [client.get(k)],
+            "hash": lambda k: list(client.hgetall(k).values()),
+            "set": lambda k: list(client.smembers(k)),
+        }.get(kind, lambda k: [])(key)
+        assert not any(b"://" in (v or b"") for v in values), key
+
+
+def test_a_killed_worker_is_reported_and_the_others_go_on(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parent.parent
+    command = [sys.executable, "-m", "fuzzer", "soak", "targets.profile:buggy", "--duration"]
+    command += ["15", "--no-progress", "--workers", "2", "--lease", "1"]
+    parent = subprocess.Popen(
+        command,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    try:
+        deadline = time.monotonic() + 60
+        workers: list[int] = []
+        while time.monotonic() < deadline and len(workers) < 2:
+            time.sleep(0.5)
+            children = Path(f"/proc/{parent.pid}/task/{parent.pid}/children").read_text().split()
+            workers = [
+                int(pid)
+                for pid in children
+                if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+            ]
+        assert len(workers) == 2, workers
+        time.sleep(3)  # both are working
+        os.kill(max(workers), 9)  # the second worker dies as under `kill -9`
+        out, _ = parent.communicate(timeout=180)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+    assert parent.returncode == 1, out  # the live worker still found the lost update
+    assert "died (exit -9)" in out
+    assert len(_finding_files(tmp_path)) == 1
