@@ -357,3 +357,17 @@ def test_keys_given_again_below_another_key_given_again() -> None:
     )
     verdict = judge_with(serial, actual, scenario("DELETE /songs", "POST /a", "POST /b"))
     assert verdict.status == "serializable", verdict.differences
+
+
+def test_a_run_counts_what_it_judged_and_finds_the_dead_token() -> None:
+    """End to end on SQLite: tokens from ``secrets`` and ``time()`` stamps are masked
+    without any ignore list, and the token race is found through its relation."""
+    from fuzzer import api
+
+    report = api.run(
+        "targets.apitoken:buggy", max_examples=4, seed=2, report_dir=None, example_db=None
+    )
+    assert {f.kind for f in report.findings} == {"stale-read"}
+    result = report.result
+    assert result.judged["not"] == 0 and result.judged["partly"] >= 1, result.judged
+    assert {"users.token", "POST /users/1/token: body.token"} <= set(result.masked)
