@@ -81,11 +81,13 @@ def flask_command(app: Any, *args: str) -> str:
     return str(result.output)
 
 
-def flask_login_session(user_id: Any) -> Callable[[Any], dict[str, str]]:
+def flask_login_session(user_id: Any, *, token: str = "") -> Callable[[Any], dict[str, str]]:
     """Headers for an identity that is logged in as the existing user ``user_id``: the
     app's user loader finds the user, Flask-Login's ``login_user`` fills a session, and
     the app's secret key signs it into the session cookie, as a real login would. Use
-    it as ``Identity("alice", headers=flask_login_session(1))``."""
+    it as ``Identity("alice", headers=flask_login_session(1))``. With ``token``, the
+    name of the user's method that issues an API token (``get_token``), the headers
+    also carry ``Authorization: Bearer <token>`` (what it wrote is committed)."""
 
     def headers(app: Any) -> dict[str, str]:
         from flask import session
@@ -120,7 +122,24 @@ def flask_login_session(user_id: Any) -> Callable[[Any], dict[str, str]]:
                     "SECRET_KEY; log in with Login(path, form={...}) instead"
                 )
             cookie = serializer.dumps(dict(session))
-        return {"Cookie": f"{app.config['SESSION_COOKIE_NAME']}={cookie}"}
+            result = {"Cookie": f"{app.config['SESSION_COOKIE_NAME']}={cookie}"}
+            if token:
+                result["Authorization"] = f"Bearer {_issue(app, user, token, user_id)}"
+        return result
 
     headers.__qualname__ = f"flask_login_session({user_id!r})"
     return headers
+
+
+def _issue(app: Any, user: Any, method: str, user_id: Any) -> str:
+    issue = getattr(user, method, None)
+    if not callable(issue):
+        raise TargetSetupError(
+            f"flask_login_session({user_id!r}, token={method!r}): the user has no method "
+            f"{method!r}; name the one that issues its API token"
+        )
+    value = issue()
+    extension = getattr(app, "extensions", {}).get("sqlalchemy")
+    if extension is not None:  # a token kept in the user's row
+        extension.session.commit()
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -632,7 +632,14 @@ def soak_command(
 )
 @click.option("--force", is_flag=True, help="Overwrite FILE if it exists.")
 @click.option("--no-check", is_flag=True, help="Write the spec without trying it.")
-def init_command(factory: str, output: str | None, force: bool, no_check: bool) -> None:
+@click.option(
+    "--all-endpoints",
+    is_flag=True,
+    help="Keep the GET pages that only read (by default they are listed in a comment).",
+)
+def init_command(
+    factory: str, output: str | None, force: bool, no_check: bool, all_endpoints: bool
+) -> None:
     """Write a starting target spec for an existing Flask app.
 
     FACTORY is the app factory, package.module:create_app, or a call with config
@@ -643,21 +650,30 @@ def init_command(factory: str, output: str | None, force: bool, no_check: bool) 
     from . import spec
 
     def action() -> int:
-        written = spec.write_spec(factory, output, force=force)
+        written = spec.write_spec(
+            factory, output, force=force, check=not no_check, all_endpoints=all_endpoints
+        )
         plan = written.plan
+        kept = [r for r in plan.routes if plan.kept(r)]
+        left = len(plan.routes) - len(kept)
         reporting.note(
-            f"Wrote {written.path}: {_count(len(plan.routes), 'endpoint')}, "
-            f"{_count(len(plan.identities), 'identity', 'identities')}, setup: "
+            f"Wrote {written.path}: {_count(len(kept), 'endpoint')}"
+            + (f" ({left} more listed in a comment)" if left else "")
+            + f", {_count(len(plan.identities), 'identity', 'identities')}, setup: "
             + (
-                ", ".join(f"flask {n}" if k == "command" else "create_all()" for k, n in plan.setup)
+                ", ".join(
+                    f"flask {n}" if k == "command" else f"{n.partition(':')[2] or 'create_all'}()"
+                    for k, n in plan.setup
+                )
                 or "none (edit it)"
             )
         )
         if not no_check:
-            lines = spec.check_written(written)
             reporting.note("Each endpoint's requests, sent alone after setup:")
-            for endpoint, line in lines.items():
+            for endpoint, line in written.survey.items():
                 reporting.note(f"  {endpoint}: {line}")
+            if plan.identity_notes and not plan.users:
+                reporting.note(plan.identity_notes[0])
         where = os.path.dirname(os.path.abspath(written.path))
         elsewhere = f"  (from {where})" if where != os.getcwd() else ""
         reporting.note(f"Next: fuzzer run {written.module}:target{elsewhere}")

@@ -33,6 +33,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import Pool
 
+from . import compat
 from .model import EngineUse, Leak, Phase, Step, StepKind, is_write_sql
 from .scheduler import Pending, Scheduler
 from .sql import read_only, written_table
@@ -294,11 +295,10 @@ def _serving_app(recording: Recording) -> tuple[str, tuple[str, ...] | None]:
     if not has_app_context():
         return "", None
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    extension = app.extensions.get("sqlalchemy")
-    if extension is None:
+    if compat.flask_sqlalchemy(app) is None:
         return app.name, None
     try:
-        engines = extension.engines.values()
+        engines = compat.sqlalchemy_engines(app).values()
     except Exception:
         return app.name, None
     return app.name, tuple(sorted({recording.database_of(e) for e in engines}))

@@ -2,21 +2,24 @@
 
 Given its factory (``package.module:create_app``, or a call with config arguments,
 ``package.module:create_app("testing")``), it builds the app on a scratch SQLite file
-with a few settings pinned, runs the setup it proposes (the app's own ``init-db`` and
-``seed`` commands, or ``create_all``) twice, and reads:
+with a few settings pinned, in a fresh process each time (some factories run once per
+process), runs the setup it proposes (the app's own ``init-db`` and seed commands or
+functions, or ``create_all``) twice, and reads:
 
 * every URL rule of the ``url_map`` with its methods; each path variable becomes a
   small domain: the values a matching column holds after setup (``values_of``), or
   a short list when it cannot tell;
 * the body of each view that takes one: its Flask-WTF form's fields, the request
-  schema of the OpenAPI document the app publishes, or a marked placeholder;
-* the users to act as (Flask-Login: signed in as the first users setup creates);
-* the columns whose values differ between the two setups (salted hashes, tokens,
-  timestamps), to ignore.
+  schema of the OpenAPI document the app publishes, its marshmallow schema, the JSON
+  keys its code reads, or a marked placeholder;
+* the users to act as (Flask-Login: signed in as two of the users setup creates);
+* the columns whose values differ between the two setups and look random (salted
+  hashes, tokens), and those that hold the time, to ignore.
 
-The spec it writes runs as is; its comments say what to check. The factory reference
-is parsed in factory.py, bodies are read in bodies.py, and specfile.py writes the plan
-out as Python.
+Then it tries the spec it wrote: each endpoint's requests sent alone, twice; what
+differs between the two serial runs is ignored too, and the spec keeps the endpoints
+whose requests wrote. The factory reference is parsed in factory.py, bodies are read
+in bodies.py, and specfile.py writes the plan out as Python.
 """
 
 from __future__ import annotations
@@ -27,21 +30,21 @@ import os
 import re
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from . import bodies
+from . import bodies, compat
 from .errors import FuzzerError, InvalidTarget, TargetSetupError, describe
 from .factory import Factory, is_app, load_factory
 from .pysource import Call, Dict, Keyword, Node, literal
 from .specfile import render
 
-__all__ = ["Plan", "Written", "check_written", "inspect_app", "write_spec"]
+__all__ = ["Plan", "Written", "inspect_app", "write_spec"]
 
 _VARIABLE = re.compile(r"<(?:([a-zA-Z_][a-zA-Z0-9_]*)(\([^)]*\))?:)?([a-zA-Z_][a-zA-Z0-9_]*)>")
 _INIT_COMMAND = re.compile(r"^(init|create)[-_]?(db|database|tables?)$|^initdb$")
-_SEED_COMMAND = re.compile(r"seed|fixture|populate|sample[-_]?data|demo[-_]?data|fake")
+_SEED_COMMAND = re.compile(r"seed|fixture|populate|(sample|demo|test|fake|dev)[-_]?data|fake|roles")
 _GENERIC_MODULES = {"app", "application", "main", "wsgi", "factory", "__init__", "server", "web"}
 _SKIPPED_METHODS = {"HEAD", "OPTIONS"}
 
@@ -60,6 +63,8 @@ class Route:
     body: Node = ""
     checks: list[str] = field(default_factory=list)
     login_required: bool = False
+    anonymous_only: bool = False  # the view sends signed-in users away (sign-up, login)
+    signs_out: bool = False  # it logs the user out or revokes its token
     view: str = ""
 
 
@@ -83,29 +88,113 @@ class Plan:
     ignore_columns: list[str] = field(default_factory=list)
     openapi: str = ""  # where the OpenAPI document was found
     databases: tuple[str, ...] = ()  # with binds: "default" and each bind
+    ignore_fields: list[str] = field(default_factory=list)  # response JSON keys
+    # after the check: the endpoints ("METHOD /rule") whose requests wrote; None: unknown
+    writers: frozenset[str] | None = None
+    all_endpoints: bool = False  # keep the pages that only read too
+
+    def kept(self, route: Route) -> bool:
+        """A route the spec sends: every one with ``all_endpoints``; else those that
+        change state and leave the identity signed in: whose requests wrote when the
+        check sent them (before the check: a method other than GET)."""
+        if self.all_endpoints:
+            return True
+        if route.signs_out:
+            return False
+        if self.writers is None:
+            return route.method != "GET"
+        return f"{route.method} {route.rule}" in self.writers
 
 
 def inspect_app(factory: Factory) -> Plan:
     """Build the app twice on scratch SQLite files, run the proposed setup on each, and
-    read what the spec needs."""
-    plan = Plan(factory, _spec_name(factory))
+    read what the spec needs. Each build happens in a fresh Python process: many apps
+    can build only one app per process (a blueprint whose routes are added in the
+    factory, an extension bound at import), and the process that runs the check builds
+    it once more."""
     with tempfile.TemporaryDirectory(prefix="fuzzer-init-") as directory:
-        first, rows = _build_and_setup(factory, plan, os.path.join(directory, "first"))
-        again: Any = None
-        try:
-            again, other = _build_and_setup(
-                factory, plan, os.path.join(directory, "again"), quiet=True
-            )
-            plan.ignore_columns = _differing_columns(rows, other) + _time_columns(first, plan)
-            _plan_identities(first, plan, rows)
-            document = _openapi_document(first, plan)
-            for route in _routes(first, plan, rows, document):
-                plan.routes.append(route)
-        finally:
-            _dispose(first)
-            if again is not None:
-                _dispose(again)
+        plan, rows = _inspect_elsewhere(factory, os.path.join(directory, "first"), True)
+        _, other = _inspect_elsewhere(factory, os.path.join(directory, "again"), False)
+    assert plan is not None
+    plan.factory = factory
+    differing = _differing_columns(rows, other)
+    plan.ignore_columns = differing + [c for c in plan.ignore_columns if c not in differing]
     return plan
+
+
+def _inspect_elsewhere(
+    factory: Factory, stem: str, primary: bool
+) -> tuple[Plan | None, dict[str, Table]]:
+    """``_inspect_here`` in a fresh Python process, with this one's import path."""
+    import pickle
+    import subprocess
+
+    given, taken = f"{stem}.in", f"{stem}.out"
+    with open(given, "wb") as handle:
+        pickle.dump((factory.reference, stem, primary, list(sys.path)), handle)
+    path = os.pathsep.join(p or os.getcwd() for p in sys.path)  # this fuzzer, this app
+    child = subprocess.run(
+        [sys.executable, "-c", "from fuzzer.spec import _child; _child()", given, taken],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONPATH": path},
+    )
+    if not os.path.exists(taken):
+        said = [line for line in child.stderr.splitlines() if line.strip()]
+        raise TargetSetupError(
+            f"{factory.reference}: building the app in a fresh process for fuzzer init "
+            f"failed (exit {child.returncode})" + (f": {said[-1].strip()}" if said else "")
+        )
+    with open(taken, "rb") as handle:
+        kind, value = pickle.load(handle)
+    if kind == "error":
+        raise value
+    if kind == "bug":
+        raise RuntimeError(f"fuzzer init, inspecting the app in a fresh process: {value}")
+    plan, rows = value
+    return plan, rows
+
+
+def _child() -> None:
+    """The entry point of ``_inspect_elsewhere``'s process: arguments in one pickle file,
+    the plan and rows (or the error) written to another."""
+    import pickle
+    import traceback
+
+    given, taken = sys.argv[1], sys.argv[2]
+    with open(given, "rb") as handle:
+        reference, stem, primary, path = pickle.load(handle)
+    sys.path[:] = path
+    result: tuple[str, Any]
+    try:
+        result = ("ok", _inspect_here(reference, stem, primary))
+        payload = pickle.dumps(result)
+    except FuzzerError as exc:
+        payload = pickle.dumps(("error", exc))
+    except Exception:
+        payload = pickle.dumps(("bug", traceback.format_exc(limit=-3).strip()))
+    with open(taken, "wb") as handle:
+        handle.write(payload)
+
+
+def _inspect_here(reference: str, stem: str, primary: bool) -> tuple[Plan | None, dict[str, Table]]:
+    """Build the app once, run the setup, read its rows; the primary build also reads the
+    routes, identities and bodies."""
+    factory = load_factory(reference)
+    plan = Plan(factory, _spec_name(factory))
+    app, rows = _build_and_setup(factory, plan, stem, quiet=not primary)
+    try:
+        if not primary:
+            return None, rows
+        plan.ignore_columns = _time_columns(app, plan, rows)
+        _plan_identities(app, plan, rows)
+        document = _openapi_document(app, plan)
+        plan.routes = list(_routes(app, plan, rows, document))
+    finally:
+        _dispose(app)
+    plan.factory = None  # type: ignore[assignment]  # the parent has its own
+    return plan, rows
 
 
 def _spec_name(factory: Factory) -> str:
@@ -131,28 +220,26 @@ def _build_and_setup(
     if len(pins) > 1:  # rebuild with every pin, as the spec will
         _dispose(app)
         app = _build(factory, pins)
-    commands = getattr(getattr(app, "cli", None), "commands", {})
-    extension = app.extensions.get("sqlalchemy")
-    steps: list[tuple[str, str]] = []
-    init = sorted(name for name in commands if _INIT_COMMAND.search(name))
-    if init:
-        steps.append(("command", init[0]))
-    elif extension is not None:
-        steps.append(("create_all", ""))
-    steps += [("command", n) for n in sorted(commands) if _SEED_COMMAND.search(n) and n not in init]
+    extension = compat.flask_sqlalchemy(app)
+    steps = _setup_steps(app, factory)
     done: list[tuple[str, str]] = []
     with app.app_context():
         for kind, name in steps:
             try:
                 if kind == "create_all":
                     extension.create_all()
+                elif kind == "call":
+                    _function(name)()
                 else:
-                    flask_command(app, name)
+                    flask_command(app, *name.split())
                 done.append((kind, name))
             except Exception as exc:
+                with contextlib.suppress(Exception):
+                    extension.session.rollback()
                 if not quiet:
                     why = str(exc) if isinstance(exc, FuzzerError) else describe(exc)
-                    plan.setup_notes.append(f"`flask {name}` failed when fuzzer init ran it: {why}")
+                    what = f"{name}()" if kind == "call" else f"`flask {name}`"
+                    plan.setup_notes.append(f"{what} failed when fuzzer init ran it: {why}")
     if not quiet:
         plan.setup = done
         plan.pins = _pin_sources(pins, named=bool(binds))
@@ -167,6 +254,109 @@ def _build_and_setup(
         for table, info in _read_rows(url).items():
             rows[f"{name}.{table}" if binds else table] = info
     return app, rows
+
+
+def _setup_steps(app: Any, factory: Factory) -> list[tuple[str, str]]:
+    """What setup runs: the app's command that creates the tables (else ``create_all``),
+    then its seed-like commands (in CLI groups too) and module functions (``seed()``,
+    ``create_test_data()``), those that create users first."""
+    commands = dict(_cli_commands(getattr(app, "cli", None)))
+    steps: list[tuple[str, str]] = []
+    init = sorted(name for name in commands if _INIT_COMMAND.search(name.rsplit(" ", 1)[-1]))
+    if init:
+        steps.append(("command", init[0]))
+    elif compat.flask_sqlalchemy(app) is not None:
+        steps.append(("create_all", ""))
+    seeds: list[tuple[int, str, str, str]] = []
+    for name, command in commands.items():
+        last = name.rsplit(" ", 1)[-1]
+        if _SEED_COMMAND.search(last) and name not in init:
+            callback = getattr(command, "callback", None)
+            seeds.append((_seed_rank(last, callback), name, "command", name))
+    called: set[str] = set()  # what the commands' code calls: no need to call it again
+    for command in commands.values():
+        for inner in bodies._unwrapped(getattr(command, "callback", None)):
+            code = getattr(inner, "__code__", None)
+            called |= set(bodies._names(code)) if code is not None else set()
+    for where, function in _seed_functions(app, factory):
+        if function.__name__ not in called:
+            seeds.append((_seed_rank(function.__name__, function), where, "call", where))
+    return steps + [(kind, name) for _, _, kind, name in sorted(seeds)]
+
+
+def _cli_commands(group: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """The app's CLI commands as ``"name"`` or ``"group sub"``, through nested groups."""
+    for name, command in sorted((getattr(group, "commands", None) or {}).items()):
+        if prefix == "" and name in ("run", "shell", "routes"):
+            continue
+        if getattr(command, "commands", None) is not None:
+            yield from _cli_commands(command, f"{prefix}{name} ")
+        else:
+            yield f"{prefix}{name}", command
+
+
+def _seed_rank(name: str, function: Any) -> int:
+    """Lower first: what creates users (its code names a user model or a password), then
+    roles, then anything else that seeds."""
+    names: set[str] = set()
+    for inner in bodies._unwrapped(function) if function is not None else ():
+        code = getattr(inner, "__code__", None)
+        if code is not None:
+            names |= {n.lower() for n in bodies._names(code)}
+            names |= {str(c).lower() for c in code.co_consts if isinstance(c, str)}
+    if {"user", "users", "set_password", "password", "password_hash"} & names:
+        return 0
+    if "role" in name or {"role", "roles", "insert_roles"} & names:
+        return 1
+    return 2
+
+
+_SEED_FUNCTION = re.compile(
+    r"^(seed\w*|populate\w*|create_(test|sample|demo|fake|dev)_data|insert_roles|"
+    r"create_roles|load_fixtures|fake_data|sample_data|test_data)$"
+)
+
+
+def _seed_functions(app: Any, factory: Factory) -> Iterator[tuple[str, Any]]:
+    """Module functions of the app's package named like a seed, callable without
+    arguments: ``("package.module:create_test_data", function)``."""
+    package = factory.module.split(".")[0]
+    seen: set[int] = set()
+    for module_name, module in sorted(sys.modules.items()):
+        if module is None or not (module_name == package or module_name.startswith(package + ".")):
+            continue
+        for name, value in sorted(vars(module).items()):
+            if (
+                not _SEED_FUNCTION.match(name)
+                or not callable(value)
+                or isinstance(value, type)
+                or getattr(value, "__module__", None) != module_name
+                or id(value) in seen
+                or not _callable_without_arguments(value)
+            ):
+                continue
+            seen.add(id(value))
+            yield f"{module_name}:{name}", value
+
+
+def _callable_without_arguments(function: Any) -> bool:
+    import inspect
+
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):
+        return False
+    return all(
+        p.default is not p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        for p in signature.parameters.values()
+    )
+
+
+def _function(where: str) -> Any:
+    import importlib
+
+    module, _, name = where.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def _build(factory: Factory, pins: Mapping[str, Any]) -> Any:
@@ -235,9 +425,9 @@ class Table:
 
 
 def _read_rows(url: str) -> dict[str, Table]:
-    from sqlalchemy import MetaData, create_engine
+    from sqlalchemy import MetaData
 
-    engine = create_engine(url)
+    engine = compat.create_engine(url)
     try:
         metadata = MetaData()
         metadata.reflect(bind=engine)
@@ -255,7 +445,10 @@ def _read_rows(url: str) -> dict[str, Table]:
 
 
 def _differing_columns(first: Mapping[str, Table], again: Mapping[str, Table]) -> list[str]:
-    """Columns whose values differ between two runs of the same setup: random by design."""
+    """Columns whose values differ between two runs of the same setup and look random by
+    design (a salted hash, a token: long strings without spaces). A seed that draws
+    random data (Faker) makes every column differ; its quantities, names and foreign
+    keys are what the requests act on, and stay compared."""
     columns = []
     for name, table in first.items():
         other = again.get(name)
@@ -266,32 +459,67 @@ def _differing_columns(first: Mapping[str, Table], again: Mapping[str, Table]) -
                 continue
             mine = [row[position] for row in table.rows]
             theirs = [row[position] for row in other.rows]
-            if mine != theirs:
+            changed = [a for a, b in zip(mine, theirs, strict=False) if a != b]
+            if mine != theirs and all(_random_looking(v) for v in changed):
                 columns.append(f"{name}.{column}")
     return columns
 
 
-def _time_columns(app: Any, plan: Plan) -> list[str]:
-    """Columns of a date-time type in the app's models: requests stamp them with the clock."""
-    extension = app.extensions.get("sqlalchemy")
+def _random_looking(value: Any) -> bool:
+    if isinstance(value, bytes):
+        return len(value) >= 16
+    return isinstance(value, str) and len(value) >= 16 and " " not in value
+
+
+def _time_columns(app: Any, plan: Plan, rows: Mapping[str, Table]) -> list[str]:
+    """Columns the clock fills: a date-time type in the app's models, or a number whose
+    default is ``time.time`` or whose values after setup are seconds since 1970 near
+    now (``token_expiration = time() + 3600``)."""
+    extension = compat.flask_sqlalchemy(app)
     if extension is None:
         return []
     found = []
-    for bind, metadata in getattr(extension, "metadatas", {None: extension.metadata}).items():
+    for bind, metadata in compat.metadatas(extension).items():
         database = f"{bind or 'default'}." if plan.databases else ""
         for table in metadata.sorted_tables:
+            info = rows.get(f"{database}{table.name}")
             for column in table.columns:
                 kind = type(column.type).__name__
-                if kind in ("DateTime", "TIMESTAMP", "Time") and not column.primary_key:
+                if column.primary_key:
+                    continue
+                if kind in ("DateTime", "TIMESTAMP", "Time") or _clock_number(column, info):
                     found.append(f"{database}{table.name}.{column.name}")
     return found
 
 
+def _clock_number(column: Any, info: Table | None) -> bool:
+    import time
+
+    kind = type(column.type).__name__
+    if kind not in ("Float", "REAL", "Numeric", "DOUBLE", "Double", "Integer", "BigInteger"):
+        return False
+    default = getattr(getattr(column, "default", None), "arg", None)
+    if default is time.time or getattr(default, "__wrapped__", None) is time.time:
+        return True
+    if info is None or column.name not in info.columns:
+        return False
+    values = [row[info.columns.index(column.name)] for row in info.rows]
+    values = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+    now = time.time()
+    timely = re.search(r"time|_at$|_on$|expir|seen|created|updated|date|stamp", column.name)
+    if timely and kind not in ("Integer", "BigInteger"):
+        return True  # a float named like a time: time() when the row is written
+    return (
+        bool(values)
+        and (kind not in ("Integer", "BigInteger") or bool(timely))
+        and all(abs(v - now) < 10 * 365 * 86400 for v in values)
+    )
+
+
 def _dispose(app: Any) -> None:
-    extension = app.extensions.get("sqlalchemy") if hasattr(app, "extensions") else None
-    if extension is not None:
+    if compat.flask_sqlalchemy(app) is not None:
         with app.app_context(), contextlib.suppress(Exception):
-            for engine in extension.engines.values():
+            for engine in compat.sqlalchemy_engines(app).values():
                 engine.dispose()
 
 
@@ -313,8 +541,10 @@ def _plan_identities(app: Any, plan: Plan, rows: Mapping[str, Table]) -> None:
     plan.login_example = _login_example(app, manager)
     if table is None or not table.rows or not table.primary_key:
         plan.identity_notes.append(
-            "The app uses Flask-Login, but setup creates no users: create some in setup, "
-            "then log them in, e.g.:"
+            "The app uses Flask-Login, but setup creates no users (no seed command or "
+            "function that fuzzer init found made any): requests to views behind "
+            "login_required answer 302 (to the login page) or 401/403 and run no SQL. "
+            "Create users in setup, then log them in, e.g.:"
         )
         return
     pk = table.columns.index(table.primary_key[0])
@@ -326,24 +556,49 @@ def _plan_identities(app: Any, plan: Plan, rows: Mapping[str, Table]) -> None:
         ),
         None,
     )
-    for row in table.rows[:2]:
+    token = _token_method(app, table_name)
+    extra = f", token={literal(token)}" if token else ""
+    # the second user first: the first value of a user column (the first user) is then
+    # someone else, so the simplest follow, message or transfer is between two people
+    for row in [table.rows[1], table.rows[0]] if len(table.rows) > 1 else table.rows[:1]:
         name = str(row[label]) if label is not None else f"user{row[pk]}"
         name = re.sub(r"[^\w.@-]", "_", name) or f"user{row[pk]}"
         plan.identities.append(
-            f"Identity({literal(name)}, headers=flask_login_session({literal(row[pk])}))"
+            f"Identity({literal(name)}, headers=flask_login_session({literal(row[pk])}{extra}))"
         )
         plan.users.append(name)
     plan.identities.append('Identity("anonymous")')
     plan.identity_notes.append(
-        f"Signed in as the first rows of {table_name} with a session cookie the app itself "
-        "signs (flask_login_session), and one visitor who is not signed in. To go through "
-        "the login form as a person would, with a password setup gives them:"
+        f"Signed in as two rows of {table_name} (the second first, so that the first "
+        "user a request names is someone else) with a session cookie the app itself "
+        "signs (flask_login_session)"
+        + (f", and an API token from the user's {token}()" if token else "")
+        + ", and one visitor who is not signed in. To go through the login form as a "
+        "person would, with a password setup gives them:"
     )
 
 
+_TOKEN_METHODS = ("get_token", "generate_auth_token", "get_auth_token", "generate_token")
+
+
+def _token_method(app: Any, table_name: str | None) -> str:
+    """The user model's method that issues an API token, callable without arguments."""
+    extension = compat.flask_sqlalchemy(app)
+    registry = getattr(getattr(extension, "Model", None), "registry", None)
+    for mapper in getattr(registry, "mappers", ()):
+        if str(mapper.local_table.name) != table_name:
+            continue
+        for name in _TOKEN_METHODS:
+            method = getattr(mapper.class_, name, None)
+            if callable(method) and _callable_without_arguments(
+                getattr(method, "__func__", method).__get__(object())
+            ):
+                return name
+    return ""
+
+
 def _user_table(app: Any) -> str | None:
-    extension = app.extensions.get("sqlalchemy")
-    model = getattr(extension, "Model", None)
+    model = getattr(compat.flask_sqlalchemy(app), "Model", None)
     registry = getattr(model, "registry", None)
     for mapper in getattr(registry, "mappers", ()):
         cls = mapper.class_
@@ -400,19 +655,32 @@ def _routes(
 ) -> Iterator[Route]:
     operations = bodies.openapi_operations(document) if document else {}
     login_users = plan.users
+    seen: set[tuple[str, str]] = set()
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: (r.rule, r.endpoint)):
         if rule.endpoint == "static" or rule.endpoint.endswith(".static"):
             continue
         if plan.openapi and rule.rule == plan.openapi:
             continue
-        view = app.view_functions.get(rule.endpoint)
         for method in sorted(set(rule.methods or ()) - _SKIPPED_METHODS):
+            # one rule per view and method (``/`` and ``/index``), and per rule and
+            # method: Werkzeug routes a request to the first rule that matches
+            if (rule.endpoint, method) in seen or (rule.rule, method) in seen:
+                continue
+            seen |= {(rule.endpoint, method), (rule.rule, method)}
             route = Route(method, rule.rule, rule.endpoint, "")
             route.path = _path_source(rule.rule, rows, route)
+            function = app.view_functions.get(rule.endpoint)
+            view = bodies.view_for(function, method)
             route.view = bodies.source_file(view) if view is not None else ""
-            route.login_required = view is not None and _login_required(view)
+            route.login_required = any(
+                f is not None and _login_required(f) for f in (function, view)
+            )
+            route.signs_out = view is not None and _signs_out(view)
             if route.login_required and login_users:
                 route.checks.append("login required: sent as the signed-in identities")
+            elif login_users and view is not None and _sends_users_away(view):
+                route.anonymous_only = True
+                route.checks.append("it sends signed-in users away: sent by the visitor")
             if method in ("POST", "PUT", "PATCH", "DELETE"):
                 _plan_body(route, view, operations, document, rows)
             yield route
@@ -442,9 +710,72 @@ def _plan_body(
         route.body_kind, route.body = "form", body.node
         route.checks += [f"form fields from {forms[0].__name__}", *body.checks]
         return
+    declared = bodies.schema_fields(view) if view is not None else None
+    if declared:
+        items = tuple((literal(f), _schema_value(f, kind, rows)) for f, kind in declared.items())
+        route.body_kind, route.body = "json", Dict(items)
+        route.checks.append("CHECK: JSON fields from the view's marshmallow schema")
+        return
     if view is not None and bodies.view_reads_json(view):
+        fields = bodies.json_fields(view)
+        if fields:
+            items = tuple((literal(f), _value_source(f, rows, n)) for f, n in fields.items())
+            route.body_kind, route.body = "json", Dict(items)
+            route.checks.append("CHECK: JSON fields the view's code reads")
+            return
         route.body_kind, route.body = "json", "{}"
         route.checks.append("PLACEHOLDER: the JSON body this view reads; fill in its fields")
+
+
+_NUMBERS = re.compile(
+    r"^(count|amount|quantity|qty|number|value|price|delta|votes?|score|rating|points|"
+    r"stock|balance|total|age|size|step|n|limit)$"
+)
+
+
+def _value_source(name: str, rows: Mapping[str, Table], numeric: bool = False) -> Node:
+    """A JSON field's values from its name: a column of that name (one value present
+    after setup, or a new one), a password, an id of the table it names, else words."""
+    lowered = name.lower()
+    if "password" in lowered:
+        return literal("Secret-pass-1")
+    column = _named_column(name, rows, numeric=False)
+    if column is not None:
+        new = bodies.WORDS[0] + ("@example.com" if "email" in lowered else "")
+        present = Call("values_of", (literal(column), "limit=1"))
+        return Call("st.one_of", (Call("st.just", (literal(new),)), present))
+    if lowered == "id" or lowered.endswith("_id"):
+        found = _matching_column(name, "", rows, numeric=True)
+        if found is not None:
+            return Call("values_of", (literal(f"{found[0]}.{found[1]}"), "otherwise=[1, 2]"))
+        return Call("st.sampled_from", ("[1, 2]",))
+    if "email" in lowered:
+        return Call("st.sampled_from", (literal([w + "@example.com" for w in bodies.WORDS]),))
+    if numeric or _NUMBERS.match(lowered):
+        return Call("st.integers", ("1", "3"))
+    return Call("st.sampled_from", (literal(list(bodies.WORDS)),))
+
+
+def _schema_value(name: str, kind: str, rows: Mapping[str, Table]) -> Node:
+    if kind == "bool":
+        return "st.booleans()"
+    if kind == "email" and "email" not in name.lower():
+        return Call("st.sampled_from", (literal([w + "@example.com" for w in bodies.WORDS]),))
+    return _value_source(name, rows, numeric=kind in ("int", "float"))
+
+
+def _named_column(name: str, rows: Mapping[str, Table], numeric: bool) -> str | None:
+    """``table.name`` when exactly one table has a column of that name with a value
+    after setup."""
+    owners = [t for t, info in rows.items() if name in info.columns and _has_value(info, name)]
+    if len(owners) == 1 and _kind_fits(rows[owners[0]], name, numeric):
+        return f"{owners[0]}.{name}"
+    return None
+
+
+def _has_value(table: Table, column: str) -> bool:
+    position = table.columns.index(column)
+    return any(row[position] is not None for row in table.rows)
 
 
 def _form_columns(form: type, rows: Mapping[str, Table]) -> dict[str, Node]:
@@ -462,18 +793,50 @@ def _form_columns(form: type, rows: Mapping[str, Table]) -> dict[str, Node]:
                 "TextAreaField",
             ):
                 continue
-            owners = [t for t, info in rows.items() if name in info.columns and info.rows]
-            if len(owners) == 1 and _kind_fits(rows[owners[0]], name, numeric=False):
+            column = _named_column(name, rows, numeric=False)
+            if column is not None:
                 new = bodies.WORDS[0] + ("@example.com" if "email" in name else "")
-                present = Call("values_of", (literal(f"{owners[0]}.{name}"), "limit=1"))
-                found[name] = Call("st.one_of", (present, Call("st.just", (literal(new),))))
+                present = Call("values_of", (literal(column), "limit=1"))
+                found[name] = Call("st.one_of", (Call("st.just", (literal(new),)), present))
     return found
 
 
+def _signs_out(view: Any) -> bool:
+    """The view logs its user out (``logout_user``) or revokes its token."""
+    return any(
+        "logout_user" in names or any("revoke" in n for n in names)
+        for names in (
+            set(bodies._names(f.__code__))
+            for f in bodies._unwrapped(view)
+            if getattr(f, "__code__", None) is not None
+        )
+    )
+
+
+def _sends_users_away(view: Any) -> bool:
+    """``if current_user.is_authenticated: return redirect(...)`` (a sign-up or login
+    view): its code asks whether the user is signed in, and is not behind a login."""
+    return any(
+        "is_authenticated" in bodies._names(f.__code__)
+        for f in bodies._unwrapped(view)
+        if getattr(f, "__code__", None) is not None
+    )
+
+
 def _login_required(view: Any) -> bool:
-    for function in bodies._unwrapped(view):
+    """Behind Flask-Login's ``login_required`` or Flask-HTTPAuth's (their wrappers' code
+    lives in those packages), or a decorator of the app's own that reads the
+    ``Authorization`` header (a token check)."""
+    functions = list(bodies._unwrapped(view))
+    for position, function in enumerate(functions):
         code = getattr(function, "__code__", None)
-        if code is not None and "flask_login" in code.co_filename.replace(os.sep, "/"):
+        if code is None:
+            continue
+        where = code.co_filename.replace(os.sep, "/")
+        if "flask_login" in where or "flask_httpauth" in where:
+            return True
+        wrapper = position < len(functions) - 1
+        if wrapper and "Authorization" in code.co_consts:
             return True
     return False
 
@@ -526,8 +889,11 @@ def _matching_column(
     """The column a path variable names: ``post_id`` or ``/post/<int:id>`` -> posts.id,
     ``/user/<username>`` -> users.username, ``<slug>`` -> the one table with a slug."""
     stem = name[:-3] if name.endswith("_id") else ""
-    wanted = {_singular(t) for t in (stem, segment) if t}
-    related = [t for t in rows if _singular(t.rsplit(".", 1)[-1]) in wanted]
+    # <photo_id> names photos wherever it stands (/delete/tag/<photo_id>/<tag_id>); the
+    # segment before it names the table of a plain <id> or <username>
+    related = [t for t in rows if stem and _singular(t.rsplit(".", 1)[-1]) == _singular(stem)]
+    if not related and segment:
+        related = [t for t in rows if _singular(t.rsplit(".", 1)[-1]) == _singular(segment)]
     for table in related:
         info = rows[table]
         candidates = [name] + (list(info.primary_key) if numeric or name == "id" else [])
@@ -536,7 +902,7 @@ def _matching_column(
         for column in candidates:
             if column in info.columns and _kind_fits(info, column, numeric):
                 return table, column
-    owners = [t for t, info in rows.items() if name in info.columns]
+    owners = [t for t, info in rows.items() if name in info.columns and _has_value(info, name)]
     if len(owners) == 1 and _kind_fits(rows[owners[0]], name, numeric):
         return owners[0], name
     return None
@@ -566,41 +932,152 @@ class Written:
     path: str
     module: str  # what `fuzzer run` loads: module:target
     plan: Plan
+    survey: Mapping[str, str] = field(default_factory=dict)  # endpoint -> what it did
 
 
-def write_spec(reference: str, output: str | None = None, *, force: bool = False) -> Written:
+def write_spec(
+    reference: str,
+    output: str | None = None,
+    *,
+    force: bool = False,
+    check: bool = True,
+    all_endpoints: bool = False,
+) -> Written:
     """Inspect the app, render its spec and write it (refusing to overwrite unless
-    ``force``)."""
+    ``force``). With ``check``, load the spec and send each endpoint's requests alone,
+    twice (what differs between the two serial runs is ignored), then write it again
+    keeping the endpoints that change state (all of them with ``all_endpoints``)."""
     factory = load_factory(reference)
-    plan = inspect_app(factory)
-    path = output or f"{_module_name(plan)}.py"
-    if not path.endswith(".py"):
+    path = output or ""
+    if path and not path.endswith(".py"):
         raise InvalidTarget(f"--output must name a .py file, got {path!r}")
+    if path and os.path.exists(path) and not force:
+        raise InvalidTarget(f"{path} exists; pass --force to overwrite it, or --output another")
+    plan = inspect_app(factory)
+    plan.all_endpoints = all_endpoints
+    path = path or f"{_module_name(plan)}.py"
     if os.path.exists(path) and not force:
         raise InvalidTarget(f"{path} exists; pass --force to overwrite it, or --output another")
     module = os.path.splitext(os.path.basename(path))[0]
     if not module.isidentifier():
         raise InvalidTarget(f"{path}: the file name must be a Python module name")
-    source = render(plan, module)
+    if not check:
+        _write(path, render(plan, module))
+        return Written(path, module, plan)
+    plan.all_endpoints = True  # the check sends every endpoint, then the spec keeps some
+    _write(path, render(plan, module))
+    lines = _check(Written(path, module, plan))
+    plan.all_endpoints = all_endpoints
+    turned_away = [n for n, line in lines.items() if line.split(";")[0] in ("302", "401", "403")]
+    if turned_away and not plan.users:
+        plan.identity_notes.insert(
+            0,
+            f"{len(turned_away)} of {len(lines)} endpoints answered 302, 401 or 403 "
+            f"when fuzzer init sent them ({', '.join(turned_away[:3])}"
+            + (", …" if len(turned_away) > 3 else "")
+            + "): with no signed-in identity they are turned away before they do anything. "
+            "Declare identities that log in and give those endpoints as_=[...].",
+        )
+    _write(path, render(plan, module))
+    return Written(path, module, plan, lines)
+
+
+def _write(path: str, source: str) -> None:
     try:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         with open(path, "w", encoding="utf-8") as handle:
             handle.write(source)
     except OSError as exc:
         raise FuzzerError(f"Cannot write the spec to {path}: {exc.strerror}") from exc
-    return Written(path, module, plan)
 
 
-def check_written(written: Written) -> dict[str, str]:
-    """Load the spec just written and try it (setup, logins, each endpoint alone)."""
-    from .api import check
+def _check(written: Written) -> dict[str, str]:
+    """Load the spec just written and try it in this process (setup, logins, each
+    endpoint's requests alone, twice): what its requests wrote and what differed between
+    the two serial runs go into the plan. One line per endpoint says what it did."""
+    from .model import Execution, Scenario
+    from .runner import Serial
+    from .session import Session
+    from .survey import check_reachable, survey
+    from .survey import describe as describe_survey
     from .target import load_target
 
     directory = os.path.dirname(os.path.abspath(written.path))
     sys.path.insert(0, directory)
     try:
         sys.modules.pop(written.module, None)
-        return check(load_target(f"{written.module}:target"))
+        target = load_target(f"{written.module}:target")
     finally:
         with contextlib.suppress(ValueError):
             sys.path.remove(directory)
+    runs: list[dict[tuple[str, ...], Execution]] = [{}, {}]
+
+    def work(s: Session) -> dict[str, str]:
+        def recorded(into: dict[tuple[str, ...], Execution]) -> Any:
+            def alone(scenario: Scenario) -> Execution:
+                execution = s.execute(scenario, Serial(tuple(range(len(scenario.requests)))))
+                into.setdefault(tuple(r.describe() for r in scenario.requests), execution)
+                return execution
+
+            return alone
+
+        surveyed = survey(target, recorded(runs[0]))
+        check_reachable(target, surveyed, recorded(runs[0]), s.app)
+        # the requests of the endpoints that wrote again, from the same snapshot: what
+        # differs between two serial runs of one request is random or the clock
+        writers = [e for e in target.endpoints if e.name in _writing_endpoints(surveyed)]
+        if writers:
+            survey(replace(target, endpoints=writers), recorded(runs[1]))
+        columns = {name: info for name, info in s.databases.tables.items()}
+        _serial_differences(written.plan, runs, columns)
+        written.plan.writers = _writing_endpoints(surveyed)
+        return dict(describe_survey(surveyed))
+
+    return Session(target).run(work)
+
+
+def _writing_endpoints(surveyed: Any) -> frozenset[str]:
+    return frozenset(e.endpoint for e in surveyed.endpoints if e.writes)
+
+
+def _serial_differences(
+    plan: Plan, runs: Sequence[Mapping[Any, Any]], tables: Mapping[str, Any]
+) -> None:
+    """Columns and response fields that differ between two serial runs of the same
+    request from the same snapshot (a random token, the clock): not compared."""
+    first, again = runs
+    columns: list[str] = []
+    fields: list[str] = []
+    for key, one in first.items():
+        other = again.get(key)
+        if other is None:
+            continue
+        for name, rows in one.tables.items():
+            info = tables.get(name)
+            theirs = other.tables.get(name, ())
+            if info is None or len(rows) != len(theirs):
+                continue
+            for a, b in zip(rows, theirs, strict=False):
+                for position, column in enumerate(info.columns):
+                    if column in info.primary_key or a[position] == b[position]:
+                        continue
+                    label = f"{name}.{column}"
+                    if label not in columns and label not in plan.ignore_columns:
+                        columns.append(label)
+        for a, b in zip(one.responses, other.responses, strict=False):
+            if a is not None and b is not None:
+                _differing_fields(a.body, b.body, fields)
+    plan.ignore_columns += columns
+    plan.ignore_fields += [f for f in fields if f not in plan.ignore_fields]
+
+
+def _differing_fields(a: Any, b: Any, into: list[str]) -> None:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in a.keys() & b.keys():
+            if isinstance(a[key], dict | list):
+                _differing_fields(a[key], b[key], into)
+            elif a[key] != b[key] and key not in into:
+                into.append(str(key))
+    elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for x, y in zip(a, b, strict=False):
+            _differing_fields(x, y, into)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import textwrap
 from typing import TYPE_CHECKING
 
+from . import compat
 from .pysource import WIDTH, Call, Keyword, Node, layout, literal
 
 if TYPE_CHECKING:
@@ -22,7 +23,15 @@ def render(plan: Plan, module: str) -> str:
 
     def comment(text: str, indent: str = "") -> None:
         prefix = f"{indent}# "
-        body.extend(textwrap.wrap(text, WIDTH, initial_indent=prefix, subsequent_indent=prefix))
+        body.extend(
+            textwrap.wrap(
+                text,
+                WIDTH,
+                initial_indent=prefix,
+                subsequent_indent=prefix,
+                break_on_hyphens=False,
+            )
+        )
 
     out("def app(database_url):" if not plan.databases else "def app(database_url):  # {name: URL}")
     pinned = "; ".join(plan.pin_notes)
@@ -46,15 +55,20 @@ def render(plan: Plan, module: str) -> str:
         comment(note, "    ")
     for kind, name in plan.setup:
         if kind == "create_all":
-            out('    app.extensions["sqlalchemy"].create_all()')
+            out(f"    {compat.create_all_source()}")
+        elif kind == "call":
+            out(f"    {name.partition(':')[2]}()  # the app's own seed function")
         else:
-            out(f"    flask_command(app, {literal(name)})  # the app's own `flask {name}`")
+            words = ", ".join(literal(w) for w in name.split())
+            out(f"    flask_command(app, {words})  # the app's own `flask {name}`")
     if not plan.setup:
         out("    pass")
     out("")
     out("")
     for note in plan.identity_notes:
         comment(note)
+    if plan.login_example is None and body and body[-1].rstrip().endswith(":"):
+        body[-1] = body[-1].rstrip()[:-1] + "."
     if plan.login_example is not None:
         example = layout(plan.login_example, "", ",", width=WIDTH - 6)
         body.extend("#     " + line for line in example)
@@ -68,11 +82,33 @@ def render(plan: Plan, module: str) -> str:
     if plan.openapi:
         comment(f"Bodies from the OpenAPI request schemas published at {plan.openapi}.")
     comment(
-        "One Endpoint per URL rule and method of the app's url_map. Delete the ones that "
-        "cannot race (pages that only read), and say who sends each one with as_=[...]."
+        "One Endpoint per URL rule and method of the app's url_map whose requests changed "
+        "something. CHECK who sends each one (as_=[...]) and the values it draws."
     )
+    left = [r for r in plan.routes if not plan.kept(r) and not r.signs_out]
+    if left and plan.writers is None:
+        comment(
+            "Left out: pages (GET) that fuzzer init did not try, as it was told not to ("
+            + ", ".join(f"{r.method} {r.rule}" for r in left)
+            + "). Put back the ones that change something."
+        )
+    elif left:
+        comment(
+            "Left out: requests that wrote nothing when fuzzer init sent them ("
+            + ", ".join(f"{r.method} {r.rule}" for r in left)
+            + "). A page that shows what the racing requests change makes a good observer."
+        )
+    gone = [r for r in plan.routes if not plan.kept(r) and r.signs_out]
+    if gone:
+        comment(
+            "Left out: they sign their identity out ("
+            + ", ".join(f"{r.method} {r.rule}" for r in gone)
+            + "). `fuzzer init --all-endpoints` keeps every endpoint."
+        )
     out("ENDPOINTS = [")
     for route in plan.routes:
+        if not plan.kept(route):
+            continue
         comment(f"{route.method} {route.rule}: {route.view or route.endpoint}", "    ")
         for note in route.variables + route.checks:
             comment(note, "    ")
@@ -81,6 +117,8 @@ def render(plan: Plan, module: str) -> str:
             arguments.append(Keyword(route.body_kind, route.body))
         if route.login_required and plan.users:
             arguments.append(Keyword("as_", literal(plan.users)))
+        elif route.anonymous_only and plan.users:
+            arguments.append(Keyword("as_", literal(["anonymous"])))
         body.extend(layout(Call("Endpoint", tuple(arguments)), "    ", ","))
     out("]")
     out("")
@@ -101,11 +139,20 @@ def render(plan: Plan, module: str) -> str:
     if plan.ignore_columns:
         comment(
             "CHECK: columns whose values are random or come from the clock (they differed "
-            "between two runs of setup, or have a date-time type): not compared.",
+            "between two runs of setup or two serial runs of a request, or hold the time): "
+            "not compared.",
             "    ",
         )
         columns = ", ".join(literal(c) for c in plan.ignore_columns)
         out(f"    ignore_columns=frozenset({{{columns}}}),")
+    if plan.ignore_fields:
+        comment(
+            "CHECK: response fields that differed between two serial runs of the same "
+            "request (a token, the time): not compared.",
+            "    ",
+        )
+        fields = ", ".join(literal(f) for f in plan.ignore_fields)
+        out(f"    ignore_fields=frozenset({{{fields}}}),")
     out(")")
     return _header(plan, module, body) + "\n".join(body) + "\n"
 
@@ -121,6 +168,10 @@ def _header(plan: Plan, module: str, body: list[str]) -> str:
         if f"{n}(" in calls or f"[{n}]" in calls
     ]
     imports: dict[str, list[str]] = {factory.module: [factory.name]}
+    for kind, name in plan.setup:
+        if kind == "call":
+            where, _, function = name.partition(":")
+            imports.setdefault(where, []).append(function)
     for name_module, name in factory.imports:
         if name not in imports.setdefault(name_module, []):
             imports[name_module].append(name)

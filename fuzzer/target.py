@@ -66,6 +66,8 @@ class Endpoint:
         self.headers = headers
         self.identities = tuple(as_) if as_ is not None else None
         self.name = name or _default_name(self.method, path)
+        self.named = name is not None  # an automatic name is made unique within its target
+        self._automatic = self.name
 
     def __repr__(self) -> str:
         return f"Endpoint({self.name!r})"
@@ -79,18 +81,41 @@ def _default_name(method: Any, path: Any) -> str:
         return f"{method} {rule}"
     elements = getattr(path, "elements", None)  # sampled_from(...)
     if elements and all(isinstance(e, str) for e in elements):
-        prefix = _common_prefix(list(elements))
-        return f"{method} {prefix}*"
+        values = list(elements)
+        prefix = _common_prefix(values)
+        rests = [v[len(prefix) :] for v in values]
+        suffix = _common_prefix([r[::-1] for r in rests], separator="")[::-1]
+        suffix = suffix[suffix.find("/") :] if "/" in suffix else ""
+        return f"{method} {prefix}*{suffix}"
     return f"{method} {path!r}"[:60]
 
 
-def _common_prefix(values: list[str]) -> str:
+def unique_names(endpoints: Sequence[Endpoint]) -> None:
+    """Give endpoints named automatically a name no other endpoint of the list has: the
+    second ``GET /articles/*`` becomes ``GET /articles/* (2)``, in the order they are
+    declared, so the names are the same on every run. Names given with ``name=`` are kept."""
+    taken = {e.name for e in endpoints if isinstance(e, Endpoint) and e.named}
+    for endpoint in endpoints:
+        if not isinstance(endpoint, Endpoint) or endpoint.named:
+            continue
+        base, n = endpoint._automatic, 1
+        name = base
+        while name in taken:
+            n += 1
+            name = f"{base} ({n})"
+        endpoint.name = name
+        taken.add(name)
+
+
+def _common_prefix(values: list[str], separator: str = "/") -> str:
     first, last = min(values), max(values)
     n = 0
     while n < min(len(first), len(last)) and first[n] == last[n]:
         n += 1
     prefix = first[:n]
-    return prefix[: prefix.rfind("/") + 1] if "/" in prefix else prefix
+    if not separator:
+        return prefix
+    return prefix[: prefix.rfind(separator) + 1] if separator in prefix else prefix
 
 
 @dataclass(frozen=True)
@@ -154,6 +179,11 @@ class Target:
     reset: Callable[[Any], None] | None = None
     description: str = ""
     reference: str = field(default="", compare=False)  # set by load_target
+
+    def __post_init__(self) -> None:
+        for group in (self.endpoints, self.observers):
+            if isinstance(group, Sequence) and not isinstance(group, str | bytes):
+                unique_names(group)
 
     @property
     def multi_database(self) -> bool:

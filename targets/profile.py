@@ -17,24 +17,20 @@ from typing import Any
 from flask import Flask, abort, jsonify, request
 from flask_sqlalchemy import SQLAlchemy
 from hypothesis import strategies as st
-from sqlalchemy import String
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy import Column, Integer, String
 
 from fuzzer import Endpoint, Target
 
-
-class Base(DeclarativeBase):
-    pass
-
-
-db = SQLAlchemy(model_class=Base)
+# Models in the style SQLAlchemy 1.4 with Flask-SQLAlchemy 2.5 and SQLAlchemy 2 with
+# Flask-SQLAlchemy 3 both run: CI runs this target on the oldest supported stack too.
+db = SQLAlchemy()
 
 
 class User(db.Model):  # type: ignore[name-defined]
     __tablename__ = "users"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(80))
-    age: Mapped[int]
+    id = Column(Integer, primary_key=True)
+    name = Column(String(80), nullable=False)
+    age = Column(Integer, nullable=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "age": self.age}

@@ -22,31 +22,27 @@ from typing import Any
 from flask import Flask, jsonify, request
 from flask_sqlalchemy import SQLAlchemy
 from hypothesis import strategies as st
-from sqlalchemy import ForeignKey, String, select, update
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy import Column, ForeignKey, Integer, String, select, update
 
 from fuzzer import Endpoint, Target
 
-
-class Base(DeclarativeBase):
-    pass
-
-
-db = SQLAlchemy(model_class=Base)
+# Models in the style SQLAlchemy 1.4 with Flask-SQLAlchemy 2.5 and SQLAlchemy 2 with
+# Flask-SQLAlchemy 3 both run: CI runs this target on the oldest supported stack too.
+db = SQLAlchemy()
 
 
 class Item(db.Model):  # type: ignore[name-defined]
     __tablename__ = "items"
-    sku: Mapped[str] = mapped_column(String(20), primary_key=True)
-    name: Mapped[str] = mapped_column(String(80))
-    stock: Mapped[int]
+    sku = Column(String(20), primary_key=True)
+    name = Column(String(80), nullable=False)
+    stock = Column(Integer, nullable=False)
 
 
 class Order(db.Model):  # type: ignore[name-defined]
     __tablename__ = "orders"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    sku: Mapped[str] = mapped_column(ForeignKey("items.sku"))
-    quantity: Mapped[int]
+    id = Column(Integer, primary_key=True)
+    sku = Column(String(20), ForeignKey("items.sku"), nullable=False)
+    quantity = Column(Integer, nullable=False)
 
 
 def create_app(database_url: str, *, check_in_update: bool = False) -> Flask:

@@ -24,31 +24,27 @@ from typing import Any
 from flask import Flask, jsonify, request
 from flask_sqlalchemy import SQLAlchemy
 from hypothesis import strategies as st
-from sqlalchemy import ForeignKey, String, func, select
+from sqlalchemy import Column, ForeignKey, Integer, String, func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from fuzzer import Endpoint, Target
 
-
-class Base(DeclarativeBase):
-    pass
-
-
-db = SQLAlchemy(model_class=Base)
+# Models in the style SQLAlchemy 1.4 with Flask-SQLAlchemy 2.5 and SQLAlchemy 2 with
+# Flask-SQLAlchemy 3 both run: CI runs this target on the oldest supported stack too.
+db = SQLAlchemy()
 
 
 class Tag(db.Model):  # type: ignore[name-defined]
     __tablename__ = "tags"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(40), unique=True)
+    id = Column(Integer, primary_key=True)
+    name = Column(String(40), nullable=False, unique=True)
 
 
 class Bookmark(db.Model):  # type: ignore[name-defined]
     __tablename__ = "bookmarks"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    url: Mapped[str] = mapped_column(String(200))
-    tag_id: Mapped[int] = mapped_column(ForeignKey("tags.id"))
+    id = Column(Integer, primary_key=True)
+    url = Column(String(200), nullable=False)
+    tag_id = Column(Integer, ForeignKey("tags.id"), nullable=False)
 
 
 def find_tag(name: str) -> Tag | None:
@@ -92,7 +88,7 @@ def create_app(database_url: str, *, retry: bool = False) -> Flask:
 
     @app.get("/tags")
     def tags() -> Any:
-        rows = db.session.execute(
+        rows: Any = db.session.execute(
             select(Tag.name, func.count(Bookmark.id))
             .join(Bookmark, Bookmark.tag_id == Tag.id, isouter=True)
             .group_by(Tag.name)

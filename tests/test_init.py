@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import textwrap
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,7 @@ def test_init_on_the_demo_writes_a_spec_that_runs_as_written_and_finds_races(
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
-    assert "Wrote " in result.stdout and "12 endpoints, 3 identities" in result.stdout
+    assert "Wrote " in result.stdout and "6 endpoints (6 more listed in a comment)" in result.stdout
     assert "POST /user/<username>/unfollow: 302; writes follows" in result.stdout
     source = Path(path).read_text(encoding="utf-8")
     for expected in (
@@ -49,10 +50,15 @@ def test_init_on_the_demo_writes_a_spec_that_runs_as_written_and_finds_races(
         "pinned_config(SQLALCHEMY_DATABASE_URI=database_url, WTF_CSRF_ENABLED=False)",
         'flask_command(app, "init-db")',  # the app's own commands
         'flask_command(app, "seed")',
-        'Identity("alice", headers=flask_login_session(1))',  # the first users after setup
+        # the second user first: the first username a request draws is someone else
+        'Identity("bob", headers=flask_login_session(2))',
+        'Identity("alice", headers=flask_login_session(1))',
         'paths("/post/<int:post_id>", post_id=values_of("posts.id", otherwise=[1, 2]))',
-        'form={"name": st.one_of(values_of("tags.name", limit=1), st.just("alpha"))}',
-        'as_=["alice", "bob"]',  # login_required views
+        # a new name first: the simplest request creates the tag
+        'form={"name": st.one_of(st.just("alpha"), values_of("tags.name", limit=1))}',
+        # pages that only read are listed, not sent; the view counter's GET writes
+        "POST /auth/login, GET /auth/register, GET /user/<username>). A page",
+        'as_=["bob", "alice"]',  # login_required views
         'ignore_columns=frozenset({"users.password_hash"})',  # salted: differs between setups
     ):
         assert expected in source, expected
@@ -124,3 +130,220 @@ def test_every_bind_goes_to_a_scratch_database(tmp_path: Any) -> None:
     assert api.check(load_written(path)) == {
         "POST /notes/<int:note_id>/touch": "200; writes audit.events"
     }
+
+
+def test_init_builds_an_app_whose_factory_runs_once_per_process_and_finds_its_seed(
+    tmp_path: Any,
+) -> None:
+    """The forum's factory raises when called twice in one process; its tables come from
+    a command in a CLI group and its users from a module function no command calls."""
+    path = str(tmp_path / "fuzz_forum.py")
+    result = subprocess.run(
+        [sys.executable, "-m", "fuzzer", "init", "tests.fixtures.forum_app:create_app", "-o", path],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "setup: flask forum init-db, create_test_data()" in result.stdout
+    source = Path(path).read_text(encoding="utf-8")
+    forum = Path(ROOT, "tests", "fixtures", "forum_app.py").read_text(encoding="utf-8")
+    line = forum.splitlines().index('    @app.post("/api/topics")') + 1
+    post = forum.splitlines().index("    def post(self) -> Any:") + 1
+    for expected in (
+        'flask_command(app, "forum", "init-db")  # the app\'s own `flask forum init-db`',
+        "create_test_data()  # the app's own seed function",
+        "from tests.fixtures.forum_app import create_app, create_test_data",
+        # the second user first: the first user a request names is someone else
+        'Identity("ben", headers=flask_login_session(2))',
+        # <photo_id> from photo.id, though the segment before it says "tag"
+        'photo_id=values_of("photo.id", otherwise=[1, 2])',
+        'tag_id=values_of("tag.id", otherwise=[1, 2])',
+        # JSON fields from the view's code: int(request.json.get("delta", 1))
+        'json={"delta": st.integers(1, 3)}',
+        'json={"title": st.sampled_from(["alpha", "bravo"])}',
+        # the view's own line, through a decorator written without functools.wraps
+        f"new_topic() in tests.fixtures.forum_app, line {line}",
+        # a class-based view: its post() method's line, body and login
+        f"# POST /api/tags: post() in tests.fixtures.forum_app, line {post}",
+        'json={"name": st.one_of(st.just("alpha"), values_of("tag.name", limit=1))}',
+        # a float filled by time.time() is a timestamp
+        'ignore_columns=frozenset({"user.password_hash", "topic.touched"})',
+    ):
+        assert expected in source, expected
+    assert "POST /api/topics/<int:topic_id>/vote: 200; writes topic" in result.stdout
+
+
+def test_setup_prefers_the_seed_that_creates_users(tmp_path: Any) -> None:
+    from fuzzer.factory import load_factory
+    from fuzzer.spec import _setup_steps
+
+    code = textwrap.dedent(
+        """
+        import click
+        from flask import Flask
+        from flask_sqlalchemy import SQLAlchemy
+
+        db = SQLAlchemy()
+
+        def seed_tag_rows():  # the seed-tags command calls it: not called again
+            db.session.execute(db.text("SELECT 1"))
+
+        def populate_roles():  # no command calls it
+            db.session.execute(db.text("SELECT 'role'"))
+
+        def create_app():
+            app = Flask(__name__)
+            app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite://"
+            db.init_app(app)
+
+            @app.cli.command("seed-tags")
+            def seed_tags():
+                seed_tag_rows()
+
+            @app.cli.command("seed-users")
+            def seed_users():
+                user = User(name="ann")
+                user.set_password("secret")
+
+            return app
+        """
+    )
+    (tmp_path / "seeding_app.py").write_text(code, encoding="utf-8")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        factory = load_factory("seeding_app:create_app")
+        steps = _setup_steps(factory.build(), factory)
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("seeding_app", None)
+    assert steps == [
+        ("create_all", ""),
+        ("command", "seed-users"),  # its code names a password: users first
+        ("call", "seeding_app:populate_roles"),  # then roles
+        ("command", "seed-tags"),
+    ]
+
+
+def test_only_random_looking_columns_that_differ_between_setups_are_ignored() -> None:
+    """A seed that draws random data (Faker) makes every column differ between two
+    setups; the quantities and foreign keys the requests act on must stay compared."""
+    from fuzzer.spec import Table, _differing_columns
+
+    columns = ("id", "user_id", "quantity", "password_hash")
+    types = ("INTEGER", "INTEGER", "INTEGER", "VARCHAR")
+    first = {"orders": Table(columns, ("id",), types, [(1, 3, 7, "pbkdf2:sha256$a1b2c3d4e5f6$99")])}
+    again = {"orders": Table(columns, ("id",), types, [(1, 2, 4, "pbkdf2:sha256$f6e5d4c3b2a1$11")])}
+    assert _differing_columns(first, again) == ["orders.password_hash"]
+
+
+def test_json_fields_come_from_the_views_code() -> None:
+    from flask import request
+
+    from fuzzer.bodies import json_fields
+
+    def indexed() -> Any:
+        return request.get_json()["title"]
+
+    def through_json() -> Any:
+        return request.json.get("note"), int(request.json.get("delta", 1))  # type: ignore[union-attr]
+
+    def named() -> Any:
+        data = request.get_json() or {}
+        if "username" not in data:
+            return None
+        return data["username"], data.get("about_me"), float(data["price"])
+
+    assert json_fields(indexed) == {"title": False}
+    assert json_fields(through_json) == {"note": False, "delta": True}
+    assert json_fields(named) == {"username": False, "about_me": False, "price": True}
+
+
+def test_without_users_the_spec_says_why_endpoints_answered_302(tmp_path: Any) -> None:
+    code = textwrap.dedent(
+        """
+        from flask import Flask
+        from flask_login import LoginManager, UserMixin, login_required
+        from flask_sqlalchemy import SQLAlchemy
+
+        db = SQLAlchemy()
+        login = LoginManager()
+        login.login_view = "sign_in"
+
+        class User(UserMixin, db.Model):
+            id = db.Column(db.Integer, primary_key=True)
+
+        @login.user_loader
+        def load(user_id):
+            return db.session.get(User, int(user_id))
+
+        def create_app():
+            app = Flask(__name__)
+            app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite://"
+            app.config["SECRET_KEY"] = "x"
+            db.init_app(app)
+            login.init_app(app)
+
+            @app.get("/sign-in")
+            def sign_in():
+                return "sign in"
+
+            @app.post("/notes")
+            @login_required
+            def notes():
+                return "noted"
+
+            return app
+        """
+    )
+    (tmp_path / "lonely_app.py").write_text(code, encoding="utf-8")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        written = write_spec("lonely_app:create_app", str(tmp_path / "fuzz_lonely.py"))
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("lonely_app", None)
+    assert written.survey["POST /notes"] == "302; no SQL"
+    source = " ".join(
+        line.strip("# ") for line in Path(written.path).read_text(encoding="utf-8").splitlines()
+    )
+    assert (
+        "1 of 2 endpoints answered 302, 401 or 403 when fuzzer init sent them (POST /notes): "
+        "with no signed-in identity they are turned away" in source
+    )
+    assert "setup creates no users" in source
+
+
+def test_json_fields_come_from_a_marshmallow_schema_the_view_loads() -> None:
+    from flask import request
+    from marshmallow import Schema, fields
+
+    from fuzzer.bodies import schema_fields
+    from fuzzer.pysource import flat
+    from fuzzer.spec import Table, _schema_value
+
+    class TopicSchema(Schema):
+        id = fields.Integer(dump_only=True)
+        title = fields.String(required=True)
+        votes = fields.Integer()
+        pinned = fields.Boolean()
+        contact = fields.Email(data_key="email")
+
+    topic_schema = TopicSchema()
+
+    def create() -> Any:
+        return topic_schema.load(request.get_json())
+
+    def uses_the_class() -> Any:
+        return TopicSchema().load(request.get_json())
+
+    expected = {"title": "str", "votes": "int", "pinned": "bool", "email": "email"}
+    assert schema_fields(create) == expected
+    assert schema_fields(uses_the_class) == expected
+    rows = {"topic": Table(("id", "title"), ("id",), ("INTEGER", "VARCHAR"), [(1, "Hi")])}
+    assert flat(_schema_value("votes", "int", rows)) == "st.integers(1, 3)"
+    assert flat(_schema_value("pinned", "bool", rows)) == "st.booleans()"
+    assert flat(_schema_value("title", "str", rows)) == (
+        'st.one_of(st.just("alpha"), values_of("topic.title", limit=1))'
+    )

@@ -15,9 +15,10 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, MetaData, Table, create_engine, event, inspect, text
+from sqlalchemy import MetaData, Table, event, inspect, text
 from sqlalchemy.exc import NoSuchTableError
 
+from ..compat import Engine, create_engine
 from ..errors import DatabaseError, TargetSetupError
 from ..scheduler import LockModel, LockProbe
 from .url import DatabaseSpec

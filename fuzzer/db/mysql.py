@@ -24,6 +24,7 @@ import threading
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
+from ..compat import import_dbapi
 from ..errors import DatabaseError
 from ..sql import access
 from .owner import Owner, lock_name
@@ -307,7 +308,7 @@ class MySQLBackend(ServerBackend):
         url = self.target_url()
         dialect = url.get_dialect()
         args, kwargs = dialect().create_connect_args(url)
-        return dialect.import_dbapi().connect(*args, **kwargs)
+        return import_dbapi(dialect).connect(*args, **kwargs)
 
 
 class MySQLLockProbe:

@@ -26,8 +26,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection
-
+from ..compat import Connection, import_dbapi
 from .owner import Owner, lock_key
 from .scratch import LEVELS, ServerBackend
 
@@ -229,7 +228,7 @@ class PostgresBackend(ServerBackend):
         url = self.target_url()
         dialect = url.get_dialect()
         args, kwargs = dialect().create_connect_args(url)
-        with dialect.import_dbapi().connect(*args, autocommit=True, **kwargs) as conn:
+        with import_dbapi(dialect).connect(*args, autocommit=True, **kwargs) as conn:
             level = str(conn.execute("SHOW transaction_isolation").fetchone()[0])
             settings = {name: str(conn.execute(f"SHOW {name}").fetchone()[0]) for name in names}
         self.lock_probe()

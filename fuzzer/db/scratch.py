@@ -24,6 +24,7 @@ from typing import Any
 
 from sqlalchemy.engine import URL
 
+from ..compat import import_dbapi
 from ..errors import DatabaseError
 from .base import Backend
 from .owner import Owner, me
@@ -100,8 +101,9 @@ class ServerBackend(Backend):
         url = self._server_url(database)
         dialect = url.get_dialect()
         args, kwargs = dialect().create_connect_args(url)
+        dbapi = import_dbapi(dialect)  # outside the try: a failure here is not the server's
         try:
-            return self._dbapi_connect(dialect.import_dbapi(), args, dict(kwargs))
+            return self._dbapi_connect(dbapi, args, dict(kwargs))
         except Exception as exc:
             user = self.spec.url.username or "the default user"
             problem = self._connect_problem(exc)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+from .. import compat
 from ..errors import DatabaseError, UnsafeDatabase
 
 ALIASES = {
@@ -144,6 +145,8 @@ def parse(spec: str, environment: Mapping[str, str] | None = None) -> DatabaseSp
         raise DatabaseError(
             f"Unsupported driver {driver!r} in --db {spec!r}: the fuzzer speaks {wanted}://…"
         )
+    if compat.unsupported(dialect):
+        raise DatabaseError(f"Cannot use --db {spec!r}: {compat.unsupported(dialect)}")
     shown = url.render_as_string(hide_password=True)
     if url.password == "***":
         raise DatabaseError(
