@@ -247,6 +247,8 @@ def run_command(
             coverage=report.result.coverage,
             unconfirmed=report.result.unconfirmed,
             treated=dict(report.result.treated),
+            judged=dict(report.result.judged),
+            masked=dict(report.result.masked),
         )
         if keep_db:
             for where in _kept(report.database):
@@ -518,6 +520,8 @@ def stress_command(
             coverage=report.result.coverage,
             unconfirmed=report.result.unconfirmed,
             treated=dict(report.result.treated),
+            judged=dict(report.result.judged),
+            masked=dict(report.result.masked),
         )
         return report.exit_code
 

@@ -99,6 +99,10 @@ class SearchResult:
     # minimal examples that never reproduced in their confirmations: not findings
     unconfirmed: list[Finding] = field(default_factory=list)
     treated: Counter[str] = field(default_factory=Counter)  # e.g. rejections under contention
+    # examples judged "fully", "partly" (modulo masks: values that vary between serial
+    # runs) and "not"; and each mask with the number of examples that needed it
+    judged: Counter[str] = field(default_factory=Counter)
+    masked: Counter[str] = field(default_factory=Counter)
 
     @property
     def first(self) -> Detection | None:
@@ -204,6 +208,8 @@ class Search:
         self.calls = 0
         self.unknown: Counter[str] = Counter()
         self.treated: Counter[str] = Counter()  # verdicts that needed a reading: why
+        self.judged: Counter[str] = Counter()
+        self.masked: Counter[str] = Counter()
         self.detections: dict[str, Detection] = {}
         self.seconds: dict[str, float] = defaultdict(float)  # where the time goes
         self.stuck: list[Finding] | None = None  # the findings of an execution that got stuck
@@ -248,6 +254,8 @@ class Search:
             detections=self.detections,
             unknown=self.unknown,
             seed=self.seed,
+            judged=self.judged,
+            masked=self.masked,
         )
 
     def _draw(self, data: ConjectureData) -> Scenario:
@@ -286,10 +294,13 @@ class Search:
         spent["classify"] += time.perf_counter() - judged
         if self._shrinking:
             spent["shrinking"] += time.perf_counter() - started
-        if verdict.status == "unknown" and not self._shrinking:
-            self.unknown[verdict.reason.split(";")[0]] += 1
-        elif verdict.status == "serializable" and verdict.reason and not self._shrinking:
-            self.treated[verdict.reason] += 1
+        if not self._shrinking:
+            self.judged[verdict.judged] += 1
+            self.masked.update(verdict.masked)
+            if verdict.status == "unknown":
+                self.unknown[verdict.reason.split(";")[0]] += 1
+            elif verdict.status == "serializable" and verdict.reason:
+                self.treated[verdict.reason] += 1
         self.on_event(
             "example",
             examples=self.examples,
@@ -450,6 +461,8 @@ class Search:
             coverage=self._coverage(),
             unconfirmed=unconfirmed,
             treated=self.treated,
+            judged=self.judged,
+            masked=self.masked,
         )
 
     def _runner(

@@ -193,16 +193,24 @@ class Response:
     status: int
     body: Any  # parsed JSON, or the text when the body is not JSON
     error: str = ""  # "module.ExceptionType: message" when the app raised while handling it
+    location: str = ""  # a redirect's Location header
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"status": self.status, "body": self.body}
         if self.error:
             data["error"] = self.error
+        if self.location:
+            data["location"] = self.location
         return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Response:
-        return cls(status=data["status"], body=data["body"], error=data.get("error", ""))
+        return cls(
+            status=data["status"],
+            body=data["body"],
+            error=data.get("error", ""),
+            location=data.get("location", ""),
+        )
 
     @property
     def exception_type(self) -> str:

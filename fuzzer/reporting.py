@@ -220,12 +220,22 @@ def summary(
     coverage: Coverage | None = None,
     unconfirmed: Sequence[Finding] = (),
     treated: dict[str, int] | None = None,
+    judged: dict[str, int] | None = None,
+    masked: dict[str, int] | None = None,
 ) -> None:
     rate = examples / seconds if seconds > 0 else 0.0
     note(
         f"\n{examples} examples in {seconds:.1f} s ({rate:.1f}/s), {references} serial "
         f"reference runs; stopped: {stop_reason}"
     )
+    if judged:
+        note(
+            f"Judged: {judged.get('fully', 0)} example(s) fully, {judged.get('partly', 0)} "
+            f"partly (values that differ between serial runs of one order masked), "
+            f"{judged.get('not', 0)} not at all"
+        )
+    for cell, count in sorted((masked or {}).items(), key=lambda m: (-m[1], m[0]))[:8]:
+        note(f"  {cell}: differs between serial runs, masked in {count} example(s)")
     if unknown:
         for reason, count in sorted(unknown.items()):
             note(f"  {count} example(s) could not be judged: {reason}")

@@ -339,7 +339,12 @@ class Harness:
         except httpx.TransportError as exc:
             self.server.check()
             return Response(0, f"connection failed: {exc}", "")
-        return Response(reply.status_code, _body(reply), recording.errors.get((phase, index), ""))
+        return Response(
+            reply.status_code,
+            _body(reply),
+            recording.errors.get((phase, index), ""),
+            reply.headers.get("location", ""),
+        )
 
 
 def _form_data(form: Mapping[str, Any] | None) -> dict[str, Any] | None:

@@ -48,6 +48,11 @@ CATALOG = [
     Story("lastitem", 8),  # two users buy the last item; one user's double click
     Story("inbox", 12),  # DELETE-then-INSERT: a deadlock on MariaDB, a stale count
     Story("gallery", 8, fixed_examples=30),  # 33 endpoints, one counter race
+    # shaped like real apps: values that vary on their own, no ignore lists (issue 11)
+    Story("signup", 10),
+    Story("apitoken", 10),
+    Story("classifier", 10),
+    Story("playlist", 10),
 ]
 
 SERVERS = {
