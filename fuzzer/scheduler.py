@@ -22,6 +22,7 @@ opens, database lock waits are broken, and ``Scheduler.hang`` says who was stuck
 
 from __future__ import annotations
 
+import gc
 import itertools
 import os
 import sys
@@ -29,6 +30,7 @@ import threading
 import time
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
+from types import FrameType
 from typing import Any, Protocol
 
 from .model import Gene, Hang, StepKind
@@ -478,8 +480,24 @@ def _asleep(native: int | None) -> bool:
     return state in (b"S", b"D")
 
 
+def _frame_of(ident: int) -> FrameType | None:
+    """The thread's current frame. Automatic garbage collection is paused meanwhile:
+    CPython before 3.12 can collect inside ``sys._current_frames()`` while it holds the
+    runtime's thread-list lock, and a finalizer that takes that lock (a
+    ``threading.local`` of a scoped session, freed) then deadlocks the whole process
+    (python/cpython#106883; seen here as every thread waiting for the GIL)."""
+    paused = gc.isenabled()
+    if paused:
+        gc.disable()
+    try:
+        return sys._current_frames().get(ident)
+    finally:
+        if paused:
+            gc.enable()
+
+
 def _frame_key(ident: int) -> tuple[Any, ...] | None:
-    frame = sys._current_frames().get(ident)
+    frame = _frame_of(ident)
     if frame is None:
         return None
     return (frame.f_code, frame.f_lasti, frame.f_back.f_lasti if frame.f_back else -1)
@@ -489,7 +507,7 @@ def _where(ident: int | None) -> str:
     """The innermost frame of the thread outside the fuzzer and the standard library."""
     if ident is None:
         return "?"
-    frame = sys._current_frames().get(ident)
+    frame = _frame_of(ident)
     fallback = None
     while frame is not None:
         filename = frame.f_code.co_filename
@@ -519,7 +537,7 @@ def _in_library(ident: int) -> bool:
     """Whether the thread's innermost frame is inside an installed library or the
     standard library's socket layer (a driver waiting on its socket): a still thread
     there is not blocked on a Python lock."""
-    frame = sys._current_frames().get(ident)
+    frame = _frame_of(ident)
     if frame is None:
         return False
     filename = frame.f_code.co_filename
