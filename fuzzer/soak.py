@@ -201,6 +201,7 @@ def soak(
         rounds: list[Round] = []
         random = 0  # examples of the rounds' random phases
         through = True  # the last round ran all of its share of the pairs' plan
+        opened = True  # the last round ran all of its share of the opening (it runs first)
         done = 0  # examples in finished rounds
         on_event(
             "start",
@@ -241,7 +242,7 @@ def soak(
             opening: Sequence[Scenario] = (),
             share: Sequence[tuple[str, str]] = (),
         ) -> Round:
-            nonlocal random, through
+            nonlocal random, through, opened
             known = frozenset(w.finding.fingerprint for w in writer.written)
             known |= frozenset(campaign.reported())
             before = len(reported)
@@ -296,6 +297,7 @@ def soak(
             ).run()
             campaign.contribute(me, examples=result.examples, rounds=1)
             through = result.coverage is None or result.coverage.complete
+            opened = result.examples >= len(opening)
             if result.coverage is not None:
                 random += result.coverage.random
             return Round(
@@ -351,8 +353,8 @@ def soak(
             round_seed = campaign.claim_seed()
             rounds.append(search(round_seed, units.take(), plan_units.take()))
             done += rounds[-1].examples
-            units.settle(through=rounds[-1].findings == 0 and left() > 0)
-            plan_units.settle(through=through and rounds[-1].findings == 0)
+            units.settle(through=opened)
+            plan_units.settle(through=through)
             idle = idle + 1 if rounds[-1].examples == 0 else 0
             if rounds[-1].stop_reason.startswith("the target's threads are stuck"):
                 stop_reason = rounds[-1].stop_reason  # nothing more can run against it
