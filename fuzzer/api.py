@@ -18,9 +18,11 @@ from hypothesis.strategies import SearchStrategy
 from . import gates
 from .db import parse as parse_db
 from .engine import Search, SearchResult, SearchSettings, evaluate
-from .errors import InvalidReport, InvalidTarget
-from .findings import Finding
+from .errors import InvalidReport, InvalidTarget, TargetSetupError
+from .exercised import unexercised
+from .findings import Finding, fails_run
 from .model import Execution, Scenario, Step
+from .pairs import Plan, plan
 from .report import json as report_json
 from .report.text import finding_text
 from .report.writer import ReportWriter, Written, reproduce_lines
@@ -47,6 +49,7 @@ class RunReport:
     directory: str | None = None
     written: list[Written] = field(default_factory=list)
     references: int = 0
+    fail_on: frozenset[str] = frozenset({"all"})  # what makes the run exit 1 (--fail-on)
 
     @property
     def findings(self) -> list[Finding]:
@@ -59,7 +62,9 @@ class RunReport:
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.findings else 0
+        """1 when a confirmed finding is of what ``fail_on`` names (unconfirmed ones are
+        not findings at all)."""
+        return 1 if any(fails_run(f, self.fail_on) for f in self.findings) else 0
 
     def reproduce(self, finding: Finding) -> list[str]:
         entry = next((w for w in self.written if w.finding is finding), None)
@@ -120,6 +125,8 @@ def run(
     free_running: bool = False,
     stop_at_first: bool = False,
     stop_kinds: Collection[str] = (),
+    fail_on: Collection[str] = ("all",),
+    allow_unexercised: bool = False,
 ) -> RunReport:
     """Search a target for races and write a report per finding, each the moment it is
     final. With ``free_running`` (the stress mode) requests run with real timing and no
@@ -181,9 +188,11 @@ def run(
         def events(event: str, **data: Any) -> None:
             if event in ("unshrunk", "final") and writer is not None:
                 writer.add(data["finding"])  # written when seen, rewritten when final
+            elif event == "unconfirmed" and writer is not None:
+                writer.withdraw(data["finding"].fingerprint)
             on_event(event, **data)
 
-        prepared = searchable(target, s, schedule)
+        prepared = searchable(target, s, schedule, allow_unexercised=allow_unexercised)
         on_event(
             "start",
             target=reference,
@@ -202,6 +211,7 @@ def run(
             on_event=events,
             traces=prepared.traces,
             seeds=prepared.openings if not free_running else (),
+            plan=prepared.plan if not free_running else None,
         )
         if writer is not None:
             writer.seed = search.seed
@@ -213,6 +223,7 @@ def run(
             result=result,
             costs=harness.costs,
             references=s.oracle.stats.references,
+            fail_on=frozenset(fail_on),
         )
         if writer is not None:
             if writer.written:
@@ -231,11 +242,15 @@ class Searchable:
     traces: dict[str, tuple[Step, ...]]  # each endpoint's steps alone: conflict points
     openings: tuple[Scenario, ...]  # the systematic opening before Hypothesis
     survey: Mapping[str, str]
+    plan: Plan | None = None  # the bounded exhaustive search of endpoint pairs after it
 
 
-def searchable(target: Target, s: Session, schedule: Mode) -> Searchable:
-    """Survey each endpoint alone (and check that each can be reached), then the scenario
-    strategy, each endpoint's steps for conflict-guided schedules, and the opening."""
+def searchable(
+    target: Target, s: Session, schedule: Mode, *, allow_unexercised: bool = False
+) -> Searchable:
+    """Survey each endpoint alone (and check that each can be reached and that something
+    was exercised), then the scenario strategy, each endpoint's steps for conflict-guided
+    schedules, and the opening."""
     from strategies import scenarios
 
     def alone(scenario: Scenario) -> Execution:
@@ -243,11 +258,16 @@ def searchable(target: Target, s: Session, schedule: Mode) -> Searchable:
 
     surveyed = survey(target, alone)
     check_reachable(target, surveyed, alone, s.app)
+    if not allow_unexercised:
+        why = unexercised(surveyed, target, s.databases.initial)
+        if why is not None:
+            raise TargetSetupError(why)
     return Searchable(
         strategy=scenarios(target, schedule=schedule, prefer=surveyed.writers()),
         traces={e.endpoint: e.trace for e in surveyed.endpoints},
         openings=tuple(openings(surveyed, target)) if schedule == "conflict" else (),
         survey=describe_survey(surveyed),
+        plan=plan(surveyed, target) if schedule == "conflict" else None,
     )
 
 

@@ -232,6 +232,20 @@ def _isolation_option() -> Callable[..., Any]:
 @click.option(
     "--strict", is_flag=True, help="A request that finished before another started must precede it."
 )
+@click.option(
+    "--allow-unexercised",
+    is_flag=True,
+    help="Fuzz even when the survey exercised nothing (every request turned away, or most "
+    "endpoints ran no SQL).",
+)
+@click.option(
+    "--fail-on",
+    default="all",
+    show_default=True,
+    metavar="WHAT",
+    help="What makes the run exit 1: all (every confirmed finding), rows (all but findings "
+    "where only responses differ), or a comma-separated list of kinds.",
+)
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def run_command(
     target: str,
@@ -247,11 +261,19 @@ def run_command(
     port: int,
     hang_timeout: float,
     strict: bool,
+    allow_unexercised: bool,
+    fail_on: str,
     no_progress: bool,
 ) -> None:
     """Fuzz TARGET (package.module:attribute). Exit 1 if it finds anything."""
     from . import api
+    from .findings import parse_fail_on
     from .report.text import finding_text
+
+    try:
+        failing = parse_fail_on(fail_on)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--fail-on") from None
 
     def action() -> int:
         began = time.monotonic()
@@ -273,6 +295,8 @@ def run_command(
                 hang_timeout=hang_timeout,
                 strict=strict,
                 on_event=progress,
+                fail_on=failing,
+                allow_unexercised=allow_unexercised,
             )
         finally:
             progress.stop()
@@ -286,6 +310,11 @@ def run_command(
             directory=report.directory,
             unknown=dict(report.result.unknown),
             references=report.references,
+            coverage=report.result.coverage,
+            unconfirmed=report.result.unconfirmed,
+            treated=dict(report.result.treated),
+            judged=dict(report.result.judged),
+            masked=dict(report.result.masked),
         )
         reporting.time_line(report.result, time.monotonic() - began)
         if keep_db:
@@ -555,6 +584,11 @@ def stress_command(
             directory=report.directory,
             unknown=dict(report.result.unknown),
             references=report.references,
+            coverage=report.result.coverage,
+            unconfirmed=report.result.unconfirmed,
+            treated=dict(report.result.treated),
+            judged=dict(report.result.judged),
+            masked=dict(report.result.masked),
         )
         return report.exit_code
 

@@ -37,6 +37,7 @@ from hypothesis.strategies import SearchStrategy
 from .findings import Finding, classify
 from .model import Execution, Gene, Scenario, Step
 from .oracle import Oracle, Verdict
+from .pairs import Coverage, Plan
 from .runner import Controlled, Dispatch, Free
 from .scheduler import Limits
 from .schedules import Mode, from_trace, needs_trace, resolve, surveyed_trace
@@ -46,6 +47,10 @@ from .search.conjecture import Budget, Case, Choices, ExampleDatabase
 __all__ = ["Detection", "Search", "SearchResult", "SearchSettings", "evaluate"]
 
 UNSHRUNK = "not yet shrunk: written when first seen; replaced when shrinking ends"
+#: The pairs' plan may take up to this percentage of the example budget; the rest goes
+#: to the random search (Hypothesis), which runs first and reaches what the plan does
+#: not: three requests, init requests, other values, a single request that fails.
+PLAN_SHARE = 75
 
 
 @dataclass
@@ -95,6 +100,14 @@ class SearchResult:
     time_budget: float | None = None
     shrink_budget: float = 0.0
     max_examples: int = 0
+    coverage: Coverage | None = None  # how much of the pairs' plan ran (fuzzer/pairs.py)
+    # minimal examples that never reproduced in their confirmations: not findings
+    unconfirmed: list[Finding] = field(default_factory=list)
+    treated: Counter[str] = field(default_factory=Counter)  # e.g. rejections under contention
+    # examples judged "fully", "partly" (modulo masks: values that vary between serial
+    # runs) and "not"; and each mask with the number of examples that needed it
+    judged: Counter[str] = field(default_factory=Counter)
+    masked: Counter[str] = field(default_factory=Counter)
 
     @property
     def first(self) -> Detection | None:
@@ -134,6 +147,7 @@ class Search:
         on_event: Callable[..., None] = lambda *a, **k: None,
         traces: Mapping[str, Sequence[Step]] | None = None,
         seeds: Sequence[Scenario] = (),
+        plan: Plan | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.strategy = strategy
@@ -149,10 +163,17 @@ class Search:
         self.examples = 0
         self.calls = 0
         self.unknown: Counter[str] = Counter()
+        self.treated: Counter[str] = Counter()  # verdicts that needed a reading: why
+        self.judged: Counter[str] = Counter()
+        self.masked: Counter[str] = Counter()
         self.detections: dict[str, Detection] = {}
         self.seconds: dict[str, float] = defaultdict(float)  # where the time goes
         self.stuck: list[Finding] | None = None  # the findings of an execution that got stuck
         self.seeds = tuple(seeds)
+        self.plan = plan  # the bounded exhaustive search of endpoint pairs, after the opening
+        self._planned = 0  # how many of the plan's scenarios ran
+        self._plan_done: int | None = None  # examples run when the plan was done
+        self._random = 0  # examples Hypothesis generated
         self._seeded: dict[str, Finding] = {}  # fingerprint -> first seed that showed it
         self.seed = settings.seed if settings.seed is not None else random.getrandbits(32)
         self._findings_by_choices: dict[tuple[Any, ...], list[Finding]] = {}
@@ -197,7 +218,12 @@ class Search:
             findings, "the target's threads are stuck (deadlocked in Python); restart it"
         )
 
-    def _result(self, findings: list[Finding], stop_reason: str) -> SearchResult:
+    def _result(
+        self,
+        findings: list[Finding],
+        stop_reason: str,
+        unconfirmed: list[Finding] | None = None,
+    ) -> SearchResult:
         budget, s = self.budget, self.settings
         return SearchResult(
             findings=findings,
@@ -213,6 +239,11 @@ class Search:
             time_budget=s.time_budget,
             shrink_budget=s.shrink_budget,
             max_examples=s.max_examples,
+            coverage=self._coverage(),
+            unconfirmed=unconfirmed or [],
+            treated=self.treated,
+            judged=self.judged,
+            masked=self.masked,
         )
 
     def _draw(self, case: Case) -> Scenario:
@@ -252,8 +283,13 @@ class Search:
         spent["classify"] += time.perf_counter() - judged
         if self._shrinking:
             spent["shrinking"] += time.perf_counter() - started
-        if verdict.status == "unknown" and not self._shrinking:
-            self.unknown[verdict.reason.split(";")[0]] += 1
+        if not self._shrinking:
+            self.judged[verdict.judged] += 1
+            self.masked.update(verdict.masked)
+            if verdict.status == "unknown":
+                self.unknown[verdict.reason.split(";")[0]] += 1
+            elif verdict.status == "serializable" and verdict.reason:
+                self.treated[verdict.reason] += 1
         self.on_event(
             "example",
             examples=self.examples,
@@ -313,12 +349,46 @@ class Search:
             case.mark(relevant[0].fingerprint)
 
     def _run_seeds(self) -> None:
-        """The systematic opening (before Hypothesis): each seed scenario once."""
+        """The systematic opening (before Hypothesis): each seed scenario once, within the
+        example and time budgets."""
         for drawn in self.seeds:
-            if not self.budget.check():  # examples, seconds, or a first finding
+            if self._opening_over():
                 return
             for finding in self._example(self.prepare(drawn)):
                 self._seeded.setdefault(finding.fingerprint, finding)
+
+    def _run_plan(self) -> None:
+        """The pairs' plan (after the random phase, which has its share of the budget
+        first: it reaches what the plan does not, such as a single request that fails),
+        pair after pair until the example or time budget is spent."""
+        if self.plan is None:
+            return
+        for _, drawn in self.plan.scenarios:
+            if self._opening_over():
+                return
+            for finding in self._example(self.prepare(drawn)):
+                self._seeded.setdefault(finding.fingerprint, finding)
+            self._planned += 1
+        self._plan_done = self.examples
+
+    def _random_budget(self) -> int:
+        """Examples for Hypothesis: what the opening and the plan leave of the budget, and
+        at least ``100 - PLAN_SHARE`` per cent of it."""
+        s = self.settings
+        if self.plan is None or not self.plan.scenarios:
+            return s.max_examples
+        rest = s.max_examples - len(self.seeds) - len(self.plan.scenarios)
+        return max(rest, s.max_examples * (100 - PLAN_SHARE) // 100, 1)
+
+    def _opening_over(self) -> bool:
+        """Whether the opening or the plan must stop: a wanted finding (benchmarks), the
+        example budget or the time budget spent (the search's budget, latched)."""
+        return not self.budget.check()
+
+    def _coverage(self) -> Coverage | None:
+        if self.plan is None:
+            return None
+        return self.plan.coverage(self._planned, self._plan_done, self._random)
 
     def _found_wanted(self) -> bool:
         kinds = self.settings.stop_kinds
@@ -337,6 +407,7 @@ class Search:
         shrink = s.shrink and Phase.shrink in phases
         try:
             self._run_seeds()
+            before = self.examples
             exploration = conjecture.explore(
                 self._test,
                 budget=budget,
@@ -345,8 +416,11 @@ class Search:
                 key=s.database_key,
                 reuse=Phase.reuse in phases,
                 generate=Phase.generate in phases,
+                share=self._random_budget(),
             )
-            stop_reason = budget.reason
+            self._random = self.examples - before
+            self._run_plan()
+            stop_reason = budget.reason or exploration.reason
             self._shrinking = True
             budget.start_shrinking()
             candidates = {**self._smallest, **exploration.interesting}
@@ -365,20 +439,29 @@ class Search:
                         choices = self._shrink_alone(fp, choices, database)
                     minimal[fp] = choices
                 candidates = {f: c for f, c in self._smallest.items() if f not in minimal}
-            seeded = [f for fp, f in self._seeded.items() if fp not in minimal]
-            findings = []
+            findings: list[Finding] = []
+            unconfirmed: list[Finding] = []
+
+            def final(finding: Finding) -> None:
+                if finding.unconfirmed:  # never reproduced: not a finding, and not written
+                    unconfirmed.append(finding)
+                    self.on_event("unconfirmed", finding=finding)
+                else:
+                    findings.append(finding)
+                    self.on_event("final", finding=finding)  # shrunk and confirmed: report it
+
             for fp, choices in minimal.items():
-                final = self._final(fp, choices)
-                if final is not None:
-                    findings.append(final)
-                    self.on_event("final", finding=final)  # shrunk and confirmed: report it now
-            for seeded_finding in seeded:  # seen only in the opening: minimize it here
-                findings.append(self._final_seeded(seeded_finding))
-                self.on_event("final", finding=findings[-1])
+                found = self._final(fp, choices)
+                if found is not None:
+                    final(found)
+            for fp, seeded_finding in self._seeded.items():
+                if fp not in minimal:  # seen only in the opening or the plan: minimize it
+                    final(self._final_seeded(seeded_finding))
         except _TargetStuck:
             return self._stopped_stuck()
-        findings.sort(key=lambda f: (_kind_rank(f.kind), f.endpoints))
-        return self._result(findings, stop_reason)
+        # rows that differ first, then findings where only responses differ
+        findings.sort(key=lambda f: (f.response_only, _kind_rank(f.kind), f.endpoints))
+        return self._result(findings, stop_reason, unconfirmed)
 
     def _shrink_alone(self, fingerprint: str, choices: Choices, database: Any) -> Choices:
         self._focus = fingerprint
@@ -452,15 +535,39 @@ class Search:
         return next((f for f in findings if f.fingerprint == fingerprint), None)
 
     def _confirmed(self, finding: Finding) -> Finding:
+        """Replay the minimal example ``confirm`` times. One that never reproduces is
+        unconfirmed (not a finding): it keeps what each try showed instead."""
         n = self.settings.confirm
         if n > 0:
-            hits = sum(
-                self._reproduces(finding.scenario, finding.fingerprint) is not None
-                for _ in range(n)
-            )
+            tries = [self._try(finding) for _ in range(n)]
+            hits = tries.count("")
             if hits < n:
                 finding = finding.with_(flaky=f"{hits}/{n}")
+            if hits == 0:
+                finding = finding.with_(extra={**finding.extra, "tries": tries})
         return finding
+
+    def _try(self, finding: Finding) -> str:
+        """One replay of a finding's scenario: "" if it showed the finding again, else
+        what it showed instead."""
+        execution, verdict, findings = evaluate(
+            finding.scenario, self.execute, self.oracle, self.controlled
+        )
+        if any(f.fingerprint == finding.fingerprint for f in findings):
+            return ""
+        answers = ", ".join(f"{r.status}" if r is not None else "none" for r in execution.responses)
+        if execution.hang is not None:
+            shown = f"hung after {execution.hang.seconds:g} s"
+        elif verdict.status == "unknown":
+            shown = f"could not be judged: {verdict.reason.split(';')[0]}"
+        elif verdict.status == "serializable":
+            order = " → ".join(f"R{i + 1}" for i in verdict.order) or "(no request)"
+            shown = f"rows and answers matched the serial order {order}"
+        elif findings:
+            shown = "; ".join(f"{f.kind} ({' + '.join(f.endpoints)}) instead" for f in findings)
+        else:
+            shown = f"{len(verdict.differences)} difference(s), none of them this finding"
+        return f"answered {answers}; {shown}"
 
     def _replay_under_control(self, finding: Finding) -> Finding:
         """A free-running finding has no known schedule: derive one from the order its

@@ -23,8 +23,10 @@ the app's own background threads) pass through untouched.
 from __future__ import annotations
 
 import itertools
+import re
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from typing import Any, TypeVar
@@ -46,6 +48,12 @@ _real_sleep = time.sleep
 _installed = False
 _install_lock = threading.Lock()
 _recordings: dict[str, Recording] = {}
+# writes by the target's engines that no fuzzed request made (the app's own background
+# threads), since the last ``take_stray()``; the fuzzer's own engines are not watched
+_stray: list[str] = []
+_stray_connections: dict[int, str] = {}  # id(dbapi) -> its stray write
+_own_engines: weakref.WeakSet[Engine] = weakref.WeakSet()
+_watching = False
 T = TypeVar("T")
 
 
@@ -431,10 +439,37 @@ def _message(exc: BaseException) -> str:
 # -- SQLAlchemy and Flask hooks ---------------------------------------------------------
 
 
+def watch_stray(own: Iterable[Engine]) -> None:
+    """From now on, record every write the target's engines make outside a fuzzed
+    request; ``own`` are the fuzzer's engines (restores, reads), never recorded."""
+    global _watching
+    for engine in own:
+        _own_engines.add(engine)
+    _watching = True
+
+
+def take_stray() -> list[str]:
+    """The writes no fuzzed request made since the last call ("thread: statement")."""
+    taken = list(_stray)
+    del _stray[: len(taken)]
+    return taken
+
+
+def _note_stray(conn: Any, what: str) -> None:
+    if not _watching or conn.engine in _own_engines:
+        return
+    thread = re.sub(r"-\d+", "", threading.current_thread().name)  # "Thread-7 (later)"
+    _stray.append(f"{what} (thread {thread!r})")
+
+
 def _before_cursor_execute(conn, cursor, statement, parameters, context, executemany):
     ctx: RequestContext | None = getattr(_state, "ctx", None)
     if ctx is not None:
         ctx.step("sql", statement, parameters, conn)
+    elif _watching and is_write_sql(statement):
+        text = " ".join(statement.split())[:120]
+        _note_stray(conn, text)
+        _stray_connections[id(conn.connection.dbapi_connection)] = text
 
 
 def _after_cursor_execute(conn, cursor, statement, parameters, context, executemany):
@@ -455,6 +490,10 @@ def _commit(conn):
     ctx: RequestContext | None = getattr(_state, "ctx", None)
     if ctx is not None:
         ctx.step("commit", conn=conn)
+    elif _stray_connections:  # the COMMIT of a stray write: it lands now
+        written = _stray_connections.pop(id(conn.connection.dbapi_connection), None)
+        if written is not None:
+            _note_stray(conn, f"{written}, committed")
 
 
 def _rollback(conn):

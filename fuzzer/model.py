@@ -193,16 +193,24 @@ class Response:
     status: int
     body: Any  # parsed JSON, or the text when the body is not JSON
     error: str = ""  # "module.ExceptionType: message" when the app raised while handling it
+    location: str = ""  # a redirect's Location header
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"status": self.status, "body": self.body}
         if self.error:
             data["error"] = self.error
+        if self.location:
+            data["location"] = self.location
         return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Response:
-        return cls(status=data["status"], body=data["body"], error=data.get("error", ""))
+        return cls(
+            status=data["status"],
+            body=data["body"],
+            error=data.get("error", ""),
+            location=data.get("location", ""),
+        )
 
     @property
     def exception_type(self) -> str:
@@ -277,6 +285,8 @@ class Execution:
     hang: Hang | None = None
     # the DDL probe's answer: a schema change that would wait behind a leaked transaction
     schema_change: Hang | None = None
+    # writes no request made (the app's background threads) while it ran: unjudgeable
+    stray_writes: tuple[str, ...] = ()
     timings: Mapping[str, float] = field(default_factory=dict, compare=False)
 
     @property

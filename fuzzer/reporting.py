@@ -28,6 +28,7 @@ from .report.text import context_switches
 
 if TYPE_CHECKING:
     from .engine import SearchResult
+    from .pairs import Coverage
     from .soak import SoakReport
 
 console = Console(highlight=False, soft_wrap=False)
@@ -217,16 +218,34 @@ def summary(
     directory: str | None,
     unknown: dict[str, int] | None = None,
     references: int = 0,
+    coverage: Coverage | None = None,
+    unconfirmed: Sequence[Finding] = (),
+    treated: dict[str, int] | None = None,
+    judged: dict[str, int] | None = None,
+    masked: dict[str, int] | None = None,
 ) -> None:
     rate = examples / seconds if seconds > 0 else 0.0
     note(
         f"\n{examples} examples in {seconds:.1f} s ({rate:.1f}/s), {references} serial "
         f"reference runs; stopped: {stop_reason}"
     )
+    if judged:
+        note(
+            f"Judged: {judged.get('fully', 0)} example(s) fully, {judged.get('partly', 0)} "
+            f"partly (values that differ between serial runs of one order masked), "
+            f"{judged.get('not', 0)} not at all"
+        )
+    for cell, count in sorted((masked or {}).items(), key=lambda m: (-m[1], m[0]))[:8]:
+        note(f"  {cell}: differs between serial runs, masked in {count} example(s)")
     if unknown:
         for reason, count in sorted(unknown.items()):
             note(f"  {count} example(s) could not be judged: {reason}")
+    if coverage is not None:
+        note(coverage_text(coverage, findings))
+    for reason, count in sorted((treated or {}).items()):
+        note(f"  {count} example(s) judged with {reason}")
     findings_table(findings)
+    unconfirmed_section(unconfirmed)
     if directory:
         note(f"Reports: {directory}/ (report.html, junit.xml, manifest.json, one JSON per finding)")
 
@@ -243,6 +262,30 @@ def time_line(result: SearchResult, total: float) -> None:
     )
 
 
+def unconfirmed_section(unconfirmed: Sequence[Finding]) -> None:
+    """Minimal examples that never reproduced in their confirmations: listed with what
+    each try showed, neither counted among the findings nor failing the run."""
+    if not unconfirmed:
+        return
+    note(
+        f"\nUnconfirmed ({len(unconfirmed)}, not counted as findings: the minimal example "
+        f"never reproduced when replayed)"
+    )
+    for f in unconfirmed:
+        answers = ", ".join(str(r.status) if r else "none" for r in f.execution.responses)
+        difference = f.explanation.difference
+        first = f"answered {answers}; " + (
+            difference.describe(label) if difference is not None else f.explanation.however
+        )
+        note(
+            f"  {f.kind} ({' + '.join(f.endpoints) or '—'}), seen after {f.found_after} ex, "
+            f"replayed {f.flaky}: {requests_line(f)}"
+        )
+        note(f"    first seen: {first}")
+        for number, tried in enumerate(f.extra.get("tries", ()), 1):
+            note(f"    try {number}: {tried}")
+
+
 def findings_table(findings: Sequence[Finding]) -> None:
     if not findings:
         console.print("[bold green]No findings.[/]")
@@ -256,7 +299,7 @@ def findings_table(findings: Sequence[Finding]) -> None:
     table.add_column("replays")
     for f in findings:
         table.add_row(
-            Text(f.kind),
+            Text(f.kind + (" (responses only)" if f.response_only else "")),
             Text(" + ".join(f.endpoints) + (f" ({f.exception})" if f.exception else "")),
             str(len(f.scenario.requests)),
             str(context_switches(f.execution.trace)),
@@ -309,11 +352,33 @@ def soak_summary(report: SoakReport) -> None:
         f"{_count(end.connections)} at end ({_count(report.setup.connections)} before the "
         f"first example)"
     )
+    if report.pairs is not None:
+        note(coverage_text(report.pairs, [w.finding for w in report.written]))
     findings_table([w.finding for w in report.written])
     note(
         f"Reports: {report.directory}/ (junit.xml, report.html, manifest.json"
         + (f", {len(report.written)} finding JSON)" if report.written else ")")
     )
+
+
+def coverage_text(coverage: Coverage, findings: Sequence[Finding]) -> str:
+    """What the bounded exhaustive search of endpoint pairs covered: "24 of 24 endpoint
+    pairs explored at depth ≤ 2 at conflict points; no race"."""
+    races = sum(1 for f in findings if f.is_race)
+    text = (
+        f"{coverage.explored} of {coverage.pairs} endpoint pairs explored at depth "
+        f"≤ {coverage.depth} at conflict points"
+    )
+    if coverage.relations:
+        text += " (" + " and ".join(f"{r} identity" for r in coverage.relations) + ")"
+    if not coverage.complete:
+        text += f", {coverage.ran} of {coverage.schedules} schedules"
+    elif coverage.done_after is not None:
+        text += f", all after {coverage.done_after} examples"
+    text += "; " + ("no race" if not races else f"{races} race{'s' if races > 1 else ''}")
+    if coverage.random:
+        text += f"; and {coverage.random} random examples"
+    return text
 
 
 def _count(value: int | None) -> str:

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 import httpx
 import trio
 
+from . import gates
 from .caches import Stores
 from .db import Databases
 from .gates import HEADER, Recording
@@ -145,6 +146,9 @@ class Harness:
         """Run ``scenario`` from the snapshot and return everything it produced."""
         costs = self.costs
         started = time.perf_counter()
+        gates.watch_stray(b.engine for b in self.databases.backends.values())
+        if gates.take_stray():  # a background thread wrote since: any table may differ
+            self._dirty, self._written = True, None
         if self._dirty:
             self.databases.reset(self._written)
         if self.stores is not None:
@@ -187,6 +191,9 @@ class Harness:
         # cascade to): restore and read just those, unless it left something unclear
         self._written = None if unclear else recording.written
         tables = self.databases.read(self._written) if self._dirty else self.databases.initial
+        stray = tuple(gates.take_stray())  # written by no request while it ran
+        if stray:  # the next restore covers every table
+            self._dirty, self._written = True, None
         finished = time.perf_counter()
         costs.executions += 1
         costs.reset += after_reset - started
@@ -204,6 +211,7 @@ class Harness:
             wrong_engine=tuple(recording.wrong_engine),
             hang=hang,
             schema_change=schema_change,
+            stray_writes=stray,
             timings={
                 "reset": after_reset - started,
                 "requests": after_requests - after_reset,
@@ -331,7 +339,12 @@ class Harness:
         except httpx.TransportError as exc:
             self.server.check()
             return Response(0, f"connection failed: {exc}", "")
-        return Response(reply.status_code, _body(reply), recording.errors.get((phase, index), ""))
+        return Response(
+            reply.status_code,
+            _body(reply),
+            recording.errors.get((phase, index), ""),
+            reply.headers.get("location", ""),
+        )
 
 
 def _form_data(form: Mapping[str, Any] | None) -> dict[str, Any] | None:

@@ -22,6 +22,7 @@ opens, database lock waits are broken, and ``Scheduler.hang`` says who was stuck
 
 from __future__ import annotations
 
+import gc
 import itertools
 import os
 import sys
@@ -29,6 +30,7 @@ import threading
 import time
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
+from types import FrameType
 from typing import Any, Protocol
 
 from .model import Gene, Hang, StepKind
@@ -160,6 +162,7 @@ class RequestHandle:
     cpu: int = -1
     frame: tuple[Any, ...] | None = None
     frozen_since: float | None = None
+    timed_out: bool = False  # its block was only ever a timeout's guess
 
     def __post_init__(self) -> None:
         self.grant.acquire()  # held until the scheduler grants a step
@@ -283,7 +286,7 @@ class Scheduler:
         r.steps += 1
         r.seq = self._seq
         r.granted_at = self._epoch_time
-        r.frozen_since, r.cpu, r.frame = None, -1, None
+        r.frozen_since, r.cpu, r.frame, r.timed_out = None, -1, None, False
         if r.steps in r.yields:
             r.demotion = next(self._demotions)
         if self._model is not None:
@@ -354,6 +357,8 @@ class Scheduler:
             if moved:
                 return None
             return r.blocked if now - self._epoch_time >= self.limits.settle else ""
+        if moved or r.frozen_since is None:
+            return ""  # its CPU clock or stack moves: running Python (a hash, a slow loop)
         if (
             not r.in_db
             and r.frozen_since is not None
@@ -364,9 +369,10 @@ class Scheduler:
         ):
             self.stats.python_blocks += 1
             return f"blocked in Python at {_where(r.thread)}"
-        if now - r.granted_at >= self.limits.fallback_timeout:
+        if now - r.frozen_since >= self.limits.fallback_timeout:
             self.stats.timeouts += 1
-            return f"no progress for {now - r.granted_at:.1f} s (timeout) at {_where(r.thread)}"
+            r.timed_out = True
+            return f"still for {now - r.frozen_since:.1f} s (timeout) at {_where(r.thread)}"
         return ""
 
     def _sample(self, r: RequestHandle, now: float) -> bool:
@@ -400,6 +406,9 @@ class Scheduler:
             bool(live)
             and self._settled()
             and any(r.state == RUNNING for r in live)
+            # a block only a timeout guessed (a thread still in I/O) may end on its own:
+            # for those the hang budget (--hang-timeout) decides, not this shortcut
+            and not any(r.state == RUNNING and r.timed_out for r in live)
             and not any(r.state == WAITING and self._admits(r) for r in live)
         )
 
@@ -411,7 +420,10 @@ class Scheduler:
         holder = self._model.holder() if self._model else None
         for r in self._reqs:
             if r.state == RUNNING:
-                blocked[r.index] = r.blocked or f"running at {_where(r.thread)}"
+                blocked[r.index] = r.blocked or (
+                    f"still running at {_where(r.thread)} (its stack moved: it was not "
+                    f"blocked, only slower than --hang-timeout)"
+                )
             elif r.state == WAITING and r.pending is not None:
                 note = ""
                 if holder is not None and holder != r.index and r.pending.write:
@@ -468,8 +480,24 @@ def _asleep(native: int | None) -> bool:
     return state in (b"S", b"D")
 
 
+def _frame_of(ident: int) -> FrameType | None:
+    """The thread's current frame. Automatic garbage collection is paused meanwhile:
+    CPython before 3.12 can collect inside ``sys._current_frames()`` while it holds the
+    runtime's thread-list lock, and a finalizer that takes that lock (a
+    ``threading.local`` of a scoped session, freed) then deadlocks the whole process
+    (python/cpython#106883; seen here as every thread waiting for the GIL)."""
+    paused = gc.isenabled()
+    if paused:
+        gc.disable()
+    try:
+        return sys._current_frames().get(ident)
+    finally:
+        if paused:
+            gc.enable()
+
+
 def _frame_key(ident: int) -> tuple[Any, ...] | None:
-    frame = sys._current_frames().get(ident)
+    frame = _frame_of(ident)
     if frame is None:
         return None
     return (frame.f_code, frame.f_lasti, frame.f_back.f_lasti if frame.f_back else -1)
@@ -479,7 +507,7 @@ def _where(ident: int | None) -> str:
     """The innermost frame of the thread outside the fuzzer and the standard library."""
     if ident is None:
         return "?"
-    frame = sys._current_frames().get(ident)
+    frame = _frame_of(ident)
     fallback = None
     while frame is not None:
         filename = frame.f_code.co_filename
@@ -509,7 +537,7 @@ def _in_library(ident: int) -> bool:
     """Whether the thread's innermost frame is inside an installed library or the
     standard library's socket layer (a driver waiting on its socket): a still thread
     there is not blocked on a Python lock."""
-    frame = sys._current_frames().get(ident)
+    frame = _frame_of(ident)
     if frame is None:
         return False
     filename = frame.f_code.co_filename

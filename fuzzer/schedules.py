@@ -13,8 +13,12 @@ concrete — the request's own step numbers after which it yields:
   then land where a switch can change the outcome, and shrinking a number moves the
   yield to an earlier conflict.
 * ``pct``: probabilistic concurrency testing: distinct random priorities and d − 1
-  change points drawn among all steps; a bug of depth d is then found with
-  probability at least 1 / (n · k^(d−1)) per example (n requests, k steps).
+  change points drawn among all steps.
+
+Within a request's steps, ``decisions`` are its moments of decision (after the last
+conflicting read before each write: it has decided and not yet acted) and ``locks``
+the points where it holds a write's locks and has another write to make (two
+requests both there deadlock on what they hold).
 """
 
 from __future__ import annotations
@@ -120,6 +124,37 @@ def from_trace(trace: Sequence[Step], requests: int) -> tuple[Gene, ...]:
     )
 
 
-def pct_bound(requests: int, steps: int, depth: int) -> float:
-    """PCT's lower bound on the chance that one example finds a bug of depth ``depth``."""
-    return 1.0 / (requests * max(steps, 1) ** max(depth - 1, 0))
+def decisions(own: Sequence[int], steps: Sequence[Step]) -> tuple[int, ...]:
+    """A request's moments of decision, in order: for each of its writes, the last
+    conflicting read (a step in ``own``, its conflict points) after its previous write
+    and before this one. Every transaction counts (a get-or-create after the second
+    COMMIT has one), and so does every write, not only the first: a check-then-insert
+    seven statements after a first write is decided there."""
+    result: list[int] = []
+    read: int | None = None
+    for step in steps:
+        if step.kind != "sql":
+            continue
+        if access(step.text).write:
+            if read is not None and read not in result:
+                result.append(read)
+            read = None
+        elif step.number in own:
+            read = step.number
+    return tuple(result)
+
+
+def locks(own: Sequence[int], steps: Sequence[Step]) -> tuple[int, ...]:
+    """The points where a request holds a write's locks and has another write to make in
+    the same transaction (a DELETE before its INSERT): two requests that both stop there
+    hold compatible locks (gap locks, a shared lock each) and deadlock on each other's
+    when they go on, as the database then says (MariaDB 1213, PostgreSQL 40P01)."""
+    result: list[int] = []
+    pending: list[int] = []
+    for step in steps:
+        if step.kind in ("commit", "rollback", "end"):
+            pending = []
+        elif step.kind == "sql" and access(step.text).write:
+            result += [n for n in pending if n not in result]
+            pending = [step.number] if step.number in own else []
+    return tuple(result)

@@ -109,6 +109,7 @@ class Session:
                     self.databases.initial,
                     ignore_columns=frozenset(self.target.ignore_columns),
                     ignore_fields=frozenset(self.target.ignore_fields),
+                    relations=frozenset(self.target.relations),
                 ),
                 lambda scenario, order: self.execute(scenario, Serial(order)),
                 conflict_statuses=frozenset(self.target.conflict_statuses),

@@ -23,7 +23,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -35,6 +35,7 @@ from .db import parse as parse_db
 from .engine import Search, SearchSettings, evaluate
 from .findings import Finding
 from .model import Scenario
+from .pairs import Coverage, Plan
 from .report.writer import ReportWriter, Written
 from .runner import Controlled
 from .scheduler import Limits
@@ -86,6 +87,7 @@ class SoakReport:
     campaign: str = ""  # where the campaign's state lives
     workers: list[dict[str, Any]] = field(default_factory=list)  # what each contributed
     coverage: tuple[int, int] = (0, 0)  # opening units done, of all
+    pairs: Coverage | None = None  # the pairs' plan, as far as a round took it
 
     @property
     def examples(self) -> int:
@@ -117,6 +119,7 @@ class SoakReport:
             "campaign": self.campaign,
             "workers": self.workers,
             "coverage": {"done": self.coverage[0], "units": self.coverage[1]},
+            "pairs": self.pairs.to_json() if self.pairs is not None else None,
             "vitals": {
                 "setup": self.setup.to_json(),
                 "start": {**self.start.to_json(), "after_examples": self.warmup},
@@ -204,6 +207,9 @@ def soak(
             writer.ensure_directory()
             writer.write_manifest({"state": "running"})
         rounds: list[Round] = []
+        random = 0  # examples of the rounds' random phases
+        through = True  # the last round ran all of its share of the pairs' plan
+        opened = True  # the last round ran all of its share of the opening (it runs first)
         done = 0  # examples in finished rounds
         on_event(
             "start",
@@ -221,7 +227,8 @@ def soak(
             return duration - (time.monotonic() - started)
 
         reported: list[Finding] = []  # what this worker claimed first
-        units = _Units(campaign, me, prepared.openings, workers, lease)
+        units = _Units(campaign, me, _openings(prepared.openings), workers, lease)
+        plan_units = _Units(campaign, me, _pairs(prepared.plan), workers, lease)
 
         def claim(finding: Finding) -> None:
             meta = {
@@ -238,7 +245,12 @@ def soak(
             if entry is not None:
                 on_event("written", entry=entry)
 
-        def search(round_seed: int | None, opening: tuple[Scenario, ...] = ()) -> Round:
+        def search(
+            round_seed: int | None,
+            opening: Sequence[Scenario] = (),
+            share: Sequence[tuple[str, str]] = (),
+        ) -> Round:
+            nonlocal random, through, opened
             known = frozenset(w.finding.fingerprint for w in writer.written)
             known |= frozenset(campaign.reported())
             before = len(reported)
@@ -248,13 +260,16 @@ def soak(
                     if sink is None and not shared:  # workers: only what a worker claims
                         writer.add(data["finding"])
                     return
+                if event == "unconfirmed" and sink is None and not shared:
+                    writer.withdraw(data["finding"].fingerprint)  # and passed on below
                 if event == "final":
                     claim(data["finding"])
                     return
                 if "examples" in data:
                     data = {**data, "examples": done + data["examples"]}
                 if event == "example":
-                    units.renew()  # still alive: keep the opening chunk this round holds
+                    units.renew()  # still alive: keep the chunks this round holds
+                    plan_units.renew()
                     data["findings"] = len(reported) + data.get("findings", 0)
                     trend.sample(time.monotonic() - started)
                     if "start" not in samples and data["examples"] >= warmup:
@@ -291,9 +306,15 @@ def soak(
                 http_requests=lambda: harness.costs.http_requests,
                 on_event=events,
                 traces=prepared.traces,
-                seeds=opening,
+                seeds=tuple(opening),
+                # this round's share of the pairs' plan, until the campaign has done it
+                plan=prepared.plan.only(share) if share and prepared.plan is not None else None,
             ).run()
             campaign.contribute(me, examples=result.examples, rounds=1)
+            through = result.coverage is None or result.coverage.complete
+            opened = result.examples >= len(opening)
+            if result.coverage is not None:
+                random += result.coverage.random
             return Round(
                 round_seed,
                 result.examples,
@@ -345,10 +366,10 @@ def soak(
         while left() > 0 and not known_only:
             # the seed is claimed before the round: a killed round is not searched again
             round_seed = campaign.claim_seed()
-            chunk = units.take()
-            rounds.append(search(round_seed, chunk))
+            rounds.append(search(round_seed, units.take(), plan_units.take()))
             done += rounds[-1].examples
-            units.settle(through=rounds[-1].findings == 0 and left() > 0)
+            units.settle(through=opened)
+            plan_units.settle(through=through)
             idle = idle + 1 if rounds[-1].examples == 0 else 0
             if rounds[-1].stop_reason.startswith("the target's threads are stuck"):
                 stop_reason = rounds[-1].stop_reason  # nothing more can run against it
@@ -374,6 +395,7 @@ def soak(
             references=oracle.stats.references,
             campaign=campaign.where,
             coverage=units.coverage(),
+            pairs=_campaign_pairs(prepared.plan, plan_units, random),
         )
         if sink is None:
             report.directory = writer.finish(report.summary())
@@ -389,19 +411,20 @@ def campaign_key(reference: str, dialect: str, schedule: Mode = "conflict") -> s
 
 
 class _Units:
-    """The systematic opening, cut into units the workers of a campaign share.
+    """Work a campaign's workers share: the systematic opening's scenarios, and the
+    pairs of the bounded exhaustive plan.
 
-    A unit is one opening scenario, named by its content so every worker names it
-    alike. A round takes a chunk of units not done and not leased by a live worker;
-    when the round gets through them they are done for the whole campaign, else they
-    are given back (the round ended at a new finding, or the time ran out) and the
-    next round (of any worker) takes them again."""
+    A unit is named by its content (an opening scenario's JSON, a pair's endpoints), so
+    every worker names it alike. A round takes a chunk of units not done and not leased
+    by a live worker; when the round gets through them they are done for the whole
+    campaign, else they are given back (the round ended at a new finding, or the time
+    ran out) and the next round (of any worker) takes them again."""
 
     def __init__(
         self,
         campaign: Campaign,
         worker: str,
-        openings: tuple[Scenario, ...],
+        units: dict[str, Any],
         workers: int,
         lease: float,
     ) -> None:
@@ -409,12 +432,12 @@ class _Units:
         self.worker = worker
         self.lease = lease
         self.renewed = time.monotonic()
-        self.units = {_unit(s): s for s in openings}
-        # a chunk small enough that every worker gets a share of the opening
+        self.units = units
+        # a chunk small enough that every worker gets a share
         self.size = max(1, -(-len(self.units) // max(1, workers * 2)))
         self.held: list[str] = []
 
-    def take(self) -> tuple[Scenario, ...]:
+    def take(self) -> list[Any]:
         done = self.campaign.done()
         for name in self.units:
             if len(self.held) >= self.size:
@@ -422,7 +445,7 @@ class _Units:
             if name not in done and self.campaign.claim(name, self.worker, self.lease):
                 self.held.append(name)
         self.renewed = time.monotonic()
-        return tuple(self.units[name] for name in self.held)
+        return [self.units[name] for name in self.held]
 
     def renew(self) -> None:
         """Hold the chunk a while longer (a worker that dies stops renewing it)."""
@@ -436,11 +459,33 @@ class _Units:
             (self.campaign.finish if through else self.campaign.release)(name)
         self.held = []
 
+    def done(self) -> list[Any]:
+        finished = self.campaign.done()
+        return [payload for name, payload in self.units.items() if name in finished]
+
     def coverage(self) -> tuple[int, int]:
-        done = self.campaign.done()
-        return sum(1 for name in self.units if name in done), len(self.units)
+        return len(self.done()), len(self.units)
 
 
-def _unit(scenario: Scenario) -> str:
-    text = json.dumps(scenario.to_json(), sort_keys=True, default=str)
-    return "opening:" + hashlib.sha256(text.encode()).hexdigest()[:16]
+def _openings(openings: tuple[Scenario, ...]) -> dict[str, Scenario]:
+    named = {}
+    for scenario in openings:
+        text = json.dumps(scenario.to_json(), sort_keys=True, default=str)
+        named["opening:" + hashlib.sha256(text.encode()).hexdigest()[:16]] = scenario
+    return named
+
+
+def _pairs(plan: Plan | None) -> dict[str, tuple[str, str]]:
+    return {f"pair:{a} | {b}": (a, b) for a, b in (plan.pairs if plan is not None else ())}
+
+
+def _campaign_pairs(plan: Plan | None, units: _Units, random: int) -> Coverage | None:
+    """How much of the pairs' plan the whole campaign explored."""
+    if plan is None:
+        return None
+    done = plan.only(set(units.done()))
+    return replace(
+        plan.coverage(0, random=random),
+        explored=len(done.pairs),
+        ran=len(done.scenarios),
+    )

@@ -9,14 +9,16 @@ which is almost always a wrong path or method in the target spec.
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from hypothesis import HealthCheck, Phase, find, settings
 
 from .errors import InvalidTarget
-from .model import Execution, Gene, Request, Scenario, Step
-from .schedules import conflict_points, surveyed_trace
+from .model import Execution, Gene, Request, Response, Scenario, Step
+from .schedules import conflict_points, decisions, locks, resolve, surveyed_trace
 from .sql import access
 from .target import Endpoint, Target
 
@@ -31,14 +33,17 @@ class EndpointSurvey:
     reads: frozenset[str]
     writes: frozenset[str]
     statements: int
-    trace: tuple[Step, ...] = ()  # the steps of the request that wrote the most
+    trace: tuple[Step, ...] = ()  # the steps of the request that wrote the most (no routine)
     writer: Request | None = None  # that request
     variant: Request | None = None  # another request of it that wrote (other arguments)
+    other: Request | None = None  # the writer as another identity that writes (same rows)
+    response: Response | None = None  # what the simplest request answered
 
 
 @dataclass(frozen=True)
 class Survey:
     endpoints: tuple[EndpointSurvey, ...]
+    routine: frozenset[str] = frozenset()  # writes every request makes the same way
 
     def partners(self) -> dict[str, tuple[str, ...]]:
         """For each endpoint, the endpoints it conflicts with, strongest first: writers of
@@ -185,33 +190,42 @@ def _routes(app: object) -> str:
 #: request that writes nothing find no race; two different writing requests of one
 #: endpoint (two doctors signing off) make the opening's write-skew pair.
 SAMPLES = 8
+#: At most this many other identities are tried for an endpoint's writing request, to
+#: find one that touches the same rows (two users, one resource).
+OTHERS = 2
 
 
 def survey(target: Target, run: Run) -> Survey:
     """Send each endpoint's simplest request alone, from the snapshot, then other requests
     of it until two have written; what an endpoint touches is the union of what they
     touched, and its steps are those of the request that wrote the most (the simplest on
-    a tie)."""
+    a tie). A write every request makes the same way (a session stamp) is routine: it is
+    left out of what an endpoint writes and of its steps, so conflict points and moments
+    of decision fall on the request's own work. The writing request is also sent as
+    other identities, to find one that touches the same rows (two users, one item)."""
     identities = [i.name for i in target.identities]
+    simplest = [simplest_request(e, identities) for e in target.endpoints]
+    alone = [run(Scenario(requests=(r,), schedule=(Gene(),))) for r in simplest]
+    common = routine([e.trace for e in alone])
     results = []
-    for endpoint in target.endpoints:
-        simplest = simplest_request(endpoint, identities)
+    for endpoint, first, execution in zip(target.endpoints, simplest, alone, strict=True):
         others = [
             r
             for r in sample_requests(endpoint, identities, SAMPLES)
-            if r.describe() != simplest.describe()
+            if r.describe() != first.describe()
         ]
-        runs = [_Alone.of(run, simplest)]
+        runs = [_Alone.judged(first, execution, common)]
         for other in others[: SAMPLES - 1]:
             if sum(1 for r in runs if r.writes) >= 2:
                 break
-            runs.append(_Alone.of(run, other))
+            runs.append(_Alone.of(run, other, common))
         richest = max(runs, key=lambda r: (len(r.writes), r.statements))
         writing = [r.request for r in runs if r.writes and r is not richest]
+        allowed = list(endpoint.identities) if endpoint.identities else identities
         results.append(
             EndpointSurvey(
                 endpoint.name,
-                simplest,
+                first,
                 runs[0].status,
                 frozenset().union(*(r.reads for r in runs)),
                 frozenset().union(*(r.writes for r in runs)),
@@ -219,14 +233,88 @@ def survey(target: Target, run: Run) -> Survey:
                 richest.trace,
                 richest.request,
                 writing[0] if writing else None,
+                _other_identity(run, richest, allowed, common) if richest.writes else None,
+                runs[0].response,
             )
         )
-    return Survey(tuple(results))
+    return Survey(tuple(results), common)
+
+
+def routine(traces: Sequence[Sequence[Step]]) -> frozenset[str]:
+    """The writes that several endpoints make the same way before their own work: a
+    statement (its text) that is the only write of its transaction, followed by more SQL
+    after that transaction, in at least two endpoints and at least half of those that
+    ran SQL. Flask-Login apps stamp ``user.last_seen`` in a ``before_request`` hook and
+    commit, on every request; a yield at that stamp is far from the race."""
+    counts: dict[str, int] = {}
+    with_sql = 0
+    for trace in traces:
+        if any(step.kind == "sql" for step in trace):
+            with_sql += 1
+        for text in _stamps(trace):
+            counts[text] = counts.get(text, 0) + 1
+    return frozenset(t for t, n in counts.items() if n >= 2 and 2 * n >= with_sql)
+
+
+def _stamps(trace: Sequence[Step]) -> set[str]:
+    """The writes of ``trace`` that are alone in their transaction, with SQL after it."""
+    found: set[str] = set()
+    writes: list[str] = []
+    ended: list[str] = []  # the single writes of transactions already committed
+    for step in trace:
+        if step.kind == "sql":
+            found.update(ended)  # SQL after a committed single write
+            ended = []
+            if access(step.text).write:
+                writes.append(step.text)
+        elif step.kind in ("commit", "rollback"):
+            if len(writes) == 1:
+                ended = writes
+            writes = []
+    return found
+
+
+def _other_identity(
+    run: Run, writer: _Alone, identities: Sequence[str], common: frozenset[str]
+) -> Request | None:
+    """The writing request sent as another identity that also writes, touching the same
+    rows as it when one does (the same item bought by two users), not a self-action (a
+    user following themself writes nothing)."""
+    from dataclasses import replace
+
+    fallback = None
+    tried = 0
+    for identity in identities:
+        if identity == writer.request.identity or tried >= OTHERS:
+            continue
+        tried += 1
+        other = _Alone.of(run, replace(writer.request, identity=identity), common)
+        if not other.writes:
+            continue
+        if rows(writer.trace) & rows(other.trace):
+            return other.request
+        fallback = fallback or other.request
+    return fallback
+
+
+def rows(trace: Sequence[Step]) -> set[tuple[str, str, str]]:
+    """The rows a request's writes name: (table, statement, parameters) of each write, and
+    of each read of a table it writes."""
+    written = {w for s in trace if s.kind == "sql" and (w := access(s.text).write)}
+    result = set()
+    for step in trace:
+        if step.kind != "sql":
+            continue
+        a = access(step.text)
+        if a.write or set(a.reads) & written:
+            result.add((a.write or ",".join(sorted(a.reads)), step.text, step.params))
+    return result
 
 
 @dataclass(frozen=True)
 class _Alone:
-    """One request run alone: its status, steps, and the tables it read and wrote."""
+    """One request run alone: its status, steps, and the tables it read and wrote (its
+    routine writes left out)."""
 
     request: Request
     status: int
@@ -234,14 +322,19 @@ class _Alone:
     reads: frozenset[str]
     writes: frozenset[str]
     statements: int
+    response: Response | None = None
 
     @classmethod
-    def of(cls, run: Run, request: Request) -> _Alone:
-        execution = run(Scenario(requests=(request,), schedule=(Gene(),)))
+    def of(cls, run: Run, request: Request, common: frozenset[str] = frozenset()) -> _Alone:
+        return cls.judged(request, run(Scenario(requests=(request,), schedule=(Gene(),))), common)
+
+    @classmethod
+    def judged(cls, request: Request, execution: Execution, common: frozenset[str]) -> _Alone:
         reads: set[str] = set()
         writes: set[str] = set()
         statements = 0
-        for step in execution.trace:
+        trace = tuple(s for s in execution.trace if not (s.kind == "sql" and s.text in common))
+        for step in trace:
             if step.kind != "sql":
                 continue
             statements += 1
@@ -254,10 +347,11 @@ class _Alone:
         return cls(
             request,
             response.status if response is not None else 0,
-            execution.trace,
+            trace,
             frozenset(reads),
             frozenset(writes),
             statements,
+            response,
         )
 
 
@@ -279,7 +373,10 @@ def describe(result: Survey) -> Mapping[str, str]:
     return lines
 
 
-MAX_OPENINGS = 24
+MAX_OPENINGS = 32
+#: Moments of decision tried per request in the opening (a request with three commits
+#: has a few; the race is rarely past the third).
+MAX_DECISIONS = 3
 
 
 def _writing(e: EndpointSurvey) -> Request:
@@ -288,28 +385,56 @@ def _writing(e: EndpointSurvey) -> Request:
     return e.writer or e.request
 
 
-def openings(result: Survey, target: Target) -> list[Scenario]:
-    """The search's systematic opening, likeliest and cheapest first:
+def likelihood(a: Sequence[Step], b: Sequence[Step], identical: bool = False) -> int:
+    """How likely two requests race, from their steps alone: each table one reads and
+    then writes that the other writes (check-then-act, read-modify-write) counts most,
+    then the same rows under the drawn values (not counted for two ``identical``
+    requests: they touch the same rows by construction, and writing the same values
+    twice is often harmless), then a table both write."""
 
-    * every writing endpoint against itself, the same request twice (a double submit);
-    * every pair of writers of a common table (two edits of one row);
+    def read_then_written(steps: Sequence[Step]) -> set[str]:
+        read: set[str] = set()
+        result: set[str] = set()
+        for step in steps:
+            if step.kind != "sql":
+                continue
+            acc = access(step.text)
+            if acc.write and acc.write in read:
+                result.add(acc.write)
+            read |= set(acc.reads)
+        return result
+
+    def written(steps: Sequence[Step]) -> set[str]:
+        return {w for s in steps if s.kind == "sql" and (w := access(s.text).write)}
+
+    score = 4 * len(read_then_written(a) & written(b)) + 4 * len(read_then_written(b) & written(a))
+    if not identical and rows(a) & rows(b):
+        score += 2
+    if written(a) & written(b):
+        score += 1
+    return score
+
+
+def openings(result: Survey, target: Target) -> list[Scenario]:
+    """The search's systematic opening, likeliest first:
+
+    * pairs that may race, ranked by ``likelihood``: every writing endpoint against
+      itself as the same identity (a double submit) and as another identity touching the
+      same rows (two users, one item), and every two writers of a common table; each
+      with both requests yielding at each of their first ``MAX_DECISIONS`` moments of
+      decision (``schedules.decisions``: after the last conflicting read before a write,
+      in every transaction of the request), then at their first conflict point;
     * every writing endpoint with two different requests of it (write skew: two doctors
-      signing off at once);
+      signing off at once), at the first decision and at the first conflict;
     * every reader of a table a writer writes, against that writer (a stale read: a
-      total across two queries);
+      total across two queries), the writer running through;
     * every pair of writers again, one yielding right after its COMMIT when it reads its
       rows again afterwards, the other running through (deleted under an expired object);
-    * every writing endpoint in ``max_requests`` copies (an overrun that needs three);
-    * the double submits and writer pairs again, each writer yielding at its moment of
-      decision instead.
+    * the ranked pairs again, both requests yielding wherever they hold a write's locks
+      with another write to make (``schedules.locks``): both take compatible locks
+      before either goes on, so a deadlock the database detects shows;
+    * every writing endpoint in ``max_requests`` copies (an overrun that needs three).
 
-    A request first yields after its first conflicting step (conflict-guided genes: a
-    stale copy taken to be merged later), a reader's writer running through. The moment
-    of decision is after its last conflicting read before its first write: it has
-    decided on what it read and not yet acted (check-then-act, an invariant over rows
-    that the other request changes). Two different requests of one endpoint write
-    different rows, where a write skew is likelier than a lost update, so their
-    decision-point version comes right after the first-conflict one.
     Most races that real users meet are among these. When there are more than
     ``MAX_OPENINGS``, every category keeps its first few."""
     by_name = {e.endpoint: e for e in result.endpoints}
@@ -322,40 +447,70 @@ def openings(result: Survey, target: Target) -> list[Scenario]:
 
     pair = max(2, target.min_requests)
     two = target.min_requests <= 2 <= target.max_requests
-    same: list[Scenario] = []
-    pairs: list[Scenario] = []
+    ranked: list[Scenario] = []
+    racing: list[Scenario] = []
     variants: list[Scenario] = []
     readers: list[Scenario] = []
     more: list[Scenario] = []
-    if pair <= target.max_requests:
-        same = [at_first(*(_writing(e),) * pair) for e in writers]
     if two:
+        candidates: list[tuple[Request, Request]] = []
         for k, a in enumerate(writers):
+            candidates.append((_writing(a), _writing(a)))
+            if a.other is not None:
+                candidates.append((_writing(a), a.other))
             for b in writers[k + 1 :]:
                 if a.writes & b.writes:
-                    pairs.append(at_first(_writing(a), _writing(b)))
-        variants = [at_first(_writing(e), e.variant) for e in writers if e.variant]
+                    candidates.append((_writing(a), _writing(b)))
+        scored = [
+            (-likelihood(traces[x.endpoint], traces[y.endpoint], x == y), order, (x, y))
+            for order, (x, y) in enumerate(candidates)
+        ]
+        ranked = [at_first(x, y) for _, _, (x, y) in sorted(scored, key=lambda t: t[:2])]
+        seen: set[Any] = set()
+        for scenario in ranked:
+            for k in (*range(MAX_DECISIONS), -1):
+                decided = scenario if k < 0 else _yield_at_each(scenario, traces, decisions, k)
+                key = _concrete(decided, traces) if decided is not None else None
+                if decided is not None and key not in seen:
+                    seen.add(key)
+                    racing.append(decided)
+        for e in writers:
+            if e.variant is None:
+                continue
+            variant = at_first(_writing(e), e.variant)
+            decided = _yield_at_each(variant, traces, decisions, 0)
+            for scenario in ([decided] if decided not in (None, variant) else []) + [variant]:
+                key = _concrete(scenario, traces)  # not already a ranked pair's
+                if key not in seen:
+                    seen.add(key)
+                    variants.append(scenario)
         for reader in result.endpoints:
             if reader.writes:
                 continue
             for e in writers:
                 if reader.reads & e.writes:
                     readers.append(Scenario((reader.request, _writing(e)), (first, Gene())))
+    elif pair <= target.max_requests:
+        racing = [at_first(*(_writing(e),) * pair) for e in writers]
     if target.max_requests > pair:
         more = [at_first(*(_writing(e),) * target.max_requests) for e in writers]
-
-    def decided(scenarios: list[Scenario]) -> list[Scenario]:
-        changed = [_yield_when_decided(s, traces) for s in scenarios]
-        return [d for d, s in zip(changed, scenarios, strict=True) if d != s]
 
     def after_commit(pairs: list[Scenario]) -> list[Scenario]:
         swapped = [Scenario(p.requests[::-1], p.schedule) for p in pairs]
         changed = [_yield_after_commit(s, traces) for s in pairs + swapped]
         return [s for s in changed if s.schedule[0] != first]
 
-    variants = [s for v in variants for s in (v, *decided([v]))]
-    categories = [same, pairs, variants, readers, after_commit(pairs), more]
-    return _fair([*categories, decided(same), decided(pairs)], MAX_OPENINGS)
+    locked = [_yield_at_all(s, traces, locks) for s in ranked]
+    distinct = [s for s in ranked if s.requests[0].endpoint != s.requests[1].endpoint]
+    categories = [
+        racing,
+        variants,
+        readers,
+        after_commit(distinct),
+        [s for s in locked if s is not None],
+        more,
+    ]
+    return _fair(categories, MAX_OPENINGS)
 
 
 def _fair(categories: Sequence[Sequence[Scenario]], limit: int) -> list[Scenario]:
@@ -376,16 +531,51 @@ def _fair(categories: Sequence[Sequence[Scenario]], limit: int) -> list[Scenario
     return result
 
 
-def _yield_when_decided(scenario: Scenario, traces: Mapping[str, Sequence[Step]]) -> Scenario:
-    """Genes that make each request yield after its last conflicting step before its
-    first write (or its first conflicting step, when it has none)."""
+def _yield_at_each(
+    scenario: Scenario,
+    traces: Mapping[str, Sequence[Step]],
+    points: Callable[[Sequence[int], Sequence[Step]], tuple[int, ...]],
+    k: int,
+) -> Scenario | None:
+    """Genes that make each request yield at its ``k``-th point of ``points`` (its last
+    one when it has fewer); None when no request has a ``k``-th one."""
+    trace = surveyed_trace(scenario, traces)
+    own = conflict_points(trace, len(scenario.requests))
+    chosen = [points(own.get(i, ()), _steps(trace, i)) for i in range(len(scenario.requests))]
+    if all(len(c) <= k for c in chosen):
+        return None
+    genes = []
+    for i, c in enumerate(chosen):
+        number = c[min(k, len(c) - 1)] if c else None
+        genes.append(Gene(0, (own[i].index(number),)) if number is not None else Gene(0, (0,)))
+    return Scenario(scenario.requests, tuple(genes))
 
-    def decision(own: Sequence[int], steps: Sequence[Step]) -> int | None:
-        writes = [s.number for s in steps if s.kind == "sql" and access(s.text).write]
-        before = [n for n in own if writes and n < min(writes)]
-        return max(before) if before else None
 
-    return _yield_at(scenario, traces, decision)
+def _yield_at_all(
+    scenario: Scenario,
+    traces: Mapping[str, Sequence[Step]],
+    points: Callable[[Sequence[int], Sequence[Step]], tuple[int, ...]],
+) -> Scenario | None:
+    """Genes that make each request yield at every one of its ``points``; None unless
+    every request has one."""
+    trace = surveyed_trace(scenario, traces)
+    own = conflict_points(trace, len(scenario.requests))
+    chosen = [points(own.get(i, ()), _steps(trace, i)) for i in range(len(scenario.requests))]
+    if not all(chosen):
+        return None
+    genes = [Gene(0, tuple(own[i].index(n) for n in c)) for i, c in enumerate(chosen)]
+    return Scenario(scenario.requests, tuple(genes))
+
+
+def _concrete(scenario: Scenario, traces: Mapping[str, Sequence[Step]]) -> Any:
+    """The scenario with its yields as step numbers, as text: two openings the same when
+    equal (requests hold dicts, so a scenario is not hashable)."""
+    concrete = resolve(scenario, "conflict", surveyed_trace(scenario, traces))
+    return json.dumps(concrete.to_json(), sort_keys=True, default=str)
+
+
+def _steps(trace: Sequence[Step], request: int) -> list[Step]:
+    return [s for s in trace if s.request == request]
 
 
 def _yield_after_commit(scenario: Scenario, traces: Mapping[str, Sequence[Step]]) -> Scenario:

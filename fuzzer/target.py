@@ -165,6 +165,9 @@ class Target:
     conflict_statuses: frozenset[int] = DEFAULT_CONFLICT_STATUSES
     ignore_columns: frozenset[str] = frozenset()  # "column" or "table.column"
     ignore_fields: frozenset[str] = frozenset()  # response JSON keys, at any depth
+    # random values that must agree: "field = table.column" (a response's JSON key and a
+    # column of the final rows); obvious ones are inferred (DESIGN.md §3)
+    relations: frozenset[str] = frozenset()
     expected_findings: frozenset[str] = frozenset()  # the finding kinds this target must produce
     # where they differ by database: "mariadb", "postgres/serializable", … -> kinds
     expected_on: Mapping[str, frozenset[str]] = field(default_factory=dict)
@@ -310,6 +313,13 @@ def validate(target: Target, where: str = "") -> None:
         if isinstance(kinds, str) or unknown:
             fail(
                 f"Target.{where} must be a set of finding kinds ({', '.join(KINDS)}), got {kinds!r}"
+            )
+    for relation in target.relations if not isinstance(target.relations, str) else [0]:
+        key, equals, cell = str(relation).partition("=")
+        if not (equals and key.strip() and "." in cell and all(cell.strip().split("."))):
+            fail(
+                f"Target.relations must be a set of 'field = table.column' strings (a response "
+                f"JSON key and a column of the final rows that must agree), got {relation!r}"
             )
     if not all(isinstance(s, int) and 100 <= s <= 599 for s in target.conflict_statuses):
         fail(f"Target.conflict_statuses must be HTTP statuses, got {target.conflict_statuses!r}")

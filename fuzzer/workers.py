@@ -27,6 +27,7 @@ from typing import Any
 from .campaign import open_campaign
 from .errors import FuzzerError
 from .findings import Finding
+from .pairs import Coverage
 from .report.writer import ReportWriter, Written
 from .vitals import Vitals
 
@@ -209,6 +210,11 @@ def _merge(
     vitals = first.get("vitals", {})
     coverage = first.get("coverage", {})
     stops = sorted({s.get("stop_reason", "") for s in summaries.values() if s})
+    plans = [s["pairs"] for s in summaries.values() if s and s.get("pairs")]
+    pairs = None
+    if plans:  # each worker read the campaign's store when it ended: the latest knows most
+        best = max(plans, key=lambda p: (p["explored"], p["ran"]))
+        pairs = Coverage(**{**best, "relations": tuple(best.get("relations", ()))})
     report = soak_report(
         target=reference,
         database=database,
@@ -225,6 +231,7 @@ def _merge(
         campaign=campaign.where,
         workers=per_worker,
         coverage=(int(coverage.get("done", 0)), int(coverage.get("units", 0))),
+        pairs=pairs,
     )
     if writer is not None:
         report.directory = writer.finish(report.summary())

@@ -148,9 +148,10 @@ def test_two_soaks_sharing_redis_replay_the_first_ones_finding_and_add_no_duplic
     import redis
 
     client = redis.Redis.from_url(flushed_redis)
-    reported = {k.decode(): json.loads(v) for k, v in client.hgetall(next(
-        k for k in client.keys("fuzzer:*:reported")
-    )).items()}
+    reported = {
+        k.decode(): json.loads(v)
+        for k, v in client.hgetall(next(k for k in client.keys("fuzzer:*:reported"))).items()
+    }
     assert [m["kind"] for m in reported.values()] == ["lost-update"]  # no duplicate
     merged = _soak(tmp_path, "--shared", flushed_redis, "--known-only", duration=60)
     assert merged.returncode == 1, merged.stdout + merged.stderr  # the campaign's findings

@@ -42,6 +42,17 @@ CATALOG = [
     Story("stock", 15),
     Story("oncall", 30),
     Story("tags", 15),
+    # shaped like real apps (issue 12): found by the opening's first few examples
+    Story("social", 8),  # a before_request stamp, then check-then-insert of a follow
+    Story("forum", 8),  # a get-or-create after the request's second commit
+    Story("lastitem", 8),  # two users buy the last item; one user's double click
+    Story("inbox", 12),  # DELETE-then-INSERT: a deadlock on MariaDB, a stale count
+    Story("gallery", 8, fixed_examples=30),  # 33 endpoints, one counter race
+    # shaped like real apps: values that vary on their own, no ignore lists (issue 11)
+    Story("signup", 10),
+    Story("apitoken", 10),
+    Story("classifier", 10),
+    Story("playlist", 10),
 ]
 
 SERVERS = {

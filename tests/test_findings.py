@@ -342,6 +342,31 @@ def test_an_answer_no_serial_order_gives_is_a_stale_read_of_the_overlapping_writ
     assert "R1 read products at step 4, before R2 committed at step 6, and read products" in (
         finding.explanation.text()
     )
+    assert finding.response_only  # the rows match a serial order: labelled so, listed last
+
+
+def test_two_idempotent_requests_answering_alike_are_a_response_only_finding() -> None:
+    # two "unfollow" both answer "unfollowed"; serially the second answers "not following";
+    # the rows are identical
+    t = Trace()
+    t.add(0, "start").add(1, "start")
+    find = "SELECT follows.id FROM follows WHERE follows.user_id = ? AND follows.target = ?"
+    drop = "DELETE FROM follows WHERE follows.id = ?"
+    t.sql(0, find, "(1, 2)").sql(1, find, "(1, 2)")
+    t.sql(0, drop, "(5,)", rowcount=1).add(0, "commit").add(0, "end")
+    t.sql(1, drop, "(5,)", rowcount=0).add(1, "commit").add(1, "end")
+    diff = Difference(
+        "response",
+        {"status": 200, "body": {"status": "unfollowed"}},
+        {"status": 200, "body": {"status": "not following"}},
+        request=1,
+    )
+    (finding,) = classify(
+        scenario("POST /unfollow", "POST /unfollow"),
+        execution(t, [200, 200]),
+        violation((0, 1), [diff], [200, 200]),
+    )
+    assert finding.response_only
 
 
 # -- hygiene ---------------------------------------------------------------------------
@@ -413,3 +438,104 @@ def test_a_read_after_the_commit_inside_an_older_transaction_may_be_stale() -> N
     assert "in a transaction begun at step 3, a read that includes the row R2 changes" in (
         finding.explanation.text()
     )
+
+
+# -- one root cause, one finding, the right kind (issue 11) ------------------------------
+
+
+def test_a_victim_whose_value_is_the_final_one_is_not_a_lost_update() -> None:
+    # R1 takes Alice off call, R2 takes Bob off call; R2's WHERE starts with the shift, so
+    # its key (1, 2) looks like Alice's row (1): before, "R1's update … is lost (it ends as
+    # 0)" although R1 wrote 0. It is the write skew it is.
+    t = Trace()
+    t.add(0, "start").add(1, "start")
+    count = "SELECT count(*) AS n FROM doctors WHERE doctors.shift_id = ? AND doctors.on_call = 1"
+    off = "UPDATE doctors SET on_call=? WHERE doctors.shift_id = ? AND doctors.id = ?"
+    t.sql(0, count, "(1,)").sql(1, count, "(1,)")
+    t.sql(0, off, "(0, 1, 1)", rowcount=1).add(0, "commit").add(0, "end")
+    t.sql(1, off, "(0, 1, 2)", rowcount=1).add(1, "commit").add(1, "end")
+    verdict = violation(
+        (1, 0), [response(0, 200, 422), cell("doctors", 1, "on_call", 0, 1)], [422, 200]
+    )
+    (finding,) = classify(scenario("POST /off", "POST /off"), execution(t, [200, 200]), verdict)
+    assert finding.kind == "write-skew"
+    assert "is lost" not in finding.explanation.text()
+
+
+def test_a_counter_that_ends_lower_is_a_lost_update_not_an_overrun() -> None:
+    # both computed n + 1 from a value the database never saw them read (a cache)
+    t = Trace()
+    t.add(0, "start").add(1, "start")
+    t.add(0, "checkpoint", "cache read").add(1, "checkpoint", "cache read")
+    t.sql(0, "UPDATE counter SET n=? WHERE counter.id = ?", "(1, 1)", rowcount=1)
+    t.add(0, "commit").add(0, "end")
+    t.sql(1, "UPDATE counter SET n=? WHERE counter.id = ?", "(1, 1)", rowcount=1)
+    t.add(1, "commit").add(1, "end")
+    verdict = violation((0, 1), [cell("counter", 1, "n", 1, 2)], [200, 200])
+    (finding,) = classify(scenario("POST /hit", "POST /hit"), execution(t, [200, 200]), verdict)
+    assert finding.kind == "lost-update"
+    text = finding.explanation.text()
+    assert "went past the limit" not in text
+    assert "counter[1].n ends as 1, lower than any serial order leaves it" in text
+
+
+def test_rows_that_differ_because_a_serial_run_took_an_error_path_are_that_error() -> None:
+    # serially the second sign-up renders a 500 page after its first insert was rolled
+    # back; concurrently both went through: the rows differ because of the error path
+    t = Trace()
+    t.add(0, "start").add(1, "start")
+    insert = "INSERT INTO users (name) VALUES (?)"
+    t.sql(0, insert, "('a',)", rowcount=1).sql(1, insert, "('b',)", rowcount=1)
+    t.add(0, "commit").add(0, "end").add(1, "commit").add(1, "end")
+    e = execution(t, [200, 200], {"users": ((1, "a"), (2, "b"))})
+    extra = Difference("extra-row", {"id": "<new users #2>", "name": "b"}, None, table="users")
+    failed = Response(500, "", "KeyError: 'theme'")
+    verdict = violation(
+        (0, 1),
+        [response(1, 200, 500), extra],
+        [200, 500],
+        serial_failures=[(1, failed)],
+        consulted_tables={"users": ((1, "a"),)},
+    )
+    assert kinds(classify(scenario("POST /signup", "POST /signup"), e, verdict)) == [
+        "serial-failure"
+    ]
+
+
+def test_a_duplicate_row_and_an_overdraft_of_another_table_are_two_findings() -> None:
+    t = Trace()
+    t.add(0, "start").add(1, "start")
+    lookup = "SELECT unlocks.id FROM unlocks WHERE unlocks.hint_id = ?"
+    charge = "UPDATE users SET score=(users.score - ?) WHERE users.id = ?"
+    insert = "INSERT INTO unlocks (hint_id) VALUES (?)"
+    t.sql(0, lookup, "(7,)").sql(1, lookup, "(7,)")
+    t.sql(1, insert, "(7,)", rowcount=1).sql(1, charge, "(5, 1)", rowcount=1)
+    t.add(1, "commit").add(1, "end")
+    t.sql(0, insert, "(7,)", rowcount=1).sql(0, charge, "(5, 1)", rowcount=1)
+    t.add(0, "commit").add(0, "end")
+    e = execution(t, [200, 200], {"unlocks": ((1, 7), (2, 7))})
+    extra = Difference("extra-row", {"id": "<new unlocks #2>", "hint_id": 7}, None, table="unlocks")
+    verdict = violation(
+        (1, 0),
+        [response(0, 200, 200), extra, cell("users", 1, "score", -5, 0)],
+        [200, 200],
+        consulted_tables={"unlocks": ((1, 7),)},
+    )
+    found = classify(scenario("POST /unlock", "POST /unlock"), e, verdict)
+    assert sorted(kinds(found)) == ["duplicate-insert", "limit-overrun"]
+    assert {f.place for f in found} == {"unlocks", "users"}
+    assert len({f.fingerprint for f in found}) == 2
+
+
+def test_the_same_race_through_two_routes_is_one_finding() -> None:
+    verdict = violation((0, 1), [cell("users", 1, "name", "Zhang", "Li")], [200, 200])
+    s, e = stale_overwrite("Zhang")
+    (one,) = classify(s, e, verdict)
+    other = Scenario(
+        requests=(s.requests[0], Request("PUT /user/bio", "PUT", "/user/bio")),
+        schedule=s.schedule,
+    )
+    (two,) = classify(other, e, verdict)
+    assert one.endpoints != two.endpoints
+    assert one.place == two.place == "users"
+    assert one.fingerprint == two.fingerprint

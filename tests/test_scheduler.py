@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import socket
 import threading
+import time
 from collections.abc import Callable, Sequence
 
 from fuzzer.model import Gene
@@ -150,3 +152,65 @@ def test_nothing_can_progress_is_a_hang_and_the_gates_open() -> None:
     assert set(scheduler.hang.blocked) == {0, 1}
     assert all("blocked in Python" in why for why in scheduler.hang.blocked.values())
     assert len(order) == 6  # every request still ran to its end once the gates opened
+
+
+def _busy(seconds: float) -> Action:
+    """Running Python the whole time (a password hash, a slow loop): its stack moves."""
+
+    def spin() -> None:
+        end = time.monotonic() + seconds
+        n = 0
+        while time.monotonic() < end:
+            n += 1
+
+    return spin
+
+
+def test_a_thread_running_python_is_not_stuck_and_the_hang_budget_is_honoured() -> None:
+    # issue 11: CPU-heavy hashing was called a hang after "no progress for 1.0 s" although
+    # --hang-timeout was 10: the fallback timeout took the running thread for blocked, and
+    # "every request blocked" ended the execution after 1 s
+    _, scheduler = run(
+        [Gene()],
+        [[(Pending("start"), None), (Pending("checkpoint"), _busy(1.6)), (Pending("end"), None)]],
+        limits=Limits(hang_timeout=5.0, fallback_timeout=0.2),
+    )
+    assert scheduler.hang is None, scheduler.hang
+    assert scheduler.stats.timeouts == 0
+
+
+def test_a_block_only_a_timeout_saw_waits_for_the_hang_budget() -> None:
+    # a thread still inside the socket layer (a driver or an outside call) for 1.5 s: the
+    # fallback calls it blocked, but the hang is decided by the hang budget (3 s)
+    left, right = socket.socketpair()
+    reader = left.makefile("rb")
+    threading.Timer(1.5, lambda: right.sendall(b"x")).start()
+    try:
+        _, scheduler = run(
+            [Gene()],
+            [
+                [
+                    (Pending("start"), None),
+                    (Pending("checkpoint"), lambda: reader.read(1)),
+                    (Pending("end"), None),
+                ]
+            ],
+            limits=Limits(hang_timeout=3.0, fallback_timeout=0.2),
+        )
+    finally:
+        reader.close()
+        left.close()
+        right.close()
+    assert scheduler.hang is None, scheduler.hang
+    assert scheduler.stats.timeouts >= 1
+
+
+def test_a_loop_longer_than_the_hang_budget_is_a_hang_that_says_it_was_running() -> None:
+    _, scheduler = run(
+        [Gene()],
+        [[(Pending("start"), None), (Pending("checkpoint"), _busy(1.2)), (Pending("end"), None)]],
+        limits=Limits(hang_timeout=0.4, fallback_timeout=0.1),
+    )
+    assert scheduler.hang is not None
+    assert scheduler.hang.seconds >= 0.4
+    assert "still running at" in scheduler.hang.blocked[0]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from fuzzer.model import Gene, Request, Scenario, Step
-from fuzzer.schedules import conflict_points, resolve
+from fuzzer.schedules import conflict_points, decisions, locks, resolve
 
 
 def sql(request: int, number: int, text: str) -> Step:
@@ -46,3 +48,42 @@ def test_random_mode_keeps_step_numbers() -> None:
     requests = (Request("E", "GET", "/"),)
     drawn = Scenario(requests, (Gene(2, (3, 7)),))
     assert resolve(drawn, "random") == drawn
+
+
+def commit(request: int, number: int) -> Step:
+    return Step(request=request, number=number, kind="commit")
+
+
+#: A forum topic page: a stamp, a counter, then a get-or-create after the second COMMIT.
+FORUM = [
+    Step(0, 1, "start"),
+    sql(0, 2, "SELECT * FROM topics WHERE id = ?"),
+    sql(0, 3, "UPDATE topics SET views=(topics.views + ?) WHERE topics.id = ?"),
+    commit(0, 4),
+    sql(0, 5, "SELECT * FROM topic_reads WHERE user_id = ? AND topic_id = ?"),
+    sql(0, 6, "INSERT INTO topic_reads (user_id, topic_id) VALUES (?, ?)"),
+    commit(0, 7),
+    Step(0, 8, "end"),
+]
+
+
+def test_a_moment_of_decision_before_every_write_in_every_transaction() -> None:
+    own = conflict_points(FORUM + [replace(s, request=1) for s in FORUM], 2)[0]
+    # after the read of topics (before the counter), and after the read of topic_reads in
+    # the third transaction (before the insert), not only before the first write
+    assert decisions(own, FORUM) == (2, 5)
+
+
+def test_a_write_with_another_write_after_it_in_its_transaction_holds_locks() -> None:
+    notify = [
+        Step(0, 1, "start"),
+        sql(0, 2, "SELECT count(*) FROM messages WHERE recipient_id = ?"),
+        sql(0, 3, "INSERT INTO messages (recipient_id) VALUES (?)"),
+        sql(0, 4, "DELETE FROM notifications WHERE user_id = ?"),
+        sql(0, 5, "INSERT INTO notifications (user_id, unread) VALUES (?, ?)"),
+        commit(0, 6),
+        sql(0, 7, "UPDATE audit SET n=? WHERE id = ?"),  # alone in its transaction
+        commit(0, 8),
+    ]
+    own = conflict_points(notify + [replace(s, request=1) for s in notify], 2)[0]
+    assert locks(own, notify) == (3, 4)  # both stop holding them before the last INSERT

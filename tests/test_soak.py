@@ -129,6 +129,7 @@ def test_a_clean_soak_exits_0_and_still_writes_junit_and_html(tmp_path: Path) ->
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "No findings." in result.stdout
+    assert "endpoint pairs explored at depth ≤ 2 at conflict points" in result.stdout
     (directory,) = glob.glob(str(tmp_path / "reports/profile-fixed-soak-*"))
     root = ET.parse(os.path.join(directory, "junit.xml")).getroot()
     assert root.get("failures") == "0" and root.get("tests") == "10"

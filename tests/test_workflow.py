@@ -72,7 +72,7 @@ def test_several_machines_join_one_campaign_and_the_last_job_merges_it() -> None
     soak = document["jobs"]["soak"]
     assert len(soak["strategy"]["matrix"]["machine"]) >= 2  # several machines per target
     run = next(s for s in soak["steps"] if "fuzzer soak" in s.get("run", ""))["run"]
-    assert '--shared $FUZZER_SHARED' in run
+    assert "--shared $FUZZER_SHARED" in run
     merge = document["jobs"]["merge"]
     assert merge["needs"] == "soak" and merge["if"] == "always()"
     step = next(s for s in merge["steps"] if "fuzzer soak" in s.get("run", ""))

@@ -139,6 +139,8 @@ def finding_text(finding: Finding, *, reproduce: Sequence[str] = (), width: int 
         header += f" · {finding.exception}"
     if finding.flaky:
         header += f"   (FLAKY: reproduced {finding.flaky})"
+    if finding.response_only:
+        header += "   (responses only: the final rows match a serial order)"
     parts.append(header)
     for name in ("stopped", "replay"):
         if finding.extra.get(name):

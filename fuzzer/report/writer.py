@@ -13,6 +13,7 @@ relative to the working directory when they are under it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -159,6 +160,18 @@ class ReportWriter:
             self.written[earlier] = entry
         self.write_manifest({"state": "running"})
         return entry
+
+    def withdraw(self, fingerprint: str) -> None:
+        """Remove a finding written unshrunk whose minimal example never reproduced
+        (unconfirmed: not a finding): its files, and its line in the manifest."""
+        for entry in [w for w in self.written if w.finding.fingerprint == fingerprint]:
+            if shrunk(entry.finding):
+                continue  # only what was written before the confirmation
+            for path in (entry.json, entry.test):
+                with contextlib.suppress(OSError):
+                    os.remove(path)
+            self.written.remove(entry)
+            self.write_manifest({"state": "running"})
 
     def write_manifest(self, summary: Mapping[str, Any]) -> None:
         directory = self.ensure_directory()

@@ -207,20 +207,25 @@ def redis_database(client: Any, prefix: str) -> ExampleDatabase:
 
 
 class _Explorer(ConjectureRunner):
-    """Reuse and generate under a ``Budget``; shrinking is done elsewhere."""
+    """Reuse and generate under a ``Budget`` (and at most ``limit`` examples counted by
+    it: Hypothesis's share); shrinking is done elsewhere."""
 
-    def __init__(self, test: TestFunction, *, budget: Budget, **kwargs: Any) -> None:
+    def __init__(self, test: TestFunction, *, budget: Budget, limit: int, **kwargs: Any) -> None:
         self._budget = budget
+        self._limit = limit
         super().__init__(lambda data: test(Case(data, test)), **kwargs)
+
+    def _going(self) -> bool:  # latched: reads no clock
+        return self._budget.searching() and self._budget.examples < self._limit
 
     def test_function(self, data: ConjectureData) -> None:
         # every example of every phase asks first: a spent budget ends the run here
-        if not self._budget.check():
+        if not self._budget.check() or not self._going():
             self.exit_with(ExitReason.finished)
         super().test_function(data)
 
     def should_generate_more(self) -> bool:
-        if not self._budget.searching():
+        if not self._going():
             return False
         if not self.interesting_test_cases:
             return bool(super().should_generate_more())
@@ -242,6 +247,7 @@ class _Explorer(ConjectureRunner):
 class Exploration:
     interesting: dict[str, Choices]  # fingerprint -> the smallest choices that showed it
     calls: int
+    reason: str  # why Hypothesis stopped, when the budget did not stop it
 
 
 def explore(
@@ -253,9 +259,12 @@ def explore(
     key: str = "",
     reuse: bool = True,
     generate: bool = True,
+    share: int | None = None,
 ) -> Exploration:
     """Replay the example database's failures (``reuse``), then generate new examples
-    (``generate``), until the budget is spent. Sets ``budget.reason`` when it ends."""
+    (``generate``), until the budget is spent or ``share`` examples ran (what comes after
+    has the rest). The budget's reason is set only by the budget itself."""
+    limit = budget.max_examples if share is None else budget.examples + share
     phases = [Phase.explicit]
     if reuse:
         phases.append(Phase.reuse)
@@ -264,7 +273,8 @@ def explore(
     runner = _Explorer(
         test,
         budget=budget,
-        settings=_settings(database, budget.max_examples - budget.examples, phases),
+        limit=limit,
+        settings=_settings(database, min(limit, budget.max_examples) - budget.examples, phases),
         random=Random(seed),
         database_key=database_key(key) if database is not None else None,
     )
@@ -272,17 +282,20 @@ def explore(
         with with_reporter(_silent):  # Hypothesis's warnings are about unit tests
             runner.run()
     if runner.exhausted():
-        budget.end("the search space is exhausted")
+        reason = "the search space is exhausted"
     elif getattr(runner, "exit_reason", None) is ExitReason.max_iterations:
-        budget.end("most examples were invalid (a strategy that filters too much)")
-    elif generate and runner.valid_test_cases >= runner.settings.max_examples:
-        budget.end(f"max examples ({budget.max_examples})")
-    budget.end("nothing left to do")
+        reason = "most examples were invalid (a strategy that filters too much)"
+    elif budget.examples >= budget.max_examples or (
+        generate and runner.valid_test_cases >= runner.settings.max_examples
+    ):
+        reason = f"max examples ({budget.max_examples})"
+    else:
+        reason = "nothing left to do"
     interesting = {
         str(origin.filename): tuple(result.choices)
         for origin, result in runner.interesting_test_cases.items()
     }
-    return Exploration(interesting, runner.call_count)
+    return Exploration(interesting, runner.call_count, reason)
 
 
 class _Shrinker(ConjectureRunner):

@@ -1,0 +1,140 @@
+"""The kinds of finding, the ``Finding`` record and its fingerprint."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ..model import Execution, Scenario
+from ..oracle import Verdict
+from ..relations import relation
+from .explain import Explanation
+
+KINDS = (
+    "concurrency-error",
+    "lost-update",
+    "duplicate-insert",
+    "limit-overrun",
+    "write-skew",
+    "stale-read",
+    "hang",
+    "leaked-transaction",
+    "wrong-engine",
+    "serial-failure",
+)
+RACES = frozenset(KINDS[:6])
+TITLES = {
+    "concurrency-error": "Error only under concurrency",
+    "lost-update": "Lost update",
+    "duplicate-insert": "Duplicate insert",
+    "limit-overrun": "Limit overrun",
+    "write-skew": "Write skew",
+    "stale-read": "Stale read",
+    "hang": "The execution has hung",
+    "leaked-transaction": "Transaction left open",
+    "wrong-engine": "Statement on the wrong engine",
+    "serial-failure": "Fails even when run alone",
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: str
+    endpoints: tuple[str, ...]  # the endpoints involved, sorted
+    exception: str  # the exception type, for errors
+    scenario: Scenario
+    execution: Execution
+    verdict: Verdict | None
+    explanation: Explanation
+    involved: tuple[int, ...] = ()  # the requests involved
+    flaky: str = ""  # "k/N" when the minimal example did not always reproduce
+    found_after: int = 0  # examples run before it was first seen
+    # the cells or rows it is about ("accounts.balance", "unlocks"): for a race on the
+    # rows, with the kind, what tells one root cause from another, whatever the route
+    place: str = ""
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def title(self) -> str:
+        return TITLES[self.kind]
+
+    @property
+    def fingerprint(self) -> str:
+        identities = relation(self.scenario.requests, self.involved)
+        return fingerprint(self.kind, self.endpoints, self.exception, self.place, identities)
+
+    @property
+    def is_race(self) -> bool:
+        return self.kind in RACES
+
+    @property
+    def unconfirmed(self) -> bool:
+        """Its minimal example never reproduced in its confirmations ("0/3"): noise
+        (nondeterminism, load) until shown otherwise, not a finding."""
+        return self.flaky.startswith("0/")
+
+    @property
+    def response_only(self) -> bool:
+        """A race where only responses differ: the final rows match a serial order."""
+        verdict = self.verdict
+        if self.kind not in RACES - {"concurrency-error"} or verdict is None:
+            return False
+        return all(d.where in ("response", "observer") for d in verdict.differences)
+
+    def with_(self, **changes: Any) -> Finding:
+        return replace(self, **changes)
+
+
+def fingerprint(
+    kind: str,
+    endpoints: Sequence[str],
+    exception: str = "",
+    place: str = "",
+    identities: str = "",
+) -> str:
+    """Kind + endpoints + exception type: the same bug found twice is one finding. A race
+    on the rows is named by its place instead of its endpoints (kind + the cells it is
+    about): the same race through two routes is one finding, a duplicate row and an
+    overdraft are two. Whether the involved requests act as the same identity or as
+    different ones (fuzzer/relations.py) is part of it, so shrinking cannot trade a race
+    of two users for a benign one of one user."""
+    extra = [identities] if identities else []
+    if place:
+        text = json.dumps([kind, place, exception, *extra])
+    else:
+        text = json.dumps([kind, sorted(set(endpoints)), exception, *extra])
+    return f"{kind}:{hashlib.sha1(text.encode()).hexdigest()[:10]}"
+
+
+def priority(finding: Finding) -> int:
+    return KINDS.index(finding.kind)
+
+
+#: ``--fail-on`` groups: "all" fails on every confirmed finding (the default), "rows" on
+#: every one but those where only responses differ; kind names may be listed instead.
+FAIL_ON_GROUPS = ("all", "rows")
+
+
+def parse_fail_on(text: str) -> frozenset[str]:
+    """``"all"``, ``"rows"`` or a comma-separated list of kinds; ValueError naming the
+    bad word otherwise."""
+    words = frozenset(w.strip() for w in text.split(",") if w.strip())
+    bad = sorted(w for w in words if w not in FAIL_ON_GROUPS and w not in KINDS)
+    if bad or not words:
+        raise ValueError(
+            f"expected 'all', 'rows' or a comma-separated list of kinds "
+            f"({', '.join(KINDS)}) but got {text!r}"
+        )
+    return words
+
+
+def fails_run(finding: Finding, fail_on: frozenset[str] = frozenset({"all"})) -> bool:
+    """Whether a confirmed finding makes the run exit 1 under ``--fail-on``."""
+    if finding.unconfirmed:
+        return False
+    if "all" in fail_on or finding.kind in fail_on:
+        return True
+    return "rows" in fail_on and not finding.response_only
