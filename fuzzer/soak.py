@@ -348,35 +348,45 @@ def soak(
                     campaign.forget(fingerprint)  # fixed: the search may report it anew
             return runs
 
-        on_event("round", seed=None, left=left())
-        replayed = replay_reported()
-        rounds.append(search(None))
-        rounds[-1] = replace(
-            rounds[-1],
-            examples=rounds[-1].examples + replayed,
-            findings=len(reported),
-        )
-        done = rounds[-1].examples
-        if seed is not None and worker == 0:
-            campaign.start_rotation(seed)
-        idle = 0
         stop_reason = f"duration of {duration:g} s"
-        if known_only:
-            stop_reason = "the campaign's known findings replayed (--known-only)"
-        while left() > 0 and not known_only:
-            # the seed is claimed before the round: a killed round is not searched again
-            round_seed = campaign.claim_seed()
-            rounds.append(search(round_seed, units.take(), plan_units.take()))
-            done += rounds[-1].examples
-            units.settle(through=opened)
-            plan_units.settle(through=through)
-            idle = idle + 1 if rounds[-1].examples == 0 else 0
-            if rounds[-1].stop_reason.startswith("the target's threads are stuck"):
-                stop_reason = rounds[-1].stop_reason  # nothing more can run against it
-                break
-            if idle >= 3:
-                stop_reason = "the search space is exhausted"
-                break
+        try:
+            on_event("round", seed=None, left=left())
+            replayed = replay_reported()
+            rounds.append(search(None))
+            rounds[-1] = replace(
+                rounds[-1],
+                examples=rounds[-1].examples + replayed,
+                findings=len(reported),
+            )
+            done = rounds[-1].examples
+            if seed is not None and worker == 0:
+                campaign.start_rotation(seed)
+            idle = 0
+            stop_reason = f"duration of {duration:g} s"
+            if known_only:
+                stop_reason = "the campaign's known findings replayed (--known-only)"
+            while left() > 0 and not known_only:
+                # the seed is claimed before the round: a killed round is not searched again
+                round_seed = campaign.claim_seed()
+                rounds.append(search(round_seed, units.take(), plan_units.take()))
+                done += rounds[-1].examples
+                units.settle(through=opened)
+                plan_units.settle(through=through)
+                idle = idle + 1 if rounds[-1].examples == 0 else 0
+                if rounds[-1].stop_reason.startswith("the target's threads are stuck"):
+                    stop_reason = rounds[-1].stop_reason  # nothing more can run against it
+                    break
+                if idle >= 3:
+                    stop_reason = "the search space is exhausted"
+                    break
+        except KeyboardInterrupt:
+            # interrupted (Ctrl-C, SIGTERM: a CI job's timeout): the JUnit XML and the HTML
+            # report of what was written so far, so the job still has them
+            if sink is None:
+                writer.finish(interrupted_summary(done, time.monotonic() - started))
+            units.settle(through=False)
+            plan_units.settle(through=False)
+            raise
         end = rounds[-1].after
         trend.sample(time.monotonic() - started, end.memory_mib, force=True)
         report = SoakReport(
@@ -402,6 +412,17 @@ def soak(
         return report
 
     return session.run(work)
+
+
+def interrupted_summary(examples: int, seconds: float) -> dict[str, Any]:
+    """The summary of a soak stopped from outside, for its JUnit XML and HTML report."""
+    return {
+        "state": "interrupted",
+        "examples": examples,
+        "seconds": round(seconds, 2),
+        "seed": None,
+        "stop_reason": "interrupted (Ctrl-C or SIGTERM)",
+    }
 
 
 def campaign_key(reference: str, dialect: str, schedule: Mode = "conflict") -> str:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import multiprocessing
 import queue as queues
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -60,7 +61,7 @@ def soak_workers(
     """Run ``workers`` soak processes of one campaign; return the merged SoakReport."""
     from .api import reference_of, resolve
     from .db import parse as parse_db
-    from .soak import STATE_DIR, SoakReport, campaign_key
+    from .soak import STATE_DIR, SoakReport, campaign_key, interrupted_summary
 
     spec = parse_db(db)
     if spec.database:
@@ -153,11 +154,18 @@ def soak_workers(
             elif event == "error":
                 failure = failure or data["message"]
                 summaries[index] = {}
+    except KeyboardInterrupt:
+        # Ctrl-C or SIGTERM: each worker stops as a soak does (its scratch databases
+        # dropped), then the reports of what arrived so far are written
+        _stop(processes)
+        if writer is not None:
+            writer.finish(interrupted_summary(sum(examples.values()), time.monotonic() - started))
+        raise
     finally:
         for process in processes:
             process.join(timeout=30)
             if process.is_alive():
-                process.terminate()
+                process.kill()
     if failure is not None and not any(summaries.values()):
         raise FuzzerError(failure)
     return _merge(
@@ -173,6 +181,17 @@ def soak_workers(
         campaign,
         workers,
     )
+
+
+def _stop(processes: list[Any]) -> None:
+    """Ask every live worker to stop (SIGTERM: it stops before its next execution and
+    drops its scratch databases), and wait for them a while."""
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    deadline = time.monotonic() + 20
+    for process in processes:
+        process.join(timeout=max(0.1, deadline - time.monotonic()))
 
 
 def _merge(
@@ -240,7 +259,13 @@ def _merge(
 
 def _work(job: _Job, events: Any) -> None:
     """One worker process: a whole soak whose findings and progress go to the parent."""
+    from .search import interrupt
     from .soak import soak
+
+    # SIGTERM (the parent stopping it) stops the search before its next execution, and
+    # the session drops the scratch databases; Ctrl-C reaches the parent, which says so
+    signal.signal(signal.SIGTERM, lambda *_: interrupt.request())
+    signal.signal(signal.SIGINT, lambda *_: interrupt.request())
 
     def send(event: str, **data: Any) -> None:
         if event == "start":
@@ -266,6 +291,8 @@ def _work(job: _Job, events: Any) -> None:
     except FuzzerError as exc:
         events.put((job.index, "error", {"message": str(exc)}))
         return
+    except KeyboardInterrupt:
+        return  # stopped by the parent
     summary = report.summary()
     summary["findings"] = sum(r.findings for r in report.rounds)
     events.put((job.index, "done", summary))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -201,3 +202,35 @@ def test_a_killed_worker_is_reported_and_the_others_go_on(tmp_path: Path) -> Non
     assert parent.returncode == 1, out  # the live worker still found the lost update
     assert "died (exit -9)" in out
     assert len(_finding_files(tmp_path)) == 1
+
+
+def test_sigterm_stops_every_worker_and_keeps_the_reports(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parent.parent
+    command = [sys.executable, "-m", "fuzzer", "soak", "targets.profile:fixed", "--duration"]
+    command += ["120", "--no-progress", "--workers", "2"]
+    parent = subprocess.Popen(
+        command,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and not list(tmp_path.glob("reports/*/manifest.json")):
+            time.sleep(0.5)  # the parent writes the manifest once a worker has set up
+        time.sleep(2)
+        parent.send_signal(signal.SIGTERM)
+        stopped = time.monotonic()
+        out, _ = parent.communicate(timeout=60)
+        took = time.monotonic() - stopped
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+    assert parent.returncode == 130, out
+    assert took < 30, f"stopping took {took:.1f} s"  # not the rest of --duration
+    (directory,) = tmp_path.glob("reports/*/")
+    assert (directory / "junit.xml").exists() and (directory / "report.html").exists()
+    manifest = json.loads((directory / "manifest.json").read_text())
+    assert manifest["summary"]["state"] == "interrupted"
