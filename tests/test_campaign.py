@@ -229,7 +229,7 @@ def test_sigterm_stops_every_worker_and_keeps_the_reports(tmp_path: Path) -> Non
         if parent.poll() is None:
             parent.kill()
     assert parent.returncode == 130, out
-    assert took < 30, f"stopping took {took:.1f} s"  # not the rest of --duration
+    assert took < 60, f"it ran on for {took:.0f} s of its --duration"
     (directory,) = tmp_path.glob("reports/*/")
     assert (directory / "junit.xml").exists() and (directory / "report.html").exists()
     manifest = json.loads((directory / "manifest.json").read_text())
