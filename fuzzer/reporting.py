@@ -332,6 +332,8 @@ def soak_summary(report: SoakReport) -> None:
     if units:
         state = "complete" if done == units else "in progress"
         note(f"opening: {done} of {units} units done for the campaign ({state}); {report.campaign}")
+    if report.complete_after is not None:
+        note(f"the opening and every pair at depth ≤ 2 done after {report.complete_after:.0f} s")
     start, end = report.start, report.end
     after = f" (after {report.warmup} warm-up examples)" if report.warmup else ""
     note(

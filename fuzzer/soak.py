@@ -87,6 +87,7 @@ class SoakReport:
     campaign: str = ""  # where the campaign's state lives
     workers: list[dict[str, Any]] = field(default_factory=list)  # what each contributed
     coverage: tuple[int, int] = (0, 0)  # opening units done, of all
+    complete_after: float | None = None  # seconds until the opening and the plan were done
     pairs: Coverage | None = None  # the pairs' plan, as far as a round took it
 
     @property
@@ -119,6 +120,7 @@ class SoakReport:
             "campaign": self.campaign,
             "workers": self.workers,
             "coverage": {"done": self.coverage[0], "units": self.coverage[1]},
+            "complete_after": self.complete_after,
             "pairs": self.pairs.to_json() if self.pairs is not None else None,
             "vitals": {
                 "setup": self.setup.to_json(),
@@ -210,6 +212,7 @@ def soak(
         random = 0  # examples of the rounds' random phases
         through = True  # the last round ran all of its share of the pairs' plan
         opened = True  # the last round ran all of its share of the opening (it runs first)
+        complete_after: float | None = None  # when the campaign's opening and plan were done
         done = 0  # examples in finished rounds
         on_event(
             "start",
@@ -372,6 +375,8 @@ def soak(
                 done += rounds[-1].examples
                 units.settle(through=opened)
                 plan_units.settle(through=through)
+                if complete_after is None and units.complete() and plan_units.complete():
+                    complete_after = round(time.monotonic() - started, 1)
                 idle = idle + 1 if rounds[-1].examples == 0 else 0
                 if rounds[-1].stop_reason.startswith("the target's threads are stuck"):
                     stop_reason = rounds[-1].stop_reason  # nothing more can run against it
@@ -405,6 +410,7 @@ def soak(
             references=oracle.stats.references,
             campaign=campaign.where,
             coverage=units.coverage(),
+            complete_after=complete_after,
             pairs=_campaign_pairs(prepared.plan, plan_units, random),
         )
         if sink is None:
@@ -486,6 +492,10 @@ class _Units:
 
     def coverage(self) -> tuple[int, int]:
         return len(self.done()), len(self.units)
+
+    def complete(self) -> bool:
+        done, units = self.coverage()
+        return done == units
 
 
 def _openings(openings: tuple[Scenario, ...]) -> dict[str, Scenario]:

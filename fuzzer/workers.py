@@ -251,6 +251,10 @@ def _merge(
         workers=per_worker,
         coverage=(int(coverage.get("done", 0)), int(coverage.get("units", 0))),
         pairs=pairs,
+        complete_after=min(
+            (s["complete_after"] for s in summaries.values() if s and s.get("complete_after")),
+            default=None,
+        ),
     )
     if writer is not None:
         report.directory = writer.finish(report.summary())
