@@ -477,11 +477,35 @@ def _recorded_isolation(document: dict[str, Any]) -> str | None:
 
 def _interleaving(trace: tuple[Step, ...]) -> tuple[tuple[Any, ...], ...]:
     """What a replay must repeat: who ran which statement in which order, and what it did.
-    (Which pooled connection a request was handed, and the text of a lock wait, may vary.)"""
+    (Which pooled connection a request was handed, and the text of a lock wait, may vary;
+    so may a parameter that is random by nature, such as a token from ``secrets`` or a
+    ``time()`` stamp: masks.meaningful tells them, and they are compared as placeholders.)"""
     return tuple(
-        (s.request, s.number, s.kind, s.text, s.params, s.database, s.rowcount, s.error)
+        (s.request, s.number, s.kind, s.text, _params(s.params), s.database, s.rowcount, s.error)
         for s in trace
     )
+
+
+def _params(params: Any) -> Any:
+    """Parameters with their random-by-nature values as placeholders."""
+    import ast
+
+    if isinstance(params, str) and params[:1] in "([{":  # the trace keeps their repr
+        try:
+            params = ast.literal_eval(params)
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            return params
+    return _placeholders(params)
+
+
+def _placeholders(value: Any) -> Any:
+    from .masks import meaningful
+
+    if isinstance(value, dict):
+        return tuple(sorted((k, _placeholders(v)) for k, v in value.items()))
+    if isinstance(value, (list, tuple)):
+        return tuple(_placeholders(v) for v in value)
+    return "<random>" if meaningful(value) else value
 
 
 def reference_of(target: Target) -> str:
