@@ -40,7 +40,7 @@ def test_init_writes_the_pinned_spec(tmp_path: Any) -> None:
 
 def search(target: Any) -> dict[str, set[str]]:
     report = api.run(
-        target, max_examples=30, seed=1, shrink_budget=1.0, report_dir=None, example_db=None
+        target, max_examples=40, seed=1, shrink_budget=1.0, report_dir=None, example_db=None
     )
     found: dict[str, set[str]] = {}
     for finding in report.findings:
