@@ -259,7 +259,8 @@ class Normalizer:
             if name is None or name not in self.tables:
                 continue
             generated = self.tables[name].generated
-            keys = {v for column, v in seen.filters if column == generated}
+            # a filter's value may be a list or a dict (IN, an expanding parameter): not a key
+            keys = {v for column, v in seen.filters if column == generated and _hashable(v)}
             if seen.verb == "DELETE":
                 deleted.setdefault(name, set()).update(keys or {None})
             elif seen.verb == "UPDATE":
@@ -873,6 +874,14 @@ def _at(labels: Sequence[str], index: int) -> str:
 
 def _bare(name: str) -> str:
     return name.rsplit(".", 1)[-1]
+
+
+def _hashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
 
 
 def _turned_away(scenario: Scenario, execution: Execution, request: int) -> bool:
