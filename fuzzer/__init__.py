@@ -14,11 +14,11 @@ log into a Flask app with its own code).
 
 __version__ = "0.1.0"
 
-from .api import assert_serializable, fuzz, replay
-from .apps import flask_command, flask_login_session, pinned_config
-from .domains import paths, values_of
-from .gates import checkpoint
-from .target import Endpoint, Identity, Login, Target
+from fuzzer.api import assert_serializable, fuzz, replay
+from fuzzer.apps import flask_command, flask_login_session, pinned_config
+from fuzzer.domains import paths, values_of
+from fuzzer.gates import checkpoint
+from fuzzer.target import Endpoint, Identity, Login, Target
 
 __all__ = [
     "Endpoint",

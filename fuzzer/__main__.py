@@ -1,3 +1,3 @@
-from .cli import main
+from fuzzer.cli import main
 
 main()

@@ -15,24 +15,24 @@ from typing import Any
 
 from hypothesis.strategies import SearchStrategy
 
-from . import gates
-from .db import parse as parse_db
-from .engine import Search, SearchResult, SearchSettings, evaluate
-from .errors import InvalidReport, InvalidTarget, TargetSetupError
-from .exercised import unexercised
-from .findings import Finding, fails_run
-from .model import Execution, Scenario, Step
-from .pairs import Plan, plan
-from .report import json as report_json
-from .report.text import finding_text
-from .report.writer import ReportWriter, Written, reproduce_lines
-from .runner import Controlled, Costs, Serial
-from .scheduler import Limits
-from .schedules import Mode
-from .session import Session
-from .survey import check_reachable, openings, survey
-from .survey import describe as describe_survey
-from .target import Target, load_target, validate
+from fuzzer import gates
+from fuzzer.db import parse as parse_db
+from fuzzer.engine import Search, SearchResult, SearchSettings, evaluate
+from fuzzer.errors import InvalidReport, InvalidTarget, TargetSetupError
+from fuzzer.exercised import unexercised
+from fuzzer.findings import Finding, fails_run
+from fuzzer.model import Execution, Scenario, Step
+from fuzzer.pairs import Plan, plan
+from fuzzer.report import json as report_json
+from fuzzer.report.text import finding_text
+from fuzzer.report.writer import ReportWriter, Written, reproduce_lines
+from fuzzer.runner import Controlled, Costs, Serial
+from fuzzer.scheduler import Limits
+from fuzzer.schedules import Mode
+from fuzzer.session import Session
+from fuzzer.survey import check_reachable, openings, survey
+from fuzzer.survey import describe as describe_survey
+from fuzzer.target import Target, load_target, validate
 
 DEFAULT_REPORT_DIR = "reports"
 
@@ -499,7 +499,7 @@ def _params(params: Any) -> Any:
 
 
 def _placeholders(value: Any) -> Any:
-    from .masks import meaningful
+    from fuzzer.masks import meaningful
 
     if isinstance(value, dict):
         return tuple(sorted((k, _placeholders(v)) for k, v in value.items()))

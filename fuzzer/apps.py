@@ -14,7 +14,7 @@ import contextlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from .errors import TargetSetupError, describe
+from fuzzer.errors import TargetSetupError, describe
 
 __all__ = ["flask_command", "flask_login_session", "pinned_config"]
 
@@ -93,7 +93,7 @@ def flask_login_session(user_id: Any, *, token: str = "") -> Callable[[Any], dic
         from flask import session
         from flask_login import login_user
 
-        from .runner import USER_AGENT
+        from fuzzer.runner import USER_AGENT
 
         manager = getattr(app, "login_manager", None)
         loader = getattr(manager, "_user_callback", None)

@@ -34,9 +34,9 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from . import gates
-from .errors import DatabaseError, TargetSetupError, describe
-from .sql import command_text
+from fuzzer import gates
+from fuzzer.errors import DatabaseError, TargetSetupError, describe
+from fuzzer.sql import command_text
 
 REDIS_HOST = "127.0.0.1"
 REDIS_PORT = 6379

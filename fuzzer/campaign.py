@@ -35,11 +35,11 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
-from .errors import FuzzerError
-from .model import Scenario
-from .report import json as report_json
-from .search import conjecture
-from .search.conjecture import ExampleDatabase
+from fuzzer.errors import FuzzerError
+from fuzzer.model import Scenario
+from fuzzer.report import json as report_json
+from fuzzer.search import conjecture
+from fuzzer.search.conjecture import ExampleDatabase
 
 __all__ = ["Campaign", "LocalCampaign", "RedisCampaign", "open_campaign", "worker_name"]
 

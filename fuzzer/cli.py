@@ -20,8 +20,8 @@ from typing import Any, NoReturn, TextIO, cast
 
 import click
 
-from . import reporting
-from .errors import FuzzerError, InternalError, InvalidOption
+from fuzzer import reporting
+from fuzzer.errors import FuzzerError, InternalError, InvalidOption
 
 ISOLATION_LEVELS = ("read-uncommitted", "read-committed", "repeatable-read", "serializable")
 DB_ENVIRONMENT = "FUZZER_DB"  # --db from the environment: a password need not sit in argv
@@ -79,7 +79,7 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
     jobs with SIGINT ignored (``sh -c 'fuzzer run … &'``), and then nothing would
     happen. The search sees the request before its next execution and raises
     KeyboardInterrupt in its own thread; outside trio's event loop it is raised here."""
-    from .search import interrupt
+    from fuzzer.search import interrupt
 
     interrupt.request()
     handler = signal.getsignal(signal.SIGINT)
@@ -266,9 +266,9 @@ def run_command(
     no_progress: bool,
 ) -> None:
     """Fuzz TARGET (package.module:attribute). Exit 1 if it finds anything."""
-    from . import api
-    from .findings import parse_fail_on
-    from .report.text import finding_text
+    from fuzzer import api
+    from fuzzer.findings import parse_fail_on
+    from fuzzer.report.text import finding_text
 
     try:
         failing = parse_fail_on(fail_on)
@@ -367,8 +367,8 @@ def replay_command(
     """Re-run the scenario and schedule recorded in REPORT (a finding's JSON).
 
     Exit 1: reproduced every time; 0: fixed (never reproduced); 4: flaky."""
-    from . import api
-    from .report.text import finding_text
+    from fuzzer import api
+    from fuzzer.report.text import finding_text
 
     def action() -> int:
         result = api.replay(
@@ -461,7 +461,7 @@ def matrix_command(
 
     Exit 0 when every cell shows what the target declares (no finding, unless it
     declares one), 1 when a cell differs, 2 when no database could be reached."""
-    from . import matrix
+    from fuzzer import matrix
 
     if (target is None) == (report is None):
         raise click.UsageError("give either TARGET or --replay REPORT.json")
@@ -488,7 +488,7 @@ def matrix_command(
                 )
                 title = f"Replay of {report} in {len(grid)} cells"
             else:
-                from . import api
+                from fuzzer import api
 
                 loaded = api.resolve(target or "")
                 results = matrix.run_matrix(
@@ -554,8 +554,8 @@ def stress_command(
     """Free-running load on TARGET: batches of concurrent requests with real timing (no
     gates), each judged against serial runs. Bounded in time and batches; exit 1 on
     findings. Their schedule is unknown, so their replay is best effort."""
-    from . import api
-    from .report.text import finding_text
+    from fuzzer import api
+    from fuzzer.report.text import finding_text
 
     def action() -> int:
         _check_report_dir(report_dir)
@@ -680,11 +680,11 @@ def soak_command(
     Replays the known failures of the example database first, then searches with
     rotating seeds. Each finding is written as soon as it is final; a killed soak
     loses nothing it had finished, and the next one resumes."""
-    from .soak import soak
+    from fuzzer.soak import soak
 
     def action() -> int:
         _check_report_dir(report_dir)
-        from .workers import soak_workers
+        from fuzzer.workers import soak_workers
 
         progress = reporting.SearchProgress(enabled=not no_progress)
         options: dict[str, Any] = {
@@ -744,7 +744,7 @@ def init_command(
     with small domains for its variables, form and OpenAPI bodies, the users to act as,
     and a setup that runs the app's own init-db/seed commands; it runs as written, and
     its comments say what to check."""
-    from . import spec
+    from fuzzer import spec
 
     def action() -> int:
         written = spec.write_spec(
@@ -797,7 +797,7 @@ def clean_command(databases: tuple[str, ...], dry_run: bool, include_kept: bool)
     scratch databases (and SQLite temporary directories) behind. Each is marked with
     its owner (host, pid, start time) and locked while its run lives: this lists every
     marked one and removes those whose run is gone. Runs also do this when they start."""
-    from .db import clean
+    from fuzzer.db import clean
 
     def action() -> int:
         given = list(databases) or list(clean.DEFAULTS)

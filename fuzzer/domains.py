@@ -23,7 +23,7 @@ from urllib.parse import quote
 from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
 
-from .errors import InvalidTarget
+from fuzzer.errors import InvalidTarget
 
 __all__ = ["bind", "paths", "values_of"]
 

@@ -34,15 +34,15 @@ from typing import Any
 from hypothesis import Phase
 from hypothesis.strategies import SearchStrategy
 
-from .findings import Finding, classify
-from .model import Execution, Gene, Scenario, Step
-from .oracle import Oracle, Verdict
-from .pairs import Coverage, Plan
-from .runner import Controlled, Dispatch, Free
-from .scheduler import Limits
-from .schedules import Mode, from_trace, needs_trace, resolve, surveyed_trace
-from .search import conjecture, interrupt
-from .search.conjecture import Budget, Case, Choices, ExampleDatabase
+from fuzzer.findings import Finding, classify
+from fuzzer.model import Execution, Gene, Scenario, Step
+from fuzzer.oracle import Oracle, Verdict
+from fuzzer.pairs import Coverage, Plan
+from fuzzer.runner import Controlled, Dispatch, Free
+from fuzzer.scheduler import Limits
+from fuzzer.schedules import Mode, from_trace, needs_trace, resolve, surveyed_trace
+from fuzzer.search import conjecture, interrupt
+from fuzzer.search.conjecture import Budget, Case, Choices, ExampleDatabase
 
 __all__ = ["Detection", "Search", "SearchResult", "SearchSettings", "evaluate"]
 
@@ -615,6 +615,6 @@ def _smaller(a: Choices, b: Choices) -> bool:
 
 
 def _kind_rank(kind: str) -> int:
-    from .findings import KINDS
+    from fuzzer.findings import KINDS
 
     return KINDS.index(kind)

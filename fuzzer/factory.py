@@ -13,8 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import InvalidTarget, describe
-from .pysource import literal
+from fuzzer.errors import InvalidTarget, describe
+from fuzzer.pysource import literal
 
 __all__ = ["Factory", "is_app", "load_factory"]
 

@@ -35,10 +35,10 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import Pool
 
-from . import compat
-from .model import EngineUse, Leak, Phase, Step, StepKind, is_write_sql
-from .scheduler import Pending, Scheduler
-from .sql import read_only, written_table
+from fuzzer import compat
+from fuzzer.model import EngineUse, Leak, Phase, Step, StepKind, is_write_sql
+from fuzzer.scheduler import Pending, Scheduler
+from fuzzer.sql import read_only, written_table
 
 HEADER = "X-Fuzz-Request"
 _ENVIRON_KEY = "HTTP_X_FUZZ_REQUEST"
@@ -544,7 +544,7 @@ def install() -> None:
         else:
             got_request_exception.connect(_got_request_exception, weak=False)
         time.sleep = _sleep  # type: ignore[assignment]
-        from . import caches
+        from fuzzer import caches
 
         caches.instrument()  # Flask-Caching's backends and redis-py, when installed
         _installed = True

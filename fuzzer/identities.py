@@ -17,8 +17,8 @@ from typing import Any
 
 import httpx
 
-from .errors import FuzzerError, TargetSetupError, describe
-from .target import Endpoint, Identity, Login, Target
+from fuzzer.errors import FuzzerError, TargetSetupError, describe
+from fuzzer.target import Endpoint, Identity, Login, Target
 
 __all__ = ["log_in"]
 

@@ -15,9 +15,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import DatabaseError
-from .findings import Finding, label
-from .target import Target
+from fuzzer.errors import DatabaseError
+from fuzzer.findings import Finding, label
+from fuzzer.target import Target
 
 DATABASES = ("sqlite", "mariadb", "postgres")
 LEVELS = ("read-uncommitted", "read-committed", "repeatable-read", "serializable")
@@ -103,7 +103,7 @@ def run_matrix(
     on_event: Callable[[Cell], Callable[..., None]] | None = None,
 ) -> list[CellResult]:
     """Search ``target`` in every cell."""
-    from . import api
+    from fuzzer import api
 
     results = []
     unavailable: dict[str, str] = {}
@@ -160,13 +160,13 @@ def replay_matrix(
     on_cell: Callable[[CellResult], None] = lambda result: None,
 ) -> list[CellResult]:
     """Run the scenario and schedule recorded in ``path`` in every cell, ``times`` times."""
-    from .engine import evaluate
-    from .model import Scenario
-    from .report import json as report_json
-    from .runner import Controlled
-    from .scheduler import Limits
-    from .session import Session
-    from .target import load_target
+    from fuzzer.engine import evaluate
+    from fuzzer.model import Scenario
+    from fuzzer.report import json as report_json
+    from fuzzer.runner import Controlled
+    from fuzzer.scheduler import Limits
+    from fuzzer.session import Session
+    from fuzzer.target import load_target
 
     document = report_json.load(path)
     target = load_target(document["target"])

@@ -30,11 +30,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from . import masks as masking
-from .db import Rows, TableInfo
-from .masks import Masks, Position, Relation, Varies, plain, recording
-from .model import Execution, Response, Scenario, Step, is_write_sql
-from .sql import access
+from fuzzer import masks as masking
+from fuzzer.db import Rows, TableInfo
+from fuzzer.masks import Masks, Position, Relation, Varies, plain, recording
+from fuzzer.model import Execution, Response, Scenario, Step, is_write_sql
+from fuzzer.sql import access
 
 Status = Literal["serializable", "violation", "unknown"]
 MAX_ORDERS = 120  # 5! — beyond that only the commit order and its rotations are tried

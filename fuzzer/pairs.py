@@ -16,10 +16,10 @@ import json
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from .model import Gene, Request, Scenario, Step
-from .schedules import conflict_points, surveyed_trace
-from .survey import EndpointSurvey, Survey, likelihood
-from .target import Target
+from fuzzer.model import Gene, Request, Scenario, Step
+from fuzzer.schedules import conflict_points, surveyed_trace
+from fuzzer.survey import EndpointSurvey, Survey, likelihood
+from fuzzer.target import Target
 
 __all__ = ["DEPTH", "Coverage", "Plan", "plan"]
 

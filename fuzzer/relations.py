@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from .model import Request
+from fuzzer.model import Request
 
 __all__ = ["relation"]
 

@@ -23,13 +23,13 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from .findings import Finding, label
-from .report.text import context_switches
+from fuzzer.findings import Finding, label
+from fuzzer.report.text import context_switches
 
 if TYPE_CHECKING:
-    from .engine import SearchResult
-    from .pairs import Coverage
-    from .soak import SoakReport
+    from fuzzer.engine import SearchResult
+    from fuzzer.pairs import Coverage
+    from fuzzer.soak import SoakReport
 
 console = Console(highlight=False, soft_wrap=False)
 errors = Console(stderr=True, highlight=False)

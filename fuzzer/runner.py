@@ -24,14 +24,14 @@ from typing import Any, Protocol
 import httpx
 import trio
 
-from . import gates
-from .caches import Stores
-from .db import Databases
-from .gates import HEADER, Recording
-from .model import Execution, Hang, Leak, Mode, Phase, Request, Response, Scenario, Step
-from .scheduler import Limits, Scheduler, Statistics
-from .server import Server
-from .sql import access
+from fuzzer import gates
+from fuzzer.caches import Stores
+from fuzzer.db import Databases
+from fuzzer.gates import HEADER, Recording
+from fuzzer.model import Execution, Hang, Leak, Mode, Phase, Request, Response, Scenario, Step
+from fuzzer.scheduler import Limits, Scheduler, Statistics
+from fuzzer.server import Server
+from fuzzer.sql import access
 
 
 class Dispatch(Protocol):

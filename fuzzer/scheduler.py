@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any, Protocol
 
-from .model import Gene, Hang, StepKind
+from fuzzer.model import Gene, Hang, StepKind
 
 _sleep = time.sleep  # the real one: gates.py patches time.sleep for request threads
 _monotonic = time.monotonic

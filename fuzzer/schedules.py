@@ -27,8 +27,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Literal
 
-from .model import Gene, Scenario, Step
-from .sql import access
+from fuzzer.model import Gene, Scenario, Step
+from fuzzer.sql import access
 
 Mode = Literal["conflict", "random", "pct"]
 MODES: tuple[Mode, ...] = ("conflict", "random", "pct")

@@ -19,8 +19,8 @@ from typing import Any
 from waitress import wasyncore
 from waitress.server import create_server
 
-from .errors import ServerError
-from .gates import GatedApp
+from fuzzer.errors import ServerError
+from fuzzer.gates import GatedApp
 
 HOST = "127.0.0.1"
 

@@ -17,18 +17,18 @@ from typing import Any, TypeVar
 
 import trio
 
-from . import domains, gates
-from .caches import RedisScratch, Stores
-from .db import Databases
-from .errors import FuzzerError, TargetSetupError, describe
-from .identities import log_in
-from .model import Execution, Scenario
-from .oracle import Normalizer, Oracle
-from .runner import Dispatch, Harness, Serial, new_client
-from .scheduler import Limits
-from .search import interrupt
-from .server import Server
-from .target import Target
+from fuzzer import domains, gates
+from fuzzer.caches import RedisScratch, Stores
+from fuzzer.db import Databases
+from fuzzer.errors import FuzzerError, TargetSetupError, describe
+from fuzzer.identities import log_in
+from fuzzer.model import Execution, Scenario
+from fuzzer.oracle import Normalizer, Oracle
+from fuzzer.runner import Dispatch, Harness, Serial, new_client
+from fuzzer.scheduler import Limits
+from fuzzer.search import interrupt
+from fuzzer.server import Server
+from fuzzer.target import Target
 
 T = TypeVar("T")
 

@@ -29,20 +29,20 @@ from typing import Any
 
 from hypothesis import Phase
 
-from .api import reference_of, resolve, searchable
-from .campaign import LEASE, Campaign, open_campaign, worker_name
-from .db import parse as parse_db
-from .engine import Search, SearchSettings, evaluate
-from .findings import Finding
-from .model import Scenario
-from .pairs import Coverage, Plan
-from .report.writer import ReportWriter, Written
-from .runner import Controlled
-from .scheduler import Limits
-from .schedules import Mode
-from .session import Session
-from .target import Target
-from .vitals import Trend, Vitals, measure
+from fuzzer.api import reference_of, resolve, searchable
+from fuzzer.campaign import LEASE, Campaign, open_campaign, worker_name
+from fuzzer.db import parse as parse_db
+from fuzzer.engine import Search, SearchSettings, evaluate
+from fuzzer.findings import Finding
+from fuzzer.model import Scenario
+from fuzzer.pairs import Coverage, Plan
+from fuzzer.report.writer import ReportWriter, Written
+from fuzzer.runner import Controlled
+from fuzzer.scheduler import Limits
+from fuzzer.schedules import Mode
+from fuzzer.session import Session
+from fuzzer.target import Target
+from fuzzer.vitals import Trend, Vitals, measure
 
 STATE_DIR = os.path.join(".fuzzer", "soak")
 CONFIRM = 3  # replays of a reported finding, as the engine confirms its own

@@ -34,11 +34,11 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from . import bodies, compat
-from .errors import FuzzerError, InvalidTarget, TargetSetupError, describe
-from .factory import Factory, is_app, load_factory
-from .pysource import Call, Dict, Keyword, Node, literal
-from .specfile import render
+from fuzzer import bodies, compat
+from fuzzer.errors import FuzzerError, InvalidTarget, TargetSetupError, describe
+from fuzzer.factory import Factory, is_app, load_factory
+from fuzzer.pysource import Call, Dict, Keyword, Node, literal
+from fuzzer.specfile import render
 
 __all__ = ["Plan", "Written", "inspect_app", "write_spec"]
 
@@ -207,7 +207,7 @@ def _build_and_setup(
 ) -> tuple[Any, dict[str, Table]]:
     """Build the app on scratch SQLite files (one per bind it has), run the setup steps
     it offers, and read the rows they made."""
-    from .apps import flask_command
+    from fuzzer.apps import flask_command
 
     urls = {"default": f"sqlite:///{stem}.db"}
     pins: dict[str, Any] = {"SQLALCHEMY_DATABASE_URI": urls["default"]}
@@ -360,7 +360,7 @@ def _function(where: str) -> Any:
 
 
 def _build(factory: Factory, pins: Mapping[str, Any]) -> Any:
-    from .apps import pinned_config
+    from fuzzer.apps import pinned_config
 
     try:
         with pinned_config(**pins):
@@ -995,12 +995,12 @@ def _check(written: Written) -> dict[str, str]:
     """Load the spec just written and try it in this process (setup, logins, each
     endpoint's requests alone, twice): what its requests wrote and what differed between
     the two serial runs go into the plan. One line per endpoint says what it did."""
-    from .model import Execution, Scenario
-    from .runner import Serial
-    from .session import Session
-    from .survey import check_reachable, survey
-    from .survey import describe as describe_survey
-    from .target import load_target
+    from fuzzer.model import Execution, Scenario
+    from fuzzer.runner import Serial
+    from fuzzer.session import Session
+    from fuzzer.survey import check_reachable, survey
+    from fuzzer.survey import describe as describe_survey
+    from fuzzer.target import load_target
 
     directory = os.path.dirname(os.path.abspath(written.path))
     sys.path.insert(0, directory)

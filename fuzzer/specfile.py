@@ -6,11 +6,11 @@ from __future__ import annotations
 import textwrap
 from typing import TYPE_CHECKING
 
-from . import compat
-from .pysource import WIDTH, Call, Keyword, Node, layout, literal
+from fuzzer import compat
+from fuzzer.pysource import WIDTH, Call, Keyword, Node, layout, literal
 
 if TYPE_CHECKING:
-    from .spec import Plan
+    from fuzzer.spec import Plan
 
 __all__ = ["render"]
 

@@ -16,11 +16,11 @@ from typing import Any
 
 from hypothesis import HealthCheck, Phase, find, settings
 
-from .errors import InvalidTarget
-from .model import Execution, Gene, Request, Response, Scenario, Step
-from .schedules import conflict_points, decisions, locks, resolve, surveyed_trace
-from .sql import access
-from .target import Endpoint, Target
+from fuzzer.errors import InvalidTarget
+from fuzzer.model import Execution, Gene, Request, Response, Scenario, Step
+from fuzzer.schedules import conflict_points, decisions, locks, resolve, surveyed_trace
+from fuzzer.sql import access
+from fuzzer.target import Endpoint, Target
 
 Run = Callable[[Scenario], Execution]
 

@@ -23,8 +23,8 @@ from typing import Any
 
 from hypothesis.strategies import SearchStrategy
 
-from .errors import InvalidTarget
-from .findings import KINDS
+from fuzzer.errors import InvalidTarget
+from fuzzer.findings import KINDS
 
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 DEFAULT_CONFLICT_STATUSES = frozenset({409, 423})
@@ -207,7 +207,7 @@ def load_target(reference: str) -> Target:
         raise InvalidTarget(
             f"Expected a target reference like 'package.module:attribute' but got {reference!r}"
         )
-    from . import gates  # install time.sleep patch before the target's module binds it
+    from fuzzer import gates  # install time.sleep patch before the target's module binds it
 
     gates.install()
     if "" not in sys.path and "." not in sys.path:

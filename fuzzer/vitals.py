@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .db import Databases
-    from .db.base import Backend
+    from fuzzer.db import Databases
+    from fuzzer.db.base import Backend
 
 
 FLAT_MIB = 4.0  # growth over the second half below max(this, FLAT_SHARE of the level)

@@ -25,12 +25,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .campaign import open_campaign
-from .errors import FuzzerError
-from .findings import Finding
-from .pairs import Coverage
-from .report.writer import ReportWriter, Written
-from .vitals import Vitals
+from fuzzer.campaign import open_campaign
+from fuzzer.errors import FuzzerError
+from fuzzer.findings import Finding
+from fuzzer.pairs import Coverage
+from fuzzer.report.writer import ReportWriter, Written
+from fuzzer.vitals import Vitals
 
 __all__ = ["soak_workers"]
 
@@ -59,9 +59,9 @@ def soak_workers(
     **options: Any,
 ) -> Any:
     """Run ``workers`` soak processes of one campaign; return the merged SoakReport."""
-    from .api import reference_of, resolve
-    from .db import parse as parse_db
-    from .soak import STATE_DIR, SoakReport, campaign_key, interrupted_summary
+    from fuzzer.api import reference_of, resolve
+    from fuzzer.db import parse as parse_db
+    from fuzzer.soak import STATE_DIR, SoakReport, campaign_key, interrupted_summary
 
     spec = parse_db(db)
     if spec.database:
@@ -207,7 +207,7 @@ def _merge(
     campaign: Any,
     workers: int,
 ) -> Any:
-    from .soak import Round
+    from fuzzer.soak import Round
 
     rounds: list[Round] = []
     per_worker: list[dict[str, Any]] = []
@@ -263,8 +263,8 @@ def _merge(
 
 def _work(job: _Job, events: Any) -> None:
     """One worker process: a whole soak whose findings and progress go to the parent."""
-    from .search import interrupt
-    from .soak import soak
+    from fuzzer.search import interrupt
+    from fuzzer.soak import soak
 
     # SIGTERM (the parent stopping it) stops the search before its next execution, and
     # the session drops the scratch databases; Ctrl-C reaches the parent, which says so

@@ -13,10 +13,10 @@ import secrets
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
-from ..errors import DatabaseError
-from ..scheduler import LockModel, LockProbe
-from .base import Backend, Rows, TableInfo
-from .url import DatabaseSpec, parse
+from fuzzer.db.base import Backend, Rows, TableInfo
+from fuzzer.db.url import DatabaseSpec, parse
+from fuzzer.errors import DatabaseError
+from fuzzer.scheduler import LockModel, LockProbe
 
 __all__ = ["Backend", "DatabaseSpec", "Databases", "Rows", "TableInfo", "parse"]
 
@@ -25,15 +25,15 @@ DEFAULT = "default"
 
 def _backend_class(dialect: str) -> type[Backend]:
     if dialect == "sqlite":
-        from .sqlite import SQLiteBackend
+        from fuzzer.db.sqlite import SQLiteBackend
 
         return SQLiteBackend
     if dialect == "mysql":
-        from .mysql import MySQLBackend
+        from fuzzer.db.mysql import MySQLBackend
 
         return MySQLBackend
     if dialect == "postgresql":
-        from .postgres import PostgresBackend
+        from fuzzer.db.postgres import PostgresBackend
 
         return PostgresBackend
     raise DatabaseError(f"Unsupported database dialect {dialect!r}")
@@ -113,10 +113,10 @@ class Databases:
         temporary SQLite files); one line per database removed."""
         first = next(iter(self.backends.values()))
         if self.dialect == "sqlite":
-            from .sqlite import sweep
+            from fuzzer.db.sqlite import sweep
 
             return sweep()
-        from .scratch import ServerBackend
+        from fuzzer.db.scratch import ServerBackend
 
         return first.sweep() if isinstance(first, ServerBackend) else []
 
@@ -172,7 +172,7 @@ class Databases:
     ) -> dict[tuple[str, str], str]:
         """(database, table) -> the lock a schema change of that table would wait for
         right now, for the given tables of each (logical) database (ddl.py)."""
-        from .ddl import blocked_schema_changes
+        from fuzzer.db.ddl import blocked_schema_changes
 
         blocked: dict[tuple[str, str], str] = {}
         for name, names in tables.items():

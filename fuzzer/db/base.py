@@ -18,10 +18,10 @@ from typing import Any
 from sqlalchemy import MetaData, Table, event, inspect, text
 from sqlalchemy.exc import NoSuchTableError
 
-from ..compat import Engine, create_engine
-from ..errors import DatabaseError, TargetSetupError
-from ..scheduler import LockModel, LockProbe
-from .url import DatabaseSpec
+from fuzzer.compat import Engine, create_engine
+from fuzzer.db.url import DatabaseSpec
+from fuzzer.errors import DatabaseError, TargetSetupError
+from fuzzer.scheduler import LockModel, LockProbe
 
 Rows = tuple[tuple[Any, ...], ...]
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 
-from ..errors import DatabaseError
-from .owner import Owner
-from .url import parse
+from fuzzer.db.owner import Owner
+from fuzzer.db.url import parse
+from fuzzer.errors import DatabaseError
 
 DEFAULTS = ("sqlite", "mariadb", "postgres")
 
@@ -78,14 +78,14 @@ def _server(db: str, include_kept: bool) -> tuple[str, list[tuple[str, Owner]], 
     """Where ``db`` is, the marked scratch databases there, and how to remove one."""
     spec = parse(db)
     if spec.dialect == "sqlite":
-        from . import sqlite
+        from fuzzer.db import sqlite
 
         def remove_file(place: str, owner: Owner) -> str:
             return sqlite.remove_if_dead(place, owner, include_kept=include_kept)
 
         return "in the temporary directory", sqlite.temporary_databases(), remove_file
-    from . import Databases
-    from .scratch import ServerBackend
+    from fuzzer.db import Databases
+    from fuzzer.db.scratch import ServerBackend
 
     backend = Databases.open(db).backends["default"]
     assert isinstance(backend, ServerBackend)

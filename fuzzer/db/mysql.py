@@ -24,11 +24,11 @@ import threading
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-from ..compat import import_dbapi
-from ..errors import DatabaseError
-from ..sql import access
-from .owner import Owner, lock_name
-from .scratch import LEVELS, ServerBackend
+from fuzzer.compat import import_dbapi
+from fuzzer.db.owner import Owner, lock_name
+from fuzzer.db.scratch import LEVELS, ServerBackend
+from fuzzer.errors import DatabaseError
+from fuzzer.sql import access
 
 LOCK_TIMEOUT_ERRORS = frozenset({1205})  # ER_LOCK_WAIT_TIMEOUT (row locks and metadata locks)
 NO_PRIVILEGE = frozenset({1227, 1142})  # ER_SPECIFIC_ACCESS_DENIED_ERROR, ER_TABLEACCESS_DENIED

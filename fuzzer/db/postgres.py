@@ -26,9 +26,9 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..compat import Connection, import_dbapi
-from .owner import Owner, lock_key
-from .scratch import LEVELS, ServerBackend
+from fuzzer.compat import Connection, import_dbapi
+from fuzzer.db.owner import Owner, lock_key
+from fuzzer.db.scratch import LEVELS, ServerBackend
 
 DEADLOCK_TIMEOUT = "500ms"
 LOCK_NOT_AVAILABLE = "55P03"

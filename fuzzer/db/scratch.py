@@ -24,11 +24,11 @@ from typing import Any
 
 from sqlalchemy.engine import URL
 
-from ..compat import import_dbapi
-from ..errors import DatabaseError
-from .base import Backend
-from .owner import Owner, me
-from .url import SCRATCH_NAME, guard_name
+from fuzzer.compat import import_dbapi
+from fuzzer.db.base import Backend
+from fuzzer.db.owner import Owner, me
+from fuzzer.db.url import SCRATCH_NAME, guard_name
+from fuzzer.errors import DatabaseError
 
 LEVELS = {
     "read-uncommitted": "READ UNCOMMITTED",

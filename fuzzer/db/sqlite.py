@@ -24,11 +24,11 @@ import tempfile
 from collections.abc import Sequence
 from typing import Any
 
-from ..errors import DatabaseError, UnsafeDatabase
-from ..scheduler import LockModel, WriteLockModel
-from .base import Backend
-from .owner import Owner, me
-from .url import SCRATCH_NAME, guard_name
+from fuzzer.db.base import Backend
+from fuzzer.db.owner import Owner, me
+from fuzzer.db.url import SCRATCH_NAME, guard_name
+from fuzzer.errors import DatabaseError, UnsafeDatabase
+from fuzzer.scheduler import LockModel, WriteLockModel
 
 LOCK_SUFFIX = ".fuzzer-lock"
 TEMP_PREFIX = "fuzz-"

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
-from .. import compat
-from ..errors import DatabaseError, UnsafeDatabase
+from fuzzer import compat
+from fuzzer.errors import DatabaseError, UnsafeDatabase
 
 ALIASES = {
     "sqlite": "sqlite://",

@@ -28,12 +28,10 @@ renders as text: "Let … Then … However … : a contradiction!".
 
 from __future__ import annotations
 
-from ..model import Execution, Scenario
-from ..oracle import Verdict
-from .context import _Context
-from .errors import _serial_failures
-from .explain import Explanation, label, responses_text
-from .finding import (
+from fuzzer.findings.context import _Context
+from fuzzer.findings.errors import _serial_failures
+from fuzzer.findings.explain import Explanation, label, responses_text
+from fuzzer.findings.finding import (
     KINDS,
     RACES,
     TITLES,
@@ -43,8 +41,10 @@ from .finding import (
     parse_fail_on,
     priority,
 )
-from .hygiene import _blocked_schema_change, _hang, _leaks, _wrong_engine
-from .races import _races
+from fuzzer.findings.hygiene import _blocked_schema_change, _hang, _leaks, _wrong_engine
+from fuzzer.findings.races import _races
+from fuzzer.model import Execution, Scenario
+from fuzzer.oracle import Verdict
 
 __all__ = [
     "KINDS",

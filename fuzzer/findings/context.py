@@ -8,11 +8,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..model import Execution, Scenario, Step
-from ..oracle import Difference, Verdict
-from ..sql import Access, access
-from .explain import Explanation, _order, label
-from .finding import Finding
+from fuzzer.findings.explain import Explanation, _order, label
+from fuzzer.findings.finding import Finding
+from fuzzer.model import Execution, Scenario, Step
+from fuzzer.oracle import Difference, Verdict
+from fuzzer.sql import Access, access
 
 
 @dataclass(frozen=True)

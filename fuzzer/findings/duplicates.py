@@ -6,9 +6,9 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from .context import _bare, _Context, _Event, _is_new_key, _same
-from .explain import _json, _short, label
-from .finding import Finding
+from fuzzer.findings.context import _bare, _Context, _Event, _is_new_key, _same
+from fuzzer.findings.explain import _json, _short, label
+from fuzzer.findings.finding import Finding
 
 
 def _duplicate_insert(c: _Context) -> Finding | None:

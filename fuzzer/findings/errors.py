@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .context import _Context, _Event
-from .explain import _clip, _order, label
-from .finding import Finding
+from fuzzer.findings.context import _Context, _Event
+from fuzzer.findings.explain import _clip, _order, label
+from fuzzer.findings.finding import Finding
 
 
 def _concurrency_error(c: _Context) -> Finding | None:

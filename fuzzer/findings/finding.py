@@ -8,10 +8,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..model import Execution, Scenario
-from ..oracle import Verdict
-from ..relations import relation
-from .explain import Explanation
+from fuzzer.findings.explain import Explanation
+from fuzzer.model import Execution, Scenario
+from fuzzer.oracle import Verdict
+from fuzzer.relations import relation
 
 KINDS = (
     "concurrency-error",

@@ -5,10 +5,10 @@ endpoint that shows it."""
 
 from __future__ import annotations
 
-from ..model import Hang
-from .context import _Context
-from .explain import _clip, label
-from .finding import Finding
+from fuzzer.findings.context import _Context
+from fuzzer.findings.explain import _clip, label
+from fuzzer.findings.finding import Finding
+from fuzzer.model import Hang
 
 
 def _hang(c: _Context, hang: Hang) -> Finding:

@@ -8,12 +8,20 @@ import itertools
 from collections.abc import Sequence
 from typing import Any
 
-from ..oracle import Difference
-from .context import _bare, _Context, _Event, _first_difference, _is_new_key, _same, _same_row
-from .duplicates import _duplicate_insert
-from .errors import _concurrency_error
-from .explain import _describe, _json, _key_text, _short, _status, label
-from .finding import Finding
+from fuzzer.findings.context import (
+    _bare,
+    _Context,
+    _Event,
+    _first_difference,
+    _is_new_key,
+    _same,
+    _same_row,
+)
+from fuzzer.findings.duplicates import _duplicate_insert
+from fuzzer.findings.errors import _concurrency_error
+from fuzzer.findings.explain import _describe, _json, _key_text, _short, _status, label
+from fuzzer.findings.finding import Finding
+from fuzzer.oracle import Difference
 
 ROWS = ("cell", "extra-row", "missing-row")
 

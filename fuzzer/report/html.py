@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 import jinja2
 
-from .. import __version__
-from ..findings import Finding, label
-from ..model import Step
-from .text import context_switches, response_text, schedule_text, step_text
+from fuzzer import __version__
+from fuzzer.findings import Finding, label
+from fuzzer.model import Step
+from fuzzer.report.text import context_switches, response_text, schedule_text, step_text
 
 if TYPE_CHECKING:
-    from .writer import Written
+    from fuzzer.report.writer import Written
 
 
 def render(

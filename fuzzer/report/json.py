@@ -15,11 +15,11 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .. import __version__
-from ..errors import InvalidReport
-from ..findings import Finding
-from ..model import Scenario
-from .text import curl_chain
+from fuzzer import __version__
+from fuzzer.errors import InvalidReport
+from fuzzer.findings import Finding
+from fuzzer.model import Scenario
+from fuzzer.report.text import curl_chain
 
 FORMAT = 1
 

@@ -12,10 +12,10 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..findings import KINDS, TITLES
+from fuzzer.findings import KINDS, TITLES
 
 if TYPE_CHECKING:
-    from .writer import Written
+    from fuzzer.report.writer import Written
 
 
 def render(

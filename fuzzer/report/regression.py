@@ -18,8 +18,8 @@ import json
 import pprint
 import re
 
-from .. import __version__
-from ..findings import Finding
+from fuzzer import __version__
+from fuzzer.findings import Finding
 
 
 def test_filename(index: int, finding: Finding) -> str:

@@ -19,8 +19,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..findings import Finding, label
-from ..model import Gene, Request, Response, Scenario, Step
+from fuzzer.findings import Finding, label
+from fuzzer.model import Gene, Request, Response, Scenario, Step
 
 WIDTH = 120
 

@@ -19,11 +19,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..findings import Finding
-from . import html, junit
-from . import json as report_json
-from .regression import regression_test, test_filename
-from .text import curl_chain, finding_text
+from fuzzer.findings import Finding
+from fuzzer.report import html, junit
+from fuzzer.report import json as report_json
+from fuzzer.report.regression import regression_test, test_filename
+from fuzzer.report.text import curl_chain, finding_text
 
 
 @dataclass(frozen=True)
