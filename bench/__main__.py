@@ -16,7 +16,7 @@ from typing import Any
 import targets
 from fuzzer import reporting
 from fuzzer.errors import FuzzerError
-from fuzzer.target import Target
+from fuzzer.target.contract import Target
 
 from .measure import Budget, TargetResult, measure_buggy, measure_fixed
 from .render import markdown

@@ -21,7 +21,7 @@ import time
 from typing import Any
 
 from fuzzer import api, reporting
-from fuzzer.target import load_target
+from fuzzer.target.contract import load_target
 
 from .__main__ import available
 

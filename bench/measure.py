@@ -19,7 +19,7 @@ from fuzzer.runner import Controlled, Serial
 from fuzzer.scheduler import Limits
 from fuzzer.session import Session
 from fuzzer.survey import Survey, openings, survey
-from fuzzer.target import Target
+from fuzzer.target.contract import Target
 from strategies import scenarios
 
 

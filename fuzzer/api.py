@@ -32,7 +32,7 @@ from fuzzer.schedules import Mode
 from fuzzer.session import Session
 from fuzzer.survey import check_reachable, openings, survey
 from fuzzer.survey import describe as describe_survey
-from fuzzer.target import Target, load_target, validate
+from fuzzer.target.contract import Target, load_target, validate
 
 DEFAULT_REPORT_DIR = "reports"
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fuzzer.survey import EndpointSurvey, Survey
-from fuzzer.target import Target
+from fuzzer.target.contract import Target
 
 TURNED_AWAY = frozenset({301, 302, 303, 307, 308, 401, 403})
 _USERS = re.compile(r"(^|_)(users?|accounts?|members?|people|persons?|customers?)$", re.I)

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from fuzzer.errors import FuzzerError, TargetSetupError, describe
-from fuzzer.target import Endpoint, Identity, Login, Target
+from fuzzer.target.contract import Endpoint, Identity, Login, Target
 
 __all__ = ["log_in"]
 

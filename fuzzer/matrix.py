@@ -17,7 +17,7 @@ from typing import Any
 
 from fuzzer.errors import DatabaseError
 from fuzzer.findings import Finding, label
-from fuzzer.target import Target
+from fuzzer.target.contract import Target
 
 DATABASES = ("sqlite", "mariadb", "postgres")
 LEVELS = ("read-uncommitted", "read-committed", "repeatable-read", "serializable")
@@ -166,7 +166,7 @@ def replay_matrix(
     from fuzzer.runner import Controlled
     from fuzzer.scheduler import Limits
     from fuzzer.session import Session
-    from fuzzer.target import load_target
+    from fuzzer.target.contract import load_target
 
     document = report_json.load(path)
     target = load_target(document["target"])

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from fuzzer.model import Gene, Request, Scenario, Step
 from fuzzer.schedules import conflict_points, surveyed_trace
 from fuzzer.survey import EndpointSurvey, Survey, likelihood
-from fuzzer.target import Target
+from fuzzer.target.contract import Target
 
 __all__ = ["DEPTH", "Coverage", "Plan", "plan"]
 

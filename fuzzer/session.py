@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import trio
 
-from fuzzer import domains, gates
+from fuzzer import gates
 from fuzzer.caches import RedisScratch, Stores
 from fuzzer.db import Databases
 from fuzzer.errors import FuzzerError, TargetSetupError, describe
@@ -28,7 +28,8 @@ from fuzzer.runner import Dispatch, Harness, Serial, new_client
 from fuzzer.scheduler import Limits
 from fuzzer.search import interrupt
 from fuzzer.server import Server
-from fuzzer.target import Target
+from fuzzer.target import domains
+from fuzzer.target.contract import Target
 
 T = TypeVar("T")
 

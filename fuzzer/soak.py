@@ -41,7 +41,7 @@ from fuzzer.runner import Controlled
 from fuzzer.scheduler import Limits
 from fuzzer.schedules import Mode
 from fuzzer.session import Session
-from fuzzer.target import Target
+from fuzzer.target.contract import Target
 from fuzzer.vitals import Trend, Vitals, measure
 
 STATE_DIR = os.path.join(".fuzzer", "soak")

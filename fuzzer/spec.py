@@ -207,7 +207,7 @@ def _build_and_setup(
 ) -> tuple[Any, dict[str, Table]]:
     """Build the app on scratch SQLite files (one per bind it has), run the setup steps
     it offers, and read the rows they made."""
-    from fuzzer.apps import flask_command
+    from fuzzer.target.apps import flask_command
 
     urls = {"default": f"sqlite:///{stem}.db"}
     pins: dict[str, Any] = {"SQLALCHEMY_DATABASE_URI": urls["default"]}
@@ -360,7 +360,7 @@ def _function(where: str) -> Any:
 
 
 def _build(factory: Factory, pins: Mapping[str, Any]) -> Any:
-    from fuzzer.apps import pinned_config
+    from fuzzer.target.apps import pinned_config
 
     try:
         with pinned_config(**pins):
@@ -1000,7 +1000,7 @@ def _check(written: Written) -> dict[str, str]:
     from fuzzer.session import Session
     from fuzzer.survey import check_reachable, survey
     from fuzzer.survey import describe as describe_survey
-    from fuzzer.target import load_target
+    from fuzzer.target.contract import load_target
 
     directory = os.path.dirname(os.path.abspath(written.path))
     sys.path.insert(0, directory)

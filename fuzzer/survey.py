@@ -20,7 +20,7 @@ from fuzzer.errors import InvalidTarget
 from fuzzer.model import Execution, Gene, Request, Response, Scenario, Step
 from fuzzer.schedules import conflict_points, decisions, locks, resolve, surveyed_trace
 from fuzzer.sql import access
-from fuzzer.target import Endpoint, Target
+from fuzzer.target.contract import Endpoint, Target
 
 Run = Callable[[Scenario], Execution]
 

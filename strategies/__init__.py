@@ -16,7 +16,7 @@ from hypothesis.strategies import SearchStrategy
 
 from fuzzer.errors import InvalidTarget
 from fuzzer.model import Gene, Request, Scenario
-from fuzzer.target import Endpoint, Target
+from fuzzer.target.contract import Endpoint, Target
 
 __all__ = ["genes", "requests_from", "scenarios"]
 

@@ -18,7 +18,7 @@ from fuzzer.runner import Controlled
 from fuzzer.schedules import conflict_points
 from fuzzer.session import Session
 from fuzzer.sql import access
-from fuzzer.target import Target, load_target, validate
+from fuzzer.target.contract import Target, load_target, validate
 
 from .conftest import need
 

@@ -20,7 +20,7 @@ from fuzzer import api
 from fuzzer.db import Databases
 from fuzzer.errors import FuzzerError
 from fuzzer.findings import RACES
-from fuzzer.target import Target, load_target
+from fuzzer.target.contract import Target, load_target
 
 
 @dataclass(frozen=True)

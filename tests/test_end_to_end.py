@@ -63,7 +63,7 @@ def test_every_yield_in_a_reported_schedule_is_needed(tmp_path: object) -> None:
     from fuzzer.engine import evaluate
     from fuzzer.model import Gene
     from fuzzer.session import Session
-    from fuzzer.target import load_target
+    from fuzzer.target.contract import load_target
 
     report = api.run(
         "targets.profile:buggy", max_examples=40, seed=6, report_dir=None, example_db=None

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from fuzzer import Endpoint, Target, paths
 from fuzzer.errors import InvalidTarget
-from fuzzer.target import validate
+from fuzzer.target.contract import validate
 
 
 def target(*endpoints: Endpoint) -> Target:

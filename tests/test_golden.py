@@ -26,7 +26,7 @@ from fuzzer.oracle import Verdict
 from fuzzer.report.text import finding_text
 from fuzzer.runner import Controlled
 from fuzzer.session import Session
-from fuzzer.target import load_target
+from fuzzer.target.contract import load_target
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = bool(os.environ.get("UPDATE_GOLDEN"))

@@ -13,7 +13,7 @@ from fuzzer.errors import TargetSetupError
 from fuzzer.model import Gene, Request, Scenario
 from fuzzer.runner import Controlled
 from fuzzer.session import Session
-from fuzzer.target import load_target
+from fuzzer.target.contract import load_target
 
 
 def me(identity: str) -> Request:

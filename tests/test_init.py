@@ -15,7 +15,7 @@ import pytest
 from fuzzer import api
 from fuzzer.errors import FuzzerError, InvalidTarget
 from fuzzer.spec import write_spec
-from fuzzer.target import load_target
+from fuzzer.target.contract import load_target
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 from fuzzer.matrix import Cell, CellResult, cells, expectation_key, render
-from fuzzer.target import load_target
+from fuzzer.target.contract import load_target
 
 
 def matrix(*args: str) -> subprocess.CompletedProcess[str]:

@@ -10,7 +10,7 @@ from fuzzer import api
 from fuzzer.engine import evaluate
 from fuzzer.runner import Controlled
 from fuzzer.session import Session
-from fuzzer.target import load_target
+from fuzzer.target.contract import load_target
 
 
 def test_an_observer_catches_a_stale_cache_that_nothing_else_shows() -> None:

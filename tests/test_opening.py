@@ -11,7 +11,7 @@ from fuzzer.relations import relation
 from fuzzer.reporting import coverage_text
 from fuzzer.schedules import resolve, surveyed_trace
 from fuzzer.survey import EndpointSurvey, Survey, openings, routine
-from fuzzer.target import Endpoint, Identity, Target
+from fuzzer.target.contract import Endpoint, Identity, Target
 
 STAMP = "UPDATE users SET last_seen=? WHERE users.id = ?"
 

@@ -14,7 +14,7 @@ import pytest
 
 import targets
 from fuzzer import api
-from fuzzer.target import Target
+from fuzzer.target.contract import Target
 
 DATABASES = ("sqlite", "mariadb")
 TIMES = 10

@@ -17,7 +17,7 @@ from fuzzer.model import Gene, Request, Scenario
 from fuzzer.report.json import FORMAT
 from fuzzer.runner import Controlled
 from fuzzer.session import Session
-from fuzzer.target import load_target
+from fuzzer.target.contract import load_target
 
 from .conftest import unavailable
 

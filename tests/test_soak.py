@@ -21,7 +21,7 @@ from sqlalchemy import create_engine
 from fuzzer.report import json as report_json
 from fuzzer.reporting import SearchProgress
 from fuzzer.session import Session
-from fuzzer.target import load_target
+from fuzzer.target.contract import load_target
 from fuzzer.vitals import Trend, measure
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,0 +1,1 @@
+"""What a user writes: the target contract, loading a reference, app helpers, domains."""
