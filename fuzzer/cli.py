@@ -744,7 +744,7 @@ def init_command(
     with small domains for its variables, form and OpenAPI bodies, the users to act as,
     and a setup that runs the app's own init-db/seed commands; it runs as written, and
     its comments say what to check."""
-    from fuzzer import spec
+    from fuzzer.init import spec
 
     def action() -> int:
         written = spec.write_spec(

@@ -14,7 +14,7 @@ import pytest
 
 from fuzzer import api
 from fuzzer.errors import FuzzerError, InvalidTarget
-from fuzzer.spec import write_spec
+from fuzzer.init.spec import write_spec
 from fuzzer.target.contract import load_target
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -176,8 +176,8 @@ def test_init_builds_an_app_whose_factory_runs_once_per_process_and_finds_its_se
 
 
 def test_setup_prefers_the_seed_that_creates_users(tmp_path: Any) -> None:
-    from fuzzer.factory import load_factory
-    from fuzzer.spec import _setup_steps
+    from fuzzer.init.factory import load_factory
+    from fuzzer.init.spec import _setup_steps
 
     code = textwrap.dedent(
         """
@@ -229,7 +229,7 @@ def test_setup_prefers_the_seed_that_creates_users(tmp_path: Any) -> None:
 def test_only_random_looking_columns_that_differ_between_setups_are_ignored() -> None:
     """A seed that draws random data (Faker) makes every column differ between two
     setups; the quantities and foreign keys the requests act on must stay compared."""
-    from fuzzer.spec import Table, _differing_columns
+    from fuzzer.init.spec import Table, _differing_columns
 
     columns = ("id", "user_id", "quantity", "password_hash")
     types = ("INTEGER", "INTEGER", "INTEGER", "VARCHAR")
@@ -241,7 +241,7 @@ def test_only_random_looking_columns_that_differ_between_setups_are_ignored() ->
 def test_json_fields_come_from_the_views_code() -> None:
     from flask import request
 
-    from fuzzer.bodies import json_fields
+    from fuzzer.init.bodies import json_fields
 
     def indexed() -> Any:
         return request.get_json()["title"]
@@ -319,9 +319,9 @@ def test_json_fields_come_from_a_marshmallow_schema_the_view_loads() -> None:
     from flask import request
     from marshmallow import Schema, fields
 
-    from fuzzer.bodies import schema_fields
-    from fuzzer.pysource import flat
-    from fuzzer.spec import Table, _schema_value
+    from fuzzer.init.bodies import schema_fields
+    from fuzzer.init.pysource import flat
+    from fuzzer.init.spec import Table, _schema_value
 
     class TopicSchema(Schema):
         id = fields.Integer(dump_only=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from fuzzer import api
-from fuzzer.spec import write_spec
+from fuzzer.init.spec import write_spec
 from targets.microblog import create_app
 from targets.microblog.config import FixedConfig
 

@@ -7,10 +7,10 @@ import textwrap
 from typing import TYPE_CHECKING
 
 from fuzzer import compat
-from fuzzer.pysource import WIDTH, Call, Keyword, Node, layout, literal
+from fuzzer.init.pysource import WIDTH, Call, Keyword, Node, layout, literal
 
 if TYPE_CHECKING:
-    from fuzzer.spec import Plan
+    from fuzzer.init.spec import Plan
 
 __all__ = ["render"]
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from types import CodeType, ModuleType
 from typing import Any
 
-from fuzzer.pysource import Call, Dict, Node, flat, literal
+from fuzzer.init.pysource import Call, Dict, Node, flat, literal
 
 __all__ = ["Body", "form_body", "forms_of", "json_schema_body", "openapi_operations"]
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fuzzer.errors import InvalidTarget, describe
-from fuzzer.pysource import literal
+from fuzzer.init.pysource import literal
 
 __all__ = ["Factory", "is_app", "load_factory"]
 

@@ -34,11 +34,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from fuzzer import bodies, compat
+from fuzzer import compat
 from fuzzer.errors import FuzzerError, InvalidTarget, TargetSetupError, describe
-from fuzzer.factory import Factory, is_app, load_factory
-from fuzzer.pysource import Call, Dict, Keyword, Node, literal
-from fuzzer.specfile import render
+from fuzzer.init import bodies
+from fuzzer.init.factory import Factory, is_app, load_factory
+from fuzzer.init.pysource import Call, Dict, Keyword, Node, literal
+from fuzzer.init.specfile import render
 
 __all__ = ["Plan", "Written", "inspect_app", "write_spec"]
 
@@ -134,7 +135,7 @@ def _inspect_elsewhere(
         pickle.dump((factory.reference, stem, primary, list(sys.path)), handle)
     path = os.pathsep.join(p or os.getcwd() for p in sys.path)  # this fuzzer, this app
     child = subprocess.run(
-        [sys.executable, "-c", "from fuzzer.spec import _child; _child()", given, taken],
+        [sys.executable, "-c", "from fuzzer.init.spec import _child; _child()", given, taken],
         capture_output=True,
         text=True,
         check=False,

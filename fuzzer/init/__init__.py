@@ -1,0 +1,1 @@
+"""An app to a starting spec: what ``fuzzer init`` does."""
