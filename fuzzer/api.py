@@ -17,21 +17,21 @@ from hypothesis.strategies import SearchStrategy
 
 from fuzzer import gates
 from fuzzer.db import parse as parse_db
-from fuzzer.engine import Search, SearchResult, SearchSettings, evaluate
 from fuzzer.errors import InvalidReport, InvalidTarget, TargetSetupError
-from fuzzer.exercised import unexercised
 from fuzzer.findings import Finding, fails_run
 from fuzzer.model import Execution, Scenario, Step
-from fuzzer.pairs import Plan, plan
 from fuzzer.report import json as report_json
 from fuzzer.report.text import finding_text
 from fuzzer.report.writer import ReportWriter, Written, reproduce_lines
 from fuzzer.runner import Controlled, Costs, Serial
 from fuzzer.scheduler import Limits
-from fuzzer.schedules import Mode
+from fuzzer.search.engine import Search, SearchResult, SearchSettings, evaluate
+from fuzzer.search.exercised import unexercised
+from fuzzer.search.pairs import Plan, plan
+from fuzzer.search.schedules import Mode
+from fuzzer.search.survey import check_reachable, openings, survey
+from fuzzer.search.survey import describe as describe_survey
 from fuzzer.session import Session
-from fuzzer.survey import check_reachable, openings, survey
-from fuzzer.survey import describe as describe_survey
 from fuzzer.target.contract import Target, load_target, validate
 
 DEFAULT_REPORT_DIR = "reports"

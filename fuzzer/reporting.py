@@ -27,8 +27,8 @@ from fuzzer.findings import Finding, label
 from fuzzer.report.text import context_switches
 
 if TYPE_CHECKING:
-    from fuzzer.engine import SearchResult
-    from fuzzer.pairs import Coverage
+    from fuzzer.search.engine import SearchResult
+    from fuzzer.search.pairs import Coverage
     from fuzzer.soak import SoakReport
 
 console = Console(highlight=False, soft_wrap=False)

@@ -28,8 +28,8 @@ from typing import Any
 from fuzzer.campaign import open_campaign
 from fuzzer.errors import FuzzerError
 from fuzzer.findings import Finding
-from fuzzer.pairs import Coverage
 from fuzzer.report.writer import ReportWriter, Written
+from fuzzer.search.pairs import Coverage
 from fuzzer.vitals import Vitals
 
 __all__ = ["soak_workers"]

@@ -123,7 +123,7 @@ def genes(
     max_priority: int = MAX_PRIORITY,
 ) -> SearchStrategy[Gene]:
     """One request's scheduling genes: a priority and up to ``max_yields`` yield numbers.
-    How the numbers become steps is the schedule mode (fuzzer/schedules.py):
+    How the numbers become steps is the schedule mode (fuzzer/search/schedules.py):
 
     * ``conflict``: numbers index the request's conflicting steps, 0 being the first;
       ``MAX_CONFLICT_INDEX`` means "no yield". Shrinks toward one yield at the first

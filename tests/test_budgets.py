@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 from hypothesis import strategies as st
 
-from fuzzer.engine import Search, SearchResult, SearchSettings
 from fuzzer.model import Execution, Gene, Request, Response, Scenario
 from fuzzer.oracle import OracleStats, Verdict
+from fuzzer.search.engine import Search, SearchResult, SearchSettings
 
 
 class Clock:

@@ -15,7 +15,7 @@ from fuzzer.caches import MARKER, RedisScratch, Stores
 from fuzzer.errors import DatabaseError, InvalidTarget, TargetSetupError
 from fuzzer.model import Gene, Request, Scenario
 from fuzzer.runner import Controlled
-from fuzzer.schedules import conflict_points
+from fuzzer.search.schedules import conflict_points
 from fuzzer.session import Session
 from fuzzer.sql import access
 from fuzzer.target.contract import Target, load_target, validate

@@ -9,11 +9,11 @@ import pytest
 
 import targets.demo as demo
 from fuzzer import api
-from fuzzer.engine import Search, SearchSettings
 from fuzzer.model import Execution, Scenario
 from fuzzer.runner import Serial
+from fuzzer.search.engine import Search, SearchSettings
+from fuzzer.search.survey import survey
 from fuzzer.session import Session
-from fuzzer.survey import survey
 from strategies import scenarios
 
 #: endpoint -> (kind, exception type) of the race planted in it

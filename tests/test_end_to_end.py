@@ -60,8 +60,8 @@ def test_replay_reproduces_the_recorded_interleaving(tmp_path: object) -> None:
 def test_every_yield_in_a_reported_schedule_is_needed(tmp_path: object) -> None:
     from dataclasses import replace
 
-    from fuzzer.engine import evaluate
     from fuzzer.model import Gene
+    from fuzzer.search.engine import evaluate
     from fuzzer.session import Session
     from fuzzer.target.contract import load_target
 

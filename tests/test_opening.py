@@ -6,11 +6,11 @@ from dataclasses import replace
 
 from fuzzer.findings import fingerprint
 from fuzzer.model import Gene, Request, Scenario, Step
-from fuzzer.pairs import plan
 from fuzzer.relations import relation
 from fuzzer.reporting import coverage_text
-from fuzzer.schedules import resolve, surveyed_trace
-from fuzzer.survey import EndpointSurvey, Survey, openings, routine
+from fuzzer.search.pairs import plan
+from fuzzer.search.schedules import resolve, surveyed_trace
+from fuzzer.search.survey import EndpointSurvey, Survey, openings, routine
 from fuzzer.target.contract import Endpoint, Identity, Target
 
 STAMP = "UPDATE users SET last_seen=? WHERE users.id = ?"

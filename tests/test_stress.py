@@ -9,7 +9,7 @@ import sys
 
 from fuzzer import api
 from fuzzer.model import Step
-from fuzzer.schedules import from_trace
+from fuzzer.search.schedules import from_trace
 from tests.test_scheduler import program, run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -1,6 +1,6 @@
 """The one door to Hypothesis's internals: draw, explore, shrink, all under a budget.
 
-The engine (``fuzzer/engine.py``) never imports ``hypothesis.internal``: what it needs
+The engine (``fuzzer/search/engine.py``) never imports ``hypothesis.internal``: what it needs
 from Hypothesis's ConjectureRunner is here, in four pieces.
 
 - ``Case``: one example as Hypothesis drew it: draw from a strategy, read its choices,

@@ -37,12 +37,12 @@ from hypothesis.strategies import SearchStrategy
 from fuzzer.findings import Finding, classify
 from fuzzer.model import Execution, Gene, Scenario, Step
 from fuzzer.oracle import Oracle, Verdict
-from fuzzer.pairs import Coverage, Plan
 from fuzzer.runner import Controlled, Dispatch, Free
 from fuzzer.scheduler import Limits
-from fuzzer.schedules import Mode, from_trace, needs_trace, resolve, surveyed_trace
 from fuzzer.search import conjecture, interrupt
 from fuzzer.search.conjecture import Budget, Case, Choices, ExampleDatabase
+from fuzzer.search.pairs import Coverage, Plan
+from fuzzer.search.schedules import Mode, from_trace, needs_trace, resolve, surveyed_trace
 
 __all__ = ["Detection", "Search", "SearchResult", "SearchSettings", "evaluate"]
 
@@ -72,7 +72,7 @@ class SearchSettings:
     known: frozenset[str] = frozenset()  # fingerprints already reported: neither kept nor shrunk
     confirm: int = 3  # replays of each minimal example, to tell flaky ones
     limits: Limits = field(default_factory=Limits)
-    schedule: Mode = "conflict"  # how drawn genes become yields (fuzzer/schedules.py)
+    schedule: Mode = "conflict"  # how drawn genes become yields (fuzzer/search/schedules.py)
     free_running: bool = False  # stress mode: no gates, real timing (no shrinking)
 
 
@@ -100,7 +100,7 @@ class SearchResult:
     time_budget: float | None = None
     shrink_budget: float = 0.0
     max_examples: int = 0
-    coverage: Coverage | None = None  # how much of the pairs' plan ran (fuzzer/pairs.py)
+    coverage: Coverage | None = None  # how much of the pairs' plan ran (fuzzer/search/pairs.py)
     # minimal examples that never reproduced in their confirmations: not findings
     unconfirmed: list[Finding] = field(default_factory=list)
     treated: Counter[str] = field(default_factory=Counter)  # e.g. rejections under contention

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, Phase, find, settings
 
 from fuzzer.errors import InvalidTarget
 from fuzzer.model import Execution, Gene, Request, Response, Scenario, Step
-from fuzzer.schedules import conflict_points, decisions, locks, resolve, surveyed_trace
+from fuzzer.search.schedules import conflict_points, decisions, locks, resolve, surveyed_trace
 from fuzzer.sql import access
 from fuzzer.target.contract import Endpoint, Target
 

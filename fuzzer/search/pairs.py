@@ -17,8 +17,8 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from fuzzer.model import Gene, Request, Scenario, Step
-from fuzzer.schedules import conflict_points, surveyed_trace
-from fuzzer.survey import EndpointSurvey, Survey, likelihood
+from fuzzer.search.schedules import conflict_points, surveyed_trace
+from fuzzer.search.survey import EndpointSurvey, Survey, likelihood
 from fuzzer.target.contract import Target
 
 __all__ = ["DEPTH", "Coverage", "Plan", "plan"]

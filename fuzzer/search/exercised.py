@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from fuzzer.survey import EndpointSurvey, Survey
+from fuzzer.search.survey import EndpointSurvey, Survey
 from fuzzer.target.contract import Target
 
 TURNED_AWAY = frozenset({301, 302, 303, 307, 308, 401, 403})
