@@ -11,11 +11,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from fuzzer.execute.runner import Controlled, Serial
+from fuzzer.execute.scheduler import Limits
 from fuzzer.findings import RACES, Finding
 from fuzzer.model import Execution, Gene, Scenario
 from fuzzer.report.text import context_switches
-from fuzzer.runner import Controlled, Serial
-from fuzzer.scheduler import Limits
 from fuzzer.search.engine import Search, SearchSettings, evaluate
 from fuzzer.search.survey import Survey, openings, survey
 from fuzzer.session import Session

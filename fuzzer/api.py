@@ -15,16 +15,16 @@ from typing import Any
 
 from hypothesis.strategies import SearchStrategy
 
-from fuzzer import gates
 from fuzzer.db import parse as parse_db
 from fuzzer.errors import InvalidReport, InvalidTarget, TargetSetupError
+from fuzzer.execute import gates
+from fuzzer.execute.runner import Controlled, Costs, Serial
+from fuzzer.execute.scheduler import Limits
 from fuzzer.findings import Finding, fails_run
 from fuzzer.model import Execution, Scenario, Step
 from fuzzer.report import json as report_json
 from fuzzer.report.text import finding_text
 from fuzzer.report.writer import ReportWriter, Written, reproduce_lines
-from fuzzer.runner import Controlled, Costs, Serial
-from fuzzer.scheduler import Limits
 from fuzzer.search.engine import Search, SearchResult, SearchSettings, evaluate
 from fuzzer.search.exercised import unexercised
 from fuzzer.search.pairs import Plan, plan

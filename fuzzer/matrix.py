@@ -160,10 +160,10 @@ def replay_matrix(
     on_cell: Callable[[CellResult], None] = lambda result: None,
 ) -> list[CellResult]:
     """Run the scenario and schedule recorded in ``path`` in every cell, ``times`` times."""
+    from fuzzer.execute.runner import Controlled
+    from fuzzer.execute.scheduler import Limits
     from fuzzer.model import Scenario
     from fuzzer.report import json as report_json
-    from fuzzer.runner import Controlled
-    from fuzzer.scheduler import Limits
     from fuzzer.search.engine import evaluate
     from fuzzer.session import Session
     from fuzzer.target.contract import load_target

@@ -17,17 +17,17 @@ from typing import Any, TypeVar
 
 import trio
 
-from fuzzer import gates
-from fuzzer.caches import RedisScratch, Stores
 from fuzzer.db import Databases
 from fuzzer.errors import FuzzerError, TargetSetupError, describe
-from fuzzer.identities import log_in
+from fuzzer.execute import gates
+from fuzzer.execute.caches import RedisScratch, Stores
+from fuzzer.execute.identities import log_in
+from fuzzer.execute.runner import Dispatch, Harness, Serial, new_client
+from fuzzer.execute.scheduler import Limits
+from fuzzer.execute.server import Server
 from fuzzer.model import Execution, Scenario
 from fuzzer.oracle import Normalizer, Oracle
-from fuzzer.runner import Dispatch, Harness, Serial, new_client
-from fuzzer.scheduler import Limits
 from fuzzer.search import interrupt
-from fuzzer.server import Server
 from fuzzer.target import domains
 from fuzzer.target.contract import Target
 

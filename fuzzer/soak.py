@@ -32,11 +32,11 @@ from hypothesis import Phase
 from fuzzer.api import reference_of, resolve, searchable
 from fuzzer.campaign import LEASE, Campaign, open_campaign, worker_name
 from fuzzer.db import parse as parse_db
+from fuzzer.execute.runner import Controlled
+from fuzzer.execute.scheduler import Limits
 from fuzzer.findings import Finding
 from fuzzer.model import Scenario
 from fuzzer.report.writer import ReportWriter, Written
-from fuzzer.runner import Controlled
-from fuzzer.scheduler import Limits
 from fuzzer.search.engine import Search, SearchSettings, evaluate
 from fuzzer.search.pairs import Coverage, Plan
 from fuzzer.search.schedules import Mode

@@ -1,5 +1,5 @@
 """Shared state beyond the database: cache and Redis calls are scheduling points, read as
-table accesses, and reset to what setup left before every execution (fuzzer/caches.py)."""
+table accesses, and reset to what setup left before every execution (fuzzer/execute/caches.py)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from fuzzer import api
-from fuzzer.caches import MARKER, RedisScratch, Stores
 from fuzzer.errors import DatabaseError, InvalidTarget, TargetSetupError
+from fuzzer.execute.caches import MARKER, RedisScratch, Stores
+from fuzzer.execute.runner import Controlled
 from fuzzer.model import Gene, Request, Scenario
-from fuzzer.runner import Controlled
 from fuzzer.search.schedules import conflict_points
 from fuzzer.session import Session
 from fuzzer.sql import access
@@ -256,7 +256,7 @@ def test_a_claim_left_by_a_dead_fuzzer_is_taken_over_and_a_lost_claim_stops_the_
 
 def test_a_redis_pipeline_is_one_step_and_commands_outside_requests_pass_through() -> None:
     need_redis()
-    from fuzzer import gates
+    from fuzzer.execute import gates
 
     gates.install()
     scratch = RedisScratch.open()
@@ -279,7 +279,7 @@ def test_a_redis_pipeline_is_one_step_and_commands_outside_requests_pass_through
 
 
 def test_a_redis_that_is_not_up_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    from fuzzer import caches
+    from fuzzer.execute import caches
 
     monkeypatch.setattr(caches, "REDIS_PORT", 1)  # nothing listens there
     with pytest.raises(DatabaseError, match=r"Redis at 127\.0\.0\.1:1 is not reachable"):

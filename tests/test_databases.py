@@ -432,7 +432,7 @@ def test_a_driver_waiting_on_its_socket_is_not_blocked_in_python() -> None:
     # and must not be taken for a request blocked on a Python lock
     import socket
 
-    from fuzzer.scheduler import _in_library
+    from fuzzer.execute.scheduler import _in_library
 
     left, right = socket.socketpair()
     lock = threading.Lock()

@@ -9,8 +9,8 @@ import pytest
 
 import targets.demo as demo
 from fuzzer import api
+from fuzzer.execute.runner import Serial
 from fuzzer.model import Execution, Scenario
-from fuzzer.runner import Serial
 from fuzzer.search.engine import Search, SearchSettings
 from fuzzer.search.survey import survey
 from fuzzer.session import Session

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from fuzzer.execute.runner import Controlled
 from fuzzer.model import Gene, Request, Scenario
-from fuzzer.runner import Controlled
 from fuzzer.session import Session
 from fuzzer.target.contract import load_target
 

@@ -20,11 +20,11 @@ from typing import Any
 
 import pytest
 
+from fuzzer.execute.runner import Controlled
 from fuzzer.findings import Finding, classify
 from fuzzer.model import Execution, Gene, Hang, Leak, Request, Response, Scenario, Step
 from fuzzer.oracle import Verdict
 from fuzzer.report.text import finding_text
-from fuzzer.runner import Controlled
 from fuzzer.session import Session
 from fuzzer.target.contract import load_target
 

@@ -10,8 +10,8 @@ import pytest
 import targets.demo as demo
 from fuzzer import Endpoint, Identity, flask_login_session
 from fuzzer.errors import TargetSetupError
+from fuzzer.execute.runner import Controlled
 from fuzzer.model import Gene, Request, Scenario
-from fuzzer.runner import Controlled
 from fuzzer.session import Session
 from fuzzer.target.contract import load_target
 

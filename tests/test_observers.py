@@ -7,7 +7,7 @@ import json
 from dataclasses import replace
 
 from fuzzer import api
-from fuzzer.runner import Controlled
+from fuzzer.execute.runner import Controlled
 from fuzzer.search.engine import evaluate
 from fuzzer.session import Session
 from fuzzer.target.contract import load_target

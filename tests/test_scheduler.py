@@ -7,8 +7,8 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
+from fuzzer.execute.scheduler import Limits, Pending, Scheduler, WriteLockModel
 from fuzzer.model import Gene
-from fuzzer.scheduler import Limits, Pending, Scheduler, WriteLockModel
 
 Action = Callable[[], None]
 

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 
 from fuzzer import api
+from fuzzer.execute.runner import Controlled
 from fuzzer.findings import fingerprint
 from fuzzer.matrix import Cell, CellResult, expectation_key, replay_matrix
 from fuzzer.model import Gene, Request, Scenario
 from fuzzer.report.json import FORMAT
-from fuzzer.runner import Controlled
 from fuzzer.search.engine import evaluate
 from fuzzer.session import Session
 from fuzzer.target.contract import load_target

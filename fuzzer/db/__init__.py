@@ -16,7 +16,7 @@ from typing import Any
 from fuzzer.db.base import Backend, Rows, TableInfo
 from fuzzer.db.url import DatabaseSpec, parse
 from fuzzer.errors import DatabaseError
-from fuzzer.scheduler import LockModel, LockProbe
+from fuzzer.execute.scheduler import LockModel, LockProbe
 
 __all__ = ["Backend", "DatabaseSpec", "Databases", "Rows", "TableInfo", "parse"]
 

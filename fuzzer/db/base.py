@@ -21,7 +21,7 @@ from sqlalchemy.exc import NoSuchTableError
 from fuzzer.compat import Engine, create_engine
 from fuzzer.db.url import DatabaseSpec
 from fuzzer.errors import DatabaseError, TargetSetupError
-from fuzzer.scheduler import LockModel, LockProbe
+from fuzzer.execute.scheduler import LockModel, LockProbe
 
 Rows = tuple[tuple[Any, ...], ...]
 

@@ -28,7 +28,7 @@ from fuzzer.db.base import Backend
 from fuzzer.db.owner import Owner, me
 from fuzzer.db.url import SCRATCH_NAME, guard_name
 from fuzzer.errors import DatabaseError, UnsafeDatabase
-from fuzzer.scheduler import LockModel, WriteLockModel
+from fuzzer.execute.scheduler import LockModel, WriteLockModel
 
 LOCK_SUFFIX = ".fuzzer-lock"
 TEMP_PREFIX = "fuzz-"

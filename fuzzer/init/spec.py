@@ -996,8 +996,8 @@ def _check(written: Written) -> dict[str, str]:
     """Load the spec just written and try it in this process (setup, logins, each
     endpoint's requests alone, twice): what its requests wrote and what differed between
     the two serial runs go into the plan. One line per endpoint says what it did."""
+    from fuzzer.execute.runner import Serial
     from fuzzer.model import Execution, Scenario
-    from fuzzer.runner import Serial
     from fuzzer.search.survey import check_reachable, survey
     from fuzzer.search.survey import describe as describe_survey
     from fuzzer.session import Session

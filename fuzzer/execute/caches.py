@@ -34,8 +34,8 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from fuzzer import gates
 from fuzzer.errors import DatabaseError, TargetSetupError, describe
+from fuzzer.execute import gates
 from fuzzer.sql import command_text
 
 REDIS_HOST = "127.0.0.1"

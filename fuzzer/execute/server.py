@@ -20,7 +20,7 @@ from waitress import wasyncore
 from waitress.server import create_server
 
 from fuzzer.errors import ServerError
-from fuzzer.gates import GatedApp
+from fuzzer.execute.gates import GatedApp
 
 HOST = "127.0.0.1"
 

@@ -24,13 +24,13 @@ from typing import Any, Protocol
 import httpx
 import trio
 
-from fuzzer import gates
-from fuzzer.caches import Stores
 from fuzzer.db import Databases
-from fuzzer.gates import HEADER, Recording
+from fuzzer.execute import gates
+from fuzzer.execute.caches import Stores
+from fuzzer.execute.gates import HEADER, Recording
+from fuzzer.execute.scheduler import Limits, Scheduler, Statistics
+from fuzzer.execute.server import Server
 from fuzzer.model import Execution, Hang, Leak, Mode, Phase, Request, Response, Scenario, Step
-from fuzzer.scheduler import Limits, Scheduler, Statistics
-from fuzzer.server import Server
 from fuzzer.sql import access
 
 

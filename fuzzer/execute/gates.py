@@ -36,8 +36,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.pool import Pool
 
 from fuzzer import compat
+from fuzzer.execute.scheduler import Pending, Scheduler
 from fuzzer.model import EngineUse, Leak, Phase, Step, StepKind, is_write_sql
-from fuzzer.scheduler import Pending, Scheduler
 from fuzzer.sql import read_only, written_table
 
 HEADER = "X-Fuzz-Request"
@@ -544,7 +544,7 @@ def install() -> None:
         else:
             got_request_exception.connect(_got_request_exception, weak=False)
         time.sleep = _sleep  # type: ignore[assignment]
-        from fuzzer import caches
+        from fuzzer.execute import caches
 
         caches.instrument()  # Flask-Caching's backends and redis-py, when installed
         _installed = True

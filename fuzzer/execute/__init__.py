@@ -1,0 +1,1 @@
+"""A scenario to an execution: gates, caches, the scheduler, the runner, the server, logins."""
