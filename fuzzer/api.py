@@ -499,7 +499,7 @@ def _params(params: Any) -> Any:
 
 
 def _placeholders(value: Any) -> Any:
-    from fuzzer.masks import meaningful
+    from fuzzer.judge.masks import meaningful
 
     if isinstance(value, dict):
         return tuple(sorted((k, _placeholders(v)) for k, v in value.items()))

@@ -25,8 +25,8 @@ from fuzzer.execute.identities import log_in
 from fuzzer.execute.runner import Dispatch, Harness, Serial, new_client
 from fuzzer.execute.scheduler import Limits
 from fuzzer.execute.server import Server
+from fuzzer.judge.oracle import Normalizer, Oracle
 from fuzzer.model import Execution, Scenario
-from fuzzer.oracle import Normalizer, Oracle
 from fuzzer.search import interrupt
 from fuzzer.target import domains
 from fuzzer.target.contract import Target

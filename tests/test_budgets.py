@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 from hypothesis import strategies as st
 
+from fuzzer.judge.oracle import OracleStats, Verdict
 from fuzzer.model import Execution, Gene, Request, Response, Scenario
-from fuzzer.oracle import OracleStats, Verdict
 from fuzzer.search.engine import Search, SearchResult, SearchSettings
 
 

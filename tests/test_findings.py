@@ -11,8 +11,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fuzzer.findings import classify, fingerprint
+from fuzzer.judge.oracle import Difference, Verdict
 from fuzzer.model import EngineUse, Execution, Gene, Hang, Leak, Request, Response, Scenario, Step
-from fuzzer.oracle import Difference, Verdict
 
 
 class Trace:

@@ -22,8 +22,8 @@ import pytest
 
 from fuzzer.execute.runner import Controlled
 from fuzzer.findings import Finding, classify
+from fuzzer.judge.oracle import Verdict
 from fuzzer.model import Execution, Gene, Hang, Leak, Request, Response, Scenario, Step
-from fuzzer.oracle import Verdict
 from fuzzer.report.text import finding_text
 from fuzzer.session import Session
 from fuzzer.target.contract import load_target

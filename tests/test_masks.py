@@ -1,6 +1,6 @@
 """Judging modulo what varies: cells that differ between serial runs of one order are
 masked, the example is judged on the rest, and masked values that agree serially are
-checked as relations (fuzzer/masks.py, fuzzer/oracle.py)."""
+checked as relations (fuzzer/judge/masks.py, fuzzer/judge/oracle.py)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pytest
 
 from fuzzer import reporting
 from fuzzer.db import TableInfo
-from fuzzer.masks import text_spans
+from fuzzer.judge.masks import text_spans
+from fuzzer.judge.oracle import Normalizer, Oracle, Verdict
 from fuzzer.model import Execution, Gene, Request, Response, Scenario, Step
-from fuzzer.oracle import Normalizer, Oracle, Verdict
 
 ACCOUNTS = TableInfo("accounts", ("id", "name", "token"), ("id",), "id", ())
 SONGS = TableInfo("songs", ("id", "title"), ("id",), "id", ())
@@ -278,7 +278,7 @@ def test_the_summary_counts_examples_judged_and_names_the_masked_cells(
 
 
 def test_only_values_that_cannot_be_equal_by_chance_relate() -> None:
-    from fuzzer.masks import meaningful
+    from fuzzer.judge.masks import meaningful
 
     assert meaningful("bf68775586a12be84ac3c82ac66c73bf")  # secrets.token_hex
     assert meaningful(1796594104.3259168)  # time.time()

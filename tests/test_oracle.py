@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from fuzzer.db import TableInfo
+from fuzzer.judge.oracle import Normalizer, Oracle
 from fuzzer.model import Execution, Gene, Request, Response, Scenario, Step
-from fuzzer.oracle import Normalizer, Oracle
 
 USERS = TableInfo("users", ("id", "name", "age"), ("id",), "id", ())
 JOBS = TableInfo("jobs", ("id", "token", "user_id"), ("id",), "id", (("user_id", "users", "id"),))

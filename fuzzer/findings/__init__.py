@@ -43,8 +43,8 @@ from fuzzer.findings.finding import (
 )
 from fuzzer.findings.hygiene import _blocked_schema_change, _hang, _leaks, _wrong_engine
 from fuzzer.findings.races import _races
+from fuzzer.judge.oracle import Verdict
 from fuzzer.model import Execution, Scenario
-from fuzzer.oracle import Verdict
 
 __all__ = [
     "KINDS",

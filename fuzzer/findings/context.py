@@ -10,8 +10,8 @@ from typing import Any
 
 from fuzzer.findings.explain import Explanation, _order, label
 from fuzzer.findings.finding import Finding
+from fuzzer.judge.oracle import Difference, Verdict
 from fuzzer.model import Execution, Scenario, Step
-from fuzzer.oracle import Difference, Verdict
 from fuzzer.sql import Access, access
 
 

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from fuzzer.judge.oracle import Difference
 from fuzzer.model import Response
-from fuzzer.oracle import Difference
 
 
 def label(index: int) -> str:

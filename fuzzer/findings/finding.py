@@ -9,8 +9,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fuzzer.findings.explain import Explanation
+from fuzzer.judge.oracle import Verdict
 from fuzzer.model import Execution, Scenario
-from fuzzer.oracle import Verdict
 from fuzzer.relations import relation
 
 KINDS = (

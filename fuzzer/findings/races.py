@@ -21,7 +21,7 @@ from fuzzer.findings.duplicates import _duplicate_insert
 from fuzzer.findings.errors import _concurrency_error
 from fuzzer.findings.explain import _describe, _json, _key_text, _short, _status, label
 from fuzzer.findings.finding import Finding
-from fuzzer.oracle import Difference
+from fuzzer.judge.oracle import Difference
 
 ROWS = ("cell", "extra-row", "missing-row")
 

@@ -37,8 +37,8 @@ from hypothesis.strategies import SearchStrategy
 from fuzzer.execute.runner import Controlled, Dispatch, Free
 from fuzzer.execute.scheduler import Limits
 from fuzzer.findings import Finding, classify
+from fuzzer.judge.oracle import Oracle, Verdict
 from fuzzer.model import Execution, Gene, Scenario, Step
-from fuzzer.oracle import Oracle, Verdict
 from fuzzer.search import conjecture, interrupt
 from fuzzer.search.conjecture import Budget, Case, Choices, ExampleDatabase
 from fuzzer.search.pairs import Coverage, Plan

@@ -30,9 +30,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from fuzzer import masks as masking
 from fuzzer.db import Rows, TableInfo
-from fuzzer.masks import Masks, Position, Relation, Varies, plain, recording
+from fuzzer.judge import masks as masking
+from fuzzer.judge.masks import Masks, Position, Relation, Varies, plain, recording
 from fuzzer.model import Execution, Response, Scenario, Step, is_write_sql
 from fuzzer.sql import access
 

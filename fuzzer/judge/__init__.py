@@ -1,0 +1,1 @@
+"""An execution to a verdict: serial references, normalisation, masks."""
