@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from fuzzer.findings import fingerprint
+from fuzzer.findings.relations import relation
 from fuzzer.model import Gene, Request, Scenario, Step
-from fuzzer.relations import relation
 from fuzzer.reporting import coverage_text
 from fuzzer.search.pairs import plan
 from fuzzer.search.schedules import resolve, surveyed_trace

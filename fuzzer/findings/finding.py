@@ -9,9 +9,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fuzzer.findings.explain import Explanation
+from fuzzer.findings.relations import relation
 from fuzzer.judge.oracle import Verdict
 from fuzzer.model import Execution, Scenario
-from fuzzer.relations import relation
 
 KINDS = (
     "concurrency-error",
@@ -104,7 +104,7 @@ def fingerprint(
     on the rows is named by its place instead of its endpoints (kind + the cells it is
     about): the same race through two routes is one finding, a duplicate row and an
     overdraft are two. Whether the involved requests act as the same identity or as
-    different ones (fuzzer/relations.py) is part of it, so shrinking cannot trade a race
+    different ones (fuzzer/findings/relations.py) is part of it, so shrinking cannot trade a race
     of two users for a benign one of one user."""
     extra = [identities] if identities else []
     if place:
