@@ -14,8 +14,8 @@ from dataclasses import replace
 from typing import Any
 
 import targets
-from fuzzer import reporting
 from fuzzer.errors import FuzzerError
+from fuzzer.report import reporting
 from fuzzer.target.contract import Target
 
 from .measure import Budget, TargetResult, measure_buggy, measure_fixed

@@ -20,7 +20,8 @@ import statistics
 import time
 from typing import Any
 
-from fuzzer import api, reporting
+from fuzzer import api
+from fuzzer.report import reporting
 from fuzzer.target.contract import load_target
 
 from .__main__ import available

@@ -20,8 +20,8 @@ from typing import Any, NoReturn, TextIO, cast
 
 import click
 
-from fuzzer import reporting
 from fuzzer.errors import FuzzerError, InternalError, InvalidOption
+from fuzzer.report import reporting
 
 ISOLATION_LEVELS = ("read-uncommitted", "read-committed", "repeatable-read", "serializable")
 DB_ENVIRONMENT = "FUZZER_DB"  # --db from the environment: a password need not sit in argv

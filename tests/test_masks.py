@@ -9,11 +9,11 @@ from collections.abc import Callable, Iterator, Mapping
 
 import pytest
 
-from fuzzer import reporting
 from fuzzer.db import TableInfo
 from fuzzer.judge.masks import text_spans
 from fuzzer.judge.oracle import Normalizer, Oracle, Verdict
 from fuzzer.model import Execution, Gene, Request, Response, Scenario, Step
+from fuzzer.report import reporting
 
 ACCOUNTS = TableInfo("accounts", ("id", "name", "token"), ("id",), "id", ())
 SONGS = TableInfo("songs", ("id", "title"), ("id",), "id", ())

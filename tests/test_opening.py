@@ -7,7 +7,7 @@ from dataclasses import replace
 from fuzzer.findings import fingerprint
 from fuzzer.findings.relations import relation
 from fuzzer.model import Gene, Request, Scenario, Step
-from fuzzer.reporting import coverage_text
+from fuzzer.report.reporting import coverage_text
 from fuzzer.search.pairs import plan
 from fuzzer.search.schedules import resolve, surveyed_trace
 from fuzzer.search.survey import EndpointSurvey, Survey, openings, routine

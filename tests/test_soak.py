@@ -19,7 +19,7 @@ from rich.console import Console
 from sqlalchemy import create_engine
 
 from fuzzer.report import json as report_json
-from fuzzer.reporting import SearchProgress
+from fuzzer.report.reporting import SearchProgress
 from fuzzer.session import Session
 from fuzzer.target.contract import load_target
 from fuzzer.vitals import Trend, measure

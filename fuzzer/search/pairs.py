@@ -29,7 +29,7 @@ DEPTH = 2
 
 @dataclass(frozen=True)
 class Coverage:
-    """How much of the plan a search ran: data, rendered by fuzzer/reporting.py."""
+    """How much of the plan a search ran: data, rendered by fuzzer/report/reporting.py."""
 
     pairs: int  # endpoint pairs in the plan
     explored: int  # pairs whose every schedule ran
