@@ -15,10 +15,10 @@ from fuzzer.execute.runner import Controlled, Serial
 from fuzzer.execute.scheduler import Limits
 from fuzzer.findings import RACES, Finding
 from fuzzer.model import Execution, Gene, Scenario
+from fuzzer.modes.session import Session
 from fuzzer.report.text import context_switches
 from fuzzer.search.engine import Search, SearchSettings, evaluate
 from fuzzer.search.survey import Survey, openings, survey
-from fuzzer.session import Session
 from fuzzer.target.contract import Target
 from strategies import scenarios
 

@@ -22,6 +22,7 @@ from fuzzer.execute.runner import Controlled, Costs, Serial
 from fuzzer.execute.scheduler import Limits
 from fuzzer.findings import Finding, fails_run
 from fuzzer.model import Execution, Scenario, Step
+from fuzzer.modes.session import Session
 from fuzzer.report import json as report_json
 from fuzzer.report.text import finding_text
 from fuzzer.report.writer import ReportWriter, Written, reproduce_lines
@@ -31,7 +32,6 @@ from fuzzer.search.pairs import Plan, plan
 from fuzzer.search.schedules import Mode
 from fuzzer.search.survey import check_reachable, openings, survey
 from fuzzer.search.survey import describe as describe_survey
-from fuzzer.session import Session
 from fuzzer.target.contract import Target, load_target, validate
 
 DEFAULT_REPORT_DIR = "reports"

@@ -461,7 +461,7 @@ def matrix_command(
 
     Exit 0 when every cell shows what the target declares (no finding, unless it
     declares one), 1 when a cell differs, 2 when no database could be reached."""
-    from fuzzer import matrix
+    from fuzzer.modes import matrix
 
     if (target is None) == (report is None):
         raise click.UsageError("give either TARGET or --replay REPORT.json")
@@ -680,11 +680,11 @@ def soak_command(
     Replays the known failures of the example database first, then searches with
     rotating seeds. Each finding is written as soon as it is final; a killed soak
     loses nothing it had finished, and the next one resumes."""
-    from fuzzer.soak import soak
+    from fuzzer.modes.soak import soak
 
     def action() -> int:
         _check_report_dir(report_dir)
-        from fuzzer.workers import soak_workers
+        from fuzzer.modes.workers import soak_workers
 
         progress = reporting.SearchProgress(enabled=not no_progress)
         options: dict[str, Any] = {

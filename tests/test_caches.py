@@ -15,8 +15,8 @@ from fuzzer.errors import DatabaseError, InvalidTarget, TargetSetupError
 from fuzzer.execute.caches import MARKER, RedisScratch, Stores
 from fuzzer.execute.runner import Controlled
 from fuzzer.model import Gene, Request, Scenario
+from fuzzer.modes.session import Session
 from fuzzer.search.schedules import conflict_points
-from fuzzer.session import Session
 from fuzzer.sql import access
 from fuzzer.target.contract import Target, load_target, validate
 

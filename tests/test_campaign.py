@@ -1,4 +1,4 @@
-"""The campaign's store (fuzzer/campaign.py) and soaks that share one: several workers on
+"""The campaign's store (fuzzer/modes/campaign.py) and soaks that share one: several workers on
 this machine, and soaks in several directories joined through Redis."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from fuzzer.campaign import Campaign, LocalCampaign, RedisCampaign, open_campaign
 from fuzzer.errors import FuzzerError
+from fuzzer.modes.campaign import Campaign, LocalCampaign, RedisCampaign, open_campaign
 
 REDIS_DB = 13  # the tests' own database number, flushed before and after each test
 REDIS_URL = f"redis://127.0.0.1:6379/{REDIS_DB}"

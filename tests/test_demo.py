@@ -11,9 +11,9 @@ import targets.demo as demo
 from fuzzer import api
 from fuzzer.execute.runner import Serial
 from fuzzer.model import Execution, Scenario
+from fuzzer.modes.session import Session
 from fuzzer.search.engine import Search, SearchSettings
 from fuzzer.search.survey import survey
-from fuzzer.session import Session
 from strategies import scenarios
 
 #: endpoint -> (kind, exception type) of the race planted in it

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fuzzer.execute.runner import Controlled
 from fuzzer.model import Gene, Request, Scenario
-from fuzzer.session import Session
+from fuzzer.modes.session import Session
 from fuzzer.target.contract import load_target
 
 NAME = Request("PUT /user/name", "PUT", "/user/name", json={"id": 1, "key": "李四"})

@@ -61,8 +61,8 @@ def test_every_yield_in_a_reported_schedule_is_needed(tmp_path: object) -> None:
     from dataclasses import replace
 
     from fuzzer.model import Gene
+    from fuzzer.modes.session import Session
     from fuzzer.search.engine import evaluate
-    from fuzzer.session import Session
     from fuzzer.target.contract import load_target
 
     report = api.run(

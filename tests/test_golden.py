@@ -24,8 +24,8 @@ from fuzzer.execute.runner import Controlled
 from fuzzer.findings import Finding, classify
 from fuzzer.judge.oracle import Verdict
 from fuzzer.model import Execution, Gene, Hang, Leak, Request, Response, Scenario, Step
+from fuzzer.modes.session import Session
 from fuzzer.report.text import finding_text
-from fuzzer.session import Session
 from fuzzer.target.contract import load_target
 
 GOLDEN = Path(__file__).parent / "golden"

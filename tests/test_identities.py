@@ -12,7 +12,7 @@ from fuzzer import Endpoint, Identity, flask_login_session
 from fuzzer.errors import TargetSetupError
 from fuzzer.execute.runner import Controlled
 from fuzzer.model import Gene, Request, Scenario
-from fuzzer.session import Session
+from fuzzer.modes.session import Session
 from fuzzer.target.contract import load_target
 
 

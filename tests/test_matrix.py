@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from fuzzer.matrix import Cell, CellResult, cells, expectation_key, render
+from fuzzer.modes.matrix import Cell, CellResult, cells, expectation_key, render
 from fuzzer.target.contract import load_target
 
 

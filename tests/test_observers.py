@@ -8,8 +8,8 @@ from dataclasses import replace
 
 from fuzzer import api
 from fuzzer.execute.runner import Controlled
+from fuzzer.modes.session import Session
 from fuzzer.search.engine import evaluate
-from fuzzer.session import Session
 from fuzzer.target.contract import load_target
 
 

@@ -12,11 +12,11 @@ import pytest
 from fuzzer import api
 from fuzzer.execute.runner import Controlled
 from fuzzer.findings import fingerprint
-from fuzzer.matrix import Cell, CellResult, expectation_key, replay_matrix
 from fuzzer.model import Gene, Request, Scenario
+from fuzzer.modes.matrix import Cell, CellResult, expectation_key, replay_matrix
+from fuzzer.modes.session import Session
 from fuzzer.report.json import FORMAT
 from fuzzer.search.engine import evaluate
-from fuzzer.session import Session
 from fuzzer.target.contract import load_target
 
 from .conftest import unavailable

@@ -998,9 +998,9 @@ def _check(written: Written) -> dict[str, str]:
     the two serial runs go into the plan. One line per endpoint says what it did."""
     from fuzzer.execute.runner import Serial
     from fuzzer.model import Execution, Scenario
+    from fuzzer.modes.session import Session
     from fuzzer.search.survey import check_reachable, survey
     from fuzzer.search.survey import describe as describe_survey
-    from fuzzer.session import Session
     from fuzzer.target.contract import load_target
 
     directory = os.path.dirname(os.path.abspath(written.path))

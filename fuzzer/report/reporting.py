@@ -27,9 +27,9 @@ from fuzzer.findings import Finding, label
 from fuzzer.report.text import context_switches
 
 if TYPE_CHECKING:
+    from fuzzer.modes.soak import SoakReport
     from fuzzer.search.engine import SearchResult
     from fuzzer.search.pairs import Coverage
-    from fuzzer.soak import SoakReport
 
 console = Console(highlight=False, soft_wrap=False)
 errors = Console(stderr=True, highlight=False)

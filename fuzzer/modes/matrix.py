@@ -163,9 +163,9 @@ def replay_matrix(
     from fuzzer.execute.runner import Controlled
     from fuzzer.execute.scheduler import Limits
     from fuzzer.model import Scenario
+    from fuzzer.modes.session import Session
     from fuzzer.report import json as report_json
     from fuzzer.search.engine import evaluate
-    from fuzzer.session import Session
     from fuzzer.target.contract import load_target
 
     document = report_json.load(path)

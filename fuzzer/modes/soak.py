@@ -30,19 +30,19 @@ from typing import Any
 from hypothesis import Phase
 
 from fuzzer.api import reference_of, resolve, searchable
-from fuzzer.campaign import LEASE, Campaign, open_campaign, worker_name
 from fuzzer.db import parse as parse_db
 from fuzzer.execute.runner import Controlled
 from fuzzer.execute.scheduler import Limits
 from fuzzer.findings import Finding
 from fuzzer.model import Scenario
+from fuzzer.modes.campaign import LEASE, Campaign, open_campaign, worker_name
+from fuzzer.modes.session import Session
+from fuzzer.modes.vitals import Trend, Vitals, measure
 from fuzzer.report.writer import ReportWriter, Written
 from fuzzer.search.engine import Search, SearchSettings, evaluate
 from fuzzer.search.pairs import Coverage, Plan
 from fuzzer.search.schedules import Mode
-from fuzzer.session import Session
 from fuzzer.target.contract import Target
-from fuzzer.vitals import Trend, Vitals, measure
 
 STATE_DIR = os.path.join(".fuzzer", "soak")
 CONFIRM = 3  # replays of a reported finding, as the engine confirms its own
@@ -159,7 +159,7 @@ def soak(
 
     ``known_only`` replays the campaign's known findings and writes the reports, without
     searching (the merged report of a campaign run on several machines).
-    ``worker`` of ``workers`` (fuzzer/workers.py) is one of several processes of one
+    ``worker`` of ``workers`` (fuzzer/modes/workers.py) is one of several processes of one
     campaign: they share the campaign's store (``shared``: a Redis URL; else the local
     file), and ``sink`` takes each finding this worker claimed first instead of the
     writer (the parent writes it)."""

@@ -2,8 +2,8 @@
 
 The parent starts N worker processes (``spawn``: nothing of the parent's threads,
 server or connections is inherited). Each worker is a whole soak of its own
-(fuzzer/soak.py): its own scratch databases, app and loopback server. They split the
-work through the campaign's store (fuzzer/campaign.py): each round claims the next
+(fuzzer/modes/soak.py): its own scratch databases, app and loopback server. They split the
+work through the campaign's store (fuzzer/modes/campaign.py): each round claims the next
 seed of one rotation and a chunk of the systematic opening, and each finding is
 claimed by the first worker to confirm it. Workers send what they find and their
 progress to the parent on a queue; the parent alone writes the reports, so a finding
@@ -25,12 +25,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from fuzzer.campaign import open_campaign
 from fuzzer.errors import FuzzerError
 from fuzzer.findings import Finding
+from fuzzer.modes.campaign import open_campaign
+from fuzzer.modes.vitals import Vitals
 from fuzzer.report.writer import ReportWriter, Written
 from fuzzer.search.pairs import Coverage
-from fuzzer.vitals import Vitals
 
 __all__ = ["soak_workers"]
 
@@ -61,7 +61,7 @@ def soak_workers(
     """Run ``workers`` soak processes of one campaign; return the merged SoakReport."""
     from fuzzer.api import reference_of, resolve
     from fuzzer.db import parse as parse_db
-    from fuzzer.soak import STATE_DIR, SoakReport, campaign_key, interrupted_summary
+    from fuzzer.modes.soak import STATE_DIR, SoakReport, campaign_key, interrupted_summary
 
     spec = parse_db(db)
     if spec.database:
@@ -207,7 +207,7 @@ def _merge(
     campaign: Any,
     workers: int,
 ) -> Any:
-    from fuzzer.soak import Round
+    from fuzzer.modes.soak import Round
 
     rounds: list[Round] = []
     per_worker: list[dict[str, Any]] = []
@@ -263,8 +263,8 @@ def _merge(
 
 def _work(job: _Job, events: Any) -> None:
     """One worker process: a whole soak whose findings and progress go to the parent."""
+    from fuzzer.modes.soak import soak
     from fuzzer.search import interrupt
-    from fuzzer.soak import soak
 
     # SIGTERM (the parent stopping it) stops the search before its next execution, and
     # the session drops the scratch databases; Ctrl-C reaches the parent, which says so
