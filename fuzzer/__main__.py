@@ -1,3 +1,3 @@
-from fuzzer.cli import main
+from fuzzer.cli.commands import main
 
 main()
