@@ -207,7 +207,7 @@ def load_target(reference: str) -> Target:
         raise InvalidTarget(
             f"Expected a target reference like 'package.module:attribute' but got {reference!r}"
         )
-    from fuzzer import gates  # install time.sleep patch before the target's module binds it
+    from fuzzer.execute import gates  # install time.sleep patch before the target's module binds it
 
     gates.install()
     if "" not in sys.path and "." not in sys.path:
