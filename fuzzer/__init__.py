@@ -19,6 +19,7 @@ from fuzzer.execute.gates import checkpoint
 from fuzzer.target.apps import flask_command, flask_login_session, pinned_config
 from fuzzer.target.contract import Endpoint, Identity, Login, Target
 from fuzzer.target.domains import paths, values_of
+from fuzzer.target.rows import fill_tables
 
 __all__ = [
     "Endpoint",
@@ -28,6 +29,7 @@ __all__ = [
     "__version__",
     "assert_serializable",
     "checkpoint",
+    "fill_tables",
     "flask_command",
     "flask_login_session",
     "fuzz",
