@@ -10,7 +10,7 @@ from fuzzer import compat
 from fuzzer.init.pysource import WIDTH, Call, Keyword, Node, layout, literal
 
 if TYPE_CHECKING:
-    from fuzzer.init.spec import Plan
+    from fuzzer.init.plan import Plan
 
 __all__ = ["render"]
 

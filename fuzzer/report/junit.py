@@ -12,10 +12,10 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from fuzzer.findings import KINDS, TITLES
+from fuzzer.kinds import KINDS, TITLES
 
 if TYPE_CHECKING:
-    from fuzzer.report.writer import Written
+    from fuzzer.report.written import Written
 
 
 def render(
