@@ -210,3 +210,16 @@ def test_every_output_parses_and_the_terminal_gets_no_control_character(
         shown = out.getvalue()
         assert not CONTROL.search(shown), repr(shown)
         shown.encode("utf-8")  # no lone surrogate reaches the terminal
+
+
+@pytest.mark.parametrize(
+    ("name", "start"),
+    [("../../x", "x-"), (".hidden", "hidden-"), ("-rf", "rf-"), ("...", "target-"), ("a/b", "a-b-")],
+)
+def test_run_directories_are_visible_and_inside_the_root(
+    tmp_path: Path, name: str, start: str
+) -> None:
+    from fuzzer.report.json import run_directory
+
+    path = Path(run_directory(str(tmp_path), name))
+    assert path.parent == tmp_path and path.name.startswith(start), path
