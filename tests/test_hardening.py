@@ -214,7 +214,13 @@ def test_every_output_parses_and_the_terminal_gets_no_control_character(
 
 @pytest.mark.parametrize(
     ("name", "start"),
-    [("../../x", "x-"), (".hidden", "hidden-"), ("-rf", "rf-"), ("...", "target-"), ("a/b", "a-b-")],
+    [
+        ("../../x", "x-"),
+        (".hidden", "hidden-"),
+        ("-rf", "rf-"),
+        ("...", "target-"),
+        ("a/b", "a-b-"),
+    ],
 )
 def test_run_directories_are_visible_and_inside_the_root(
     tmp_path: Path, name: str, start: str
