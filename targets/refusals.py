@@ -155,9 +155,9 @@ def setup(app: Flask) -> None:
     db.session.add(Account(id=1, balance=100))
     db.session.add_all([Event(id=1, seats=1, changes=0), Event(id=2, seats=1, changes=0)])
     db.session.flush()  # the events first: the RSVP's foreign key refers to them
-    db.session.add(Rsvp(id=1, event_id=1, name="al"))
-    db.session.add(Member(id=1, name="ann"))
-    db.session.add(UniqueMember(id=1, name="ann"))
+    db.session.add(Rsvp(event_id=1, name="al"))
+    db.session.add(Member(name="ann"))
+    db.session.add(UniqueMember(name="ann"))
     db.session.commit()
 
 
