@@ -54,6 +54,8 @@ CATALOG = [
     Story("apitoken", 10),
     Story("classifier", 10),
     Story("playlist", 10),
+    # every request refused serially too (409): no race on correct code (issue 19)
+    Story("refusals", 10, fixed_examples=60),
 ]
 
 SERVERS = {

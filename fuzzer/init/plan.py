@@ -1,12 +1,15 @@
-"""What ``fuzzer init`` learned about the app and will write: the ``Plan`` (read by
-spec.py, written out by specfile.py) and its ``Route``s."""
+"""What ``fuzzer init`` learns of an app and writes out: the plan of the spec, its
+routes, and the rows setup made."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from fuzzer.init.factory import Factory
 from fuzzer.init.pysource import Node
+
+# -- what the app tells ------------------------------------------------------------------
 
 
 @dataclass
@@ -61,3 +64,11 @@ class Plan:
         if self.writers is None:
             return route.method != "GET"
         return f"{route.method} {route.rule}" in self.writers
+
+
+@dataclass
+class Table:
+    columns: tuple[str, ...]
+    primary_key: tuple[str, ...]
+    types: tuple[str, ...]
+    rows: list[tuple[Any, ...]]
