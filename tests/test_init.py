@@ -14,8 +14,8 @@ import pytest
 
 from fuzzer import api
 from fuzzer.errors import FuzzerError, InvalidTarget
+from fuzzer.execute.instrument import load_target
 from fuzzer.init.spec import write_spec
-from fuzzer.target.contract import load_target
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -24,6 +24,7 @@ differences), this module (the search over orders, reruns, masks learned).
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -78,6 +79,10 @@ class _Attempt:
     aborted: tuple[int, ...]
     tried: list[Tried] = field(default_factory=list)
     failures: dict[int, Response] = field(default_factory=dict)  # 5xx in serial runs
+
+    def left_out(self, order: Sequence[int]) -> tuple[int, ...]:
+        """The requests a serial order leaves out: those it takes as aborted."""
+        return tuple(i for i in range(len(self.scenario.requests)) if i not in order)
 
 
 class Oracle:
@@ -160,8 +165,13 @@ class Oracle:
                 "serializable", order, aborted, reference=execution, serial_failures=alone
             )
         attempt = _Attempt(scenario, execution, self.outcome(scenario, execution), aborted)
+        verdict = None
+        for left_out in _abort_choices(aborted):
+            committed = [i for i in range(len(scenario.requests)) if i not in left_out]
+            verdict = self._explained(attempt, committed)
+            if verdict is not None:
+                break
         committed = [i for i in range(len(scenario.requests)) if i not in aborted]
-        verdict = self._explained(attempt, committed)
         if verdict is None:
             verdict = self._rejected_under_contention(attempt, committed)
         if verdict is None:
@@ -207,7 +217,7 @@ class Oracle:
                 return Verdict(
                     "unknown",
                     order,
-                    attempt.aborted,
+                    attempt.left_out(order),
                     reason=(
                         f"serial runs of one order differ where nothing can be masked: "
                         f"{unmaskable[0]}; the serial order {order_text(order)} ran twice: "
@@ -241,7 +251,7 @@ class Oracle:
         return Verdict(
             "violation",
             order,
-            attempt.aborted,
+            attempt.left_out(order),
             tuple(differences),
             reference,
             tuple(sorted(attempt.failures.items())),
@@ -254,7 +264,7 @@ class Oracle:
     def _compare(
         self, actual: Outcome, expected: Outcome, order: Sequence[int]
     ) -> list[Difference]:
-        return compare(self.normalizer, actual, expected, order or None)
+        return compare(self.normalizer, actual, expected, order)
 
     def _rejected_under_contention(
         self, attempt: _Attempt, committed: Sequence[int]
@@ -310,7 +320,7 @@ class Oracle:
                 return Verdict(
                     "serializable",
                     order,
-                    attempt.aborted,
+                    attempt.left_out(order),
                     reference=reference,
                     serial_failures=tuple(sorted(attempt.failures.items())),
                     orders_tried=len(tried),
@@ -379,3 +389,18 @@ def _unjudgeable(execution: Execution) -> Verdict | None:
     if stray:
         return Verdict("unknown", reason=stray, judged="not")
     return None
+
+
+def _abort_choices(conflicts: tuple[int, ...]) -> list[tuple[int, ...]]:
+    """Which of the requests answered with a conflict status to take as aborted, in the
+    order they are tried: all of them (the fewest serial runs), then fewer and fewer,
+    down to none, so that a request answering 409 serially too is judged like any other
+    answer (an app may write an audit row before it refuses). Beyond three such
+    requests, only all and none."""
+    if len(conflicts) > 3:
+        return [conflicts, ()]
+    return [
+        chosen
+        for size in range(len(conflicts), -1, -1)
+        for chosen in itertools.combinations(conflicts, size)
+    ]
