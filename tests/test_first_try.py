@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from fuzzer import api
+from fuzzer.execute.instrument import load_target
 from fuzzer.init.spec import write_spec
-from fuzzer.target.contract import load_target
 
 ROOT = Path(__file__).resolve().parent.parent
 
