@@ -229,3 +229,31 @@ def test_run_directories_are_visible_and_inside_the_root(
 
     path = Path(run_directory(str(tmp_path), name))
     assert path.parent == tmp_path and path.name.startswith(start), path
+
+
+# -- item 5: the report directory is created, or refused, before anything runs ----------
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["run", "targets.profile:buggy", "-n", "5"],
+        ["stress", "targets.profile:buggy", "--duration", "5"],
+        ["soak", "targets.profile:buggy", "--duration", "5"],
+        ["soak", "targets.profile:buggy", "--duration", "5", "--workers", "2"],
+    ],
+)
+def test_a_report_dir_that_cannot_be_created_is_refused_before_anything_runs(
+    command: list[str],
+) -> None:
+    result = cli(*command, "--no-progress", "--report-dir", "/proc/nope")
+    line = one_line(result)
+    assert "Cannot write reports to --report-dir /proc/nope" in line
+    assert result.stdout == ""  # nothing ran: not even the "Fuzzing …" line
+
+
+def test_the_report_dir_exists_before_the_search(tmp_path: Path) -> None:
+    from fuzzer.cli.commands import _check_report_dir
+
+    _check_report_dir(str(tmp_path / "a" / "b"))
+    assert (tmp_path / "a" / "b").is_dir()

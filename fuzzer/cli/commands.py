@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from types import FrameType
@@ -144,7 +145,8 @@ def _db_option(default: str | None = "sqlite") -> Callable[..., Any]:
 
 
 def _check_report_dir(path: str) -> None:
-    """A report directory that cannot be written fails now, not after the search."""
+    """Create the report directory now, or refuse it (exit 2): a directory that cannot be
+    written fails before the search, not after it with the finding lost."""
     existing = os.path.abspath(path)
     while not os.path.exists(existing):
         parent = os.path.dirname(existing)
@@ -163,6 +165,17 @@ def _check_report_dir(path: str) -> None:
             f"Cannot write reports to {where}: {existing} is not writable; give a directory "
             f"you may write to"
         )
+    try:
+        os.makedirs(path, exist_ok=True)
+        # a real write: root passes every access() check, and /proc refuses anyway
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise InvalidOption(
+            f"Cannot write reports to {where}: {reason.lower()}; give a directory you may "
+            f"write to (it is created if missing)"
+        ) from None
 
 
 def _isolation_option() -> Callable[..., Any]:
