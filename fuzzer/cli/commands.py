@@ -11,12 +11,10 @@ changes none of these: the run goes on, writes its reports, and exits with its c
 from __future__ import annotations
 
 import os
-import signal
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from types import FrameType
 from typing import Any, NoReturn, TextIO, cast
 
 import click
@@ -72,37 +70,20 @@ class _Stdout:
         return getattr(self._stream, name)
 
 
-def _terminate(signum: int, frame: FrameType | None) -> None:
-    """SIGTERM (a CI job's timeout, a supervisor): stop as on Ctrl-C, so the server stops
-    and the scratch databases are dropped (findings are already on disk).
+def _guard(action: Callable[[], int]) -> NoReturn:
+    """Run a command's action: its exit code, one line for an error, 130 when stopped.
 
-    It does not send SIGINT to itself: a non-interactive shell starts its background
-    jobs with SIGINT ignored (``sh -c 'fuzzer run … &'``), and then nothing would
-    happen. The search sees the request before its next execution and raises
-    KeyboardInterrupt in its own thread; outside trio's event loop it is raised here."""
+    SIGINT and SIGTERM (a CI job's timeout) set a flag the search checks before each
+    execution (fuzzer/search/interrupt.py), so a stop is never lost, wherever it lands;
+    a stop that came after the last check is still answered with 130."""
     from fuzzer.search import interrupt
 
-    interrupt.request()
-    handler = signal.getsignal(signal.SIGINT)
-    if callable(handler) and handler is not _terminate:
-        handler(signal.SIGINT, frame)  # what Ctrl-C does (trio's handler defers it safely)
-        return
-    import trio
-
-    try:
-        trio.lowlevel.current_trio_token()
-    except RuntimeError:  # plain Python code: raise it here, as Ctrl-C would
-        raise KeyboardInterrupt from None
-    # inside trio's event loop raising could land in trio's own code: the search's
-    # thread raises it instead, before its next execution
-
-
-def _guard(action: Callable[[], int]) -> NoReturn:
-    signal.signal(signal.SIGTERM, _terminate)
+    interrupt.install()
     if not isinstance(sys.stdout, _Stdout):
         sys.stdout = cast(TextIO, _Stdout(sys.stdout))
     try:
         code = action()
+        interrupt.check()
     except FuzzerError as exc:
         reporting.error(str(exc))
         sys.exit(exc.exit_code)
