@@ -19,8 +19,9 @@ import pytest
 from fuzzer import api
 from fuzzer.db import Databases
 from fuzzer.errors import FuzzerError
+from fuzzer.execute.instrument import load_target
 from fuzzer.findings import RACES
-from fuzzer.target.contract import Target, load_target
+from fuzzer.target.contract import Target
 
 
 @dataclass(frozen=True)

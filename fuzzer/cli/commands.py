@@ -760,7 +760,9 @@ def init_command(
             + f", {_count(len(plan.identities), 'identity', 'identities')}, setup: "
             + (
                 ", ".join(
-                    f"flask {n}" if k == "command" else f"{n.partition(':')[2] or 'create_all'}()"
+                    f"flask {n}"
+                    if k == "command"
+                    else f"{n.partition(':')[2] or ('fill_tables' if k == 'fill' else k)}()"
                     for k, n in plan.setup
                 )
                 or "none (edit it)"

@@ -25,10 +25,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from fuzzer.db.base import Backend
+from fuzzer.db.locks import LockModel, WriteLockModel
 from fuzzer.db.owner import Owner, me, removable
 from fuzzer.db.url import SCRATCH_NAME, guard_name
 from fuzzer.errors import DatabaseError, UnsafeDatabase
-from fuzzer.execute.scheduler import LockModel, WriteLockModel
 
 LOCK_SUFFIX = ".fuzzer-lock"
 TEMP_PREFIX = "fuzz-"

@@ -26,7 +26,7 @@ def plan_identities(app: Any, plan: Plan, rows: Mapping[str, Table]) -> None:
             "endpoints as_=[...]"
         )
         return
-    table_name = _user_table(app)
+    table_name = user_table(app)
     table = next((info for name, info in rows.items() if name.endswith(f".{table_name}")), None)
     table = rows.get(table_name or "", table)
     plan.login_example = _login_example(app, manager)
@@ -88,7 +88,7 @@ def _token_method(app: Any, table_name: str | None) -> str:
     return ""
 
 
-def _user_table(app: Any) -> str | None:
+def user_table(app: Any) -> str | None:
     model = getattr(compat.flask_sqlalchemy(app), "Model", None)
     registry = getattr(model, "registry", None)
     for mapper in getattr(registry, "mappers", ()):

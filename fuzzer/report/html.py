@@ -19,14 +19,14 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 import markupsafe
 
-from fuzzer import __version__
 from fuzzer.findings import Finding, label
 from fuzzer.model import Step
 from fuzzer.report import escape
 from fuzzer.report.text import context_switches, response_text, schedule_text, step_text
+from fuzzer.version import __version__
 
 if TYPE_CHECKING:
-    from fuzzer.report.writer import Written
+    from fuzzer.report.written import Written
 
 
 def render(

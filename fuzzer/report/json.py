@@ -15,11 +15,11 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from fuzzer import __version__
 from fuzzer.errors import InvalidReport
 from fuzzer.findings import Finding
 from fuzzer.model import Scenario
 from fuzzer.report.text import curl_chain
+from fuzzer.version import __version__
 
 FORMAT = 1
 

@@ -12,11 +12,11 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from fuzzer.findings import KINDS, TITLES
+from fuzzer.kinds import KINDS, TITLES
 from fuzzer.report.escape import xml
 
 if TYPE_CHECKING:
-    from fuzzer.report.writer import Written
+    from fuzzer.report.written import Written
 
 
 def render(
