@@ -221,7 +221,8 @@ def _isolation_option() -> Callable[..., Any]:
     default=3.0,
     show_default=True,
     metavar="SECONDS",
-    help="No progress for this long: a hang.",
+    help="No progress for this long (no step, no thread's CPU clock or stack moving; "
+    "grown by twice the slowest serial duration of the requests): a hang.",
 )
 @click.option(
     "--strict", is_flag=True, help="A request that finished before another started must precede it."
@@ -533,6 +534,15 @@ def matrix_command(
 )
 @_db_option()
 @click.option("--seed", type=int, default=None, help="Make the drawn requests repeatable.")
+@click.option(
+    "--hang-timeout",
+    type=click.FloatRange(min=0.1),
+    default=3.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="No progress for this long (no answer, no thread's CPU clock or stack moving, "
+    "no sleep running): a hang.",
+)
 @click.option("--report-dir", default="reports", show_default=True, metavar="DIR")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def stress_command(
@@ -542,12 +552,14 @@ def stress_command(
     max_batches: int,
     db: str,
     seed: int | None,
+    hang_timeout: float,
     report_dir: str,
     no_progress: bool,
 ) -> None:
     """Free-running load on TARGET: batches of concurrent requests with real timing (no
     gates), each judged against serial runs. Bounded in time and batches; exit 1 on
-    findings. Their schedule is unknown, so their replay is best effort."""
+    findings, 2 when it judged nothing. Their schedule is unknown, so their replay is
+    best effort."""
     from fuzzer import api
     from fuzzer.report.text import finding_text
 
@@ -562,6 +574,7 @@ def stress_command(
                 max_batches=max_batches,
                 db=db,
                 seed=seed,
+                hang_timeout=hang_timeout,
                 report_dir=report_dir,
                 on_event=progress,
             )
@@ -584,9 +597,27 @@ def stress_command(
             judged=dict(report.result.judged),
             masked=dict(report.result.masked),
         )
+        why = judged_nothing(report.result)
+        if why and not report.findings:
+            reporting.error(why)
+            return 2
         return report.exit_code
 
     _guard(action)
+
+
+def judged_nothing(result: Any) -> str:
+    """Why a stress run judged no batch at all (a green run that checked nothing must not
+    pass CI), or "" if it judged some."""
+    judged = result.judged
+    if judged.get("fully", 0) + judged.get("partly", 0):
+        return ""
+    causes = ", ".join(f"{reason} ({n})" for reason, n in result.unknown.most_common(2))
+    return (
+        f"stress judged nothing in {result.examples} batch(es)"
+        + (f": {causes}" if causes else "")
+        + "; give it a longer --duration"
+    )
 
 
 @main.command("soak")
