@@ -336,3 +336,160 @@ def test_ctrl_c_landing_in_a_garbage_collector_callback_is_not_lost() -> None:
         for number, handler in handlers.items():
             signal.signal(number, handler)
         interrupt.clear()
+
+
+# -- item 1: a damaged or vanished store is an environment error ---------------------------
+
+KEY = "targets.profile:buggy|sqlite|conflict"
+MY_REDIS = "redis://127.0.0.1:6379/5"  # this suite's own database number
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ('{"key": "k", "next_seed": 12, "findings": {"a": {"requ', "it is not JSON"),
+        ("", "it is not JSON"),
+        ("[1, 2, 3]", "it holds list, not an object"),
+        ('{"next_seed": "abc"}', "'next_seed' is str"),
+        ('{"findings": {"lost-update:x": "not an object"}}', "findings['lost-update:x'] is str"),
+        ('{"done": [1, 2]}', "'done' holds something other than unit names"),
+    ],
+)
+def test_a_damaged_campaign_file_is_kept_aside_and_stops_the_soak(
+    tmp_path: Path, content: str, problem: str
+) -> None:
+    from fuzzer.errors import StoreError
+    from fuzzer.modes.campaign import LocalCampaign
+
+    path = Path(LocalCampaign(str(tmp_path), KEY).path)
+    path.write_text(content)
+    with pytest.raises(StoreError, match="is damaged") as raised:
+        open_campaign(None, str(tmp_path), KEY)
+    assert problem in str(raised.value)
+    (aside,) = tmp_path.glob("*.json.damaged-*")
+    assert aside.read_text() == content  # kept as it was, never overwritten
+    assert str(aside) in str(raised.value)
+    assert not path.exists()
+    open_campaign(None, str(tmp_path), KEY).claim_seed()  # the next soak starts afresh
+
+
+def test_a_soak_on_a_truncated_campaign_file_exits_2_with_one_line(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from fuzzer.modes.campaign import LocalCampaign
+
+    root = Path(__file__).resolve().parent.parent
+    campaign = LocalCampaign(str(tmp_path / ".fuzzer" / "soak"), KEY)
+    os.makedirs(os.path.dirname(campaign.path))
+    Path(campaign.path).write_text('{"key": "k", "next_seed": 12, "findings": {"a"')
+    result = subprocess.run(
+        [sys.executable, "-m", "fuzzer", "soak", "targets.profile:buggy", "--duration", "5"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if line.strip()]
+    assert "is damaged: it is not JSON" in line and ".damaged-" in line
+
+
+@pytest.fixture
+def my_redis() -> Any:
+    """A client of this suite's own Redis database (5), emptied before and after."""
+    try:
+        import redis
+
+        client = redis.Redis.from_url(MY_REDIS, socket_connect_timeout=2)
+        client.ping()
+    except Exception as exc:
+        pytest.skip(f"Redis at 127.0.0.1:6379 is not available ({exc}); .ci/run starts it")
+    client.flushdb()  # database 5 is this suite's own
+    yield client
+    client.flushdb()
+
+
+@pytest.mark.parametrize(
+    ("damage", "problem"),
+    [
+        (lambda c, k: c.set(k("seed"), "abc"), "seed"),
+        (lambda c, k: c.hset(k("reported"), "lost-update:x", "{trunc"), "not JSON"),
+        (lambda c, k: c.hset(k("findings"), "lost-update:x", "[1]"), "not an object"),
+        (lambda c, k: c.set(k("done"), "a string"), "WRONGTYPE"),
+        (lambda c, k: c.set(k("reported"), "a string"), "WRONGTYPE"),
+    ],
+)
+def test_a_damaged_shared_store_is_kept_aside_and_stops_the_soak(
+    my_redis: Any, damage: Any, problem: str
+) -> None:
+    from fuzzer.errors import StoreError
+    from fuzzer.modes.campaign import RedisCampaign
+
+    campaign = RedisCampaign(MY_REDIS, KEY)
+    damage(my_redis, campaign._k)
+    with pytest.raises(StoreError, match="is damaged") as raised:
+        open_campaign(MY_REDIS, "unused", KEY)
+    assert problem in str(raised.value)
+    assert my_redis.keys("*:damaged-*"), "the damaged key was not kept aside"
+    open_campaign(MY_REDIS, "unused", KEY).claim_seed()  # the next soak goes on
+
+
+class PrivateRedis:
+    """A Redis server of the test's own on a free loopback port, to stop at will (the
+    shared one stays up for everybody else)."""
+
+    def __init__(self, directory: Path) -> None:
+        import shutil
+        import socket
+        import subprocess
+        import time
+
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.skip("redis-server is not installed; .ci/run installs it")
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        options = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        self.process = subprocess.Popen(
+            [binary, "--port", str(self.port), *options, "--dir", str(directory)],
+            stdout=subprocess.DEVNULL,
+        )
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        import redis
+
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                redis.Redis.from_url(self.url, socket_connect_timeout=1).ping()
+                break
+            except redis.RedisError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=20)
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Any:
+    server = PrivateRedis(tmp_path)
+    yield server
+    server.stop()
+
+
+def test_a_shared_store_that_goes_away_is_a_store_error(private_redis: PrivateRedis) -> None:
+    from fuzzer.errors import StoreError
+
+    campaign = open_campaign(private_redis.url, "unused", KEY)
+    campaign.claim_seed()
+    private_redis.stop()
+    with pytest.raises(StoreError, match="went away"):
+        campaign.claim_seed()
