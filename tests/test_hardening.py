@@ -493,3 +493,151 @@ def test_a_shared_store_that_goes_away_is_a_store_error(private_redis: PrivateRe
     private_redis.stop()
     with pytest.raises(StoreError, match="went away"):
         campaign.claim_seed()
+
+
+# -- items 1 and 2: workers that die, a store that goes away, a parent killed -------------
+
+
+def soak_process(tmp_path: Path, *args: str) -> Any:
+    """``fuzzer soak targets.profile:fixed`` in ``tmp_path``, its scratch SQLite files under
+    ``tmp_path/scratch``."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    (tmp_path / "scratch").mkdir(exist_ok=True)
+    command = [sys.executable, "-m", "fuzzer", "soak", "targets.profile:fixed", "--no-progress"]
+    return subprocess.Popen(
+        [*command, *args],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(root), "TMPDIR": str(tmp_path / "scratch")},
+    )
+
+
+def workers_of(pid: int, count: int, seconds: float = 90) -> list[int]:
+    """The ``count`` worker processes of parent ``pid``, once they have all started."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        found = []
+        for child in children:
+            try:
+                if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
+                    found.append(int(child))
+            except OSError:
+                continue
+        if len(found) == count:
+            return found
+        time.sleep(0.3)
+    raise AssertionError(f"{count} workers did not start")
+
+
+def wait_for_manifest(tmp_path: Path, seconds: float = 90) -> None:
+    """Until the run's manifest exists: every worker has set up its app."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not list(tmp_path.glob("reports/*/manifest.json")):
+        time.sleep(0.3)
+
+
+def gone(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+    return status == "Z"  # exited, waiting for a parent to collect it
+
+
+@pytest.mark.slow
+def test_workers_stop_and_drop_their_databases_when_their_parent_is_killed(
+    tmp_path: Path,
+) -> None:
+    import os
+    import signal
+    import time
+
+    parent = soak_process(tmp_path, "--duration", "120", "--workers", "2")
+    try:
+        workers = workers_of(parent.pid, 2)
+        wait_for_manifest(tmp_path)
+        time.sleep(1)
+        assert len(os.listdir(tmp_path / "scratch")) >= 2  # each worker's scratch database
+        os.kill(parent.pid, signal.SIGKILL)
+        # the workers hold the parent's stdout: it ends when the last of them has exited
+        parent.communicate(timeout=40)
+        assert all(gone(w) for w in workers), "workers fuzz on under PID 1"
+        assert os.listdir(tmp_path / "scratch") == []  # and dropped their databases
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+        for worker in workers_of_leftovers(tmp_path):
+            os.kill(worker, signal.SIGKILL)
+        parent.communicate(timeout=10)
+
+
+def workers_of_leftovers(tmp_path: Path) -> list[int]:
+    """Processes still running in ``tmp_path`` (a failed test leaves none behind)."""
+    import os
+
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.readlink(entry / "cwd") == str(tmp_path):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+@pytest.mark.parametrize("workers", [1, pytest.param(2, marks=pytest.mark.slow)])
+def test_a_shared_store_that_stops_mid_soak_exits_2_with_the_cause(
+    tmp_path: Path, private_redis: PrivateRedis, workers: int
+) -> None:
+    """One worker or many, the same event gives the same code: before, two workers
+    printed "No findings." and exited 0, one exited 3 with a traceback."""
+    import time
+
+    process = soak_process(
+        tmp_path, "--duration", "60", "--workers", str(workers), "--shared", private_redis.url
+    )
+    try:
+        wait_for_manifest(tmp_path)
+        time.sleep(2)
+        private_redis.stop()
+        _, errors = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 2, errors
+    assert "Traceback" not in errors
+    lines = [line for line in errors.splitlines() if line.strip()]
+    assert len(lines) == 1 and "went away" in lines[0], errors
+
+
+@pytest.mark.slow
+def test_a_soak_whose_workers_all_died_exits_2(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    process = soak_process(tmp_path, "--duration", "60", "--workers", "2")
+    try:
+        workers = workers_of(process.pid, 2)
+        wait_for_manifest(tmp_path)
+        for worker in workers:
+            os.kill(worker, signal.SIGKILL)
+        out, errors = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 2, out + errors
+    assert "No findings." not in out
+    assert "every worker died before the end of the soak" in errors
+    assert "worker 1 (exit -9), worker 2 (exit -9)" in errors
