@@ -641,3 +641,22 @@ def test_a_soak_whose_workers_all_died_exits_2(tmp_path: Path) -> None:
     assert "No findings." not in out
     assert "every worker died before the end of the soak" in errors
     assert "worker 1 (exit -9), worker 2 (exit -9)" in errors
+
+
+# -- a tampered report: one line, exit 2, nothing sent --------------------------------------
+
+
+@pytest.mark.parametrize("where", ["http://127.0.0.1:9/user/name", "//example.com/x", "user/name"])
+def test_a_report_whose_request_path_is_not_a_path_is_refused(tmp_path: Path, where: str) -> None:
+    import json
+
+    from fuzzer.model import Gene, Request, Scenario
+    from fuzzer.report.json import FORMAT
+
+    request = Request("PUT /user/name", "PUT", where, json={"id": 1, "key": "x"})
+    scenario = Scenario(requests=(request,), schedule=(Gene(),))
+    report = tmp_path / "tampered.json"
+    document = {"format": FORMAT, "target": "targets.profile:buggy", "scenario": scenario.to_json()}
+    report.write_text(json.dumps(document))
+    line = one_line(cli("replay", str(report)))
+    assert f"holds a request whose path is {where!r}" in line and "nothing was sent" in line
