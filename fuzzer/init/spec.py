@@ -116,12 +116,12 @@ def _check(written: Written) -> dict[str, str]:
     """Load the spec just written and try it in this process (setup, logins, each
     endpoint's requests alone, twice): what its requests wrote and what differed between
     the two serial runs go into the plan. One line per endpoint says what it did."""
+    from fuzzer.execute.instrument import load_target
     from fuzzer.execute.runner import Serial
     from fuzzer.model import Execution, Scenario
     from fuzzer.modes.session import Session
     from fuzzer.search.survey import check_reachable, survey
     from fuzzer.search.survey import describe as describe_survey
-    from fuzzer.target.contract import load_target
 
     directory = os.path.dirname(os.path.abspath(written.path))
     sys.path.insert(0, directory)

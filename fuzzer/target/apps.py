@@ -16,7 +16,7 @@ from typing import Any
 
 from fuzzer.errors import TargetSetupError, describe
 
-__all__ = ["flask_command", "flask_login_session", "pinned_config"]
+__all__ = ["basic_auth", "flask_command", "flask_login_session", "pinned_config"]
 
 
 @contextlib.contextmanager
@@ -81,6 +81,15 @@ def flask_command(app: Any, *args: str) -> str:
     return str(result.output)
 
 
+def basic_auth(username: str, password: str) -> dict[str, str]:
+    """The headers of an identity that sends HTTP Basic credentials with every request:
+    ``Identity("demo", headers=basic_auth("demo", "secret"))``."""
+    import base64
+
+    token = base64.b64encode(f"{username}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
 def flask_login_session(user_id: Any, *, token: str = "") -> Callable[[Any], dict[str, str]]:
     """Headers for an identity that is logged in as the existing user ``user_id``: the
     app's user loader finds the user, Flask-Login's ``login_user`` fills a session, and
@@ -93,7 +102,7 @@ def flask_login_session(user_id: Any, *, token: str = "") -> Callable[[Any], dic
         from flask import session
         from flask_login import login_user
 
-        from fuzzer.execute.runner import USER_AGENT
+        from fuzzer.version import USER_AGENT
 
         manager = getattr(app, "login_manager", None)
         loader = getattr(manager, "_user_callback", None)
