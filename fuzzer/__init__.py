@@ -2,11 +2,12 @@
 
 The public API, nothing else::
 
-    from fuzzer import Target, Endpoint, Identity, Login, checkpoint, fuzz, replay
+    from fuzzer import Target, Endpoint, Identity, Login, Settings, checkpoint, fuzz, replay
     from fuzzer import assert_serializable
 
 ``fuzz`` is for a test suite (it fails with the report when it finds a race);
-``assert_serializable`` is what a generated regression test calls. For specs that drive
+``assert_serializable`` is what a generated regression test calls. ``Settings`` holds a
+run's options (budgets, seed, database, limits, where to write), whole. For specs that drive
 an existing app: ``paths`` and ``values_of`` (strategies over the rows present after
 setup), ``pinned_config``, ``flask_command`` and ``flask_login_session`` (build, seed and
 log into a Flask app with its own code).
@@ -16,6 +17,7 @@ __version__ = "0.1.0"
 
 from fuzzer.api import assert_serializable, fuzz, replay
 from fuzzer.execute.gates import checkpoint
+from fuzzer.settings import Settings
 from fuzzer.target.apps import flask_command, flask_login_session, pinned_config
 from fuzzer.target.contract import Endpoint, Identity, Login, Target
 from fuzzer.target.domains import paths, values_of
@@ -24,6 +26,7 @@ __all__ = [
     "Endpoint",
     "Identity",
     "Login",
+    "Settings",
     "Target",
     "__version__",
     "assert_serializable",

@@ -22,9 +22,8 @@ import click
 
 from fuzzer.errors import FuzzerError, InternalError, InvalidOption
 from fuzzer.report import reporting
-
-ISOLATION_LEVELS = ("read-uncommitted", "read-committed", "repeatable-read", "serializable")
-DB_ENVIRONMENT = "FUZZER_DB"  # --db from the environment: a password need not sit in argv
+from fuzzer.settings import DB_ENVIRONMENT, ISOLATION_LEVELS, Settings
+from fuzzer.settings import split as split_settings
 
 
 class _Group(click.Group):
@@ -72,32 +71,25 @@ class _Stdout:
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:
-    """SIGTERM (a CI job's timeout, a supervisor): stop as on Ctrl-C, so the server stops
+    """SIGTERM (a CI job's timeout, a supervisor) and Ctrl-C: stop, so the server stops
     and the scratch databases are dropped (findings are already on disk).
 
-    It does not send SIGINT to itself: a non-interactive shell starts its background
-    jobs with SIGINT ignored (``sh -c 'fuzzer run … &'``), and then nothing would
-    happen. The search sees the request before its next execution and raises
-    KeyboardInterrupt in its own thread; outside trio's event loop it is raised here."""
+    While a session is open the search runs in this (the main) thread, and raising here
+    could land in Hypothesis's or trio's own code: the search sees the request before
+    its next execution and raises KeyboardInterrupt itself. Outside a session it is
+    raised here, as Ctrl-C would. It never sends SIGINT to itself: a non-interactive
+    shell starts its background jobs with SIGINT ignored (``sh -c 'fuzzer run … &'``)."""
     from fuzzer.search import interrupt
 
     interrupt.request()
-    handler = signal.getsignal(signal.SIGINT)
-    if callable(handler) and handler is not _terminate:
-        handler(signal.SIGINT, frame)  # what Ctrl-C does (trio's handler defers it safely)
-        return
-    import trio
-
-    try:
-        trio.lowlevel.current_trio_token()
-    except RuntimeError:  # plain Python code: raise it here, as Ctrl-C would
-        raise KeyboardInterrupt from None
-    # inside trio's event loop raising could land in trio's own code: the search's
-    # thread raises it instead, before its next execution
+    if not interrupt.watching():
+        raise KeyboardInterrupt
 
 
 def _guard(action: Callable[[], int]) -> NoReturn:
     signal.signal(signal.SIGTERM, _terminate)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not ignored
+        signal.signal(signal.SIGINT, _terminate)
     if not isinstance(sys.stdout, _Stdout):
         sys.stdout = cast(TextIO, _Stdout(sys.stdout))
     try:
@@ -247,24 +239,7 @@ def _isolation_option() -> Callable[..., Any]:
     "where only responses differ), or a comma-separated list of kinds.",
 )
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def run_command(
-    target: str,
-    db: str,
-    max_examples: int,
-    seed: int | None,
-    time_budget: float | None,
-    shrink_budget: float,
-    isolation: str | None,
-    report_dir: str,
-    keep_db: bool,
-    allow_wipe: bool,
-    port: int,
-    hang_timeout: float,
-    strict: bool,
-    allow_unexercised: bool,
-    fail_on: str,
-    no_progress: bool,
-) -> None:
+def run_command(target: str, fail_on: str, no_progress: bool, **options: Any) -> None:
     """Fuzz TARGET (package.module:attribute). Exit 1 if it finds anything."""
     from fuzzer import api
     from fuzzer.findings import parse_fail_on
@@ -277,52 +252,51 @@ def run_command(
 
     def action() -> int:
         began = time.monotonic()
-        _check_report_dir(report_dir)
+        settings = _settings(options, fail_on=failing)
+        if settings.report_dir is not None:
+            _check_report_dir(settings.report_dir)
         progress = reporting.SearchProgress(enabled=not no_progress)
         try:
-            report = api.run(
-                target,
-                db=db,
-                max_examples=max_examples,
-                seed=seed,
-                time_budget=time_budget,
-                shrink_budget=shrink_budget,
-                isolation=isolation,
-                report_dir=report_dir,
-                keep_db=keep_db,
-                allow_wipe=allow_wipe,
-                port=port,
-                hang_timeout=hang_timeout,
-                strict=strict,
-                on_event=progress,
-                fail_on=failing,
-                allow_unexercised=allow_unexercised,
-            )
+            report = api.run(target, settings, on_event=progress)
         finally:
             progress.stop()
         for finding in report.findings:
             reporting.text("\n" + finding_text(finding, reproduce=report.reproduce(finding)))
-        reporting.summary(
-            report.findings,
-            examples=report.result.examples,
-            seconds=report.result.seconds,
-            stop_reason=report.result.stop_reason,
-            directory=report.directory,
-            unknown=dict(report.result.unknown),
-            references=report.references,
-            coverage=report.result.coverage,
-            unconfirmed=report.result.unconfirmed,
-            treated=dict(report.result.treated),
-            judged=dict(report.result.judged),
-            masked=dict(report.result.masked),
-        )
+        _summary(report)
         reporting.time_line(report.result, time.monotonic() - began)
-        if keep_db:
+        if settings.keep_db:
             for where in _kept(report.database):
                 reporting.note(f"Kept the scratch database {where}")
         return report.exit_code
 
     _guard(action)
+
+
+def _settings(options: dict[str, Any], **more: Any) -> Settings:
+    """The command's options as one ``Settings`` (the command line's defaults: reports in
+    ``reports/``, the example database in ``.fuzzer/examples``)."""
+    given, rest = split_settings({**options, **more})
+    if rest:
+        raise InternalError(f"options of no Settings field: {', '.join(sorted(rest))}")
+    return Settings.for_cli(**given)
+
+
+def _summary(report: Any) -> None:
+    result = report.result
+    reporting.summary(
+        report.findings,
+        examples=result.examples,
+        seconds=result.seconds,
+        stop_reason=result.stop_reason,
+        directory=report.directory,
+        unknown=dict(result.unknown),
+        references=report.references,
+        coverage=result.coverage,
+        unconfirmed=result.unconfirmed,
+        treated=dict(result.treated),
+        judged=dict(result.judged),
+        masked=dict(result.masked),
+    )
 
 
 def _kept(database: dict[str, Any]) -> list[str]:
@@ -546,10 +520,8 @@ def stress_command(
     duration: float,
     concurrency: int,
     max_batches: int,
-    db: str,
-    seed: int | None,
-    report_dir: str,
     no_progress: bool,
+    **options: Any,
 ) -> None:
     """Free-running load on TARGET: batches of concurrent requests with real timing (no
     gates), each judged against serial runs. Bounded in time and batches; exit 1 on
@@ -558,17 +530,17 @@ def stress_command(
     from fuzzer.report.text import finding_text
 
     def action() -> int:
-        _check_report_dir(report_dir)
+        settings = _settings(options)
+        if settings.report_dir is not None:
+            _check_report_dir(settings.report_dir)
         progress = reporting.SearchProgress(enabled=not no_progress)
         try:
             report = api.stress(
                 target,
+                settings,
                 duration=duration,
                 concurrency=concurrency,
                 max_batches=max_batches,
-                db=db,
-                seed=seed,
-                report_dir=report_dir,
                 on_event=progress,
             )
         finally:
@@ -576,20 +548,7 @@ def stress_command(
         for finding in report.findings:
             reporting.text("\n" + finding_text(finding, reproduce=report.reproduce(finding)))
             reporting.note(f"Replay: {finding.extra.get('replay', '')}")
-        reporting.summary(
-            report.findings,
-            examples=report.result.examples,
-            seconds=report.result.seconds,
-            stop_reason=report.result.stop_reason,
-            directory=report.directory,
-            unknown=dict(report.result.unknown),
-            references=report.references,
-            coverage=report.result.coverage,
-            unconfirmed=report.result.unconfirmed,
-            treated=dict(report.result.treated),
-            judged=dict(report.result.judged),
-            masked=dict(report.result.masked),
-        )
+        _summary(report)
         return report.exit_code
 
     _guard(action)
@@ -662,18 +621,13 @@ def stress_command(
 def soak_command(
     target: str,
     duration: float,
-    db: str,
-    isolation: str | None,
-    seed: int | None,
     round_examples: int,
-    report_dir: str,
-    allow_wipe: bool,
-    hang_timeout: float,
     workers: int,
     shared: str | None,
     known_only: bool,
     lease: float | None,
     no_progress: bool,
+    **options: Any,
 ) -> None:
     """Fuzz TARGET unattended for --duration seconds (a nightly CI job). Exit 1 on findings.
 
@@ -683,31 +637,27 @@ def soak_command(
     from fuzzer.modes.soak import soak
 
     def action() -> int:
-        _check_report_dir(report_dir)
+        settings = _settings(options)
+        assert settings.report_dir is not None
+        _check_report_dir(settings.report_dir)
         from fuzzer.modes.workers import soak_workers
 
         progress = reporting.SearchProgress(enabled=not no_progress)
-        options: dict[str, Any] = {
+        more: dict[str, Any] = {
             "duration": duration,
-            "db": db,
-            "isolation": isolation,
-            "seed": seed,
             "round_examples": round_examples,
-            "report_dir": report_dir,
-            "allow_wipe": allow_wipe,
-            "hang_timeout": hang_timeout,
             "shared": shared,
             "on_event": progress,
         }
         if known_only:
-            options["known_only"] = True
+            more["known_only"] = True
         if lease is not None:  # tests: how soon a dead worker's chunk is taken up
-            options["lease"] = lease
+            more["lease"] = lease
         try:
             if workers > 1:
-                report = soak_workers(target, workers=workers, **options)
+                report = soak_workers(target, settings, workers=workers, **more)
             else:
-                report = soak(target, **options)
+                report = soak(target, settings, **more)
         finally:
             progress.stop()
         for entry in report.written:

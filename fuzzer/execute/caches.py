@@ -79,7 +79,7 @@ def instrument() -> None:
             for op in _CACHE_OPS:
                 method = cls.__dict__.get(op)
                 if callable(method) and not getattr(method, _WRAPPED, False):
-                    setattr(cls, op, _cache_method(op, method))
+                    _patch(cls, op, _cache_method(op, method))
     try:
         from redis.client import Pipeline, Redis
     except ImportError:
@@ -91,7 +91,22 @@ def instrument() -> None:
     ):
         method = cls.__dict__[name]
         if not getattr(method, _WRAPPED, False):
-            setattr(cls, name, wrap(method))
+            _patch(cls, name, wrap(method))
+
+
+_patched: list[tuple[type, str, Any]] = []  # (class, attribute, what it was) to undo
+
+
+def _patch(cls: type, name: str, wrapper: Any) -> None:
+    _patched.append((cls, name, cls.__dict__[name]))
+    setattr(cls, name, wrapper)
+
+
+def uninstrument() -> None:
+    """Put back every method ``instrument`` patched (the end of a Session)."""
+    while _patched:
+        cls, name, method = _patched.pop()
+        setattr(cls, name, method)
 
 
 def _subclasses(cls: type) -> Iterator[type]:

@@ -22,12 +22,13 @@ the app's own background threads) pass through untouched.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import re
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import replace
 from typing import Any, TypeVar
 
@@ -524,27 +525,81 @@ def _got_request_exception(sender: Any, exception: BaseException, **extra: Any) 
         _record_error(ctx, exception)
 
 
-def install() -> None:
-    """Register the listeners and patch ``time.sleep``, once per process."""
-    global _installed
-    with _install_lock:
-        if _installed:
-            return
-        event.listen(Engine, "before_cursor_execute", _before_cursor_execute)
-        event.listen(Engine, "after_cursor_execute", _after_cursor_execute)
-        event.listen(Engine, "handle_error", _handle_error)
-        event.listen(Engine, "commit", _commit)
-        event.listen(Engine, "rollback", _rollback)
-        event.listen(Pool, "checkout", _checkout)
-        event.listen(Pool, "checkin", _checkin)
-        try:
-            from flask import got_request_exception
-        except ImportError:  # pragma: no cover - flask is a dependency
-            pass
-        else:
-            got_request_exception.connect(_got_request_exception, weak=False)
-        time.sleep = _sleep  # type: ignore[assignment]
-        from fuzzer.execute import caches
+_LISTENERS: tuple[tuple[type, str, Callable[..., Any]], ...] = (
+    (Engine, "before_cursor_execute", _before_cursor_execute),
+    (Engine, "after_cursor_execute", _after_cursor_execute),
+    (Engine, "handle_error", _handle_error),
+    (Engine, "commit", _commit),
+    (Engine, "rollback", _rollback),
+    (Pool, "checkout", _checkout),
+    (Pool, "checkin", _checkin),
+)
+_holders = 0  # the ``instrumented()`` blocks running
+_permanent = False  # ``install()`` was called: instrumented until the process ends
 
-        caches.instrument()  # Flask-Caching's backends and redis-py, when installed
-        _installed = True
+
+def install() -> None:
+    """Instrument for the rest of the process (a generated regression test, a tool that
+    loads targets itself). A ``Session`` instruments for its own length instead."""
+    global _permanent
+    with _install_lock:
+        _permanent = True
+        _apply()
+
+
+@contextlib.contextmanager
+def instrumented() -> Iterator[None]:
+    """Register the listeners and patch ``time.sleep``, the caches and redis-py for the
+    length of the block; the last block to end (and no ``install()``) undoes it all."""
+    global _holders
+    with _install_lock:
+        _holders += 1
+        _apply()
+    try:
+        yield
+    finally:
+        with _install_lock:
+            _holders -= 1
+            if _holders == 0 and not _permanent:
+                _remove()
+
+
+def installed() -> bool:
+    return _installed
+
+
+def _apply() -> None:
+    global _installed
+    from fuzzer.execute import caches
+
+    caches.instrument()  # Flask-Caching's backends and redis-py, new subclasses too
+    if _installed:
+        return
+    for target, name, listener in _LISTENERS:
+        event.listen(target, name, listener)
+    try:
+        from flask import got_request_exception
+    except ImportError:  # pragma: no cover - flask is a dependency
+        pass
+    else:
+        got_request_exception.connect(_got_request_exception, weak=False)
+    time.sleep = _sleep  # type: ignore[assignment]
+    _installed = True
+
+
+def _remove() -> None:
+    global _installed
+    if not _installed:
+        return
+    from fuzzer.execute import caches
+
+    for target, name, listener in _LISTENERS:
+        if event.contains(target, name, listener):
+            event.remove(target, name, listener)
+    from flask import got_request_exception
+
+    got_request_exception.disconnect(_got_request_exception)
+    if time.sleep is _sleep:
+        time.sleep = _real_sleep
+    caches.uninstrument()
+    _installed = False

@@ -207,13 +207,10 @@ def load_target(reference: str) -> Target:
         raise InvalidTarget(
             f"Expected a target reference like 'package.module:attribute' but got {reference!r}"
         )
-    from fuzzer.execute import gates  # install time.sleep patch before the target's module binds it
-
-    gates.install()
     if "" not in sys.path and "." not in sys.path:
         sys.path.insert(0, "")  # like `python -m`: modules in the current directory load
     try:
-        module = importlib.import_module(module_name)
+        module = _import(module_name)
     except ModuleNotFoundError as exc:
         if exc.name and module_name.startswith(exc.name):
             raise InvalidTarget(
@@ -242,6 +239,15 @@ def load_target(reference: str) -> Target:
         )
     validate(value, reference)
     return _with_reference(value, reference)
+
+
+def _import(module_name: str) -> Any:
+    """Import with ``time.sleep`` patched, so a module that binds it (``from time import
+    sleep``) binds the gate's version (which sleeps for real outside a fuzzed request)."""
+    from fuzzer.execute import gates
+
+    with gates.instrumented():
+        return importlib.import_module(module_name)
 
 
 def _with_reference(target: Target, reference: str) -> Target:
