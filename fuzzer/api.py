@@ -106,6 +106,7 @@ def run(
     free_running: bool = False,
     stop_at_first: bool = False,
     stop_kinds: Collection[str] = (),
+    example_key: str | None = None,
     **options: Any,
 ) -> RunReport:
     """Search a target for races and write a report per finding, each the moment it is
@@ -114,7 +115,9 @@ def run(
     ``settings`` is a ``Settings``; ``options`` are its fields as keywords, applied over it
     (``run(target, max_examples=50, seed=1)``). With ``free_running`` (the stress mode)
     requests run with real timing and no gates. ``stop_at_first`` stops generating at the
-    first finding (of ``stop_kinds``, if given), then shrinks and reports it."""
+    first finding (of ``stop_kinds``, if given), then shrinks and reports it.
+    ``example_key`` keys its failures in the example database (default: the target's
+    reference; the pytest plugin gives the test's node id)."""
     settings = Settings.of(settings, **options)
     target = resolve(target)
     reference = reference_of(target)
@@ -122,7 +125,7 @@ def run(
     session = Session(target, settings)
     search_settings = SearchSettings.of(
         settings,
-        database_key=f"{reference}|{session.databases.dialect}|{settings.schedule}",
+        database_key=f"{example_key or reference}|{session.databases.dialect}|{settings.schedule}",
         limits=session.limits,
         free_running=free_running,
         shrink=not free_running,
@@ -223,7 +226,7 @@ def searchable(
     """Survey each endpoint alone (and check that each can be reached and that something
     was exercised), then the scenario strategy, each endpoint's steps for conflict-guided
     schedules, and the opening."""
-    from strategies import scenarios
+    from fuzzer.strategies import scenarios
 
     def alone(scenario: Scenario) -> Execution:
         return s.execute(scenario, Serial(tuple(range(len(scenario.requests)))))
@@ -318,12 +321,18 @@ def fuzz(
     settings = Settings.of(Settings.from_environment(settings), **given)
     report = run(target, settings, **rest)
     if report.findings:
-        where = f"; reports in {report.directory}/" if report.directory else ""
-        raise AssertionError(
-            f"{len(report.findings)} finding(s) in {report.target} after "
-            f"{report.result.examples} examples{where}\n\n" + report.text()
-        )
+        raise AssertionError(failure_message(report))
     return report
+
+
+def failure_message(report: RunReport) -> str:
+    """What a test that found races fails with: the count, where the reports are, and
+    the text report of every finding."""
+    where = f"; reports in {report.directory}/" if report.directory else ""
+    return (
+        f"{len(report.findings)} finding(s) in {report.target} after "
+        f"{report.result.examples} examples{where}\n\n" + report.text()
+    )
 
 
 @dataclass

@@ -4,6 +4,9 @@ context manager that instruments the process only while it is open."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +22,8 @@ from fuzzer.execute.runner import Serial
 from fuzzer.model import Gene, Request, Scenario
 from fuzzer.modes.session import Session
 from fuzzer.target.contract import load_target
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_the_library_defaults_write_nothing() -> None:
@@ -60,14 +65,28 @@ def test_settings_from_the_environment_take_the_database(tmp_path: Path) -> None
     assert Settings.from_environment(given, environ={"FUZZER_DB": "postgres"}).max_examples == 5
 
 
-def test_fuzz_writes_nothing_into_the_working_directory(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("FUZZER_DB", raising=False)
-    with pytest.raises(AssertionError, match="finding"):
-        fuzz("targets.profile:buggy", Settings(max_examples=30, seed=4))
-    assert list(tmp_path.iterdir()) == []  # no reports/, no .fuzzer/
+def test_fuzz_writes_nothing_into_the_working_directory(tmp_path: Path) -> None:
+    """In a fresh process (Hypothesis caches what it reads from the modules it scans in
+    ``.hypothesis/``, once per process): no reports/, no .fuzzer/, no .hypothesis/."""
+    script = (
+        "from fuzzer import Settings, fuzz\n"
+        "try:\n"
+        "    fuzz('targets.profile:buggy', Settings(max_examples=30, seed=4))\n"
+        "except AssertionError:\n"
+        "    print('found')\n"
+    )
+    environment = {k: v for k, v in os.environ.items() if k != "FUZZER_DB"}
+    environment["PYTHONPATH"] = str(ROOT)
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.stdout.strip() == "found", done.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_fuzz_reads_the_database_from_fuzzer_db(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -264,8 +264,8 @@ class RedisScratch:
             import redis
         except ImportError as exc:
             raise DatabaseError(
-                "Target(redis=True) needs redis-py: pip install redis (or the fuzzer's "
-                "'redis' extra)"
+                "Target(redis=True) needs redis-py, an optional dependency that is not "
+                "installed: pip install 'flask-race-fuzzer[redis]'"
             ) from exc
         claim = f"{os.getpid()}:{secrets.token_hex(8)}"
         probe = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, socket_connect_timeout=2)

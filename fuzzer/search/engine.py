@@ -415,6 +415,12 @@ class Search:
     # -- the run ----------------------------------------------------------------------------
 
     def run(self) -> SearchResult:
+        if self.settings.example_db or self.settings.example_database is not None:
+            return self._run()
+        with conjecture.storage_elsewhere():  # asked to write nothing: not even .hypothesis/
+            return self._run()
+
+    def _run(self) -> SearchResult:
         s = self.settings
         self.budget = budget = self._budget()
         self._started = budget.started
