@@ -21,7 +21,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"  # the one place: pyproject.toml reads it (tool.setuptools.dynamic)
+from fuzzer.version import __version__
 
 if TYPE_CHECKING:
     from fuzzer.api import assert_serializable, fuzz, replay
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from fuzzer.target.apps import flask_command, flask_login_session, pinned_config
     from fuzzer.target.contract import Endpoint, Identity, Login, Target
     from fuzzer.target.domains import paths, values_of
+    from fuzzer.target.rows import fill_tables
 
 _WHERE = {
     "assert_serializable": "fuzzer.api",
@@ -46,6 +47,7 @@ _WHERE = {
     "Target": "fuzzer.target.contract",
     "paths": "fuzzer.target.domains",
     "values_of": "fuzzer.target.domains",
+    "fill_tables": "fuzzer.target.rows",
 }
 
 __all__ = [
@@ -57,6 +59,7 @@ __all__ = [
     "__version__",
     "assert_serializable",
     "checkpoint",
+    "fill_tables",
     "flask_command",
     "flask_login_session",
     "fuzz",

@@ -16,6 +16,7 @@ from hypothesis.strategies import SearchStrategy
 
 from fuzzer.db import parse as parse_db
 from fuzzer.errors import InvalidReport, InvalidTarget, TargetSetupError
+from fuzzer.execute.instrument import load_target
 from fuzzer.execute.runner import Controlled, Costs, Serial
 from fuzzer.execute.scheduler import Limits
 from fuzzer.findings import Finding, fails_run
@@ -32,7 +33,7 @@ from fuzzer.search.survey import check_reachable, openings, survey
 from fuzzer.search.survey import describe as describe_survey
 from fuzzer.settings import REPORTS, Settings
 from fuzzer.settings import split as split_settings
-from fuzzer.target.contract import Target, load_target, validate
+from fuzzer.target.contract import Target, validate
 
 DEFAULT_REPORT_DIR = REPORTS  # the command line's; the library writes nothing unless asked
 

@@ -17,11 +17,11 @@ from sqlalchemy.engine import Engine
 
 from fuzzer import Settings, fuzz
 from fuzzer.errors import DatabaseError, InvalidOption
-from fuzzer.execute import gates
+from fuzzer.execute import gates, instrument
+from fuzzer.execute.instrument import load_target
 from fuzzer.execute.runner import Serial
 from fuzzer.model import Gene, Request, Scenario
 from fuzzer.modes.session import Session
-from fuzzer.target.contract import load_target
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -98,13 +98,12 @@ def test_fuzz_reads_the_database_from_fuzzer_db(monkeypatch: pytest.MonkeyPatch)
 @pytest.fixture
 def uninstrumented(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The process as a user's suite has it: no instrumentation installed for good."""
-    permanent = gates._permanent
-    monkeypatch.setattr(gates, "_permanent", False)
-    with gates._install_lock:
-        gates._remove()
+    permanent = instrument._permanent
+    monkeypatch.setattr(instrument, "_permanent", False)
+    instrument._remove()
     yield
     if permanent:
-        gates.install()
+        instrument.install()
 
 
 def _instrumented() -> bool:

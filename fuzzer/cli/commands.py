@@ -640,7 +640,14 @@ def soak_command(
         settings = _settings(options)
         assert settings.report_dir is not None
         _check_report_dir(settings.report_dir)
-        from fuzzer.modes.workers import soak_workers
+        from fuzzer.modes.campaign import check_shared
+        from fuzzer.modes.workers import crowding, soak_workers
+
+        if shared:
+            check_shared(shared)
+        crowded = crowding(workers)
+        if crowded:
+            reporting.warning(crowded)
 
         progress = reporting.SearchProgress(enabled=not no_progress)
         more: dict[str, Any] = {
@@ -709,7 +716,9 @@ def init_command(
             + f", {_count(len(plan.identities), 'identity', 'identities')}, setup: "
             + (
                 ", ".join(
-                    f"flask {n}" if k == "command" else f"{n.partition(':')[2] or 'create_all'}()"
+                    f"flask {n}"
+                    if k == "command"
+                    else f"{n.partition(':')[2] or ('fill_tables' if k == 'fill' else k)}()"
                     for k, n in plan.setup
                 )
                 or "none (edit it)"

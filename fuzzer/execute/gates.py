@@ -22,13 +22,12 @@ the app's own background threads) pass through untouched.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import re
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from typing import Any, TypeVar
 
@@ -37,7 +36,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.pool import Pool
 
 from fuzzer import compat
-from fuzzer.execute.scheduler import Pending, Scheduler
+from fuzzer.db.locks import Pending
+from fuzzer.execute.scheduler import Scheduler
 from fuzzer.model import EngineUse, Leak, Phase, Step, StepKind, is_write_sql
 from fuzzer.sql import read_only, written_table
 
@@ -534,72 +534,44 @@ _LISTENERS: tuple[tuple[type, str, Callable[..., Any]], ...] = (
     (Pool, "checkout", _checkout),
     (Pool, "checkin", _checkin),
 )
-_holders = 0  # the ``instrumented()`` blocks running
-_permanent = False  # ``install()`` was called: instrumented until the process ends
 
 
 def install() -> None:
-    """Instrument for the rest of the process (a generated regression test, a tool that
-    loads targets itself). A ``Session`` instruments for its own length instead."""
-    global _permanent
+    """Register the listeners and patch ``time.sleep`` (again: nothing). Who installs
+    and when it is undone: fuzzer/execute/instrument.py."""
+    global _installed
     with _install_lock:
-        _permanent = True
-        _apply()
+        if _installed:
+            return
+        for target, name, listener in _LISTENERS:
+            event.listen(target, name, listener)
+        try:
+            from flask import got_request_exception
+        except ImportError:  # pragma: no cover - flask is a dependency
+            pass
+        else:
+            got_request_exception.connect(_got_request_exception, weak=False)
+        time.sleep = _sleep  # type: ignore[assignment]
+        _installed = True
 
 
-@contextlib.contextmanager
-def instrumented() -> Iterator[None]:
-    """Register the listeners and patch ``time.sleep``, the caches and redis-py for the
-    length of the block; the last block to end (and no ``install()``) undoes it all."""
-    global _holders
+def uninstall() -> None:
+    """Remove the listeners and put ``time.sleep`` back (a module that bound the patched
+    one keeps it: outside a fuzzed request it sleeps for real)."""
+    global _installed
     with _install_lock:
-        _holders += 1
-        _apply()
-    try:
-        yield
-    finally:
-        with _install_lock:
-            _holders -= 1
-            if _holders == 0 and not _permanent:
-                _remove()
+        if not _installed:
+            return
+        for target, name, listener in _LISTENERS:
+            if event.contains(target, name, listener):
+                event.remove(target, name, listener)
+        from flask import got_request_exception
+
+        got_request_exception.disconnect(_got_request_exception)
+        if time.sleep is _sleep:
+            time.sleep = _real_sleep
+        _installed = False
 
 
 def installed() -> bool:
     return _installed
-
-
-def _apply() -> None:
-    global _installed
-    from fuzzer.execute import caches
-
-    caches.instrument()  # Flask-Caching's backends and redis-py, new subclasses too
-    if _installed:
-        return
-    for target, name, listener in _LISTENERS:
-        event.listen(target, name, listener)
-    try:
-        from flask import got_request_exception
-    except ImportError:  # pragma: no cover - flask is a dependency
-        pass
-    else:
-        got_request_exception.connect(_got_request_exception, weak=False)
-    time.sleep = _sleep  # type: ignore[assignment]
-    _installed = True
-
-
-def _remove() -> None:
-    global _installed
-    if not _installed:
-        return
-    from fuzzer.execute import caches
-
-    for target, name, listener in _LISTENERS:
-        if event.contains(target, name, listener):
-            event.remove(target, name, listener)
-    from flask import got_request_exception
-
-    got_request_exception.disconnect(_got_request_exception)
-    if time.sleep is _sleep:
-        time.sleep = _real_sleep
-    caches.uninstrument()
-    _installed = False

@@ -1,7 +1,7 @@
 """Set a run up and tear it down: scratch databases, the app, its setup, the server.
 
 ``with Session(target, settings) as s:`` instruments the process (SQLAlchemy listeners,
-``time.sleep``, the caches: gates.instrumented), creates the target's scratch databases,
+``time.sleep``, the caches: instrument.instrumented), creates the target's scratch databases,
 builds the app with the factory, runs ``setup``, starts the loopback server, opens one
 HTTP client, logs the target's identities in (identities.py) and takes the snapshot:
 ``s`` is ready. ``s.execute(scenario, dispatch)`` runs a scenario (trio serves the HTTP
@@ -22,7 +22,7 @@ import trio
 
 from fuzzer.db import Databases
 from fuzzer.errors import FuzzerError, TargetSetupError, describe
-from fuzzer.execute import gates
+from fuzzer.execute import instrument
 from fuzzer.execute.caches import RedisScratch, Stores
 from fuzzer.execute.identities import log_in
 from fuzzer.execute.runner import Dispatch, Harness, Serial, new_client
@@ -88,7 +88,7 @@ class Session:
             raise RuntimeError("a Session is entered once; make a new one for another run")
         exits = self._exits = contextlib.ExitStack()
         try:
-            exits.enter_context(gates.instrumented())
+            exits.enter_context(instrument.instrumented())
             exits.callback(self._close)
             self._open()
             exits.enter_context(self._loop())

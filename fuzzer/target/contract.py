@@ -24,7 +24,7 @@ from typing import Any
 from hypothesis.strategies import SearchStrategy
 
 from fuzzer.errors import InvalidTarget
-from fuzzer.findings import KINDS
+from fuzzer.kinds import KINDS
 
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 DEFAULT_CONFLICT_STATUSES = frozenset({409, 423})
@@ -178,7 +178,7 @@ class Target:
     # the caches the fuzzer resets itself (caches.py), as setup left it
     reset: Callable[[Any], None] | None = None
     description: str = ""
-    reference: str = field(default="", compare=False)  # set by load_target
+    reference: str = field(default="", compare=False)  # set by import_target
 
     def __post_init__(self) -> None:
         for group in (self.endpoints, self.observers):
@@ -200,8 +200,13 @@ class Target:
         return self.expected_findings
 
 
-def load_target(reference: str) -> Target:
-    """Load ``package.module:attribute`` and validate it; raise InvalidTarget otherwise."""
+def import_target(reference: str) -> Target:
+    """Import ``package.module:attribute`` and validate it; raise InvalidTarget otherwise.
+
+    The fuzzer's instrumentation must be in place first (a module that binds
+    ``time.sleep`` keeps the one it found): ``fuzzer.execute.instrument.load_target``
+    installs it, then calls this.
+    """
     module_name, sep, attribute = reference.partition(":")
     if not sep or not module_name or not attribute:
         raise InvalidTarget(
@@ -210,7 +215,7 @@ def load_target(reference: str) -> Target:
     if "" not in sys.path and "." not in sys.path:
         sys.path.insert(0, "")  # like `python -m`: modules in the current directory load
     try:
-        module = _import(module_name)
+        module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         if exc.name and module_name.startswith(exc.name):
             raise InvalidTarget(
@@ -239,15 +244,6 @@ def load_target(reference: str) -> Target:
         )
     validate(value, reference)
     return _with_reference(value, reference)
-
-
-def _import(module_name: str) -> Any:
-    """Import with ``time.sleep`` patched, so a module that binds it (``from time import
-    sleep``) binds the gate's version (which sleeps for real outside a fuzzed request)."""
-    from fuzzer.execute import gates
-
-    with gates.instrumented():
-        return importlib.import_module(module_name)
 
 
 def _with_reference(target: Target, reference: str) -> Target:
