@@ -346,6 +346,7 @@ class ReplayResult:
     traces_identical: bool
     database: dict[str, Any]
     last: Finding | None
+    target: str = ""  # the recorded target's reference
 
     @property
     def status(self) -> str:
@@ -392,6 +393,7 @@ def replay(
         len({_interleaving(trace) for trace, _ in runs}) == 1,
         info,
         matched[-1] if matched else None,
+        target=document["target"],
     )
 
 

@@ -13,13 +13,14 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import time
 from collections.abc import Callable
 from types import FrameType
 from typing import Any, NoReturn, TextIO, cast
 
 import click
 
+from fuzzer.cli.output import Output
+from fuzzer.cli.output import options as output_options
 from fuzzer.errors import FuzzerError, InternalError, InvalidOption
 from fuzzer.report import reporting
 from fuzzer.settings import DB_ENVIRONMENT, ISOLATION_LEVELS, Settings
@@ -239,7 +240,15 @@ def _isolation_option() -> Callable[..., Any]:
     "where only responses differ), or a comma-separated list of kinds.",
 )
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def run_command(target: str, fail_on: str, no_progress: bool, **options: Any) -> None:
+@output_options
+def run_command(
+    target: str,
+    fail_on: str,
+    no_progress: bool,
+    output: str,
+    summary_file: str | None,
+    **options: Any,
+) -> None:
     """Fuzz TARGET (package.module:attribute). Exit 1 if it finds anything."""
     from fuzzer import api
     from fuzzer.findings import parse_fail_on
@@ -250,26 +259,29 @@ def run_command(target: str, fail_on: str, no_progress: bool, **options: Any) ->
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--fail-on") from None
 
+    out = Output("run", target, output, summary_file)
+
     def action() -> int:
-        began = time.monotonic()
         settings = _settings(options, fail_on=failing)
         if settings.report_dir is not None:
             _check_report_dir(settings.report_dir)
-        progress = reporting.SearchProgress(enabled=not no_progress)
+        progress = out.progress(no_progress)
         try:
             report = api.run(target, settings, on_event=progress)
         finally:
             progress.stop()
-        for finding in report.findings:
-            reporting.text("\n" + finding_text(finding, reproduce=report.reproduce(finding)))
-        _summary(report)
-        reporting.time_line(report.result, time.monotonic() - began)
-        if settings.keep_db:
-            for where in _kept(report.database):
-                reporting.note(f"Kept the scratch database {where}")
+        if out.text:
+            for finding in report.findings:
+                reporting.text("\n" + finding_text(finding, reproduce=report.reproduce(finding)))
+            _summary(report)
+            reporting.time_line(report.result, out.seconds)
+            if settings.keep_db:
+                for where in _kept(report.database):
+                    reporting.note(f"Kept the scratch database {where}")
+        out.run(report)
         return report.exit_code
 
-    _guard(action)
+    _guard(out.guarded(action))
 
 
 def _settings(options: dict[str, Any], **more: Any) -> Settings:
@@ -335,8 +347,15 @@ def _kept(database: dict[str, Any]) -> list[str]:
     show_default=True,
     metavar="SECONDS",
 )
+@output_options
 def replay_command(
-    report: str, times: int, db: str | None, isolation: str | None, hang_timeout: float
+    report: str,
+    times: int,
+    db: str | None,
+    isolation: str | None,
+    hang_timeout: float,
+    output: str,
+    summary_file: str | None,
 ) -> None:
     """Re-run the scenario and schedule recorded in REPORT (a finding's JSON).
 
@@ -344,10 +363,15 @@ def replay_command(
     from fuzzer import api
     from fuzzer.report.text import finding_text
 
+    out = Output("replay", "", output, summary_file)
+
     def action() -> int:
         result = api.replay(
             report, times=times, db=db, isolation=isolation, hang_timeout=hang_timeout
         )
+        out.replay(result)
+        if out.json:
+            return result.exit_code
         if result.last is not None:
             reporting.text(finding_text(result.last))
         where = result.database.get("server_version", "")
@@ -368,7 +392,7 @@ def replay_command(
             )
         return result.exit_code
 
-    _guard(action)
+    _guard(out.guarded(action))
 
 
 @main.command("matrix")
@@ -618,6 +642,7 @@ def stress_command(
     "report of a campaign that ran on several machines).",
 )
 @click.option("--no-progress", is_flag=True, help="No progress bar or progress lines.")
+@output_options
 def soak_command(
     target: str,
     duration: float,
@@ -627,6 +652,8 @@ def soak_command(
     known_only: bool,
     lease: float | None,
     no_progress: bool,
+    output: str,
+    summary_file: str | None,
     **options: Any,
 ) -> None:
     """Fuzz TARGET unattended for --duration seconds (a nightly CI job). Exit 1 on findings.
@@ -635,6 +662,8 @@ def soak_command(
     rotating seeds. Each finding is written as soon as it is final; a killed soak
     loses nothing it had finished, and the next one resumes."""
     from fuzzer.modes.soak import soak
+
+    out = Output("soak", target, output, summary_file)
 
     def action() -> int:
         settings = _settings(options)
@@ -649,7 +678,7 @@ def soak_command(
         if crowded:
             reporting.warning(crowded)
 
-        progress = reporting.SearchProgress(enabled=not no_progress)
+        progress = out.progress(no_progress)
         more: dict[str, Any] = {
             "duration": duration,
             "round_examples": round_examples,
@@ -667,12 +696,14 @@ def soak_command(
                 report = soak(target, settings, **more)
         finally:
             progress.stop()
-        for entry in report.written:
-            reporting.text("\n" + entry.text())
-        reporting.soak_summary(report)
+        if out.text:
+            for entry in report.written:
+                reporting.text("\n" + entry.text())
+            reporting.soak_summary(report)
+        out.soak(report)
         return report.exit_code
 
-    _guard(action)
+    _guard(out.guarded(action))
 
 
 @main.command("init")
