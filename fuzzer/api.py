@@ -8,6 +8,7 @@ schedule without Hypothesis.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -191,6 +192,9 @@ def run(
         )
         if writer is not None:
             writer.seed = search.seed
+        if free_running and settings.time_budget is not None:
+            # free-running requests still running when the time is up are cut, unjudged
+            harness.deadline = time.monotonic() + settings.time_budget
         result = search.run()
         report = RunReport(
             target=reference,

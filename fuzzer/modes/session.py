@@ -91,6 +91,7 @@ class Session:
             exits.enter_context(instrument.instrumented())
             exits.callback(self._close)
             self._open()
+            interrupt.check()  # a stop requested while setting up, whose raise was lost
             exits.enter_context(self._loop())
             columns = {name: info.columns for name, info in self.databases.tables.items()}
             exits.enter_context(domains.bind(columns, self.databases.initial))
