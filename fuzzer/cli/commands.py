@@ -816,7 +816,9 @@ def clean_command(databases: tuple[str, ...], dry_run: bool, include_kept: bool)
     A run killed with SIGKILL, or ended by a target calling os._exit(), leaves its
     scratch databases (and SQLite temporary directories) behind. Each is marked with
     its owner (host, pid, start time) and locked while its run lives: this lists every
-    marked one and removes those whose run is gone. Runs also do this when they start."""
+    marked one and removes those whose run is gone and whose name is a scratch name the
+    fuzzer gives (fuzz_<run>); another host's are listed and left. Runs also do this when
+    they start."""
     from fuzzer.db import clean
 
     def action() -> int:
