@@ -167,9 +167,7 @@ def run(
                 writer.withdraw(data["finding"].fingerprint)
             on_event(event, **data)
 
-        prepared = searchable(
-            target, s, schedule, allow_unexercised=settings.allow_unexercised
-        )
+        prepared = searchable(target, s, schedule, allow_unexercised=settings.allow_unexercised)
         on_event(
             "start",
             target=reference,

@@ -27,9 +27,7 @@ def test_the_package_list_names_every_package_under_fuzzer() -> None:
     }
     assert found <= listed, f"add to pyproject's packages: {sorted(found - listed)}"
     assert listed - found == {"fuzzer.strategies"}  # the repository's strategies/, mapped
-    assert _pyproject()["tool"]["setuptools"]["package-dir"] == {
-        "fuzzer.strategies": "strategies"
-    }
+    assert _pyproject()["tool"]["setuptools"]["package-dir"] == {"fuzzer.strategies": "strategies"}
 
 
 def test_the_version_is_written_once() -> None:
