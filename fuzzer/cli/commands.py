@@ -241,6 +241,12 @@ def _isolation_option() -> Callable[..., Any]:
     help="What makes the run exit 1: all (every confirmed finding), rows (all but findings "
     "where only responses differ), or a comma-separated list of kinds.",
 )
+@click.option(
+    "--require-coverage",
+    is_flag=True,
+    help="Exit 2 (when nothing else failed it) if the run judged less than half of its "
+    "examples or did not run the pairs' plan to the end: for CI.",
+)
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def run_command(
     target: str,
@@ -258,6 +264,7 @@ def run_command(
     strict: bool,
     allow_unexercised: bool,
     fail_on: str,
+    require_coverage: bool,
     no_progress: bool,
 ) -> None:
     """Fuzz TARGET (package.module:attribute). Exit 1 if it finds anything."""
@@ -310,11 +317,15 @@ def run_command(
             treated=dict(report.result.treated),
             judged=dict(report.result.judged),
             masked=dict(report.result.masked),
+            uncovered=report.result.uncovered,
         )
         reporting.time_line(report.result, time.monotonic() - began)
         if keep_db:
             for where in _kept(report.database):
                 reporting.note(f"Kept the scratch database {where}")
+        if require_coverage and report.exit_code == 0 and report.result.uncovered:
+            reporting.note("--require-coverage: the run did not cover enough (above); exit 2")
+            return 2
         return report.exit_code
 
     _guard(action)
