@@ -16,6 +16,8 @@ import pytest
 from fuzzer.db import Databases
 from fuzzer.errors import DatabaseError
 
+from .catalog import CatalogRuns
+
 SERVERS = {
     "mariadb": "MariaDB at 127.0.0.1:3306",
     "postgres": "PostgreSQL at 127.0.0.1:5432",
@@ -111,6 +113,12 @@ def redis_db() -> Iterator[str]:
         yield scratch.url
     finally:
         scratch.release()
+
+
+@pytest.fixture(scope="session")
+def catalog_runs(tmp_path_factory: pytest.TempPathFactory) -> CatalogRuns:
+    """Each catalog story's buggy run on each database, made once per test session."""
+    return CatalogRuns(tmp_path_factory.mktemp("catalog"))
 
 
 @pytest.fixture
