@@ -256,6 +256,7 @@ class _Elements(HTMLParser):
 def browse(page: Path, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", *args],
+        cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=60,
