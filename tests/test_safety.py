@@ -10,6 +10,7 @@ import secrets
 import sqlite3
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, cast
 
@@ -206,14 +207,20 @@ def left_by(db: str, pid: int) -> list[tuple[str, Owner]]:
 @SWEEPS
 @pytest.mark.parametrize("db", ["sqlite", "mariadb", "postgres"])
 def test_a_run_ended_by_os_exit_leaves_marked_databases_that_clean_removes(
-    fuzzer: Cli, db: str, tmp_path: Path
+    fuzzer: Cli, db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if db != "sqlite":
         need(db)
+    where = real_process(tmp_path)
+    if db == "sqlite":  # a temporary directory of its own: no other run sweeps it first
+        scratch = tmp_path / "tmp"
+        scratch.mkdir()
+        where["env"]["TMPDIR"] = str(scratch)
+        monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     command = [sys.executable, "-m", "fuzzer", "run", "tests.fixtures.hostile:exits"]
     process = subprocess.Popen(  # a real process: the target ends it with os._exit
         [*command, "--db", db, "-n", "1", "--no-progress"],
-        **real_process(tmp_path),
+        **where,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -398,18 +405,16 @@ def test_reproduce_lines_say_how_to_give_a_password_reports_do_not_keep() -> Non
     assert not any("FUZZER_DB" in line for line in reproduce_lines(finding, "r/01.json", None))
 
 
-def test_report_paths_are_relative_from_a_symlinked_working_directory(tmp_path: Path) -> None:
+def test_report_paths_are_relative_from_a_symlinked_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     real = tmp_path / "real"
     (real / "reports").mkdir(parents=True)
     link = tmp_path / "link"
     link.symlink_to(real)
-    previous = os.getcwd()
-    os.chdir(link)
-    try:
-        # "$PWD/reports" as a shell spells it: through the symlink
-        assert shown(str(link / "reports" / "r1")) == os.path.join("reports", "r1")
-    finally:
-        os.chdir(previous)
+    monkeypatch.chdir(link)
+    # "$PWD/reports" as a shell spells it: through the symlink
+    assert shown(str(link / "reports" / "r1")) == os.path.join("reports", "r1")
 
 
 # -- curl lines send what each identity sends (item 8) -----------------------------------
@@ -486,7 +491,7 @@ def test_the_regression_test_reads_the_database_from_the_environment(tmp_path: P
 
 def dead_owner(host: str | None = None) -> Owner:
     """The marker of a run whose process has ended (on this host unless ``host``)."""
-    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process = subprocess.Popen([sys.executable, "-c", "pass"], cwd=os.path.dirname(ROOT))
     process.wait(timeout=60)
     from fuzzer.db.owner import this_host
 
