@@ -164,8 +164,10 @@ def test_an_in_process_cache_uses_checkpoints_and_the_reset_hook() -> None:
 def test_a_cache_the_fuzzer_cannot_reset_needs_the_hook() -> None:
     with pytest.raises(TargetSetupError, match=r"FileSystemCache.*Target\(reset=\.\.\.\)"):
         api.run("tests.fixtures.memo:filesystem", max_examples=2, report_dir=None)
-    with pytest.raises(TargetSetupError, match=r"127\.0\.0\.1:6379/0, which the fuzzer does"):
-        api.run("tests.fixtures.memo:elsewhere", max_examples=2, report_dir=None)
+    # a Redis client the app keeps but never calls is fuzzed (a request that used it
+    # would stop the run: tests/test_first_try.py); before, it was refused at the start
+    report = api.run("tests.fixtures.memo:elsewhere", max_examples=2, report_dir=None)
+    assert report.result.examples == 2
 
 
 def test_redis_and_reset_knobs_are_validated() -> None:
