@@ -518,5 +518,5 @@ def _campaign_pairs(plan: Plan | None, units: _Units, random: int) -> Coverage |
     return replace(
         plan.coverage(0, random=random),
         explored=len(done.pairs),
-        ran=len(done.scenarios),
+        ran=done.size,
     )
