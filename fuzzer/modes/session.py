@@ -12,6 +12,8 @@ end.
 from __future__ import annotations
 
 import contextlib
+import signal
+import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -118,6 +120,8 @@ class Session:
             )
             columns = {name: info.columns for name, info in self.databases.tables.items()}
             with domains.bind(columns, self.databases.initial):
+                if threading.current_thread() is threading.main_thread():
+                    trio.lowlevel.spawn_system_task(_relay_interrupts)
                 return await trio.to_thread.run_sync(work, self)
 
     def execute(self, scenario: Scenario, dispatch: Dispatch) -> Execution:
@@ -186,3 +190,13 @@ class Session:
 
 def _ref(target: Target) -> str:
     return target.reference or target.name
+
+
+async def _relay_interrupts() -> None:
+    """While ``work`` runs in its thread, Ctrl-C (SIGINT) becomes a stop request that the
+    thread sees (``interrupt.check``, between executions and in the planning's loops),
+    as SIGTERM does: trio would deliver it to the main task only, which waits for the
+    thread and cannot be interrupted, so a long survey or plan went on regardless."""
+    with trio.open_signal_receiver(signal.SIGINT) as received:
+        async for _ in received:
+            interrupt.request()
