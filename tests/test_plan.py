@@ -10,7 +10,10 @@ and a hundred endpoints planned in seconds.
 from __future__ import annotations
 
 import json
+import os
 import resource
+import signal
+import threading
 import time
 from dataclasses import replace
 
@@ -265,3 +268,27 @@ def test_planning_stops_when_a_stop_is_asked_for() -> None:
             openings(result, t)
     finally:
         interrupt.clear()
+
+
+def test_ctrl_c_while_the_work_thread_plans_is_a_stop_request_it_sees() -> None:
+    """trio delivers Ctrl-C to its main task, which waits on the work thread and cannot
+    be interrupted: a run planning for minutes ignored it. The session relays it."""
+    from fuzzer.modes.session import Session
+    from fuzzer.target.contract import load_target
+
+    def work(_: Session) -> float | None:
+        started = time.monotonic()
+        threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()
+        while time.monotonic() - started < 20:  # a long plan, checking the flag
+            if interrupt.requested():
+                return time.monotonic() - started
+            time.sleep(0.05)
+        return None
+
+    try:
+        seen = Session(load_target("targets.profile:fixed")).run(work)
+    except KeyboardInterrupt:  # delivered only once the thread gave up: not seen
+        seen = None
+    finally:
+        interrupt.clear()
+    assert seen is not None and seen < 10

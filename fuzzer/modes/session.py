@@ -120,7 +120,7 @@ class Session:
             )
             columns = {name: info.columns for name, info in self.databases.tables.items()}
             with domains.bind(columns, self.databases.initial):
-                if threading.current_thread() is threading.main_thread():
+                if _relays_interrupts():
                     trio.lowlevel.spawn_system_task(_relay_interrupts)
                 return await trio.to_thread.run_sync(work, self)
 
@@ -190,6 +190,15 @@ class Session:
 
 def _ref(target: Target) -> str:
     return target.reference or target.name
+
+
+def _relays_interrupts() -> bool:
+    """Whether Ctrl-C is relayed: in the main thread, unless SIGINT is ignored (a
+    non-interactive shell's background job: it stays so)."""
+    return (
+        threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN
+    )
 
 
 async def _relay_interrupts() -> None:
