@@ -18,7 +18,8 @@ from hypothesis.strategies import SearchStrategy
 
 from fuzzer.db import parse as parse_db
 from fuzzer.errors import InvalidReport, InvalidTarget, TargetSetupError
-from fuzzer.execute import gates
+from fuzzer.execute import instrument
+from fuzzer.execute.instrument import load_target
 from fuzzer.execute.runner import Controlled, Costs, Serial
 from fuzzer.execute.scheduler import Limits
 from fuzzer.findings import Finding, fails_run
@@ -33,7 +34,7 @@ from fuzzer.search.pairs import Plan, plan
 from fuzzer.search.schedules import Mode
 from fuzzer.search.survey import check_reachable, openings, survey
 from fuzzer.search.survey import describe as describe_survey
-from fuzzer.target.contract import Target, load_target, validate
+from fuzzer.target.contract import Target, validate
 
 DEFAULT_REPORT_DIR = "reports"
 
@@ -99,7 +100,7 @@ def resolve(target: Target | str) -> Target:
             f"Expected a fuzzer.Target or a reference like 'package.module:attribute' but got "
             f"{type(target).__name__} {target!r}"[:300]
         )
-    gates.install()
+    instrument.install()
     validate(target)
     return target
 
@@ -217,6 +218,9 @@ def run(
         )
         if writer is not None:
             writer.seed = search.seed
+        if free_running and time_budget is not None:
+            # free-running requests still running when the time is up are cut, unjudged
+            harness.deadline = time.monotonic() + time_budget
         result = search.run()
         report = RunReport(
             target=reference,

@@ -14,8 +14,8 @@ import pytest
 
 from fuzzer import api
 from fuzzer.errors import FuzzerError, InvalidTarget
+from fuzzer.execute.instrument import load_target
 from fuzzer.init.spec import write_spec
-from fuzzer.target.contract import load_target
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -177,7 +177,7 @@ def test_init_builds_an_app_whose_factory_runs_once_per_process_and_finds_its_se
 
 def test_setup_prefers_the_seed_that_creates_users(tmp_path: Any) -> None:
     from fuzzer.init.factory import load_factory
-    from fuzzer.init.spec import _setup_steps
+    from fuzzer.init.seeding import setup_steps
 
     code = textwrap.dedent(
         """
@@ -214,7 +214,7 @@ def test_setup_prefers_the_seed_that_creates_users(tmp_path: Any) -> None:
     sys.path.insert(0, str(tmp_path))
     try:
         factory = load_factory("seeding_app:create_app")
-        steps = _setup_steps(factory.build(), factory)
+        steps = setup_steps(factory.build(), factory)
     finally:
         sys.path.remove(str(tmp_path))
         sys.modules.pop("seeding_app", None)
@@ -229,13 +229,14 @@ def test_setup_prefers_the_seed_that_creates_users(tmp_path: Any) -> None:
 def test_only_random_looking_columns_that_differ_between_setups_are_ignored() -> None:
     """A seed that draws random data (Faker) makes every column differ between two
     setups; the quantities and foreign keys the requests act on must stay compared."""
-    from fuzzer.init.spec import Table, _differing_columns
+    from fuzzer.init.plan import Table
+    from fuzzer.init.varies import differing_columns
 
     columns = ("id", "user_id", "quantity", "password_hash")
     types = ("INTEGER", "INTEGER", "INTEGER", "VARCHAR")
     first = {"orders": Table(columns, ("id",), types, [(1, 3, 7, "pbkdf2:sha256$a1b2c3d4e5f6$99")])}
     again = {"orders": Table(columns, ("id",), types, [(1, 2, 4, "pbkdf2:sha256$f6e5d4c3b2a1$11")])}
-    assert _differing_columns(first, again) == ["orders.password_hash"]
+    assert differing_columns(first, again) == ["orders.password_hash"]
 
 
 def test_json_fields_come_from_the_views_code() -> None:
@@ -260,7 +261,12 @@ def test_json_fields_come_from_the_views_code() -> None:
     assert json_fields(named) == {"username": False, "about_me": False, "price": True}
 
 
-def test_without_users_the_spec_says_why_endpoints_answered_302(tmp_path: Any) -> None:
+def test_without_a_seed_setup_makes_users_from_the_models_and_signs_in_as_them(
+    tmp_path: Any,
+) -> None:
+    """No seed command or function: before, no users, so every view behind
+    login_required answered 302 and the spec said why; now setup makes the rows from the
+    models (fill_tables) and the spec signs in as the users it made."""
     code = textwrap.dedent(
         """
         from flask import Flask
@@ -273,6 +279,11 @@ def test_without_users_the_spec_says_why_endpoints_answered_302(tmp_path: Any) -
 
         class User(UserMixin, db.Model):
             id = db.Column(db.Integer, primary_key=True)
+            username = db.Column(db.String(20), unique=True, nullable=False)
+
+        class Note(db.Model):
+            id = db.Column(db.Integer, primary_key=True)
+            owner_id = db.Column(db.ForeignKey("user.id"), nullable=False)
 
         @login.user_loader
         def load(user_id):
@@ -292,6 +303,8 @@ def test_without_users_the_spec_says_why_endpoints_answered_302(tmp_path: Any) -
             @app.post("/notes")
             @login_required
             def notes():
+                db.session.add(Note(owner_id=1))
+                db.session.commit()
                 return "noted"
 
             return app
@@ -304,15 +317,13 @@ def test_without_users_the_spec_says_why_endpoints_answered_302(tmp_path: Any) -
     finally:
         sys.path.remove(str(tmp_path))
         sys.modules.pop("lonely_app", None)
-    assert written.survey["POST /notes"] == "302; no SQL"
-    source = " ".join(
-        line.strip("# ") for line in Path(written.path).read_text(encoding="utf-8").splitlines()
+    assert written.survey["POST /notes"] == "200; writes note; reads user"
+    source = Path(written.path).read_text(encoding="utf-8")
+    assert "    fill_tables(app)  # rows made from the models" in source
+    assert 'Identity("user2", headers=flask_login_session(2))' in source
+    assert "No seed made rows in user: fill_tables() makes two rows" in " ".join(
+        line.strip("# ") for line in source.splitlines()
     )
-    assert (
-        "1 of 2 endpoints answered 302, 401 or 403 when fuzzer init sent them (POST /notes): "
-        "with no signed-in identity they are turned away" in source
-    )
-    assert "setup creates no users" in source
 
 
 def test_json_fields_come_from_a_marshmallow_schema_the_view_loads() -> None:
@@ -320,8 +331,9 @@ def test_json_fields_come_from_a_marshmallow_schema_the_view_loads() -> None:
     from marshmallow import Schema, fields
 
     from fuzzer.init.bodies import schema_fields
+    from fuzzer.init.plan import Table
     from fuzzer.init.pysource import flat
-    from fuzzer.init.spec import Table, _schema_value
+    from fuzzer.init.values import schema_value
 
     class TopicSchema(Schema):
         id = fields.Integer(dump_only=True)
@@ -342,8 +354,8 @@ def test_json_fields_come_from_a_marshmallow_schema_the_view_loads() -> None:
     assert schema_fields(create) == expected
     assert schema_fields(uses_the_class) == expected
     rows = {"topic": Table(("id", "title"), ("id",), ("INTEGER", "VARCHAR"), [(1, "Hi")])}
-    assert flat(_schema_value("votes", "int", rows)) == "st.integers(1, 3)"
-    assert flat(_schema_value("pinned", "bool", rows)) == "st.booleans()"
-    assert flat(_schema_value("title", "str", rows)) == (
+    assert flat(schema_value("votes", "int", rows)) == "st.integers(1, 3)"
+    assert flat(schema_value("pinned", "bool", rows)) == "st.booleans()"
+    assert flat(schema_value("title", "str", rows)) == (
         'st.one_of(st.just("alpha"), values_of("topic.title", limit=1))'
     )

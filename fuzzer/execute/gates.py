@@ -36,8 +36,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.pool import Pool
 
 from fuzzer import compat
-from fuzzer.execute.scheduler import Pending, Scheduler
-from fuzzer.model import EngineUse, Leak, Phase, Step, StepKind, is_write_sql
+from fuzzer.db.locks import Pending
+from fuzzer.execute.scheduler import Scheduler
+from fuzzer.model import EngineUse, Hang, Leak, Phase, Step, StepKind, is_write_sql
 from fuzzer.sql import read_only, written_table
 
 HEADER = "X-Fuzz-Request"
@@ -98,7 +99,12 @@ def _sleep(seconds: float) -> None:
         return
     ctx.step("sleep", f"{seconds:g}")
     if ctx.recording.free_running:
-        _real_sleep(seconds)
+        # a sleep ends by itself: the runner's watch counts the request as progressing
+        ctx.recording.sleeping.add((ctx.phase, ctx.index))
+        try:
+            _real_sleep(seconds)
+        finally:
+            ctx.recording.sleeping.discard((ctx.phase, ctx.index))
 
 
 class Recording:
@@ -126,6 +132,11 @@ class Recording:
         self.leaked_connections: list[Any] = []
         self.wrong_engine: list[EngineUse] = []
         self.wrote = False
+        # (phase, index) -> (thread ident, native id) of the thread handling it
+        self.threads: dict[tuple[Phase, int], tuple[int, int]] = {}
+        self.sleeping: set[tuple[Phase, int]] = set()  # free-running, inside time.sleep
+        self.hang: Hang | None = None  # free-running: the runner's watch saw nothing move
+        self.cut = ""  # why requests were given up that were still running (a deadline)
         # database -> tables its statements wrote; None once a write named no table it
         # could read (DDL, a CTE): then every table must be restored
         self.written: dict[str, set[str]] | None = {}
@@ -350,6 +361,10 @@ class GatedApp:
         if ctx is None:
             return self.app(environ, start_response)
         _state.ctx = ctx
+        ctx.recording.threads[(ctx.phase, ctx.index)] = (
+            threading.get_ident(),
+            threading.get_native_id(),
+        )
         # the app's error log (Flask logs a traceback per 500 to wsgi.errors): the
         # exception is recorded with the response; the terminal stays readable
         environ["wsgi.errors"] = _DISCARD
@@ -544,7 +559,4 @@ def install() -> None:
         else:
             got_request_exception.connect(_got_request_exception, weak=False)
         time.sleep = _sleep  # type: ignore[assignment]
-        from fuzzer.execute import caches
-
-        caches.instrument()  # Flask-Caching's backends and redis-py, when installed
         _installed = True

@@ -1,4 +1,4 @@
-"""The kinds of finding, the ``Finding`` record and its fingerprint."""
+"""The ``Finding`` record and its fingerprint (the kinds are in ``fuzzer.kinds``)."""
 
 from __future__ import annotations
 
@@ -11,33 +11,8 @@ from typing import Any
 from fuzzer.findings.explain import Explanation
 from fuzzer.findings.relations import relation
 from fuzzer.judge.oracle import Verdict
+from fuzzer.kinds import KINDS, RACES, TITLES
 from fuzzer.model import Execution, Scenario
-
-KINDS = (
-    "concurrency-error",
-    "lost-update",
-    "duplicate-insert",
-    "limit-overrun",
-    "write-skew",
-    "stale-read",
-    "hang",
-    "leaked-transaction",
-    "wrong-engine",
-    "serial-failure",
-)
-RACES = frozenset(KINDS[:6])
-TITLES = {
-    "concurrency-error": "Error only under concurrency",
-    "lost-update": "Lost update",
-    "duplicate-insert": "Duplicate insert",
-    "limit-overrun": "Limit overrun",
-    "write-skew": "Write skew",
-    "stale-read": "Stale read",
-    "hang": "The execution has hung",
-    "leaked-transaction": "Transaction left open",
-    "wrong-engine": "Statement on the wrong engine",
-    "serial-failure": "Fails even when run alone",
-}
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import trio
 
 from fuzzer.db import Databases
 from fuzzer.errors import FuzzerError, TargetSetupError, describe
-from fuzzer.execute import gates
+from fuzzer.execute import instrument
 from fuzzer.execute.caches import RedisScratch, Stores
 from fuzzer.execute.identities import log_in
 from fuzzer.execute.runner import Dispatch, Harness, Serial, new_client
@@ -51,7 +51,7 @@ class Session:
         limits: Limits | None = None,
         strict: bool = False,
     ) -> None:
-        gates.install()  # however the target was loaded, its statements must be seen
+        instrument.install()  # however the target was loaded, its statements must be seen
         self.target = target
         self.limits = limits or Limits()
         self.strict = strict
@@ -80,7 +80,9 @@ class Session:
             )
             self.server = Server(self.app, threads=self.target.threads, port=self.port)
             self.server.start()
-            return trio.run(self._main, work)
+            interrupt.check()  # a stop requested while setting up, whose raise was lost
+            with interrupt.watched():  # a signal only sets the flag: execute() raises
+                return trio.run(self._main, work)
         finally:
             if self.server is not None:
                 self.server.stop()
