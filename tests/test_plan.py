@@ -273,8 +273,8 @@ def test_planning_stops_when_a_stop_is_asked_for() -> None:
 def test_ctrl_c_while_the_work_thread_plans_is_a_stop_request_it_sees() -> None:
     """trio delivers Ctrl-C to its main task, which waits on the work thread and cannot
     be interrupted: a run planning for minutes ignored it. The session relays it."""
+    from fuzzer.execute.instrument import load_target
     from fuzzer.modes.session import Session
-    from fuzzer.target.contract import load_target
 
     def work(_: Session) -> float | None:
         started = time.monotonic()
