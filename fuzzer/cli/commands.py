@@ -248,6 +248,12 @@ def _isolation_option() -> Callable[..., Any]:
     "where only responses differ), or a comma-separated list of kinds.",
 )
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option(
+    "--verbose",
+    "-v",
+    is_flag=True,
+    help="Show the app's logging and stderr live (always kept in app.log in the run directory).",
+)
 def run_command(
     target: str,
     db: str,
@@ -265,6 +271,7 @@ def run_command(
     allow_unexercised: bool,
     fail_on: str,
     no_progress: bool,
+    verbose: bool,
 ) -> None:
     """Fuzz TARGET (package.module:attribute). Exit 1 if it finds anything."""
     from fuzzer import api
@@ -298,6 +305,7 @@ def run_command(
                 on_event=progress,
                 fail_on=failing,
                 allow_unexercised=allow_unexercised,
+                verbose=verbose,
             )
         finally:
             progress.stop()
@@ -318,6 +326,8 @@ def run_command(
             masked=dict(report.result.masked),
         )
         reporting.time_line(report.result, time.monotonic() - began)
+        if report.app_log is not None:
+            reporting.note(report.app_log.line())
         if keep_db:
             for where in _kept(report.database):
                 reporting.note(f"Kept the scratch database {where}")
@@ -551,6 +561,12 @@ def matrix_command(
 )
 @click.option("--report-dir", default="reports", show_default=True, metavar="DIR")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option(
+    "--verbose",
+    "-v",
+    is_flag=True,
+    help="Show the app's logging and stderr live (always kept in app.log in the run directory).",
+)
 def stress_command(
     target: str,
     duration: float,
@@ -561,6 +577,7 @@ def stress_command(
     hang_timeout: float,
     report_dir: str,
     no_progress: bool,
+    verbose: bool,
 ) -> None:
     """Free-running load on TARGET: batches of concurrent requests with real timing (no
     gates), each judged against serial runs. Bounded in time and batches; exit 1 on
@@ -583,6 +600,7 @@ def stress_command(
                 hang_timeout=hang_timeout,
                 report_dir=report_dir,
                 on_event=progress,
+                verbose=verbose,
             )
         finally:
             progress.stop()
@@ -603,6 +621,8 @@ def stress_command(
             judged=dict(report.result.judged),
             masked=dict(report.result.masked),
         )
+        if report.app_log is not None:
+            reporting.note(report.app_log.line())
         why = judged_nothing(report.result)
         if why and not report.findings:
             reporting.error(why)
