@@ -11,7 +11,7 @@ from flask import Flask
 
 from fuzzer.errors import FuzzerError, TargetSetupError
 from fuzzer.init.factory import Factory, load_factory
-from fuzzer.init.identities import plan_identities, user_table
+from fuzzer.init.identities import plan_identities, steady_names, user_table
 from fuzzer.init.plan import Plan
 from fuzzer.init.routes import openapi_document, routes
 from fuzzer.init.seeding import Given, build_app, dispose, read_all_rows, setup_steps
@@ -33,6 +33,7 @@ def inspect_app(factory: Factory) -> Plan:
         again = _inspect_elsewhere(factory, os.path.join(directory, "again"), given, plan.setup)
         _, (_, other, _) = again
     plan.factory = factory
+    steady_names(plan, rows, other)
     differing = differing_columns(rows, other)
     plan.ignore_columns = differing + [c for c in plan.ignore_columns if c not in differing]
     return plan

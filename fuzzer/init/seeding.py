@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import re
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from fuzzer import compat
@@ -181,6 +181,31 @@ def _seed_functions(app: Any, factory: Factory) -> Iterator[tuple[str, Any]]:
                 continue
             seen.add(id(value))
             yield f"{module_name}:{name}", value
+
+
+def step_constants(app: Any, steps: Sequence[tuple[str, str]]) -> list[str]:
+    """The short strings in the code of the setup steps (a seed's
+    ``generate_password_hash("demo")``): candidates for the secrets it set."""
+    commands = dict(_cli_commands(getattr(app, "cli", None)))
+    found: list[str] = []
+    for kind, name in steps:
+        function = _function(name) if kind == "call" else None
+        if kind == "command":
+            function = getattr(commands.get(name), "callback", None)
+        for inner in bodies._unwrapped(function) if function is not None else ():
+            code = getattr(inner, "__code__", None)
+            for value in _strings(code) if code is not None else ():
+                if 3 <= len(value) <= 40 and " " not in value and value not in found:
+                    found.append(value)
+    return found
+
+
+def _strings(code: Any) -> Iterator[str]:
+    for constant in code.co_consts:
+        if isinstance(constant, str):
+            yield constant
+        elif hasattr(constant, "co_consts"):
+            yield from _strings(constant)
 
 
 def callable_without_arguments(function: Any) -> bool:

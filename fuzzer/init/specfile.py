@@ -202,6 +202,7 @@ def _header(plan: Plan, module: str, body: list[str]) -> str:
         "Identity",
         "Login",
         "Target",
+        "basic_auth",
         "fill_tables",
         "flask_command",
         "flask_login_session",
