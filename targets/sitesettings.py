@@ -41,8 +41,7 @@ DEFAULTS = {"site_name": "Corner Shop", "currency": "EUR", "theme": "light"}
 
 class Setting(db.Model):  # type: ignore[name-defined]
     __tablename__ = "settings"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    key: Mapped[str] = mapped_column(String(40), unique=True)
+    key: Mapped[str] = mapped_column(String(40), primary_key=True)  # unique by its name
     value: Mapped[str] = mapped_column(String(80))
 
 
@@ -87,7 +86,9 @@ def create_app(database_url: str, *, unique_decides: bool = False) -> Flask:
         return {"settings": {key: setting(key) for key in DEFAULTS}}
 
     def page(products: list[Product]) -> str:
-        return render_template_string(PAGE, products=products)
+        # read before rendering: the context processor's commits expire the objects
+        shown = [{"name": p.name, "in_carts": p.in_carts} for p in products]
+        return render_template_string(PAGE, products=shown)
 
     @app.get("/")
     def home() -> Any:
