@@ -33,7 +33,7 @@ from fuzzer.execute.runner import Controlled
 from fuzzer.execute.scheduler import Limits
 from fuzzer.findings import Finding
 from fuzzer.model import Scenario
-from fuzzer.modes.campaign import LEASE, Campaign, open_campaign, worker_name
+from fuzzer.modes.campaign import LEASE, Campaign, open_campaign, store_failure, worker_name
 from fuzzer.modes.session import Session
 from fuzzer.modes.soakreport import Round, SoakReport
 from fuzzer.modes.units import Units, campaign_pairs, openings, pairs
@@ -172,6 +172,13 @@ class _Soak:
     def run(self) -> SoakReport:
         try:
             return self.session.run(self.work)
+        except Exception as exc:
+            # the shared store stopped inside Hypothesis's example database: an
+            # environment error, as when the campaign's own calls see it
+            failure = store_failure(exc, self.shared)
+            if failure is not None and failure is not exc:
+                raise failure from exc
+            raise
         except BaseException as exc:
             # the search's thread writes the reports when it sees the stop; a stop that
             # came before it or after it (setting up, tearing down) is written here
