@@ -79,7 +79,7 @@ def instrument() -> None:
             for op in _CACHE_OPS:
                 method = cls.__dict__.get(op)
                 if callable(method) and not getattr(method, _WRAPPED, False):
-                    setattr(cls, op, _cache_method(op, method))
+                    _patch(cls, op, _cache_method(op, method))
     try:
         from redis.client import Pipeline, Redis
     except ImportError:
@@ -91,7 +91,22 @@ def instrument() -> None:
     ):
         method = cls.__dict__[name]
         if not getattr(method, _WRAPPED, False):
-            setattr(cls, name, wrap(method))
+            _patch(cls, name, wrap(method))
+
+
+_patched: list[tuple[type, str, Any]] = []  # (class, attribute, what it was) to undo
+
+
+def _patch(cls: type, name: str, wrapper: Any) -> None:
+    _patched.append((cls, name, cls.__dict__[name]))
+    setattr(cls, name, wrapper)
+
+
+def uninstrument() -> None:
+    """Put back every method ``instrument`` patched (the end of a Session)."""
+    while _patched:
+        cls, name, method = _patched.pop()
+        setattr(cls, name, method)
 
 
 def _subclasses(cls: type) -> Iterator[type]:
@@ -249,8 +264,8 @@ class RedisScratch:
             import redis
         except ImportError as exc:
             raise DatabaseError(
-                "Target(redis=True) needs redis-py: pip install redis (or the fuzzer's "
-                "'redis' extra)"
+                "Target(redis=True) needs redis-py, an optional dependency that is not "
+                "installed: pip install 'flask-race-fuzzer[redis]'"
             ) from exc
         claim = f"{os.getpid()}:{secrets.token_hex(8)}"
         probe = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, socket_connect_timeout=2)
@@ -391,7 +406,7 @@ class Stores:
         now = time.time()
         self._copies = []
         for backend in self.simple:
-            with backend._lock:
+            with _locked(backend):
                 self._copies.append(
                     {
                         key: (expires - now if expires else 0.0, value)
@@ -405,7 +420,7 @@ class Stores:
     def reset(self) -> None:
         now = time.time()
         for backend, copy in zip(self.simple, self._copies, strict=True):
-            with backend._lock:
+            with _locked(backend):
                 backend._cache.clear()
                 backend._cache.update(
                     {
@@ -513,3 +528,10 @@ def flask_apps(app: Any, depth: int = 6) -> list[Any]:
 
     visit(app, depth)
     return list(found.values())
+
+
+def _locked(backend: Any) -> Any:
+    """A SimpleCache's lock; cachelib before 0.10 has none (its dict is copied and put
+    back between executions, while no request runs)."""
+    lock = getattr(backend, "_lock", None)
+    return lock if lock is not None else contextlib.nullcontext()

@@ -293,8 +293,11 @@ class RedisCampaign(Campaign):
     def __init__(self, url: str, key: str) -> None:
         try:
             import redis
-        except ImportError as exc:  # pragma: no cover - redis is a dependency
-            raise FuzzerError("--shared needs the redis package: pip install redis") from exc
+        except ImportError as exc:
+            raise FuzzerError(
+                "--shared needs redis-py, an optional dependency that is not installed: "
+                "pip install 'flask-race-fuzzer[redis]'"
+            ) from exc
         self.key = key
         self.url = url
         self._prefix = f"fuzzer:{digest(key)}:"

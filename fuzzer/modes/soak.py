@@ -29,6 +29,7 @@ from hypothesis import Phase
 
 from fuzzer.api import reference_of, resolve, searchable
 from fuzzer.db import parse as parse_db
+from fuzzer.errors import InvalidOption
 from fuzzer.execute.runner import Controlled
 from fuzzer.execute.scheduler import Limits
 from fuzzer.findings import Finding
@@ -41,27 +42,32 @@ from fuzzer.modes.vitals import Trend, Vitals, measure
 from fuzzer.report.writer import ReportWriter, Written
 from fuzzer.search.engine import Search, SearchSettings, evaluate
 from fuzzer.search.schedules import Mode
+from fuzzer.settings import Settings
 from fuzzer.target.contract import Target
 
 STATE_DIR = os.path.join(".fuzzer", "soak")
 CONFIRM = 3  # replays of a reported finding, as the engine confirms its own
 
 
+def _written(settings: Settings) -> tuple[str, str]:
+    """Where a soak writes its reports and keeps its example database: both needed."""
+    if settings.report_dir is None or settings.example_db is None:
+        missing = "report_dir" if settings.report_dir is None else "example_db"
+        raise InvalidOption(
+            f"a soak writes its reports and resumes its example database: give {missing} "
+            f"a directory (the command line's: reports, .fuzzer/examples)"
+        )
+    return settings.report_dir, settings.example_db
+
+
 def soak(
     target: Target | str,
+    settings: Settings | None = None,
     *,
     duration: float,
-    db: str = "sqlite",
-    isolation: str | None = None,
-    seed: int | None = None,
     round_examples: int = 1000,
     warmup: int = 50,
-    shrink_budget: float = 60.0,
-    hang_timeout: float = 3.0,
-    report_dir: str = "reports",
-    example_db: str = os.path.join(".fuzzer", "examples"),
     state_dir: str = STATE_DIR,
-    allow_wipe: bool = False,
     shared: str | None = None,
     worker: int = 0,
     workers: int = 1,
@@ -69,9 +75,13 @@ def soak(
     lease: float = LEASE,
     on_event: Callable[..., None] = lambda *a, **k: None,
     sink: Callable[[Finding], Written | None] | None = None,
+    **options: Any,
 ) -> SoakReport:
     """Fuzz ``target`` for ``duration`` seconds; write every finding as soon as it is final.
 
+    ``settings`` (and ``options``, its fields as keywords) say the database, isolation,
+    first seed, limits and where to write; a soak writes its reports, so its defaults
+    are the command line's (``reports/``, ``.fuzzer/examples``).
     ``known_only`` replays the campaign's known findings and writes the reports, without
     searching (the merged report of a campaign run on several machines).
     ``worker`` of ``workers`` (fuzzer/modes/workers.py) is one of several processes of one
@@ -79,11 +89,15 @@ def soak(
     file), and ``sink`` takes each finding this worker claimed first instead of the
     writer (the parent writes it)."""
     started = time.monotonic()
+    settings = Settings.of(settings or Settings.for_cli(), **options)
+    db, isolation, seed = settings.db, settings.isolation, settings.seed
+    report_dir, example_db = _written(settings)
+    shrink_budget = settings.shrink_budget
     target = resolve(target)
     reference = reference_of(target)
     spec = parse_db(db)
-    limits = Limits(hang_timeout=hang_timeout)
-    session = Session(target, db=db, isolation=isolation, allow_wipe=allow_wipe, limits=limits)
+    session = Session(target, settings)
+    limits = session.limits
     schedule: Mode = "conflict"
     key = campaign_key(reference, session.databases.dialect, schedule)
     campaign = open_campaign(shared, state_dir, key)

@@ -37,6 +37,8 @@ from fuzzer.modes.vitals import Vitals
 from fuzzer.report.writer import ReportWriter, Written
 from fuzzer.search import interrupt
 from fuzzer.search.pairs import Coverage
+from fuzzer.settings import REPORTS, Settings
+from fuzzer.settings import split as split_settings
 
 __all__ = ["WORKER_MIB", "crowding", "soak_workers"]
 
@@ -58,21 +60,24 @@ class _Job:
 
 def soak_workers(
     target: str,
+    settings: Settings | None = None,
     *,
     workers: int,
     duration: float,
-    db: str = "sqlite",
     shared: str | None = None,
-    seed: int | None = None,
-    report_dir: str = "reports",
     state_dir: str | None = None,
     on_event: Callable[..., None] = lambda *a, **k: None,
     **options: Any,
 ) -> Any:
-    """Run ``workers`` soak processes of one campaign; return the merged SoakReport."""
+    """Run ``workers`` soak processes of one campaign; return the merged SoakReport.
+    ``settings`` and ``options`` as for ``soak``."""
     from fuzzer.api import reference_of, resolve
     from fuzzer.db import parse as parse_db
     from fuzzer.modes.soak import STATE_DIR, SoakReport, campaign_key, interrupted_summary
+
+    given, options = split_settings(options)
+    settings = Settings.of(settings or Settings.for_cli(), **given)
+    db, seed, report_dir = settings.db, settings.seed, settings.report_dir or REPORTS
 
     spec = parse_db(db)
     if spec.database:
@@ -93,7 +98,7 @@ def soak_workers(
     events: Any = context.Queue()
     common = {
         **options,
-        "db": db,
+        "settings": settings.replace(seed=None),  # the rotation is started here, once
         "shared": shared,
         "state_dir": state_dir,
         "duration": duration,
