@@ -179,15 +179,16 @@ def run(
                 writer.withdraw(data["finding"].fingerprint)
             on_event(event, **data)
 
-        prepared = searchable(target, s, schedule, allow_unexercised=settings.allow_unexercised)
-        on_event(
+        on_event(  # before the survey: a target of a hundred endpoints takes a while
             "start",
             target=reference,
             database=s.database_info,
             max_examples=settings.max_examples,
             time_budget=settings.time_budget,
-            survey=prepared.survey,
             notices=list(s.databases.notices),
+        )
+        prepared = searchable(
+            target, s, schedule, allow_unexercised=settings.allow_unexercised, on_event=on_event
         )
         search = Search(
             prepared.strategy,
@@ -247,29 +248,49 @@ class Searchable:
 
 
 def searchable(
-    target: Target, s: Session, schedule: Mode, *, allow_unexercised: bool = False
+    target: Target,
+    s: Session,
+    schedule: Mode,
+    *,
+    allow_unexercised: bool = False,
+    on_event: Callable[..., None] = lambda *a, **k: None,
 ) -> Searchable:
     """Survey each endpoint alone (and check that each can be reached and that something
     was exercised), then the scenario strategy, each endpoint's steps for conflict-guided
-    schedules, and the opening."""
+    schedules, the opening and the pairs' plan; "surveying" and "planned" events say how
+    far it got."""
     from fuzzer.strategies import scenarios
 
     def alone(scenario: Scenario) -> Execution:
         return s.execute(scenario, Serial(tuple(range(len(scenario.requests)))))
 
+    started = time.monotonic()
+    on_event("surveying", endpoints=len(target.endpoints))
     surveyed = survey(target, alone)
     check_reachable(target, surveyed, alone, s.app)
     if not allow_unexercised:
         why = unexercised(surveyed, target, s.databases.initial)
         if why is not None:
             raise TargetSetupError(why)
-    return Searchable(
+    surveyed_after = time.monotonic() - started
+    conflict = schedule == "conflict"
+    prepared = Searchable(
         strategy=scenarios(target, schedule=schedule, prefer=surveyed.writers()),
         traces={e.endpoint: e.trace for e in surveyed.endpoints},
-        openings=tuple(openings(surveyed, target)) if schedule == "conflict" else (),
+        openings=tuple(openings(surveyed, target)) if conflict else (),
         survey=describe_survey(surveyed),
-        plan=plan(surveyed, target) if schedule == "conflict" else None,
+        plan=plan(surveyed, target) if conflict else None,
     )
+    on_event(
+        "planned",
+        endpoints=len(surveyed.endpoints),
+        writers=sum(1 for e in surveyed.endpoints if e.writes),
+        surveyed=surveyed_after,
+        seconds=time.monotonic() - started - surveyed_after,
+        openings=len(prepared.openings),
+        plan=prepared.plan,
+    )
+    return prepared
 
 
 def check(target: Target | str, *, db: str = "sqlite") -> dict[str, str]:

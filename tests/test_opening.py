@@ -154,10 +154,10 @@ def test_the_plan_holds_every_schedule_of_at_most_two_switches_per_pair_and_rela
     assert result.pairs == (("POST /buy", "POST /buy"),)  # writers only
     # two conflict points each (after the read, after the write): 2 with one switch,
     # 2 x 2 with two; as the same identity and as another (each order the same requests)
-    assert len(result.scenarios) == (2 + 2 * 2) + 2 * (2 + 2 * 2)
-    assert {s.requests[1].identity for _, s in result.scenarios} == {"alice", "bob"}
+    assert result.size == len(list(result.scenarios())) == (2 + 2 * 2) + 2 * (2 + 2 * 2)
+    assert {s.requests[1].identity for _, s in result.scenarios()} == {"alice", "bob"}
     assert not result.coverage(5).complete
-    done = result.coverage(len(result.scenarios), done_after=30, random=10)
+    done = result.coverage(result.size, done_after=30, random=10)
     assert done.complete
     text = coverage_text(done, [])
     assert text.startswith("1 of 1 endpoint pairs explored at depth ≤ 2 at conflict points")
@@ -198,4 +198,4 @@ def test_requests_with_json_bodies_make_openings_and_a_plan() -> None:
     buy = replace(buy, request=body, writer=body, other=replace(body, identity="bob"))
     survey = Survey((buy,))
     assert openings(survey, target("POST /buy"))
-    assert plan(survey, target("POST /buy")).scenarios
+    assert plan(survey, target("POST /buy")).size
