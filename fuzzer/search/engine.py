@@ -434,14 +434,14 @@ class Search:
         per cent of what is left, so that the plan's share holds for the time budget as
         it does for ``--max-examples``."""
         s = self.settings
-        if s.time_budget is None or self.plan is None or not self.plan.scenarios:
+        if s.time_budget is None or self.plan is None or not self.plan.size:
             return None
         left = max(s.time_budget - (self.budget.clock() - self.budget.started), 0.0)
         least = left * (100 - PLAN_SHARE) / 100
         if not self.examples:
             return least
         pace = (self.budget.clock() - self.budget.started) / self.examples
-        return max(left - pace * len(self.plan.scenarios), least)
+        return max(left - pace * self.plan.size, least)
 
     def _opening_over(self) -> bool:
         """Whether the opening or the plan must stop: a wanted finding (benchmarks), the
