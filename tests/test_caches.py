@@ -3,7 +3,6 @@ table accesses, and reset to what setup left before every execution (fuzzer/exec
 
 from __future__ import annotations
 
-import functools
 import time
 from dataclasses import replace
 from typing import Any
@@ -24,24 +23,8 @@ from fuzzer.target.contract import Target, validate
 from .conftest import need
 
 
-@functools.cache
-def _redis_down() -> str:
-    import redis
-
-    client = redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=1)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        return str(exc)
-    finally:
-        client.close()
-    return ""
-
-
 def need_redis() -> None:
-    why = _redis_down()
-    if why:
-        pytest.skip(f"Redis at 127.0.0.1:6379 is not available ({why}); .ci/run starts it")
+    need("redis")  # skips, or fails under FUZZER_REQUIRE_SERVERS=1
 
 
 def _submit(user: str = "alice", challenge: int = 1) -> Request:

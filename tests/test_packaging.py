@@ -65,7 +65,7 @@ def test_the_wheel_installs_only_fuzzer(tmp_path: Path) -> None:
     assert {"fuzzer/py.typed", "fuzzer/strategies/__init__.py"} <= names
     assert "fuzzer/report/report.html.j2" in names
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, cwd=tmp_path, timeout=300)
     python = venv / "bin" / "python"
     environment = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "FUZZER_DB")}
     subprocess.run(
@@ -81,6 +81,7 @@ def test_the_wheel_installs_only_fuzzer(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         env=environment,
+        cwd=tmp_path,
     ).stdout.strip()
     ours = sorted(p for p in os.listdir(site) if p == "fuzzer" or p.startswith("flask_race"))
     assert ours[0] == "flask_race_fuzzer-" + _installed_version(python, environment) + ".dist-info"
