@@ -78,12 +78,12 @@ def _guard(action: Callable[[], int]) -> NoReturn:
     a stop that came after the last check is still answered with 130."""
     from fuzzer.search import interrupt
 
-    interrupt.install()
     if not isinstance(sys.stdout, _Stdout):
         sys.stdout = cast(TextIO, _Stdout(sys.stdout))
     try:
-        code = action()
-        interrupt.check()
+        with interrupt.installed():
+            code = action()
+            interrupt.check()
     except FuzzerError as exc:
         reporting.error(str(exc))
         sys.exit(exc.exit_code)

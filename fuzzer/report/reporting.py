@@ -353,6 +353,8 @@ def soak_summary(report: SoakReport) -> None:
     )
     for worker in report.workers:
         died = f", died (exit {worker['exit_code']})" if worker["exit"] == "died" else ""
+        if worker["exit"] == "error":
+            died = f", stopped on an error: {worker.get('error', '')}"
         note(
             f"  worker {worker['worker'] + 1}: {worker['examples']} examples in "
             f"{worker['rounds']} rounds, {worker['findings']} finding(s) reported first{died}"
