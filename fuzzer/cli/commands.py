@@ -228,6 +228,11 @@ def _isolation_option() -> Callable[..., Any]:
     "--strict", is_flag=True, help="A request that finished before another started must precede it."
 )
 @click.option(
+    "--strict-isolation",
+    is_flag=True,
+    help="Refuse an app that opens a Redis database other than the fuzzer's scratch one.",
+)
+@click.option(
     "--allow-unexercised",
     is_flag=True,
     help="Fuzz even when the survey exercised nothing (every request turned away, or most "
@@ -293,6 +298,8 @@ def run_command(
             reporting.time_line(report.result, out.seconds)
             if report.app_log is not None:
                 reporting.note(report.app_log.line())
+            for line in report.redis_after:
+                reporting.note(line)
             if settings.keep_db:
                 for where in _kept(report.database):
                     reporting.note(f"Kept the scratch database {where}")
