@@ -18,6 +18,7 @@ import importlib
 import json
 import os
 import pkgutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -41,21 +42,28 @@ PLANTED: dict[str, tuple[str, ...]] = {
         "POST /auth/register",
     ),
     "demo": (
-        "GET /post/<int:id>",
-        "POST /post/<int:id>/like",
-        "POST /post/<int:id>/tags",
-        "POST /user/<name>/follow",
-        "POST /user/<name>/unfollow",
+        "GET /post/<int:post_id>",
+        "POST /post/<int:post_id>/like",
+        "POST /post/<int:post_id>/tags",
+        "POST /user/<username>/follow",
+        "POST /user/<username>/unfollow",
         "POST /auth/register",
     ),
     "photos": ("POST /photo/<int:photo_id>/like",),
     "bookmarks": ("POST /items/<int:item_id>/save",),
     "bank": ("POST /withdraw",),
     "coupons": ("POST /redeem",),
+    "board": ("POST /topic/<int:topic_id>/reply", "POST /poll/<int:poll_id>/vote"),
+    "transfers": ("POST /transfer",),
+    "splitbill": ("POST /api/projects/<project_id>/bills",),
+    "newsletter": ("POST /subscribe",),
+    "cart": ("POST /api/checkout",),
+    "recipes": ("POST /recipe/<int:recipe_id>/rate",),
 }
 #: The factory of an app whose package does not export it at the top.
 FACTORIES = {"demo": "targets.demo.app:create_app"}
 QUICK = ("microblog", "demo")
+TIMEOUT = 1200  # seconds for one app's first try (init and the run)
 
 
 @dataclass
@@ -69,13 +77,16 @@ class Row:
     setup: str = ""
     planted: tuple[str, ...] = ()
     found: dict[str, int] | None = None  # planted endpoint -> examples to first detection
-    other: int = 0  # findings at endpoints with no planted race
+    other: list[str] | None = None  # races found at endpoints with no planted race
     examples: int = 0
     run_seconds: float = 0.0
     error: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return dict(vars(self), planted=list(self.planted))
+
+    def __post_init__(self) -> None:
+        self.planted = tuple(self.planted)  # a list when read back from JSON
 
 
 def apps() -> list[str]:
@@ -138,8 +149,37 @@ def first_try(app: str, examples: int, db: str, directory: str) -> Row:
         for endpoint in hits:
             seen = row.found.get(endpoint)
             row.found[endpoint] = min(finding.found_after, seen or finding.found_after)
-        row.other += not hits
+        if not hits:
+            row.other = [*(row.other or []), f"{finding.kind} ({' + '.join(finding.endpoints)})"]
     return row
+
+
+def _in_a_fresh_process(app: str, examples: int, db: str) -> Row:
+    """One app's first try in a Python process of its own: a factory that can build one
+    app per process, and what an app's modules keep, stay out of the next app's try."""
+    command = [sys.executable, "-m", "bench.firsttry", "--one", app]
+    command += ["--examples", str(examples), "--db", db]
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    done = subprocess.run(
+        command, cwd=root, capture_output=True, text=True, timeout=TIMEOUT, check=False
+    )
+    last = done.stdout.strip().splitlines()[-1:] or [""]
+    try:
+        return Row(**json.loads(last[0]))
+    except (ValueError, TypeError):
+        why = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
+        return Row(app, planted=PLANTED.get(app, ()), error=why)
+
+
+def _one(app: str, examples: int, db: str) -> int:
+    """``--one APP``: the row of one app, as a JSON line on stdout (the last line)."""
+    with tempfile.TemporaryDirectory(prefix="firsttry-") as directory:
+        try:
+            row = first_try(app, examples, db, directory)
+        except FuzzerError as exc:  # init or the run refused: that is the row
+            row = Row(app, planted=PLANTED.get(app, ()), error=str(exc))
+    sys.stdout.write(json.dumps(row.to_json()) + "\n")
+    return 0
 
 
 def markdown(rows: Sequence[Row], meta: Mapping[str, Any]) -> str:
@@ -161,7 +201,8 @@ def markdown(rows: Sequence[Row], meta: Mapping[str, Any]) -> str:
         planted = f"{len(found)} of {len(r.planted)}" if r.planted else "none declared"
         lines.append(
             f"| {r.app} | {r.init_seconds:.1f} s | {r.spec_lines} | {r.kept} of {r.routes} "
-            f"| {r.identities} | {r.setup} | {planted} | {firsts or '–'} | {r.other} "
+            f"| {r.identities} | {r.setup} | {planted} | {firsts or '–'} "
+            f"| {'; '.join(r.other or []) or '–'} "
             f"| {r.run_seconds:.1f} s |"
         )
     return "\n".join(lines) + "\n"
@@ -174,9 +215,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--examples", type=int, default=None)
     parser.add_argument("--db", default="sqlite")
     parser.add_argument("--out", default="reports")
+    parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     names = args.apps.split(",") if args.apps else list(QUICK) if args.quick else apps()
     examples = args.examples or (100 if args.quick else 300)
+    if args.one:
+        return _one(args.one, examples, args.db)
     import platform
 
     meta = {
@@ -186,13 +230,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{platform.python_version()}",
     }
     rows = []
-    with tempfile.TemporaryDirectory(prefix="firsttry-") as directory:
-        for app in names:
-            reporting.note(f"first try: {app}")
-            try:
-                rows.append(first_try(app, examples, args.db, directory))
-            except FuzzerError as exc:  # init or the run refused: that is the row
-                rows.append(Row(app, planted=PLANTED.get(app, ()), error=str(exc)))
+    for app in names:
+        reporting.note(f"first try: {app}")
+        rows.append(_in_a_fresh_process(app, examples, args.db))
     page = markdown(rows, meta)
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "firsttry.json"), "w", encoding="utf-8") as handle:

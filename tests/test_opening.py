@@ -48,6 +48,34 @@ def test_a_stamp_every_request_makes_before_its_work_is_routine() -> None:
     assert routine([last, last]) == set()  # nothing after it: it is the request's work
 
 
+SETTING = "INSERT INTO settings (key, value) VALUES (?, ?)"
+
+
+def page(*work: str) -> tuple[Step, ...]:
+    """A page whose context processor gets-or-creates a setting, then does its work."""
+    return steps("SELECT * FROM settings WHERE key = ?", SETTING, "commit", *work)
+
+
+def test_inserts_and_get_or_create_are_never_routine() -> None:
+    # issue 19: three single-INSERT transactions at the start of every render (a
+    # get-or-create of site settings) were taken for a stamp and removed from what every
+    # endpoint writes: the IntegrityError race they hold was never targeted
+    pages = [page("SELECT * FROM products"), page("UPDATE products SET n = n + 1 WHERE id = ?")]
+    assert routine(pages) == set()
+    deletes = steps("DELETE FROM sessions WHERE id = ?", "commit", "SELECT * FROM users")
+    assert routine([deletes, deletes]) == set()
+
+
+def test_a_stamp_is_the_same_row_in_every_endpoint() -> None:
+    def stamped(user: int) -> tuple[Step, ...]:
+        trace = list(ME)
+        trace[2] = replace(trace[2], params=repr(("2026-01-01", user)))
+        return tuple(trace)
+
+    assert routine([stamped(1), stamped(1)]) == {STAMP}
+    assert routine([stamped(1), stamped(2)]) == set()  # two rows: not one identity's stamp
+
+
 def target(*endpoints: str, identities: int = 2) -> Target:
     return Target(
         name="t",

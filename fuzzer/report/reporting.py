@@ -36,6 +36,16 @@ console = Console(highlight=False, soft_wrap=False)
 errors = Console(stderr=True, highlight=False)
 
 
+def use_stderr(stream: Any) -> None:
+    """Where the fuzzer's errors and warnings go while the app's stderr is redirected to
+    its log (modes/applog.py); None: back to ``sys.stderr``."""
+    global errors
+    if stream is None:
+        errors = Console(stderr=True, highlight=False)
+    else:
+        errors = Console(file=stream, highlight=False)
+
+
 def error(message: str) -> None:
     """One line that says what is wrong and how to fix it."""
     errors.print(Text.assemble(("error:", "bold red"), " ", terminal(message)), soft_wrap=True)
@@ -343,6 +353,8 @@ def soak_summary(report: SoakReport) -> None:
     )
     for worker in report.workers:
         died = f", died (exit {worker['exit_code']})" if worker["exit"] == "died" else ""
+        if worker["exit"] == "error":
+            died = f", stopped on an error: {worker.get('error', '')}"
         note(
             f"  worker {worker['worker'] + 1}: {worker['examples']} examples in "
             f"{worker['rounds']} rounds, {worker['findings']} finding(s) reported first{died}"

@@ -87,9 +87,7 @@ class SearchSettings:
             "shrink_budget": settings.shrink_budget,
             "example_db": settings.example_db,
             "schedule": settings.schedule,
-            "limits": Limits(
-                hang_timeout=settings.hang_timeout, stuck_grace=settings.stuck_grace
-            ),
+            "limits": Limits(hang_timeout=settings.hang_timeout, stuck_grace=settings.stuck_grace),
         }
         return cls(**{**chosen, **internal})
 
