@@ -9,7 +9,7 @@ schedule without Hypothesis.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -18,6 +18,7 @@ from hypothesis.strategies import SearchStrategy
 from fuzzer.db import parse as parse_db
 from fuzzer.errors import InvalidReport, InvalidTarget, TargetSetupError
 from fuzzer.execute import gates
+from fuzzer.execute.faults import chosen as fault_kinds
 from fuzzer.execute.runner import Controlled, Costs, Serial
 from fuzzer.execute.scheduler import Limits
 from fuzzer.findings import Finding, fails_run
@@ -28,6 +29,7 @@ from fuzzer.report.text import finding_text
 from fuzzer.report.writer import ReportWriter, Written, reproduce_lines
 from fuzzer.search.engine import Search, SearchResult, SearchSettings, evaluate
 from fuzzer.search.exercised import unexercised
+from fuzzer.search.faults import openings as fault_openings
 from fuzzer.search.pairs import Plan, plan
 from fuzzer.search.schedules import Mode
 from fuzzer.search.survey import check_reachable, openings, survey
@@ -127,14 +129,17 @@ def run(
     stop_kinds: Collection[str] = (),
     fail_on: Collection[str] = ("all",),
     allow_unexercised: bool = False,
+    faults: Collection[str] = (),
 ) -> RunReport:
     """Search a target for races and write a report per finding, each the moment it is
     final. With ``free_running`` (the stress mode) requests run with real timing and no
     gates. ``stop_at_first`` stops generating at the first finding (of ``stop_kinds``,
-    if given), then shrinks and reports it."""
+    if given), then shrinks and reports it. ``faults`` (kinds of error, ``--faults``)
+    injects those errors as part of the schedule (fuzzer/execute/faults.py)."""
     target = resolve(target)
     reference = reference_of(target)
-    parse_db(db)  # a bad --db fails before anything is created
+    # a bad --db (or --faults the database cannot raise) fails before anything is created
+    kinds = fault_kinds(parse_db(db).dialect, faults)
     limits = Limits(hang_timeout=hang_timeout, stuck_grace=stuck_grace)
     session = Session(
         target,
@@ -152,7 +157,8 @@ def run(
         time_budget=time_budget,
         shrink_budget=shrink_budget,
         example_db=example_db,
-        database_key=f"{reference}|{session.databases.dialect}|{schedule}",
+        database_key=f"{reference}|{session.databases.dialect}|{schedule}"
+        + (f"|faults={','.join(kinds)}" if kinds else ""),
         limits=limits,
         schedule=schedule,
         free_running=free_running,
@@ -169,6 +175,8 @@ def run(
         "db": parse_db(db).safe_url,
         "example_db": example_db,
     }
+    if kinds:
+        run_settings["faults"] = ",".join(kinds)
 
     def work(s: Session) -> RunReport:
         assert s.oracle is not None and s.harness is not None
@@ -192,7 +200,9 @@ def run(
                 writer.withdraw(data["finding"].fingerprint)
             on_event(event, **data)
 
-        prepared = searchable(target, s, schedule, allow_unexercised=allow_unexercised)
+        prepared = searchable(
+            target, s, schedule, allow_unexercised=allow_unexercised, faults=kinds
+        )
         on_event(
             "start",
             target=reference,
@@ -246,11 +256,17 @@ class Searchable:
 
 
 def searchable(
-    target: Target, s: Session, schedule: Mode, *, allow_unexercised: bool = False
+    target: Target,
+    s: Session,
+    schedule: Mode,
+    *,
+    allow_unexercised: bool = False,
+    faults: Sequence[str] = (),
 ) -> Searchable:
     """Survey each endpoint alone (and check that each can be reached and that something
     was exercised), then the scenario strategy, each endpoint's steps for conflict-guided
-    schedules, and the opening."""
+    schedules, and the opening. With ``faults`` (kinds of error to inject), the opening
+    starts with the fault opening (fuzzer/search/faults.py)."""
     from strategies import scenarios
 
     def alone(scenario: Scenario) -> Execution:
@@ -262,10 +278,15 @@ def searchable(
         why = unexercised(surveyed, target, s.databases.initial)
         if why is not None:
             raise TargetSetupError(why)
+    opening = openings(surveyed, target) if schedule == "conflict" else []
+    if faults and schedule == "conflict":
+        opening = fault_openings(surveyed, faults, opening) + opening
     return Searchable(
-        strategy=scenarios(target, schedule=schedule, prefer=surveyed.writers()),
+        strategy=scenarios(
+            target, schedule=schedule, prefer=surveyed.writers(), fault_kinds=faults
+        ),
         traces={e.endpoint: e.trace for e in surveyed.endpoints},
-        openings=tuple(openings(surveyed, target)) if schedule == "conflict" else (),
+        openings=tuple(opening),
         survey=describe_survey(surveyed),
         plan=plan(surveyed, target) if schedule == "conflict" else None,
     )

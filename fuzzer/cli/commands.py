@@ -174,6 +174,30 @@ def _isolation_option() -> Callable[..., Any]:
     )
 
 
+def _faults_option() -> Callable[..., Any]:
+    return click.option(
+        "--faults",
+        is_flag=False,
+        flag_value="default",
+        default=None,
+        metavar="KINDS",
+        help="Inject retryable database errors into the schedule: --faults alone injects "
+        "deadlock, serialization and timeout (what the database can raise of them); or "
+        "name kinds: deadlock,serialization,timeout,disconnect, or all.",
+    )
+
+
+def _fault_kinds(text: str | None) -> tuple[str, ...]:
+    from fuzzer.execute.faults import parse
+
+    if text is None:
+        return ()
+    try:
+        return parse(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--faults") from None
+
+
 @main.command("run")
 @click.argument("target")
 @_db_option()
@@ -246,6 +270,7 @@ def _isolation_option() -> Callable[..., Any]:
     help="What makes the run exit 1: all (every confirmed finding), rows (all but findings "
     "where only responses differ), or a comma-separated list of kinds.",
 )
+@_faults_option()
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def run_command(
     target: str,
@@ -263,6 +288,7 @@ def run_command(
     strict: bool,
     allow_unexercised: bool,
     fail_on: str,
+    faults: str | None,
     no_progress: bool,
 ) -> None:
     """Fuzz TARGET (package.module:attribute). Exit 1 if it finds anything."""
@@ -274,6 +300,7 @@ def run_command(
         failing = parse_fail_on(fail_on)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--fail-on") from None
+    kinds = _fault_kinds(faults)
 
     def action() -> int:
         began = time.monotonic()
@@ -297,6 +324,7 @@ def run_command(
                 on_event=progress,
                 fail_on=failing,
                 allow_unexercised=allow_unexercised,
+                faults=kinds,
             )
         finally:
             progress.stop()

@@ -474,6 +474,11 @@ class Oracle:
         stray = _stray_writes(execution)
         if stray:
             return Verdict("unknown", reason=stray, judged="not")
+        from fuzzer.judge import faults  # injected errors (--faults) are judged there
+
+        faulted = faults.judge(self, scenario, execution)
+        if faulted is not None:
+            return faulted
         aborted = tuple(
             i
             for i, r in enumerate(execution.responses)

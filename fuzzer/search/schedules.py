@@ -27,7 +27,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Literal
 
-from fuzzer.model import Gene, Scenario, Step
+from fuzzer.execute.faults import takes_locks
+from fuzzer.model import Fault, Gene, Scenario, Step
 from fuzzer.sql import access
 
 Mode = Literal["conflict", "random", "pct"]
@@ -45,15 +46,49 @@ def resolve(scenario: Scenario, mode: Mode, trace: Sequence[Step] = ()) -> Scena
     if mode != "conflict":
         return scenario
     candidates = conflict_points(trace, len(scenario.requests))
+    statements = fault_points(trace, len(scenario.requests), candidates)
     schedule = []
     for index, gene in enumerate(scenario.schedule):
         points = candidates.get(index, ())
+        faults = _faults_at(gene.faults, statements.get(index, ()))
         if not points:
-            schedule.append(Gene(gene.priority, ()))
+            schedule.append(Gene(gene.priority, (), faults))
             continue
         steps = sorted({points[k % len(points)] for k in gene.yields})
-        schedule.append(Gene(gene.priority, tuple(steps)))
+        schedule.append(Gene(gene.priority, tuple(steps), faults))
     return replace(scenario, schedule=tuple(schedule))
+
+
+def fault_points(
+    trace: Sequence[Step], requests: int, conflicts: Mapping[int, Sequence[int]]
+) -> dict[int, tuple[int, ...]]:
+    """Per request, the statements a drawn fault picks among (``--faults``): those that
+    take locks (where a real deadlock, lock wait timeout or serialization failure can
+    strike, execute/faults.py) and conflict with another request's first, then the
+    others that take locks, then every other statement (a lost connection strikes
+    anywhere)."""
+    points: dict[int, tuple[int, ...]] = {}
+    for i in range(requests):
+        sql = [
+            s
+            for s in trace
+            if s.request == i and s.kind == "sql" and not s.text.startswith(("cache ", "redis "))
+        ]
+        locking = [s.number for s in sql if takes_locks(s.text)]
+        first = [n for n in conflicts.get(i, ()) if n in locking]
+        rest = [n for n in locking if n not in first]
+        points[i] = (*first, *rest, *(s.number for s in sql if s.number not in locking))
+    return points
+
+
+def _faults_at(faults: Sequence[Fault], points: Sequence[int]) -> tuple[Fault, ...]:
+    """Drawn faults (indices into ``points``) as step numbers, one fault per statement;
+    without points (no trace of the request) the index counts statements from 1."""
+    placed: dict[int, Fault] = {}
+    for fault in faults:
+        step = points[fault.step % len(points)] if points else fault.step + 1
+        placed.setdefault(step, Fault(step, fault.kind))
+    return tuple(placed[k] for k in sorted(placed))
 
 
 def surveyed_trace(scenario: Scenario, traces: Mapping[str, Sequence[Step]]) -> list[Step]:
