@@ -13,7 +13,8 @@ only an injected error (``fuzzer run --faults``) shows the bugs:
   (``duplicate-effect``).
 * ``stale``: a retry loop around ``commit()`` only, on the session that failed. The
   rollback discards the pending balance change, the ledger line and the notice, so
-  the retry commits nothing and answers 200 all the same (``stale-retry``).
+  the retry commits nothing and answers 200 all the same (``stale-retry``); an error
+  while the notice is flushed, before the loop, is a 500 (``unhandled-retryable``).
 * ``partial``: commits the balance (step 1), then the ledger line and notice (step 2);
   an error in step 2 answers 503 "try again", with step 1 kept (``partial-commit``).
 * ``fixed``: each attempt is one transaction on a fresh session that does everything
@@ -117,9 +118,10 @@ def create_app(database_url: str, *, variant: str = "buggy") -> Flask:
     def deposit_on_failed_session(account: int, amount: int) -> Any:
         current = db.session.get(Account, account)
         assert current is not None
+        db.session.add(_notice(account, amount))
+        db.session.flush()  # outside the retry loop: an error here is a 500
         current.balance = Account.balance + amount  # pending in the session
         db.session.add(Ledger(account_id=account, amount=amount))
-        db.session.add(_notice(account, amount))
         for _ in range(ATTEMPTS):
             try:
                 db.session.commit()  # "retry the commit": the rollback dropped its work
@@ -200,7 +202,7 @@ ENDPOINTS = [
 #: what each variant shows with ``--faults`` (without, every variant is clean)
 WITH_FAULTS = {
     "buggy": frozenset({"duplicate-effect"}),
-    "stale": frozenset({"stale-retry"}),
+    "stale": frozenset({"stale-retry", "unhandled-retryable"}),
     "partial": frozenset({"partial-commit"}),
     "fixed": frozenset(),
 }

@@ -124,9 +124,10 @@ def chosen(dialect: str, wanted: Iterable[str]) -> tuple[str, ...]:
     kinds = available(dialect, wanted)
     if not kinds:
         can = ", ".join(available(dialect)) or "none"
+        product = {"mysql": "MariaDB/MySQL", "postgresql": "PostgreSQL", "sqlite": "SQLite"}
         raise InvalidOption(
-            f"--faults {','.join(wanted)}: the {family(dialect)} database cannot raise "
-            f"these errors; it can raise: {can}"
+            f"--faults {','.join(wanted)}: {product.get(family(dialect), dialect)} cannot "
+            f"raise these errors; it can raise: {can} (name those, or give --faults alone)"
         )
     return kinds
 

@@ -72,8 +72,8 @@ def _violation(c: _Context, verdict: FaultVerdict) -> Finding | None:
     elif verdict.doubled:
         kind, involved = "duplicate-effect", verdict.doubled
         rule = (
-            f"a retried request must take effect once, but the rows are those of "
-            f"{label(involved[0])} run twice in a row"
+            f"a retried request must take effect once, but the final rows hold what "
+            f"{label(involved[0])} writes more often than a serial run makes it"
         )
     else:
         kind = "stale-retry"

@@ -39,7 +39,7 @@ TITLES = {
     "stale-read": "Stale read",
     "partial-commit": "Partial commit after an injected error",
     "duplicate-effect": "A retry applied its effect twice",
-    "stale-retry": "A retry acted on stale values",
+    "stale-retry": "A retry acted on stale state",
     "unhandled-retryable": "A retryable error answered 5xx",
     "hang": "The execution has hung",
     "leaked-transaction": "Transaction left open",
