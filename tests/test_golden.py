@@ -56,6 +56,7 @@ ALICE_OFF = request("POST /doctors/<id>/off-call", "/doctors/1/off-call")
 PRODUCT = request("GET /shop/products/<id>", "/shop/products/1")
 CUSTOMER = request("GET /customers/<id>", "/customers/1")
 
+
 def faulted(only: Request, step: int) -> Scenario:
     """One request whose statement at its step ``step`` fails with SQLite's ``database is
     locked`` (``--faults``)."""
