@@ -70,6 +70,7 @@ golden: $(STAMP)
 check: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) $(OLDEST) .fuzzer .pytest_cache .mypy_cache .ruff_cache reports/*/

@@ -21,8 +21,8 @@ import time
 from typing import Any
 
 from fuzzer import api
+from fuzzer.execute.instrument import load_target
 from fuzzer.report import reporting
-from fuzzer.target.contract import load_target
 
 from .__main__ import available
 

@@ -12,13 +12,12 @@ setup), ``pinned_config``, ``flask_command`` and ``flask_login_session`` (build,
 log into a Flask app with its own code).
 """
 
-__version__ = "0.1.0"
-
 from fuzzer.api import assert_serializable, fuzz, replay
 from fuzzer.execute.gates import checkpoint
 from fuzzer.target.apps import flask_command, flask_login_session, pinned_config
 from fuzzer.target.contract import Endpoint, Identity, Login, Target
 from fuzzer.target.domains import paths, values_of
+from fuzzer.version import __version__
 
 __all__ = [
     "Endpoint",

@@ -17,8 +17,9 @@ from hypothesis.strategies import SearchStrategy
 
 from fuzzer.db import parse as parse_db
 from fuzzer.errors import InvalidReport, InvalidTarget, TargetSetupError
-from fuzzer.execute import gates
+from fuzzer.execute import instrument
 from fuzzer.execute.faults import chosen as fault_kinds
+from fuzzer.execute.instrument import load_target
 from fuzzer.execute.runner import Controlled, Costs, Serial
 from fuzzer.execute.scheduler import Limits
 from fuzzer.findings import Finding, fails_run
@@ -34,7 +35,7 @@ from fuzzer.search.pairs import Plan, plan
 from fuzzer.search.schedules import Mode
 from fuzzer.search.survey import check_reachable, openings, survey
 from fuzzer.search.survey import describe as describe_survey
-from fuzzer.target.contract import Target, load_target, validate
+from fuzzer.target.contract import Target, validate
 
 DEFAULT_REPORT_DIR = "reports"
 
@@ -100,7 +101,7 @@ def resolve(target: Target | str) -> Target:
             f"Expected a fuzzer.Target or a reference like 'package.module:attribute' but got "
             f"{type(target).__name__} {target!r}"[:300]
         )
-    gates.install()
+    instrument.install()
     validate(target)
     return target
 

@@ -13,12 +13,13 @@ import pytest
 from fuzzer import api
 from fuzzer.errors import DatabaseError, InvalidTarget, TargetSetupError
 from fuzzer.execute.caches import MARKER, RedisScratch, Stores
+from fuzzer.execute.instrument import load_target
 from fuzzer.execute.runner import Controlled
 from fuzzer.model import Gene, Request, Scenario
 from fuzzer.modes.session import Session
 from fuzzer.search.schedules import conflict_points
 from fuzzer.sql import access
-from fuzzer.target.contract import Target, load_target, validate
+from fuzzer.target.contract import Target, validate
 
 from .conftest import need
 
@@ -256,9 +257,9 @@ def test_a_claim_left_by_a_dead_fuzzer_is_taken_over_and_a_lost_claim_stops_the_
 
 def test_a_redis_pipeline_is_one_step_and_commands_outside_requests_pass_through() -> None:
     need_redis()
-    from fuzzer.execute import gates
+    from fuzzer.execute import gates, instrument
 
-    gates.install()
+    instrument.install()
     scratch = RedisScratch.open()
     try:
         client = scratch.client

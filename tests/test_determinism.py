@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from fuzzer.execute.instrument import load_target
 from fuzzer.execute.runner import Controlled
 from fuzzer.model import Gene, Request, Scenario
 from fuzzer.modes.session import Session
-from fuzzer.target.contract import load_target
 
 NAME = Request("PUT /user/name", "PUT", "/user/name", json={"id": 1, "key": "李四"})
 AGE = Request("PUT /user/age", "PUT", "/user/age", json={"id": 1, "key": 19})

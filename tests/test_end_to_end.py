@@ -60,10 +60,10 @@ def test_replay_reproduces_the_recorded_interleaving(tmp_path: object) -> None:
 def test_every_yield_in_a_reported_schedule_is_needed(tmp_path: object) -> None:
     from dataclasses import replace
 
+    from fuzzer.execute.instrument import load_target
     from fuzzer.model import Gene
     from fuzzer.modes.session import Session
     from fuzzer.search.engine import evaluate
-    from fuzzer.target.contract import load_target
 
     report = api.run(
         "targets.profile:buggy", max_examples=40, seed=6, report_dir=None, example_db=None

@@ -20,13 +20,13 @@ from typing import Any
 
 import pytest
 
+from fuzzer.execute.instrument import load_target
 from fuzzer.execute.runner import Controlled
 from fuzzer.findings import Finding, classify
 from fuzzer.judge.oracle import Verdict
 from fuzzer.model import Execution, Fault, Gene, Hang, Leak, Request, Response, Scenario, Step
 from fuzzer.modes.session import Session
 from fuzzer.report.text import finding_text
-from fuzzer.target.contract import load_target
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = bool(os.environ.get("UPDATE_GOLDEN"))

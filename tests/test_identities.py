@@ -10,10 +10,10 @@ import pytest
 import targets.demo as demo
 from fuzzer import Endpoint, Identity, flask_login_session
 from fuzzer.errors import TargetSetupError
+from fuzzer.execute.instrument import load_target
 from fuzzer.execute.runner import Controlled
 from fuzzer.model import Gene, Request, Scenario
 from fuzzer.modes.session import Session
-from fuzzer.target.contract import load_target
 
 
 def me(identity: str) -> Request:

@@ -14,8 +14,8 @@ import pytest
 
 from fuzzer import api
 from fuzzer.errors import FuzzerError, InvalidTarget
+from fuzzer.execute.instrument import load_target
 from fuzzer.init.spec import write_spec
-from fuzzer.target.contract import load_target
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -177,7 +177,7 @@ def test_init_builds_an_app_whose_factory_runs_once_per_process_and_finds_its_se
 
 def test_setup_prefers_the_seed_that_creates_users(tmp_path: Any) -> None:
     from fuzzer.init.factory import load_factory
-    from fuzzer.init.spec import _setup_steps
+    from fuzzer.init.seeding import setup_steps
 
     code = textwrap.dedent(
         """
@@ -214,7 +214,7 @@ def test_setup_prefers_the_seed_that_creates_users(tmp_path: Any) -> None:
     sys.path.insert(0, str(tmp_path))
     try:
         factory = load_factory("seeding_app:create_app")
-        steps = _setup_steps(factory.build(), factory)
+        steps = setup_steps(factory.build(), factory)
     finally:
         sys.path.remove(str(tmp_path))
         sys.modules.pop("seeding_app", None)
@@ -229,13 +229,14 @@ def test_setup_prefers_the_seed_that_creates_users(tmp_path: Any) -> None:
 def test_only_random_looking_columns_that_differ_between_setups_are_ignored() -> None:
     """A seed that draws random data (Faker) makes every column differ between two
     setups; the quantities and foreign keys the requests act on must stay compared."""
-    from fuzzer.init.spec import Table, _differing_columns
+    from fuzzer.init.plan import Table
+    from fuzzer.init.varies import differing_columns
 
     columns = ("id", "user_id", "quantity", "password_hash")
     types = ("INTEGER", "INTEGER", "INTEGER", "VARCHAR")
     first = {"orders": Table(columns, ("id",), types, [(1, 3, 7, "pbkdf2:sha256$a1b2c3d4e5f6$99")])}
     again = {"orders": Table(columns, ("id",), types, [(1, 2, 4, "pbkdf2:sha256$f6e5d4c3b2a1$11")])}
-    assert _differing_columns(first, again) == ["orders.password_hash"]
+    assert differing_columns(first, again) == ["orders.password_hash"]
 
 
 def test_json_fields_come_from_the_views_code() -> None:
@@ -320,8 +321,9 @@ def test_json_fields_come_from_a_marshmallow_schema_the_view_loads() -> None:
     from marshmallow import Schema, fields
 
     from fuzzer.init.bodies import schema_fields
+    from fuzzer.init.plan import Table
     from fuzzer.init.pysource import flat
-    from fuzzer.init.spec import Table, _schema_value
+    from fuzzer.init.values import schema_value
 
     class TopicSchema(Schema):
         id = fields.Integer(dump_only=True)
@@ -342,8 +344,8 @@ def test_json_fields_come_from_a_marshmallow_schema_the_view_loads() -> None:
     assert schema_fields(create) == expected
     assert schema_fields(uses_the_class) == expected
     rows = {"topic": Table(("id", "title"), ("id",), ("INTEGER", "VARCHAR"), [(1, "Hi")])}
-    assert flat(_schema_value("votes", "int", rows)) == "st.integers(1, 3)"
-    assert flat(_schema_value("pinned", "bool", rows)) == "st.booleans()"
-    assert flat(_schema_value("title", "str", rows)) == (
+    assert flat(schema_value("votes", "int", rows)) == "st.integers(1, 3)"
+    assert flat(schema_value("pinned", "bool", rows)) == "st.booleans()"
+    assert flat(schema_value("title", "str", rows)) == (
         'st.one_of(st.just("alpha"), values_of("topic.title", limit=1))'
     )

@@ -5,8 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from fuzzer.execute.instrument import load_target
 from fuzzer.modes.matrix import Cell, CellResult, cells, expectation_key, render
-from fuzzer.target.contract import load_target
 
 
 def matrix(*args: str) -> subprocess.CompletedProcess[str]:

@@ -7,10 +7,10 @@ import json
 from dataclasses import replace
 
 from fuzzer import api
+from fuzzer.execute.instrument import load_target
 from fuzzer.execute.runner import Controlled
 from fuzzer.modes.session import Session
 from fuzzer.search.engine import evaluate
-from fuzzer.target.contract import load_target
 
 
 def test_an_observer_catches_a_stale_cache_that_nothing_else_shows() -> None:

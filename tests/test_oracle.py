@@ -113,7 +113,14 @@ def test_references_are_memoized_by_the_requests() -> None:
 
 
 def test_an_aborted_request_must_leave_no_effect() -> None:
-    serial = Serial({(0,): execution([(200, "ok"), None], {"users": ((1, "bob", 30),)})})
+    serial = Serial(
+        {
+            (0,): execution([(200, "ok"), None], {"users": ((1, "bob", 30),)}),
+            # taken as committed (a 409 may be what it answers serially too): not here
+            (0, 1): execution([(200, "ok"), (200, "ok")], {"users": ((1, "bob", 31),)}),
+            (1, 0): execution([(200, "ok"), (200, "ok")], {"users": ((1, "bob", 31),)}),
+        }
+    )
     clean = oracle(serial).judge(
         scenario(), execution([(200, "ok"), (409, "conflict")], {"users": ((1, "bob", 30),)})
     )
@@ -282,3 +289,38 @@ def test_a_serial_run_is_shared_by_every_list_order_that_runs_the_same_sequence(
     assert serial.calls == [(0, 1)]
     assert [r.body for r in first.responses] == ["b", "a"]  # type: ignore[union-attr]
     assert [r.body for r in again.responses] == ["a", "b"]  # type: ignore[union-attr]
+
+
+def test_requests_that_all_answer_a_conflict_are_no_race() -> None:
+    # two withdrawals over the balance, interleaved: both refused, nothing changed; the
+    # serial run of no request at all explains it (no answer of it compared)
+    serial = Serial({(): execution([None, None], {})})
+    refused = (409, {"error": "insufficient funds"})
+    verdict = oracle(serial).judge(scenario(), execution([refused, refused], {}))
+    assert verdict.status == "serializable", [d.describe() for d in verdict.differences]
+    assert verdict.aborted == (0, 1)
+    assert serial.calls == [()]
+
+
+def test_a_conflict_answer_with_an_effect_is_judged_like_any_answer() -> None:
+    # a refusal that logs the attempt (a row) is no abort; when the serial runs refuse
+    # it too, and log it too, the execution is explained with the 409 compared
+    logged = {"jobs": ((1, "refused", 1),)}
+    serial = Serial(
+        {
+            (1,): execution([None, (200, "ok")], {}),
+            (0, 1): execution([(200, "ok"), (409, "no")], logged),
+            (1, 0): execution([(409, "no"), (200, "ok")], logged),
+        }
+    )
+    verdict = oracle(serial).judge(
+        scenario(), execution([(409, "no"), (200, "ok")], logged, commits=(1, 0))
+    )
+    assert verdict.status == "serializable", [d.describe() for d in verdict.differences]
+    assert verdict.aborted == ()
+    assert verdict.order == (1, 0)
+    # and a 409 that the serial runs do not give is a difference, not an abort
+    verdict = oracle(serial).judge(
+        scenario(), execution([(409, "other"), (200, "ok")], logged, commits=(1, 0))
+    )
+    assert verdict.status == "violation"

@@ -454,3 +454,99 @@ def test_the_regression_test_reads_the_database_from_the_environment(tmp_path: P
     assert namespace["DB"] == "postgresql+psycopg://postgres:secret@127.0.0.1/fuzz_x"
     exec(compile(source, "test_generated.py", "exec"), namespace)
     assert namespace["DB"] == "postgres"
+
+
+# -- clean and the sweep: a scratch NAME and a dead marker of this host (issue 21, 7) -----
+
+
+def dead_owner(host: str | None = None) -> Owner:
+    """The marker of a run whose process has ended (on this host unless ``host``)."""
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait(timeout=60)
+    from fuzzer.db.owner import this_host
+
+    return Owner(host or this_host(), process.pid, 1.0)
+
+
+def marked_database(db: str, name: str, owner: Owner) -> Any:
+    """Create ``name`` on the server of ``db`` carrying ``owner``'s marker; its backend."""
+    from fuzzer.db.scratch import ServerBackend
+
+    backend = Databases.open(db).backends["default"]
+    assert isinstance(backend, ServerBackend)
+    with backend.admin() as cursor:
+        backend.server_version = backend._version(cursor)
+        cursor.execute(backend._drop_sql(name))
+        cursor.execute(backend._create_sql(name))
+        backend._mark(cursor, name, owner)
+    return backend
+
+
+def exists(backend: Any, name: str) -> bool:
+    with backend.admin() as cursor:
+        return bool(backend._exists(cursor, name))
+
+
+def test_a_marked_database_whose_name_is_not_a_scratch_name_is_left_by_clean_and_sweep(
+    server: str,
+) -> None:
+    if server == "mariadb":
+        pytest.importorskip("pymysql")
+    names = {
+        "shop": f"shop_{secrets.token_hex(4)}",  # a user's database with a copied comment
+        "renamed": f"bug42_{secrets.token_hex(4)}",  # a kept one, renamed by its user
+        "elsewhere": f"fuzz_{secrets.token_hex(4)}",  # another host's run
+        "dead": f"fuzz_{secrets.token_hex(4)}",  # the one that goes
+    }
+    owners = {
+        "shop": dead_owner(),
+        "renamed": dead_owner().as_kept(),
+        "elsewhere": dead_owner(host="build-agent-7.example"),
+        "dead": dead_owner(),
+    }
+    backend = None
+    try:
+        for key, name in names.items():
+            backend = marked_database(server, name, owners[key])
+        assert backend is not None
+        lines = list(clean([server], include_kept=True))
+        left = {key: [line for line in lines if f" {name} " in line] for key, name in names.items()}
+        assert left["shop"][0].startswith(f"Left {names['shop']} "), lines
+        assert "its name is not one the fuzzer gives" in left["shop"][0]
+        assert left["renamed"][0].startswith(f"Left {names['renamed']} "), lines
+        assert left["elsewhere"][0].startswith(f"Left {names['elsewhere']} "), lines
+        assert "on build-agent-7.example" in left["elsewhere"][0]
+        assert "its run is on another host" in left["elsewhere"][0]
+        assert left["dead"][0].startswith(f"Removed {names['dead']} "), lines
+        assert exists(backend, names["shop"]) and exists(backend, names["renamed"])
+        assert exists(backend, names["elsewhere"]) and not exists(backend, names["dead"])
+        # the sweep a run does at its start leaves them too
+        assert not any(names["shop"] in line for line in backend.sweep())
+        assert exists(backend, names["shop"]) and exists(backend, names["elsewhere"])
+    finally:
+        if backend is not None:
+            with backend.admin() as cursor:
+                for name in names.values():
+                    cursor.execute(backend._drop_sql(name))
+
+
+def test_an_sqlite_directory_renamed_or_of_another_host_is_left(tmp_path: Path) -> None:
+    from fuzzer.db import sqlite as sqlite_db
+
+    places = {}
+    for key, name, owner in [
+        ("renamed", "fuzz-kept_for_bug_42", dead_owner().as_kept()),
+        ("elsewhere", "fuzz-abcd1234", dead_owner(host="build-agent-7.example")),
+        ("dead", "fuzz-efgh5678", dead_owner()),
+    ]:
+        directory = tmp_path / name
+        directory.mkdir()
+        (directory / f"fuzz_default.sqlite{sqlite_db.LOCK_SUFFIX}").write_text(owner.text())
+        places[key] = (str(directory), owner)
+    outcomes = {
+        key: sqlite_db.remove_if_dead(place, owner, include_kept=True)
+        for key, (place, owner) in places.items()
+    }
+    assert outcomes == {"renamed": "not scratch", "elsewhere": "elsewhere", "dead": "removed"}
+    assert os.path.isdir(places["renamed"][0]) and os.path.isdir(places["elsewhere"][0])
+    assert not os.path.exists(places["dead"][0])

@@ -7,7 +7,8 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from fuzzer.execute.scheduler import Limits, Pending, Scheduler, WriteLockModel
+from fuzzer.db.locks import Pending, WriteLockModel
+from fuzzer.execute.scheduler import Limits, Scheduler
 from fuzzer.model import Gene
 
 Action = Callable[[], None]

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from fuzzer import api
+from fuzzer.execute.instrument import load_target
 from fuzzer.execute.runner import Controlled
 from fuzzer.findings import fingerprint
 from fuzzer.model import Gene, Request, Scenario
@@ -17,7 +18,6 @@ from fuzzer.modes.matrix import Cell, CellResult, expectation_key, replay_matrix
 from fuzzer.modes.session import Session
 from fuzzer.report.json import FORMAT
 from fuzzer.search.engine import evaluate
-from fuzzer.target.contract import load_target
 
 from .conftest import unavailable
 

@@ -18,11 +18,11 @@ from pathlib import Path
 from rich.console import Console
 from sqlalchemy import create_engine
 
+from fuzzer.execute.instrument import load_target
 from fuzzer.modes.session import Session
 from fuzzer.modes.vitals import Trend, measure
 from fuzzer.report import json as report_json
 from fuzzer.report.reporting import SearchProgress
-from fuzzer.target.contract import load_target
 
 ROOT = Path(__file__).resolve().parent.parent
 

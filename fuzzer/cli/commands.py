@@ -712,7 +712,14 @@ def soak_command(
 
     def action() -> int:
         _check_report_dir(report_dir)
-        from fuzzer.modes.workers import soak_workers
+        from fuzzer.modes.campaign import check_shared
+        from fuzzer.modes.workers import crowding, soak_workers
+
+        if shared:
+            check_shared(shared)
+        crowded = crowding(workers)
+        if crowded:
+            reporting.warning(crowded)
 
         progress = reporting.SearchProgress(enabled=not no_progress)
         options: dict[str, Any] = {

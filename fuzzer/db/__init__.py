@@ -14,9 +14,9 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from fuzzer.db.base import Backend, Rows, TableInfo
+from fuzzer.db.locks import LockModel, LockProbe
 from fuzzer.db.url import DatabaseSpec, parse
 from fuzzer.errors import DatabaseError
-from fuzzer.execute.scheduler import LockModel, LockProbe
 
 __all__ = ["Backend", "DatabaseSpec", "Databases", "Rows", "TableInfo", "parse"]
 

@@ -19,9 +19,9 @@ from sqlalchemy import MetaData, Table, event, inspect, text
 from sqlalchemy.exc import NoSuchTableError
 
 from fuzzer.compat import Engine, create_engine
+from fuzzer.db.locks import LockModel, LockProbe
 from fuzzer.db.url import DatabaseSpec
 from fuzzer.errors import DatabaseError, TargetSetupError
-from fuzzer.execute.scheduler import LockModel, LockProbe
 
 Rows = tuple[tuple[Any, ...], ...]
 

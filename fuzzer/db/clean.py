@@ -3,14 +3,16 @@
 A run that dies without its ``finally`` (SIGKILL, a target calling ``os._exit``) leaves
 its scratch databases behind. Each carries its owner's marker and is locked while the
 owner lives (owner.py); this lists every marked one on the servers given and removes
-those whose owner is gone. Kept databases (``--keep-db``) stay unless asked.
+those whose owner is gone and whose name is a scratch name (owner.removable). Kept
+databases (``--keep-db``) stay unless asked; another host's are listed and left.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Sequence
 
-from fuzzer.db.owner import Owner
+from fuzzer.db.owner import Owner, removable
 from fuzzer.db.url import parse
 from fuzzer.errors import DatabaseError
 
@@ -20,6 +22,10 @@ _WHY = {
     "alive": "its run is still going",
     "kept": "kept with --keep-db (--include-kept removes it)",
     "in use": "another run holds its lock",
+    "not scratch": "its name is not one the fuzzer gives its scratch databases, although it "
+    "carries the fuzzer's marker; drop it by hand if it is yours to drop",
+    "elsewhere": "its run is on another host, whose processes cannot be seen from here; "
+    "clean it from that host",
 }
 
 
@@ -46,12 +52,8 @@ def clean(
             yield f"No scratch databases of the fuzzer {where}"
         for place, owner in found:
             if dry_run:
-                if owner.kept and not include_kept:
-                    outcome = "kept"
-                elif owner.alive():
-                    outcome = "alive"
-                else:
-                    outcome = "would remove"
+                name = os.path.basename(place.rstrip(os.sep))
+                outcome = removable(name, owner, include_kept=include_kept) or "would remove"
             else:
                 try:
                     outcome = remove(place, owner)

@@ -9,6 +9,12 @@ marker with the lock tells a run that died without cleaning up (``kill -9``, a t
 calling ``os._exit``) from one still running, so ``fuzzer clean`` and the next run can
 remove what the dead one left. A database kept with ``--keep-db`` is marked ``kept``
 and never removed unless asked.
+
+A marker alone never condemns a database: ``removable`` also asks that its **name** is
+one the fuzzer gives its scratch databases (``fuzz_<run>`` on a server, a ``fuzz-…``
+temporary directory for SQLite), so a database of the user's that carries a copied
+comment, or a kept one renamed for an investigation, stays; and a marker of another
+host is left (its process cannot be looked up from here) and listed as such.
 """
 
 from __future__ import annotations
@@ -21,6 +27,10 @@ import socket
 from dataclasses import dataclass, replace
 
 MARK = "fuzzer-owner"
+# fuzz_<run id: 8 hex digits>, plus _<name> per named database of the target (scratch.py)
+SERVER_SCRATCH = re.compile(r"^fuzz_[0-9a-f]{8}(_[a-z0-9_]{1,20})?$")
+# tempfile.mkdtemp(prefix="fuzz-"): 8 characters of [a-z0-9_] (sqlite.py)
+SQLITE_SCRATCH = re.compile(r"^fuzz-[a-z0-9_]{8}$")
 _FIELDS = re.compile(r"^fuzzer-owner host=(\S+) pid=(\d+) started=(\d+(?:\.\d+)?)( kept)?$")
 
 
@@ -63,6 +73,20 @@ class Owner:
         started = process_start(self.pid)
         # the same pid, started at another time, is another process
         return started is None or abs(started - self.started) < 5
+
+
+def removable(name: str, owner: Owner, *, include_kept: bool = False) -> str | None:
+    """Why the scratch database ``name`` (a server database, or the basename of an SQLite
+    temporary directory) marked by ``owner`` must stay: "not scratch", "elsewhere",
+    "kept", "alive"; None when it may be removed (its run is gone)."""
+    if not (SERVER_SCRATCH.match(name) or SQLITE_SCRATCH.match(name)):
+        return "not scratch"
+    if owner.kept and not include_kept:
+        return "kept"
+    alive = owner.alive()
+    if alive is None:
+        return "elsewhere"
+    return "alive" if alive else None
 
 
 def this_host() -> str:

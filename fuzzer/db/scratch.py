@@ -26,7 +26,7 @@ from sqlalchemy.engine import URL
 
 from fuzzer.compat import import_dbapi
 from fuzzer.db.base import Backend
-from fuzzer.db.owner import Owner, me
+from fuzzer.db.owner import Owner, me, removable
 from fuzzer.db.url import SCRATCH_NAME, guard_name
 from fuzzer.errors import DatabaseError
 
@@ -232,12 +232,11 @@ class ServerBackend(Backend):
             ]
 
     def remove_if_dead(self, name: str, owner: Owner, *, include_kept: bool = False) -> str:
-        """Drop a marked database whose run is dead: "removed", or why not ("alive",
-        "kept", "in use")."""
-        if owner.kept and not include_kept:
-            return "kept"
-        if owner.alive():
-            return "alive"
+        """Drop a marked database whose run is dead: "removed", or why not (owner.removable,
+        or "in use")."""
+        why = removable(name, owner, include_kept=include_kept)
+        if why is not None:
+            return why
         with self.admin() as cursor:
             if not self._try_lock(cursor, name):
                 return "in use"

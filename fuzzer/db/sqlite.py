@@ -25,10 +25,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from fuzzer.db.base import Backend
-from fuzzer.db.owner import Owner, me
+from fuzzer.db.locks import LockModel, WriteLockModel
+from fuzzer.db.owner import Owner, me, removable
 from fuzzer.db.url import SCRATCH_NAME, guard_name
 from fuzzer.errors import DatabaseError, UnsafeDatabase
-from fuzzer.execute.scheduler import LockModel, WriteLockModel
 
 LOCK_SUFFIX = ".fuzzer-lock"
 TEMP_PREFIX = "fuzz-"
@@ -226,11 +226,10 @@ def temporary_databases(root: str | None = None) -> list[tuple[str, Owner]]:
 
 def remove_if_dead(directory: str, owner: Owner, *, include_kept: bool = False) -> str:
     """Remove a temporary SQLite scratch directory whose run is dead: "removed", or why not
-    ("alive", "kept", "in use")."""
-    if owner.kept and not include_kept:
-        return "kept"
-    if owner.alive():
-        return "alive"
+    (owner.removable, or "in use")."""
+    why = removable(os.path.basename(directory.rstrip(os.sep)), owner, include_kept=include_kept)
+    if why is not None:
+        return why
     held = []
     try:
         for lock in glob.glob(os.path.join(directory, "*" + LOCK_SUFFIX)):

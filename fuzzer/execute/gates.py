@@ -36,8 +36,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.pool import Pool
 
 from fuzzer import compat
+from fuzzer.db.locks import Pending
 from fuzzer.execute import faults as injected
-from fuzzer.execute.scheduler import Pending, Scheduler
+from fuzzer.execute.scheduler import Scheduler
 from fuzzer.model import EngineUse, Fault, Leak, Phase, Step, StepKind, is_write_sql
 from fuzzer.sql import read_only, written_table
 
@@ -587,7 +588,4 @@ def install() -> None:
         else:
             got_request_exception.connect(_got_request_exception, weak=False)
         time.sleep = _sleep  # type: ignore[assignment]
-        from fuzzer.execute import caches
-
-        caches.instrument()  # Flask-Caching's backends and redis-py, when installed
         _installed = True

@@ -32,6 +32,7 @@ from fuzzer.execute.scheduler import Limits, Scheduler, Statistics
 from fuzzer.execute.server import Server
 from fuzzer.model import Execution, Hang, Leak, Mode, Phase, Request, Response, Scenario, Step
 from fuzzer.sql import access
+from fuzzer.version import USER_AGENT
 
 
 class Dispatch(Protocol):
@@ -372,9 +373,6 @@ def _body(reply: httpx.Response) -> Any:
     return text if len(text) <= 2000 else text[:2000] + "…"
 
 
-#: Sent by every request of the fuzzer's client, logins included (Flask-Login's session
-#: protection hashes it with the client address).
-USER_AGENT = "flask-race-fuzzer"
 
 
 def new_client() -> httpx.AsyncClient:

@@ -35,9 +35,6 @@ from fuzzer.findings.errors import _serial_failures
 from fuzzer.findings.explain import Explanation, label, responses_text
 from fuzzer.findings.faults import _faults
 from fuzzer.findings.finding import (
-    KINDS,
-    RACES,
-    TITLES,
     Finding,
     fails_run,
     fingerprint,
@@ -47,6 +44,7 @@ from fuzzer.findings.finding import (
 from fuzzer.findings.hygiene import _blocked_schema_change, _hang, _leaks, _wrong_engine
 from fuzzer.findings.races import _races
 from fuzzer.judge.oracle import Verdict
+from fuzzer.kinds import KINDS, RACES, TITLES
 from fuzzer.model import Execution, Scenario
 
 __all__ = [

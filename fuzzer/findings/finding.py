@@ -1,4 +1,4 @@
-"""The kinds of finding, the ``Finding`` record and its fingerprint."""
+"""The ``Finding`` record and its fingerprint (the kinds are in ``fuzzer.kinds``)."""
 
 from __future__ import annotations
 
@@ -11,41 +11,8 @@ from typing import Any
 from fuzzer.findings.explain import Explanation
 from fuzzer.findings.relations import relation
 from fuzzer.judge.oracle import Verdict
+from fuzzer.kinds import KINDS, RACES, TITLES
 from fuzzer.model import Execution, Scenario
-
-KINDS = (
-    "concurrency-error",
-    "lost-update",
-    "duplicate-insert",
-    "limit-overrun",
-    "write-skew",
-    "stale-read",
-    "partial-commit",
-    "duplicate-effect",
-    "stale-retry",
-    "unhandled-retryable",
-    "hang",
-    "leaked-transaction",
-    "wrong-engine",
-    "serial-failure",
-)
-RACES = frozenset(KINDS[:6])
-TITLES = {
-    "concurrency-error": "Error only under concurrency",
-    "lost-update": "Lost update",
-    "duplicate-insert": "Duplicate insert",
-    "limit-overrun": "Limit overrun",
-    "write-skew": "Write skew",
-    "stale-read": "Stale read",
-    "partial-commit": "Partial commit after an injected error",
-    "duplicate-effect": "A retry applied its effect twice",
-    "stale-retry": "A retry acted on stale state",
-    "unhandled-retryable": "A retryable error answered 5xx",
-    "hang": "The execution has hung",
-    "leaked-transaction": "Transaction left open",
-    "wrong-engine": "Statement on the wrong engine",
-    "serial-failure": "Fails even when run alone",
-}
 
 
 @dataclass(frozen=True)

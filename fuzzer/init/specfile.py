@@ -1,4 +1,4 @@
-"""The spec ``fuzzer init`` writes, as a Python module: the plan (spec.py) laid out the
+"""The spec ``fuzzer init`` writes, as a Python module: the plan (plan.py) laid out the
 way a person would write it, with the comments that say what to check."""
 
 from __future__ import annotations
@@ -10,20 +10,20 @@ from fuzzer import compat
 from fuzzer.init.pysource import WIDTH, Call, Keyword, Node, layout, literal
 
 if TYPE_CHECKING:
-    from fuzzer.init.spec import Plan
+    from fuzzer.init.plan import Plan
 
 __all__ = ["render"]
 
 
-def render(plan: Plan, module: str) -> str:
-    """The spec as a Python module; ``module`` is the name it is loaded by."""
-    factory = plan.factory
-    body: list[str] = ["", ""]
-    out = body.append
+class _Lines(list[str]):
+    """The lines of the spec's body, with its comments wrapped to the width."""
 
-    def comment(text: str, indent: str = "") -> None:
+    def out(self, line: str) -> None:
+        self.append(line)
+
+    def comment(self, text: str, indent: str = "") -> None:
         prefix = f"{indent}# "
-        body.extend(
+        self.extend(
             textwrap.wrap(
                 text,
                 WIDTH,
@@ -33,6 +33,20 @@ def render(plan: Plan, module: str) -> str:
             )
         )
 
+
+def render(plan: Plan, module: str) -> str:
+    """The spec as a Python module; ``module`` is the name it is loaded by."""
+    body = _Lines(["", ""])
+    _app(plan, body)
+    _setup(plan, body)
+    _identities(plan, body)
+    _endpoints(plan, body)
+    _target(plan, body)
+    return _header(plan, module, body) + "\n".join(body) + "\n"
+
+
+def _app(plan: Plan, body: _Lines) -> None:
+    out, comment = body.out, body.comment
     out("def app(database_url):" if not plan.databases else "def app(database_url):  # {name: URL}")
     pinned = "; ".join(plan.pin_notes)
     comment(
@@ -42,9 +56,13 @@ def render(plan: Plan, module: str) -> str:
     )
     pins = Call("pinned_config", tuple(Keyword(k, v) for k, v in plan.pins.items()))
     body.extend(layout(pins, "    ", ":", "with "))
-    out(f"        return {factory.call_source()}")
+    out(f"        return {plan.factory.call_source()}")
     out("")
     out("")
+
+
+def _setup(plan: Plan, body: _Lines) -> None:
+    out, comment = body.out, body.comment
     out("def setup(app):")
     comment(
         "Once per fresh scratch database, inside app.app_context(). CHECK: the rows it "
@@ -65,8 +83,12 @@ def render(plan: Plan, module: str) -> str:
         out("    pass")
     out("")
     out("")
+
+
+def _identities(plan: Plan, body: _Lines) -> None:
+    out = body.out
     for note in plan.identity_notes:
-        comment(note)
+        body.comment(note)
     if plan.login_example is None and body and body[-1].rstrip().endswith(":"):
         body[-1] = body[-1].rstrip()[:-1] + "."
     if plan.login_example is not None:
@@ -79,33 +101,18 @@ def render(plan: Plan, module: str) -> str:
     else:
         out("IDENTITIES: list[Identity] = []")
     out("")
+
+
+def _endpoints(plan: Plan, body: _Lines) -> None:
+    comment = body.comment
     if plan.openapi:
         comment(f"Bodies from the OpenAPI request schemas published at {plan.openapi}.")
     comment(
         "One Endpoint per URL rule and method of the app's url_map whose requests changed "
         "something. CHECK who sends each one (as_=[...]) and the values it draws."
     )
-    left = [r for r in plan.routes if not plan.kept(r) and not r.signs_out]
-    if left and plan.writers is None:
-        comment(
-            "Left out: pages (GET) that fuzzer init did not try, as it was told not to ("
-            + ", ".join(f"{r.method} {r.rule}" for r in left)
-            + "). Put back the ones that change something."
-        )
-    elif left:
-        comment(
-            "Left out: requests that wrote nothing when fuzzer init sent them ("
-            + ", ".join(f"{r.method} {r.rule}" for r in left)
-            + "). A page that shows what the racing requests change makes a good observer."
-        )
-    gone = [r for r in plan.routes if not plan.kept(r) and r.signs_out]
-    if gone:
-        comment(
-            "Left out: they sign their identity out ("
-            + ", ".join(f"{r.method} {r.rule}" for r in gone)
-            + "). `fuzzer init --all-endpoints` keeps every endpoint."
-        )
-    out("ENDPOINTS = [")
+    _left_out(plan, body)
+    body.out("ENDPOINTS = [")
     for route in plan.routes:
         if not plan.kept(route):
             continue
@@ -120,8 +127,36 @@ def render(plan: Plan, module: str) -> str:
         elif route.anonymous_only and plan.users:
             arguments.append(Keyword("as_", literal(["anonymous"])))
         body.extend(layout(Call("Endpoint", tuple(arguments)), "    ", ","))
-    out("]")
-    out("")
+    body.out("]")
+    body.out("")
+
+
+def _left_out(plan: Plan, body: _Lines) -> None:
+    """The comment that lists the endpoints the spec does not send, and why."""
+    left = [r for r in plan.routes if not plan.kept(r) and not r.signs_out]
+    if left and plan.writers is None:
+        body.comment(
+            "Left out: pages (GET) that fuzzer init did not try, as it was told not to ("
+            + ", ".join(f"{r.method} {r.rule}" for r in left)
+            + "). Put back the ones that change something."
+        )
+    elif left:
+        body.comment(
+            "Left out: requests that wrote nothing when fuzzer init sent them ("
+            + ", ".join(f"{r.method} {r.rule}" for r in left)
+            + "). A page that shows what the racing requests change makes a good observer."
+        )
+    gone = [r for r in plan.routes if not plan.kept(r) and r.signs_out]
+    if gone:
+        body.comment(
+            "Left out: they sign their identity out ("
+            + ", ".join(f"{r.method} {r.rule}" for r in gone)
+            + "). `fuzzer init --all-endpoints` keeps every endpoint."
+        )
+
+
+def _target(plan: Plan, body: _Lines) -> None:
+    out, comment = body.out, body.comment
     out("target = Target(")
     out(f"    name={literal(plan.name)},")
     out("    app=app,")
@@ -154,7 +189,6 @@ def render(plan: Plan, module: str) -> str:
         fields = ", ".join(literal(f) for f in plan.ignore_fields)
         out(f"    ignore_fields=frozenset({{{fields}}}),")
     out(")")
-    return _header(plan, module, body) + "\n".join(body) + "\n"
 
 
 def _header(plan: Plan, module: str, body: list[str]) -> str:

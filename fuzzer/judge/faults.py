@@ -22,14 +22,28 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from fuzzer.judge.compare import compare
 from fuzzer.judge.masks import plain
-from fuzzer.judge.oracle import Difference, Verdict
+from fuzzer.judge.normalise import Normalizer
+from fuzzer.judge.orders import candidate_orders
+from fuzzer.judge.verdict import Difference, Outcome, Verdict
 from fuzzer.model import Execution, Gene, Response, Scenario
 
-if TYPE_CHECKING:
-    from fuzzer.judge.oracle import Oracle, Outcome
+
+class Oracle(Protocol):
+    """What this module uses of the oracle (fuzzer/judge/oracle.py), which calls it."""
+
+    normalizer: Normalizer
+    conflict_statuses: frozenset[int]
+    strict: bool
+
+    def outcome(self, scenario: Scenario, execution: Execution) -> Outcome: ...
+
+    def reference(
+        self, scenario: Scenario, order: tuple[int, ...], fresh: bool = False
+    ) -> tuple[Execution, Outcome]: ...
 
 
 @dataclass(frozen=True)
@@ -86,13 +100,13 @@ def judge(oracle: Oracle, scenario: Scenario, execution: Execution) -> Verdict |
         "gave_up": gave_up,
         "injected": tuple(sorted(hit.items())),
     }
-    for order in oracle._orders(execution, committed):
+    for order in candidate_orders(execution, committed, oracle.strict):
         reference, expected = oracle.reference(scenario, order)
         for i in order:
             response = reference.responses[i]
             if response is not None and response.status >= 500:
                 failures.setdefault(i, response)
-        differences = oracle._compare(actual, expected, order)
+        differences = compare(oracle.normalizer, actual, expected, order)
         if not differences:
             return FaultVerdict(
                 "serializable",
@@ -148,7 +162,7 @@ def _applied_twice(
     _, expected = oracle.reference(twice, doubled_order)
     longer = replace(execution, responses=(*execution.responses, None))
     actual = oracle.outcome(twice, longer)
-    differences = oracle._compare(actual, expected, doubled_order)
+    differences = compare(oracle.normalizer, actual, expected, doubled_order)
     return not any(d.where in _ROWS for d in differences)
 
 

@@ -33,7 +33,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from fuzzer.errors import FuzzerError
 from fuzzer.model import Scenario
@@ -41,7 +41,14 @@ from fuzzer.report import json as report_json
 from fuzzer.search import conjecture
 from fuzzer.search.conjecture import ExampleDatabase
 
-__all__ = ["Campaign", "LocalCampaign", "RedisCampaign", "open_campaign", "worker_name"]
+__all__ = [
+    "Campaign",
+    "LocalCampaign",
+    "RedisCampaign",
+    "check_shared",
+    "open_campaign",
+    "worker_name",
+]
 
 LEASE = 30.0  # seconds a unit stays with a worker that stopped renewing it (died)
 
@@ -347,16 +354,42 @@ def open_campaign(shared: str | None, directory: str, key: str) -> Campaign:
     """The store ``--shared`` names, or the local file under ``directory``."""
     if not shared:
         return LocalCampaign(directory, key)
-    parts = urlsplit(shared)
-    if parts.scheme not in ("redis", "rediss", "unix"):
-        raise FuzzerError(
-            f"--shared {_shown(shared)!r} is not a Redis URL; expected redis://HOST:PORT/DB"
-        )
-    try:
-        parts.port  # noqa: B018 - raises on a port that is not a number
-    except ValueError as exc:
-        raise FuzzerError(f"--shared {_shown(shared)!r}: {exc}") from exc
+    check_shared(shared)
     return RedisCampaign(shared, key)
+
+
+def check_shared(shared: str) -> None:
+    """Refuse a ``--shared`` URL that is not ``redis://HOST:PORT/N`` with a numeric N.
+
+    redis-py reads a database path that is not a number as database 0, and lets a
+    ``?db=`` query override the path: a typo would put the campaign in someone else's
+    database."""
+    parts = urlsplit(shared)
+    expected = "expected redis://HOST:PORT/N (or rediss://), N the database number"
+    if parts.scheme not in ("redis", "rediss"):
+        raise FuzzerError(f"--shared {_shown(shared)!r} is not a Redis URL; {expected}")
+    problem = _shared_problem(parts)
+    if problem:
+        raise FuzzerError(f"--shared {_shown(shared)!r} {problem}; {expected}")
+
+
+def _shared_problem(parts: SplitResult) -> str:
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    number = parts.path.strip("/")
+    if not parts.hostname:
+        return "names no host"
+    if port is None:
+        return "has no port, or one that is not a number"
+    if parts.query:
+        return "has a query, which may choose another database"
+    if not number:
+        return "names no database number"
+    if not number.isdigit():
+        return f"names the database {number!r}, which is not a number"
+    return ""
 
 
 def _text(value: Any) -> str:

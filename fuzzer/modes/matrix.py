@@ -160,13 +160,13 @@ def replay_matrix(
     on_cell: Callable[[CellResult], None] = lambda result: None,
 ) -> list[CellResult]:
     """Run the scenario and schedule recorded in ``path`` in every cell, ``times`` times."""
+    from fuzzer.execute.instrument import load_target
     from fuzzer.execute.runner import Controlled
     from fuzzer.execute.scheduler import Limits
     from fuzzer.model import Scenario
     from fuzzer.modes.session import Session
     from fuzzer.report import json as report_json
     from fuzzer.search.engine import evaluate
-    from fuzzer.target.contract import load_target
 
     document = report_json.load(path)
     target = load_target(document["target"])

@@ -19,7 +19,7 @@ import trio
 
 from fuzzer.db import Databases
 from fuzzer.errors import FuzzerError, TargetSetupError, describe
-from fuzzer.execute import gates
+from fuzzer.execute import instrument
 from fuzzer.execute.caches import RedisScratch, Stores
 from fuzzer.execute.identities import log_in
 from fuzzer.execute.runner import Dispatch, Harness, Serial, new_client
@@ -49,7 +49,7 @@ class Session:
         limits: Limits | None = None,
         strict: bool = False,
     ) -> None:
-        gates.install()  # however the target was loaded, its statements must be seen
+        instrument.install()  # however the target was loaded, its statements must be seen
         self.target = target
         self.limits = limits or Limits()
         self.strict = strict

@@ -17,14 +17,16 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 import jinja2
+import markupsafe
 
-from fuzzer import __version__
 from fuzzer.findings import Finding, label
 from fuzzer.model import Step
+from fuzzer.report import escape
 from fuzzer.report.text import context_switches, response_text, schedule_text, step_text
+from fuzzer.version import __version__
 
 if TYPE_CHECKING:
-    from fuzzer.report.writer import Written
+    from fuzzer.report.written import Written
 
 
 def render(
@@ -52,8 +54,22 @@ def render(
 @functools.cache
 def _template() -> jinja2.Template:
     source = resources.files(__package__).joinpath("report.html.j2").read_text(encoding="utf-8")
-    environment = jinja2.Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True)
+    environment = jinja2.Environment(
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        # every value shown: control characters and lone surrogates made visible
+        finalize=_visible,
+    )
     return environment.from_string(source)
+
+
+def _visible(value: Any) -> Any:
+    """Every value the page shows, with control characters and lone surrogates made
+    visible (already escaped markup stays markup: the replacements hold no ``<`` or ``&``)."""
+    if isinstance(value, markupsafe.Markup):
+        return markupsafe.Markup(escape.html(str(value)))
+    return escape.html(value) if isinstance(value, str) else value
 
 
 def _database(database: Mapping[str, Any]) -> dict[str, Any]:

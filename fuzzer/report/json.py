@@ -15,11 +15,11 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from fuzzer import __version__
 from fuzzer.errors import InvalidReport
 from fuzzer.findings import Finding
 from fuzzer.model import Scenario
 from fuzzer.report.text import curl_chain
+from fuzzer.version import __version__
 
 FORMAT = 1
 
@@ -88,7 +88,9 @@ def write_text_atomic(path: str, text: str) -> None:
     os.makedirs(directory, exist_ok=True)
     fd, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        # a lone surrogate (a name in a target's source) is written as JSON and Python
+        # write it, \udc80, where UTF-8 cannot hold it
+        with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
@@ -105,7 +107,9 @@ def finding_filename(index: int, finding: Finding) -> str:
 
 def run_directory(root: str, target_name: str) -> str:
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    safe = re.sub(r"[^\w.-]+", "-", target_name).strip("-") or "target"
+    # visible and inside root: ASCII letters, digits, _ . -, never a leading dot or dash
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", target_name)
+    safe = re.sub(r"\.{2,}", ".", safe).lstrip(".-").rstrip("-")[:60] or "target"
     base = os.path.join(root, f"{safe}-{stamp}")
     path, n = base, 1
     while os.path.exists(path):

@@ -12,10 +12,11 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from fuzzer.findings import KINDS, TITLES
+from fuzzer.kinds import KINDS, TITLES
+from fuzzer.report.escape import xml
 
 if TYPE_CHECKING:
-    from fuzzer.report.writer import Written
+    from fuzzer.report.written import Written
 
 
 def render(
@@ -25,6 +26,9 @@ def render(
     summary: Mapping[str, Any],
     database: Mapping[str, Any],
 ) -> str:
+    """The XML; every text from the target passes ``escape.xml`` (a NUL in a body, a
+    form feed in a name would make it ill-formed)."""
+    target = xml(target)
     seconds = float(summary.get("seconds") or 0.0)
     by_kind: dict[str, list[Written]] = {}
     for entry in written:
@@ -61,7 +65,7 @@ def render(
         "stop_reason": str(summary.get("stop_reason", "")),
     }
     for name, value in described.items():
-        ET.SubElement(properties, "property", name=name, value=value)
+        ET.SubElement(properties, "property", name=name, value=xml(value))
 
     for kind in KINDS:
         case = ET.SubElement(suite, "testcase", classname=target, name=kind, time="0")
@@ -76,8 +80,8 @@ def render(
         )
         if first.flaky:
             message += f" (flaky: reproduced {first.flaky})"
-        failure = ET.SubElement(case, "failure", message=message, type=kind)
-        failure.text = "\n\n".join(w.text() for w in found)
+        failure = ET.SubElement(case, "failure", message=xml(message), type=kind)
+        failure.text = xml("\n\n".join(w.text() for w in found))
     ET.indent(suites)
     return (
         '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"

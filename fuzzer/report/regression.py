@@ -18,8 +18,8 @@ import json
 import pprint
 import re
 
-from fuzzer import __version__
 from fuzzer.findings import Finding
+from fuzzer.version import __version__
 
 
 def test_filename(index: int, finding: Finding) -> str:

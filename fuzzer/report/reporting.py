@@ -24,6 +24,7 @@ from rich.table import Table
 from rich.text import Text
 
 from fuzzer.findings import Finding, label
+from fuzzer.report.escape import terminal
 from fuzzer.report.text import context_switches
 
 if TYPE_CHECKING:
@@ -37,15 +38,21 @@ errors = Console(stderr=True, highlight=False)
 
 def error(message: str) -> None:
     """One line that says what is wrong and how to fix it."""
-    errors.print(f"[bold red]error:[/] {message}", markup=True, highlight=False, soft_wrap=True)
+    errors.print(Text.assemble(("error:", "bold red"), " ", terminal(message)), soft_wrap=True)
+
+
+def warning(message: str) -> None:
+    """Something that works but not as the user may expect, said before it starts."""
+    errors.print(Text.assemble(("warning:", "bold yellow"), " ", terminal(message)), soft_wrap=True)
 
 
 def note(message: str) -> None:
-    console.print(message, markup=False, highlight=False, soft_wrap=True)
+    console.print(terminal(message), markup=False, highlight=False, soft_wrap=True)
 
 
 def text(block: str) -> None:
-    """Print pre-rendered plain text as it is."""
+    """Print pre-rendered plain text as it is (but for control characters, shown escaped)."""
+    block = terminal(block)
     sys.stdout.write(block if block.endswith("\n") else block + "\n")
     sys.stdout.flush()
 
@@ -198,6 +205,7 @@ class SearchProgress:
         )
 
     def _line(self, message: str) -> None:
+        message = terminal(message)
         if self._progress is not None:
             self._progress.console.print(message, markup=False, highlight=False)
         else:
@@ -300,7 +308,7 @@ def findings_table(findings: Sequence[Finding]) -> None:
     for f in findings:
         table.add_row(
             Text(f.kind + (" (responses only)" if f.response_only else "")),
-            Text(" + ".join(f.endpoints) + (f" ({f.exception})" if f.exception else "")),
+            Text(terminal(" + ".join(f.endpoints) + (f" ({f.exception})" if f.exception else ""))),
             str(len(f.scenario.requests)),
             str(context_switches(f.execution.trace)),
             f"{f.found_after} ex",

@@ -618,6 +618,6 @@ def _smaller(a: Choices, b: Choices) -> bool:
 
 
 def _kind_rank(kind: str) -> int:
-    from fuzzer.findings import KINDS
+    from fuzzer.kinds import KINDS
 
     return KINDS.index(kind)

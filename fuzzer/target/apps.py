@@ -93,7 +93,7 @@ def flask_login_session(user_id: Any, *, token: str = "") -> Callable[[Any], dic
         from flask import session
         from flask_login import login_user
 
-        from fuzzer.execute.runner import USER_AGENT
+        from fuzzer.version import USER_AGENT
 
         manager = getattr(app, "login_manager", None)
         loader = getattr(manager, "_user_callback", None)

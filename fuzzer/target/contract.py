@@ -24,7 +24,7 @@ from typing import Any
 from hypothesis.strategies import SearchStrategy
 
 from fuzzer.errors import InvalidTarget
-from fuzzer.findings import KINDS
+from fuzzer.kinds import KINDS
 
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 DEFAULT_CONFLICT_STATUSES = frozenset({409, 423})
@@ -178,7 +178,7 @@ class Target:
     # the caches the fuzzer resets itself (caches.py), as setup left it
     reset: Callable[[Any], None] | None = None
     description: str = ""
-    reference: str = field(default="", compare=False)  # set by load_target
+    reference: str = field(default="", compare=False)  # set by import_target
 
     def __post_init__(self) -> None:
         for group in (self.endpoints, self.observers):
@@ -200,16 +200,18 @@ class Target:
         return self.expected_findings
 
 
-def load_target(reference: str) -> Target:
-    """Load ``package.module:attribute`` and validate it; raise InvalidTarget otherwise."""
+def import_target(reference: str) -> Target:
+    """Import ``package.module:attribute`` and validate it; raise InvalidTarget otherwise.
+
+    The fuzzer's instrumentation must be in place first (a module that binds
+    ``time.sleep`` keeps the one it found): ``fuzzer.execute.instrument.load_target``
+    installs it, then calls this.
+    """
     module_name, sep, attribute = reference.partition(":")
     if not sep or not module_name or not attribute:
         raise InvalidTarget(
             f"Expected a target reference like 'package.module:attribute' but got {reference!r}"
         )
-    from fuzzer.execute import gates  # install time.sleep patch before the target's module binds it
-
-    gates.install()
     if "" not in sys.path and "." not in sys.path:
         sys.path.insert(0, "")  # like `python -m`: modules in the current directory load
     try:

@@ -1,0 +1,231 @@
+"""Hardening, second round (issue 21): what a careless or hostile user does to a soak, a
+campaign, a report or the terminal, and the one clear answer each gets."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+from hypothesis import HealthCheck, given, settings
+
+from fuzzer.cli.commands import main
+from fuzzer.errors import FuzzerError
+from fuzzer.modes.campaign import check_shared, open_campaign
+from fuzzer.modes.workers import WORKER_MIB, crowding
+
+
+def cli(*args: str) -> Result:
+    """The command line, in this process (click's runner: stdout and stderr apart)."""
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def one_line(result: Result, code: int = 2) -> str:
+    """The single error line of a command that exited ``code``, without a traceback."""
+    assert result.exit_code == code, result.output + result.stderr
+    assert "Traceback" not in result.output + result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+# -- item 3: --shared names a numeric database; more workers than cores is said ----------
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("redis://127.0.0.1:6379/abc", "names the database 'abc', which is not a number"),
+        ("redis://127.0.0.1:6379/", "names no database number"),
+        ("redis://127.0.0.1:6379", "names no database number"),
+        ("redis://127.0.0.1:6379/5?db=0", "has a query, which may choose another database"),
+        ("redis://127.0.0.1/5", "has no port"),
+        ("redis://127.0.0.1:http/5", "has no port"),
+        ("redis://:6379/5", "names no host"),
+        ("unix:///tmp/redis.sock", "is not a Redis URL"),
+        ("http://127.0.0.1:6379/5", "is not a Redis URL"),
+    ],
+)
+def test_shared_accepts_only_a_redis_url_with_a_numeric_database(url: str, problem: str) -> None:
+    with pytest.raises(FuzzerError, match="expected redis://HOST:PORT/N") as raised:
+        check_shared(url)
+    assert problem in str(raised.value)
+    with pytest.raises(FuzzerError):  # before any connection is tried
+        open_campaign(url, "unused", "k")
+
+
+def test_shared_url_shown_without_its_password() -> None:
+    with pytest.raises(FuzzerError) as raised:
+        check_shared("redis://user:s3cret@127.0.0.1:6379/x")
+    assert "s3cret" not in str(raised.value) and "***" in str(raised.value)
+
+
+def test_a_numeric_database_passes() -> None:
+    check_shared("redis://127.0.0.1:6379/5")
+    check_shared("rediss://user:pw@127.0.0.1:6380/12")
+
+
+def test_a_soak_with_a_non_numeric_shared_database_exits_2_before_anything_runs(
+    tmp_path: Path,
+) -> None:
+    report_dir = tmp_path / "reports"
+    result = cli(
+        "soak",
+        "targets.profile:buggy",
+        "--duration",
+        "5",
+        "--shared",
+        "redis://127.0.0.1:6379/abc",
+        "--report-dir",
+        str(report_dir),
+    )
+    assert "names the database 'abc', which is not a number" in one_line(result)
+    assert not any(report_dir.glob("*/manifest.json"))
+
+
+def test_more_workers_than_cores_warns_with_the_memory_they_take() -> None:
+    assert crowding(2, cores=2) is None
+    said = crowding(64, cores=2)
+    assert said is not None
+    assert "--workers 64 on 2 cores" in said
+    assert f"about {64 * WORKER_MIB} MiB" in said and "--workers 2" in said
+
+
+def test_the_soak_command_says_so_before_it_starts_the_workers(tmp_path: Path) -> None:
+    import os
+
+    many = (os.cpu_count() or 1) + 1
+    named = f"sqlite:///{tmp_path / 'fuzz_named.db'}"  # refused by --workers: ends it early
+    result = cli(
+        "soak",
+        "targets.profile:buggy",
+        "--duration",
+        "5",
+        "--workers",
+        str(many),
+        "--db",
+        named,
+        "--report-dir",
+        str(tmp_path / "reports"),
+    )
+    assert result.exit_code == 2, result.output + result.stderr
+    warning, error = [line for line in result.stderr.splitlines() if line.strip()]
+    assert warning.startswith(f"warning: --workers {many} on ")
+    assert f"about {many * WORKER_MIB} MiB" in warning
+    assert "needs scratch databases the fuzzer names itself" in error
+
+
+# -- item 6: every output holds whatever the target says ----------------------------------
+
+HOSTILE = ["\x00", "\x1b[2J", "\x1b]0;owned\x07", "\r", "\x0c", "\u202e", "\udc80", "\ud800"]
+HOSTILE += ["\x85", "\ufffe", "]]>", "</pre><script>x</script>", '"""', "\\", "&amp;", "李四"]
+
+
+def hostile_text() -> Any:
+    """Arbitrary Unicode (surrogates and controls included), mixed with known hostile
+    pieces; shrinks toward the empty string."""
+    from hypothesis import strategies as st
+
+    pieces = st.one_of(
+        st.sampled_from(HOSTILE), st.text(st.characters(exclude_categories=()), max_size=8)
+    )
+    return st.lists(pieces, max_size=6).map("".join)
+
+
+def hostile_finding(name: str, body: str) -> Any:
+    """A finding whose endpoint name, path, request and response carry ``name`` and
+    ``body`` (the hand-built story of test_golden's blocked migration)."""
+    from fuzzer.findings import classify
+    from fuzzer.judge.oracle import Verdict
+    from fuzzer.model import Execution, Gene, Hang, Leak, Request, Response, Scenario, Step
+
+    sql = f"SELECT * FROM customers WHERE name = '{body}'"
+    trace = (
+        Step(0, 1, "start"),
+        Step(0, 2, "sql", sql, repr({"name": body}), "default", 1),
+        Step(0, 3, "end"),
+    )
+    execution = Execution(
+        mode="controlled",
+        responses=(Response(500, {"error": body, name: [body]}, error=f"E: {body}"),),
+        tables={"customers": ((1, body),)},
+        trace=trace,
+        leaks=(Leak(0, 1, "default", True, sql),),
+        schema_change=Hang(0.0, {}, {}, lock=f"waits on {body}", holders={0: name}),
+    )
+    request = Request(name, "POST", "/x/" + name, json={"k": body}, headers={"X-N": body})
+    scenario = Scenario(requests=(request,), schedule=(Gene(),))
+    verdict = Verdict("serializable", (0,), reference=execution)
+    return next(f for f in classify(scenario, execution, verdict) if f.kind == "hang")
+
+
+CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(name=hostile_text(), body=hostile_text())
+def test_every_output_parses_and_the_terminal_gets_no_control_character(
+    name: str, body: str
+) -> None:
+    import ast
+    import contextlib
+    import io
+    import json
+    import tempfile
+    import xml.etree.ElementTree as ET
+    from html.parser import HTMLParser
+
+    from fuzzer.report import reporting
+    from fuzzer.report.writer import ReportWriter
+
+    finding = hostile_finding(name, body)
+    with tempfile.TemporaryDirectory() as root:
+        writer = ReportWriter(root, f"targets.x:{name}", name, {"url": body}, {"db": body})
+        entry = writer.add(finding)
+        summary = {"state": "finished", "examples": 1, "seconds": 0.1, "stop_reason": body}
+        directory = Path(writer.finish(summary))
+        # a visible directory inside the root, whatever the name
+        assert directory.parent.resolve() == Path(root).resolve()
+        assert not directory.name.startswith((".", "-")) and directory.name.isascii()
+        for path in directory.iterdir():
+            data = path.read_bytes().decode("utf-8")  # every file is valid UTF-8
+            if path.suffix == ".json":
+                json.loads(data)
+            elif path.suffix == ".xml":
+                ET.fromstring(path.read_bytes())  # expat: a NUL or \x0c is not well-formed
+            elif path.suffix == ".py":
+                ast.parse(data)
+            elif path.suffix == ".html":
+                HTMLParser().feed(data)
+                assert not CONTROL.search(data.replace("\r", "")), path
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+            reporting.text(entry.text())
+            reporting.findings_table([finding])
+            reporting.note(f"note {name} {body}")
+            reporting.error(f"error {name} {body}")
+            reporting.SearchProgress(enabled=True)("written", entry=entry)
+        shown = out.getvalue()
+        assert not CONTROL.search(shown), repr(shown)
+        shown.encode("utf-8")  # no lone surrogate reaches the terminal
+
+
+@pytest.mark.parametrize(
+    ("name", "start"),
+    [
+        ("../../x", "x-"),
+        (".hidden", "hidden-"),
+        ("-rf", "rf-"),
+        ("...", "target-"),
+        ("a/b", "a-b-"),
+    ],
+)
+def test_run_directories_are_visible_and_inside_the_root(
+    tmp_path: Path, name: str, start: str
+) -> None:
+    from fuzzer.report.json import run_directory
+
+    path = Path(run_directory(str(tmp_path), name))
+    assert path.parent == tmp_path and path.name.startswith(start), path
