@@ -17,13 +17,13 @@ from hypothesis import given, settings
 
 from fuzzer import api
 from fuzzer.execute import faults as injected
+from fuzzer.execute.instrument import load_target
 from fuzzer.execute.runner import Controlled
 from fuzzer.findings import classify
 from fuzzer.judge.faults import FaultVerdict
 from fuzzer.model import Fault, Gene, Request, Scenario, Step
 from fuzzer.modes.session import Session
 from fuzzer.search.schedules import conflict_points, fault_points, resolve
-from fuzzer.execute.instrument import load_target
 from strategies import genes
 from targets import retries
 from tests.conftest import need
@@ -192,7 +192,7 @@ def check_found(report: api.RunReport, expected: frozenset[str]) -> None:
 
 def test_the_search_finds_a_repeated_side_effect_with_one_request_and_one_fault() -> None:
     report = run("targets.retries:buggy", "sqlite", 10)
-    check_found(report, retries.WITH_FAULTS["buggy"])
+    check_found(report, retries.buggy.expected_with_faults)
     assert report.result.first is not None and report.result.first.examples <= 5
 
 
@@ -209,7 +209,8 @@ def test_without_faults_the_search_injects_nothing() -> None:
 def test_every_wrong_retry_is_found_on_every_database(db: str, variant: str) -> None:
     if db != "sqlite":
         need(db)
-    check_found(run(f"targets.retries:{variant}", db, 30), retries.WITH_FAULTS[variant])
+    expected = getattr(retries, variant).expected(faults=True)
+    check_found(run(f"targets.retries:{variant}", db, 30), expected)
 
 
 @pytest.mark.slow

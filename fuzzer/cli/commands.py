@@ -473,6 +473,7 @@ def replay_command(
     metavar="SECONDS",
     help="No progress for this long: a hang.",
 )
+@_faults_option()
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def matrix_command(
     target: str | None,
@@ -483,6 +484,7 @@ def matrix_command(
     report: str | None,
     times: int,
     hang_timeout: float,
+    faults: str | None,
     no_progress: bool,
 ) -> None:
     """Run TARGET on every database and isolation level: a table of verdicts.
@@ -493,6 +495,7 @@ def matrix_command(
 
     if (target is None) == (report is None):
         raise click.UsageError("give either TARGET or --replay REPORT.json")
+    kinds = _fault_kinds(faults)
     names = [d.strip() for given in databases for d in given.split(",") if d.strip()]
     grid = matrix.cells(names or matrix.DATABASES, levels or matrix.LEVELS)
     bars: list[reporting.SearchProgress] = []
@@ -527,6 +530,7 @@ def matrix_command(
                     hang_timeout=hang_timeout,
                     on_cell=on_cell,
                     on_event=progress,
+                    faults=kinds,
                 )
                 title = f"{loaded.reference or loaded.name}: {max_examples} examples per cell"
         finally:
@@ -686,6 +690,7 @@ def stress_command(
     help="Only replay the campaign's known findings and write the reports (the merged "
     "report of a campaign that ran on several machines).",
 )
+@_faults_option()
 @click.option("--no-progress", is_flag=True, help="No progress bar or progress lines.")
 def soak_command(
     target: str,
@@ -701,6 +706,7 @@ def soak_command(
     shared: str | None,
     known_only: bool,
     lease: float | None,
+    faults: str | None,
     no_progress: bool,
 ) -> None:
     """Fuzz TARGET unattended for --duration seconds (a nightly CI job). Exit 1 on findings.
@@ -709,6 +715,8 @@ def soak_command(
     rotating seeds. Each finding is written as soon as it is final; a killed soak
     loses nothing it had finished, and the next one resumes."""
     from fuzzer.modes.soak import soak
+
+    kinds = _fault_kinds(faults)
 
     def action() -> int:
         _check_report_dir(report_dir)
@@ -736,6 +744,8 @@ def soak_command(
         }
         if known_only:
             options["known_only"] = True
+        if kinds:
+            options["faults"] = kinds
         if lease is not None:  # tests: how soon a dead worker's chunk is taken up
             options["lease"] = lease
         try:

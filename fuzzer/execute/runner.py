@@ -373,8 +373,6 @@ def _body(reply: httpx.Response) -> Any:
     return text if len(text) <= 2000 else text[:2000] + "…"
 
 
-
-
 def new_client() -> httpx.AsyncClient:
     """One client per run: no cookies kept between requests (each identity sends its own),
     no proxies from the environment (traffic stays on loopback)."""

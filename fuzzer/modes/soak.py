@@ -31,6 +31,7 @@ from hypothesis import Phase
 
 from fuzzer.api import reference_of, resolve, searchable
 from fuzzer.db import parse as parse_db
+from fuzzer.execute.faults import chosen as fault_kinds
 from fuzzer.execute.runner import Controlled
 from fuzzer.execute.scheduler import Limits
 from fuzzer.findings import Finding
@@ -154,6 +155,7 @@ def soak(
     lease: float = LEASE,
     on_event: Callable[..., None] = lambda *a, **k: None,
     sink: Callable[[Finding], Written | None] | None = None,
+    faults: Sequence[str] = (),
 ) -> SoakReport:
     """Fuzz ``target`` for ``duration`` seconds; write every finding as soon as it is final.
 
@@ -167,10 +169,13 @@ def soak(
     target = resolve(target)
     reference = reference_of(target)
     spec = parse_db(db)
+    kinds = fault_kinds(spec.dialect, faults)  # --faults: the errors to inject
     limits = Limits(hang_timeout=hang_timeout)
     session = Session(target, db=db, isolation=isolation, allow_wipe=allow_wipe, limits=limits)
     schedule: Mode = "conflict"
     key = campaign_key(reference, session.databases.dialect, schedule)
+    if kinds:  # a campaign with injected errors is a campaign of its own
+        key += f"|faults={','.join(kinds)}"
     campaign = open_campaign(shared, state_dir, key)
     me = worker_name(worker)
     settings_json = {
@@ -181,11 +186,13 @@ def soak(
         "example_db": example_db if not shared else "shared",
         "workers": workers,
     }
+    if kinds:
+        settings_json["faults"] = ",".join(kinds)
 
     def work(s: Session) -> SoakReport:
         assert s.oracle is not None and s.harness is not None
         oracle, harness = s.oracle, s.harness
-        prepared = searchable(target, s, schedule)
+        prepared = searchable(target, s, schedule, faults=kinds)
         nonlocal started  # the duration is fuzzing time: a slow start-up does not eat it
         started = time.monotonic()
         setup = measure(s.databases)
