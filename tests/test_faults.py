@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -190,10 +191,30 @@ def check_found(report: api.RunReport, expected: frozenset[str]) -> None:
         assert finding.flaky == "", finding.kind
 
 
-def test_the_search_finds_a_repeated_side_effect_with_one_request_and_one_fault() -> None:
-    report = run("targets.retries:buggy", "sqlite", 10)
+def test_the_search_finds_a_repeated_side_effect_and_its_report_carries_the_fault(
+    tmp_path: Path,
+) -> None:
+    report = api.run(
+        "targets.retries:buggy",
+        max_examples=10,
+        seed=1,
+        faults=("timeout",),
+        report_dir=str(tmp_path),
+        example_db=None,
+        shrink_budget=30,
+    )
     check_found(report, retries.buggy.expected_with_faults)
     assert report.result.first is not None and report.result.first.examples <= 5
+    (written,) = report.written
+    document = json.loads(Path(written.json).read_text(encoding="utf-8"))
+    assert document["scenario"]["schedule"][0]["faults"] == [{"step": 4, "kind": "timeout"}]
+    assert any(s.get("injected") == "SQLITE_BUSY" for s in document["trace"])
+    page = (Path(written.json).parent / "report.html").read_text(encoding="utf-8")
+    assert '<span class="tag injected">injected SQLITE_BUSY</span>' in page
+    test = Path(written.test)  # the regression test pins it too
+    assert "'faults': [{'step': 4, 'kind': 'timeout'}]" in test.read_text(encoding="utf-8")
+    replayed = api.replay(written.json)
+    assert (replayed.status, replayed.kind) == ("reproduced", "duplicate-effect")
 
 
 def test_without_faults_the_search_injects_nothing() -> None:
