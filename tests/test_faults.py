@@ -143,6 +143,17 @@ def test_each_wrong_retry_shows_its_kind_with_one_request_and_one_fault(
     assert kinds == [kind]
 
 
+def test_a_request_that_gave_up_without_committing_is_not_blamed_for_the_others() -> None:
+    """R1 gives up (a 500 before anything committed), R2's retry commits nothing: a
+    stale retry of R2 (and R1's 500), not a partial commit of R1."""
+    scenario = Scenario(
+        (DEPOSIT, DEPOSIT),
+        (Gene(faults=(Fault(3, "timeout"),)), Gene(faults=(Fault(4, "timeout"),))),
+    )
+    _, kinds = replay("targets.retries:stale", scenario)
+    assert sorted(kinds) == ["stale-retry", "unhandled-retryable"]
+
+
 def test_a_fault_the_app_retries_correctly_or_gives_up_on_cleanly_is_no_finding() -> None:
     for step in (2, 3, 4, 5):
         execution, kinds = replay("targets.retries:fixed", faulted(step))

@@ -19,6 +19,7 @@ from __future__ import annotations
 from fuzzer.findings.context import _Context
 from fuzzer.findings.explain import _clip, _describe, _order, label
 from fuzzer.findings.finding import Finding
+from fuzzer.findings.races import _races
 from fuzzer.judge.faults import FaultVerdict
 
 #: the kinds this module gives, in KINDS order
@@ -33,8 +34,7 @@ def _faults(c: _Context) -> list[Finding] | None:
     findings: list[Finding] = []
     if verdict.status == "violation":
         finding = _violation(c, verdict)
-        if finding is not None:
-            findings.append(finding)
+        findings += [finding] if finding is not None else _races(c)
     findings += _unhandled(c, verdict)
     return findings
 
@@ -61,9 +61,28 @@ def _answered(c: _Context, i: int) -> str:
     )
 
 
+def _committed_a_write(c: _Context, request: int) -> bool:
+    """Whether ``request`` committed a write (a write, then a COMMIT that did not fail, on
+    one connection): only then can a request that gave up have left something."""
+    pending: set[int] = set()
+    for step in c.trace:
+        if step.request != request:
+            continue
+        if step.kind == "sql" and step.is_write and not step.error:
+            pending.add(step.connection)
+        elif step.kind == "rollback":
+            pending.discard(step.connection)
+        elif step.kind == "commit" and not step.error and step.connection in pending:
+            return True
+    return False
+
+
 def _violation(c: _Context, verdict: FaultVerdict) -> Finding | None:
-    if verdict.gave_up:
-        kind, involved = "partial-commit", verdict.gave_up
+    """The finding of a violation a faulted request explains, or None (another request
+    did it: the race rules judge it)."""
+    partial = tuple(i for i in verdict.gave_up if _committed_a_write(c, i))
+    if partial:
+        kind, involved = "partial-commit", partial
         rule = (
             f"a request that gives up after the database aborted it must leave no effect, "
             f"but no serial order without {', '.join(label(i) for i in involved)} gives "
