@@ -14,9 +14,10 @@ log into a Flask app with its own code).
 
 from fuzzer.api import assert_serializable, fuzz, replay
 from fuzzer.execute.gates import checkpoint
-from fuzzer.target.apps import flask_command, flask_login_session, pinned_config
+from fuzzer.target.apps import basic_auth, flask_command, flask_login_session, pinned_config
 from fuzzer.target.contract import Endpoint, Identity, Login, Target
 from fuzzer.target.domains import paths, values_of
+from fuzzer.target.rows import fill_tables
 from fuzzer.version import __version__
 
 __all__ = [
@@ -26,7 +27,9 @@ __all__ = [
     "Target",
     "__version__",
     "assert_serializable",
+    "basic_auth",
     "checkpoint",
+    "fill_tables",
     "flask_command",
     "flask_login_session",
     "fuzz",

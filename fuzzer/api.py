@@ -9,6 +9,7 @@ schedule without Hypothesis.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -226,6 +227,9 @@ def run(
         )
         if writer is not None:
             writer.seed = search.seed
+        if free_running and time_budget is not None:
+            # free-running requests still running when the time is up are cut, unjudged
+            harness.deadline = time.monotonic() + time_budget
         result = search.run()
         report = RunReport(
             target=reference,

@@ -11,6 +11,7 @@
     ├── InvalidReport           a report file that cannot be read or replayed
     ├── InvalidOption           an option's value cannot be used (a report directory that is a file)
     └── InternalError           a bug in the fuzzer itself, never the user's fault
+        └── BackgroundCrash     one of the fuzzer's background threads crashed (its traceback)
 
 Every message says what was given, what was expected, and how to fix it, on one line.
 """
@@ -58,6 +59,18 @@ class InternalError(FuzzerError):
     """A bug in the fuzzer itself. Please report it with the command that caused it."""
 
     exit_code = 3
+
+
+class BackgroundCrash(InternalError):
+    """A background thread of the fuzzer (the scheduler's monitor) crashed: the run stops
+    rather than go on without it. The message holds the thread's traceback."""
+
+    def __init__(self, thread: str, traceback_text: str) -> None:
+        super().__init__(
+            f"{thread} thread crashed; this is a bug in the fuzzer itself, please report "
+            f"it with the command that caused it:\n{traceback_text}"
+        )
+        self.thread = thread
 
 
 def describe(exc: BaseException) -> str:

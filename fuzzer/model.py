@@ -323,6 +323,8 @@ class Execution:
     schema_change: Hang | None = None
     # writes no request made (the app's background threads) while it ran: unjudgeable
     stray_writes: tuple[str, ...] = ()
+    # why requests still running were given up unanswered (the run's deadline): unjudged
+    cut: str = ""
     timings: Mapping[str, float] = field(default_factory=dict, compare=False)
 
     @property

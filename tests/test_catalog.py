@@ -56,6 +56,8 @@ CATALOG = [
     Story("playlist", 10),
     # every request refused serially too (409): no race on correct code (issue 19)
     Story("refusals", 10, fixed_examples=60),
+    # slow, never hung (issue 19): the default password hash cost and a 10 MB page
+    Story("shoplogin", 8, fixed_examples=20),
 ]
 
 SERVERS = {

@@ -229,3 +229,110 @@ def test_run_directories_are_visible_and_inside_the_root(
 
     path = Path(run_directory(str(tmp_path), name))
     assert path.parent == tmp_path and path.name.startswith(start), path
+
+
+# -- item 5: the report directory is created, or refused, before anything runs ----------
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["run", "targets.profile:buggy", "-n", "5"],
+        ["stress", "targets.profile:buggy", "--duration", "5"],
+        ["soak", "targets.profile:buggy", "--duration", "5"],
+        ["soak", "targets.profile:buggy", "--duration", "5", "--workers", "2"],
+    ],
+)
+def test_a_report_dir_that_cannot_be_created_is_refused_before_anything_runs(
+    command: list[str],
+) -> None:
+    result = cli(*command, "--no-progress", "--report-dir", "/proc/nope")
+    line = one_line(result)
+    assert "Cannot write reports to --report-dir /proc/nope" in line
+    assert result.stdout == ""  # nothing ran: not even the "Fuzzing …" line
+
+
+def test_the_report_dir_exists_before_the_search(tmp_path: Path) -> None:
+    from fuzzer.cli.commands import _check_report_dir
+
+    _check_report_dir(str(tmp_path / "a" / "b"))
+    assert (tmp_path / "a" / "b").is_dir()
+
+
+# -- item 4: an interrupt is never lost ------------------------------------------------
+
+
+def interrupted(count: int, seed: int, tmp_path: Path) -> list[dict[str, Any]]:
+    """``count`` runs, each stopped by SIGINT or SIGTERM at a random moment of its first
+    2.5 s (tests/fixtures/interrupter.py)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    reports = str(tmp_path / "reports")
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.fixtures.interrupter", str(count), str(seed), reports],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=60 + count * 25,
+        env={**os.environ, "TMPDIR": str(scratch)},
+    )
+    assert result.returncode == 0, result.stderr
+    runs = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(runs) == count, result.stderr
+    assert os.listdir(scratch) == []  # every run dropped its scratch database
+    return runs
+
+
+def honoured(runs: list[dict[str, Any]]) -> None:
+    late = [r for r in runs if r["code"] != 130 or r["took"] is None or r["took"] > 3.0]
+    assert not late, late  # a lost signal: exit 0 after the 15 s budget
+
+
+def test_interrupts_at_random_moments_are_honoured_within_3_s(tmp_path: Path) -> None:
+    honoured(interrupted(4, 21, tmp_path))
+
+
+@pytest.mark.slow
+def test_100_interrupts_at_random_moments_are_all_honoured_within_3_s(tmp_path: Path) -> None:
+    honoured(interrupted(100, 2126, tmp_path))
+
+
+def test_ctrl_c_landing_in_a_garbage_collector_callback_is_not_lost() -> None:
+    """Where the Ctrl-C of issue 21 went: raised inside Hypothesis's gc callback, it was
+    printed as "Exception ignored" and the run went on to its budget."""
+    import gc
+    import signal
+    import sys
+
+    from fuzzer.search import interrupt
+
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    ignored: list[BaseException | None] = []
+    hook = sys.unraisablehook
+    sent: list[int] = []
+
+    def callback(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start" and not sent:
+            sent.append(1)
+            signal.raise_signal(signal.SIGINT)  # handled inside this callback
+
+    interrupt.install()
+    sys.unraisablehook = lambda unraisable: ignored.append(unraisable.exc_value)
+    gc.callbacks.append(callback)
+    try:
+        gc.collect()
+        assert sent and isinstance(ignored[0], KeyboardInterrupt)  # lost where it landed
+        with pytest.raises(KeyboardInterrupt):
+            interrupt.check()  # but not for the search, which checks the flag
+    finally:
+        gc.callbacks.remove(callback)
+        sys.unraisablehook = hook
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
+        interrupt.clear()

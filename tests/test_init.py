@@ -261,7 +261,12 @@ def test_json_fields_come_from_the_views_code() -> None:
     assert json_fields(named) == {"username": False, "about_me": False, "price": True}
 
 
-def test_without_users_the_spec_says_why_endpoints_answered_302(tmp_path: Any) -> None:
+def test_without_a_seed_setup_makes_users_from_the_models_and_signs_in_as_them(
+    tmp_path: Any,
+) -> None:
+    """No seed command or function: before, no users, so every view behind
+    login_required answered 302 and the spec said why; now setup makes the rows from the
+    models (fill_tables) and the spec signs in as the users it made."""
     code = textwrap.dedent(
         """
         from flask import Flask
@@ -274,6 +279,11 @@ def test_without_users_the_spec_says_why_endpoints_answered_302(tmp_path: Any) -
 
         class User(UserMixin, db.Model):
             id = db.Column(db.Integer, primary_key=True)
+            username = db.Column(db.String(20), unique=True, nullable=False)
+
+        class Note(db.Model):
+            id = db.Column(db.Integer, primary_key=True)
+            owner_id = db.Column(db.ForeignKey("user.id"), nullable=False)
 
         @login.user_loader
         def load(user_id):
@@ -293,6 +303,8 @@ def test_without_users_the_spec_says_why_endpoints_answered_302(tmp_path: Any) -
             @app.post("/notes")
             @login_required
             def notes():
+                db.session.add(Note(owner_id=1))
+                db.session.commit()
                 return "noted"
 
             return app
@@ -305,15 +317,13 @@ def test_without_users_the_spec_says_why_endpoints_answered_302(tmp_path: Any) -
     finally:
         sys.path.remove(str(tmp_path))
         sys.modules.pop("lonely_app", None)
-    assert written.survey["POST /notes"] == "302; no SQL"
-    source = " ".join(
-        line.strip("# ") for line in Path(written.path).read_text(encoding="utf-8").splitlines()
+    assert written.survey["POST /notes"] == "200; writes note; reads user"
+    source = Path(written.path).read_text(encoding="utf-8")
+    assert "    fill_tables(app)  # rows made from the models" in source
+    assert 'Identity("user2", headers=flask_login_session(2))' in source
+    assert "No seed made rows in user: fill_tables() makes two rows" in " ".join(
+        line.strip("# ") for line in source.splitlines()
     )
-    assert (
-        "1 of 2 endpoints answered 302, 401 or 403 when fuzzer init sent them (POST /notes): "
-        "with no signed-in identity they are turned away" in source
-    )
-    assert "setup creates no users" in source
 
 
 def test_json_fields_come_from_a_marshmallow_schema_the_view_loads() -> None:

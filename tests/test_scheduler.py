@@ -206,12 +206,72 @@ def test_a_block_only_a_timeout_saw_waits_for_the_hang_budget() -> None:
     assert scheduler.stats.timeouts >= 1
 
 
-def test_a_loop_longer_than_the_hang_budget_is_a_hang_that_says_it_was_running() -> None:
+def test_a_loop_longer_than_the_hang_budget_is_running_not_hung() -> None:
+    # issue 19: a password hash on a loaded machine ran past --hang-timeout and was
+    # reported as a hang ("its stack moved: it was not blocked"), then as a deadlock: a
+    # thread whose CPU clock or stack moves makes progress, however long it runs
     _, scheduler = run(
         [Gene()],
         [[(Pending("start"), None), (Pending("checkpoint"), _busy(1.2)), (Pending("end"), None)]],
-        limits=Limits(hang_timeout=0.4, fallback_timeout=0.1),
+        limits=Limits(hang_timeout=0.3, fallback_timeout=0.1),
     )
+    assert scheduler.hang is None, scheduler.hang
+    assert scheduler.stats.timeouts == 0
+
+
+def test_a_thread_that_stands_still_past_the_hang_budget_hangs() -> None:
+    # the other side of the rule: asleep inside a library (the fallback's guess), clock
+    # and stack still, for longer than the hang budget
+    left, right = socket.socketpair()
+    reader = left.makefile("rb")
+    threading.Timer(1.5, lambda: right.sendall(b"x")).start()
+    try:
+        _, scheduler = run(
+            [Gene()],
+            [
+                [
+                    (Pending("start"), None),
+                    (Pending("checkpoint"), lambda: reader.read(1)),
+                    (Pending("end"), None),
+                ]
+            ],
+            limits=Limits(hang_timeout=0.4, fallback_timeout=0.1),
+        )
+    finally:
+        reader.close()
+        left.close()
+        right.close()
     assert scheduler.hang is not None
     assert scheduler.hang.seconds >= 0.4
-    assert "still running at" in scheduler.hang.blocked[0]
+    assert "neither its CPU clock nor its stack moved" in scheduler.hang.blocked[0] or (
+        "still for" in scheduler.hang.blocked[0]
+    )
+
+
+def test_a_crash_of_the_monitor_aborts_the_execution_and_is_kept() -> None:
+    # issue 21: the monitor died of a TypeError mid-run and the run went on without hang
+    # detection; now the execution is aborted (the gates open) and the crash kept
+    class Broken(Scheduler):
+        def _check_hang(self, now: float) -> None:
+            raise TypeError("unsupported operand type(s) for -: 'float' and 'NoneType'")
+
+    scheduler = Broken([Gene(), Gene()])
+    done = []
+
+    def request(index: int) -> None:
+        for kind in ("start", "checkpoint", "end"):
+            scheduler.wait_turn(index, Pending(kind))  # type: ignore[arg-type]
+            time.sleep(0.05)  # the monitor looks at least once
+        done.append(index)
+
+    threads = [threading.Thread(target=request, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=10)
+    scheduler.close()
+    assert sorted(done) == [0, 1]  # nobody waits forever for a monitor that is gone
+    assert scheduler.aborted
+    assert isinstance(scheduler.crash, TypeError)
+    assert "TypeError: unsupported operand" in scheduler.crash_text()
+    assert "_check_hang" in scheduler.crash_text()

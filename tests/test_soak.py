@@ -241,3 +241,31 @@ def test_a_trend_keeps_its_shape_when_it_drops_samples() -> None:
         flat.sample(float(step), 100.0 + (step % 7) * 0.3)  # noise, no growth
     assert flat.verdict() == "flat"
     assert Trend().verdict() == "too short to tell"
+
+
+def test_a_terminated_single_soak_writes_junit_html_and_an_interrupted_manifest(
+    tmp_path: Path,
+) -> None:
+    """As the workers' parent does (issue 21 item 5): before, the manifest still said
+    "running" and listed junit.xml and report.html, which were never written."""
+    with subprocess.Popen(
+        soak("targets.profile:fixed", "--duration", "60"),
+        cwd=tmp_path,
+        env=environment(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as process:
+        assert process.stdout is not None
+        for line in process.stdout:
+            if line.startswith("searching with seed"):
+                break
+        time.sleep(1)  # inside a round's search
+        process.send_signal(signal.SIGTERM)
+        _, errors = process.communicate(timeout=30)
+    assert process.returncode == 130, errors
+    (directory,) = glob.glob(str(tmp_path / "reports/profile-fixed-soak-*"))
+    ET.parse(os.path.join(directory, "junit.xml"))
+    assert "<html" in Path(directory, "report.html").read_text(encoding="utf-8")
+    manifest = json.loads(Path(directory, "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["summary"]["state"] == "interrupted"

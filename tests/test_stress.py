@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 from fuzzer import api
 from fuzzer.model import Step
@@ -51,3 +52,72 @@ def test_stress_command_is_bounded_by_batches() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "5 examples" in result.stdout
+
+
+def test_stress_waits_for_a_sleeping_handler_and_calls_a_deadlock_a_hang() -> None:
+    # issue 21: stress called a sleeping handler a deadlock and exited 0 with nothing
+    # judged; the rule of `run` holds here too: a sleep is progress, a thread that
+    # stands still past the hang budget is a hang
+    from tests.fixtures import sleepy
+
+    sleepy.NAP["seconds"] = 1.0  # longer than the hang budget: still no hang
+    slow = api.stress(
+        "tests.fixtures.sleepy:sleeper",
+        duration=3.0,
+        concurrency=2,
+        max_batches=2,
+        hang_timeout=0.3,
+        stuck_grace=0.5,
+        report_dir=None,
+    )
+    assert slow.findings == []
+    assert slow.result.judged["fully"] == 2, slow.result.judged
+
+    started = time.monotonic()
+    stuck = api.stress(
+        "tests.fixtures.sleepy:deadlock",
+        duration=10.0,
+        concurrency=2,
+        hang_timeout=0.3,
+        stuck_grace=0.5,
+        report_dir=None,
+    )
+    assert time.monotonic() - started < 10.0  # before: the 15 s request timeout
+    hangs = [f for f in stuck.findings if f.kind == "hang"]
+    assert hangs, stuck.result.stop_reason
+    assert hangs[0].execution.hang is not None
+    assert all(
+        "neither its CPU clock nor its stack moved" in why
+        for why in hangs[0].execution.hang.blocked.values()
+    )
+    assert "stuck" in stuck.result.stop_reason
+
+
+def test_stress_that_judged_nothing_exits_2() -> None:
+    # a handler that sleeps past --duration: every batch still running when the time is
+    # up is cut, unjudged; before, the batch ran on past the duration and a run that
+    # judged nothing could exit 0
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from tests.fixtures import sleepy; sleepy.NAP['seconds'] = 4.0; "
+            "from fuzzer.cli.commands import main; main()",
+            "stress",
+            "tests.fixtures.sleepy:sleeper",
+            "--duration",
+            "1",
+            "--concurrency",
+            "2",
+            "--no-progress",
+            "--report-dir",
+            "reports",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "stress judged nothing" in result.stderr + result.stdout
+    assert "still running when the time budget ended" in result.stderr + result.stdout

@@ -11,11 +11,10 @@ changes none of these: the run goes on, writes its reports, and exits with its c
 from __future__ import annotations
 
 import os
-import signal
 import sys
+import tempfile
 import time
 from collections.abc import Callable
-from types import FrameType
 from typing import Any, NoReturn, TextIO, cast
 
 import click
@@ -71,37 +70,20 @@ class _Stdout:
         return getattr(self._stream, name)
 
 
-def _terminate(signum: int, frame: FrameType | None) -> None:
-    """SIGTERM (a CI job's timeout, a supervisor): stop as on Ctrl-C, so the server stops
-    and the scratch databases are dropped (findings are already on disk).
+def _guard(action: Callable[[], int]) -> NoReturn:
+    """Run a command's action: its exit code, one line for an error, 130 when stopped.
 
-    It does not send SIGINT to itself: a non-interactive shell starts its background
-    jobs with SIGINT ignored (``sh -c 'fuzzer run … &'``), and then nothing would
-    happen. The search sees the request before its next execution and raises
-    KeyboardInterrupt in its own thread; outside trio's event loop it is raised here."""
+    SIGINT and SIGTERM (a CI job's timeout) set a flag the search checks before each
+    execution (fuzzer/search/interrupt.py), so a stop is never lost, wherever it lands;
+    a stop that came after the last check is still answered with 130."""
     from fuzzer.search import interrupt
 
-    interrupt.request()
-    handler = signal.getsignal(signal.SIGINT)
-    if callable(handler) and handler is not _terminate:
-        handler(signal.SIGINT, frame)  # what Ctrl-C does (trio's handler defers it safely)
-        return
-    import trio
-
-    try:
-        trio.lowlevel.current_trio_token()
-    except RuntimeError:  # plain Python code: raise it here, as Ctrl-C would
-        raise KeyboardInterrupt from None
-    # inside trio's event loop raising could land in trio's own code: the search's
-    # thread raises it instead, before its next execution
-
-
-def _guard(action: Callable[[], int]) -> NoReturn:
-    signal.signal(signal.SIGTERM, _terminate)
+    interrupt.install()
     if not isinstance(sys.stdout, _Stdout):
         sys.stdout = cast(TextIO, _Stdout(sys.stdout))
     try:
         code = action()
+        interrupt.check()
     except FuzzerError as exc:
         reporting.error(str(exc))
         sys.exit(exc.exit_code)
@@ -144,7 +126,8 @@ def _db_option(default: str | None = "sqlite") -> Callable[..., Any]:
 
 
 def _check_report_dir(path: str) -> None:
-    """A report directory that cannot be written fails now, not after the search."""
+    """Create the report directory now, or refuse it (exit 2): a directory that cannot be
+    written fails before the search, not after it with the finding lost."""
     existing = os.path.abspath(path)
     while not os.path.exists(existing):
         parent = os.path.dirname(existing)
@@ -163,6 +146,17 @@ def _check_report_dir(path: str) -> None:
             f"Cannot write reports to {where}: {existing} is not writable; give a directory "
             f"you may write to"
         )
+    try:
+        os.makedirs(path, exist_ok=True)
+        # a real write: root passes every access() check, and /proc refuses anyway
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise InvalidOption(
+            f"Cannot write reports to {where}: {reason.lower()}; give a directory you may "
+            f"write to (it is created if missing)"
+        ) from None
 
 
 def _isolation_option() -> Callable[..., Any]:
@@ -251,7 +245,8 @@ def _fault_kinds(text: str | None) -> tuple[str, ...]:
     default=3.0,
     show_default=True,
     metavar="SECONDS",
-    help="No progress for this long: a hang.",
+    help="No progress for this long (no step, no thread's CPU clock or stack moving; "
+    "grown by twice the slowest serial duration of the requests): a hang.",
 )
 @click.option(
     "--strict", is_flag=True, help="A request that finished before another started must precede it."
@@ -571,6 +566,15 @@ def matrix_command(
 )
 @_db_option()
 @click.option("--seed", type=int, default=None, help="Make the drawn requests repeatable.")
+@click.option(
+    "--hang-timeout",
+    type=click.FloatRange(min=0.1),
+    default=3.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="No progress for this long (no answer, no thread's CPU clock or stack moving, "
+    "no sleep running): a hang.",
+)
 @click.option("--report-dir", default="reports", show_default=True, metavar="DIR")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def stress_command(
@@ -580,12 +584,14 @@ def stress_command(
     max_batches: int,
     db: str,
     seed: int | None,
+    hang_timeout: float,
     report_dir: str,
     no_progress: bool,
 ) -> None:
     """Free-running load on TARGET: batches of concurrent requests with real timing (no
     gates), each judged against serial runs. Bounded in time and batches; exit 1 on
-    findings. Their schedule is unknown, so their replay is best effort."""
+    findings, 2 when it judged nothing. Their schedule is unknown, so their replay is
+    best effort."""
     from fuzzer import api
     from fuzzer.report.text import finding_text
 
@@ -600,6 +606,7 @@ def stress_command(
                 max_batches=max_batches,
                 db=db,
                 seed=seed,
+                hang_timeout=hang_timeout,
                 report_dir=report_dir,
                 on_event=progress,
             )
@@ -622,9 +629,27 @@ def stress_command(
             judged=dict(report.result.judged),
             masked=dict(report.result.masked),
         )
+        why = judged_nothing(report.result)
+        if why and not report.findings:
+            reporting.error(why)
+            return 2
         return report.exit_code
 
     _guard(action)
+
+
+def judged_nothing(result: Any) -> str:
+    """Why a stress run judged no batch at all (a green run that checked nothing must not
+    pass CI), or "" if it judged some."""
+    judged = result.judged
+    if judged.get("fully", 0) + judged.get("partly", 0):
+        return ""
+    causes = ", ".join(f"{reason} ({n})" for reason, n in result.unknown.most_common(2))
+    return (
+        f"stress judged nothing in {result.examples} batch(es)"
+        + (f": {causes}" if causes else "")
+        + "; give it a longer --duration"
+    )
 
 
 @main.command("soak")
@@ -804,7 +829,9 @@ def init_command(
             + f", {_count(len(plan.identities), 'identity', 'identities')}, setup: "
             + (
                 ", ".join(
-                    f"flask {n}" if k == "command" else f"{n.partition(':')[2] or 'create_all'}()"
+                    f"flask {n}"
+                    if k == "command"
+                    else f"{n.partition(':')[2] or ('fill_tables' if k == 'fill' else k)}()"
                     for k, n in plan.setup
                 )
                 or "none (edit it)"

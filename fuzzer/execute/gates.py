@@ -39,7 +39,7 @@ from fuzzer import compat
 from fuzzer.db.locks import Pending
 from fuzzer.execute import faults as injected
 from fuzzer.execute.scheduler import Scheduler
-from fuzzer.model import EngineUse, Fault, Leak, Phase, Step, StepKind, is_write_sql
+from fuzzer.model import EngineUse, Fault, Hang, Leak, Phase, Step, StepKind, is_write_sql
 from fuzzer.sql import read_only, written_table
 
 HEADER = "X-Fuzz-Request"
@@ -100,7 +100,12 @@ def _sleep(seconds: float) -> None:
         return
     ctx.step("sleep", f"{seconds:g}")
     if ctx.recording.free_running:
-        _real_sleep(seconds)
+        # a sleep ends by itself: the runner's watch counts the request as progressing
+        ctx.recording.sleeping.add((ctx.phase, ctx.index))
+        try:
+            _real_sleep(seconds)
+        finally:
+            ctx.recording.sleeping.discard((ctx.phase, ctx.index))
 
 
 class Recording:
@@ -133,6 +138,11 @@ class Recording:
         self.leaked_connections: list[Any] = []
         self.wrong_engine: list[EngineUse] = []
         self.wrote = False
+        # (phase, index) -> (thread ident, native id) of the thread handling it
+        self.threads: dict[tuple[Phase, int], tuple[int, int]] = {}
+        self.sleeping: set[tuple[Phase, int]] = set()  # free-running, inside time.sleep
+        self.hang: Hang | None = None  # free-running: the runner's watch saw nothing move
+        self.cut = ""  # why requests were given up that were still running (a deadline)
         # database -> tables its statements wrote; None once a write named no table it
         # could read (DDL, a CTE): then every table must be restored
         self.written: dict[str, set[str]] | None = {}
@@ -368,6 +378,10 @@ class GatedApp:
         if ctx is None:
             return self.app(environ, start_response)
         _state.ctx = ctx
+        ctx.recording.threads[(ctx.phase, ctx.index)] = (
+            threading.get_ident(),
+            threading.get_native_id(),
+        )
         # the app's error log (Flask logs a traceback per 500 to wsgi.errors): the
         # exception is recorded with the response; the terminal stays readable
         environ["wsgi.errors"] = _DISCARD

@@ -13,23 +13,26 @@ between the modes:
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import http.cookiejar
 import json
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import httpx
 import trio
 
 from fuzzer.db import Databases
+from fuzzer.errors import BackgroundCrash
 from fuzzer.execute import gates
 from fuzzer.execute.caches import Stores
 from fuzzer.execute.gates import HEADER, Recording
 from fuzzer.execute.scheduler import Limits, Scheduler, Statistics
 from fuzzer.execute.server import Server
+from fuzzer.execute.watch import watch
 from fuzzer.model import Execution, Hang, Leak, Mode, Phase, Request, Response, Scenario, Step
 from fuzzer.sql import access
 from fuzzer.version import USER_AGENT
@@ -55,17 +58,18 @@ class Controlled:
     mode: Mode = "controlled"
 
     def scheduler(self, scenario: Scenario, harness: Harness) -> Scheduler:
+        budget = harness.hang_budget(scenario.requests, self.limits.hang_timeout)
         return Scheduler(
             scenario.schedule,
             lock_model=harness.databases.lock_model(),
             lock_probe=harness.databases.lock_probe(),
-            limits=self.limits,
+            limits=replace(self.limits, hang_timeout=budget),
         )
 
     async def send(
         self, harness: Harness, recording: Recording, requests: Sequence[Request]
     ) -> list[Response | None]:
-        return await harness.send_all(recording, requests, self.limits.stuck_grace)
+        return await harness.send_all(recording, requests, self.limits)
 
 
 @dataclass
@@ -83,14 +87,18 @@ class Serial:
     ) -> list[Response | None]:
         responses: list[Response | None] = [None] * len(requests)
         for index in self.order:
+            started = time.perf_counter()
             responses[index] = await harness.send(recording, "concurrent", index, requests[index])
+            harness.note_serial(requests[index].endpoint, time.perf_counter() - started)
         return responses
 
 
 @dataclass
 class Free:
-    """All requests at once, no gates, real timing (``time.sleep`` really sleeps)."""
+    """All requests at once, no gates, real timing (``time.sleep`` really sleeps); the
+    same hang rule as under control (watch.py)."""
 
+    limits: Limits = field(default_factory=Limits)
     mode: Mode = "free"
 
     def scheduler(self, scenario: Scenario, harness: Harness) -> None:
@@ -99,7 +107,7 @@ class Free:
     async def send(
         self, harness: Harness, recording: Recording, requests: Sequence[Request]
     ) -> list[Response | None]:
-        return await harness.send_all(recording, requests)
+        return await harness.send_all(recording, requests, self.limits)
 
 
 @dataclass
@@ -142,6 +150,23 @@ class Harness:
         self._dirty = True
         self._written: dict[str, set[str]] | None = None  # what to restore; None: all
         self.stuck: list[str] = []  # requests whose worker threads never came back
+        self.serial_seconds: dict[str, float] = {}  # endpoint -> slowest serial duration
+        self.deadline: float | None = None  # monotonic: requests still running are cut
+
+    #: the hang budget grows by this many times the slowest serial duration: a request
+    #: that takes 2 s alone is not hung at 3 s under load
+    SLOW_FACTOR = 2.0
+
+    def note_serial(self, endpoint: str, seconds: float) -> None:
+        """A request of ``endpoint`` ran alone (a serial reference) in ``seconds``."""
+        if seconds > self.serial_seconds.get(endpoint, 0.0):
+            self.serial_seconds[endpoint] = seconds
+
+    def hang_budget(self, requests: Sequence[Request], hang_timeout: float) -> float:
+        """``--hang-timeout`` scaled by the slowest serial duration of these requests'
+        endpoints on this run."""
+        slowest = max((self.serial_seconds.get(r.endpoint, 0.0) for r in requests), default=0.0)
+        return hang_timeout + self.SLOW_FACTOR * slowest
 
     async def execute(self, scenario: Scenario, dispatch: Dispatch) -> Execution:
         """Run ``scenario`` from the snapshot and return everything it produced."""
@@ -175,6 +200,8 @@ class Harness:
                 if scheduler is not None:
                     scheduler.close()
                     costs.add_scheduler(scheduler.stats)
+            if scheduler is not None and scheduler.crash is not None:
+                raise BackgroundCrash("the scheduler's monitor", scheduler.crash_text())
             stuck = any(r is not None and r.status == 0 for r in responses)
             observers = [
                 await self.send(recording, "observe", i, r)
@@ -186,7 +213,7 @@ class Harness:
         if dispatch.mode != "serial" and any(leak.in_transaction for leak in recording.leaks):
             schema_change = self._probe_schema_changes(recording.leaks, trace)
         self._recover(recording, stuck)
-        hang = scheduler.hang if scheduler is not None else None
+        hang = scheduler.hang if scheduler is not None else recording.hang
         unclear = bool(recording.leaks) or hang is not None or stuck
         self._dirty = recording.wrote or unclear
         # only the tables its statements wrote changed (and what their foreign keys
@@ -214,6 +241,7 @@ class Harness:
             hang=hang,
             schema_change=schema_change,
             stray_writes=stray,
+            cut=recording.cut,
             timings={
                 "reset": after_reset - started,
                 "requests": after_requests - after_reset,
@@ -273,29 +301,39 @@ class Harness:
             gc.collect()
 
     async def send_all(
-        self, recording: Recording, requests: Sequence[Request], stuck_grace: float | None = None
+        self, recording: Recording, requests: Sequence[Request], limits: Limits | None = None
     ) -> list[Response | None]:
-        """Send all requests at once. Under a scheduler, requests still unanswered
-        ``stuck_grace`` seconds after it declared a hang are given up (status 0): their
-        threads are stuck for good (a deadlock in Python), and waiting longer changes
-        nothing."""
+        """Send all requests at once, watched (watch.py) when ``limits`` are given:
+        requests whose threads stood still for ``stuck_grace`` seconds after the hang
+        are given up (status 0): their threads are stuck for good (a deadlock in
+        Python), and waiting longer changes nothing. Requests still running at the
+        deadline are cut."""
         responses: list[Response | None] = [None] * len(requests)
+        timeout = self.request_timeout + self.SLOW_FACTOR * max(
+            (self.serial_seconds.get(r.endpoint, 0.0) for r in requests), default=0.0
+        )
+        if self.deadline is not None and recording.scheduler is None:
+            timeout = max(timeout, self.deadline - time.monotonic() + 1.0)
 
         async def one(index: int, request: Request) -> None:
-            responses[index] = await self.send(recording, "concurrent", index, request)
-
-        async def give_up_when_stuck(requests_scope: trio.CancelScope) -> None:
-            scheduler = recording.scheduler
-            assert scheduler is not None and stuck_grace is not None
-            while not scheduler.aborted:
-                await trio.sleep(0.05)
-            await trio.sleep(stuck_grace)
-            requests_scope.cancel()
+            responses[index] = await self.send(
+                recording, "concurrent", index, request, timeout=timeout
+            )
 
         async with trio.open_nursery() as watcher:
             async with trio.open_nursery() as nursery:
-                if recording.scheduler is not None and stuck_grace is not None:
-                    watcher.start_soon(give_up_when_stuck, nursery.cancel_scope)
+                if limits is not None:
+                    watcher.start_soon(
+                        functools.partial(
+                            watch,
+                            recording,
+                            lambda: [i for i, r in enumerate(responses) if r is None],
+                            nursery.cancel_scope,
+                            hang_budget=self.hang_budget(requests, limits.hang_timeout),
+                            grace=limits.stuck_grace,
+                            deadline=self.deadline if recording.scheduler is None else None,
+                        )
+                    )
                 for index, request in enumerate(requests):
                     nursery.start_soon(one, index, request)
             watcher.cancel_scope.cancel()
@@ -303,17 +341,24 @@ class Harness:
         for index in stuck:
             responses[index] = Response(
                 0,
-                "no response: its thread is stuck (see the hang)",
+                f"no response: {recording.cut}"
+                if recording.cut
+                else "no response: its thread is stuck (see the hang)",
                 recording.errors.get(("concurrent", index), ""),
             )
-        if stuck:
+        if stuck and not recording.cut:
             self.stuck = sorted(
                 set(self.stuck) | {recording.header("concurrent", i) for i in stuck}
             )
         return responses
 
     async def send(
-        self, recording: Recording, phase: Phase, index: int, request: Request
+        self,
+        recording: Recording,
+        phase: Phase,
+        index: int,
+        request: Request,
+        timeout: float | None = None,
     ) -> Response:
         headers = {HEADER: recording.header(phase, index)}
         if request.identity is not None:
@@ -329,13 +374,13 @@ class Harness:
                 data=_form_data(request.form),
                 params=dict(request.params) if request.params else None,
                 headers=headers,
-                timeout=self.request_timeout,
+                timeout=timeout or self.request_timeout,
             )
         except httpx.TimeoutException:
             self.server.check()
             return Response(
                 0,
-                f"no response within {self.request_timeout:g} s",
+                f"no response within {timeout or self.request_timeout:g} s",
                 recording.errors.get((phase, index), ""),
             )
         except httpx.TransportError as exc:

@@ -16,8 +16,13 @@ blocked since the last step), so the decision, and the trace, are deterministic.
 SQLite never gets that far: its one write lock is modelled (``WriteLockModel``) and
 a second writer's first write is simply not granted while another request holds it.
 
-When nothing can progress for the hang budget, the execution is aborted: every gate
-opens, database lock waits are broken, and ``Scheduler.hang`` says who was stuck where.
+Progress is a step that begins or ends, or a granted thread whose CPU clock or stack
+moved: a request hashing a password for seconds runs, it does not hang. When nothing
+progresses for the hang budget (``--hang-timeout``, which the runner scales by the
+slowest serial duration of the scenario's endpoints), the execution is aborted: every
+gate opens, database lock waits are broken, and ``Scheduler.hang`` says who was stuck
+where. A crash of the monitor itself aborts the execution too, and is kept in
+``Scheduler.crash`` for the runner to raise: the run must not go on without it.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import os
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import FrameType
@@ -52,6 +58,9 @@ class Limits:
     settle: float = 0.003  # after a step, a blocked thread that stays still this long still is
     hang_timeout: float = 3.0  # no progress at all for this long: the execution hangs
     all_blocked_timeout: float = 1.0  # every request confirmed blocked this long: it hangs
+    # a request not at the server yet is on its way (the client, the server's accept loop
+    # and a loaded machine's CPU queue): only this long, or the hang budget, is a hang
+    arrival_timeout: float = 10.0
     stuck_grace: float = 6.0  # after a hang, requests still unanswered this long are stuck
     poll: float = 0.001
 
@@ -90,6 +99,7 @@ class RequestHandle:
     cpu: int = -1
     frame: tuple[Any, ...] | None = None
     frozen_since: float | None = None
+    moved_at: float = 0.0  # when its CPU clock or stack was last seen moving
     timed_out: bool = False  # its block was only ever a timeout's guess
 
     def __post_init__(self) -> None:
@@ -130,6 +140,7 @@ class Scheduler:
         self._finished = threading.Event()
         self._last_progress = self._epoch_time = _monotonic()
         self.abort_reason = ""
+        self.crash: BaseException | None = None  # the monitor's own failure, if any
         self._monitor = threading.Thread(target=self._watch, name="fuzzer-monitor", daemon=True)
         self._monitor.start()
         if not self._reqs:
@@ -236,6 +247,24 @@ class Scheduler:
     # -- the monitor -------------------------------------------------------------------
 
     def _watch(self) -> None:
+        """The monitor thread. If it fails, the execution is aborted and the failure kept
+        in ``crash``: without the monitor nothing would notice a blocked request."""
+        try:
+            self._monitor_loop()
+        except BaseException as exc:
+            with self._lock:
+                self.crash = exc
+                if not self._aborted:
+                    self._abort(f"the scheduler's monitor crashed: {type(exc).__name__}")
+                self._finished.set()
+
+    def crash_text(self) -> str:
+        """The monitor's traceback, if it crashed."""
+        if self.crash is None:
+            return ""
+        return "".join(traceback.format_exception(self.crash)).rstrip()
+
+    def _monitor_loop(self) -> None:
         limits = self.limits
         while not self._finished.wait(limits.poll):  # close() wakes it at once
             now = _monotonic()
@@ -249,7 +278,7 @@ class Scheduler:
                     if r.state == RUNNING
                     and (
                         (r.blocked is None and now - r.granted_at >= limits.probe_after)
-                        or (r.blocked is not None and r.blocked_epoch != epoch)
+                        or (r.blocked is not None and (r.blocked_epoch != epoch or r.timed_out))
                     )
                 ]
             verdicts = [(r, seq, self._why_stuck(r, now)) for r, seq in suspects]
@@ -310,7 +339,7 @@ class Scheduler:
             return False
         cpu, frame = _thread_cpu(r.thread), _frame_key(r.thread)
         if cpu != r.cpu or frame != r.frame:
-            r.cpu, r.frame, r.frozen_since = cpu, frame, None
+            r.cpu, r.frame, r.frozen_since, r.moved_at = cpu, frame, None, now
             return True
         if r.frozen_since is None:
             r.frozen_since = now
@@ -319,8 +348,12 @@ class Scheduler:
     def _check_hang(self, now: float) -> None:
         if self._finished.is_set() or self._aborted:
             return
-        quiet = now - self._last_progress
-        if quiet >= self.limits.hang_timeout:
+        moved = [r.moved_at for r in self._reqs if r.state == RUNNING]
+        quiet = now - max([self._last_progress, *moved])
+        budget = self.limits.hang_timeout
+        if self._arrived < len(self._reqs):
+            budget = max(budget, self.limits.arrival_timeout)
+        if quiet >= budget:
             self._abort(f"no request made progress for {quiet:.1f} s")
         elif quiet >= self.limits.all_blocked_timeout and self._all_blocked():
             self._abort(f"every request was blocked for {quiet:.1f} s")
@@ -349,8 +382,8 @@ class Scheduler:
         for r in self._reqs:
             if r.state == RUNNING:
                 blocked[r.index] = r.blocked or (
-                    f"still running at {_where(r.thread)} (its stack moved: it was not "
-                    f"blocked, only slower than --hang-timeout)"
+                    f"made no progress at {_where(r.thread)} (neither its CPU clock nor "
+                    f"its stack moved)"
                 )
             elif r.state == WAITING and r.pending is not None:
                 note = ""
@@ -359,8 +392,9 @@ class Scheduler:
                 waiting[r.index] = r.pending.describe() + note
             elif r.state == ABSENT:
                 waiting[r.index] = "never reached the server"
+        moved = [r.moved_at for r in self._reqs if r.state == RUNNING]
         self.hang = Hang(
-            seconds=round(_monotonic() - self._last_progress, 1),
+            seconds=round(_monotonic() - max([self._last_progress, *moved]), 1),
             blocked=blocked,
             waiting=waiting,
         )
@@ -378,13 +412,27 @@ class Scheduler:
         request freed from a Python lock may wait for a row lock held by another request
         stuck behind it), and nobody gates them any more."""
         assert self._probe is not None
-        while True:
-            for r in self._reqs:
-                for connection in list(r.connections):
-                    if self._probe.waiting([connection]):
-                        self._probe.break_waits([connection])
-            if self._finished.wait(0.05):
-                return
+        try:
+            while True:
+                for r in self._reqs:
+                    for connection in list(r.connections):
+                        if self._probe.waiting([connection]):
+                            self._probe.break_waits([connection])
+                if self._finished.wait(0.05):
+                    return
+        except BaseException as exc:
+            self.crash = self.crash or exc
+
+
+def motion(ident: int) -> tuple[Any, ...]:
+    """What moves while a thread runs: its CPU clock and where its stack is. Two equal
+    samples some time apart: the thread neither ran nor moved meanwhile."""
+    return (_thread_cpu(ident), _frame_key(ident))
+
+
+def where(ident: int | None) -> str:
+    """The innermost frame of the thread outside the libraries, as ``file:line in f``."""
+    return _where(ident)
 
 
 def _thread_cpu(ident: int) -> int:

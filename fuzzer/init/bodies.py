@@ -38,14 +38,16 @@ class Body:
 # -- Flask-WTF / WTForms forms -----------------------------------------------------------
 
 
-def forms_of(view: Callable[..., Any]) -> list[type]:
+def forms_of(view: Callable[..., Any], depth: int = 2) -> list[type]:
     """The WTForms form classes a view function uses (through its decorators, in the
-    order its code names them)."""
+    order its code names them), also through the app's own helpers it calls
+    (``form = get_billform_for(project)``), ``depth`` calls deep."""
     try:
         from wtforms import Form
     except ImportError:  # pragma: no cover - the app does not use WTForms
         return []
     found: list[type] = []
+    helpers: list[Callable[..., Any]] = []
     for function in _unwrapped(view):
         namespace = getattr(function, "__globals__", {})
         code = getattr(function, "__code__", None)
@@ -64,7 +66,27 @@ def forms_of(view: Callable[..., Any]) -> list[type]:
                     and candidate not in found
                 ):
                     found.append(candidate)
+                elif candidate not in helpers and _own_helper(candidate, function):
+                    helpers.append(candidate)  # type: ignore[arg-type]
+    for helper in helpers if depth > 0 else ():
+        found += [f for f in forms_of(helper, depth - 1) if f not in found]
     return found
+
+
+def own_helpers(view: Callable[..., Any]) -> list[Callable[..., Any]]:
+    """The plain functions of the app's own package that a view's code names."""
+    namespace = getattr(view, "__globals__", {})
+    code = getattr(view, "__code__", None)
+    names = list(_names(code)) if code is not None else []
+    return [namespace[n] for n in names if _own_helper(namespace.get(n), view)]
+
+
+def _own_helper(candidate: Any, caller: Any) -> bool:
+    """A plain function of the caller's own package (not a library's)."""
+    if not inspect.isfunction(candidate) or candidate is caller:
+        return False
+    mine = str(getattr(caller, "__module__", "") or "").split(".")[0]
+    return bool(mine) and str(candidate.__module__ or "").split(".")[0] == mine
 
 
 def _unwrapped(view: Callable[..., Any] | None) -> Iterator[Callable[..., Any]]:
@@ -153,6 +175,8 @@ def _field_source(
             high = int(number.max) if number.max is not None else low + 2
         return Call("st.integers", (str(low), str(min(high, low + 2)))), ""
     if kind in ("SelectField", "RadioField", "SelectMultipleField"):
+        if name in columns:  # choices computed at request time, found after setup
+            return columns[name], ""
         choices = unbound.kwargs.get("choices")
         if isinstance(choices, list | tuple) and choices:
             values = [c[0] if isinstance(c, list | tuple) else c for c in choices][:3]

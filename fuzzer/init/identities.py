@@ -8,10 +8,12 @@ from typing import Any
 
 from fuzzer import compat
 from fuzzer.init import bodies
+from fuzzer.init.credentials import plan_credentials
 from fuzzer.init.plan import Plan, Table
 from fuzzer.init.pysource import Call, Dict, Keyword, Node, literal
 from fuzzer.init.seeding import (
     callable_without_arguments,
+    step_constants,
 )
 
 # -- identities ----------------------------------------------------------------------------
@@ -19,6 +21,13 @@ from fuzzer.init.seeding import (
 
 def plan_identities(app: Any, plan: Plan, rows: Mapping[str, Table]) -> None:
     manager = getattr(app, "login_manager", None)
+    if manager is None and plan_credentials(app, plan, rows, step_constants(app, plan.setup)):
+        plan.identity_notes.insert(
+            0,
+            "No Flask-Login here: fuzzer init signed in with the keys and secrets of the "
+            "rows setup made, each proven by a page that turns the visitor away:",
+        )
+        return
     if manager is None:
         plan.identity_notes.append(
             "No Flask-Login here: if requests need a user, declare identities that log in "
@@ -26,7 +35,7 @@ def plan_identities(app: Any, plan: Plan, rows: Mapping[str, Table]) -> None:
             "endpoints as_=[...]"
         )
         return
-    table_name = _user_table(app)
+    table_name = user_table(app)
     table = next((info for name, info in rows.items() if name.endswith(f".{table_name}")), None)
     table = rows.get(table_name or "", table)
     plan.login_example = _login_example(app, manager)
@@ -58,6 +67,10 @@ def plan_identities(app: Any, plan: Plan, rows: Mapping[str, Table]) -> None:
             f"Identity({literal(name)}, headers=flask_login_session({literal(row[pk])}{extra}))"
         )
         plan.users.append(name)
+        plan.user_keys.append(row[pk])
+    if label is not None:
+        key = table_name if table_name in rows else next(n for n in rows if rows[n] is table)
+        plan.user_source = (str(key), table.columns[label])
     plan.identities.append('Identity("anonymous")')
     plan.identity_notes.append(
         f"Signed in as two rows of {table_name} (the second first, so that the first "
@@ -66,6 +79,30 @@ def plan_identities(app: Any, plan: Plan, rows: Mapping[str, Table]) -> None:
         + (f", and an API token from the user's {token}()" if token else "")
         + ", and one visitor who is not signed in. To go through the login form as a "
         "person would, with a password setup gives them:"
+    )
+
+
+def steady_names(plan: Plan, rows: Mapping[str, Table], other: Mapping[str, Table]) -> None:
+    """A seed that draws random names (Faker) names the users differently in each
+    setup: the identities are then named by their key (``user2``, ``user1``)."""
+    table, column = plan.user_source
+    mine, theirs = rows.get(table), other.get(table)
+    if not column or mine is None or theirs is None:
+        return
+    position = mine.columns.index(column)
+    if [r[position] for r in mine.rows] == [r[position] for r in theirs.rows]:
+        return
+    for i, (name, key) in enumerate(zip(plan.users, plan.user_keys, strict=True)):
+        steady = f"user{key}"
+        plan.identities = [
+            s.replace(f"Identity({literal(name)},", f"Identity({literal(steady)},")
+            for s in plan.identities
+        ]
+        plan.users[i] = steady
+    plan.identity_notes.insert(
+        0,
+        f"The seed draws random values: {table}.{column} differed between two runs of "
+        "setup, so the identities are named by their key.",
     )
 
 
@@ -88,7 +125,7 @@ def _token_method(app: Any, table_name: str | None) -> str:
     return ""
 
 
-def _user_table(app: Any) -> str | None:
+def user_table(app: Any) -> str | None:
     model = getattr(compat.flask_sqlalchemy(app), "Model", None)
     registry = getattr(model, "registry", None)
     for mapper in getattr(registry, "mappers", ()):

@@ -7,47 +7,54 @@ import sys
 import tempfile
 from typing import Any
 
+from flask import Flask
+
 from fuzzer.errors import FuzzerError, TargetSetupError
 from fuzzer.init.factory import Factory, load_factory
-from fuzzer.init.identities import plan_identities
-from fuzzer.init.plan import Plan, Table
+from fuzzer.init.identities import plan_identities, steady_names, user_table
+from fuzzer.init.plan import Plan
 from fuzzer.init.routes import openapi_document, routes
-from fuzzer.init.seeding import (
-    build_and_setup,
-    dispose,
-)
+from fuzzer.init.seeding import Given, build_app, dispose, read_all_rows, setup_steps
+from fuzzer.init.trials import Step, choose_setup, run_setup
 from fuzzer.init.varies import differing_columns, time_columns
 
 
 def inspect_app(factory: Factory) -> Plan:
-    """Build the app twice on scratch SQLite files, run the proposed setup on each, and
-    read what the spec needs. Each build happens in a fresh Python process: many apps
-    can build only one app per process (a blueprint whose routes are added in the
-    factory, an extension bound at import), and the process that runs the check builds
-    it once more."""
+    """Build the app twice on scratch SQLite files, run the setup on each, and read what
+    the spec needs. Each build happens in a fresh Python process: many apps can build
+    only one app per process (a blueprint whose routes are added in the factory, an
+    extension bound at import), so an app that needs pins is built again in another
+    one, and the process that runs the check builds it once more."""
     with tempfile.TemporaryDirectory(prefix="fuzzer-init-") as directory:
-        plan, rows = _inspect_elsewhere(factory, os.path.join(directory, "first"), True)
-        _, other = _inspect_elsewhere(factory, os.path.join(directory, "again"), False)
-    assert plan is not None
+        found = _inspect_elsewhere(factory, os.path.join(directory, "first"), None, None)
+        if found[0] == "pins":  # built without the pins it needs
+            found = _inspect_elsewhere(factory, os.path.join(directory, "pinned"), found[1], None)
+        _, (plan, rows, given) = found
+        again = _inspect_elsewhere(factory, os.path.join(directory, "again"), given, plan.setup)
+        _, (_, other, _) = again
     plan.factory = factory
+    steady_names(plan, rows, other)
     differing = differing_columns(rows, other)
     plan.ignore_columns = differing + [c for c in plan.ignore_columns if c not in differing]
     return plan
 
 
+_CHILD = "from fuzzer.init.inspection import child; child()"
+
+
 def _inspect_elsewhere(
-    factory: Factory, stem: str, primary: bool
-) -> tuple[Plan | None, dict[str, Table]]:
+    factory: Factory, stem: str, given: Given | None, setup: list[Step] | None
+) -> tuple[str, Any]:
     """``_inspect_here`` in a fresh Python process, with this one's import path."""
     import pickle
     import subprocess
 
-    given, taken = f"{stem}.in", f"{stem}.out"
-    with open(given, "wb") as handle:
-        pickle.dump((factory.reference, stem, primary, list(sys.path)), handle)
+    arguments, taken = f"{stem}.in", f"{stem}.out"
+    with open(arguments, "wb") as handle:
+        pickle.dump((factory.reference, stem, given, setup, list(sys.path)), handle)
     path = os.pathsep.join(p or os.getcwd() for p in sys.path)  # this fuzzer, this app
     process = subprocess.run(
-        [sys.executable, "-c", "from fuzzer.init.inspection import child; child()", given, taken],
+        [sys.executable, "-c", _CHILD, arguments, taken],
         capture_output=True,
         text=True,
         check=False,
@@ -65,24 +72,21 @@ def _inspect_elsewhere(
         raise value
     if kind == "bug":
         raise RuntimeError(f"fuzzer init, inspecting the app in a fresh process: {value}")
-    plan, rows = value
-    return plan, rows
+    return kind, value
 
 
 def child() -> None:
     """The entry point of ``_inspect_elsewhere``'s process: arguments in one pickle file,
-    the plan and rows (or the error) written to another."""
+    the result (or the error) written to another."""
     import pickle
     import traceback
 
-    given, taken = sys.argv[1], sys.argv[2]
-    with open(given, "rb") as handle:
-        reference, stem, primary, path = pickle.load(handle)
+    arguments, taken = sys.argv[1], sys.argv[2]
+    with open(arguments, "rb") as handle:
+        reference, stem, given, setup, path = pickle.load(handle)
     sys.path[:] = path
-    result: tuple[str, Any]
     try:
-        result = ("ok", _inspect_here(reference, stem, primary))
-        payload = pickle.dumps(result)
+        payload = pickle.dumps(_inspect_here(reference, stem, given, setup))
     except FuzzerError as exc:
         payload = pickle.dumps(("error", exc))
     except Exception:
@@ -91,15 +95,31 @@ def child() -> None:
         handle.write(payload)
 
 
-def _inspect_here(reference: str, stem: str, primary: bool) -> tuple[Plan | None, dict[str, Table]]:
-    """Build the app once, run the setup, read its rows; the primary build also reads the
-    routes, identities and bodies."""
+def _inspect_here(
+    reference: str, stem: str, given: Given | None, setup: list[Step] | None
+) -> tuple[str, Any]:
+    """Build the app once and set it up: with ``setup`` given, run those steps and read
+    the rows; else choose the setup by trying the candidates, and read the routes,
+    identities and bodies too. ``("pins", given)`` when the app needs pins it was not
+    built with."""
     factory = load_factory(reference)
     plan = Plan(factory, spec_name(factory))
-    app, rows = build_and_setup(factory, plan, stem, quiet=not primary)
+    built = build_app(factory, plan, stem, given)
+    if not isinstance(built[0], Flask):
+        return "pins", built
+    app, urls, _ = built
+    pins = given if given is not None else ((), {}, [])
     try:
-        if not primary:
-            return None, rows
+        if setup is not None:
+            run_setup(app, setup)
+            return "ok", (None, read_all_rows(urls), pins)
+        candidates = setup_steps(app, factory)
+        if not candidates:
+            plan.setup_notes.append(
+                "fuzzer init found no way to create the tables (no Flask-SQLAlchemy, no init-db "
+                "command): create them and insert the first rows here"
+            )
+        rows = choose_setup(app, plan, urls, candidates, user_table(app)) if candidates else {}
         plan.ignore_columns = time_columns(app, plan, rows)
         plan_identities(app, plan, rows)
         document = openapi_document(app, plan)
@@ -107,7 +127,7 @@ def _inspect_here(reference: str, stem: str, primary: bool) -> tuple[Plan | None
     finally:
         dispose(app)
     plan.factory = None  # type: ignore[assignment]  # the parent has its own
-    return plan, rows
+    return "ok", (plan, rows, pins)
 
 
 _GENERIC_MODULES = {"app", "application", "main", "wsgi", "factory", "__init__", "server", "web"}

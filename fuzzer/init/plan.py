@@ -44,6 +44,8 @@ class Plan:
     identity_notes: list[str] = field(default_factory=list)
     login_example: Node | None = None  # an Identity that logs in through the login form
     users: list[str] = field(default_factory=list)  # the identity names that are logged in
+    user_keys: list[Any] = field(default_factory=list)  # their primary keys, in that order
+    user_source: tuple[str, str] = ("", "")  # the user table and the column names come from
     routes: list[Route] = field(default_factory=list)
     ignore_columns: list[str] = field(default_factory=list)
     openapi: str = ""  # where the OpenAPI document was found

@@ -15,6 +15,7 @@ from fuzzer.init.plan import Plan, Route, Table
 from fuzzer.init.pysource import Dict, literal
 from fuzzer.init.values import (
     VARIABLE,
+    choice_sources,
     form_columns,
     path_source,
     schema_value,
@@ -73,7 +74,7 @@ def routes(
                 route.anonymous_only = True
                 route.checks.append("it sends signed-in users away: sent by the visitor")
             if method in ("POST", "PUT", "PATCH", "DELETE"):
-                _plan_body(route, view, operations, document, rows)
+                _plan_body(route, view, operations, document, rows, app)
             yield route
 
 
@@ -83,6 +84,7 @@ def _plan_body(
     operations: Mapping[tuple[str, str], Mapping[str, Any]],
     document: Mapping[str, Any] | None,
     rows: Mapping[str, Table],
+    app: Any,
 ) -> None:
     pattern = VARIABLE.sub("{}", route.rule)
     operation = operations.get((route.method, pattern))
@@ -97,9 +99,10 @@ def _plan_body(
     forms = bodies.forms_of(view) if view is not None else []
     if forms:
         columns = form_columns(forms[0], rows)
-        body = bodies.form_body(forms[0], columns)
+        choices, said = choice_sources(app, forms[0], rows)
+        body = bodies.form_body(forms[0], {**columns, **choices})
         route.body_kind, route.body = "form", body.node
-        route.checks += [f"form fields from {forms[0].__name__}", *body.checks]
+        route.checks += [f"form fields from {forms[0].__name__}", *said, *body.checks]
         return
     declared = bodies.schema_fields(view) if view is not None else None
     if declared:
@@ -142,8 +145,9 @@ def sends_users_away(view: Any) -> bool:
 
 def login_required_view(view: Any) -> bool:
     """Behind Flask-Login's ``login_required`` or Flask-HTTPAuth's (their wrappers' code
-    lives in those packages), or a decorator of the app's own that reads the
-    ``Authorization`` header (a token check)."""
+    lives in those packages), a decorator of the app's own that reads the
+    ``Authorization`` header (a token check), or a helper of its own it calls that reads
+    ``request.authorization``."""
     functions = list(bodies._unwrapped(view))
     for position, function in enumerate(functions):
         code = getattr(function, "__code__", None)
@@ -155,4 +159,10 @@ def login_required_view(view: Any) -> bool:
         wrapper = position < len(functions) - 1
         if wrapper and "Authorization" in code.co_consts:
             return True
-    return False
+    return any(_checks_credentials(f) for f in bodies.own_helpers(functions[-1]))
+
+
+def _checks_credentials(function: Any) -> bool:
+    """A helper of the app's own that reads ``request.authorization`` (HTTP Basic)."""
+    code = getattr(function, "__code__", None)
+    return code is not None and "authorization" in code.co_names

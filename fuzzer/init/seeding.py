@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import re
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from fuzzer import compat
@@ -20,58 +20,60 @@ _INIT_COMMAND = re.compile(r"^(init|create)[-_]?(db|database|tables?)$|^initdb$"
 _SEED_COMMAND = re.compile(r"seed|fixture|populate|(sample|demo|test|fake|dev)[-_]?data|fake|roles")
 
 
-def build_and_setup(
-    factory: Factory, plan: Plan, stem: str, quiet: bool = False
-) -> tuple[Any, dict[str, Table]]:
-    """Build the app on scratch SQLite files (one per bind it has), run the setup steps
-    it offers, and read the rows they made."""
-    from fuzzer.target.apps import flask_command
+Given = tuple[tuple[str, ...], dict[str, Any], list[str]]  # bind names, pins, their notes
 
+
+def build_app(
+    factory: Factory, plan: Plan, stem: str, given: Given | None
+) -> tuple[Any, dict[str, str], dict[str, Any]] | Given:
+    """Build the app on scratch SQLite files (one per bind it has) with the pins
+    ``given``: ``(app, database URLs, pins)``. Built for the first time (``given`` is
+    None), an app that needs pins it was not built with (CSRF off, a bind of its own)
+    is not built again here: the pins are returned, and the caller builds it with them
+    in a fresh process (a factory may run only once per process)."""
+    binds, flags, notes = given if given is not None else ((), {}, [])
     urls = {"default": f"sqlite:///{stem}.db"}
-    pins: dict[str, Any] = {"SQLALCHEMY_DATABASE_URI": urls["default"]}
-    app = build(factory, pins)
-    binds = app.config.get("SQLALCHEMY_BINDS") or {}
+    urls.update({name: f"sqlite:///{stem}-{name}.db" for name in binds})
+    pins: dict[str, Any] = {"SQLALCHEMY_DATABASE_URI": urls["default"], **flags}
     if binds:  # never let setup reach a database the config names
-        urls.update({str(name): f"sqlite:///{stem}-{name}.db" for name in binds})
-        pins["SQLALCHEMY_BINDS"] = {name: urls[str(name)] for name in binds}
-    pins.update(_needed_pins(app, plan, quiet))
-    if len(pins) > 1:  # rebuild with every pin, as the spec will
-        dispose(app)
-        app = build(factory, pins)
-    extension = compat.flask_sqlalchemy(app)
-    steps = setup_steps(app, factory)
-    done: list[tuple[str, str]] = []
-    with app.app_context():
-        for kind, name in steps:
-            try:
-                if kind == "create_all":
-                    extension.create_all()
-                elif kind == "call":
-                    _function(name)()
-                else:
-                    flask_command(app, *name.split())
-                done.append((kind, name))
-            except Exception as exc:
-                with contextlib.suppress(Exception):
-                    extension.session.rollback()
-                if not quiet:
-                    why = str(exc) if isinstance(exc, FuzzerError) else describe(exc)
-                    what = f"{name}()" if kind == "call" else f"`flask {name}`"
-                    plan.setup_notes.append(f"{what} failed when fuzzer init ran it: {why}")
-    if not quiet:
-        plan.setup = done
-        plan.pins = _pin_sources(pins, named=bool(binds))
-        plan.databases = tuple(urls) if binds else ()
-        if not done:
-            plan.setup_notes.append(
-                "fuzzer init found no way to create the tables (no Flask-SQLAlchemy, no init-db "
-                "command): create them and insert the first rows here"
-            )
+        pins["SQLALCHEMY_BINDS"] = {name: urls[name] for name in binds}
+    app = build(factory, pins)
+    if given is None:
+        found = tuple(str(name) for name in app.config.get("SQLALCHEMY_BINDS") or {})
+        notes = []
+        flags = _needed_pins(app, notes)
+        if found or flags:
+            dispose(app)
+            return found, flags, notes
+    plan.pin_notes = list(notes)
+    plan.pins = _pin_sources(pins, named=bool(binds))
+    plan.databases = tuple(urls) if binds else ()
+    return app, urls, pins
+
+
+def run_step(app: Any, kind: str, name: str) -> None:
+    """One setup step, inside the app's context: ``create_all``, a CLI command, a
+    module function or rows made from the models."""
+    from fuzzer.target.apps import flask_command
+    from fuzzer.target.rows import fill_tables
+
+    if kind == "create_all":
+        compat.flask_sqlalchemy(app).create_all()
+    elif kind == "call":
+        _function(name)()
+    elif kind == "fill":
+        fill_tables(app)
+    else:
+        flask_command(app, *name.split())
+
+
+def read_all_rows(urls: Mapping[str, str]) -> dict[str, Table]:
+    """The rows of every scratch database, by table (``bind.table`` with binds)."""
     rows: dict[str, Table] = {}
     for name, url in urls.items():
         for table, info in read_rows(url).items():
-            rows[f"{name}.{table}" if binds else table] = info
-    return app, rows
+            rows[f"{name}.{table}" if len(urls) > 1 else table] = info
+    return rows
 
 
 def setup_steps(app: Any, factory: Factory) -> list[tuple[str, str]]:
@@ -88,9 +90,11 @@ def setup_steps(app: Any, factory: Factory) -> list[tuple[str, str]]:
     seeds: list[tuple[int, str, str, str]] = []
     for name, command in commands.items():
         last = name.rsplit(" ", 1)[-1]
-        if _SEED_COMMAND.search(last) and name not in init:
-            callback = getattr(command, "callback", None)
-            seeds.append((_seed_rank(last, callback), name, "command", name))
+        if name in init or not _may_seed(name, command):
+            continue
+        callback = getattr(command, "callback", None)
+        rank = _seed_rank(last, callback) + (0 if _SEED_COMMAND.search(last) else 3)
+        seeds.append((rank, name, "command", name))
     called: set[str] = set()  # what the commands' code calls: no need to call it again
     for command in commands.values():
         for inner in bodies._unwrapped(getattr(command, "callback", None)):
@@ -100,6 +104,27 @@ def setup_steps(app: Any, factory: Factory) -> list[tuple[str, str]]:
         if function.__name__ not in called:
             seeds.append((_seed_rank(function.__name__, function), where, "call", where))
     return steps + [(kind, name) for _, _, kind, name in sorted(seeds)]
+
+
+# commands that serve, watch, send, migrate, translate or build: not a seed, and some
+# never return or write files in the project
+_NOT_A_SEED = re.compile(
+    r"^(db|rq|celery|babel|assets|translate|digest)\b|run|serve|shell|worker|schedul|watch|"
+    r"send|mail|deploy|compile|drop|delete|reset|clear|purge|destroy|remove|backup|export|dump"
+)
+
+
+def _may_seed(name: str, command: Any) -> bool:
+    """A command fuzzer init may try as a seed: one that takes no required argument
+    and whose name does not say it serves, sends or destroys."""
+    if _NOT_A_SEED.search(name):
+        return False
+    for param in getattr(command, "params", ()):
+        if getattr(param, "required", False) and getattr(param, "default", None) is None:
+            return False
+        if getattr(param, "prompt", None):
+            return False
+    return True
 
 
 def _cli_commands(group: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
@@ -131,7 +156,8 @@ def _seed_rank(name: str, function: Any) -> int:
 
 _SEED_FUNCTION = re.compile(
     r"^(seed\w*|populate\w*|create_(test|sample|demo|fake|dev)_data|insert_roles|"
-    r"create_roles|load_fixtures|fake_data|sample_data|test_data)$"
+    r"create_roles|load_fixtures|fake\w*|lorem\w*|sample_data|test_data|create_demo\w*|"
+    r"create_\w*_(data|fixtures)|generate_(fake|sample|demo|test)\w*)$"
 )
 
 
@@ -155,6 +181,31 @@ def _seed_functions(app: Any, factory: Factory) -> Iterator[tuple[str, Any]]:
                 continue
             seen.add(id(value))
             yield f"{module_name}:{name}", value
+
+
+def step_constants(app: Any, steps: Sequence[tuple[str, str]]) -> list[str]:
+    """The short strings in the code of the setup steps (a seed's
+    ``generate_password_hash("demo")``): candidates for the secrets it set."""
+    commands = dict(_cli_commands(getattr(app, "cli", None)))
+    found: list[str] = []
+    for kind, name in steps:
+        function = _function(name) if kind == "call" else None
+        if kind == "command":
+            function = getattr(commands.get(name), "callback", None)
+        for inner in bodies._unwrapped(function) if function is not None else ():
+            code = getattr(inner, "__code__", None)
+            for value in _strings(code) if code is not None else ():
+                if 3 <= len(value) <= 40 and " " not in value and value not in found:
+                    found.append(value)
+    return found
+
+
+def _strings(code: Any) -> Iterator[str]:
+    for constant in code.co_consts:
+        if isinstance(constant, str):
+            yield constant
+        elif hasattr(constant, "co_consts"):
+            yield from _strings(constant)
 
 
 def callable_without_arguments(function: Any) -> bool:
@@ -197,10 +248,9 @@ def build(factory: Factory, pins: Mapping[str, Any]) -> Any:
     return app
 
 
-def _needed_pins(app: Any, plan: Plan, quiet: bool) -> dict[str, Any]:
+def _needed_pins(app: Any, notes: list[str]) -> dict[str, Any]:
     pins: dict[str, Any] = {}
     config = app.config
-    notes = []
     if "flask_wtf" in sys.modules and config.get("WTF_CSRF_ENABLED", True):
         pins["WTF_CSRF_ENABLED"] = False
         notes.append("CSRF off: the fuzzer posts forms without fetching a token first")
@@ -214,8 +264,6 @@ def _needed_pins(app: Any, plan: Plan, quiet: bool) -> dict[str, Any]:
         notes.append("a SECRET_KEY: sessions (and logins) need one")
     if config.get("SQLALCHEMY_BINDS"):
         notes.append("each of its binds on a scratch database of its own (Target.databases)")
-    if not quiet:
-        plan.pin_notes = notes
     return pins
 
 

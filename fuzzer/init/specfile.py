@@ -76,6 +76,8 @@ def _setup(plan: Plan, body: _Lines) -> None:
             out(f"    {compat.create_all_source()}")
         elif kind == "call":
             out(f"    {name.partition(':')[2]}()  # the app's own seed function")
+        elif kind == "fill":
+            out("    fill_tables(app)  # rows made from the models: user1, user2, …")
         else:
             words = ", ".join(literal(w) for w in name.split())
             out(f"    flask_command(app, {words})  # the app's own `flask {name}`")
@@ -195,7 +197,16 @@ def _header(plan: Plan, module: str, body: list[str]) -> str:
     """The docstring and the imports the body needs."""
     factory = plan.factory
     calls = "\n".join(line for line in body if not line.lstrip().startswith("#"))
-    public = ("Endpoint", "Identity", "Login", "Target", "flask_command", "flask_login_session")
+    public = (
+        "Endpoint",
+        "Identity",
+        "Login",
+        "Target",
+        "basic_auth",
+        "fill_tables",
+        "flask_command",
+        "flask_login_session",
+    )
     used = [
         n
         for n in (*public, "paths", "pinned_config", "values_of")

@@ -32,7 +32,7 @@ def value_source(name: str, rows: Mapping[str, Table], numeric: bool = False) ->
         present = Call("values_of", (literal(column), "limit=1"))
         return Call("st.one_of", (Call("st.just", (literal(new),)), present))
     if lowered == "id" or lowered.endswith("_id"):
-        found = _matching_column(name, "", rows, numeric=True)
+        found = matching_column(name, "", rows, numeric=True)
         if found is not None:
             return Call("values_of", (literal(f"{found[0]}.{found[1]}"), "otherwise=[1, 2]"))
         return Call("st.sampled_from", ("[1, 2]",))
@@ -88,6 +88,65 @@ def form_columns(form: type, rows: Mapping[str, Table]) -> dict[str, Node]:
     return found
 
 
+_CHOICE_FIELDS = ("SelectField", "RadioField", "SelectMultipleField")
+
+
+def choice_sources(
+    app: Any, form: type, rows: Mapping[str, Table]
+) -> tuple[dict[str, Node], list[str]]:
+    """Select and radio fields whose choices the app computes at request time: the
+    choices the form holds when made inside a request context after setup (set in its
+    ``__init__``), else the keys of the table the field names (``option`` ->
+    ``option.id``); and a note on each."""
+    from wtforms.fields.core import UnboundField
+
+    dynamic = [
+        (name, value)
+        for klass in form.__mro__
+        for name, value in vars(klass).items()
+        if isinstance(value, UnboundField)
+        and value.field_class.__name__ in _CHOICE_FIELDS
+        and not value.kwargs.get("choices")
+        and not (len(value.args) > 2 and value.args[2])
+    ]
+    if not dynamic:
+        return {}, []
+    evaluated = _evaluated_choices(app, form)
+    found: dict[str, Node] = {}
+    notes: list[str] = []
+    for name, unbound in dynamic:
+        values = evaluated.get(name)
+        if values:
+            found[name] = Call("st.sampled_from", (literal(values[:3]),))
+            notes.append(f"field {name!r}: the choices its form makes after setup")
+            continue
+        numeric = unbound.kwargs.get("coerce") in (int, float)
+        column = matching_column(f"{name}_id", "", rows, True) or matching_column(
+            name, "", rows, numeric
+        )
+        if column is not None:
+            found[name] = Call("values_of", (literal(".".join(column)), "limit=3"))
+            notes.append(
+                f"CHECK: field {name!r} gets its choices at request time: drawn from "
+                f"{'.'.join(column)}"
+            )
+    return found, notes
+
+
+def _evaluated_choices(app: Any, form: type) -> dict[str, list[Any]]:
+    """The choices of each field of ``form`` made in a request context of ``app``."""
+    try:
+        with app.test_request_context("/", method="POST"):
+            made = form(meta={"csrf": False})
+            return {
+                f.name: [c[0] if isinstance(c, list | tuple) else c for c in f.choices]
+                for f in made
+                if getattr(f, "choices", None)
+            }
+    except Exception:
+        return {}
+
+
 def path_source(rule: str, rows: Mapping[str, Table], route: Route) -> Node:
     matches = list(VARIABLE.finditer(rule))
     if not matches:
@@ -109,7 +168,7 @@ def _variable_source(
         choices = [c.strip().strip("'\"") for c in args.strip("()").split(",") if c.strip()]
         return Call("st.sampled_from", (literal(choices[:3]),)), "the rule's own choices"
     numeric = converter in ("int", "float")
-    column = _matching_column(name, segment, rows, numeric)
+    column = matching_column(name, segment, rows, numeric)
     fallback: list[Any]
     if converter == "int":
         fallback = [1, 2]
@@ -130,7 +189,7 @@ def _variable_source(
     return source, f"the values of {table}.{col} after setup ({present} now)"
 
 
-def _matching_column(
+def matching_column(
     name: str, segment: str, rows: Mapping[str, Table], numeric: bool
 ) -> tuple[str, str] | None:
     """The column a path variable names: ``post_id`` or ``/post/<int:id>`` -> posts.id,
@@ -143,7 +202,8 @@ def _matching_column(
         related = [t for t in rows if _singular(t.rsplit(".", 1)[-1]) == _singular(segment)]
     for table in related:
         info = rows[table]
-        candidates = [name] + (list(info.primary_key) if numeric or name == "id" else [])
+        keyed = numeric or name == "id" or name.endswith("_id")
+        candidates = [name] + (list(info.primary_key) if keyed else [])
         if not numeric:
             candidates += ["username", "name", "slug", "login", "handle"]
         for column in candidates:

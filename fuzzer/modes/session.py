@@ -78,7 +78,9 @@ class Session:
             )
             self.server = Server(self.app, threads=self.target.threads, port=self.port)
             self.server.start()
-            return trio.run(self._main, work)
+            interrupt.check()  # a stop requested while setting up, whose raise was lost
+            with interrupt.watched():  # a signal only sets the flag: execute() raises
+                return trio.run(self._main, work)
         finally:
             if self.server is not None:
                 self.server.stop()

@@ -155,7 +155,9 @@ class Search:
         self.clock = clock  # monotonic seconds, for the budgets (a test passes a fake one)
         self.traces = traces  # each endpoint's steps alone (the survey), for conflict points
         self.controlled = Controlled(settings.limits)
-        self.dispatch: Dispatch = Free() if settings.free_running else self.controlled
+        self.dispatch: Dispatch = (
+            Free(settings.limits) if settings.free_running else self.controlled
+        )
         self.execute = execute
         self.oracle = oracle
         self.settings = settings
@@ -272,6 +274,12 @@ class Search:
         clock_started = self.clock()
         execution = self.execute(scenario, self.dispatch)
         self._execution_seconds += self.clock() - clock_started
+        if execution.cut:  # requests still running at the deadline: nothing to judge
+            if not self._shrinking:
+                self.judged["not"] += 1
+                self.unknown[execution.cut] += 1
+                self.budget.spent()
+            return []
         executed = time.perf_counter()
         verdict = self.oracle.judge(scenario, execution)
         judged = time.perf_counter()

@@ -16,7 +16,7 @@ from typing import Any
 
 from fuzzer.errors import TargetSetupError, describe
 
-__all__ = ["flask_command", "flask_login_session", "pinned_config"]
+__all__ = ["basic_auth", "flask_command", "flask_login_session", "pinned_config"]
 
 
 @contextlib.contextmanager
@@ -79,6 +79,15 @@ def flask_command(app: Any, *args: str) -> str:
             + (f": {why}" if why else "")
         )
     return str(result.output)
+
+
+def basic_auth(username: str, password: str) -> dict[str, str]:
+    """The headers of an identity that sends HTTP Basic credentials with every request:
+    ``Identity("demo", headers=basic_auth("demo", "secret"))``."""
+    import base64
+
+    token = base64.b64encode(f"{username}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
 
 
 def flask_login_session(user_id: Any, *, token: str = "") -> Callable[[Any], dict[str, str]]:

@@ -1,0 +1,206 @@
+"""Identities of apps that sign in without Flask-Login: a key and a secret, sent as
+HTTP Basic on every request (``request.authorization``, Flask-HTTPAuth), or posted once
+to a login form that keeps the key in the session (a project and its code).
+
+The candidates come from the rows setup made: each row of a table with a secret-like
+column gives its key (and its name-like columns) as the user, and as the secret the
+column's own value when it is not a hash, the strings in the code of the setup steps
+that made the rows (``generate_password_hash("demo")``), and ``fill_tables``'
+password. A candidate is kept only when it is proven: a page that turns the visitor
+away (401/403) answers 2xx with it."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from fuzzer.init import bodies
+from fuzzer.init.plan import Plan, Table
+from fuzzer.init.pysource import literal
+from fuzzer.target.rows import PASSWORD
+
+__all__ = ["plan_credentials"]
+
+_SECRET = re.compile(r"pass|secret|code|pin$|token", re.IGNORECASE)
+_NAMES = ("username", "name", "login", "email", "slug")
+_LOGIN_RULE = re.compile(r"log_?in|sign_?in|authenticate|session", re.IGNORECASE)
+_KEY_FIELDS = ("id", "username", "email", "login", "name", "project", "project_id", "user")
+_SECRET_FIELDS = ("password", "code", "secret", "passcode", "pin", "key")
+
+
+def plan_credentials(
+    app: Any, plan: Plan, rows: Mapping[str, Table], constants: Sequence[str]
+) -> bool:
+    """Identities proven to work, added to the plan; False when none was found."""
+    probes = list(_turned_away(app, rows))
+    if not probes:
+        return False
+    found = False
+    for table, row in _accounts(rows):
+        for user, secret in _pairs(table, row, constants):
+            header = {"Authorization": _basic(user, secret)}
+            page = _answers(app, probes, table, row, header)
+            if page:
+                name = _identity_name(user, plan)
+                plan.identities.append(
+                    f"Identity({literal(name)}, headers=basic_auth({literal(user)}, "
+                    f"{literal(secret)}))"
+                )
+                plan.users.append(name)
+                plan.identity_notes.append(
+                    f"{name}: HTTP Basic {user}:{secret}, proven by GET {page} (2xx; "
+                    "401/403 without it)"
+                )
+                found = True
+                break
+        for user, secret in _pairs(table, row, constants):
+            login = _session_login(app, probes, table, row, user, secret)
+            if login is not None:
+                path, form, page = login
+                name = _identity_name(f"{user}-web", plan)
+                plan.identities.append(
+                    f"Identity({literal(name)}, login=Login({literal(path)}, form={literal(form)}))"
+                )
+                plan.users.append(name)
+                plan.identity_notes.append(
+                    f"{name}: the login form at {path}, which keeps {user!r} in the session, "
+                    f"proven by GET {page} (2xx after it; 401/403 before)"
+                )
+                found = True
+                break
+    if found:
+        plan.identities.append('Identity("anonymous")')
+    return found
+
+
+def _identity_name(name: str, plan: Plan) -> str:
+    name = re.sub(r"[^\w.@-]", "_", name) or "someone"
+    while name in plan.users:
+        name += "_"
+    return name
+
+
+def _accounts(rows: Mapping[str, Table]) -> Iterator[tuple[Table, tuple[Any, ...]]]:
+    for table in rows.values():
+        if table.primary_key and any(_SECRET.search(c) for c in table.columns):
+            yield from ((table, row) for row in table.rows[:2])
+
+
+def _pairs(
+    table: Table, row: tuple[Any, ...], constants: Sequence[str]
+) -> Iterator[tuple[str, str]]:
+    users = [str(row[table.columns.index(table.primary_key[0])])]
+    users += [str(row[table.columns.index(c)]) for c in _NAMES if c in table.columns]
+    secrets = []
+    for position, column in enumerate(table.columns):
+        value = row[position]
+        if _SECRET.search(column) and isinstance(value, str) and not _hashed(value):
+            secrets.append(value)
+    secrets += [*constants, PASSWORD]
+    seen: set[tuple[str, str]] = set()
+    for user in users:
+        for secret in secrets:
+            if (user, secret) not in seen and user and secret:
+                seen.add((user, secret))
+                yield user, secret
+
+
+def _hashed(value: str) -> bool:
+    return "$" in value or len(value) >= 40
+
+
+def _basic(user: str, secret: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{secret}".encode()).decode()
+
+
+def _turned_away(app: Any, rows: Mapping[str, Table]) -> Iterator[str]:
+    """GET rules that answer the visitor 401 or 403, each as a path template whose
+    variables are named like a table's key."""
+    client = app.test_client()
+    for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
+        if "GET" not in (rule.methods or ()) or rule.endpoint.endswith("static"):
+            continue
+        if len(rule.arguments) > 1:
+            continue
+        path = re.sub(r"<(?:[^:>]*:)?[^>]*>", "{}", rule.rule)
+        if rule.arguments:
+            value = _any_key(rows, next(iter(rule.arguments)))
+            if value is None:
+                continue
+            trial = path.format(value)
+        else:
+            trial = path
+        with contextlib.suppress(Exception):
+            if client.get(trial).status_code in (401, 403):
+                yield path
+
+
+def _any_key(rows: Mapping[str, Table], variable: str) -> Any:
+    stem = variable[:-3] if variable.endswith("_id") else variable
+    for name, table in rows.items():
+        if table.rows and table.primary_key and name.rsplit(".", 1)[-1].rstrip("s") == stem:
+            return table.rows[0][table.columns.index(table.primary_key[0])]
+    return None
+
+
+def _fill(path: str, table: Table, row: tuple[Any, ...]) -> str:
+    return path.format(row[table.columns.index(table.primary_key[0])]) if "{}" in path else path
+
+
+def _answers(
+    app: Any, probes: Sequence[str], table: Table, row: tuple[Any, ...], headers: Any
+) -> str:
+    client = app.test_client()
+    for path in probes:
+        page = _fill(path, table, row)
+        with contextlib.suppress(Exception):
+            if 200 <= client.get(page, headers=headers).status_code < 300:
+                return page
+    return ""
+
+
+def _session_login(
+    app: Any, probes: Sequence[str], table: Table, row: tuple[Any, ...], user: str, secret: str
+) -> tuple[str, dict[str, str], str] | None:
+    """A POST rule named like a login whose form fields take a key and a secret, after
+    which a page that turned the visitor away answers 2xx."""
+    for rule in app.url_map.iter_rules():
+        if "POST" not in (rule.methods or ()) or rule.arguments:
+            continue
+        if not _LOGIN_RULE.search(rule.rule + " " + rule.endpoint):
+            continue
+        fields = _login_fields(app.view_functions.get(rule.endpoint))
+        if fields is None:
+            continue
+        form = {fields[0]: user, fields[1]: secret}
+        client = app.test_client()
+        with contextlib.suppress(Exception):
+            if client.post(rule.rule, data=form).status_code >= 400:
+                continue
+            for path in probes:
+                page = _fill(path, table, row)
+                if 200 <= client.get(page).status_code < 300:
+                    return rule.rule, form, page
+    return None
+
+
+def _login_fields(view: Any) -> tuple[str, str] | None:
+    """The form fields of a login view that take the key and the secret: its WTForms
+    form's, else the names its code reads (``request.form.get("id")``)."""
+    names: list[str] = []
+    forms = bodies.forms_of(view) if view is not None else []
+    if forms:
+        from wtforms.fields.core import UnboundField
+
+        names = [n for n, v in vars(forms[0]).items() if isinstance(v, UnboundField)]
+    else:
+        for function in bodies._unwrapped(view):
+            code = getattr(function, "__code__", None)
+            if code is not None:
+                names += [c for c in code.co_consts if isinstance(c, str)]
+    key = next((n for n in names if n.lower() in _KEY_FIELDS), None)
+    secret = next((n for n in names if n.lower() in _SECRET_FIELDS), None)
+    return (key, secret) if key and secret else None

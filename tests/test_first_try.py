@@ -1,0 +1,195 @@
+"""A first try as a new user makes it: `fuzzer init` on an app of each shape, its spec
+run unedited, finds the planted race; the fixed twin, under the same spec, gives none.
+
+Each app is a package under targets/ whose docstring says its shape and its race;
+``create_app(fixed=True)`` is its fixed twin."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, replace
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fuzzer import api
+from fuzzer.execute.instrument import load_target
+from fuzzer.init.spec import write_spec
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Shape:
+    name: str  # targets.<name>:create_app
+    races: tuple[tuple[str, frozenset[str]], ...]  # endpoint, what it may be reported as
+    setup: str  # what init's setup runs, as the CLI says it
+    identities: int  # how many the spec declares
+
+    def __str__(self) -> str:
+        return self.name
+
+
+SHAPES = [
+    # a seed command with an arbitrary name in a click group, after another one
+    Shape(
+        "photos",
+        (("POST /photo/<int:photo_id>/like", frozenset({"lost-update"})),),
+        "create_all, command content init-app, command content lorem",
+        3,
+    ),
+    # no seed at all: rows made from the models
+    Shape(
+        "bookmarks",
+        (("POST /items/<int:item_id>/save", frozenset({"duplicate-insert", "limit-overrun"})),),
+        "create_all, fill",
+        3,
+    ),
+    # sign-in by email, a typed integer form field
+    Shape(
+        "bank",
+        (("POST /withdraw", frozenset({"lost-update", "limit-overrun", "write-skew"})),),
+        "create_all, command seed",
+        3,
+    ),
+    # a MethodView's form, and a form a helper builds with choices made at request time
+    Shape(
+        "board",
+        (
+            ("POST /topic/<int:topic_id>/reply", frozenset({"lost-update"})),
+            ("POST /poll/<int:poll_id>/vote", frozenset({"duplicate-insert", "limit-overrun"})),
+        ),
+        "create_all, command seed",
+        3,
+    ),
+    # a select field whose choices the form computes when it is made
+    Shape(
+        "transfers",
+        (("POST /transfer", frozenset({"lost-update", "limit-overrun", "write-skew"})),),
+        "create_all, command sample-data",
+        3,
+    ),
+    # no user accounts: a project and its code, by HTTP Basic or a login form's session
+    Shape(
+        "splitbill",
+        (("POST /api/projects/<project_id>/bills", frozenset({"lost-update"})),),
+        "create_all, call targets.splitbill:create_demo_project",
+        3,
+    ),
+    # a Faker seed: random names in every setup, the same spec every time
+    Shape(
+        "recipes",
+        (("POST /recipe/<int:recipe_id>/rate", frozenset({"lost-update"})),),
+        "create_all, command fake-data",
+        3,
+    ),
+]
+
+
+def first_try(shape: Shape, tmp_path: Any) -> tuple[Any, Any]:
+    """init's spec for the shape, written and loaded as it is."""
+    path = tmp_path / f"fuzz_{shape.name}.py"
+    written = write_spec(f"targets.{shape.name}:create_app", str(path))
+    sys.path.insert(0, str(tmp_path))
+    try:
+        sys.modules.pop(path.stem, None)
+        target = load_target(f"{path.stem}:target")
+        module = sys.modules[path.stem]
+    finally:
+        sys.path.remove(str(tmp_path))
+    return written, (module, target)
+
+
+def search(target: Any, examples: int, stop: bool) -> Any:
+    return api.run(
+        target,
+        max_examples=examples,
+        seed=1,
+        shrink_budget=2.0,
+        report_dir=None,
+        example_db=None,
+        stop_at_first=stop,
+    )
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_inits_spec_unedited_finds_the_planted_race(shape: Shape, tmp_path: Any) -> None:
+    written, (_, target) = first_try(shape, tmp_path)
+    plan = written.plan
+    assert ", ".join(f"{k} {n}".strip() for k, n in plan.setup) == shape.setup
+    assert len(plan.identities) == shape.identities
+    kept = [f"{r.method} {r.rule}" for r in plan.routes if plan.kept(r)]
+    assert {endpoint for endpoint, _ in shape.races} <= set(kept)
+    report = search(target, 300, stop=len(shape.races) == 1)
+    found = [(f.kind, f.endpoints, f.found_after) for f in report.findings]
+    for endpoint, kinds in shape.races:
+        assert any(k in kinds and endpoint in e for k, e, _ in found), (endpoint, found)
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_the_fixed_twin_gives_no_finding(shape: Shape, tmp_path: Any) -> None:
+    _, (module, target) = first_try(shape, tmp_path)
+    module.create_app = partial(module.create_app, fixed=True)
+    report = search(replace(target, name=f"{shape.name}-fixed"), 60, stop=False)
+    assert [(f.kind, f.endpoints) for f in report.findings] == []
+
+
+def test_the_shapes_are_packages_with_a_fixed_twin() -> None:
+    root = Path(__file__).resolve().parent.parent / "targets"
+    for shape in SHAPES:
+        assert (root / shape.name / "__init__.py").exists(), shape.name
+
+
+def fuzzer(*args: str, cwd: Any, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "fuzzer", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+
+
+def findings_of(report_dir: Path) -> list[tuple[str, list[str]]]:
+    (manifest,) = report_dir.glob("*/manifest.json")
+    return [(f["kind"], f["endpoints"]) for f in json.loads(manifest.read_text())["findings"]]
+
+
+def test_a_factory_that_runs_once_per_process_gets_its_pins_in_a_fresh_one(
+    tmp_path: Any,
+) -> None:
+    """targets.coupons: its factory raises when called twice in one process, and it
+    needs CSRF and SERVER_NAME pinned off. init builds it again elsewhere, and the spec,
+    run as written by `fuzzer run` (one build per process), finds the planted race; the
+    same spec on the fixed twin finds nothing."""
+    init = fuzzer("init", "targets.coupons:create_app", "-o", "fuzz_coupons.py", cwd=tmp_path)
+    assert init.returncode == 0, init.stdout + init.stderr
+    assert "setup: flask init-db, flask seed" in init.stdout
+    source = (tmp_path / "fuzz_coupons.py").read_text(encoding="utf-8")
+    assert "WTF_CSRF_ENABLED=False" in source and "SERVER_NAME=None" in source
+    run = fuzzer(
+        "run", "fuzz_coupons:target", "-n", "100", "--seed", "1", "--report-dir", "a", cwd=tmp_path
+    )
+    assert run.returncode == 1, run.stdout + run.stderr
+    kinds = {k for k, e in findings_of(tmp_path / "a") if "POST /redeem" in e}
+    assert kinds & {"duplicate-insert", "limit-overrun"}, findings_of(tmp_path / "a")
+    fixed = source.replace("return create_app()", "return create_app(fixed=True)")
+    (tmp_path / "fuzz_coupons_fixed.py").write_text(fixed, encoding="utf-8")
+    run = fuzzer(
+        "run",
+        "fuzz_coupons_fixed:target",
+        "-n",
+        "100",
+        "--seed",
+        "1",
+        "--report-dir",
+        "b",
+        cwd=tmp_path,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
