@@ -1,5 +1,6 @@
 # make fuzz  — set up on first use, then fuzz the default target on embedded SQLite
-# make test  — set up on first use, then run the test suite
+# make test  — set up on first use, then run the test suite but its slow tests (in minutes)
+# make test-all — the whole suite, slow tests included (make test-slow: those alone)
 # make test-oldest — the catalog's quality tests on the oldest supported stack
 #              (constraints/oldest.txt: Flask 2.2, SQLAlchemy 1.4, Flask-SQLAlchemy 2.5)
 # make matrix — the target on every database and isolation level
@@ -23,7 +24,7 @@ ARGS ?=
 
 SEED_FLAG := $(if $(SEED),--seed $(SEED),)
 
-.PHONY: fuzz matrix test test-oldest check golden soak bench setup clean
+.PHONY: fuzz matrix test test-all test-slow test-oldest check golden soak bench setup clean
 
 setup: $(STAMP)
 
@@ -43,8 +44,21 @@ matrix: $(STAMP)
 soak: $(STAMP)
 	$(BIN)/fuzzer soak $(TARGET) --db $(DB) --duration $(DURATION) $(SEED_FLAG) $(ARGS)
 
+# make test: the suite but the slow tests (`@pytest.mark.slow`), on every core, each test
+# stopped after TIMEOUT seconds; make test-all: everything; make test-slow: the slow tests
+# alone (CI runs make test, then make test-slow). Tests of one xdist_group share a worker.
+JOBS ?= auto
+TIMEOUT ?= 600
+PYTEST := $(BIN)/python -m pytest -n $(JOBS) --dist loadgroup --timeout $(TIMEOUT)
+
 test: $(STAMP)
-	$(BIN)/python -m pytest $(ARGS)
+	$(PYTEST) -m "not slow" $(ARGS)
+
+test-all: $(STAMP)
+	$(PYTEST) $(ARGS)
+
+test-slow: $(STAMP)
+	$(PYTEST) -m slow $(ARGS)
 
 # The oldest stack: compat's tests; the catalog targets written in the style SQLAlchemy
 # 1.4 and Flask-SQLAlchemy 2.5 run (profile, stock, tags), on SQLite and MariaDB (a server
@@ -64,7 +78,7 @@ test-oldest: $(OLDEST_STAMP)
 		-k '$(OLDEST_SELECT)' $(ARGS)
 
 golden: $(STAMP)
-	UPDATE_GOLDEN=1 $(BIN)/python -m pytest -q tests/test_golden.py
+	$(BIN)/python -m pytest -q tests/test_golden.py --update-golden
 	@git diff --stat -- tests/golden; echo "review the text with: git diff -- tests/golden"
 
 check: $(STAMP)

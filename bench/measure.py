@@ -19,8 +19,8 @@ from fuzzer.modes.session import Session
 from fuzzer.report.text import context_switches
 from fuzzer.search.engine import Search, SearchSettings, evaluate
 from fuzzer.search.survey import Survey, openings, survey
+from fuzzer.strategies import scenarios
 from fuzzer.target.contract import Target
-from strategies import scenarios
 
 
 @dataclass

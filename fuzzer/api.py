@@ -8,7 +8,6 @@ schedule without Hypothesis.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -18,7 +17,6 @@ from hypothesis.strategies import SearchStrategy
 
 from fuzzer.db import parse as parse_db
 from fuzzer.errors import InvalidReport, InvalidTarget, TargetSetupError
-from fuzzer.execute import instrument
 from fuzzer.execute.faults import chosen as fault_kinds
 from fuzzer.execute.instrument import load_target
 from fuzzer.execute.runner import Controlled, Costs, Serial
@@ -36,9 +34,11 @@ from fuzzer.search.pairs import Plan, plan
 from fuzzer.search.schedules import Mode
 from fuzzer.search.survey import check_reachable, openings, survey
 from fuzzer.search.survey import describe as describe_survey
+from fuzzer.settings import REPORTS, Settings
+from fuzzer.settings import split as split_settings
 from fuzzer.target.contract import Target, validate
 
-DEFAULT_REPORT_DIR = "reports"
+DEFAULT_REPORT_DIR = REPORTS  # the command line's; the library writes nothing unless asked
 
 
 @dataclass
@@ -89,12 +89,8 @@ class RunReport:
 
 
 def resolve(target: Target | str) -> Target:
-    """A Target from a reference or an object, checked, with the gates installed.
-
-    Loading by reference installs the gates before the target's module is imported;
-    a Target object passed directly (``fuzz(my_target)``) needs them installed here, or
-    no SQL statement would ever be a scheduling point and no race could be found.
-    """
+    """A Target from a reference or an object, checked. (The Session that runs it
+    instruments the process for its own length: fuzzer/execute/gates.py.)"""
     if isinstance(target, str):
         return load_target(target)
     if not isinstance(target, Target):
@@ -102,80 +98,58 @@ def resolve(target: Target | str) -> Target:
             f"Expected a fuzzer.Target or a reference like 'package.module:attribute' but got "
             f"{type(target).__name__} {target!r}"[:300]
         )
-    instrument.install()
     validate(target)
     return target
 
 
 def run(
     target: Target | str,
+    settings: Settings | None = None,
     *,
-    db: str = "sqlite",
-    max_examples: int = 200,
-    seed: int | None = None,
-    time_budget: float | None = None,
-    shrink_budget: float = 60.0,
-    isolation: str | None = None,
-    report_dir: str | None = DEFAULT_REPORT_DIR,
-    keep_db: bool = False,
-    allow_wipe: bool = False,
-    port: int = 0,
-    hang_timeout: float = 3.0,
-    stuck_grace: float = 6.0,
-    example_db: str | None = os.path.join(".fuzzer", "examples"),
-    strict: bool = False,
-    schedule: Mode = "conflict",
     on_event: Callable[..., None] = lambda *a, **k: None,
     free_running: bool = False,
     stop_at_first: bool = False,
     stop_kinds: Collection[str] = (),
-    fail_on: Collection[str] = ("all",),
-    allow_unexercised: bool = False,
-    faults: Collection[str] = (),
+    example_key: str | None = None,
+    **options: Any,
 ) -> RunReport:
     """Search a target for races and write a report per finding, each the moment it is
-    final. With ``free_running`` (the stress mode) requests run with real timing and no
-    gates. ``stop_at_first`` stops generating at the first finding (of ``stop_kinds``,
-    if given), then shrinks and reports it. ``faults`` (kinds of error, ``--faults``)
-    injects those errors as part of the schedule (fuzzer/execute/faults.py)."""
+    final (when ``settings.report_dir`` names a directory; by default nothing is written).
+
+    ``settings`` is a ``Settings``; ``options`` are its fields as keywords, applied over it
+    (``run(target, max_examples=50, seed=1)``). With ``free_running`` (the stress mode)
+    requests run with real timing and no gates. ``stop_at_first`` stops generating at the
+    first finding (of ``stop_kinds``, if given), then shrinks and reports it.
+    ``example_key`` keys its failures in the example database (default: the target's
+    reference; the pytest plugin gives the test's node id). ``settings.faults`` (kinds of
+    error, ``--faults``) injects those errors as part of the schedule
+    (fuzzer/execute/faults.py)."""
+    settings = Settings.of(settings, **options)
     target = resolve(target)
     reference = reference_of(target)
-    # a bad --db (or --faults the database cannot raise) fails before anything is created
-    kinds = fault_kinds(parse_db(db).dialect, faults)
-    limits = Limits(hang_timeout=hang_timeout, stuck_grace=stuck_grace)
-    session = Session(
-        target,
-        db=db,
-        isolation=isolation,
-        keep_db=keep_db,
-        allow_wipe=allow_wipe,
-        port=port,
-        limits=limits,
-        strict=strict,
-    )
-    settings = SearchSettings(
-        max_examples=max_examples,
-        seed=seed,
-        time_budget=time_budget,
-        shrink_budget=shrink_budget,
-        example_db=example_db,
-        database_key=f"{reference}|{session.databases.dialect}|{schedule}"
+    spec = parse_db(settings.db)  # a bad --db fails before anything is created
+    safe_url = spec.safe_url
+    kinds = fault_kinds(spec.dialect, settings.faults)  # --faults the database can raise
+    session = Session(target, settings)
+    search_settings = SearchSettings.of(
+        settings,
+        database_key=f"{example_key or reference}|{session.databases.dialect}|{settings.schedule}"
         + (f"|faults={','.join(kinds)}" if kinds else ""),
-        limits=limits,
-        schedule=schedule,
+        limits=session.limits,
         free_running=free_running,
         shrink=not free_running,
         stop_at_first=stop_at_first,
         stop_kinds=frozenset(stop_kinds),
     )
-
+    schedule = settings.schedule
+    report_dir = settings.report_dir
     run_settings = {
-        "max_examples": max_examples,
-        "seed": seed,
-        "time_budget": time_budget,
-        "isolation": isolation,
-        "db": parse_db(db).safe_url,
-        "example_db": example_db,
+        "max_examples": settings.max_examples,
+        "seed": settings.seed,
+        "time_budget": settings.time_budget,
+        "isolation": settings.isolation,
+        "db": safe_url,
+        "example_db": settings.example_db,
     }
     if kinds:
         run_settings["faults"] = ",".join(kinds)
@@ -203,14 +177,18 @@ def run(
             on_event(event, **data)
 
         prepared = searchable(
-            target, s, schedule, allow_unexercised=allow_unexercised, faults=kinds
+            target,
+            s,
+            schedule,
+            allow_unexercised=settings.allow_unexercised,
+            faults=kinds,
         )
         on_event(
             "start",
             target=reference,
             database=s.database_info,
-            max_examples=max_examples,
-            time_budget=time_budget,
+            max_examples=settings.max_examples,
+            time_budget=settings.time_budget,
             survey=prepared.survey,
             notices=list(s.databases.notices),
         )
@@ -218,7 +196,7 @@ def run(
             prepared.strategy,
             s.execute,
             s.oracle,
-            settings,
+            search_settings,
             http_requests=lambda: harness.costs.http_requests,
             on_event=events,
             traces=prepared.traces,
@@ -227,9 +205,9 @@ def run(
         )
         if writer is not None:
             writer.seed = search.seed
-        if free_running and time_budget is not None:
+        if free_running and settings.time_budget is not None:
             # free-running requests still running when the time is up are cut, unjudged
-            harness.deadline = time.monotonic() + time_budget
+            harness.deadline = time.monotonic() + settings.time_budget
         result = search.run()
         report = RunReport(
             target=reference,
@@ -238,7 +216,7 @@ def run(
             result=result,
             costs=harness.costs,
             references=s.oracle.stats.references,
-            fail_on=frozenset(fail_on),
+            fail_on=settings.fail_on,
         )
         if writer is not None:
             if writer.written:
@@ -272,7 +250,7 @@ def searchable(
     was exercised), then the scenario strategy, each endpoint's steps for conflict-guided
     schedules, and the opening. With ``faults`` (kinds of error to inject), the opening
     starts with the fault opening (fuzzer/search/faults.py)."""
-    from strategies import scenarios
+    from fuzzer.strategies import scenarios
 
     def alone(scenario: Scenario) -> Execution:
         return s.execute(scenario, Serial(tuple(range(len(scenario.requests)))))
@@ -302,8 +280,8 @@ def check(target: Target | str, *, db: str = "sqlite") -> dict[str, str]:
     alone: one line per endpoint saying what it answered and touched. Raises the error
     that stops a run, if any (``fuzzer init`` tries the spec it wrote this way)."""
     target = resolve(target)
+    with Session(target, db=db) as s:
 
-    def work(s: Session) -> dict[str, str]:
         def alone(scenario: Scenario) -> Execution:
             return s.execute(scenario, Serial(tuple(range(len(scenario.requests)))))
 
@@ -311,11 +289,10 @@ def check(target: Target | str, *, db: str = "sqlite") -> dict[str, str]:
         check_reachable(target, surveyed, alone, s.app)
         return dict(describe_survey(surveyed))
 
-    return Session(target, db=db).run(work)
-
 
 def stress(
     target: Target | str,
+    settings: Settings | None = None,
     *,
     duration: float,
     concurrency: int = 4,
@@ -334,23 +311,19 @@ def stress(
         threads=max(target.threads, concurrency + 2),
     )
     object.__setattr__(load, "reference", reference_of(target))
-    options.setdefault("example_db", None)  # free-running examples do not replay
-    return run(
-        load,
+    given, rest = split_settings(options)
+    settings = Settings.of(settings, **given).replace(
         max_examples=max_batches,
         time_budget=duration,
-        free_running=True,
         schedule="random",
-        **options,
+        example_db=None,  # free-running examples do not replay
     )
+    return run(load, settings, free_running=True, **rest)
 
 
 def fuzz(
     target: Target | str,
-    *,
-    max_examples: int = 200,
-    db: str = "sqlite",
-    report_dir: str | None = DEFAULT_REPORT_DIR,
+    settings: Settings | None = None,
     **options: Any,
 ) -> RunReport:
     """Fuzz ``target``; raise ``AssertionError`` with the text report if it finds anything.
@@ -363,21 +336,32 @@ def fuzz(
         def test_no_races():
             fuzz(target, max_examples=200)
 
-    ``target`` is a ``Target`` or a reference (``"myapp.fuzzspec:target"``). The other
-    options are those of ``run``. Findings are written to ``report_dir`` (JSON, a
-    pytest regression test per finding, the HTML report) so the failure message can
-    say how to replay them; pass ``report_dir=None`` to write nothing. Failures found
-    before are replayed first from the example database (``.fuzzer/examples``).
+    ``target`` is a ``Target`` or a reference (``"myapp.fuzzspec:target"``);
+    ``settings`` a ``Settings``, and ``options`` its fields as keywords (and those of
+    ``run``). The database is ``$FUZZER_DB`` when set, else SQLite (``db=`` says
+    otherwise). Nothing is written unless asked: ``report_dir=`` writes a report per
+    finding (JSON, a pytest regression test, the HTML report) so the failure message can
+    say how to replay them, and ``example_db=`` keeps Hypothesis's example database there
+    (failures found before are replayed first). The pytest plugin (``fuzzer_run``) passes
+    both, under the test's temporary directory.
     """
     __tracebackhide__ = True
-    report = run(target, max_examples=max_examples, db=db, report_dir=report_dir, **options)
+    given, rest = split_settings(options)
+    settings = Settings.of(Settings.from_environment(settings), **given)
+    report = run(target, settings, **rest)
     if report.findings:
-        where = f"; reports in {report.directory}/" if report.directory else ""
-        raise AssertionError(
-            f"{len(report.findings)} finding(s) in {report.target} after "
-            f"{report.result.examples} examples{where}\n\n" + report.text()
-        )
+        raise AssertionError(failure_message(report))
     return report
+
+
+def failure_message(report: RunReport) -> str:
+    """What a test that found races fails with: the count, where the reports are, and
+    the text report of every finding."""
+    where = f"; reports in {report.directory}/" if report.directory else ""
+    return (
+        f"{len(report.findings)} finding(s) in {report.target} after "
+        f"{report.result.examples} examples{where}\n\n" + report.text()
+    )
 
 
 @dataclass
@@ -390,6 +374,7 @@ class ReplayResult:
     traces_identical: bool
     database: dict[str, Any]
     last: Finding | None
+    target: str = ""  # the recorded target's reference
 
     @property
     def status(self) -> str:
@@ -436,6 +421,7 @@ def replay(
         len({_interleaving(trace) for trace, _ in runs}) == 1,
         info,
         matched[-1] if matched else None,
+        target=document["target"],
     )
 
 

@@ -20,6 +20,7 @@ for whatever differs; nothing else looks at a version number.
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any
 
 import sqlalchemy
@@ -49,6 +50,11 @@ def unsupported(dialect: str) -> str:
             f"PostgreSQL needs SQLAlchemy 2.0 or later (the fuzzer speaks psycopg 3, whose "
             f"dialect SQLAlchemy {sqlalchemy.__version__} lacks): fuzz on sqlite or mariadb "
             f"here, or on PostgreSQL from an environment with SQLAlchemy 2"
+        )
+    if dialect == "postgresql" and importlib.util.find_spec("psycopg") is None:
+        return (
+            "PostgreSQL is spoken through psycopg 3, an optional dependency that is not "
+            "installed: pip install 'flask-race-fuzzer[postgres]'"
         )
     return ""
 

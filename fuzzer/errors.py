@@ -9,6 +9,7 @@
     │   └── UnsafeDatabase      refused by the safety guard: the fuzzer deletes rows
     ├── ServerError             the loopback server could not start, or it died
     ├── InvalidReport           a report file that cannot be read or replayed
+    ├── StoreError              a soak campaign's store that is gone or damaged (kept aside)
     ├── InvalidOption           an option's value cannot be used (a report directory that is a file)
     └── InternalError           a bug in the fuzzer itself, never the user's fault
         └── BackgroundCrash     one of the fuzzer's background threads crashed (its traceback)
@@ -49,6 +50,11 @@ class ServerError(FuzzerError):
 
 class InvalidReport(FuzzerError):
     """A report file that cannot be read, or was written by an incompatible version."""
+
+
+class StoreError(FuzzerError):
+    """A soak campaign's store that is gone (Redis stopped) or holds what this version
+    cannot read (a damaged file, a key of the wrong type): an environment error."""
 
 
 class InvalidOption(FuzzerError):

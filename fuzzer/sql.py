@@ -107,6 +107,8 @@ def access(statement: str, params_text: str = "", prefix: str = "") -> Access:
         {prefix + write} if write and verb == "DELETE" else set()
     )
     params = _parse_params(params_text)
+    if _executemany(params):
+        params = None  # several rows, one statement: which rows is not one key
     key: tuple[Any, ...] | None = None
     sets: tuple[tuple[str, Any], ...] = ()
     assigned: tuple[str, ...] = ()
@@ -221,6 +223,16 @@ def _set_items(text: str) -> list[str]:
             current.append(char)
     items.append("".join(current))
     return items
+
+
+def _executemany(params: Any) -> bool:
+    """Whether recorded parameters are an executemany's: one set per row (a list of
+    dicts, or of tuples), not the values of one statement."""
+    return (
+        isinstance(params, list | tuple)
+        and bool(params)
+        and all(isinstance(p, dict | list | tuple) for p in params)
+    )
 
 
 def _parse_params(text: str) -> Any:

@@ -14,7 +14,7 @@ from fuzzer.model import Execution, Scenario
 from fuzzer.modes.session import Session
 from fuzzer.search.engine import Search, SearchSettings
 from fuzzer.search.survey import survey
-from strategies import scenarios
+from fuzzer.strategies import scenarios
 
 #: endpoint -> (kind, exception type) of the race planted in it
 PLANTED = {

@@ -25,7 +25,7 @@ from fuzzer.judge.faults import FaultVerdict
 from fuzzer.model import Fault, Gene, Request, Scenario, Step
 from fuzzer.modes.session import Session
 from fuzzer.search.schedules import conflict_points, fault_points, resolve
-from strategies import genes
+from fuzzer.strategies import genes
 from targets import retries
 from tests.conftest import need
 

@@ -336,3 +336,322 @@ def test_ctrl_c_landing_in_a_garbage_collector_callback_is_not_lost() -> None:
         for number, handler in handlers.items():
             signal.signal(number, handler)
         interrupt.clear()
+
+
+# -- item 1: a damaged or vanished store is an environment error ---------------------------
+
+KEY = "targets.profile:buggy|sqlite|conflict"
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ('{"key": "k", "next_seed": 12, "findings": {"a": {"requ', "it is not JSON"),
+        ("", "it is not JSON"),
+        ("[1, 2, 3]", "it holds list, not an object"),
+        ('{"next_seed": "abc"}', "'next_seed' is str"),
+        ('{"findings": {"lost-update:x": "not an object"}}', "findings['lost-update:x'] is str"),
+        ('{"done": [1, 2]}', "'done' holds something other than unit names"),
+    ],
+)
+def test_a_damaged_campaign_file_is_kept_aside_and_stops_the_soak(
+    tmp_path: Path, content: str, problem: str
+) -> None:
+    from fuzzer.errors import StoreError
+    from fuzzer.modes.campaign import LocalCampaign
+
+    path = Path(LocalCampaign(str(tmp_path), KEY).path)
+    path.write_text(content)
+    with pytest.raises(StoreError, match="is damaged") as raised:
+        open_campaign(None, str(tmp_path), KEY)
+    assert problem in str(raised.value)
+    (aside,) = tmp_path.glob("*.json.damaged-*")
+    assert aside.read_text() == content  # kept as it was, never overwritten
+    assert str(aside) in str(raised.value)
+    assert not path.exists()
+    open_campaign(None, str(tmp_path), KEY).claim_seed()  # the next soak starts afresh
+
+
+def test_a_soak_on_a_truncated_campaign_file_exits_2_with_one_line(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from fuzzer.modes.campaign import LocalCampaign
+
+    root = Path(__file__).resolve().parent.parent
+    campaign = LocalCampaign(str(tmp_path / ".fuzzer" / "soak"), KEY)
+    os.makedirs(os.path.dirname(campaign.path))
+    Path(campaign.path).write_text('{"key": "k", "next_seed": 12, "findings": {"a"')
+    result = subprocess.run(
+        [sys.executable, "-m", "fuzzer", "soak", "targets.profile:buggy", "--duration", "5"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if line.strip()]
+    assert "is damaged: it is not JSON" in line and ".damaged-" in line
+
+
+@pytest.fixture
+def my_redis(redis_db: str) -> Any:
+    """A client of a Redis database claimed for the test (tests/conftest.py)."""
+    import redis
+
+    client = redis.Redis.from_url(redis_db, socket_connect_timeout=2)
+    yield client
+    client.close()
+
+
+@pytest.mark.parametrize(
+    ("damage", "problem"),
+    [
+        (lambda c, k: c.set(k("seed"), "abc"), "seed"),
+        (lambda c, k: c.hset(k("reported"), "lost-update:x", "{trunc"), "not JSON"),
+        (lambda c, k: c.hset(k("findings"), "lost-update:x", "[1]"), "not an object"),
+        (lambda c, k: c.set(k("done"), "a string"), "WRONGTYPE"),
+        (lambda c, k: c.set(k("reported"), "a string"), "WRONGTYPE"),
+    ],
+)
+def test_a_damaged_shared_store_is_kept_aside_and_stops_the_soak(
+    my_redis: Any, redis_db: str, damage: Any, problem: str
+) -> None:
+    from fuzzer.errors import StoreError
+    from fuzzer.modes.campaign import RedisCampaign
+
+    campaign = RedisCampaign(redis_db, KEY)
+    damage(my_redis, campaign._k)
+    with pytest.raises(StoreError, match="is damaged") as raised:
+        open_campaign(redis_db, "unused", KEY)
+    assert problem in str(raised.value)
+    assert my_redis.keys("*:damaged-*"), "the damaged key was not kept aside"
+    open_campaign(redis_db, "unused", KEY).claim_seed()  # the next soak goes on
+
+
+class PrivateRedis:
+    """A Redis server of the test's own on a free loopback port, to stop at will (the
+    shared one stays up for everybody else)."""
+
+    def __init__(self, directory: Path) -> None:
+        import shutil
+        import socket
+        import subprocess
+        import time
+
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.skip("redis-server is not installed; .ci/run installs it")
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        options = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        self.process = subprocess.Popen(
+            [binary, "--port", str(self.port), *options, "--dir", str(directory)],
+            cwd=directory,
+            stdout=subprocess.DEVNULL,
+        )
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        import redis
+
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                redis.Redis.from_url(self.url, socket_connect_timeout=1).ping()
+                break
+            except redis.RedisError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=20)
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Any:
+    server = PrivateRedis(tmp_path)
+    yield server
+    server.stop()
+
+
+def test_a_shared_store_that_goes_away_is_a_store_error(private_redis: PrivateRedis) -> None:
+    from fuzzer.errors import StoreError
+
+    campaign = open_campaign(private_redis.url, "unused", KEY)
+    campaign.claim_seed()
+    private_redis.stop()
+    with pytest.raises(StoreError, match="went away"):
+        campaign.claim_seed()
+
+
+# -- items 1 and 2: workers that die, a store that goes away, a parent killed -------------
+
+
+def soak_process(tmp_path: Path, *args: str) -> Any:
+    """``fuzzer soak targets.profile:fixed`` in ``tmp_path``, its scratch SQLite files under
+    ``tmp_path/scratch``."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    (tmp_path / "scratch").mkdir(exist_ok=True)
+    command = [sys.executable, "-m", "fuzzer", "soak", "targets.profile:fixed", "--no-progress"]
+    return subprocess.Popen(
+        [*command, *args],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(root), "TMPDIR": str(tmp_path / "scratch")},
+    )
+
+
+def workers_of(pid: int, count: int, seconds: float = 90) -> list[int]:
+    """The ``count`` worker processes of parent ``pid``, once they have all started."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        found = []
+        for child in children:
+            try:
+                if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
+                    found.append(int(child))
+            except OSError:
+                continue
+        if len(found) == count:
+            return found
+        time.sleep(0.3)
+    raise AssertionError(f"{count} workers did not start")
+
+
+def wait_for_manifest(tmp_path: Path, seconds: float = 90) -> None:
+    """Until the run's manifest exists: every worker has set up its app."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not list(tmp_path.glob("reports/*/manifest.json")):
+        time.sleep(0.3)
+
+
+def gone(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+    return status == "Z"  # exited, waiting for a parent to collect it
+
+
+@pytest.mark.slow
+def test_workers_stop_and_drop_their_databases_when_their_parent_is_killed(
+    tmp_path: Path,
+) -> None:
+    import os
+    import signal
+    import time
+
+    parent = soak_process(tmp_path, "--duration", "120", "--workers", "2")
+    try:
+        workers = workers_of(parent.pid, 2)
+        wait_for_manifest(tmp_path)
+        time.sleep(1)
+        assert len(os.listdir(tmp_path / "scratch")) >= 2  # each worker's scratch database
+        os.kill(parent.pid, signal.SIGKILL)
+        # the workers hold the parent's stdout: it ends when the last of them has exited
+        parent.communicate(timeout=40)
+        assert all(gone(w) for w in workers), "workers fuzz on under PID 1"
+        assert os.listdir(tmp_path / "scratch") == []  # and dropped their databases
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+        for worker in workers_of_leftovers(tmp_path):
+            os.kill(worker, signal.SIGKILL)
+        parent.communicate(timeout=10)
+
+
+def workers_of_leftovers(tmp_path: Path) -> list[int]:
+    """Processes still running in ``tmp_path`` (a failed test leaves none behind)."""
+    import os
+
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.readlink(entry / "cwd") == str(tmp_path):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+@pytest.mark.parametrize("workers", [1, pytest.param(2, marks=pytest.mark.slow)])
+def test_a_shared_store_that_stops_mid_soak_exits_2_with_the_cause(
+    tmp_path: Path, private_redis: PrivateRedis, workers: int
+) -> None:
+    """One worker or many, the same event gives the same code: before, two workers
+    printed "No findings." and exited 0, one exited 3 with a traceback."""
+    import time
+
+    process = soak_process(
+        tmp_path, "--duration", "60", "--workers", str(workers), "--shared", private_redis.url
+    )
+    try:
+        wait_for_manifest(tmp_path)
+        time.sleep(2)
+        private_redis.stop()
+        _, errors = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 2, errors
+    assert "Traceback" not in errors
+    lines = [line for line in errors.splitlines() if line.strip()]
+    assert len(lines) == 1 and "went away" in lines[0], errors
+
+
+@pytest.mark.slow
+def test_a_soak_whose_workers_all_died_exits_2(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    process = soak_process(tmp_path, "--duration", "60", "--workers", "2")
+    try:
+        workers = workers_of(process.pid, 2)
+        wait_for_manifest(tmp_path)
+        for worker in workers:
+            os.kill(worker, signal.SIGKILL)
+        out, errors = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 2, out + errors
+    assert "No findings." not in out
+    assert "every worker died before the end of the soak" in errors
+    assert "worker 1 (exit -9), worker 2 (exit -9)" in errors
+
+
+# -- a tampered report: one line, exit 2, nothing sent --------------------------------------
+
+
+@pytest.mark.parametrize("where", ["http://127.0.0.1:9/user/name", "//example.com/x", "user/name"])
+def test_a_report_whose_request_path_is_not_a_path_is_refused(tmp_path: Path, where: str) -> None:
+    import json
+
+    from fuzzer.model import Gene, Request, Scenario
+    from fuzzer.report.json import FORMAT
+
+    request = Request("PUT /user/name", "PUT", where, json={"id": 1, "key": "x"})
+    scenario = Scenario(requests=(request,), schedule=(Gene(),))
+    report = tmp_path / "tampered.json"
+    document = {"format": FORMAT, "target": "targets.profile:buggy", "scenario": scenario.to_json()}
+    report.write_text(json.dumps(document))
+    line = one_line(cli("replay", str(report)))
+    assert f"holds a request whose path is {where!r}" in line and "nothing was sent" in line

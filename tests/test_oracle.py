@@ -324,3 +324,93 @@ def test_a_conflict_answer_with_an_effect_is_judged_like_any_answer() -> None:
         scenario(), execution([(409, "other"), (200, "ok")], logged, commits=(1, 0))
     )
     assert verdict.status == "violation"
+
+
+# -- generated keys named by who made them ------------------------------------------------
+
+TRANSACTIONS = TableInfo("transaction", ("id", "kind"), ("id",), "id", ())
+# a history extension's version rows: keyed by the transaction that wrote them, no
+# foreign key declared (SQLAlchemy-Continuum's shape)
+VERSIONS = TableInfo(
+    "person_version",
+    ("id", "transaction_id", "end_transaction_id", "name"),
+    ("id", "transaction_id"),
+    None,
+    (),
+)
+HISTORY = {"transaction": TRANSACTIONS, "person_version": VERSIONS}
+
+
+def commits_of(request: int, inserts: list[str], start: int = 1) -> tuple[Step, ...]:
+    """A request's steps: each INSERT (one row) in its own transaction."""
+    steps = []
+    number = start
+    for text in inserts:
+        steps.append(Step(request=request, number=number, kind="sql", text=text, rowcount=1))
+        steps.append(Step(request=request, number=number + 1, kind="commit"))
+        number += 2
+    return tuple(steps)
+
+
+def history(trace: tuple[Step, ...], order: list[int]) -> dict[str, object]:
+    """The final rows when transactions got ids in the order ``order`` names requests
+    (the k-th transaction row is ``order[k]``'s): R1 saves person 1 three times, R2
+    person 2 once, each save a transaction and a version row ended by the next one."""
+    ids: dict[int, list[int]] = {}
+    for number, request in enumerate(order, 1):
+        ids.setdefault(request, []).append(number)
+    versions = []
+    for person, request in ((1, 0), (2, 1)):
+        mine = ids[request]
+        for k, t in enumerate(mine):
+            end = mine[k + 1] if k + 1 < len(mine) else None
+            versions.append((person, t, end, f"p{person}v{k}"))
+    return {
+        "transaction": tuple((n, "save") for n in range(1, len(order) + 1)),
+        "person_version": tuple(sorted(versions)),
+    }
+
+
+def test_keys_numbered_by_a_sequence_across_commits_are_named_by_who_made_them() -> None:
+    insert = "INSERT INTO transaction (kind) VALUES (?)"
+    r1 = commits_of(0, [insert] * 3, start=2)
+    r2 = commits_of(1, [insert], start=2)
+    start = tuple(Step(request=i, number=1, kind="start") for i in (0, 1))
+
+    def serial_run(order: tuple[int, ...]) -> Execution:
+        steps = {0: r1, 1: r2}
+        trace = tuple(s for i in order for s in steps[i])
+        numbering = [i for i in order for _ in steps[i] if _.kind == "sql"]
+        return Execution(
+            mode="serial",
+            responses=(Response(200, "saved"), Response(200, "saved")),
+            tables=history(trace, numbering),  # type: ignore[arg-type]
+            trace=trace,
+        )
+
+    serial = Serial({order: serial_run(order) for order in ((0, 1), (1, 0))})
+    # R2's commit ran between R1's second and third: it got transaction 3
+    trace = start + r1[:4] + r2 + r1[4:]
+    actual = Execution(
+        mode="controlled",
+        responses=(Response(200, "saved"), Response(200, "saved")),
+        tables=history(trace, [0, 0, 1, 0]),  # type: ignore[arg-type]
+        trace=trace,
+    )
+    judge = Oracle(Normalizer(HISTORY, {"transaction": (), "person_version": ()}), serial)
+    verdict = judge.judge(scenario(), actual)
+    assert verdict.status == "serializable", [d.describe() for d in verdict.differences]
+    # a version row pointing at another request's transaction is still a difference
+    wrong = dict(actual.tables)
+    rows = list(wrong["person_version"])
+    rows[0] = (1, 3, 2, "p1v0")  # R1's first save recorded under R2's transaction
+    broken = Execution(
+        mode="controlled",
+        responses=actual.responses,
+        tables=wrong | {"person_version": tuple(rows)},
+        trace=trace,  # type: ignore[arg-type]
+    )
+    verdict = Oracle(Normalizer(HISTORY, {"transaction": (), "person_version": ()}), serial).judge(
+        scenario(), broken
+    )
+    assert verdict.status == "violation"

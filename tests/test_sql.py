@@ -74,3 +74,20 @@ def test_only_plain_reads_count_as_writing_nothing() -> None:
     assert read_only("/* a comment */ SELECT 1")
     assert not read_only("CALL refresh_totals()")
     assert not read_only("MERGE INTO t USING s ON t.id = s.id WHEN MATCHED THEN DELETE")
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        "[{'amount': 5, 'id_1': 1}, {'amount': 7, 'id_1': 2}]",  # pyformat/named
+        "[(5, 1), (7, 2)]",  # qmark/format
+    ],
+)
+def test_an_executemany_names_no_single_row(params: str) -> None:
+    # one statement, a set of parameters per row: the rows are not one key (a key built
+    # of the sets was a tuple of dicts, unhashable where findings group rows)
+    seen = access("UPDATE accounts SET amount=%(amount)s WHERE accounts.id = %(id_1)s", params)
+    assert seen.write == "accounts" and seen.verb == "UPDATE"
+    assert seen.key is None
+    assert seen.filters == () and seen.sets == ()
+    hash(seen)

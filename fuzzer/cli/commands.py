@@ -13,17 +13,17 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from typing import Any, NoReturn, TextIO, cast
 
 import click
 
+from fuzzer.cli.output import Output
+from fuzzer.cli.output import options as output_options
 from fuzzer.errors import FuzzerError, InternalError, InvalidOption
 from fuzzer.report import reporting
-
-ISOLATION_LEVELS = ("read-uncommitted", "read-committed", "repeatable-read", "serializable")
-DB_ENVIRONMENT = "FUZZER_DB"  # --db from the environment: a password need not sit in argv
+from fuzzer.settings import DB_ENVIRONMENT, ISOLATION_LEVELS, Settings
+from fuzzer.settings import split as split_settings
 
 
 class _Group(click.Group):
@@ -267,24 +267,15 @@ def _fault_kinds(text: str | None) -> tuple[str, ...]:
 )
 @_faults_option()
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
+@output_options
 def run_command(
     target: str,
-    db: str,
-    max_examples: int,
-    seed: int | None,
-    time_budget: float | None,
-    shrink_budget: float,
-    isolation: str | None,
-    report_dir: str,
-    keep_db: bool,
-    allow_wipe: bool,
-    port: int,
-    hang_timeout: float,
-    strict: bool,
-    allow_unexercised: bool,
     fail_on: str,
     faults: str | None,
     no_progress: bool,
+    output: str,
+    summary_file: str | None,
+    **options: Any,
 ) -> None:
     """Fuzz TARGET (package.module:attribute). Exit 1 if it finds anything."""
     from fuzzer import api
@@ -297,55 +288,56 @@ def run_command(
         raise click.BadParameter(str(exc), param_hint="--fail-on") from None
     kinds = _fault_kinds(faults)
 
+    out = Output("run", target, output, summary_file)
+
     def action() -> int:
-        began = time.monotonic()
-        _check_report_dir(report_dir)
-        progress = reporting.SearchProgress(enabled=not no_progress)
+        settings = _settings(options, fail_on=failing, faults=kinds)
+        if settings.report_dir is not None:
+            _check_report_dir(settings.report_dir)
+        progress = out.progress(no_progress)
         try:
-            report = api.run(
-                target,
-                db=db,
-                max_examples=max_examples,
-                seed=seed,
-                time_budget=time_budget,
-                shrink_budget=shrink_budget,
-                isolation=isolation,
-                report_dir=report_dir,
-                keep_db=keep_db,
-                allow_wipe=allow_wipe,
-                port=port,
-                hang_timeout=hang_timeout,
-                strict=strict,
-                on_event=progress,
-                fail_on=failing,
-                allow_unexercised=allow_unexercised,
-                faults=kinds,
-            )
+            report = api.run(target, settings, on_event=progress)
         finally:
             progress.stop()
-        for finding in report.findings:
-            reporting.text("\n" + finding_text(finding, reproduce=report.reproduce(finding)))
-        reporting.summary(
-            report.findings,
-            examples=report.result.examples,
-            seconds=report.result.seconds,
-            stop_reason=report.result.stop_reason,
-            directory=report.directory,
-            unknown=dict(report.result.unknown),
-            references=report.references,
-            coverage=report.result.coverage,
-            unconfirmed=report.result.unconfirmed,
-            treated=dict(report.result.treated),
-            judged=dict(report.result.judged),
-            masked=dict(report.result.masked),
-        )
-        reporting.time_line(report.result, time.monotonic() - began)
-        if keep_db:
-            for where in _kept(report.database):
-                reporting.note(f"Kept the scratch database {where}")
+        if out.text:
+            for finding in report.findings:
+                reporting.text("\n" + finding_text(finding, reproduce=report.reproduce(finding)))
+            _summary(report)
+            reporting.time_line(report.result, out.seconds)
+            if settings.keep_db:
+                for where in _kept(report.database):
+                    reporting.note(f"Kept the scratch database {where}")
+        out.run(report)
         return report.exit_code
 
-    _guard(action)
+    _guard(out.guarded(action))
+
+
+def _settings(options: dict[str, Any], **more: Any) -> Settings:
+    """The command's options as one ``Settings`` (the command line's defaults: reports in
+    ``reports/``, the example database in ``.fuzzer/examples``)."""
+    given, rest = split_settings({**options, **more})
+    if rest:
+        raise InternalError(f"options of no Settings field: {', '.join(sorted(rest))}")
+    return Settings.for_cli(**given)
+
+
+def _summary(report: Any) -> None:
+    result = report.result
+    reporting.summary(
+        report.findings,
+        examples=result.examples,
+        seconds=result.seconds,
+        stop_reason=result.stop_reason,
+        directory=report.directory,
+        unknown=dict(result.unknown),
+        references=report.references,
+        coverage=result.coverage,
+        unconfirmed=result.unconfirmed,
+        treated=dict(result.treated),
+        judged=dict(result.judged),
+        masked=dict(result.masked),
+    )
 
 
 def _kept(database: dict[str, Any]) -> list[str]:
@@ -384,8 +376,15 @@ def _kept(database: dict[str, Any]) -> list[str]:
     show_default=True,
     metavar="SECONDS",
 )
+@output_options
 def replay_command(
-    report: str, times: int, db: str | None, isolation: str | None, hang_timeout: float
+    report: str,
+    times: int,
+    db: str | None,
+    isolation: str | None,
+    hang_timeout: float,
+    output: str,
+    summary_file: str | None,
 ) -> None:
     """Re-run the scenario and schedule recorded in REPORT (a finding's JSON).
 
@@ -393,10 +392,15 @@ def replay_command(
     from fuzzer import api
     from fuzzer.report.text import finding_text
 
+    out = Output("replay", "", output, summary_file)
+
     def action() -> int:
         result = api.replay(
             report, times=times, db=db, isolation=isolation, hang_timeout=hang_timeout
         )
+        out.replay(result)
+        if out.json:
+            return result.exit_code
         if result.last is not None:
             reporting.text(finding_text(result.last))
         where = result.database.get("server_version", "")
@@ -417,7 +421,7 @@ def replay_command(
             )
         return result.exit_code
 
-    _guard(action)
+    _guard(out.guarded(action))
 
 
 @main.command("matrix")
@@ -582,11 +586,8 @@ def stress_command(
     duration: float,
     concurrency: int,
     max_batches: int,
-    db: str,
-    seed: int | None,
-    hang_timeout: float,
-    report_dir: str,
     no_progress: bool,
+    **options: Any,
 ) -> None:
     """Free-running load on TARGET: batches of concurrent requests with real timing (no
     gates), each judged against serial runs. Bounded in time and batches; exit 1 on
@@ -596,18 +597,17 @@ def stress_command(
     from fuzzer.report.text import finding_text
 
     def action() -> int:
-        _check_report_dir(report_dir)
+        settings = _settings(options)
+        if settings.report_dir is not None:
+            _check_report_dir(settings.report_dir)
         progress = reporting.SearchProgress(enabled=not no_progress)
         try:
             report = api.stress(
                 target,
+                settings,
                 duration=duration,
                 concurrency=concurrency,
                 max_batches=max_batches,
-                db=db,
-                seed=seed,
-                hang_timeout=hang_timeout,
-                report_dir=report_dir,
                 on_event=progress,
             )
         finally:
@@ -615,20 +615,7 @@ def stress_command(
         for finding in report.findings:
             reporting.text("\n" + finding_text(finding, reproduce=report.reproduce(finding)))
             reporting.note(f"Replay: {finding.extra.get('replay', '')}")
-        reporting.summary(
-            report.findings,
-            examples=report.result.examples,
-            seconds=report.result.seconds,
-            stop_reason=report.result.stop_reason,
-            directory=report.directory,
-            unknown=dict(report.result.unknown),
-            references=report.references,
-            coverage=report.result.coverage,
-            unconfirmed=report.result.unconfirmed,
-            treated=dict(report.result.treated),
-            judged=dict(report.result.judged),
-            masked=dict(report.result.masked),
-        )
+        _summary(report)
         why = judged_nothing(report.result)
         if why and not report.findings:
             reporting.error(why)
@@ -717,22 +704,20 @@ def judged_nothing(result: Any) -> str:
 )
 @_faults_option()
 @click.option("--no-progress", is_flag=True, help="No progress bar or progress lines.")
+@output_options
 def soak_command(
     target: str,
     duration: float,
-    db: str,
-    isolation: str | None,
-    seed: int | None,
     round_examples: int,
-    report_dir: str,
-    allow_wipe: bool,
-    hang_timeout: float,
     workers: int,
     shared: str | None,
     known_only: bool,
     lease: float | None,
     faults: str | None,
     no_progress: bool,
+    output: str,
+    summary_file: str | None,
+    **options: Any,
 ) -> None:
     """Fuzz TARGET unattended for --duration seconds (a nightly CI job). Exit 1 on findings.
 
@@ -742,9 +727,12 @@ def soak_command(
     from fuzzer.modes.soak import soak
 
     kinds = _fault_kinds(faults)
+    out = Output("soak", target, output, summary_file)
 
     def action() -> int:
-        _check_report_dir(report_dir)
+        settings = _settings(options, faults=kinds)
+        assert settings.report_dir is not None
+        _check_report_dir(settings.report_dir)
         from fuzzer.modes.campaign import check_shared
         from fuzzer.modes.workers import crowding, soak_workers
 
@@ -754,38 +742,32 @@ def soak_command(
         if crowded:
             reporting.warning(crowded)
 
-        progress = reporting.SearchProgress(enabled=not no_progress)
-        options: dict[str, Any] = {
+        progress = out.progress(no_progress)
+        more: dict[str, Any] = {
             "duration": duration,
-            "db": db,
-            "isolation": isolation,
-            "seed": seed,
             "round_examples": round_examples,
-            "report_dir": report_dir,
-            "allow_wipe": allow_wipe,
-            "hang_timeout": hang_timeout,
             "shared": shared,
             "on_event": progress,
         }
         if known_only:
-            options["known_only"] = True
-        if kinds:
-            options["faults"] = kinds
+            more["known_only"] = True
         if lease is not None:  # tests: how soon a dead worker's chunk is taken up
-            options["lease"] = lease
+            more["lease"] = lease
         try:
             if workers > 1:
-                report = soak_workers(target, workers=workers, **options)
+                report = soak_workers(target, settings, workers=workers, **more)
             else:
-                report = soak(target, **options)
+                report = soak(target, settings, **more)
         finally:
             progress.stop()
-        for entry in report.written:
-            reporting.text("\n" + entry.text())
-        reporting.soak_summary(report)
+        if out.text:
+            for entry in report.written:
+                reporting.text("\n" + entry.text())
+            reporting.soak_summary(report)
+        out.soak(report)
         return report.exit_code
 
-    _guard(action)
+    _guard(out.guarded(action))
 
 
 @main.command("init")
@@ -868,7 +850,9 @@ def clean_command(databases: tuple[str, ...], dry_run: bool, include_kept: bool)
     A run killed with SIGKILL, or ended by a target calling os._exit(), leaves its
     scratch databases (and SQLite temporary directories) behind. Each is marked with
     its owner (host, pid, start time) and locked while its run lives: this lists every
-    marked one and removes those whose run is gone. Runs also do this when they start."""
+    marked one and removes those whose run is gone and whose name is a scratch name the
+    fuzzer gives (fuzz_<run>); another host's are listed and left. Runs also do this when
+    they start."""
     from fuzzer.db import clean
 
     def action() -> int:

@@ -579,22 +579,29 @@ def _got_request_exception(sender: Any, exception: BaseException, **extra: Any) 
         _record_error(ctx, exception)
 
 
+_LISTENERS: tuple[tuple[type, str, Callable[..., Any]], ...] = (
+    (Engine, "before_cursor_execute", _before_cursor_execute),
+    (Engine, "after_cursor_execute", _after_cursor_execute),
+    (Engine, "handle_error", _handle_error),
+    (Engine, "do_execute", _do_execute),  # --faults: an injected error, raised as the driver's
+    (Engine, "do_executemany", _do_executemany),
+    (Engine, "do_execute_no_params", _do_execute_no_params),
+    (Engine, "commit", _commit),
+    (Engine, "rollback", _rollback),
+    (Pool, "checkout", _checkout),
+    (Pool, "checkin", _checkin),
+)
+
+
 def install() -> None:
-    """Register the listeners and patch ``time.sleep``, once per process."""
+    """Register the listeners and patch ``time.sleep`` (again: nothing). Who installs
+    and when it is undone: fuzzer/execute/instrument.py."""
     global _installed
     with _install_lock:
         if _installed:
             return
-        event.listen(Engine, "before_cursor_execute", _before_cursor_execute)
-        event.listen(Engine, "after_cursor_execute", _after_cursor_execute)
-        event.listen(Engine, "handle_error", _handle_error)
-        event.listen(Engine, "do_execute", _do_execute)
-        event.listen(Engine, "do_executemany", _do_executemany)
-        event.listen(Engine, "do_execute_no_params", _do_execute_no_params)
-        event.listen(Engine, "commit", _commit)
-        event.listen(Engine, "rollback", _rollback)
-        event.listen(Pool, "checkout", _checkout)
-        event.listen(Pool, "checkin", _checkin)
+        for target, name, listener in _LISTENERS:
+            event.listen(target, name, listener)
         try:
             from flask import got_request_exception
         except ImportError:  # pragma: no cover - flask is a dependency
@@ -603,3 +610,25 @@ def install() -> None:
             got_request_exception.connect(_got_request_exception, weak=False)
         time.sleep = _sleep  # type: ignore[assignment]
         _installed = True
+
+
+def uninstall() -> None:
+    """Remove the listeners and put ``time.sleep`` back (a module that bound the patched
+    one keeps it: outside a fuzzed request it sleeps for real)."""
+    global _installed
+    with _install_lock:
+        if not _installed:
+            return
+        for target, name, listener in _LISTENERS:
+            if event.contains(target, name, listener):
+                event.remove(target, name, listener)
+        from flask import got_request_exception
+
+        got_request_exception.disconnect(_got_request_exception)
+        if time.sleep is _sleep:
+            time.sleep = _real_sleep
+        _installed = False
+
+
+def installed() -> bool:
+    return _installed

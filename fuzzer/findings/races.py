@@ -46,9 +46,20 @@ def _races(c: _Context) -> list[Finding]:
         if kept is None:
             by_kind[race.kind] = race
         elif race.place and race.place not in kept.place.split(", "):
-            places = sorted({*kept.place.split(", "), *race.place.split(", ")} - {""})
-            by_kind[race.kind] = kept.with_(place=", ".join(places))
+            by_kind[race.kind] = _with_places(kept, race)
+    lost = by_kind.get("lost-update")
+    overrun = by_kind.get("limit-overrun")
+    if lost is not None and overrun is not None and lost.endpoints == overrun.endpoints:
+        # the same endpoints lost an update and left rows no serial order makes elsewhere
+        # (a history row carrying the stale total): one root cause, one finding
+        by_kind["lost-update"] = _with_places(lost, overrun)
+        del by_kind["limit-overrun"]
     return list(by_kind.values())
+
+
+def _with_places(kept: Finding, other: Finding) -> Finding:
+    places = sorted({*kept.place.split(", "), *other.place.split(", ")} - {""})
+    return kept.with_(place=", ".join(places))
 
 
 def _place(differences: Sequence[Difference]) -> str:

@@ -28,6 +28,7 @@ def compare(
     normalizer: Normalizer, actual: Outcome, expected: Outcome, order: Sequence[int] | None
 ) -> list[Difference]:
     """Every difference; answers of the requests in ``order`` only (``None``: all)."""
+    actual, expected = normalizer.agree(actual, expected)
     differences: list[Difference] = []
     for i in range(len(actual.responses)) if order is None else order:
         if actual.responses[i] != expected.responses[i]:

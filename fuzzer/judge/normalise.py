@@ -34,7 +34,10 @@ class Normalizer:
     _initial_keys: dict[str, set[Any]] = field(default_factory=dict)
     _initial_rows: dict[str, dict[Any, tuple[Any, ...]]] = field(default_factory=dict)
 
+    _references: dict[str, dict[str, str]] = field(default_factory=dict)
+
     def __post_init__(self) -> None:
+        self._references = {name: _references(name, self.tables) for name in self.tables}
         for name, info in self.tables.items():
             if info.generated:
                 position = info.columns.index(info.generated)
@@ -47,10 +50,19 @@ class Normalizer:
         execution: Execution,
         labels: Sequence[str] = (),
         observer_labels: Sequence[str] = (),
+        by_content: frozenset[str] = frozenset(),
     ) -> Outcome:
         """The comparable outcome. ``labels`` name each request's endpoint (and
-        ``observer_labels`` each observer's): masks of answers are per endpoint."""
-        renames = self._renames(execution.tables, execution.trace)
+        ``observer_labels`` each observer's): masks of answers are per endpoint.
+        ``by_content``: tables whose new rows are named by content even where the trace
+        tells who made them."""
+        makers = _makers(execution.trace, self.tables) if execution.mode != "free" else {}
+        if execution.init and not execution.observers:  # init rows come first (_by_maker)
+            makers = {name: [(-1, 0), *rows] for name, rows in makers.items()}
+        for name in by_content:
+            makers.pop(name, None)
+        renames = self._renames(execution.tables, execution.trace, makers)
+        by_maker = frozenset(name for (name, _), label in renames.items() if " by R" in label)
         by_value: dict[Any, set[str]] = {}
         for (_, value), label in renames.items():
             by_value.setdefault(value, set()).add(label)
@@ -67,7 +79,28 @@ class Normalizer:
             self._answer(r, id_labels, at(observer_labels, i))
             for i, r in enumerate(execution.observers)
         )
-        return Outcome(responses=responses, observers=observers, tables=tables)
+        return Outcome(
+            responses=responses,
+            observers=observers,
+            tables=tables,
+            by_maker=by_maker,
+            source=(execution, tuple(labels), tuple(observer_labels)),
+        )
+
+    def agree(self, a: Outcome, b: Outcome) -> tuple[Outcome, Outcome]:
+        """Two outcomes whose new rows are named the same way: a table named by who made
+        its rows in one and by content in the other (the trace of one did not account
+        for every new row) is named by content in both."""
+        differ = a.by_maker ^ b.by_maker
+        if not differ:
+            return a, b
+        return self._again(a, a.by_maker & differ), self._again(b, b.by_maker & differ)
+
+    def _again(self, outcome: Outcome, by_content: frozenset[str]) -> Outcome:
+        if not by_content or outcome.source is None:
+            return outcome
+        execution, labels, observer_labels = outcome.source
+        return self.outcome(execution, labels, observer_labels, by_content)
 
     def _answer(self, response: Response, ids: Mapping[Any, Any], endpoint: str) -> tuple[int, Any]:
         if response.location and 300 <= response.status < 400:
@@ -84,10 +117,16 @@ class Normalizer:
         return response.status, self._body(response.body, ids, endpoint, "body")
 
     def _renames(
-        self, tables: Mapping[str, Rows], trace: Sequence[Step] = ()
+        self,
+        tables: Mapping[str, Rows],
+        trace: Sequence[Step] = (),
+        makers: Mapping[str, list[tuple[int, int]]] | None = None,
     ) -> dict[tuple[str, Any], str]:
-        """Canonical names for generated keys of inserted rows, by the rows' content."""
+        """Canonical names for generated keys of inserted rows: by who made them (the
+        request and the row's place among its inserts into the table, ``makers``) when
+        the trace accounts for every new row of the table, else by the rows' content."""
         renames: dict[tuple[str, Any], str] = {}
+        makers = makers or {}
         reinserted = self._reinserted(trace)
         for name, info in self.tables.items():  # parents first (discovery order)
             if not info.generated or name not in tables:
@@ -99,6 +138,9 @@ class Normalizer:
             new = [row for row in tables[name] if row[position] not in initial or row in fresh]
             if not new:
                 continue
+            if _by_maker(name, new, position, makers.get(name), renames):
+                continue
+            new = [row for row in new if (name, row[position]) not in renames]
             keyed = sorted(
                 new,
                 key=lambda row: sort_key(self._content(name, row, renames, skip=position)),
@@ -174,7 +216,7 @@ class Normalizer:
         skip: int = -1,
     ) -> tuple[Any, ...]:
         info = self.tables[name]
-        fks = {column: referred for column, referred, _ in info.foreign_keys}
+        fks = self._references.get(name, {})
         values = []
         for position, (column, value) in enumerate(zip(info.columns, row, strict=True)):
             if position == skip or self._ignored(name, column):
@@ -301,3 +343,94 @@ def hashable(value: Any) -> bool:
     except TypeError:
         return False
     return True
+
+
+def _by_maker(
+    name: str,
+    new: list[tuple[Any, ...]],
+    position: int,
+    makers: list[tuple[int, int]] | None,
+    renames: dict[tuple[str, Any], str],
+) -> bool:
+    """Names the new rows of a table by who made them: the database numbers rows in the
+    order their INSERTs ran, so the k-th smallest new key is the k-th row the trace's
+    committed inserts made. Rows the trace does not show (an init request's, which ran
+    before) have the smallest keys: named by content, as before (``makers`` lists them
+    as ``(-1, 0)``: an unknown number of them). Whether it could name them so."""
+    if makers is None:
+        return False
+    traced = [m for m in makers if m[0] >= 0]
+    extra = len(new) - len(traced)
+    if extra < 0 or (extra > 0 and len(traced) == len(makers)):
+        return False  # rows the trace made are gone (deleted), or made after it
+    try:
+        ordered = sorted(new, key=lambda row: row[position])
+    except TypeError:
+        return False
+    for row, (request, k) in zip(ordered[extra:], traced, strict=True):
+        renames[(name, row[position])] = f"<new {name} by R{request + 1}.{k}>"
+    return extra == 0
+
+
+def _makers(
+    trace: Sequence[Step], tables: Mapping[str, TableInfo]
+) -> dict[str, list[tuple[int, int]]]:
+    """For each table with a generated key, who inserted its committed rows, in the order
+    the INSERTs ran (which is the order the keys were given, not the order of the
+    commits): (request, the row's number among that request's rows of the table). A
+    table with an INSERT whose row count is not known is left out (named by content)."""
+    several = any("." in name for name in tables)
+    pending: dict[tuple[int, int], list[list[Any]]] = {}  # (request, connection) -> rows
+    counts: dict[tuple[str, int], int] = {}
+    inserted: dict[str, list[list[Any]]] = {}  # table -> [request, k, committed]
+    unknown: set[str] = set()
+    for step in trace:
+        where = (step.request, step.connection)
+        if step.kind == "commit" and not step.error:
+            for row in pending.pop(where, []):
+                row[2] = True
+        elif step.kind == "rollback":
+            pending.pop(where, None)
+        elif step.kind == "sql" and not step.error and _inserts(step.text):
+            prefix = f"{step.database}." if several and step.database else ""
+            written = access(step.text, step.params, prefix).write
+            if written is None or written not in tables or not tables[written].generated:
+                continue
+            if step.rowcount is None or step.rowcount < 0:
+                unknown.add(written)
+                continue
+            for _ in range(step.rowcount):
+                counts[(written, step.request)] = k = counts.get((written, step.request), 0) + 1
+                row = [step.request, k, False]
+                inserted.setdefault(written, []).append(row)
+                pending.setdefault(where, []).append(row)
+    return {
+        name: [(request, k) for request, k, committed in rows if committed]
+        for name, rows in inserted.items()
+        if name not in unknown
+    }
+
+
+def _references(name: str, tables: Mapping[str, TableInfo]) -> dict[str, str]:
+    """The columns of a table that hold another table's generated key: its declared
+    foreign keys, and by name the ones an ORM extension leaves undeclared — ``<table>_id``
+    or ``…_<table>_id`` (an audit history's ``transaction_id``, ``end_transaction_id``),
+    and the key column of ``<table>_version`` / ``<table>_history`` rows."""
+    info = tables[name]
+    found = {column: referred for column, referred, _ in info.foreign_keys}
+    for other, their in tables.items():
+        if not their.generated:
+            continue
+        stem = f"{bare(other)}_{their.generated}"
+        for column in info.columns:
+            if column in found or (column == info.generated and other == name):
+                continue
+            history = bare(name) in (f"{bare(other)}_version", f"{bare(other)}_history")
+            by_name = column == stem or column.endswith(f"_{stem}")
+            if by_name or (history and column == their.generated):
+                found[column] = other
+    return found
+
+
+def _inserts(text: str) -> bool:
+    return text.lstrip()[:7].upper() in ("INSERT ", "REPLACE")

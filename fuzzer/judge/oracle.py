@@ -343,7 +343,7 @@ class Oracle:
         bad: list[str] = []
         normalizer = self.normalizer
         for _ in range(len(normalizer.tables) * 4 + 1):  # columns, then the rows again
-            a, b = self.outcome(scenario, first), self.outcome(scenario, again)
+            a, b = normalizer.agree(self.outcome(scenario, first), self.outcome(scenario, again))
             if dict(a.tables) == dict(b.tables):
                 break
             bad = []
@@ -376,7 +376,7 @@ class Oracle:
                 root = "Location" if redirect else "body"
                 masking.learn_body(self.masks, endpoint, x[1], y[1], root, learned, bad)
         if not bad:
-            a, b = self.outcome(scenario, first), self.outcome(scenario, again)
+            a, b = normalizer.agree(self.outcome(scenario, first), self.outcome(scenario, again))
             if a != b:  # what is left: name it
                 bad = [difference_name(d, scenario) for d in compare(normalizer, a, b, None)]
                 bad = bad or ["their outcomes differ"]

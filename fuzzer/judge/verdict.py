@@ -104,6 +104,12 @@ class Outcome:
     responses: tuple[tuple[int, Any] | None, ...]
     observers: tuple[tuple[int, Any], ...]
     tables: Mapping[str, Rows]
+    # the tables whose new rows are named by who made them (else by content), and what
+    # it was made of, to name them again the way another outcome did (``Normalizer.agree``)
+    by_maker: frozenset[str] = field(default=frozenset(), compare=False)
+    source: tuple[Execution, tuple[str, ...], tuple[str, ...]] | None = field(
+        default=None, compare=False, repr=False
+    )
 
 
 def at(labels: Sequence[str], index: int) -> str:

@@ -28,14 +28,15 @@ import hashlib
 import json
 import os
 import random
+import re
 import socket
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import SplitResult, urlsplit
 
-from fuzzer.errors import FuzzerError
+from fuzzer.errors import FuzzerError, StoreError
 from fuzzer.model import Scenario
 from fuzzer.report import json as report_json
 from fuzzer.search import conjecture
@@ -135,6 +136,11 @@ class Campaign(ABC):
     def where(self) -> str:
         """Where the state lives, for a person."""
 
+    @abstractmethod
+    def check(self) -> None:
+        """Read the whole state once: a damaged store stops the soak before it starts
+        (StoreError), with what was damaged moved aside."""
+
 
 class LocalCampaign(Campaign):
     """The campaign in one JSON file, read and written under an exclusive file lock."""
@@ -147,6 +153,10 @@ class LocalCampaign(Campaign):
     @property
     def where(self) -> str:
         return self.path
+
+    def check(self) -> None:
+        with self._state(write=False):
+            pass
 
     @contextlib.contextmanager
     def _state(self, write: bool = True) -> Iterator[dict[str, Any]]:
@@ -162,6 +172,9 @@ class LocalCampaign(Campaign):
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
     def _load(self) -> dict[str, Any]:
+        """The state; a new one when there is no file yet. A file this version cannot read
+        (truncated, not JSON, another shape) is moved aside, never overwritten, and the
+        soak stops with a StoreError that says where it went."""
         data: dict[str, Any] = {
             "key": self.key,
             "next_seed": None,
@@ -173,14 +186,29 @@ class LocalCampaign(Campaign):
         }
         try:
             with open(self.path, encoding="utf-8") as handle:
-                loaded = json.load(handle)
-        except (OSError, ValueError):
-            return data  # none yet, or unreadable: start afresh
-        if isinstance(loaded, dict):
-            for name, value in loaded.items():
-                if name in data and (data[name] is None or isinstance(value, type(data[name]))):
-                    data[name] = value
+                text = handle.read()
+        except FileNotFoundError:
+            return data
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"Cannot read the campaign file {self.path}: {exc}") from None
+        try:
+            loaded = json.loads(text)
+        except ValueError as exc:
+            self._damaged(f"it is not JSON ({exc})")
+        problem = _local_problem(loaded)
+        if problem:
+            self._damaged(problem)
+        data.update(loaded)
         return data
+
+    def _damaged(self, problem: str) -> NoReturn:
+        aside = f"{self.path}.damaged-{time.strftime('%Y%m%d-%H%M%S')}"
+        os.replace(self.path, aside)
+        raise StoreError(
+            f"The campaign file {self.path} is damaged: {problem}. It was moved to {aside} "
+            f"(its findings and seeds are there to read); run the soak again to start a new "
+            f"campaign"
+        )
 
     def start_rotation(self, seed: int) -> None:
         with self._state() as data:
@@ -265,24 +293,58 @@ class RedisCampaign(Campaign):
     def __init__(self, url: str, key: str) -> None:
         try:
             import redis
-        except ImportError as exc:  # pragma: no cover - redis is a dependency
-            raise FuzzerError("--shared needs the redis package: pip install redis") from exc
+        except ImportError as exc:
+            raise FuzzerError(
+                "--shared needs redis-py, an optional dependency that is not installed: "
+                "pip install 'flask-race-fuzzer[redis]'"
+            ) from exc
         self.key = key
         self.url = url
         self._prefix = f"fuzzer:{digest(key)}:"
-        self.client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=10)
+        self.raw = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=10)
         try:
-            self.client.ping()
+            self.raw.ping()
         except redis.RedisError as exc:
             raise FuzzerError(
                 f"cannot reach the shared store {_shown(url)} ({exc}); start Redis or "
                 "correct --shared"
             ) from exc
+        self.client: Any = _Checked(self)
         self.client.hsetnx(self._k("meta"), "key", key)
+
+    def damaged(self, key: str, problem: str) -> NoReturn:
+        """Move a key this version cannot read aside (never overwrite it) and stop."""
+        aside = f"{_text(key)}:damaged-{time.strftime('%Y%m%d-%H%M%S')}"
+        with contextlib.suppress(Exception):
+            self.raw.rename(key, aside)
+        raise StoreError(
+            f"The shared store {_shown(self.url)} is damaged: {_text(key)} {problem}. It was "
+            f"renamed {aside} (to read); run the soak again to go on without it"
+        )
+
+    def _json(self, key: str, raw: dict[Any, Any]) -> dict[str, Any]:
+        out = {}
+        for field, value in raw.items():
+            try:
+                out[_text(field)] = json.loads(value)
+            except ValueError:
+                self.damaged(key, f"holds a value that is not JSON under {_text(field)!r}")
+            if not isinstance(out[_text(field)], dict):
+                self.damaged(key, f"holds a value that is not an object under {_text(field)!r}")
+        return out
 
     @property
     def where(self) -> str:
         return f"{_shown(self.url)} ({self._prefix}*)"
+
+    def check(self) -> None:
+        seed = self.client.get(self._k("seed"))
+        if seed is not None and not _text(seed).lstrip("-").isdigit():
+            self.damaged(self._k("seed"), "holds a seed that is not a number")
+        self.reported()
+        self._scenarios()
+        self.done()
+        self.contributions()
 
     def _k(self, name: str) -> str:
         return self._prefix + name
@@ -305,12 +367,12 @@ class RedisCampaign(Campaign):
         self.client.hdel(self._k("reported"), fingerprint)
 
     def reported(self) -> dict[str, dict[str, Any]]:
-        raw = self.client.hgetall(self._k("reported"))
-        return {_text(k): json.loads(v) for k, v in raw.items()}
+        key = self._k("reported")
+        return self._json(key, self.client.hgetall(key))
 
     def _scenarios(self) -> dict[str, Any]:
-        raw = self.client.hgetall(self._k("findings"))
-        return {_text(k): json.loads(v) for k, v in raw.items()}
+        key = self._k("findings")
+        return self._json(key, self.client.hgetall(key))
 
     def claim(self, unit: str, worker: str, lease: float = LEASE) -> bool:
         if self.client.sismember(self._k("done"), unit):
@@ -342,20 +404,121 @@ class RedisCampaign(Campaign):
     def contributions(self) -> dict[str, dict[str, int]]:
         out = {}
         for worker in sorted(_text(w) for w in self.client.smembers(self._k("workers"))):
-            raw = self.client.hgetall(self._k(f"worker:{worker}"))
+            key = self._k(f"worker:{worker}")
+            raw = self.client.hgetall(key)
+            if not all(_text(v).lstrip("-").isdigit() for v in raw.values()):
+                self.damaged(key, "holds a count that is not a number")
             out[worker] = {_text(k): int(v) for k, v in raw.items()}
         return out
 
     def example_database(self, path: str | None) -> ExampleDatabase | None:
-        return conjecture.redis_database(self.client, self._k("examples:"))
+        return conjecture.redis_database(self.raw, self._k("examples:"))
+
+
+class _Checked:
+    """A campaign's Redis client whose failures are StoreErrors, each on one line: the
+    store gone (a connection refused or lost), or a key of the wrong type or a counter
+    that is not a number (moved aside, RedisCampaign.damaged)."""
+
+    def __init__(self, campaign: RedisCampaign) -> None:
+        self._campaign = campaign
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._campaign.raw, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            import redis
+
+            try:
+                return method(*args, **kwargs)
+            except redis.ResponseError as exc:
+                if not _DAMAGE.search(str(exc)):
+                    raise StoreError(
+                        f"The shared store {_shown(self._campaign.url)} refused {name}: {exc}"
+                    ) from exc
+                key = _text(args[0]) if args else "a key"
+                self._campaign.damaged(key, f"cannot be used: {exc}")
+            except redis.RedisError as exc:
+                raise store_gone(self._campaign.url, exc) from exc
+
+        return call
+
+
+def store_gone(url: str, exc: BaseException) -> StoreError:
+    return StoreError(
+        f"The shared store {_shown(url)} went away ({exc}); what the campaign had is kept "
+        f"there: start Redis again and run the soak again to go on"
+    )
+
+
+def store_failure(exc: BaseException, url: str | None) -> StoreError | None:
+    """A failure of the shared store inside code that does not know it (Hypothesis's
+    example database), as a StoreError; None for anything else."""
+    try:
+        import redis
+    except ImportError:  # pragma: no cover - redis is a dependency
+        return None
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, StoreError):
+            return seen
+        if isinstance(seen, redis.RedisError):
+            return store_gone(url or "redis", seen)
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+_SHAPE: dict[str, type | tuple[type, ...]] = {
+    "key": str,
+    "next_seed": (int, type(None)),
+    "findings": dict,
+    "reported": dict,
+    "leases": dict,
+    "done": list,
+    "workers": dict,
+}
+
+
+def _local_problem(loaded: Any) -> str:
+    """What is wrong with a local campaign's JSON, or ""."""
+    if not isinstance(loaded, dict):
+        return f"it holds {type(loaded).__name__}, not an object"
+    for name, expected in _SHAPE.items():
+        value = loaded.get(name, _MISSING)
+        if value is _MISSING:
+            continue  # written by an older version: the default
+        if isinstance(value, bool) or not isinstance(value, expected):
+            return f"{name!r} is {type(value).__name__}"
+    nested = (
+        ("findings", dict),
+        ("reported", dict),
+        ("leases", dict),
+        ("workers", dict),
+    )
+    for name, expected in nested:
+        for item, value in loaded.get(name, {}).items():
+            if not isinstance(value, expected):
+                return f"{name}[{item!r}] is {type(value).__name__}, not an object"
+    if not all(isinstance(unit, str) for unit in loaded.get("done", [])):
+        return "'done' holds something other than unit names"
+    return ""
+
+
+_MISSING = object()
+# Redis's answers to a key of the wrong type, or a counter that is not a number
+_DAMAGE = re.compile(r"WRONGTYPE|not an integer|not a valid float", re.IGNORECASE)
 
 
 def open_campaign(shared: str | None, directory: str, key: str) -> Campaign:
     """The store ``--shared`` names, or the local file under ``directory``."""
+    campaign: Campaign
     if not shared:
-        return LocalCampaign(directory, key)
-    check_shared(shared)
-    return RedisCampaign(shared, key)
+        campaign = LocalCampaign(directory, key)
+    else:
+        check_shared(shared)
+        campaign = RedisCampaign(shared, key)
+    campaign.check()
+    return campaign
 
 
 def check_shared(shared: str) -> None:

@@ -1,18 +1,21 @@
 """Set a run up and tear it down: scratch databases, the app, its setup, the server.
 
-``Session.run(work)`` creates the target's scratch databases, builds the app with the
-factory, runs ``setup``, starts the loopback server, opens one HTTP client, logs the
-target's identities in (identities.py), takes the snapshot, and then calls
-``work(session)`` in a worker thread while trio serves the HTTP side. ``work`` runs
-scenarios through ``session.execute`` (thread-safe: it hands the scenario to trio).
-Whatever happens, the server stops and the databases are dropped (unless kept) at the
-end.
+``with Session(target, settings) as s:`` instruments the process (SQLAlchemy listeners,
+``time.sleep``, the caches: instrument.instrumented), creates the target's scratch databases,
+builds the app with the factory, runs ``setup``, starts the loopback server, opens one
+HTTP client, logs the target's identities in (identities.py) and takes the snapshot:
+``s`` is ready. ``s.execute(scenario, dispatch)`` runs a scenario (trio serves the HTTP
+side in a thread of its own). Whatever happens, on exit the server stops, the databases
+are dropped (unless kept) and the instrumentation is undone. ``Session.run(work)`` is
+``with session: return work(session)``.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from types import TracebackType
 from typing import Any, TypeVar
 
 import trio
@@ -28,34 +31,42 @@ from fuzzer.execute.server import Server
 from fuzzer.judge.oracle import Normalizer, Oracle
 from fuzzer.model import Execution, Scenario
 from fuzzer.search import interrupt
+from fuzzer.settings import Settings
 from fuzzer.target import domains
 from fuzzer.target.contract import Target
 
 T = TypeVar("T")
 
 
+def limits_of(settings: Settings) -> Limits:
+    return Limits(hang_timeout=settings.hang_timeout, stuck_grace=settings.stuck_grace)
+
+
 class Session:
-    """One run's databases, app, server and client."""
+    """One run's databases, app, server and client; a context manager.
+
+    ``Session(target, settings)``, or ``Session(target, db=..., isolation=...)`` with
+    options of ``Settings`` as keywords. ``limits`` overrides the settings' limits."""
 
     def __init__(
         self,
         target: Target,
+        settings: Settings | None = None,
         *,
-        db: str = "sqlite",
-        isolation: str | None = None,
-        keep_db: bool = False,
-        allow_wipe: bool = False,
-        port: int = 0,
         limits: Limits | None = None,
-        strict: bool = False,
+        **options: Any,
     ) -> None:
-        instrument.install()  # however the target was loaded, its statements must be seen
+        self.settings = Settings.of(settings, **options)
         self.target = target
-        self.limits = limits or Limits()
-        self.strict = strict
-        self.port = port
+        self.limits = limits or limits_of(self.settings)
+        self.strict = self.settings.strict
+        self.port = self.settings.port
         self.databases = Databases.open(
-            db, target.databases, keep=keep_db, allow_wipe=allow_wipe, isolation=isolation
+            self.settings.db,
+            target.databases,
+            keep=self.settings.keep_db,
+            allow_wipe=self.settings.allow_wipe,
+            isolation=self.settings.isolation,
         )
         self.app: Any = None
         self.redis: RedisScratch | None = None
@@ -64,32 +75,108 @@ class Session:
         self.harness: Harness | None = None
         self.oracle: Oracle | None = None
         self.database_info: dict[str, Any] = {}
+        self._exits: contextlib.ExitStack | None = None
+        self._token: trio.lowlevel.TrioToken | None = None
+        self._scope: trio.CancelScope | None = None
 
     def run(self, work: Callable[[Session], T]) -> T:
-        databases = self.databases
+        with self:
+            return work(self)
+
+    def __enter__(self) -> Session:
+        if self._exits is not None:
+            raise RuntimeError("a Session is entered once; make a new one for another run")
+        exits = self._exits = contextlib.ExitStack()
         try:
-            databases.create()
-            if self.target.redis:
-                self.redis = RedisScratch.open()
-            self.app = self._build_app()
-            self._setup()
-            self.stores = Stores(
-                self.app, redis=self.redis, reset=self.target.reset, where=_ref(self.target)
-            )
-            self.server = Server(self.app, threads=self.target.threads, port=self.port)
-            self.server.start()
+            exits.enter_context(instrument.instrumented())
+            exits.callback(self._close)
+            self._open()
             interrupt.check()  # a stop requested while setting up, whose raise was lost
-            with interrupt.watched():  # a signal only sets the flag: execute() raises
-                return trio.run(self._main, work)
-        finally:
+            exits.enter_context(self._loop())
+            columns = {name: info.columns for name, info in self.databases.tables.items()}
+            exits.enter_context(domains.bind(columns, self.databases.initial))
+            exits.enter_context(interrupt.watched())
+        except BaseException:
+            exits.close()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        assert self._exits is not None, "__exit__ without __enter__"
+        self._exits.__exit__(kind, value, traceback)
+        if kind is None:
+            interrupt.check()  # a stop asked for after the last execution is still a stop
+
+    def _open(self) -> None:
+        self.databases.create()
+        if self.target.redis:
+            self.redis = RedisScratch.open()
+        self.app = self._build_app()
+        self._setup()
+        self.stores = Stores(
+            self.app, redis=self.redis, reset=self.target.reset, where=_ref(self.target)
+        )
+        self.server = Server(self.app, threads=self.target.threads, port=self.port)
+        self.server.start()
+
+    def _close(self) -> None:
+        try:
             if self.server is not None:
                 self.server.stop()
             self._dispose_app_engines()
-            databases.drop()
+            self.databases.drop()
+        finally:
             if self.redis is not None:
                 self.redis.release()
 
-    async def _main(self, work: Callable[[Session], T]) -> T:
+    @contextlib.contextmanager
+    def _loop(self) -> Iterator[None]:
+        """trio in a thread of its own, serving the HTTP side until the block ends."""
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def serve() -> None:
+            try:
+                trio.run(self._main, ready)
+            except BaseException as exc:
+                failure.append(exc)
+            finally:
+                ready.set()
+
+        thread = threading.Thread(target=serve, name="fuzzer-trio", daemon=True)
+        thread.start()
+        try:
+            ready.wait()
+            if failure:
+                raise failure[0]
+            yield
+        finally:
+            self._end_loop(thread, ready)
+
+    def _end_loop(self, thread: threading.Thread, ready: threading.Event) -> None:
+        """Cancel trio's side (setup still running, or waiting for the block to end) and
+        wait for its thread; a run in flight is cancelled with it."""
+        while self._token is None and not ready.wait(0.05):
+            pass  # the loop has not started yet
+        token, scope = self._token, self._scope
+        if token is not None and scope is not None:
+            with contextlib.suppress(trio.RunFinishedError):
+                trio.from_thread.run_sync(scope.cancel, trio_token=token)
+        thread.join()
+        self._token = None
+
+    async def _main(self, ready: threading.Event) -> None:
+        assert self.server is not None
+        with trio.CancelScope() as self._scope:
+            self._token = trio.lowlevel.current_trio_token()
+            await self._serve(ready)
+
+    async def _serve(self, ready: threading.Event) -> None:
         assert self.server is not None
         async with new_client() as client:
             self.harness = Harness(
@@ -118,15 +205,17 @@ class Session:
                 conflict_statuses=frozenset(self.target.conflict_statuses),
                 strict=self.strict,
             )
-            columns = {name: info.columns for name, info in self.databases.tables.items()}
-            with domains.bind(columns, self.databases.initial):
-                return await trio.to_thread.run_sync(work, self)
+            ready.set()
+            await trio.sleep_forever()  # until _end_loop cancels it
 
     def execute(self, scenario: Scenario, dispatch: Dispatch) -> Execution:
-        """Run a scenario; call from ``work``'s thread."""
-        assert self.harness is not None
+        """Run a scenario; call from any thread but trio's own (inside the ``with``)."""
+        if self.harness is None or self._token is None:
+            raise RuntimeError("Session.execute outside `with Session(...) as session:`")
         interrupt.check()  # SIGTERM: stop here, in this thread (fuzzer/search/interrupt.py)
-        return trio.from_thread.run(self.harness.execute, scenario, dispatch)
+        return trio.from_thread.run(
+            self.harness.execute, scenario, dispatch, trio_token=self._token
+        )
 
     # -- building the target ------------------------------------------------------------
 

@@ -29,12 +29,13 @@ from hypothesis import Phase
 
 from fuzzer.api import reference_of, resolve, searchable
 from fuzzer.db import parse as parse_db
+from fuzzer.errors import InvalidOption
 from fuzzer.execute.faults import chosen as fault_kinds
 from fuzzer.execute.runner import Controlled
 from fuzzer.execute.scheduler import Limits
 from fuzzer.findings import Finding
 from fuzzer.model import Scenario
-from fuzzer.modes.campaign import LEASE, Campaign, open_campaign, worker_name
+from fuzzer.modes.campaign import LEASE, Campaign, open_campaign, store_failure, worker_name
 from fuzzer.modes.session import Session
 from fuzzer.modes.soakreport import Round, SoakReport
 from fuzzer.modes.units import Units, campaign_pairs, openings, pairs
@@ -42,27 +43,32 @@ from fuzzer.modes.vitals import Trend, Vitals, measure
 from fuzzer.report.writer import ReportWriter, Written
 from fuzzer.search.engine import Search, SearchSettings, evaluate
 from fuzzer.search.schedules import Mode
+from fuzzer.settings import Settings
 from fuzzer.target.contract import Target
 
 STATE_DIR = os.path.join(".fuzzer", "soak")
 CONFIRM = 3  # replays of a reported finding, as the engine confirms its own
 
 
+def _written(settings: Settings) -> tuple[str, str]:
+    """Where a soak writes its reports and keeps its example database: both needed."""
+    if settings.report_dir is None or settings.example_db is None:
+        missing = "report_dir" if settings.report_dir is None else "example_db"
+        raise InvalidOption(
+            f"a soak writes its reports and resumes its example database: give {missing} "
+            f"a directory (the command line's: reports, .fuzzer/examples)"
+        )
+    return settings.report_dir, settings.example_db
+
+
 def soak(
     target: Target | str,
+    settings: Settings | None = None,
     *,
     duration: float,
-    db: str = "sqlite",
-    isolation: str | None = None,
-    seed: int | None = None,
     round_examples: int = 1000,
     warmup: int = 50,
-    shrink_budget: float = 60.0,
-    hang_timeout: float = 3.0,
-    report_dir: str = "reports",
-    example_db: str = os.path.join(".fuzzer", "examples"),
     state_dir: str = STATE_DIR,
-    allow_wipe: bool = False,
     shared: str | None = None,
     worker: int = 0,
     workers: int = 1,
@@ -70,10 +76,13 @@ def soak(
     lease: float = LEASE,
     on_event: Callable[..., None] = lambda *a, **k: None,
     sink: Callable[[Finding], Written | None] | None = None,
-    faults: Sequence[str] = (),
+    **options: Any,
 ) -> SoakReport:
     """Fuzz ``target`` for ``duration`` seconds; write every finding as soon as it is final.
 
+    ``settings`` (and ``options``, its fields as keywords) say the database, isolation,
+    first seed, limits and where to write; a soak writes its reports, so its defaults
+    are the command line's (``reports/``, ``.fuzzer/examples``).
     ``known_only`` replays the campaign's known findings and writes the reports, without
     searching (the merged report of a campaign run on several machines).
     ``worker`` of ``workers`` (fuzzer/modes/workers.py) is one of several processes of one
@@ -81,12 +90,16 @@ def soak(
     file), and ``sink`` takes each finding this worker claimed first instead of the
     writer (the parent writes it)."""
     started = time.monotonic()
+    settings = Settings.of(settings or Settings.for_cli(), **options)
+    db, isolation, seed = settings.db, settings.isolation, settings.seed
+    report_dir, example_db = _written(settings)
+    shrink_budget = settings.shrink_budget
     target = resolve(target)
     reference = reference_of(target)
     spec = parse_db(db)
-    kinds = fault_kinds(spec.dialect, faults)  # --faults: the errors to inject
-    limits = Limits(hang_timeout=hang_timeout)
-    session = Session(target, db=db, isolation=isolation, allow_wipe=allow_wipe, limits=limits)
+    kinds = fault_kinds(spec.dialect, settings.faults)  # --faults: the errors to inject
+    session = Session(target, settings)
+    limits = session.limits
     schedule: Mode = "conflict"
     key = campaign_key(reference, session.databases.dialect, schedule)
     if kinds:  # a campaign with injected errors is a campaign of its own
@@ -181,6 +194,13 @@ class _Soak:
     def run(self) -> SoakReport:
         try:
             return self.session.run(self.work)
+        except Exception as exc:
+            # the shared store stopped inside Hypothesis's example database: an
+            # environment error, as when the campaign's own calls see it
+            failure = store_failure(exc, self.shared)
+            if failure is not None and failure is not exc:
+                raise failure from exc
+            raise
         except BaseException as exc:
             # the search's thread writes the reports when it sees the stop; a stop that
             # came before it or after it (setting up, tearing down) is written here

@@ -17,10 +17,14 @@ with the others.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import multiprocessing
 import os
 import queue as queues
 import signal
+import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,7 +35,10 @@ from fuzzer.findings import Finding
 from fuzzer.modes.campaign import open_campaign
 from fuzzer.modes.vitals import Vitals
 from fuzzer.report.writer import ReportWriter, Written
+from fuzzer.search import interrupt
 from fuzzer.search.pairs import Coverage
+from fuzzer.settings import REPORTS, Settings
+from fuzzer.settings import split as split_settings
 
 __all__ = ["WORKER_MIB", "crowding", "soak_workers"]
 
@@ -48,25 +55,29 @@ class _Job:
     index: int
     workers: int
     options: dict[str, Any]
+    parent: int  # the parent's pid: a worker whose parent is gone stops
 
 
 def soak_workers(
     target: str,
+    settings: Settings | None = None,
     *,
     workers: int,
     duration: float,
-    db: str = "sqlite",
     shared: str | None = None,
-    seed: int | None = None,
-    report_dir: str = "reports",
     state_dir: str | None = None,
     on_event: Callable[..., None] = lambda *a, **k: None,
     **options: Any,
 ) -> Any:
-    """Run ``workers`` soak processes of one campaign; return the merged SoakReport."""
+    """Run ``workers`` soak processes of one campaign; return the merged SoakReport.
+    ``settings`` and ``options`` as for ``soak``."""
     from fuzzer.api import reference_of, resolve
     from fuzzer.db import parse as parse_db
     from fuzzer.modes.soak import STATE_DIR, SoakReport, campaign_key, interrupted_summary
+
+    given, options = split_settings(options)
+    settings = Settings.of(settings or Settings.for_cli(), **given)
+    db, seed, report_dir = settings.db, settings.seed, settings.report_dir or REPORTS
 
     spec = parse_db(db)
     if spec.database:
@@ -87,7 +98,7 @@ def soak_workers(
     events: Any = context.Queue()
     common = {
         **options,
-        "db": db,
+        "settings": settings.replace(seed=None),  # the rotation is started here, once
         "shared": shared,
         "state_dir": state_dir,
         "duration": duration,
@@ -95,7 +106,7 @@ def soak_workers(
     processes = [
         context.Process(
             target=_work,
-            args=(_Job(reference, index, workers, common), events),
+            args=(_Job(reference, index, workers, common, os.getpid()), events),
             name=f"fuzzer-worker-{index}",
             daemon=True,
         )
@@ -103,89 +114,146 @@ def soak_workers(
     ]
     for process in processes:
         process.start()
-    writer: ReportWriter | None = None
-    written: list[Written] = []
-    summaries: dict[int, dict[str, Any]] = {}
-    examples: dict[int, int] = {}
-    died: dict[int, int | None] = {}
-    failure: str | None = None
-    database: dict[str, Any] = {}
+    parent = _Parent(
+        reference, resolved.name, spec.safe_url, workers, duration, report_dir, on_event
+    )
+    parent.started = started
     try:
-        while len(summaries) + len(died) < workers:
-            try:
-                index, event, data = events.get(timeout=0.5)
-            except queues.Empty:
-                for i, process in enumerate(processes):
-                    if i not in summaries and i not in died and not process.is_alive():
-                        died[i] = process.exitcode
-                        on_event("worker-died", worker=i, exit_code=process.exitcode)
-                continue
-            if event == "start" and writer is None:
-                database = data["database"]
-                writer = ReportWriter(
-                    report_dir,
-                    reference,
-                    f"{resolved.name}-soak",
-                    database,
-                    {"duration": duration, "db": spec.safe_url, "workers": workers},
-                    columns=data["columns"] or {},
-                    identities=data["identities"],
-                )
-                writer.ensure_directory()
-                writer.write_manifest({"state": "running"})
-                on_event(
-                    "start",
-                    target=reference,
-                    database=database,
-                    max_examples=None,
-                    time_budget=duration,
-                    directory=writer.directory,
-                    notices=data["notices"] or [],
-                )
-            elif event == "example":
-                examples[index] = data["examples"]
-                on_event(
-                    "example",
-                    examples=sum(examples.values()),
-                    findings=len(written),
-                    phase=data.get("phase", "generate"),
-                )
-            elif event == "finding" and writer is not None:
-                entry = writer.add(data["finding"])
-                written.append(entry)
-                on_event("written", entry=entry)
-            elif event == "done":
-                summaries[index] = data
-            elif event == "error":
-                failure = failure or data["message"]
-                summaries[index] = {}
+        parent.follow(processes, events)
     except KeyboardInterrupt:
         # Ctrl-C or SIGTERM: each worker stops as a soak does (its scratch databases
         # dropped), then the reports of what arrived so far are written
         _stop(processes)
-        if writer is not None:
-            writer.finish(interrupted_summary(sum(examples.values()), time.monotonic() - started))
+        if parent.writer is not None:
+            summary = interrupted_summary(sum(parent.examples.values()), parent.seconds())
+            parent.writer.finish(summary)
         raise
     finally:
         for process in processes:
             process.join(timeout=30)
             if process.is_alive():
                 process.kill()
-    if failure is not None and not any(summaries.values()):
-        raise FuzzerError(failure)
+    parent.check_outcome()
     return _merge(
         SoakReport,
         reference,
-        database,
+        parent.database,
         duration,
-        time.monotonic() - started,
-        summaries,
-        died,
-        written,
-        writer,
+        parent.seconds(),
+        parent.summaries,
+        parent.died,
+        parent.written,
+        parent.writer,
         campaign,
         workers,
     )
+
+
+class _Parent:
+    """What the parent follows of its workers: their events on the queue, and which of
+    them died; it alone writes the run directory."""
+
+    def __init__(
+        self,
+        reference: str,
+        name: str,
+        url: str,
+        workers: int,
+        duration: float,
+        report_dir: str,
+        on_event: Callable[..., None],
+    ) -> None:
+        self.reference, self.name, self.url = reference, name, url
+        self.workers, self.duration, self.report_dir = workers, duration, report_dir
+        self.on_event = on_event
+        self.started = time.monotonic()
+        self.writer: ReportWriter | None = None
+        self.written: list[Written] = []
+        self.summaries: dict[int, dict[str, Any]] = {}  # {}: it stopped on an error
+        self.examples: dict[int, int] = {}
+        self.died: dict[int, int | None] = {}
+        self.errors: dict[int, str] = {}
+        self.database: dict[str, Any] = {}
+
+    def seconds(self) -> float:
+        return time.monotonic() - self.started
+
+    def follow(self, processes: list[Any], events: Any) -> None:
+        """Until every worker sent its summary, an error, or died."""
+        while len(self.summaries) + len(self.died) < self.workers:
+            interrupt.check()  # a signal whose raise was lost (fuzzer/search/interrupt.py)
+            try:
+                index, event, data = events.get(timeout=0.5)
+            except queues.Empty:
+                self.look_for_dead(processes)
+                continue
+            self.receive(index, event, data)
+
+    def look_for_dead(self, processes: list[Any]) -> None:
+        for i, process in enumerate(processes):
+            if i not in self.summaries and i not in self.died and not process.is_alive():
+                self.died[i] = process.exitcode
+                self.on_event("worker-died", worker=i, exit_code=process.exitcode)
+
+    def receive(self, index: int, event: str, data: dict[str, Any]) -> None:
+        if event == "start" and self.writer is None:
+            self.start(data)
+        elif event == "example":
+            self.examples[index] = data["examples"]
+            self.on_event(
+                "example",
+                examples=sum(self.examples.values()),
+                findings=len(self.written),
+                phase=data.get("phase", "generate"),
+            )
+        elif event == "finding" and self.writer is not None:
+            entry = self.writer.add(data["finding"])
+            self.written.append(entry)
+            self.on_event("written", entry=entry)
+        elif event == "done":
+            self.summaries[index] = data
+        elif event == "error":
+            self.errors[index] = data["message"]
+            self.summaries[index] = {}
+
+    def start(self, data: dict[str, Any]) -> None:
+        self.database = data["database"]
+        self.writer = ReportWriter(
+            self.report_dir,
+            self.reference,
+            f"{self.name}-soak",
+            self.database,
+            {"duration": self.duration, "db": self.url, "workers": self.workers},
+            columns=data["columns"] or {},
+            identities=data["identities"],
+        )
+        self.writer.ensure_directory()
+        self.writer.write_manifest({"state": "running"})
+        self.on_event(
+            "start",
+            target=self.reference,
+            database=self.database,
+            max_examples=None,
+            time_budget=self.duration,
+            directory=self.writer.directory,
+            notices=data["notices"] or [],
+        )
+
+    def check_outcome(self) -> None:
+        """A soak none of whose workers got to its end is an environment error (exit 2),
+        with the cause on one line: as a single soak's, whatever the number of workers.
+        One that some workers finished goes on to its report, which names the others."""
+        if any(self.summaries.values()):
+            return
+        if self.errors:  # the same cause for every worker (the store gone): said once
+            causes = sorted(set(self.errors.values()))
+            raise FuzzerError("; ".join(causes))
+        died = ", ".join(f"worker {i + 1} (exit {code})" for i, code in sorted(self.died.items()))
+        raise FuzzerError(
+            f"every worker died before the end of the soak: {died}; nothing was reported "
+            f"for the time left. Killed from outside, or the target ended the process "
+            f"(os._exit): run a single soak (no --workers) to see it"
+        )
 
 
 def crowding(workers: int, cores: int | None = None) -> str | None:
@@ -282,13 +350,20 @@ def _merge(
 
 def _work(job: _Job, events: Any) -> None:
     """One worker process: a whole soak whose findings and progress go to the parent."""
+    from fuzzer.modes.campaign import store_failure
     from fuzzer.modes.soak import soak
-    from fuzzer.search import interrupt
 
-    # SIGTERM (the parent stopping it) stops the search before its next execution, and
-    # the session drops the scratch databases; Ctrl-C reaches the parent, which says so
-    signal.signal(signal.SIGTERM, lambda *_: interrupt.request())
-    signal.signal(signal.SIGINT, lambda *_: interrupt.request())
+    # SIGTERM (the parent stopping it, or dying) stops the search before its next
+    # execution, and the session drops the scratch databases; Ctrl-C reaches the parent
+    # too, which says so
+    def stop(*_: Any) -> None:
+        interrupt.request()
+        if os.getppid() != job.parent:
+            events.cancel_join_thread()  # nobody reads the queue any more: exit anyway
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    _die_with_parent(job.parent, stop)
 
     def send(event: str, **data: Any) -> None:
         if event == "start":
@@ -315,10 +390,38 @@ def _work(job: _Job, events: Any) -> None:
         events.put((job.index, "error", {"message": str(exc)}))
         return
     except KeyboardInterrupt:
-        return  # stopped by the parent
+        return  # stopped by the parent, or its death
+    except Exception as exc:
+        failure = store_failure(exc, job.options.get("shared"))
+        if failure is None:
+            raise  # a bug: its traceback, and the parent sees a worker that died
+        events.put((job.index, "error", {"message": str(failure)}))
+        return
     summary = report.summary()
     summary["findings"] = sum(r.findings for r in report.rounds)
     events.put((job.index, "done", summary))
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with_parent(parent: int, stop: Callable[..., None]) -> None:
+    """Stop this worker when its parent dies, ``kill -9`` included: Linux sends SIGTERM
+    (prctl PR_SET_PDEATHSIG); elsewhere, and as a second line, a thread that notices the
+    parent is gone within a second. Either way the soak stops before its next execution
+    and drops its scratch databases, instead of fuzzing on for nobody under PID 1."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        stop()
+
+    if os.getppid() != parent:  # it died while this one started
+        stop()
+    threading.Thread(target=watch, name="fuzzer-parent-watch", daemon=True).start()
 
 
 def _vitals(data: dict[str, Any]) -> Vitals:

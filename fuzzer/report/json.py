@@ -140,9 +140,18 @@ def load(path: str) -> dict[str, Any]:
             f"{FORMAT}: replay it with the version that wrote it"
         )
     try:
-        Scenario.from_json(document["scenario"])
+        scenario = Scenario.from_json(document["scenario"])
     except (KeyError, TypeError, ValueError) as exc:
         raise InvalidReport(f"{path} holds a scenario this fuzzer cannot read: {exc}") from None
+    for request in scenario.init + scenario.requests + scenario.observers:
+        where = request.path
+        # a path is sent to the app's loopback server: "http://…" or "//host/…" would not be
+        if not isinstance(where, str) or not where.startswith("/") or where.startswith("//"):
+            raise InvalidReport(
+                f"{path} holds a request whose path is {where!r}, not a path on the app "
+                f"(one starting with a single /): it was edited; nothing was sent. Replay "
+                f"the report as the fuzzer wrote it"
+            )
     return document
 
 

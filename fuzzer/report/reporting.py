@@ -57,6 +57,13 @@ def text(block: str) -> None:
     sys.stdout.flush()
 
 
+def document(block: str) -> None:
+    """Print a machine-readable document (``--format json``) as it is: JSON escapes what
+    it must itself."""
+    sys.stdout.write(block if block.endswith("\n") else block + "\n")
+    sys.stdout.flush()
+
+
 class SearchProgress:
     """Progress of a run or a soak: examples, examples per second, distinct findings,
     elapsed time and the time left in a budget.

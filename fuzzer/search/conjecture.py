@@ -17,6 +17,9 @@ from Hypothesis's ConjectureRunner is here, in four pieces.
   function checks the budget first and ends the run when it is spent, whatever the
   phase (reuse of the example database, generation, mutation).
 - ``shrink``: one finding's choices, shrunk alone until the shrink budget is spent.
+- ``storage_elsewhere``: Hypothesis's own files (the constants it reads from the
+  modules it scans, ``.hypothesis/constants``) kept out of the working directory, for
+  a run asked to write nothing there.
 
 Hypothesis's own limits stay in force inside these (its five-minute shrink limit, its
 shrink count, its invalid-example threshold); the budget comes first.
@@ -24,14 +27,17 @@ shrink count, its invalid-example threshold); the budget comes first.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
+import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from random import Random
 from typing import Any, TypeVar
 
-from hypothesis import HealthCheck, Phase
+from hypothesis import HealthCheck, Phase, configuration
 from hypothesis import settings as hypothesis_settings
 from hypothesis.control import BuildContext
 from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
@@ -52,6 +58,7 @@ __all__ = [
     "redis_database",
     "replayed",
     "shrink",
+    "storage_elsewhere",
 ]
 
 Choices = tuple[Any, ...]
@@ -193,6 +200,19 @@ def open_database(
     if given is not None:
         return given
     return DirectoryBasedExampleDatabase(directory) if directory else None
+
+
+@contextlib.contextmanager
+def storage_elsewhere() -> Iterator[None]:
+    """Hypothesis's home directory in the temporary directory for the length of the block
+    (it is ``.hypothesis`` in the working directory unless set), then as it was."""
+    before = getattr(configuration, "__hypothesis_home_directory", None)
+    home = os.path.join(tempfile.gettempdir(), f"fuzzer-hypothesis-{os.getuid()}")
+    configuration.set_hypothesis_home_dir(home)
+    try:
+        yield
+    finally:
+        configuration.set_hypothesis_home_dir(before)
 
 
 def database_key(key: str) -> bytes:

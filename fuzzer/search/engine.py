@@ -23,7 +23,6 @@ and replaced when shrinking ends: an interrupted run keeps what it announced.
 
 from __future__ import annotations
 
-import os
 import random
 import time
 from collections import Counter, defaultdict
@@ -44,6 +43,7 @@ from fuzzer.search.conjecture import Budget, Case, Choices, ExampleDatabase
 from fuzzer.search.faults import fewer_faults
 from fuzzer.search.pairs import Coverage, Plan
 from fuzzer.search.schedules import Mode, from_trace, needs_trace, resolve, surveyed_trace
+from fuzzer.settings import Settings
 
 __all__ = ["Detection", "Search", "SearchResult", "SearchSettings", "evaluate"]
 
@@ -63,7 +63,7 @@ class SearchSettings:
     shrink: bool = True
     stop_at_first: bool = False  # stop generating at the first finding (benchmarks)
     stop_kinds: frozenset[str] = frozenset()  # with stop_at_first: only findings of these kinds
-    example_db: str | None = os.path.join(".fuzzer", "examples")
+    example_db: str | None = None  # a directory for Hypothesis's example database
     example_database: ExampleDatabase | None = None  # instead of example_db (a shared store)
     database_key: str = ""
     # a seed normally means a repeatable run, without the example database; the soak's
@@ -75,6 +75,24 @@ class SearchSettings:
     limits: Limits = field(default_factory=Limits)
     schedule: Mode = "conflict"  # how drawn genes become yields (fuzzer/search/schedules.py)
     free_running: bool = False  # stress mode: no gates, real timing (no shrinking)
+
+    @classmethod
+    def of(cls, settings: Settings, **internal: Any) -> SearchSettings:
+        """The search's part of a run's ``Settings`` (budgets, seed, example database,
+        schedule, limits), with the knobs only the modes set (``database_key``,
+        ``known``, ``phases``, ...) as keywords."""
+        chosen: dict[str, Any] = {
+            "max_examples": settings.max_examples,
+            "seed": settings.seed,
+            "time_budget": settings.time_budget,
+            "shrink_budget": settings.shrink_budget,
+            "example_db": settings.example_db,
+            "schedule": settings.schedule,
+            "limits": Limits(
+                hang_timeout=settings.hang_timeout, stuck_grace=settings.stuck_grace
+            ),
+        }
+        return cls(**{**chosen, **internal})
 
 
 @dataclass(frozen=True)
@@ -406,6 +424,12 @@ class Search:
     # -- the run ----------------------------------------------------------------------------
 
     def run(self) -> SearchResult:
+        if self.settings.example_db or self.settings.example_database is not None:
+            return self._run()
+        with conjecture.storage_elsewhere():  # asked to write nothing: not even .hypothesis/
+            return self._run()
+
+    def _run(self) -> SearchResult:
         s = self.settings
         self.budget = budget = self._budget()
         self._started = budget.started

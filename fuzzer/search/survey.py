@@ -81,7 +81,7 @@ class Survey:
 
 def simplest_request(endpoint: Endpoint, identities: Sequence[str] = ()) -> Request:
     """The request Hypothesis considers simplest for an endpoint."""
-    from strategies import requests_from
+    from fuzzer.strategies import requests_from
 
     return find(
         requests_from(endpoint, identities),
@@ -99,7 +99,7 @@ def sample_requests(endpoint: Endpoint, identities: Sequence[str], n: int) -> li
     """Up to ``n`` distinct requests of an endpoint (deterministic)."""
     from hypothesis.errors import NoSuchExample
 
-    from strategies import requests_from
+    from fuzzer.strategies import requests_from
 
     seen: dict[str, Request] = {}
 
