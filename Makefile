@@ -6,7 +6,9 @@
 # make matrix — the target on every database and isolation level
 # make soak  — fuzz unattended for DURATION seconds; writes junit.xml, report.html, JSON
 # make golden — rewrite the golden texts of findings (tests/golden), then review the diff
-# TARGET=, DB=, EXAMPLES=, SEED=, DURATION= pass through.
+# make bench — the controlled search against stress, then a first try (init, then its spec)
+#              of the app-shaped targets (FIRSTTRY=--quick: microblog and demo)
+# TARGET=, DB=, EXAMPLES=, SEED=, DURATION=, FIRSTTRY= pass through.
 
 PYTHON ?= python3
 VENV := .venv
@@ -21,6 +23,8 @@ EXAMPLES ?= 200
 SEED ?=
 DURATION ?= 600
 ARGS ?=
+
+FIRSTTRY ?= --quick
 
 SEED_FLAG := $(if $(SEED),--seed $(SEED),)
 
@@ -91,3 +95,4 @@ clean:
 
 bench: $(STAMP)
 	$(BIN)/python -m bench $(ARGS)
+	$(BIN)/python -m bench.firsttry $(FIRSTTRY)

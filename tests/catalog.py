@@ -51,6 +51,10 @@ CATALOG = [
     Story("history", 10, fixed_examples=60),
     # slow, never hung (issue 19): the default password hash cost and a 10 MB page
     Story("shoplogin", 8, fixed_examples=20),
+    # logs every request, and every error with its traceback, to the terminal (issue 19)
+    Story("noisy", 8),
+    # a get-or-create of settings on every page: not a stamp, the race (issue 19)
+    Story("sitesettings", 8),
 ]
 STORIES = {story.name: story for story in CATALOG}
 

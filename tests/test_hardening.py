@@ -655,3 +655,56 @@ def test_a_report_whose_request_path_is_not_a_path_is_refused(tmp_path: Path, wh
     report.write_text(json.dumps(document))
     line = one_line(cli("replay", str(report)))
     assert f"holds a request whose path is {where!r}" in line and "nothing was sent" in line
+
+
+def test_the_outcome_of_workers_one_cause_per_event() -> None:
+    from fuzzer.errors import FuzzerError
+    from fuzzer.modes.workers import _Parent
+
+    def parent(summaries: dict[int, Any], died: dict[int, Any], errors: dict[int, str]) -> Any:
+        made = _Parent("t:x", "x", "sqlite://", 2, 5.0, "reports", lambda *a, **k: None)
+        made.summaries, made.died, made.errors = summaries, died, errors
+        return made
+
+    gone = "The shared store redis://127.0.0.1:6379/5 went away (refused)"
+    with pytest.raises(FuzzerError) as raised:  # said once, not once per worker
+        parent({0: {}, 1: {}}, {}, {0: gone, 1: gone}).check_outcome()
+    assert str(raised.value) == gone
+    with pytest.raises(FuzzerError, match=r"worker 1 \(exit -9\), worker 2 \(exit -9\)"):
+        parent({}, {0: -9, 1: -9}, {}).check_outcome()
+    parent({0: {"rounds": []}}, {1: -9}, {}).check_outcome()  # one reached the end
+
+
+def test_a_worker_that_stopped_on_an_error_is_named_in_the_summary() -> None:
+    import contextlib
+    import io
+
+    from fuzzer.modes.soak import SoakReport
+    from fuzzer.modes.workers import _merge
+    from fuzzer.report import reporting
+
+    class Store:
+        where = "a file"
+
+    report = _merge(
+        SoakReport, "t:x", {}, 5.0, 5.0, {0: {"rounds": []}, 1: {}}, {}, {1: "boom"}, [], None,
+        Store(), 2,
+    )  # fmt: skip
+    assert [w["exit"] for w in report.workers] == ["finished", "error"]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        reporting.soak_summary(report)
+    assert "worker 2: 0 examples in 0 rounds, 0 finding(s) reported first, stopped on an " in (
+        out.getvalue()
+    )
+
+
+def test_a_command_run_in_process_puts_the_signal_handlers_back(tmp_path: Path) -> None:
+    import signal
+
+    from fuzzer.search import interrupt
+
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    one_line(cli("replay", str(tmp_path / "none.json")))
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+    assert not interrupt.requested()

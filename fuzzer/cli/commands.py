@@ -78,12 +78,12 @@ def _guard(action: Callable[[], int]) -> NoReturn:
     a stop that came after the last check is still answered with 130."""
     from fuzzer.search import interrupt
 
-    interrupt.install()
     if not isinstance(sys.stdout, _Stdout):
         sys.stdout = cast(TextIO, _Stdout(sys.stdout))
     try:
-        code = action()
-        interrupt.check()
+        with interrupt.installed():
+            code = action()
+            interrupt.check()
     except FuzzerError as exc:
         reporting.error(str(exc))
         sys.exit(exc.exit_code)
@@ -267,12 +267,19 @@ def _fault_kinds(text: str | None) -> tuple[str, ...]:
 )
 @_faults_option()
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option(
+    "--verbose",
+    "-v",
+    is_flag=True,
+    help="Show the app's logging and stderr live (always kept in app.log in the run directory).",
+)
 @output_options
 def run_command(
     target: str,
     fail_on: str,
     faults: str | None,
     no_progress: bool,
+    verbose: bool,
     output: str,
     summary_file: str | None,
     **options: Any,
@@ -296,7 +303,7 @@ def run_command(
             _check_report_dir(settings.report_dir)
         progress = out.progress(no_progress)
         try:
-            report = api.run(target, settings, on_event=progress)
+            report = api.run(target, settings, on_event=progress, verbose=verbose)
         finally:
             progress.stop()
         if out.text:
@@ -304,6 +311,8 @@ def run_command(
                 reporting.text("\n" + finding_text(finding, reproduce=report.reproduce(finding)))
             _summary(report)
             reporting.time_line(report.result, out.seconds)
+            if report.app_log is not None:
+                reporting.note(report.app_log.line())
             if settings.keep_db:
                 for where in _kept(report.database):
                     reporting.note(f"Kept the scratch database {where}")
@@ -581,12 +590,19 @@ def matrix_command(
 )
 @click.option("--report-dir", default="reports", show_default=True, metavar="DIR")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option(
+    "--verbose",
+    "-v",
+    is_flag=True,
+    help="Show the app's logging and stderr live (always kept in app.log in the run directory).",
+)
 def stress_command(
     target: str,
     duration: float,
     concurrency: int,
     max_batches: int,
     no_progress: bool,
+    verbose: bool,
     **options: Any,
 ) -> None:
     """Free-running load on TARGET: batches of concurrent requests with real timing (no
@@ -609,6 +625,7 @@ def stress_command(
                 concurrency=concurrency,
                 max_batches=max_batches,
                 on_event=progress,
+                verbose=verbose,
             )
         finally:
             progress.stop()
@@ -616,6 +633,8 @@ def stress_command(
             reporting.text("\n" + finding_text(finding, reproduce=report.reproduce(finding)))
             reporting.note(f"Replay: {finding.extra.get('replay', '')}")
         _summary(report)
+        if report.app_log is not None:
+            reporting.note(report.app_log.line())
         why = judged_nothing(report.result)
         if why and not report.findings:
             reporting.error(why)

@@ -314,7 +314,7 @@ class Scheduler:
             if moved:
                 return None
             return r.blocked if now - self._epoch_time >= self.limits.settle else ""
-        frozen = r.frozen_since  # read once: the request's thread may reset it meanwhile
+        frozen = r.frozen_since  # read once: the request's own thread may clear it meanwhile
         if moved or frozen is None:
             return ""  # its CPU clock or stack moves: running Python (a hash, a slow loop)
         if (
