@@ -858,8 +858,12 @@ def init_command(
         )
         if not no_check:
             reporting.note("Each endpoint's requests, sent alone after setup:")
+            sent = {f"{r.method} {r.rule}" for r in kept}
             for endpoint, line in written.survey.items():
-                reporting.note(f"  {endpoint}: {line}")
+                if endpoint in sent or endpoint not in plan.left_out:
+                    reporting.note(f"  kept      {endpoint}: {line}")
+                else:
+                    reporting.note(f"  left out  {endpoint}: {plan.left_out[endpoint]}")
             if plan.identity_notes and not plan.users:
                 reporting.note(plan.identity_notes[0])
         where = os.path.dirname(os.path.abspath(written.path))
