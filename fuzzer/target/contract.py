@@ -171,6 +171,8 @@ class Target:
     expected_findings: frozenset[str] = frozenset()  # the finding kinds this target must produce
     # where they differ by database: "mariadb", "postgres/serializable", … -> kinds
     expected_on: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # what it must produce besides when errors are injected (``--faults``): its retries
+    expected_with_faults: frozenset[str] = frozenset()
     threads: int = 8  # worker threads of the loopback server
     # a scratch Redis database of its own: the factory then gets (database URL, Redis URL)
     redis: bool = False
@@ -189,15 +191,19 @@ class Target:
     def multi_database(self) -> bool:
         return bool(self.databases)
 
-    def expected(self, database: str = "sqlite", isolation: str = "") -> frozenset[str]:
+    def expected(
+        self, database: str = "sqlite", isolation: str = "", faults: bool = False
+    ) -> frozenset[str]:
         """The finding kinds expected on ``database`` (sqlite, mariadb, mysql, postgres)
         at ``isolation`` (read-committed, …; "" for the database's default): the most
-        specific entry of ``expected_on``, else ``expected_findings``."""
+        specific entry of ``expected_on``, else ``expected_findings``; with ``faults``
+        (``--faults``), and ``expected_with_faults``."""
         level = isolation or DEFAULT_LEVELS.get(database, "")
+        extra = frozenset(self.expected_with_faults) if faults else frozenset()
         for key in (f"{database}/{level}", database):
             if key in self.expected_on:
-                return frozenset(self.expected_on[key])
-        return self.expected_findings
+                return frozenset(self.expected_on[key]) | extra
+        return self.expected_findings | extra
 
 
 def import_target(reference: str) -> Target:
@@ -332,6 +338,7 @@ def _check_request_counts(target: Target, fail: Fail) -> None:
 def _check_expected_kinds(target: Target, fail: Fail) -> None:
     for where, kinds in (
         ("expected_findings", target.expected_findings),
+        ("expected_with_faults", target.expected_with_faults),
         *((f"expected_on[{k!r}]", v) for k, v in target.expected_on.items()),
     ):
         unknown = sorted(set(kinds) - set(KINDS))
