@@ -1,11 +1,14 @@
 # make fuzz  — set up on first use, then fuzz the default target on embedded SQLite
-# make test  — set up on first use, then run the test suite
+# make test  — set up on first use, then run the test suite but its slow tests (in minutes)
+# make test-all — the whole suite, slow tests included (make test-slow: those alone)
 # make test-oldest — the catalog's quality tests on the oldest supported stack
 #              (constraints/oldest.txt: Flask 2.0, SQLAlchemy 1.4, Flask-SQLAlchemy 2.5)
 # make matrix — the target on every database and isolation level
 # make soak  — fuzz unattended for DURATION seconds; writes junit.xml, report.html, JSON
 # make golden — rewrite the golden texts of findings (tests/golden), then review the diff
-# TARGET=, DB=, EXAMPLES=, SEED=, DURATION= pass through.
+# make bench — the controlled search against stress, then a first try (init, then its spec)
+#              of the app-shaped targets (FIRSTTRY=--quick: microblog and demo)
+# TARGET=, DB=, EXAMPLES=, SEED=, DURATION=, FIRSTTRY= pass through.
 
 PYTHON ?= python3
 VENV := .venv
@@ -21,9 +24,11 @@ SEED ?=
 DURATION ?= 600
 ARGS ?=
 
+FIRSTTRY ?= --quick
+
 SEED_FLAG := $(if $(SEED),--seed $(SEED),)
 
-.PHONY: fuzz matrix test test-oldest check golden soak bench setup clean
+.PHONY: fuzz matrix test test-all test-slow test-oldest check golden soak bench setup clean
 
 setup: $(STAMP)
 
@@ -43,8 +48,21 @@ matrix: $(STAMP)
 soak: $(STAMP)
 	$(BIN)/fuzzer soak $(TARGET) --db $(DB) --duration $(DURATION) $(SEED_FLAG) $(ARGS)
 
+# make test: the suite but the slow tests (`@pytest.mark.slow`), on every core, each test
+# stopped after TIMEOUT seconds; make test-all: everything; make test-slow: the slow tests
+# alone (CI runs make test, then make test-slow). Tests of one xdist_group share a worker.
+JOBS ?= auto
+TIMEOUT ?= 600
+PYTEST := $(BIN)/python -m pytest -n $(JOBS) --dist loadgroup --timeout $(TIMEOUT)
+
 test: $(STAMP)
-	$(BIN)/python -m pytest $(ARGS)
+	$(PYTEST) -m "not slow" $(ARGS)
+
+test-all: $(STAMP)
+	$(PYTEST) $(ARGS)
+
+test-slow: $(STAMP)
+	$(PYTEST) -m slow $(ARGS)
 
 # The oldest stack: compat's tests; the catalog targets written in the style SQLAlchemy
 # 1.4 and Flask-SQLAlchemy 2.5 run (profile, stock, tags), on SQLite and MariaDB (a server
@@ -64,7 +82,7 @@ test-oldest: $(OLDEST_STAMP)
 		-k '$(OLDEST_SELECT)' $(ARGS)
 
 golden: $(STAMP)
-	UPDATE_GOLDEN=1 $(BIN)/python -m pytest -q tests/test_golden.py
+	$(BIN)/python -m pytest -q tests/test_golden.py --update-golden
 	@git diff --stat -- tests/golden; echo "review the text with: git diff -- tests/golden"
 
 check: $(STAMP)
@@ -77,3 +95,4 @@ clean:
 
 bench: $(STAMP)
 	$(BIN)/python -m bench $(ARGS)
+	$(BIN)/python -m bench.firsttry $(FIRSTTRY)

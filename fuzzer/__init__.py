@@ -27,7 +27,13 @@ if TYPE_CHECKING:
     from fuzzer.api import assert_serializable, fuzz, replay
     from fuzzer.execute.gates import checkpoint
     from fuzzer.settings import Settings
-    from fuzzer.target.apps import basic_auth, flask_command, flask_login_session, pinned_config
+    from fuzzer.target.apps import (
+        app_request,
+        basic_auth,
+        flask_command,
+        flask_login_session,
+        pinned_config,
+    )
     from fuzzer.target.contract import Endpoint, Identity, Login, Target
     from fuzzer.target.domains import paths, values_of
     from fuzzer.target.rows import fill_tables
@@ -38,6 +44,7 @@ _WHERE = {
     "replay": "fuzzer.api",
     "checkpoint": "fuzzer.execute.gates",
     "Settings": "fuzzer.settings",
+    "app_request": "fuzzer.target.apps",
     "basic_auth": "fuzzer.target.apps",
     "flask_command": "fuzzer.target.apps",
     "flask_login_session": "fuzzer.target.apps",
@@ -58,6 +65,7 @@ __all__ = [
     "Settings",
     "Target",
     "__version__",
+    "app_request",
     "assert_serializable",
     "basic_auth",
     "checkpoint",

@@ -22,6 +22,7 @@ from fuzzer.execute.runner import Controlled, Costs, Serial
 from fuzzer.execute.scheduler import Limits
 from fuzzer.findings import Finding, fails_run
 from fuzzer.model import Execution, Scenario, Step
+from fuzzer.modes.applog import AppLog, AppLogSummary
 from fuzzer.modes.session import Session
 from fuzzer.report import json as report_json
 from fuzzer.report.text import finding_text
@@ -52,6 +53,7 @@ class RunReport:
     written: list[Written] = field(default_factory=list)
     references: int = 0
     fail_on: frozenset[str] = frozenset({"all"})  # what makes the run exit 1 (--fail-on)
+    app_log: AppLogSummary | None = None  # what the app logged meanwhile (app.log)
 
     @property
     def findings(self) -> list[Finding]:
@@ -109,10 +111,14 @@ def run(
     stop_at_first: bool = False,
     stop_kinds: Collection[str] = (),
     example_key: str | None = None,
+    quiet_app: bool = True,
+    verbose: bool = False,
     **options: Any,
 ) -> RunReport:
     """Search a target for races and write a report per finding, each the moment it is
     final (when ``settings.report_dir`` names a directory; by default nothing is written).
+    With ``quiet_app`` the app's logging and stderr go to ``app.log`` in the run
+    directory (``verbose``: to the terminal as well).
 
     ``settings`` is a ``Settings``; ``options`` are its fields as keywords, applied over it
     (``run(target, max_examples=50, seed=1)``). With ``free_running`` (the stress mode)
@@ -145,8 +151,13 @@ def run(
         "example_db": settings.example_db,
     }
 
+    app_log = AppLog(live=verbose) if quiet_app else None
+    writers: list[ReportWriter] = []
+
     def work(s: Session) -> RunReport:
         assert s.oracle is not None and s.harness is not None
+        if app_log is not None:
+            app_log.capture_handlers()  # those the app's factory and setup added
         harness = s.harness
         writer = None
         if report_dir is not None:
@@ -159,6 +170,7 @@ def run(
                 columns={name: info.columns for name, info in s.databases.tables.items()},
                 identities={n: tuple(h) for n, h in harness.identity_headers.items()},
             )
+            writers.append(writer)
 
         def events(event: str, **data: Any) -> None:
             if event in ("unshrunk", "final") and writer is not None:
@@ -167,17 +179,16 @@ def run(
                 writer.withdraw(data["finding"].fingerprint)
             on_event(event, **data)
 
-        prepared = searchable(
-            target, s, schedule, allow_unexercised=settings.allow_unexercised
-        )
-        on_event(
+        on_event(  # before the survey: a target of a hundred endpoints takes a while
             "start",
             target=reference,
             database=s.database_info,
             max_examples=settings.max_examples,
             time_budget=settings.time_budget,
-            survey=prepared.survey,
             notices=list(s.databases.notices),
+        )
+        prepared = searchable(
+            target, s, schedule, allow_unexercised=settings.allow_unexercised, on_event=on_event
         )
         search = Search(
             prepared.strategy,
@@ -211,7 +222,18 @@ def run(
             report.written = list(writer.written)
         return report
 
-    return session.run(work)
+    if app_log is None:
+        return session.run(work)
+    with app_log:
+        report = session.run(work)
+
+    def run_directory() -> str | None:
+        if report.directory is None and writers:
+            report.directory = writers[0].ensure_directory()
+        return report.directory
+
+    report.app_log = app_log.summary(run_directory)
+    return report
 
 
 @dataclass(frozen=True)
@@ -226,29 +248,49 @@ class Searchable:
 
 
 def searchable(
-    target: Target, s: Session, schedule: Mode, *, allow_unexercised: bool = False
+    target: Target,
+    s: Session,
+    schedule: Mode,
+    *,
+    allow_unexercised: bool = False,
+    on_event: Callable[..., None] = lambda *a, **k: None,
 ) -> Searchable:
     """Survey each endpoint alone (and check that each can be reached and that something
     was exercised), then the scenario strategy, each endpoint's steps for conflict-guided
-    schedules, and the opening."""
+    schedules, the opening and the pairs' plan; "surveying" and "planned" events say how
+    far it got."""
     from fuzzer.strategies import scenarios
 
     def alone(scenario: Scenario) -> Execution:
         return s.execute(scenario, Serial(tuple(range(len(scenario.requests)))))
 
+    started = time.monotonic()
+    on_event("surveying", endpoints=len(target.endpoints))
     surveyed = survey(target, alone)
     check_reachable(target, surveyed, alone, s.app)
     if not allow_unexercised:
         why = unexercised(surveyed, target, s.databases.initial)
         if why is not None:
             raise TargetSetupError(why)
-    return Searchable(
+    surveyed_after = time.monotonic() - started
+    conflict = schedule == "conflict"
+    prepared = Searchable(
         strategy=scenarios(target, schedule=schedule, prefer=surveyed.writers()),
         traces={e.endpoint: e.trace for e in surveyed.endpoints},
-        openings=tuple(openings(surveyed, target)) if schedule == "conflict" else (),
+        openings=tuple(openings(surveyed, target)) if conflict else (),
         survey=describe_survey(surveyed),
-        plan=plan(surveyed, target) if schedule == "conflict" else None,
+        plan=plan(surveyed, target) if conflict else None,
     )
+    on_event(
+        "planned",
+        endpoints=len(surveyed.endpoints),
+        writers=sum(1 for e in surveyed.endpoints if e.writes),
+        surveyed=surveyed_after,
+        seconds=time.monotonic() - started - surveyed_after,
+        openings=len(prepared.openings),
+        plan=prepared.plan,
+    )
+    return prepared
 
 
 def check(target: Target | str, *, db: str = "sqlite") -> dict[str, str]:

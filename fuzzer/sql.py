@@ -12,6 +12,7 @@ A call to a cache or to Redis is recorded as a statement too (caches.py), writte
 from __future__ import annotations
 
 import ast
+import functools
 import re
 import shlex
 from dataclasses import dataclass
@@ -90,9 +91,17 @@ def read_only(statement: str) -> bool:
     return bool(head) and head[0].upper() in _READ_ONLY
 
 
+#: Distinct (statement, parameters) kept parsed: a plan reads the same few hundred
+#: statements of the survey's traces again for every pair, and a cache command's keys
+#: are split as a shell would (``shlex``), which is slow.
+PARSED = 1 << 16
+
+
+@functools.lru_cache(maxsize=PARSED)
 def access(statement: str, params_text: str = "", prefix: str = "") -> Access:
     """Parse a statement and its recorded parameters. ``prefix`` qualifies table names
-    ("db.") when the target has several databases."""
+    ("db.") when the target has several databases. Parsed once: the same arguments
+    give the same (immutable) answer from a cache."""
     text = " ".join(statement.split())
     if text.startswith(STORES):
         return command_access(text, prefix)
@@ -270,6 +279,69 @@ def command_text(store: str, commands: list[tuple[str, list[str]]], batch: str =
     return " ".join(filter(None, [store, batch, "; ".join(parts)]))
 
 
+@dataclass(frozen=True)
+class Touch:
+    """What a statement touches at the grain two requests conflict on: tables of the
+    database, and each key of a cache or Redis (``cache:attempts:alice:1``; a command
+    that names no key, such as CLEAR, touches ``cache:*``, every key of its store)."""
+
+    reads: frozenset[str]
+    writes: frozenset[str]
+
+
+@functools.lru_cache(maxsize=PARSED)
+def touch(statement: str, prefix: str = "") -> Touch:
+    """What ``statement`` reads and writes, for conflicts (``access`` names a store's
+    "table" by its keys' first part, which lumps every key of an app whose keys share
+    one prefix, ``app:…``, into one table: then every cache read conflicts with every
+    cache write)."""
+    text = " ".join(statement.split())
+    if not text.startswith(STORES):
+        a = access(statement, "", prefix)
+        written = frozenset({a.write}) if a.write else frozenset()
+        return Touch(a.reads | written, written)
+    store, _, rest = text.partition(" ")
+    head, _, tail = rest.partition(" ")
+    if head in ("MULTI", "PIPELINE"):
+        rest = tail
+    reads: set[str] = set()
+    writes: set[str] = set()
+    for op, names in _commands(rest):
+        keys = {f"{prefix}{store}:{name}" for name in names} or {f"{prefix}{store}:*"}
+        if op not in _BLIND_WRITES:
+            reads |= keys
+        if op not in _READS:
+            writes |= keys
+    return Touch(frozenset(reads), frozenset(writes))
+
+
+def overlap(a: frozenset[str] | set[str], b: frozenset[str] | set[str]) -> bool:
+    """Whether two sets of tables and keys share one; ``<store>:*`` is every key of
+    its store."""
+    if a & b:
+        return True
+    return _covers(a, b) or _covers(b, a)
+
+
+def _covers(wild: frozenset[str] | set[str], other: frozenset[str] | set[str]) -> bool:
+    """Whether a ``<store>:*`` of ``wild`` covers a key of ``other``."""
+    stores = [t[:-1] for t in wild if t.endswith(":*")]
+    return any(t.startswith(s) for s in stores for t in other)
+
+
+def _commands(rest: str) -> list[tuple[str, list[str]]]:
+    """The commands of a recorded batch: (verb, keys) each."""
+    result = []
+    for part in rest.split("; "):
+        try:
+            words = shlex.split(part)
+        except ValueError:
+            words = part.split()
+        if words:
+            result.append((words[0].upper(), words[1:]))
+    return result
+
+
 def command_access(text: str, prefix: str = "") -> Access:
     """What a recorded cache or Redis command touches: the tables ``<store>:<key prefix>``
     of its keys (``cache:*`` when it names none), the first key as the row."""
@@ -280,14 +352,7 @@ def command_access(text: str, prefix: str = "") -> Access:
     reads: set[str] = set()
     write = None
     verbs, keys = [], []
-    for part in rest.split("; "):
-        try:
-            words = shlex.split(part)
-        except ValueError:
-            words = part.split()
-        if not words:
-            continue
-        op, names = words[0].upper(), words[1:]
+    for op, names in _commands(rest):
         verbs.append(op)
         tables = [f"{prefix}{store}:{name.split(':', 1)[0]}" for name in names] or [
             f"{prefix}{store}:*"

@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
+from pathlib import Path
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from .conftest import Cli, Ran
 
 
-def fuzzer(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "fuzzer", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+@pytest.fixture
+def fuzzer(cli: Cli, tmp_path: Path) -> Cli:
+    """The command line in process, in a scratch directory holding a file, README.md."""
+    (tmp_path / "README.md").write_text("a file, not a directory\n", encoding="utf-8")
+
+    def run(*args: str) -> Ran:
+        return cli(*args, cwd=tmp_path)
+
+    return run  # type: ignore[return-value]
 
 
 @pytest.mark.parametrize(
@@ -97,7 +97,7 @@ def fuzzer(*args: str) -> subprocess.CompletedProcess[str]:
         ),
     ],
 )
-def test_bad_input_is_one_line_and_exit_2(args: list[str], expected: str) -> None:
+def test_bad_input_is_one_line_and_exit_2(fuzzer: Cli, args: list[str], expected: str) -> None:
     result = fuzzer(*args)
     assert result.returncode == 2, result.stdout + result.stderr
     assert "Traceback" not in result.stderr + result.stdout
@@ -107,7 +107,7 @@ def test_bad_input_is_one_line_and_exit_2(args: list[str], expected: str) -> Non
     assert expected in " ".join(result.stderr.split()), result.stderr
 
 
-def test_a_port_in_use_is_named(tmp_path: object) -> None:
+def test_a_port_in_use_is_named(fuzzer: Cli) -> None:
     import socket
 
     with socket.socket() as busy:
@@ -122,13 +122,13 @@ def test_a_port_in_use_is_named(tmp_path: object) -> None:
     assert "Traceback" not in result.stderr
 
 
-def test_usage_errors_exit_2() -> None:
+def test_usage_errors_exit_2(fuzzer: Cli) -> None:
     result = fuzzer("run")
     assert result.returncode == 2
     assert "Missing argument 'TARGET'" in result.stderr
 
 
-def test_a_report_dir_that_cannot_be_written_stops_before_the_search(tmp_path: object) -> None:
+def test_a_report_dir_that_cannot_be_written_stops_before_the_search(fuzzer: Cli) -> None:
     result = fuzzer("run", "targets.profile:buggy", "--report-dir", "README.md/reports")
     assert result.returncode == 2
     assert result.stdout == ""  # nothing searched: not even the "Fuzzing …" line
@@ -136,7 +136,9 @@ def test_a_report_dir_that_cannot_be_written_stops_before_the_search(tmp_path: o
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root may write to any directory")
-def test_a_report_dir_without_write_permission_is_refused(tmp_path: os.PathLike[str]) -> None:
+def test_a_report_dir_without_write_permission_is_refused(
+    fuzzer: Cli, tmp_path: Path
+) -> None:
     locked = os.path.join(tmp_path, "locked")
     os.mkdir(locked, 0o555)
     result = fuzzer("run", "targets.profile:buggy", "--report-dir", os.path.join(locked, "r"))

@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,41 +17,22 @@ import pytest
 from fuzzer.errors import FuzzerError
 from fuzzer.modes.campaign import Campaign, LocalCampaign, RedisCampaign, open_campaign
 
-REDIS_DB = 13  # the tests' own database number, flushed before and after each test
-REDIS_URL = f"redis://127.0.0.1:6379/{REDIS_DB}"
-
-
-def _redis_or_skip() -> None:
-    try:
-        import redis
-
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
-    except Exception as exc:
-        pytest.skip(f"Redis at 127.0.0.1:6379 is not available ({exc}); .ci/run starts it")
-
-
-@pytest.fixture
-def flushed_redis() -> Iterator[str]:
-    _redis_or_skip()
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL)
-    client.flushdb()
-    yield REDIS_URL
-    client.flushdb()
+KEY = "targets.profile:buggy|sqlite|conflict"
 
 
 @pytest.fixture(params=["local", "redis"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Campaign]:
+def place(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
+    """Where a campaign's store lives: a directory, or a Redis database claimed for the
+    test (tests/conftest.py ``redis_db``: never one in use, never flushed blindly)."""
     if request.param == "local":
-        yield LocalCampaign(str(tmp_path), "targets.profile:buggy|sqlite|conflict")
-        return
-    _redis_or_skip()
-    import redis
+        return "local", str(tmp_path)
+    return "redis", request.getfixturevalue("redis_db")
 
-    redis.Redis.from_url(REDIS_URL).flushdb()
-    yield RedisCampaign(REDIS_URL, "targets.profile:buggy|sqlite|conflict")
-    redis.Redis.from_url(REDIS_URL).flushdb()
+
+@pytest.fixture
+def store(place: tuple[str, str]) -> Campaign:
+    kind, where = place
+    return LocalCampaign(where, KEY) if kind == "local" else RedisCampaign(where, KEY)
 
 
 def _claim_seeds(kind: str, where: str, count: int, out: multiprocessing.Queue) -> None:
@@ -61,9 +41,8 @@ def _claim_seeds(kind: str, where: str, count: int, out: multiprocessing.Queue) 
     out.put([store.claim_seed() for _ in range(count)])
 
 
-def test_every_seed_is_handed_out_once_across_processes(store: Campaign, tmp_path: Path) -> None:
-    kind = "local" if isinstance(store, LocalCampaign) else "redis"
-    where = str(tmp_path) if kind == "local" else REDIS_URL
+def test_every_seed_is_handed_out_once_across_processes(place: tuple[str, str]) -> None:
+    kind, where = place
     store_type = LocalCampaign if kind == "local" else RedisCampaign
     store_type(where, "k|sqlite|conflict").start_rotation(1000)
     context = multiprocessing.get_context("spawn")
@@ -120,6 +99,7 @@ def _finding_files(cwd: Path) -> list[Path]:
     return sorted(p for p in (cwd / "reports").glob("*/*.json") if p.name != "manifest.json")
 
 
+@pytest.mark.slow
 def test_two_workers_split_the_campaign_and_report_a_finding_once(tmp_path: Path) -> None:
     done = _soak(tmp_path, "--workers", "2", "--seed", "7")
     assert done.returncode == 1, done.stdout + done.stderr
@@ -135,26 +115,27 @@ def test_two_workers_split_the_campaign_and_report_a_finding_once(tmp_path: Path
     assert "worker 2:" in done.stdout
 
 
+@pytest.mark.slow
 def test_two_soaks_sharing_redis_replay_the_first_ones_finding_and_add_no_duplicate(
-    tmp_path: Path, flushed_redis: str
+    tmp_path: Path, redis_db: str
 ) -> None:
     first, second = tmp_path / "first", tmp_path / "second"
     first.mkdir()
     second.mkdir()
-    one = _soak(first, "--shared", flushed_redis)
+    one = _soak(first, "--shared", redis_db)
     assert one.returncode == 1, one.stdout + one.stderr
-    two = _soak(second, "--shared", flushed_redis, duration=6)
+    two = _soak(second, "--shared", redis_db, duration=6)
     assert two.returncode == 1, two.stdout + two.stderr
     assert "1 known failure(s) found again first" in two.stdout
     import redis
 
-    client = redis.Redis.from_url(flushed_redis)
+    client = redis.Redis.from_url(redis_db)
     reported = {
         k.decode(): json.loads(v)
         for k, v in client.hgetall(next(k for k in client.keys("fuzzer:*:reported"))).items()
     }
     assert [m["kind"] for m in reported.values()] == ["lost-update"]  # no duplicate
-    merged = _soak(tmp_path, "--shared", flushed_redis, "--known-only", duration=60)
+    merged = _soak(tmp_path, "--shared", redis_db, "--known-only", duration=60)
     assert merged.returncode == 1, merged.stdout + merged.stderr  # the campaign's findings
     assert "1 known failure(s) found again first" in merged.stdout
     assert (tmp_path / "reports").is_dir() and _finding_files(tmp_path)
@@ -169,6 +150,7 @@ def test_two_soaks_sharing_redis_replay_the_first_ones_finding_and_add_no_duplic
         assert not any(b"://" in (v or b"") for v in values), key
 
 
+@pytest.mark.slow
 def test_a_killed_worker_is_reported_and_the_others_go_on(tmp_path: Path) -> None:
     root = Path(__file__).resolve().parent.parent
     command = [sys.executable, "-m", "fuzzer", "soak", "targets.profile:buggy", "--duration"]
@@ -204,6 +186,7 @@ def test_a_killed_worker_is_reported_and_the_others_go_on(tmp_path: Path) -> Non
     assert len(_finding_files(tmp_path)) == 1
 
 
+@pytest.mark.slow
 def test_sigterm_stops_every_worker_and_keeps_the_reports(tmp_path: Path) -> None:
     root = Path(__file__).resolve().parent.parent
     command = [sys.executable, "-m", "fuzzer", "soak", "targets.profile:fixed", "--duration"]

@@ -12,7 +12,6 @@ measurement (1000 examples per fixed twin, detection over many seeds) is
 from __future__ import annotations
 
 import socket
-from dataclasses import dataclass
 
 import pytest
 
@@ -23,44 +22,8 @@ from fuzzer.execute.instrument import load_target
 from fuzzer.findings import RACES
 from fuzzer.target.contract import Target
 
-
-@dataclass(frozen=True)
-class Story:
-    name: str  # targets.<name>
-    examples: int  # enough for the seed below to find every declared kind
-    seed: int = 2
-    fixed_examples: int = 40
-
-
-CATALOG = [
-    Story("profile", 20),
-    Story("wiki", 15),
-    Story("tasks", 30),  # ObjectDeletedError needs a switch between COMMIT and reload
-    Story("jobs", 15),
-    Story("dashboard", 8, fixed_examples=20),  # every leaking example restarts the server
-    Story("pricing", 40),
-    Story("portal", 15),
-    Story("stock", 15),
-    Story("oncall", 30),
-    Story("tags", 15),
-    # shaped like real apps (issue 12): found by the opening's first few examples
-    Story("social", 8),  # a before_request stamp, then check-then-insert of a follow
-    Story("forum", 8),  # a get-or-create after the request's second commit
-    Story("lastitem", 8),  # two users buy the last item; one user's double click
-    Story("inbox", 12),  # DELETE-then-INSERT: a deadlock on MariaDB, a stale count
-    Story("gallery", 8, fixed_examples=30),  # 33 endpoints, one counter race
-    # shaped like real apps: values that vary on their own, no ignore lists (issue 11)
-    Story("signup", 10),
-    Story("apitoken", 10),
-    Story("classifier", 10),
-    Story("playlist", 10),
-    # every request refused serially too (409): no race on correct code (issue 19)
-    Story("refusals", 10, fixed_examples=60),
-    # history rows keyed by a transaction sequence; a page that commits three times
-    Story("history", 10, fixed_examples=60),
-    # slow, never hung (issue 19): the default password hash cost and a 10 MB page
-    Story("shoplogin", 8, fixed_examples=20),
-]
+from .catalog import CATALOG, DATABASES, CatalogRuns, Story, cell
+from .conftest import down
 
 SERVERS = {
     "mariadb": ("MariaDB", 3306),
@@ -81,7 +44,7 @@ def available(database: str) -> str:
         with socket.create_connection(("127.0.0.1", port), timeout=1):
             pass
     except OSError as exc:
-        pytest.skip(f"{product} at 127.0.0.1:{port} is not available ({exc}); .ci/run starts it")
+        down(database, str(exc))
     return database
 
 
@@ -89,21 +52,23 @@ def expected(target: Target, database: str) -> frozenset[str]:
     return target.expected(database)  # the database's default isolation level
 
 
-@pytest.mark.parametrize("database", ["sqlite", "mariadb", "postgres"])
-@pytest.mark.parametrize("story", CATALOG, ids=lambda s: s.name)
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("story", "database"),
+    [
+        pytest.param(
+            story, database, id=f"{story.name}-{database}", marks=cell(story.name, database)
+        )
+        for story in CATALOG
+        for database in DATABASES
+    ],
+)
 def test_the_buggy_twin_shows_its_findings_and_the_fixed_twin_none(
-    story: Story, database: str
+    story: Story, database: str, catalog_runs: CatalogRuns
 ) -> None:
     db = available(database)
     buggy = load_target(f"targets.{story.name}:buggy")
-    report = api.run(
-        buggy,
-        db=db,
-        max_examples=story.examples,
-        seed=story.seed,
-        report_dir=None,
-        example_db=None,
-    )
+    report = catalog_runs.buggy(story, db)  # the replay test replays its reports
     kinds = {f.kind for f in report.findings}
     assert kinds == expected(buggy, database), [f.explanation.text() for f in report.findings]
     for finding in report.findings:
@@ -134,6 +99,7 @@ def test_every_target_module_is_in_the_catalog_with_its_twin() -> None:
 
     bench = {"checkout", "booking", "audit", "coupon"}  # the benchmark's and issue 3's
     bench |= {"attempts", "attempts_redis"}  # issue 12's caches: tests/test_caches.py
+    bench |= {"bazaar"}  # 70 endpoints, 500 examples: tests/test_bazaar.py (slow)
     modules = {p.stem for p in Path(__file__).parent.parent.joinpath("targets").glob("*.py")} - {
         "__init__"
     }

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,7 +20,7 @@ from fuzzer.db.mysql import innodb_lock_waits, state_wait
 from fuzzer.db.postgres import lock_reason
 from fuzzer.errors import UnsafeDatabase
 
-from .conftest import need
+from .conftest import Cli, Ran, need
 
 # -- without a server --------------------------------------------------------------------
 
@@ -137,9 +136,14 @@ def precious_rows(alias: str, name: str) -> list[tuple[Any, ...]]:
         return [tuple(row) for row in cursor.fetchall()]
 
 
-def run_fuzzer(*args: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "fuzzer", "run", *args, "--max-examples", "1"]
-    return subprocess.run(command, capture_output=True, text=True, timeout=60)
+@pytest.fixture
+def run_fuzzer(cli: Cli, tmp_path: Path) -> Cli:
+    """``fuzzer run ARGS --max-examples 1`` in process, in a scratch directory."""
+
+    def run(*args: str) -> Ran:
+        return cli("run", *args, "--max-examples", "1", cwd=tmp_path)
+
+    return run  # type: ignore[return-value]
 
 
 def server_url(alias: str, database: str) -> str:
@@ -147,7 +151,9 @@ def server_url(alias: str, database: str) -> str:
     return url.render_as_string(hide_password=False)
 
 
-def test_the_guard_refuses_an_existing_database_and_its_rows_stay(server: str) -> None:
+def test_the_guard_refuses_an_existing_database_and_its_rows_stay(
+    run_fuzzer: Cli, server: str
+) -> None:
     with foreign_database(server) as name:
         databases = Databases.open(server_url(server, name))
         with pytest.raises(UnsafeDatabase, match=f"Refusing to use existing database '{name}'"):
@@ -398,7 +404,7 @@ def test_every_description_records_version_level_and_settings(server: str) -> No
         assert info["settings"]["default_transaction_isolation"] == "read committed"
 
 
-def test_an_unreachable_server_is_one_clear_error() -> None:
+def test_an_unreachable_server_is_one_clear_error(run_fuzzer: Cli) -> None:
     # nothing listens on port 1
     result = run_fuzzer(
         "targets.profile:buggy", "--db", "postgresql+psycopg://postgres@127.0.0.1:1"

@@ -81,6 +81,20 @@ SHAPES = [
         "create_all, call targets.splitbill:create_demo_project",
         3,
     ),
+    # a Redis client the app keeps and never uses
+    Shape(
+        "newsletter",
+        (("POST /subscribe", frozenset({"duplicate-insert", "limit-overrun"})),),
+        "create_all, command seed",
+        0,
+    ),
+    # a checkout that needs a cart made by earlier requests
+    Shape(
+        "cart",
+        (("POST /api/checkout", frozenset({"limit-overrun", "lost-update", "duplicate-insert"})),),
+        "create_all, command seed",
+        3,
+    ),
     # a Faker seed: random names in every setup, the same spec every time
     Shape(
         "recipes",
@@ -193,3 +207,30 @@ def test_a_factory_that_runs_once_per_process_gets_its_pins_in_a_fresh_one(
         cwd=tmp_path,
     )
     assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_a_request_that_uses_a_redis_client_the_fuzzer_does_not_own_stops_the_run() -> None:
+    """targets.newsletter with its rate limiter on: the request is refused before it
+    reaches that server, and the run stops with one line saying why."""
+    from fuzzer import Endpoint, Target
+    from fuzzer.errors import TargetSetupError
+    from fuzzer.target.apps import pinned_config
+    from targets.newsletter import create_app, db
+
+    def app(database_url: str) -> Any:
+        with pinned_config(SQLALCHEMY_DATABASE_URI=database_url, REDIS_ENABLED=True):
+            return create_app()
+
+    def setup(app: Any) -> None:
+        db.create_all()
+
+    target = Target(
+        name="newsletter-limited",
+        app=app,
+        setup=setup,
+        endpoints=[Endpoint("POST", "/subscribe", json={"email": "a@example.com"})],
+    )
+    with pytest.raises(
+        TargetSetupError, match=r"used the app's Redis client for 127\.0\.0\.1:6379/3"
+    ):
+        search(target, 5, stop=False)

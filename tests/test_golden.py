@@ -7,13 +7,13 @@ hand-built execution of the same story. What varies between runs (object address
 scratch names, temporary paths) is normalized away.
 
 After a deliberate change to the text, rewrite the files with ``make golden`` (or
-``UPDATE_GOLDEN=1 pytest tests/test_golden.py``) and review them as a diff.
+``pytest tests/test_golden.py --update-golden``) and review them as a diff. Only the flag
+rewrites them: an environment variable left set cannot make these tests pass unchecked.
 """
 
 from __future__ import annotations
 
 import difflib
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,6 @@ from fuzzer.modes.session import Session
 from fuzzer.report.text import finding_text
 
 GOLDEN = Path(__file__).parent / "golden"
-UPDATE = bool(os.environ.get("UPDATE_GOLDEN"))
 
 
 def request(endpoint: str, path: str, body: Any = None, **more: Any) -> Request:
@@ -125,15 +124,14 @@ def normalized(text: str) -> str:
     return re.sub(r"/tmp/[^\s'\"]+", "<tmp>", text)
 
 
-def check(kind: str, finding: Finding, target: str) -> None:
+def check(kind: str, finding: Finding, target: str, update: bool) -> None:
     name = target.split(".", 1)[1].split(":")[0]
     text = normalized(
         finding_text(finding, reproduce=[f"fuzzer replay reports/{name}-…/01-{kind}.json"])
     )
     path = GOLDEN / f"{kind}.txt"
-    if UPDATE:
+    if update:
         path.write_text(text, encoding="utf-8")
-        return
     if not path.exists():
         pytest.fail(f"{path.name} is missing; create it with `make golden` and review it")
     expected = path.read_text(encoding="utf-8")
@@ -153,19 +151,27 @@ def check(kind: str, finding: Finding, target: str) -> None:
 
 
 @pytest.mark.parametrize("kind", sorted(CASES))
-def test_the_text_of_a_finding_of_each_kind(kind: str) -> None:
+def test_the_text_of_a_finding_of_each_kind(kind: str, update_golden: bool) -> None:
     target, scenario = CASES[kind]
     findings = replayed(target, scenario)
     finding = next((f for f in findings if f.kind == kind), None)
     assert finding is not None, f"{target} no longer shows {kind}: {[f.kind for f in findings]}"
-    check(kind, finding, target)
+    check(kind, finding, target, update_golden)
 
 
-def test_the_text_of_a_hang() -> None:
-    check("hang", blocked_migration(), "targets.dashboard:buggy")
+def test_the_text_of_a_hang(update_golden: bool) -> None:
+    check("hang", blocked_migration(), "targets.dashboard:buggy", update_golden)
 
 
 def test_every_kind_has_a_golden_file() -> None:
     from fuzzer.findings import KINDS
 
     assert set(CASES) | {"hang"} == set(KINDS)
+
+
+def test_only_the_flag_rewrites_the_golden_files(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("UPDATE_GOLDEN", "1")  # what `make golden` once set: no longer enough
+    before = (GOLDEN / "lost-update.txt").read_text(encoding="utf-8")
+    with pytest.raises(pytest.fail.Exception, match="the lost-update text changed"):
+        check("lost-update", blocked_migration(), "targets.profile:buggy", update=False)
+    assert (GOLDEN / "lost-update.txt").read_text(encoding="utf-8") == before

@@ -341,7 +341,6 @@ def test_ctrl_c_landing_in_a_garbage_collector_callback_is_not_lost() -> None:
 # -- item 1: a damaged or vanished store is an environment error ---------------------------
 
 KEY = "targets.profile:buggy|sqlite|conflict"
-MY_REDIS = "redis://127.0.0.1:6379/5"  # this suite's own database number
 
 
 @pytest.mark.parametrize(
@@ -399,18 +398,13 @@ def test_a_soak_on_a_truncated_campaign_file_exits_2_with_one_line(tmp_path: Pat
 
 
 @pytest.fixture
-def my_redis() -> Any:
-    """A client of this suite's own Redis database (5), emptied before and after."""
-    try:
-        import redis
+def my_redis(redis_db: str) -> Any:
+    """A client of a Redis database claimed for the test (tests/conftest.py)."""
+    import redis
 
-        client = redis.Redis.from_url(MY_REDIS, socket_connect_timeout=2)
-        client.ping()
-    except Exception as exc:
-        pytest.skip(f"Redis at 127.0.0.1:6379 is not available ({exc}); .ci/run starts it")
-    client.flushdb()  # database 5 is this suite's own
+    client = redis.Redis.from_url(redis_db, socket_connect_timeout=2)
     yield client
-    client.flushdb()
+    client.close()
 
 
 @pytest.mark.parametrize(
@@ -424,18 +418,18 @@ def my_redis() -> Any:
     ],
 )
 def test_a_damaged_shared_store_is_kept_aside_and_stops_the_soak(
-    my_redis: Any, damage: Any, problem: str
+    my_redis: Any, redis_db: str, damage: Any, problem: str
 ) -> None:
     from fuzzer.errors import StoreError
     from fuzzer.modes.campaign import RedisCampaign
 
-    campaign = RedisCampaign(MY_REDIS, KEY)
+    campaign = RedisCampaign(redis_db, KEY)
     damage(my_redis, campaign._k)
     with pytest.raises(StoreError, match="is damaged") as raised:
-        open_campaign(MY_REDIS, "unused", KEY)
+        open_campaign(redis_db, "unused", KEY)
     assert problem in str(raised.value)
     assert my_redis.keys("*:damaged-*"), "the damaged key was not kept aside"
-    open_campaign(MY_REDIS, "unused", KEY).claim_seed()  # the next soak goes on
+    open_campaign(redis_db, "unused", KEY).claim_seed()  # the next soak goes on
 
 
 class PrivateRedis:
@@ -457,6 +451,7 @@ class PrivateRedis:
         options = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
         self.process = subprocess.Popen(
             [binary, "--port", str(self.port), *options, "--dir", str(directory)],
+            cwd=directory,
             stdout=subprocess.DEVNULL,
         )
         self.url = f"redis://127.0.0.1:{self.port}/0"
@@ -660,3 +655,45 @@ def test_a_report_whose_request_path_is_not_a_path_is_refused(tmp_path: Path, wh
     report.write_text(json.dumps(document))
     line = one_line(cli("replay", str(report)))
     assert f"holds a request whose path is {where!r}" in line and "nothing was sent" in line
+
+
+def test_the_outcome_of_workers_one_cause_per_event() -> None:
+    from fuzzer.errors import FuzzerError
+    from fuzzer.modes.workers import _Parent
+
+    def parent(summaries: dict[int, Any], died: dict[int, Any], errors: dict[int, str]) -> Any:
+        made = _Parent("t:x", "x", "sqlite://", 2, 5.0, "reports", lambda *a, **k: None)
+        made.summaries, made.died, made.errors = summaries, died, errors
+        return made
+
+    gone = "The shared store redis://127.0.0.1:6379/5 went away (refused)"
+    with pytest.raises(FuzzerError) as raised:  # said once, not once per worker
+        parent({0: {}, 1: {}}, {}, {0: gone, 1: gone}).check_outcome()
+    assert str(raised.value) == gone
+    with pytest.raises(FuzzerError, match=r"worker 1 \(exit -9\), worker 2 \(exit -9\)"):
+        parent({}, {0: -9, 1: -9}, {}).check_outcome()
+    parent({0: {"rounds": []}}, {1: -9}, {}).check_outcome()  # one reached the end
+
+
+def test_a_worker_that_stopped_on_an_error_is_named_in_the_summary() -> None:
+    import contextlib
+    import io
+
+    from fuzzer.modes.soak import SoakReport
+    from fuzzer.modes.workers import _merge
+    from fuzzer.report import reporting
+
+    class Store:
+        where = "a file"
+
+    report = _merge(
+        SoakReport, "t:x", {}, 5.0, 5.0, {0: {"rounds": []}, 1: {}}, {}, {1: "boom"}, [], None,
+        Store(), 2,
+    )  # fmt: skip
+    assert [w["exit"] for w in report.workers] == ["finished", "error"]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        reporting.soak_summary(report)
+    assert "worker 2: 0 examples in 0 rounds, 0 finding(s) reported first, stopped on an " in (
+        out.getvalue()
+    )

@@ -36,7 +36,8 @@ def test_init_on_the_demo_writes_a_spec_that_runs_as_written_and_finds_races(
     path = str(tmp_path / "fuzz_demo.py")
     result = subprocess.run(
         [sys.executable, "-m", "fuzzer", "init", "targets.demo.app:create_app", "-o", path],
-        cwd=ROOT,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": ROOT},
         capture_output=True,
         text=True,
         timeout=120,
@@ -64,6 +65,7 @@ def test_init_on_the_demo_writes_a_spec_that_runs_as_written_and_finds_races(
         assert expected in source, expected
     formatted = subprocess.run(
         [sys.executable, "-m", "ruff", "format", "--check", "--line-length", "88", path],
+        cwd=tmp_path,
         capture_output=True,
         text=True,
     )
@@ -139,8 +141,10 @@ def test_init_builds_an_app_whose_factory_runs_once_per_process_and_finds_its_se
     a command in a CLI group and its users from a module function no command calls."""
     path = str(tmp_path / "fuzz_forum.py")
     result = subprocess.run(
+        # a real process: the forum's factory raises when called twice in one process
         [sys.executable, "-m", "fuzzer", "init", "tests.fixtures.forum_app:create_app", "-o", path],
-        cwd=ROOT,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": ROOT},
         capture_output=True,
         text=True,
         timeout=180,

@@ -3,12 +3,12 @@ reproduces, and what fails the run."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 from fuzzer import api
 from fuzzer.findings import parse_fail_on
+
+from .conftest import Cli, Ran
 
 
 def test_a_finding_that_never_reproduces_is_unconfirmed_not_a_finding() -> None:
@@ -73,16 +73,11 @@ def test_a_request_turned_away_under_contention_is_an_abort_whatever_its_status(
     assert "rejection under contention (POST /submit answered 403" in reason
 
 
-def _fuzzer(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "fuzzer", "run", *args, "-n", "5", "--seed", "1", "--no-progress"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+def test_a_run_that_exercised_nothing_exits_2_and_says_why(cli: Cli, tmp_path: Path) -> None:
+    def _fuzzer(*args: str) -> Ran:
+        run = ("run", *args, "-n", "5", "--seed", "1", "--no-progress")
+        return cli(*run, cwd=tmp_path)
 
-
-def test_a_run_that_exercised_nothing_exits_2_and_says_why(tmp_path: Path) -> None:
     # issue 11: every request got a 302 to the app's setup page; it said "No findings", exit 0
     wizard = _fuzzer("tests.fixtures.unexercised:wizard", "--report-dir", str(tmp_path))
     assert wizard.returncode == 2, wizard.stdout + wizard.stderr

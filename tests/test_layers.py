@@ -3,9 +3,11 @@ downwards (the layers contract in pyproject.toml, which `make check` runs too)."
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import grimp
@@ -50,11 +52,43 @@ def test_the_cycle_finder_finds_a_cycle_and_nothing_else() -> None:
     assert _cycles({"a": {"b"}, "b": set()}) == []
 
 
+def strategies_importers() -> dict[str, int]:
+    """Modules of ``fuzzer/`` that import ``fuzzer.strategies`` (line numbers): installed
+    from ``strategies/`` (pyproject's package-dir), it is not under ``fuzzer/`` on disk,
+    where grimp looks, so these imports are read here."""
+    found = {}
+    for path in sorted((ROOT / "fuzzer").rglob("*.py")):
+        module = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            names += [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if any(n == "fuzzer.strategies" or n.startswith("fuzzer.strategies.") for n in names):
+                found.setdefault(module, node.lineno)
+    return found
+
+
 def test_no_module_of_the_project_imports_itself_back() -> None:
     # lazy imports inside functions and imports for type checking count too
     graph = grimp.build_graph("fuzzer", "strategies", cache_dir=None)
     imports = {m: set(graph.find_modules_directly_imported_by(m)) for m in graph.modules}
+    for module in strategies_importers():
+        imports[module].add("strategies")
     assert _cycles(imports) == []
+
+
+def test_the_strategies_are_imported_only_from_the_layers_above_them() -> None:
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    (contract,) = config["tool"]["importlinter"]["contracts"]
+    rank = {
+        name: i
+        for i, layer in enumerate(contract["layers"])
+        for name in re.split(r"\s*[|:]\s*", layer)
+    }
+    importers = strategies_importers()
+    assert importers  # the search draws its scenarios from them
+    for module, line in importers.items():
+        layer = max((n for n in rank if module == n or module.startswith(n + ".")), key=len)
+        assert rank[layer] < rank["strategies"], f"{module}:{line} imports fuzzer.strategies"
 
 
 def test_the_layers_contract_holds() -> None:

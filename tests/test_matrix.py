@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
+from pathlib import Path
 
 from fuzzer.execute.instrument import load_target
 from fuzzer.modes.matrix import Cell, CellResult, cells, expectation_key, render
 
-
-def matrix(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "fuzzer", "matrix", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+from .conftest import Cli
 
 
 def test_sqlite_gets_one_cell_servers_one_per_level() -> None:
@@ -63,18 +55,19 @@ def test_the_table_says_which_cells_differ_from_the_declaration() -> None:
     assert "postgres serializable: unavailable: Cannot connect" in text
 
 
-def test_the_command_line() -> None:
-    usage = matrix()
+def test_the_command_line(cli: Cli, tmp_path: Path) -> None:
+    usage = cli("matrix", cwd=tmp_path)
     assert usage.returncode == 2
     assert "give either TARGET or --replay REPORT.json" in usage.stderr
-    bad = matrix("targets.profile:buggy", "--db", "oracle://scott@127.0.0.1/x")
+    bad = cli("matrix", "targets.profile:buggy", "--db", "oracle://scott@127.0.0.1/x")
     assert bad.returncode == 2
     errors = [line for line in bad.stderr.splitlines() if line.strip()]
     assert len(errors) == 1 and "Unsupported database 'oracle'" in errors[0], bad.stderr
 
 
-def test_a_search_in_two_cells(mariadb: str) -> None:
-    result = matrix(
+def test_a_search_in_two_cells(cli: Cli, mariadb: str, tmp_path: Path) -> None:
+    result = cli(
+        "matrix",
         "targets.profile:fixed",
         "--db",
         "sqlite,mariadb",
@@ -85,6 +78,7 @@ def test_a_search_in_two_cells(mariadb: str) -> None:
         "--seed",
         "1",
         "--no-progress",
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     table = result.stdout[result.stdout.index("targets.profile:fixed: 15 examples per cell") :]

@@ -27,9 +27,7 @@ def test_the_package_list_names_every_package_under_fuzzer() -> None:
     }
     assert found <= listed, f"add to pyproject's packages: {sorted(found - listed)}"
     assert listed - found == {"fuzzer.strategies"}  # the repository's strategies/, mapped
-    assert _pyproject()["tool"]["setuptools"]["package-dir"] == {
-        "fuzzer.strategies": "strategies"
-    }
+    assert _pyproject()["tool"]["setuptools"]["package-dir"] == {"fuzzer.strategies": "strategies"}
 
 
 def test_the_version_is_written_once() -> None:
@@ -67,7 +65,7 @@ def test_the_wheel_installs_only_fuzzer(tmp_path: Path) -> None:
     assert {"fuzzer/py.typed", "fuzzer/strategies/__init__.py"} <= names
     assert "fuzzer/report/report.html.j2" in names
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, cwd=tmp_path, timeout=300)
     python = venv / "bin" / "python"
     environment = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "FUZZER_DB")}
     subprocess.run(
@@ -83,6 +81,7 @@ def test_the_wheel_installs_only_fuzzer(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         env=environment,
+        cwd=tmp_path,
     ).stdout.strip()
     ours = sorted(p for p in os.listdir(site) if p == "fuzzer" or p.startswith("flask_race"))
     assert ours[0] == "flask_race_fuzzer-" + _installed_version(python, environment) + ".dist-info"

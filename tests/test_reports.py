@@ -21,7 +21,11 @@ from fuzzer.errors import InvalidReport
 from fuzzer.findings import KINDS, label
 from fuzzer.report import json as report_json
 
+from .conftest import Cli
+
 ROOT = Path(__file__).resolve().parent.parent
+# the module's tests share one run (the fixture below): they run on one xdist worker
+pytestmark = pytest.mark.xdist_group("reports")
 
 
 @pytest.fixture(scope="module")
@@ -32,35 +36,17 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def run(home: Path) -> Iterator[api.RunReport]:
-    """One search of the default target, writing its reports under ``home``."""
-    previous = os.getcwd()
-    os.chdir(home)
-    try:
+    """One search of the default target, writing its reports under ``home`` (its working
+    directory while it runs: the paths it reports are relative to it)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(home)
         yield api.run("targets.profile:buggy", max_examples=60, seed=3, example_db=None)
-    finally:
-        os.chdir(previous)
 
 
 @pytest.fixture
-def workdir(run: api.RunReport, home: Path) -> Iterator[Path]:
-    previous = os.getcwd()
-    os.chdir(home)
-    try:
-        yield home
-    finally:
-        os.chdir(previous)
-
-
-def fuzzer(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", "fuzzer", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-    )
+def workdir(run: api.RunReport, home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(home)
+    return home
 
 
 def test_every_file_of_a_run_is_written_with_relative_paths(
@@ -173,19 +159,21 @@ def test_the_generated_regression_test_fails_on_the_bug_and_passes_on_the_fixed_
 
 
 def test_replay_on_the_command_line_says_reproduced_n_of_n(
-    run: api.RunReport, workdir: Path
+    cli: Cli, run: api.RunReport, workdir: Path
 ) -> None:
-    result = fuzzer("replay", run.written[0].json, "--times", "3", cwd=workdir)
+    result = cli("replay", run.written[0].json, "--times", "3", cwd=workdir)
     assert result.returncode == 1, result.stderr
     assert "reproduced 3/3: lost-update on SQLite 3." in result.stdout
 
 
-def test_replay_of_a_fixed_bug_says_fixed_and_exits_0(run: api.RunReport, workdir: Path) -> None:
+def test_replay_of_a_fixed_bug_says_fixed_and_exits_0(
+    cli: Cli, run: api.RunReport, workdir: Path
+) -> None:
     document = json.loads(Path(run.written[0].json).read_text(encoding="utf-8"))
     document["target"] = "targets.profile:fixed"  # the bug is fixed: same scenario, new code
     path = workdir / "fixed.json"
     path.write_text(json.dumps(document), encoding="utf-8")
-    result = fuzzer("replay", str(path), "--times", "2", cwd=workdir)
+    result = cli("replay", str(path), "--times", "2", cwd=workdir)
     assert result.returncode == 0, result.stderr
     assert "fixed: lost-update did not reproduce in 2 replay(s) on SQLite 3." in result.stdout
 
@@ -198,7 +186,7 @@ def test_replay_status_and_exit_codes(status: str, reproduced: int, code: int) -
     assert (result.status, result.exit_code) == (status, code)
 
 
-def test_bad_report_files_are_one_clear_line(run: api.RunReport, workdir: Path) -> None:
+def test_bad_report_files_are_one_clear_line(cli: Cli, run: api.RunReport, workdir: Path) -> None:
     corrupt = workdir / "corrupt.json"
     corrupt.write_text('{"format": 1, "target": ', encoding="utf-8")
     other = json.loads(Path(run.written[0].json).read_text(encoding="utf-8"))
@@ -213,16 +201,16 @@ def test_bad_report_files_are_one_clear_line(run: api.RunReport, workdir: Path) 
     for path, expected in cases.items():
         with pytest.raises(InvalidReport, match=re.escape(expected.split(": ")[0])):
             report_json.load(os.path.relpath(path))
-    result = fuzzer("replay", "newer.json", cwd=workdir)
+    result = cli("replay", "newer.json", cwd=workdir)
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "has report format 2; this fuzzer reads format 1" in lines[0]
 
 
 def test_replay_refuses_an_isolation_level_sqlite_cannot_set(
-    run: api.RunReport, workdir: Path
+    cli: Cli, run: api.RunReport, workdir: Path
 ) -> None:
-    result = fuzzer("replay", run.written[0].json, "--isolation", "read-committed", cwd=workdir)
+    result = cli("replay", run.written[0].json, "--isolation", "read-committed", cwd=workdir)
     assert result.returncode == 2
     assert "--isolation read-committed is not supported on sqlite" in result.stderr
 
@@ -268,6 +256,7 @@ class _Elements(HTMLParser):
 def browse(page: Path, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", *args],
+        cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=60,

@@ -10,6 +10,7 @@ import secrets
 import sqlite3
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, cast
 
@@ -26,23 +27,31 @@ from fuzzer.report.regression import regression_test
 from fuzzer.report.text import curl_chain
 from fuzzer.report.writer import reproduce_lines, shown
 
-from .conftest import need
+from .conftest import Cli, Ran, need
 
 ROOT = Path(__file__).resolve().parent.parent
+FUZZER = [sys.executable, "-m", "fuzzer"]
+# tests that sweep or keep marked databases run one after another (on one xdist worker):
+# a sweep in one would remove what another is looking at
+SWEEPS = pytest.mark.xdist_group("sweeps")
 
 
-def fuzzer(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "fuzzer", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, **(env or {})},
-    )
+@pytest.fixture
+def fuzzer(cli: Cli, tmp_path: Path) -> Cli:
+    """The command line in process, in a scratch directory."""
+
+    def run(*args: str, env: dict[str, str] | None = None) -> Ran:
+        return cli(*args, cwd=tmp_path, env=env)
+
+    return run  # type: ignore[return-value]
 
 
-def one_error(result: subprocess.CompletedProcess[str]) -> str:
+def real_process(tmp_path: Path) -> dict[str, Any]:
+    """Where a real ``python -m fuzzer`` runs: a scratch directory, this checkout importable."""
+    return {"cwd": tmp_path, "env": {**os.environ, "PYTHONPATH": str(ROOT)}}
+
+
+def one_error(result: Ran) -> str:
     """The single error line of a run that exited 2, without a traceback."""
     assert result.returncode == 2, result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
@@ -111,7 +120,7 @@ def test_libpq_environment_that_may_send_the_connection_elsewhere_is_refused(
         parse(url, environment=environment)
 
 
-def test_a_redirecting_query_is_one_line_and_exit_2_before_any_connection() -> None:
+def test_a_redirecting_query_is_one_line_and_exit_2_before_any_connection(fuzzer: Cli) -> None:
     result = fuzzer(
         "run", "targets.profile:buggy", "--db", "mysql+pymysql://root@127.0.0.1/?host=192.0.2.1"
     )
@@ -135,7 +144,9 @@ def orders(path: Path) -> list[tuple[Any, ...]]:
 
 
 @pytest.mark.parametrize("link", ["symlink", "hardlink"])
-def test_a_scratch_name_pointing_at_a_real_database_is_refused(tmp_path: Path, link: str) -> None:
+def test_a_scratch_name_pointing_at_a_real_database_is_refused(
+    fuzzer: Cli, tmp_path: Path, link: str
+) -> None:
     real = shop(tmp_path)
     alias = tmp_path / "fuzz_alias.db"
     (os.symlink if link == "symlink" else os.link)(real, alias)
@@ -161,7 +172,7 @@ def named(db: str) -> str:
 
 
 @pytest.mark.parametrize("db", ["sqlite", "mariadb", "postgres"])
-def test_a_second_run_on_the_same_database_is_refused(db: str) -> None:
+def test_a_second_run_on_the_same_database_is_refused(fuzzer: Cli, db: str) -> None:
     if db != "sqlite":
         need(db)
     url = named(db)
@@ -193,14 +204,23 @@ def left_by(db: str, pid: int) -> list[tuple[str, Owner]]:
     return [(place, owner) for place, owner in _server(db, False)[1] if owner.pid == pid]
 
 
+@SWEEPS
 @pytest.mark.parametrize("db", ["sqlite", "mariadb", "postgres"])
-def test_a_run_ended_by_os_exit_leaves_marked_databases_that_clean_removes(db: str) -> None:
+def test_a_run_ended_by_os_exit_leaves_marked_databases_that_clean_removes(
+    fuzzer: Cli, db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     if db != "sqlite":
         need(db)
+    where = real_process(tmp_path)
+    if db == "sqlite":  # a temporary directory of its own: no other run sweeps it first
+        scratch = tmp_path / "tmp"
+        scratch.mkdir()
+        where["env"]["TMPDIR"] = str(scratch)
+        monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     command = [sys.executable, "-m", "fuzzer", "run", "tests.fixtures.hostile:exits"]
-    process = subprocess.Popen(
+    process = subprocess.Popen(  # a real process: the target ends it with os._exit
         [*command, "--db", db, "-n", "1", "--no-progress"],
-        cwd=ROOT,
+        **where,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -225,10 +245,13 @@ def test_a_run_ended_by_os_exit_leaves_marked_databases_that_clean_removes(db: s
         assert not os.path.exists(place)
 
 
-def test_the_next_run_sweeps_what_a_dead_run_left(mariadb: str) -> None:
-    process = subprocess.Popen(
+@SWEEPS
+def test_the_next_run_sweeps_what_a_dead_run_left(
+    fuzzer: Cli, mariadb: str, tmp_path: Path
+) -> None:
+    process = subprocess.Popen(  # a real process: the target ends it with os._exit
         [sys.executable, "-m", "fuzzer", "run", "tests.fixtures.hostile:exits", "--db", mariadb],
-        cwd=ROOT,
+        **real_process(tmp_path),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -254,11 +277,20 @@ def test_a_named_database_that_does_not_exist_yet_is_created(server: str) -> Non
         assert not backend._exists(cursor, backend.database_key)
 
 
+@SWEEPS
 @pytest.mark.parametrize("db", ["sqlite", "mariadb", "postgres"])
-def test_keep_db_names_what_it_kept_and_clean_leaves_it_unless_asked(db: str) -> None:
+def test_keep_db_names_what_it_kept_and_clean_leaves_it_unless_asked(
+    db: str, tmp_path: Path
+) -> None:
     if db != "sqlite":
         need(db)
-    result = fuzzer("run", "tests.fixtures.hostile:quiet", "--db", db, "-n", "1", "--keep-db")
+    result = subprocess.run(  # a real process: what it kept is owned by a run that ended
+        [*FUZZER, "run", "tests.fixtures.hostile:quiet", "--db", db, "-n", "1", "--keep-db"],
+        **real_process(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     kept = [line for line in result.stdout.splitlines() if line.startswith("Kept the scratch")]
     assert len(kept) == 1, result.stdout
@@ -299,7 +331,7 @@ def test_only_names_with_a_separator_mark_a_database_as_scratch(name: str, scrat
             guard_name(name, exists=True, allow_wipe=False, spec="x")
 
 
-def test_an_emptied_database_is_named_with_its_tables(tmp_path: Path) -> None:
+def test_an_emptied_database_is_named_with_its_tables(fuzzer: Cli, tmp_path: Path) -> None:
     path = tmp_path / "test_shop.db"
     os.rename(shop(tmp_path), path)
     result = fuzzer("run", "tests.fixtures.hostile:quiet", "--db", f"sqlite:///{path}", "-n", "1")
@@ -348,7 +380,7 @@ def test_a_masked_password_says_to_pass_the_url() -> None:
         parse("mysql+pymysql://root:***@127.0.0.1:3306/fuzz_x")
 
 
-def test_the_database_url_may_come_from_the_environment() -> None:
+def test_the_database_url_may_come_from_the_environment(fuzzer: Cli) -> None:
     result = fuzzer(
         "run",
         "tests.fixtures.hostile:quiet",
@@ -373,18 +405,16 @@ def test_reproduce_lines_say_how_to_give_a_password_reports_do_not_keep() -> Non
     assert not any("FUZZER_DB" in line for line in reproduce_lines(finding, "r/01.json", None))
 
 
-def test_report_paths_are_relative_from_a_symlinked_working_directory(tmp_path: Path) -> None:
+def test_report_paths_are_relative_from_a_symlinked_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     real = tmp_path / "real"
     (real / "reports").mkdir(parents=True)
     link = tmp_path / "link"
     link.symlink_to(real)
-    previous = os.getcwd()
-    os.chdir(link)
-    try:
-        # "$PWD/reports" as a shell spells it: through the symlink
-        assert shown(str(link / "reports" / "r1")) == os.path.join("reports", "r1")
-    finally:
-        os.chdir(previous)
+    monkeypatch.chdir(link)
+    # "$PWD/reports" as a shell spells it: through the symlink
+    assert shown(str(link / "reports" / "r1")) == os.path.join("reports", "r1")
 
 
 # -- curl lines send what each identity sends (item 8) -----------------------------------
@@ -461,7 +491,7 @@ def test_the_regression_test_reads_the_database_from_the_environment(tmp_path: P
 
 def dead_owner(host: str | None = None) -> Owner:
     """The marker of a run whose process has ended (on this host unless ``host``)."""
-    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process = subprocess.Popen([sys.executable, "-c", "pass"], cwd=os.path.dirname(ROOT))
     process.wait(timeout=60)
     from fuzzer.db.owner import this_host
 
@@ -487,6 +517,7 @@ def exists(backend: Any, name: str) -> bool:
         return bool(backend._exists(cursor, name))
 
 
+@SWEEPS
 def test_a_marked_database_whose_name_is_not_a_scratch_name_is_left_by_clean_and_sweep(
     server: str,
 ) -> None:

@@ -244,7 +244,9 @@ def test_a_trend_keeps_its_shape_when_it_drops_samples() -> None:
     assert Trend().verdict() == "too short to tell"
 
 
-@pytest.mark.parametrize("delay", [0.0, 3.0])
+@pytest.mark.parametrize(
+    "delay", [0.0, 3.0, *(pytest.param(d, marks=pytest.mark.slow) for d in (0.5, 1.5, 4.5))]
+)
 def test_a_terminated_single_soak_writes_junit_html_and_an_interrupted_manifest(
     tmp_path: Path, delay: float
 ) -> None:

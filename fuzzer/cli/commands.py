@@ -242,11 +242,18 @@ def _isolation_option() -> Callable[..., Any]:
     "where only responses differ), or a comma-separated list of kinds.",
 )
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option(
+    "--verbose",
+    "-v",
+    is_flag=True,
+    help="Show the app's logging and stderr live (always kept in app.log in the run directory).",
+)
 @output_options
 def run_command(
     target: str,
     fail_on: str,
     no_progress: bool,
+    verbose: bool,
     output: str,
     summary_file: str | None,
     **options: Any,
@@ -269,7 +276,7 @@ def run_command(
             _check_report_dir(settings.report_dir)
         progress = out.progress(no_progress)
         try:
-            report = api.run(target, settings, on_event=progress)
+            report = api.run(target, settings, on_event=progress, verbose=verbose)
         finally:
             progress.stop()
         if out.text:
@@ -277,6 +284,8 @@ def run_command(
                 reporting.text("\n" + finding_text(finding, reproduce=report.reproduce(finding)))
             _summary(report)
             reporting.time_line(report.result, out.seconds)
+            if report.app_log is not None:
+                reporting.note(report.app_log.line())
             if settings.keep_db:
                 for where in _kept(report.database):
                     reporting.note(f"Kept the scratch database {where}")
@@ -550,12 +559,19 @@ def matrix_command(
 )
 @click.option("--report-dir", default="reports", show_default=True, metavar="DIR")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option(
+    "--verbose",
+    "-v",
+    is_flag=True,
+    help="Show the app's logging and stderr live (always kept in app.log in the run directory).",
+)
 def stress_command(
     target: str,
     duration: float,
     concurrency: int,
     max_batches: int,
     no_progress: bool,
+    verbose: bool,
     **options: Any,
 ) -> None:
     """Free-running load on TARGET: batches of concurrent requests with real timing (no
@@ -578,6 +594,7 @@ def stress_command(
                 concurrency=concurrency,
                 max_batches=max_batches,
                 on_event=progress,
+                verbose=verbose,
             )
         finally:
             progress.stop()
@@ -585,6 +602,8 @@ def stress_command(
             reporting.text("\n" + finding_text(finding, reproduce=report.reproduce(finding)))
             reporting.note(f"Replay: {finding.extra.get('replay', '')}")
         _summary(report)
+        if report.app_log is not None:
+            reporting.note(report.app_log.line())
         why = judged_nothing(report.result)
         if why and not report.findings:
             reporting.error(why)

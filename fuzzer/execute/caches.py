@@ -59,6 +59,10 @@ _CACHE_OPS = (
 )
 _MANY = frozenset({"get_many", "delete_many", "get_dict", "unlink"})
 _WRAPPED = "__fuzzer_wrapped__"
+# the connection pools of Redis clients an app keeps but the fuzzer does not own (pool
+# id -> host:port/db): a request may not use them; the first that does is refused
+_FOREIGN: dict[int, str] = {}
+_USED: list[str] = []
 
 
 # -- scheduling ----------------------------------------------------------------------------
@@ -146,6 +150,7 @@ def _redis_command(method: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(self: Any, *args: Any, **options: Any) -> Any:
         if not gates.in_request() or not args:
             return method(self, *args, **options)
+        _refuse_foreign(self)
         keys, rest = _redis_keys(args)
         text = command_text("redis", [(str(args[0]), keys)])
         return gates.command(text, rest or None, lambda: method(self, *args, **options))
@@ -160,6 +165,7 @@ def _redis_batch(method: Callable[..., Any]) -> Callable[..., Any]:
         stack = getattr(self, "command_stack", None)
         if not gates.in_request() or not stack:
             return method(self, *args, **kwargs)
+        _refuse_foreign(self)
         commands = [(str(c[0]), _redis_keys(c)[0]) for c, _ in stack if c]
         batch = "MULTI" if self.transaction or self.explicit_transaction else "PIPELINE"
         text = command_text("redis", commands, batch)
@@ -167,6 +173,15 @@ def _redis_batch(method: Callable[..., Any]) -> Callable[..., Any]:
 
     setattr(wrapper, _WRAPPED, True)
     return wrapper
+
+
+def _refuse_foreign(client: Any) -> None:
+    """A request that uses a Redis client the fuzzer does not own: refused before it
+    reaches that server, and remembered, so the run stops with why."""
+    where = _FOREIGN.get(id(getattr(client, "connection_pool", None)))
+    if where is not None:
+        _USED.append(where)
+        raise TargetSetupError(f"a request used the app's Redis client for {where}")
 
 
 _NO_KEYS = frozenset(
@@ -387,20 +402,21 @@ class Stores:
                     f"it back as setup left it"
                 )
 
+        # a client the fuzzer does not own is fuzzed as long as no request uses it (an
+        # app that keeps one it never calls: REDIS_ENABLED = False); the first request
+        # that does is refused, and the run stops at the next reset
+        self.foreign: list[str] = []
+        _USED.clear()
         for client in redis_clients(app):
             if (redis is None or not redis.owns(client)) and reset is None:
                 kwargs = client.connection_pool.connection_kwargs
                 where_to = f"{kwargs.get('host')}:{kwargs.get('port')}/{kwargs.get('db', 0)}"
-                raise TargetSetupError(
-                    f"{where}: the app keeps a Redis client for {where_to}, which the fuzzer "
-                    f"does not own and cannot reset between executions; declare "
-                    f"Target(redis=True) and build it from the URL the factory then receives, "
-                    f"or pass Target(reset=...) that puts its state back as setup left it"
-                )
+                _FOREIGN[id(client.connection_pool)] = where_to
+                self.foreign.append(where_to)
 
     @property
     def active(self) -> bool:
-        return bool(self.simple or self.redis or self.hook)
+        return bool(self.simple or self.redis or self.hook or self.foreign)
 
     def take_snapshot(self) -> None:
         now = time.time()
@@ -417,7 +433,18 @@ class Stores:
         if self.redis is not None:
             self.redis.take_snapshot()
 
+    def check(self) -> None:
+        """Stop the run if a request used a Redis client the fuzzer does not own."""
+        if _USED:
+            raise TargetSetupError(
+                f"{self.where}: a request used the app's Redis client for {_USED[0]}, which "
+                f"the fuzzer does not own and cannot reset between executions; declare "
+                f"Target(redis=True) and build it from the URL the factory then receives, "
+                f"or pass Target(reset=...) that puts its state back as setup left it"
+            )
+
     def reset(self) -> None:
+        self.check()
         now = time.time()
         for backend, copy in zip(self.simple, self._copies, strict=True):
             with _locked(backend):

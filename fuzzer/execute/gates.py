@@ -367,7 +367,7 @@ class GatedApp:
         )
         # the app's error log (Flask logs a traceback per 500 to wsgi.errors): the
         # exception is recorded with the response; the terminal stays readable
-        environ["wsgi.errors"] = _DISCARD
+        environ["wsgi.errors"] = errors_stream or _DISCARD
         started: list[Any] = []
         chunks: list[bytes] = []
 
@@ -411,6 +411,9 @@ class _Discard:
 
 
 _DISCARD = _Discard()
+# where a fuzzed request's wsgi.errors go while the app's output is logged to a file
+# (modes/applog.py); None: nowhere
+errors_stream: Any = None
 
 
 def _context_for(header: str | None) -> RequestContext | None:

@@ -207,6 +207,8 @@ class Harness:
                 for i, r in enumerate(scenario.observers)
             ]
         after_requests = time.perf_counter()
+        if self.stores is not None:
+            self.stores.check()  # a request used a Redis client the fuzzer does not own
         trace = recording.trace()
         schema_change = None
         if dispatch.mode != "serial" and any(leak.in_transaction for leak in recording.leaks):

@@ -314,22 +314,22 @@ class Scheduler:
             if moved:
                 return None
             return r.blocked if now - self._epoch_time >= self.limits.settle else ""
-        if moved or r.frozen_since is None:
+        frozen = r.frozen_since  # read once: the request's own thread may clear it meanwhile
+        if moved or frozen is None:
             return ""  # its CPU clock or stack moves: running Python (a hash, a slow loop)
         if (
             not r.in_db
-            and r.frozen_since is not None
-            and now - r.frozen_since >= self.limits.python_block_after
+            and now - frozen >= self.limits.python_block_after
             and r.thread is not None
             and not _in_library(r.thread)
             and _asleep(r.native)
         ):
             self.stats.python_blocks += 1
             return f"blocked in Python at {_where(r.thread)}"
-        if now - r.frozen_since >= self.limits.fallback_timeout:
+        if now - frozen >= self.limits.fallback_timeout:
             self.stats.timeouts += 1
             r.timed_out = True
-            return f"still for {now - r.frozen_since:.1f} s (timeout) at {_where(r.thread)}"
+            return f"still for {now - frozen:.1f} s (timeout) at {_where(r.thread)}"
         return ""
 
     def _sample(self, r: RequestHandle, now: float) -> bool:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
+import socket
 import threading
 from typing import Any
 
@@ -46,6 +47,8 @@ class Server:
         return f"http://{HOST}:{self.port}"
 
     def start(self) -> None:
+        if self.requested_port:
+            self._check_port()  # a failed create_server leaks its socket, pipe and threads
         try:
             self._server = create_server(
                 self.app,
@@ -58,16 +61,27 @@ class Server:
                 connection_limit=1000,
             )
         except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise ServerError(
-                    f"Port {self.requested_port} on {HOST} is in use; pick another with "
-                    f"--port, or leave --port out to let the fuzzer take a free one"
-                ) from None
-            raise ServerError(f"Cannot listen on {HOST}:{self.requested_port}: {exc}") from None
+            raise self._bind_error(exc) from None
         self.port = int(self._server.effective_port)
         self._failure = None
         self._thread = threading.Thread(target=self._serve, name="fuzzer-server", daemon=True)
         self._thread.start()
+
+    def _check_port(self) -> None:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as waitress binds
+            try:
+                probe.bind((HOST, self.requested_port))
+            except OSError as exc:
+                raise self._bind_error(exc) from None
+
+    def _bind_error(self, exc: OSError) -> ServerError:
+        if exc.errno == errno.EADDRINUSE:
+            return ServerError(
+                f"Port {self.requested_port} on {HOST} is in use; pick another with "
+                f"--port, or leave --port out to let the fuzzer take a free one"
+            )
+        return ServerError(f"Cannot listen on {HOST}:{self.requested_port}: {exc}")
 
     def _serve(self) -> None:
         try:

@@ -10,6 +10,7 @@ from typing import Any
 from flask import Flask
 
 from fuzzer.errors import FuzzerError, TargetSetupError
+from fuzzer.execute.caches import redis_clients
 from fuzzer.init.factory import Factory, load_factory
 from fuzzer.init.identities import plan_identities, steady_names, user_table
 from fuzzer.init.plan import Plan
@@ -124,6 +125,14 @@ def _inspect_here(
         plan_identities(app, plan, rows)
         document = openapi_document(app, plan)
         plan.routes = list(routes(app, plan, rows, document))
+        for client in redis_clients(app):
+            kwargs = client.connection_pool.connection_kwargs
+            plan.setup_notes.append(
+                f"The app keeps a Redis client for {kwargs.get('host')}:{kwargs.get('port')}/"
+                f"{kwargs.get('db', 0)}, which the fuzzer does not own: it is fuzzed as long "
+                "as no request uses it (a request that does stops the run; then declare "
+                "Target(redis=True) and build the client from the URL the factory receives)"
+            )
     finally:
         dispose(app)
     plan.factory = None  # type: ignore[assignment]  # the parent has its own

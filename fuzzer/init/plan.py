@@ -54,6 +54,9 @@ class Plan:
     # after the check: the endpoints ("METHOD /rule") whose requests wrote; None: unknown
     writers: frozenset[str] | None = None
     all_endpoints: bool = False  # keep the pages that only read too
+    # requests setup sends for each signed-in identity: (the endpoint that needs it,
+    # the request); found by the check
+    prerequisites: list[tuple[str, Any]] = field(default_factory=list)
 
     def kept(self, route: Route) -> bool:
         """A route the spec sends: every one with ``all_endpoints``; else those that

@@ -88,6 +88,9 @@ def write_spec(
     plan.all_endpoints = True  # the check sends every endpoint, then the spec keeps some
     _write(path, render(plan, module))
     lines = _check(Written(path, module, plan))
+    if plan.prerequisites:  # setup now makes the rows those endpoints act on: again
+        _write(path, render(plan, module))
+        lines = _check(Written(path, module, plan))
     plan.all_endpoints = all_endpoints
     turned_away = [n for n, line in lines.items() if line.split(";")[0] in ("302", "401", "403")]
     if turned_away and not plan.users:
@@ -118,6 +121,7 @@ def _check(written: Written) -> dict[str, str]:
     the two serial runs go into the plan. One line per endpoint says what it did."""
     from fuzzer.execute.instrument import load_target
     from fuzzer.execute.runner import Serial
+    from fuzzer.init.prerequisites import find_prerequisites
     from fuzzer.model import Execution, Scenario
     from fuzzer.modes.session import Session
     from fuzzer.search.survey import check_reachable, survey
@@ -149,6 +153,9 @@ def _check(written: Written) -> dict[str, str]:
         writers = [e for e in target.endpoints if e.name in _writing_endpoints(surveyed)]
         if writers:
             survey(replace(target, endpoints=writers), recorded(runs[1]))
+        if not written.plan.prerequisites:
+            found = find_prerequisites(surveyed, recorded({}))
+            written.plan.prerequisites = [(p.endpoint, p.request) for p in found]
         columns = {name: info for name, info in s.databases.tables.items()}
         serial_differences(written.plan, runs, columns)
         written.plan.writers = _writing_endpoints(surveyed)

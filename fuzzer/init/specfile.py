@@ -81,10 +81,35 @@ def _setup(plan: Plan, body: _Lines) -> None:
         else:
             words = ", ".join(literal(w) for w in name.split())
             out(f"    flask_command(app, {words})  # the app's own `flask {name}`")
+    _prerequisites(plan, body)
     if not plan.setup:
         out("    pass")
     out("")
     out("")
+
+
+def _prerequisites(plan: Plan, body: _Lines) -> None:
+    """The requests setup sends for each signed-in identity, through the app's views."""
+    for endpoint, request in plan.prerequisites:
+        body.comment(
+            f"{endpoint} acts on rows that only {request.endpoint} makes: alone it wrote "
+            "nothing, after one of those it wrote. Each signed-in identity makes them here, "
+            "through the app's own endpoint.",
+            "    ",
+        )
+        for name in plan.users:
+            arguments: list[Node] = [
+                "app",
+                literal(request.method),
+                literal(request.path),
+                Keyword("as_", literal(name)),
+                Keyword("identities", "IDENTITIES"),
+            ]
+            if request.json is not None:
+                arguments.append(Keyword("json", literal(request.json)))
+            if request.form is not None:
+                arguments.append(Keyword("form", literal(dict(request.form))))
+            body.extend(layout(Call("app_request", tuple(arguments)), "    ", ""))
 
 
 def _identities(plan: Plan, body: _Lines) -> None:
@@ -198,6 +223,7 @@ def _header(plan: Plan, module: str, body: list[str]) -> str:
     factory = plan.factory
     calls = "\n".join(line for line in body if not line.lstrip().startswith("#"))
     public = (
+        "app_request",
         "Endpoint",
         "Identity",
         "Login",

@@ -99,5 +99,5 @@ def campaign_pairs(plan: Plan | None, units: Units, random: int) -> Coverage | N
     return replace(
         plan.coverage(0, random=random),
         explored=len(done.pairs),
-        ran=len(done.scenarios),
+        ran=done.size,
     )

@@ -142,6 +142,7 @@ def soak_workers(
         parent.seconds(),
         parent.summaries,
         parent.died,
+        parent.errors,
         parent.written,
         parent.writer,
         campaign,
@@ -289,6 +290,7 @@ def _merge(
     seconds: float,
     summaries: dict[int, dict[str, Any]],
     died: dict[int, int | None],
+    errors: dict[int, str],
     written: list[Written],
     writer: ReportWriter | None,
     campaign: Any,
@@ -308,8 +310,9 @@ def _merge(
                 "examples": sum(r.examples for r in mine),
                 "rounds": len(mine),
                 "findings": summary.get("findings", 0),
-                "exit": "died" if index in died else "finished",
+                "exit": "died" if index in died else "error" if index in errors else "finished",
                 "exit_code": died.get(index),
+                "error": errors.get(index, ""),
             }
         )
     first = next((s for s in summaries.values() if s), {})

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -34,6 +34,16 @@ if TYPE_CHECKING:
 
 console = Console(highlight=False, soft_wrap=False)
 errors = Console(stderr=True, highlight=False)
+
+
+def use_stderr(stream: Any) -> None:
+    """Where the fuzzer's errors and warnings go while the app's stderr is redirected to
+    its log (modes/applog.py); None: back to ``sys.stderr``."""
+    global errors
+    if stream is None:
+        errors = Console(stderr=True, highlight=False)
+    else:
+        errors = Console(file=stream, highlight=False)
 
 
 def error(message: str) -> None:
@@ -109,6 +119,10 @@ class SearchProgress:
                 )
             elif not self.live:
                 self._line(f"searching with seed {seed} ({data.get('left', 0):.0f} s left)")
+        elif event == "surveying":
+            self._line(f"surveying {data['endpoints']} endpoints, each request alone")
+        elif event == "planned":
+            self._line(planned_text(data))
         elif event == "example":
             self._example(data)
         elif event == "finding":
@@ -339,6 +353,8 @@ def soak_summary(report: SoakReport) -> None:
     )
     for worker in report.workers:
         died = f", died (exit {worker['exit_code']})" if worker["exit"] == "died" else ""
+        if worker["exit"] == "error":
+            died = f", stopped on an error: {worker.get('error', '')}"
         note(
             f"  worker {worker['worker'] + 1}: {worker['examples']} examples in "
             f"{worker['rounds']} rounds, {worker['findings']} finding(s) reported first{died}"
@@ -375,6 +391,21 @@ def soak_summary(report: SoakReport) -> None:
     note(
         f"Reports: {report.directory}/ (junit.xml, report.html, manifest.json"
         + (f", {len(report.written)} finding JSON)" if report.written else ")")
+    )
+
+
+def planned_text(data: Mapping[str, Any]) -> str:
+    """One line once the survey and the plan are made: how long each took, how big."""
+    plan = data.get("plan")
+    pairs = (
+        f" and {len(plan.pairs)} endpoint pairs ({plan.size} schedules, taken breadth first)"
+        if plan is not None and plan.pairs
+        else ""
+    )
+    return (
+        f"surveyed {data['endpoints']} endpoints in {data['surveyed']:.1f} s "
+        f"({data['writers']} write); planned {data['openings']} openings{pairs} "
+        f"in {data['seconds']:.1f} s"
     )
 
 

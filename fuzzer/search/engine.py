@@ -386,10 +386,11 @@ class Search:
     def _run_plan(self) -> None:
         """The pairs' plan (after the random phase, which has its share of the budget
         first: it reaches what the plan does not, such as a single request that fails),
-        pair after pair until the example or time budget is spent."""
+        breadth first (every pair's likeliest schedule, then every pair's next) until the
+        example or time budget is spent."""
         if self.plan is None:
             return
-        for _, drawn in self.plan.scenarios:
+        for _, drawn in self.plan.scenarios():
             if self._opening_over():
                 return
             for finding in self._example(self.prepare(drawn)):
@@ -401,9 +402,9 @@ class Search:
         """Examples for Hypothesis: what the opening and the plan leave of the budget, and
         at least ``100 - PLAN_SHARE`` per cent of it."""
         s = self.settings
-        if self.plan is None or not self.plan.scenarios:
+        if self.plan is None or not self.plan.size:
             return s.max_examples
-        rest = s.max_examples - len(self.seeds) - len(self.plan.scenarios)
+        rest = s.max_examples - len(self.seeds) - self.plan.size
         return max(rest, s.max_examples * (100 - PLAN_SHARE) // 100, 1)
 
     def _opening_over(self) -> bool:

@@ -24,11 +24,11 @@ requests both there deadlock on what they hold).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from fuzzer.model import Gene, Scenario, Step
-from fuzzer.sql import access
+from fuzzer.sql import STORES, access, overlap, touch
 
 Mode = Literal["conflict", "random", "pct"]
 MODES: tuple[Mode, ...] = ("conflict", "random", "pct")
@@ -44,7 +44,12 @@ def resolve(scenario: Scenario, mode: Mode, trace: Sequence[Step] = ()) -> Scena
     scenario): a serial execution of them, or each endpoint's surveyed steps."""
     if mode != "conflict":
         return scenario
-    candidates = conflict_points(trace, len(scenario.requests))
+    return at_points(scenario, conflict_points(trace, len(scenario.requests)))
+
+
+def at_points(scenario: Scenario, candidates: Mapping[int, Sequence[int]]) -> Scenario:
+    """The scenario with concrete yields, its genes' numbers read as indices into each
+    request's conflict points (``candidates``)."""
     schedule = []
     for index, gene in enumerate(scenario.schedule):
         points = candidates.get(index, ())
@@ -70,41 +75,76 @@ def conflict_points(trace: Sequence[Step], requests: int) -> dict[int, tuple[int
     """Per request, the step numbers after which a yield can matter, most promising first:
     just after each step that conflicts with another request's accesses (a read that
     another request's write can make stale), then just before such steps and around
-    every checkpoint and sleep (shared state the database does not see)."""
-    reads: dict[int, set[str]] = {i: set() for i in range(requests)}
-    writes: dict[int, set[str]] = {i: set() for i in range(requests)}
-    touched: dict[int, list[tuple[int, set[str], bool]]] = {i: [] for i in range(requests)}
-    shared: dict[int, set[int]] = {i: set() for i in range(requests)}
+    every checkpoint and sleep (shared state the database does not see). A cache or
+    Redis command conflicts by its keys: a read of a key no other request writes is
+    not a conflict, whatever the keys' common prefix."""
+    steps: dict[int, list[Step]] = {i: [] for i in range(requests)}
     for step in trace:
-        if step.request >= requests:
-            continue
+        if step.request < requests:
+            steps[step.request].append(step)
+    prints = [footprint(steps[i]) for i in range(requests)]
+    return {
+        i: points_between(prints[i], [p for j, p in enumerate(prints) if j != i])
+        for i in range(requests)
+    }
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """One request's steps, parsed once: what each statement touches (``sql.touch``),
+    the union of it, and the steps around checkpoints and sleeps. A plan compares every
+    pair of endpoints' footprints; each endpoint's is made once."""
+
+    touched: tuple[tuple[int, frozenset[str], bool], ...]  # (step, tables/keys, writes)
+    touches: frozenset[str]  # every table and key read or written
+    writes: frozenset[str]
+    shared: frozenset[int]  # just before and after each checkpoint and sleep
+    every_key: bool = False  # a command that names no key (CLEAR): every key of a store
+
+
+def footprint(steps: Sequence[Step]) -> Footprint:
+    """The footprint of one request's steps (any request index)."""
+    touched: list[tuple[int, frozenset[str], bool]] = []
+    touches: set[str] = set()
+    writes: set[str] = set()
+    shared: set[int] = set()
+    for step in steps:
         if step.kind in ("checkpoint", "sleep"):
             # state the database does not see: the user marked it, so it is a conflict
-            shared[step.request].update({step.number, step.number - 1} - {0})
+            shared.update({step.number, step.number - 1} - {0})
             continue
         if step.kind != "sql":
             continue
-        a = access(step.text)
-        tables = set(a.reads) | ({a.write} if a.write else set())
-        prefix = f"{step.database}." if step.database else ""
-        tables = {prefix + t for t in tables}
-        reads[step.request] |= tables
-        if a.write:
-            writes[step.request].add(prefix + a.write)
-        touched[step.request].append((step.number, tables, a.write is not None))
-    points: dict[int, tuple[int, ...]] = {}
-    for i in range(requests):
-        others_write = set().union(*(writes[j] for j in range(requests) if j != i))
-        others_touch = set().union(*(reads[j] | writes[j] for j in range(requests) if j != i))
-        after: set[int] = set()
-        before: set[int] = set(shared[i])
-        for number, tables, is_write in touched[i]:
-            if tables & others_write or (is_write and tables & others_touch):
-                after.add(number)  # after the conflicting step: stale state forms here
-                if number > 2:
-                    before.add(number - 1)  # just before it (after start: priorities do)
-        points[i] = tuple(sorted(after)) + tuple(sorted(before - after))
-    return points
+        t = touch(step.text, f"{step.database}." if step.database else "")
+        tables = t.reads | t.writes
+        touches |= tables
+        writes |= t.writes
+        touched.append((step.number, tables, bool(t.writes)))
+    every_key = any(t.endswith(":*") for t in touches)
+    return Footprint(
+        tuple(touched), frozenset(touches), frozenset(writes), frozenset(shared), every_key
+    )
+
+
+def points_between(own: Footprint, others: Sequence[Footprint]) -> tuple[int, ...]:
+    """The conflict points of a request (``own``) against the other requests of its
+    scenario: after each step that reads what another writes or writes what another
+    touches, then just before each such step and around checkpoints and sleeps."""
+    others_write = frozenset().union(*(o.writes for o in others))
+    others_touch = frozenset().union(*(o.touches for o in others))
+    meets = overlap if own.every_key or any(o.every_key for o in others) else _meets
+    after: set[int] = set()
+    before: set[int] = set(own.shared)
+    for number, tables, is_write in own.touched:
+        if meets(tables, others_write) or (is_write and meets(tables, others_touch)):
+            after.add(number)  # after the conflicting step: stale state forms here
+            if number > 2:
+                before.add(number - 1)  # just before it (after start: priorities do)
+    return tuple(sorted(after)) + tuple(sorted(before - after))
+
+
+def _meets(a: frozenset[str], b: frozenset[str]) -> bool:
+    return not a.isdisjoint(b)
 
 
 def from_trace(trace: Sequence[Step], requests: int) -> tuple[Gene, ...]:
@@ -125,23 +165,28 @@ def from_trace(trace: Sequence[Step], requests: int) -> tuple[Gene, ...]:
 
 
 def decisions(own: Sequence[int], steps: Sequence[Step]) -> tuple[int, ...]:
-    """A request's moments of decision, in order: for each of its writes, the last
-    conflicting read (a step in ``own``, its conflict points) after its previous write
-    and before this one. Every transaction counts (a get-or-create after the second
-    COMMIT has one), and so does every write, not only the first: a check-then-insert
-    seven statements after a first write is decided there."""
-    result: list[int] = []
+    """A request's moments of decision: for each of its writes, the last conflicting
+    read (a step in ``own``, its conflict points) after its previous write and before
+    this one. Every transaction counts (a get-or-create after the second COMMIT has
+    one), and so does every write, not only the first: a check-then-insert seven
+    statements after a first write is decided there. Those before a write to the
+    database come first, in order, then those before a write to a cache or Redis: a
+    page that fills fifteen memoized values (a cache read, then a write of what it
+    computed) decides fifteen times before the check that races."""
+    database: list[int] = []
+    stores: list[int] = []
     read: int | None = None
     for step in steps:
         if step.kind != "sql":
             continue
         if access(step.text).write:
-            if read is not None and read not in result:
-                result.append(read)
+            chosen = stores if step.text.startswith(STORES) else database
+            if read is not None and read not in database + stores:
+                chosen.append(read)
             read = None
         elif step.number in own:
             read = step.number
-    return tuple(result)
+    return (*database, *stores)
 
 
 def locks(own: Sequence[int], steps: Sequence[Step]) -> tuple[int, ...]:

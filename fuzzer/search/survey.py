@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,8 +18,16 @@ from hypothesis import HealthCheck, Phase, find, settings
 
 from fuzzer.errors import InvalidTarget
 from fuzzer.model import Execution, Gene, Request, Response, Scenario, Step
-from fuzzer.search.schedules import conflict_points, decisions, locks, resolve, surveyed_trace
-from fuzzer.sql import access
+from fuzzer.search import interrupt
+from fuzzer.search.schedules import (
+    Footprint,
+    at_points,
+    decisions,
+    footprint,
+    locks,
+    points_between,
+)
+from fuzzer.sql import Access, access
 from fuzzer.target.contract import Endpoint, Target
 
 Run = Callable[[Scenario], Execution]
@@ -241,37 +249,49 @@ def survey(target: Target, run: Run) -> Survey:
 
 
 def routine(traces: Sequence[Sequence[Step]]) -> frozenset[str]:
-    """The writes that several endpoints make the same way before their own work: a
-    statement (its text) that is the only write of its transaction, followed by more SQL
-    after that transaction, in at least two endpoints and at least half of those that
-    ran SQL. Flask-Login apps stamp ``user.last_seen`` in a ``before_request`` hook and
-    commit, on every request; a yield at that stamp is far from the race."""
-    counts: dict[str, int] = {}
+    """The stamps that several endpoints make the same way before their own work: an
+    UPDATE of one row named by its key (the same statement and the same key in each),
+    the only write of its transaction, followed by more SQL after that transaction, in
+    at least two endpoints and at least half of those that ran SQL. Flask-Login apps
+    stamp ``user.last_seen`` in a ``before_request`` hook and commit, on every request;
+    a yield at that stamp is far from the race. An INSERT is never routine, nor is a
+    DELETE (issue 19): a get-or-create of site settings in a context processor makes
+    the same single-insert transactions on every page, and its race is there."""
+    counts: dict[tuple[str, str], int] = {}
     with_sql = 0
     for trace in traces:
         if any(step.kind == "sql" for step in trace):
             with_sql += 1
-        for text in _stamps(trace):
-            counts[text] = counts.get(text, 0) + 1
-    return frozenset(t for t, n in counts.items() if n >= 2 and 2 * n >= with_sql)
+        for stamp in _stamps(trace):
+            counts[stamp] = counts.get(stamp, 0) + 1
+    return frozenset(text for (text, _), n in counts.items() if n >= 2 and 2 * n >= with_sql)
 
 
-def _stamps(trace: Sequence[Step]) -> set[str]:
-    """The writes of ``trace`` that are alone in their transaction, with SQL after it."""
-    found: set[str] = set()
-    writes: list[str] = []
-    ended: list[str] = []  # the single writes of transactions already committed
+def _stamps(trace: Sequence[Step]) -> set[tuple[str, str]]:
+    """The stamps of ``trace`` (statement, the row's key): UPDATEs of one row by its key
+    that are alone in their transaction, with SQL after it."""
+    found: set[tuple[str, str]] = set()
+    writes: list[tuple[str, str] | None] = []  # None: a write that is no stamp
+    ended: list[tuple[str, str]] = []  # the single stamp of a transaction committed
     for step in trace:
         if step.kind == "sql":
             found.update(ended)  # SQL after a committed single write
             ended = []
-            if access(step.text).write:
-                writes.append(step.text)
+            seen = access(step.text, step.params)
+            if seen.write:
+                writes.append(_stamp(step, seen))
         elif step.kind in ("commit", "rollback"):
-            if len(writes) == 1:
-                ended = writes
+            if len(writes) == 1 and writes[0] is not None:
+                ended = [writes[0]]
             writes = []
     return found
+
+
+def _stamp(step: Step, seen: Access) -> tuple[str, str] | None:
+    """A write that may be a stamp: an UPDATE whose WHERE names its row by a key."""
+    if seen.verb != "UPDATE" or " WHERE " not in f" {step.text.upper()} ":
+        return None
+    return (step.text, repr(seen.key))
 
 
 def _other_identity(
@@ -385,34 +405,48 @@ def _writing(e: EndpointSurvey) -> Request:
     return e.writer or e.request
 
 
+@dataclass(frozen=True)
+class Profile:
+    """What ``likelihood`` reads off one request's steps, read once per endpoint."""
+
+    read_then_written: frozenset[str]  # tables it reads and then writes
+    written: frozenset[str]
+    rows: frozenset[tuple[str, str, str]]  # survey.rows
+
+
+def profile(steps: Sequence[Step]) -> Profile:
+    read: set[str] = set()
+    then_written: set[str] = set()
+    written: set[str] = set()
+    for step in steps:
+        if step.kind != "sql":
+            continue
+        a = access(step.text)
+        if a.write:
+            written.add(a.write)
+            if a.write in read:
+                then_written.add(a.write)
+        read |= a.reads
+    return Profile(frozenset(then_written), frozenset(written), frozenset(rows(steps)))
+
+
+def likely(a: Profile, b: Profile, identical: bool = False) -> int:
+    """``likelihood`` of two requests' profiles."""
+    score = 4 * len(a.read_then_written & b.written) + 4 * len(b.read_then_written & a.written)
+    if not identical and a.rows & b.rows:
+        score += 2
+    if a.written & b.written:
+        score += 1
+    return score
+
+
 def likelihood(a: Sequence[Step], b: Sequence[Step], identical: bool = False) -> int:
     """How likely two requests race, from their steps alone: each table one reads and
     then writes that the other writes (check-then-act, read-modify-write) counts most,
     then the same rows under the drawn values (not counted for two ``identical``
     requests: they touch the same rows by construction, and writing the same values
     twice is often harmless), then a table both write."""
-
-    def read_then_written(steps: Sequence[Step]) -> set[str]:
-        read: set[str] = set()
-        result: set[str] = set()
-        for step in steps:
-            if step.kind != "sql":
-                continue
-            acc = access(step.text)
-            if acc.write and acc.write in read:
-                result.add(acc.write)
-            read |= set(acc.reads)
-        return result
-
-    def written(steps: Sequence[Step]) -> set[str]:
-        return {w for s in steps if s.kind == "sql" and (w := access(s.text).write)}
-
-    score = 4 * len(read_then_written(a) & written(b)) + 4 * len(read_then_written(b) & written(a))
-    if not identical and rows(a) & rows(b):
-        score += 2
-    if written(a) & written(b):
-        score += 1
-    return score
+    return likely(profile(a), profile(b), identical)
 
 
 def openings(result: Survey, target: Target) -> list[Scenario]:
@@ -436,81 +470,118 @@ def openings(result: Survey, target: Target) -> list[Scenario]:
     * every writing endpoint in ``max_requests`` copies (an overrun that needs three).
 
     Most races that real users meet are among these. When there are more than
-    ``MAX_OPENINGS``, every category keeps its first few."""
+    ``MAX_OPENINGS``, every category keeps its first few. Each category is made lazily
+    and only as far as it can be kept: a target with a hundred writers ranks its pairs
+    (each endpoint's steps read once) but works out schedules for a few dozen."""
     by_name = {e.endpoint: e for e in result.endpoints}
     writers = [by_name[name] for name in result.writers()]
-    traces = {e.endpoint: e.trace for e in result.endpoints}
-    first = Gene(0, (0,))
-
-    def at_first(*requests: Request) -> Scenario:
-        return Scenario(requests, (first,) * len(requests))
-
+    reading = _Reading({e.endpoint: e.trace for e in result.endpoints})
     pair = max(2, target.min_requests)
-    two = target.min_requests <= 2 <= target.max_requests
-    ranked: list[Scenario] = []
-    racing: list[Scenario] = []
-    variants: list[Scenario] = []
-    readers: list[Scenario] = []
-    more: list[Scenario] = []
-    if two:
-        candidates: list[tuple[Request, Request]] = []
-        for k, a in enumerate(writers):
-            candidates.append((_writing(a), _writing(a)))
-            if a.other is not None:
-                candidates.append((_writing(a), a.other))
-            for b in writers[k + 1 :]:
-                if a.writes & b.writes:
-                    candidates.append((_writing(a), _writing(b)))
-        scored = [
-            (-likelihood(traces[x.endpoint], traces[y.endpoint], x == y), order, (x, y))
-            for order, (x, y) in enumerate(candidates)
-        ]
-        ranked = [at_first(x, y) for _, _, (x, y) in sorted(scored, key=lambda t: t[:2])]
+    categories: list[Iterable[Scenario]] = []
+    if target.min_requests <= 2 <= target.max_requests:
+        ranked = _ranked(writers)
         seen: set[Any] = set()
-        for scenario in ranked:
-            for k in (*range(MAX_DECISIONS), -1):
-                decided = scenario if k < 0 else _yield_at_each(scenario, traces, decisions, k)
-                key = _concrete(decided, traces) if decided is not None else None
-                if decided is not None and key not in seen:
-                    seen.add(key)
-                    racing.append(decided)
-        for e in writers:
-            if e.variant is None:
-                continue
-            variant = at_first(_writing(e), e.variant)
-            decided = _yield_at_each(variant, traces, decisions, 0)
-            for scenario in ([decided] if decided not in (None, variant) else []) + [variant]:
-                key = _concrete(scenario, traces)  # not already a ranked pair's
-                if key not in seen:
-                    seen.add(key)
-                    variants.append(scenario)
-        for reader in result.endpoints:
-            if reader.writes:
-                continue
-            for e in writers:
-                if reader.reads & e.writes:
-                    readers.append(Scenario((reader.request, _writing(e)), (first, Gene())))
+        distinct = (s for s in ranked if s.requests[0].endpoint != s.requests[1].endpoint)
+        categories = [
+            _racing(ranked, reading, seen),
+            _variants(writers, reading, seen),
+            _readers(result, writers),
+            _after_commit(distinct, reading),
+            (s for r in ranked if (s := _yield_at_all(r, reading, locks)) is not None),
+        ]
     elif pair <= target.max_requests:
-        racing = [at_first(*(_writing(e),) * pair) for e in writers]
+        categories = [[_at_first(*(_writing(e),) * pair) for e in writers]]
     if target.max_requests > pair:
-        more = [at_first(*(_writing(e),) * target.max_requests) for e in writers]
+        categories.append(_at_first(*(_writing(e),) * target.max_requests) for e in writers)
+    return _fair([_taken(c, MAX_OPENINGS) for c in categories], MAX_OPENINGS)
 
-    def after_commit(pairs: list[Scenario]) -> list[Scenario]:
-        swapped = [Scenario(p.requests[::-1], p.schedule) for p in pairs]
-        changed = [_yield_after_commit(s, traces) for s in pairs + swapped]
-        return [s for s in changed if s.schedule[0] != first]
 
-    locked = [_yield_at_all(s, traces, locks) for s in ranked]
-    distinct = [s for s in ranked if s.requests[0].endpoint != s.requests[1].endpoint]
-    categories = [
-        racing,
-        variants,
-        readers,
-        after_commit(distinct),
-        [s for s in locked if s is not None],
-        more,
+_FIRST = Gene(0, (0,))
+
+
+def _at_first(*requests: Request) -> Scenario:
+    return Scenario(requests, (_FIRST,) * len(requests))
+
+
+def _taken(scenarios: Iterable[Scenario], limit: int) -> list[Scenario]:
+    """The first ``limit`` scenarios of a category (no more can be kept), checking for a
+    stop asked for (SIGINT, SIGTERM) as it goes."""
+    result = []
+    for scenario in scenarios:
+        interrupt.check()
+        result.append(scenario)
+        if len(result) >= limit:
+            break
+    return result
+
+
+def _ranked(writers: Sequence[EndpointSurvey]) -> list[Scenario]:
+    """The pairs that may race, likeliest first, each request yielding at its first
+    conflict point."""
+    profiles = {e.endpoint: profile(e.trace) for e in writers}
+    candidates: list[tuple[Request, Request]] = []
+    for k, a in enumerate(writers):
+        interrupt.check()
+        candidates.append((_writing(a), _writing(a)))
+        if a.other is not None:
+            candidates.append((_writing(a), a.other))
+        candidates += [(_writing(a), _writing(b)) for b in writers[k + 1 :] if a.writes & b.writes]
+    scored = [
+        (-likely(profiles[x.endpoint], profiles[y.endpoint], x == y), order, (x, y))
+        for order, (x, y) in enumerate(candidates)
     ]
-    return _fair(categories, MAX_OPENINGS)
+    return [_at_first(x, y) for _, _, (x, y) in sorted(scored, key=lambda t: t[:2])]
+
+
+def _racing(ranked: Iterable[Scenario], reading: _Reading, seen: set[Any]) -> Iterator[Scenario]:
+    """Each ranked pair with both requests at each of their first moments of decision,
+    then at their first conflict point (each concrete schedule once)."""
+    for scenario in ranked:
+        for k in (*range(MAX_DECISIONS), -1):
+            decided = scenario if k < 0 else _yield_at_each(scenario, reading, decisions, k)
+            if decided is None:
+                continue
+            key = _concrete(decided, reading)
+            if key not in seen:
+                seen.add(key)
+                yield decided
+
+
+def _variants(
+    writers: Iterable[EndpointSurvey], reading: _Reading, seen: set[Any]
+) -> Iterator[Scenario]:
+    """Each writer with two different requests of it (write skew), at the first decision
+    and at the first conflict point, unless a ranked pair's opening has it already."""
+    for e in writers:
+        if e.variant is None:
+            continue
+        variant = _at_first(_writing(e), e.variant)
+        decided = _yield_at_each(variant, reading, decisions, 0)
+        for scenario in ([decided] if decided not in (None, variant) else []) + [variant]:
+            key = _concrete(scenario, reading)
+            if key not in seen:
+                seen.add(key)
+                yield scenario
+
+
+def _readers(result: Survey, writers: Sequence[EndpointSurvey]) -> Iterator[Scenario]:
+    """Every reader against each writer of what it reads, the writer running through."""
+    for reader in result.endpoints:
+        if reader.writes:
+            continue
+        for e in writers:
+            if reader.reads & e.writes:
+                yield Scenario((reader.request, _writing(e)), (_FIRST, Gene()))
+
+
+def _after_commit(pairs: Iterable[Scenario], reading: _Reading) -> Iterator[Scenario]:
+    """Each pair of different writers, in both orders, the first yielding after its
+    COMMIT, when that is a conflict point."""
+    pairs = list(pairs)
+    for scenario in pairs + [Scenario(p.requests[::-1], p.schedule) for p in pairs]:
+        changed = _yield_after_commit(scenario, reading)
+        if changed.schedule[0] != _FIRST:
+            yield changed
 
 
 def _fair(categories: Sequence[Sequence[Scenario]], limit: int) -> list[Scenario]:
@@ -531,17 +602,46 @@ def _fair(categories: Sequence[Sequence[Scenario]], limit: int) -> list[Scenario
     return result
 
 
+class _Reading:
+    """Each endpoint's surveyed steps, read once: a scenario's conflict points come from
+    its endpoints' footprints (``schedules.points_between``), computed once per
+    combination of endpoints, not from a trace rebuilt and parsed for every opening."""
+
+    def __init__(self, traces: Mapping[str, Sequence[Step]]) -> None:
+        self.traces = traces
+        self._prints: dict[str, Footprint] = {}
+        self._points: dict[tuple[str, ...], dict[int, tuple[int, ...]]] = {}
+
+    def steps(self, scenario: Scenario, index: int) -> Sequence[Step]:
+        return self.traces.get(scenario.requests[index].endpoint, ())
+
+    def points(self, scenario: Scenario) -> dict[int, tuple[int, ...]]:
+        """Per request, its conflict points (as ``schedules.conflict_points`` gives them
+        for the scenario's surveyed trace)."""
+        names = tuple(r.endpoint for r in scenario.requests)
+        if names not in self._points:
+            prints = [self._footprint(name) for name in names]
+            self._points[names] = {
+                i: points_between(p, prints[:i] + prints[i + 1 :]) for i, p in enumerate(prints)
+            }
+        return self._points[names]
+
+    def _footprint(self, endpoint: str) -> Footprint:
+        if endpoint not in self._prints:
+            self._prints[endpoint] = footprint(self.traces.get(endpoint, ()))
+        return self._prints[endpoint]
+
+
 def _yield_at_each(
     scenario: Scenario,
-    traces: Mapping[str, Sequence[Step]],
+    reading: _Reading,
     points: Callable[[Sequence[int], Sequence[Step]], tuple[int, ...]],
     k: int,
 ) -> Scenario | None:
     """Genes that make each request yield at its ``k``-th point of ``points`` (its last
     one when it has fewer); None when no request has a ``k``-th one."""
-    trace = surveyed_trace(scenario, traces)
-    own = conflict_points(trace, len(scenario.requests))
-    chosen = [points(own.get(i, ()), _steps(trace, i)) for i in range(len(scenario.requests))]
+    own = reading.points(scenario)
+    chosen = [points(own[i], reading.steps(scenario, i)) for i in range(len(scenario.requests))]
     if all(len(c) <= k for c in chosen):
         return None
     genes = []
@@ -553,32 +653,27 @@ def _yield_at_each(
 
 def _yield_at_all(
     scenario: Scenario,
-    traces: Mapping[str, Sequence[Step]],
+    reading: _Reading,
     points: Callable[[Sequence[int], Sequence[Step]], tuple[int, ...]],
 ) -> Scenario | None:
     """Genes that make each request yield at every one of its ``points``; None unless
     every request has one."""
-    trace = surveyed_trace(scenario, traces)
-    own = conflict_points(trace, len(scenario.requests))
-    chosen = [points(own.get(i, ()), _steps(trace, i)) for i in range(len(scenario.requests))]
+    own = reading.points(scenario)
+    chosen = [points(own[i], reading.steps(scenario, i)) for i in range(len(scenario.requests))]
     if not all(chosen):
         return None
     genes = [Gene(0, tuple(own[i].index(n) for n in c)) for i, c in enumerate(chosen)]
     return Scenario(scenario.requests, tuple(genes))
 
 
-def _concrete(scenario: Scenario, traces: Mapping[str, Sequence[Step]]) -> Any:
+def _concrete(scenario: Scenario, reading: _Reading) -> Any:
     """The scenario with its yields as step numbers, as text: two openings the same when
     equal (requests hold dicts, so a scenario is not hashable)."""
-    concrete = resolve(scenario, "conflict", surveyed_trace(scenario, traces))
+    concrete = at_points(scenario, reading.points(scenario))
     return json.dumps(concrete.to_json(), sort_keys=True, default=str)
 
 
-def _steps(trace: Sequence[Step], request: int) -> list[Step]:
-    return [s for s in trace if s.request == request]
-
-
-def _yield_after_commit(scenario: Scenario, traces: Mapping[str, Sequence[Step]]) -> Scenario:
+def _yield_after_commit(scenario: Scenario, reading: _Reading) -> Scenario:
     """Genes that make the first request yield after its COMMIT when a conflicting step
     follows it (it reads its own row again: SQLAlchemy expires objects on commit), while
     the second runs through: the row may be gone or changed by then."""
@@ -587,23 +682,22 @@ def _yield_after_commit(scenario: Scenario, traces: Mapping[str, Sequence[Step]]
         commits = [s.number for s in steps if s.kind == "commit" and s.number in own]
         return commits[0] if commits else None
 
-    yielding = _yield_at(scenario, traces, committed)
+    yielding = _yield_at(scenario, reading, committed)
     return Scenario(scenario.requests, (yielding.schedule[0], Gene()))
 
 
 def _yield_at(
     scenario: Scenario,
-    traces: Mapping[str, Sequence[Step]],
+    reading: _Reading,
     pick: Callable[[Sequence[int], Sequence[Step]], int | None],
 ) -> Scenario:
     """The scenario with each request yielding once, after the step ``pick`` chooses among
     its conflict points (its first one when ``pick`` chooses none), as an index into them
     (schedules.conflict_points): the form the engine draws and resolves."""
-    trace = surveyed_trace(scenario, traces)
-    points = conflict_points(trace, len(scenario.requests))
+    points = reading.points(scenario)
     genes = []
     for index in range(len(scenario.requests)):
-        own = points.get(index, ())
-        chosen = pick(own, [s for s in trace if s.request == index])
+        own = points[index]
+        chosen = pick(own, reading.steps(scenario, index))
         genes.append(Gene(0, (own.index(chosen) if chosen is not None else 0,)))
     return Scenario(scenario.requests, tuple(genes))

@@ -16,7 +16,7 @@ from typing import Any
 
 from fuzzer.errors import TargetSetupError, describe
 
-__all__ = ["basic_auth", "flask_command", "flask_login_session", "pinned_config"]
+__all__ = ["app_request", "basic_auth", "flask_command", "flask_login_session", "pinned_config"]
 
 
 @contextlib.contextmanager
@@ -79,6 +79,43 @@ def flask_command(app: Any, *args: str) -> str:
             + (f": {why}" if why else "")
         )
     return str(result.output)
+
+
+def app_request(
+    app: Any,
+    method: str,
+    path: str,
+    *,
+    as_: str | None = None,
+    identities: Any = (),
+    json: Any = None,
+    form: Any = None,
+) -> int:
+    """Send one request to the app from ``setup``, through its own view, as the
+    identity named ``as_`` of ``identities`` (its headers, or its login first): the rows
+    only requests make (a cart before a checkout). Returns the status; one that is not
+    2xx or 3xx raises ``TargetSetupError`` naming the request."""
+    extension = getattr(app, "extensions", {}).get("sqlalchemy")
+    if extension is not None:  # what setup wrote so far, visible to the request
+        extension.session.commit()
+    client = app.test_client()
+    headers: dict[str, str] = {}
+    identity = next((i for i in identities if i.name == as_), None)
+    if as_ is not None and identity is None:
+        raise TargetSetupError(f"app_request(..., as_={as_!r}): no identity of that name")
+    if identity is not None and callable(identity.headers):
+        headers = dict(identity.headers(app))
+    elif identity is not None and identity.headers:
+        headers = dict(identity.headers)
+    login = getattr(identity, "login", None)
+    if login is not None:
+        client.open(login.path, method=login.method, json=login.json, data=login.form)
+    reply = client.open(path, method=method, json=json, data=form, headers=headers)
+    if not 200 <= reply.status_code < 400:
+        raise TargetSetupError(
+            f"setup's {method} {path} as {as_ or 'a visitor'} answered {reply.status_code}"
+        )
+    return int(reply.status_code)
 
 
 def basic_auth(username: str, password: str) -> dict[str, str]:

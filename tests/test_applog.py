@@ -1,0 +1,48 @@
+"""Quiet runs: the app's logging and stderr go to app.log in the run directory, with one
+line saying how much it logged; -v shows them live as well."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def fuzz(tmp_path: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    command = ["run", "targets.noisy:buggy", "-n", "20", "--seed", "1", "--no-progress"]
+    return subprocess.run(
+        [sys.executable, "-m", "fuzzer", *command, "--report-dir", str(tmp_path), *options],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_an_app_that_logs_every_request_and_error_leaves_the_terminal_to_the_fuzzer(
+    tmp_path: Path,
+) -> None:
+    # issue 19: an app logging a traceback for every 500 printed 21,749 lines in one run;
+    # this one printed 2,900 lines in 20 examples (stderr), now none of them
+    result = fuzz(tmp_path)
+    assert result.returncode == 1, result.stderr[-2000:]
+    output = result.stdout + result.stderr
+    assert len(output.splitlines()) < 100, output[-3000:]
+    assert "Traceback" not in output and "INFO:shop" not in output
+    (run,) = tmp_path.iterdir()
+    log = (run / "app.log").read_text()
+    assert "Traceback" in log and "ValueError" in log
+    assert "POST /cart/ann/items -> " in log
+    line = next(x for x in result.stdout.splitlines() if x.startswith("The app logged"))
+    assert "of them errors" in line and str(run / "app.log") in line.replace("\n", "")
+
+
+def test_verbose_shows_the_app_output_live_and_still_keeps_it(tmp_path: Path) -> None:
+    result = fuzz(tmp_path, "-v")
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "Traceback" in result.stderr and "INFO:shop" in result.stderr
+    (run,) = tmp_path.iterdir()
+    assert "Traceback" in (run / "app.log").read_text()
