@@ -54,6 +54,7 @@ class RunReport:
     references: int = 0
     fail_on: frozenset[str] = frozenset({"all"})  # what makes the run exit 1 (--fail-on)
     app_log: AppLogSummary | None = None  # what the app logged meanwhile (app.log)
+    redis_after: list[str] = field(default_factory=list)  # keys left in the app's own Redis
 
     @property
     def findings(self) -> list[Finding]:
@@ -185,7 +186,7 @@ def run(
             database=s.database_info,
             max_examples=settings.max_examples,
             time_budget=settings.time_budget,
-            notices=list(s.databases.notices),
+            notices=[*s.databases.notices, *(s.foreign.notices() if s.foreign else [])],
         )
         prepared = searchable(
             target, s, schedule, allow_unexercised=settings.allow_unexercised, on_event=on_event
@@ -216,6 +217,8 @@ def run(
             references=s.oracle.stats.references,
             fail_on=settings.fail_on,
         )
+        if s.foreign is not None:
+            report.redis_after = s.foreign.after()
         if writer is not None:
             if writer.written:
                 report.directory = writer.finish(report.summary())

@@ -50,6 +50,7 @@ class Settings:
     # what is searched and what fails the run
     schedule: Schedule = "conflict"
     strict: bool = False  # a request that finished before another started precedes it
+    strict_isolation: bool = False  # refuse an app that opens a Redis database not its scratch
     allow_unexercised: bool = False
     fail_on: frozenset[str] = field(default_factory=lambda: frozenset({"all"}))
     # files (None: nothing written)

@@ -78,12 +78,12 @@ def _guard(action: Callable[[], int]) -> NoReturn:
     a stop that came after the last check is still answered with 130."""
     from fuzzer.search import interrupt
 
-    interrupt.install()
     if not isinstance(sys.stdout, _Stdout):
         sys.stdout = cast(TextIO, _Stdout(sys.stdout))
     try:
-        code = action()
-        interrupt.check()
+        with interrupt.installed():
+            code = action()
+            interrupt.check()
     except FuzzerError as exc:
         reporting.error(str(exc))
         sys.exit(exc.exit_code)
@@ -228,6 +228,11 @@ def _isolation_option() -> Callable[..., Any]:
     "--strict", is_flag=True, help="A request that finished before another started must precede it."
 )
 @click.option(
+    "--strict-isolation",
+    is_flag=True,
+    help="Refuse an app that opens a Redis database other than the fuzzer's scratch one.",
+)
+@click.option(
     "--allow-unexercised",
     is_flag=True,
     help="Fuzz even when the survey exercised nothing (every request turned away, or most "
@@ -241,6 +246,12 @@ def _isolation_option() -> Callable[..., Any]:
     help="What makes the run exit 1: all (every confirmed finding), rows (all but findings "
     "where only responses differ), or a comma-separated list of kinds.",
 )
+@click.option(
+    "--require-coverage",
+    is_flag=True,
+    help="Exit 2 (when nothing else failed it) if the run judged less than half of its "
+    "examples or did not run the pairs' plan to the end: for CI.",
+)
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option(
     "--verbose",
@@ -252,6 +263,7 @@ def _isolation_option() -> Callable[..., Any]:
 def run_command(
     target: str,
     fail_on: str,
+    require_coverage: bool,
     no_progress: bool,
     verbose: bool,
     output: str,
@@ -286,10 +298,15 @@ def run_command(
             reporting.time_line(report.result, out.seconds)
             if report.app_log is not None:
                 reporting.note(report.app_log.line())
+            for line in report.redis_after:
+                reporting.note(line)
             if settings.keep_db:
                 for where in _kept(report.database):
                     reporting.note(f"Kept the scratch database {where}")
         out.run(report)
+        if require_coverage and report.exit_code == 0 and report.result.uncovered:
+            reporting.note("--require-coverage: the run did not cover enough (above); exit 2")
+            return 2
         return report.exit_code
 
     _guard(out.guarded(action))
@@ -319,6 +336,7 @@ def _summary(report: Any) -> None:
         treated=dict(result.treated),
         judged=dict(result.judged),
         masked=dict(result.masked),
+        uncovered=result.uncovered,
     )
 
 

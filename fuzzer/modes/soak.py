@@ -19,6 +19,7 @@ not).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -29,7 +30,7 @@ from hypothesis import Phase
 
 from fuzzer.api import reference_of, resolve, searchable
 from fuzzer.db import parse as parse_db
-from fuzzer.errors import InvalidOption
+from fuzzer.errors import FuzzerError, InvalidOption
 from fuzzer.execute.runner import Controlled
 from fuzzer.execute.scheduler import Limits
 from fuzzer.findings import Finding
@@ -330,8 +331,11 @@ class _Soak:
         if self.sink is None:
             summary = interrupted_summary(self.done, time.monotonic() - self.started)
             self.writer.finish(summary)
-        self.units.settle(through=False)
-        self.plan_units.settle(through=False)
+        # a store that went away must not turn the stop into its own error: the leases
+        # run out by themselves
+        with contextlib.suppress(FuzzerError):
+            self.units.settle(through=False)
+            self.plan_units.settle(through=False)
 
     # -- one round -------------------------------------------------------------------------
 

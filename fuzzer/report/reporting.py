@@ -258,8 +258,11 @@ def summary(
     treated: dict[str, int] | None = None,
     judged: dict[str, int] | None = None,
     masked: dict[str, int] | None = None,
+    uncovered: Sequence[str] = (),
 ) -> None:
     rate = examples / seconds if seconds > 0 else 0.0
+    if uncovered:  # first: "no race" below means little after it
+        note("\n" + "\n".join(f"Not covered: {line}" for line in uncovered))
     note(
         f"\n{examples} examples in {seconds:.1f} s ({rate:.1f}/s), {references} serial "
         f"reference runs; stopped: {stop_reason}"

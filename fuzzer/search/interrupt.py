@@ -26,7 +26,16 @@ import threading
 from collections.abc import Iterator
 from types import FrameType
 
-__all__ = ["check", "clear", "handle", "install", "request", "requested", "watched"]
+__all__ = [
+    "check",
+    "clear",
+    "handle",
+    "install",
+    "installed",
+    "request",
+    "requested",
+    "watched",
+]
 
 _requested = threading.Event()
 _watchers = 0  # runs whose search checks the flag now
@@ -76,6 +85,22 @@ def install() -> None:
     signal.signal(signal.SIGTERM, handle)
     if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
         signal.signal(signal.SIGINT, handle)
+
+
+@contextlib.contextmanager
+def installed() -> Iterator[None]:
+    """``install`` for the duration of one command; then the handlers it replaced are
+    put back and the flag cleared (a command run in-process, by a test or a library, leaves
+    nothing behind for the next one)."""
+    before = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    install()
+    try:
+        yield
+    finally:
+        for number, handler in before.items():
+            if handler is not None:
+                signal.signal(number, handler)
+        clear()
 
 
 def _in_trio() -> bool:
