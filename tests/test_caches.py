@@ -76,6 +76,7 @@ def test_a_cache_call_is_a_step_of_its_own_and_a_point_to_switch_at() -> None:
     assert [r.status for r in switched.responses] == [200, 200]  # the third attempt
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("database", ["sqlite", "mariadb"])
 @pytest.mark.parametrize("module", ["attempts", "attempts_redis"])
 def test_the_max_attempts_race_is_found_in_two_requests_and_the_fixed_twin_is_clean(

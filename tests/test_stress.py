@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from fuzzer import api
 from fuzzer.model import Step
 from fuzzer.search.schedules import from_trace
@@ -31,6 +33,7 @@ def test_stress_stops_by_itself_and_the_fixed_twin_is_clean() -> None:
     assert "time budget" in report.result.stop_reason
 
 
+@pytest.mark.slow
 def test_stress_command_is_bounded_by_batches() -> None:
     result = subprocess.run(
         [

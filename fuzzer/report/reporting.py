@@ -28,7 +28,7 @@ from fuzzer.report.escape import terminal
 from fuzzer.report.text import context_switches
 
 if TYPE_CHECKING:
-    from fuzzer.modes.soak import SoakReport
+    from fuzzer.modes.soakreport import SoakReport
     from fuzzer.search.engine import SearchResult
     from fuzzer.search.pairs import Coverage
 
