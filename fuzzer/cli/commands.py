@@ -169,6 +169,30 @@ def _isolation_option() -> Callable[..., Any]:
     )
 
 
+def _faults_option() -> Callable[..., Any]:
+    return click.option(
+        "--faults",
+        is_flag=False,
+        flag_value="default",
+        default=None,
+        metavar="KINDS",
+        help="Inject retryable database errors into the schedule: --faults alone injects "
+        "deadlock, serialization and timeout (what the database can raise of them); or "
+        "name kinds: deadlock,serialization,timeout,disconnect, or all.",
+    )
+
+
+def _fault_kinds(text: str | None) -> tuple[str, ...]:
+    from fuzzer.execute.faults import parse
+
+    if text is None:
+        return ()
+    try:
+        return parse(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--faults") from None
+
+
 @main.command("run")
 @click.argument("target")
 @_db_option()
@@ -247,6 +271,7 @@ def _isolation_option() -> Callable[..., Any]:
     help="What makes the run exit 1: all (every confirmed finding), rows (all but findings "
     "where only responses differ), or a comma-separated list of kinds.",
 )
+@_faults_option()
 @click.option(
     "--require-coverage",
     is_flag=True,
@@ -264,6 +289,7 @@ def _isolation_option() -> Callable[..., Any]:
 def run_command(
     target: str,
     fail_on: str,
+    faults: str | None,
     require_coverage: bool,
     no_progress: bool,
     verbose: bool,
@@ -280,11 +306,12 @@ def run_command(
         failing = parse_fail_on(fail_on)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--fail-on") from None
+    kinds = _fault_kinds(faults)
 
     out = Output("run", target, output, summary_file)
 
     def action() -> int:
-        settings = _settings(options, fail_on=failing)
+        settings = _settings(options, fail_on=failing, faults=kinds)
         if settings.report_dir is not None:
             _check_report_dir(settings.report_dir)
         progress = out.progress(no_progress)
@@ -418,7 +445,7 @@ def replay_command(
         if not result.traces_identical:
             reporting.note(
                 "the replays did not all give the same trace: the target or the "
-                "fuzzer is nondeterministic here"
+                f"fuzzer is nondeterministic here; first at {result.first_difference}"
             )
         return result.exit_code
 
@@ -473,6 +500,7 @@ def replay_command(
     metavar="SECONDS",
     help="No progress for this long: a hang.",
 )
+@_faults_option()
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def matrix_command(
     target: str | None,
@@ -483,6 +511,7 @@ def matrix_command(
     report: str | None,
     times: int,
     hang_timeout: float,
+    faults: str | None,
     no_progress: bool,
 ) -> None:
     """Run TARGET on every database and isolation level: a table of verdicts.
@@ -493,6 +522,7 @@ def matrix_command(
 
     if (target is None) == (report is None):
         raise click.UsageError("give either TARGET or --replay REPORT.json")
+    kinds = _fault_kinds(faults)
     names = [d.strip() for given in databases for d in given.split(",") if d.strip()]
     grid = matrix.cells(names or matrix.DATABASES, levels or matrix.LEVELS)
     bars: list[reporting.SearchProgress] = []
@@ -527,6 +557,7 @@ def matrix_command(
                     hang_timeout=hang_timeout,
                     on_cell=on_cell,
                     on_event=progress,
+                    faults=kinds,
                 )
                 title = f"{loaded.reference or loaded.name}: {max_examples} examples per cell"
         finally:
@@ -709,6 +740,7 @@ def judged_nothing(result: Any) -> str:
     help="Only replay the campaign's known findings and write the reports (the merged "
     "report of a campaign that ran on several machines).",
 )
+@_faults_option()
 @click.option("--no-progress", is_flag=True, help="No progress bar or progress lines.")
 @output_options
 def soak_command(
@@ -719,6 +751,7 @@ def soak_command(
     shared: str | None,
     known_only: bool,
     lease: float | None,
+    faults: str | None,
     no_progress: bool,
     output: str,
     summary_file: str | None,
@@ -731,10 +764,11 @@ def soak_command(
     loses nothing it had finished, and the next one resumes."""
     from fuzzer.modes.soak import soak
 
+    kinds = _fault_kinds(faults)
     out = Output("soak", target, output, summary_file)
 
     def action() -> int:
-        settings = _settings(options)
+        settings = _settings(options, faults=kinds)
         assert settings.report_dir is not None
         _check_report_dir(settings.report_dir)
         from fuzzer.modes.campaign import check_shared

@@ -410,12 +410,16 @@ def _makers(
     several = any("." in name for name in tables)
     pending: dict[tuple[int, int], list[list[Any]]] = {}  # (request, connection) -> rows
     counts: dict[tuple[str, int], int] = {}
-    inserted: dict[str, list[list[Any]]] = {}  # table -> [request, k, committed]
+    inserted: dict[str, list[list[Any]]] = {}  # table -> [request, k, committed, table]
     unknown: set[str] = set()
     for step in trace:
         where = (step.request, step.connection)
         if step.kind == "commit" and not step.error:
             for row in pending.pop(where, []):
+                # numbered among the request's committed rows: a retry's rolled-back
+                # attempt (an injected deadlock) takes no number
+                table = row[3]
+                counts[(table, row[0])] = row[1] = counts.get((table, row[0]), 0) + 1
                 row[2] = True
         elif step.kind == "rollback":
             pending.pop(where, None)
@@ -428,12 +432,11 @@ def _makers(
                 unknown.add(written)
                 continue
             for _ in range(step.rowcount):
-                counts[(written, step.request)] = k = counts.get((written, step.request), 0) + 1
-                row = [step.request, k, False]
+                row = [step.request, 0, False, written]
                 inserted.setdefault(written, []).append(row)
                 pending.setdefault(where, []).append(row)
     return {
-        name: [(request, k) for request, k, committed in rows if committed]
+        name: [(request, k) for request, k, committed, _ in rows if committed]
         for name, rows in inserted.items()
         if name not in unknown
     }

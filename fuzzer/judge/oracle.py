@@ -149,6 +149,11 @@ class Oracle:
         unjudged = _unjudgeable(execution)
         if unjudged is not None:
             return unjudged
+        from fuzzer.judge import faults  # injected errors (--faults) are judged there
+
+        faulted = faults.judge(self, scenario, execution)
+        if faulted is not None:
+            return faulted
         aborted = tuple(
             i
             for i, r in enumerate(execution.responses)

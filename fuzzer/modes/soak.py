@@ -31,6 +31,7 @@ from hypothesis import Phase
 from fuzzer.api import reference_of, resolve, searchable
 from fuzzer.db import parse as parse_db
 from fuzzer.errors import FuzzerError, InvalidOption
+from fuzzer.execute.faults import chosen as fault_kinds
 from fuzzer.execute.runner import Controlled
 from fuzzer.execute.scheduler import Limits
 from fuzzer.findings import Finding
@@ -97,10 +98,13 @@ def soak(
     target = resolve(target)
     reference = reference_of(target)
     spec = parse_db(db)
+    kinds = fault_kinds(spec.dialect, settings.faults)  # --faults: the errors to inject
     session = Session(target, settings)
     limits = session.limits
     schedule: Mode = "conflict"
     key = campaign_key(reference, session.databases.dialect, schedule)
+    if kinds:  # a campaign with injected errors is a campaign of its own
+        key += f"|faults={','.join(kinds)}"
     campaign = open_campaign(shared, state_dir, key)
     me = worker_name(worker)
     settings_json = {
@@ -111,6 +115,8 @@ def soak(
         "example_db": example_db if not shared else "shared",
         "workers": workers,
     }
+    if kinds:
+        settings_json["faults"] = ",".join(kinds)
 
     return _Soak(
         target=target,
@@ -121,6 +127,7 @@ def soak(
         me=me,
         limits=limits,
         schedule=schedule,
+        faults=kinds,
         settings_json=settings_json,
         started=started,
         duration=duration,
@@ -155,6 +162,7 @@ class _Soak:
     me: str
     limits: Limits
     schedule: Mode
+    faults: tuple[str, ...]  # --faults: the errors to inject
     settings_json: dict[str, Any]
     started: float
     duration: float
@@ -216,7 +224,7 @@ class _Soak:
     # -- phases ----------------------------------------------------------------------------
 
     def prepare(self, s: Session) -> None:
-        self.prepared = searchable(self.target, s, self.schedule)
+        self.prepared = searchable(self.target, s, self.schedule, faults=self.faults)
         self.units = Units(
             self.campaign, self.me, openings(self.prepared.openings), self.workers, self.lease
         )

@@ -37,9 +37,10 @@ from fuzzer.execute.runner import Controlled, Dispatch, Free
 from fuzzer.execute.scheduler import Limits
 from fuzzer.findings import Finding, classify
 from fuzzer.judge.oracle import Oracle, Verdict
-from fuzzer.model import Execution, Gene, Scenario, Step
+from fuzzer.model import Execution, Scenario, Step
 from fuzzer.search import conjecture, interrupt
 from fuzzer.search.conjecture import Budget, Case, Choices, ExampleDatabase
+from fuzzer.search.faults import fewer_faults
 from fuzzer.search.pairs import Coverage, Plan
 from fuzzer.search.schedules import Mode, from_trace, needs_trace, resolve, surveyed_trace
 from fuzzer.settings import Settings
@@ -562,6 +563,7 @@ class Search:
             return self._replay_under_control(finding)
         if self.settings.shrink:  # also when Hypothesis's shrinking ran out of budget
             finding = self._fewer_yields(self._fewer_requests(finding))
+            finding = fewer_faults(finding, self._reproduces, self.budget.shrinking)
         return self._confirmed(finding)
 
     def _final_seeded(self, finding: Finding) -> Finding:
@@ -571,6 +573,7 @@ class Search:
             return self._replay_under_control(finding)
         if self.settings.shrink:
             finding = self._fewer_yields(self._fewer_requests(finding))
+            finding = fewer_faults(finding, self._reproduces, self.budget.shrinking)
         return self._confirmed(finding)
 
     def _fewer_requests(self, finding: Finding) -> Finding:
@@ -649,11 +652,15 @@ class Search:
         replay = (
             f"reproduced {hits}/{n} under control with the schedule derived from its trace"
             if hits
-            else "did not reproduce under control: the free-running schedule is unknown"
+            else "not reproducible: it did not reproduce under control with the schedule "
+            "derived from its trace (the free-running schedule is unknown)"
         )
-        return finding.with_(
+        finding = finding.with_(
             scenario=scenario, extra={**finding.extra, "mode": "stress", "replay": replay}
         )
+        # never reproduced under control ("0/n"): unconfirmed, so no replay file or
+        # regression test is written that would say "fixed" at once
+        return finding.with_(flaky=f"{hits}/{n}") if hits < n else finding
 
     def _fewer_yields(self, finding: Finding) -> Finding:
         """Drop every yield the finding does not need, one at a time, latest first: the
@@ -665,7 +672,7 @@ class Search:
                 if not self.budget.shrinking():
                     return finding
                 gene = scenario.schedule[index]
-                fewer = Gene(gene.priority, tuple(y for y in gene.yields if y != step))
+                fewer = replace(gene, yields=tuple(y for y in gene.yields if y != step))
                 schedule = (*scenario.schedule[:index], fewer, *scenario.schedule[index + 1 :])
                 candidate = replace(scenario, schedule=schedule)
                 match = self._reproduces(candidate, fingerprint)
