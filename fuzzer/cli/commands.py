@@ -444,7 +444,7 @@ def replay_command(
         if not result.traces_identical:
             reporting.note(
                 "the replays did not all give the same trace: the target or the "
-                "fuzzer is nondeterministic here"
+                f"fuzzer is nondeterministic here; first at {result.first_difference}"
             )
         return result.exit_code
 

@@ -28,12 +28,18 @@ from fuzzer.report.escape import terminal
 from fuzzer.report.text import context_switches
 
 if TYPE_CHECKING:
-    from fuzzer.modes.soak import SoakReport
+    from fuzzer.modes.soakreport import SoakReport
     from fuzzer.search.engine import SearchResult
     from fuzzer.search.pairs import Coverage
 
 console = Console(highlight=False, soft_wrap=False)
 errors = Console(stderr=True, highlight=False)
+
+
+def stderr_console() -> Console:
+    """A console on the stderr of now: it keeps writing there while a run sends the
+    app's stderr to its log (``--format json`` puts the progress lines there)."""
+    return Console(file=sys.stderr, highlight=False)
 
 
 def use_stderr(stream: Any) -> None:
