@@ -1,4 +1,4 @@
-"""A target of 70 endpoints with four races, two behind the least likely pairs (issue 20,
+"""A target of 67 endpoints with four races, two behind the least likely pairs (issue 20,
 item 8): every race within 500 examples, and the fixed twin clean.
 
 Before the plan was lazy, ranked across all endpoints and taken breadth first, a run of
