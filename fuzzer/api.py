@@ -9,7 +9,7 @@ schedule without Hypothesis.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -17,6 +17,7 @@ from hypothesis.strategies import SearchStrategy
 
 from fuzzer.db import parse as parse_db
 from fuzzer.errors import InvalidReport, InvalidTarget, TargetSetupError
+from fuzzer.execute.faults import chosen as fault_kinds
 from fuzzer.execute.instrument import load_target
 from fuzzer.execute.runner import Controlled, Costs, Serial
 from fuzzer.execute.scheduler import Limits
@@ -29,6 +30,7 @@ from fuzzer.report.text import finding_text
 from fuzzer.report.writer import ReportWriter, Written, reproduce_lines
 from fuzzer.search.engine import Search, SearchResult, SearchSettings, evaluate
 from fuzzer.search.exercised import unexercised
+from fuzzer.search.faults import openings as fault_openings
 from fuzzer.search.pairs import Plan, plan
 from fuzzer.search.schedules import Mode
 from fuzzer.search.survey import check_reachable, openings, survey
@@ -54,6 +56,7 @@ class RunReport:
     references: int = 0
     fail_on: frozenset[str] = frozenset({"all"})  # what makes the run exit 1 (--fail-on)
     app_log: AppLogSummary | None = None  # what the app logged meanwhile (app.log)
+    redis_after: list[str] = field(default_factory=list)  # keys left in the app's own Redis
 
     @property
     def findings(self) -> list[Finding]:
@@ -125,15 +128,20 @@ def run(
     requests run with real timing and no gates. ``stop_at_first`` stops generating at the
     first finding (of ``stop_kinds``, if given), then shrinks and reports it.
     ``example_key`` keys its failures in the example database (default: the target's
-    reference; the pytest plugin gives the test's node id)."""
+    reference; the pytest plugin gives the test's node id). ``settings.faults`` (kinds of
+    error, ``--faults``) injects those errors as part of the schedule
+    (fuzzer/execute/faults.py)."""
     settings = Settings.of(settings, **options)
     target = resolve(target)
     reference = reference_of(target)
-    safe_url = parse_db(settings.db).safe_url  # a bad --db fails before anything is created
+    spec = parse_db(settings.db)  # a bad --db fails before anything is created
+    safe_url = spec.safe_url
+    kinds = fault_kinds(spec.dialect, settings.faults)  # --faults the database can raise
     session = Session(target, settings)
     search_settings = SearchSettings.of(
         settings,
-        database_key=f"{example_key or reference}|{session.databases.dialect}|{settings.schedule}",
+        database_key=f"{example_key or reference}|{session.databases.dialect}|{settings.schedule}"
+        + (f"|faults={','.join(kinds)}" if kinds else ""),
         limits=session.limits,
         free_running=free_running,
         shrink=not free_running,
@@ -150,6 +158,8 @@ def run(
         "db": safe_url,
         "example_db": settings.example_db,
     }
+    if kinds:
+        run_settings["faults"] = ",".join(kinds)
 
     app_log = AppLog(live=verbose) if quiet_app else None
     writers: list[ReportWriter] = []
@@ -185,10 +195,15 @@ def run(
             database=s.database_info,
             max_examples=settings.max_examples,
             time_budget=settings.time_budget,
-            notices=list(s.databases.notices),
+            notices=[*s.databases.notices, *(s.foreign.notices() if s.foreign else [])],
         )
         prepared = searchable(
-            target, s, schedule, allow_unexercised=settings.allow_unexercised, on_event=on_event
+            target,
+            s,
+            schedule,
+            allow_unexercised=settings.allow_unexercised,
+            on_event=on_event,
+            faults=kinds,
         )
         search = Search(
             prepared.strategy,
@@ -216,6 +231,8 @@ def run(
             references=s.oracle.stats.references,
             fail_on=settings.fail_on,
         )
+        if s.foreign is not None:
+            report.redis_after = s.foreign.after()
         if writer is not None:
             if writer.written:
                 report.directory = writer.finish(report.summary())
@@ -254,11 +271,13 @@ def searchable(
     *,
     allow_unexercised: bool = False,
     on_event: Callable[..., None] = lambda *a, **k: None,
+    faults: Sequence[str] = (),
 ) -> Searchable:
     """Survey each endpoint alone (and check that each can be reached and that something
     was exercised), then the scenario strategy, each endpoint's steps for conflict-guided
     schedules, the opening and the pairs' plan; "surveying" and "planned" events say how
-    far it got."""
+    far it got. With ``faults`` (kinds of error to inject), the opening starts with the
+    fault opening (fuzzer/search/faults.py)."""
     from fuzzer.strategies import scenarios
 
     def alone(scenario: Scenario) -> Execution:
@@ -274,10 +293,15 @@ def searchable(
             raise TargetSetupError(why)
     surveyed_after = time.monotonic() - started
     conflict = schedule == "conflict"
+    opening = openings(surveyed, target) if conflict else []
+    if faults and conflict:
+        opening = fault_openings(surveyed, faults, opening) + opening
     prepared = Searchable(
-        strategy=scenarios(target, schedule=schedule, prefer=surveyed.writers()),
+        strategy=scenarios(
+            target, schedule=schedule, prefer=surveyed.writers(), fault_kinds=faults
+        ),
         traces={e.endpoint: e.trace for e in surveyed.endpoints},
-        openings=tuple(openings(surveyed, target)) if conflict else (),
+        openings=tuple(opening),
         survey=describe_survey(surveyed),
         plan=plan(surveyed, target) if conflict else None,
     )
@@ -393,6 +417,8 @@ class ReplayResult:
     database: dict[str, Any]
     last: Finding | None
     target: str = ""  # the recorded target's reference
+    # when the traces differ: the first step where a replay's differs from the first's
+    first_difference: str = ""
 
     @property
     def status(self) -> str:
@@ -440,7 +466,43 @@ def replay(
         info,
         matched[-1] if matched else None,
         target=document["target"],
+        first_difference=_first_difference([trace for trace, _ in runs]),
     )
+
+
+def _first_difference(traces: list[tuple[Step, ...]]) -> str:
+    """Where the first replay whose trace differs from the first replay's departs from
+    it: "step 4: replay 1 had R2 COMMIT, replay 3 R1 UPDATE … (1 row)"; "" if none do."""
+    if not traces:
+        return ""
+    first = _interleaving(traces[0])
+    for number, trace in enumerate(traces[1:], 2):
+        other = _interleaving(trace)
+        if other == first:
+            continue
+        at = next(
+            (k for k, (a, b) in enumerate(zip(first, other, strict=False)) if a != b),
+            min(len(first), len(other)),
+        )
+        return (
+            f"step {at + 1}: replay 1 had {_step_text(traces[0], at)}, "
+            f"replay {number} {_step_text(trace, at)}"
+        )
+    return ""
+
+
+def _step_text(trace: tuple[Step, ...], at: int) -> str:
+    if at >= len(trace):
+        return "no step (its trace ended)"
+    step = trace[at]
+    what = " ".join(step.text.split())[:60] if step.text else step.kind.upper()
+    done = (
+        f" ({step.rowcount} row{'s' if step.rowcount != 1 else ''})"
+        if step.rowcount is not None
+        else ""
+    )
+    error = f" ({step.error.split(':')[0]})" if step.error else ""
+    return f"R{step.request + 1} {what}{done}{error}"
 
 
 def assert_serializable(

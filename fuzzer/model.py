@@ -64,6 +64,28 @@ class Request:
         return text
 
 
+#: The retryable errors a fault may inject (fuzzer/execute/faults.py raises each as the
+#: driver of the database in use does): which of them a database can raise depends on it.
+FAULT_KINDS = ("deadlock", "serialization", "timeout", "disconnect")
+
+
+@dataclass(frozen=True)
+class Fault:
+    """An injected error: the request's statement at its own step ``step`` (or its first
+    statement after it) fails with ``kind``, raised by the database driver as a real
+    error of that kind would be."""
+
+    step: int
+    kind: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"step": self.step, "kind": self.kind}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Fault:
+        return cls(step=int(data["step"]), kind=str(data["kind"]))
+
+
 @dataclass(frozen=True)
 class Gene:
     """The scheduling genes of one request.
@@ -78,13 +100,21 @@ class Gene:
 
     priority: int = 0
     yields: tuple[int, ...] = ()
+    faults: tuple[Fault, ...] = ()  # injected errors (``--faults``), fewest first
 
     def to_json(self) -> dict[str, Any]:
-        return {"priority": self.priority, "yields": list(self.yields)}
+        data: dict[str, Any] = {"priority": self.priority, "yields": list(self.yields)}
+        if self.faults:
+            data["faults"] = [f.to_json() for f in self.faults]
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Gene:
-        return cls(priority=int(data["priority"]), yields=tuple(int(y) for y in data["yields"]))
+        return cls(
+            priority=int(data["priority"]),
+            yields=tuple(int(y) for y in data["yields"]),
+            faults=tuple(Fault.from_json(f) for f in data.get("faults", ())),
+        )
 
 
 @dataclass(frozen=True)
@@ -105,6 +135,11 @@ class Scenario:
     def yields(self) -> int:
         """How many yields the schedule asks for (an upper bound on context switches)."""
         return sum(len(g.yields) for g in self.schedule)
+
+    @property
+    def faults(self) -> dict[int, tuple[Fault, ...]]:
+        """Request index -> the errors injected into it (``--faults``); empty without."""
+        return {i: g.faults for i, g in enumerate(self.schedule) if g.faults}
 
     def requests_key(self) -> str:
         """A stable key for the requests alone (the schedule left out): serial references
@@ -152,6 +187,7 @@ class Step:
     rowcount: int | None = None  # rows matched by an INSERT/UPDATE/DELETE
     error: str = ""  # the exception the statement raised, if any
     waited: str = ""  # why the step could not finish at once (a lock wait), if it did not
+    injected: str = ""  # the error the fuzzer injected here ("deadlock 1213"), if it did
 
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v not in ("", None) or k == "request"}

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from fuzzer.errors import InvalidOption
+from fuzzer.model import FAULT_KINDS
 
 #: where the command line writes reports, and keeps Hypothesis's example database
 REPORTS = "reports"
@@ -50,13 +51,18 @@ class Settings:
     # what is searched and what fails the run
     schedule: Schedule = "conflict"
     strict: bool = False  # a request that finished before another started precedes it
+    strict_isolation: bool = False  # refuse an app that opens a Redis database not its scratch
     allow_unexercised: bool = False
     fail_on: frozenset[str] = field(default_factory=lambda: frozenset({"all"}))
+    faults: tuple[str, ...] = ()  # --faults: the kinds of error to inject (none: off)
     # files (None: nothing written)
     report_dir: str | None = None
     example_db: str | None = None
 
     def __post_init__(self) -> None:
+        if isinstance(self.faults, str) or not isinstance(self.faults, tuple):
+            given = (self.faults,) if isinstance(self.faults, str) else self.faults
+            object.__setattr__(self, "faults", tuple(given))
         if not isinstance(self.fail_on, frozenset):
             given = (self.fail_on,) if isinstance(self.fail_on, str) else self.fail_on
             object.__setattr__(self, "fail_on", frozenset(given))
@@ -134,6 +140,12 @@ def _check(s: Settings) -> None:
     if s.schedule not in SCHEDULES:
         raise InvalidOption(
             f"schedule {s.schedule!r} is not a schedule mode; give one of {', '.join(SCHEDULES)}"
+        )
+    unknown = [k for k in s.faults if k not in FAULT_KINDS]
+    if unknown:
+        raise InvalidOption(
+            f"faults {unknown[0]!r} is not a kind of injected error; give any of "
+            f"{', '.join(FAULT_KINDS)}"
         )
     if not isinstance(s.db, str) or not s.db:
         raise InvalidOption(

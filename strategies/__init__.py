@@ -15,10 +15,10 @@ from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
 
 from fuzzer.errors import InvalidTarget
-from fuzzer.model import Gene, Request, Scenario
+from fuzzer.model import Fault, Gene, Request, Scenario
 from fuzzer.target.contract import Endpoint, Target
 
-__all__ = ["genes", "requests_from", "scenarios"]
+__all__ = ["faults", "genes", "requests_from", "scenarios"]
 
 #: A request's yield points are drawn among its first steps: most handlers run fewer
 #: than this many statements, and a yield past a request's last step never happens.
@@ -33,6 +33,10 @@ MAX_PCT_PRIORITY = 1000
 #: arguments and identity), as a double click or a retried submit does: those races
 #: need two equal requests, which independent draws rarely make.
 DOUBLE_SUBMIT_ODDS = 4
+#: ``--faults``: at most this many injected errors per request, each at one of its first
+#: statements (conflicting ones first, in the ``conflict`` mode).
+MAX_FAULTS = 2
+MAX_FAULT_INDEX = 8
 
 
 def _strategy(value: Any) -> SearchStrategy[Any]:
@@ -116,11 +120,25 @@ def _check_json(endpoint: Endpoint, name: str, value: Any) -> None:
         ) from None
 
 
+def faults(kinds: Sequence[str], mode: str = "conflict") -> SearchStrategy[tuple[Fault, ...]]:
+    """Injected errors for one request (``--faults``): up to ``MAX_FAULTS`` of the given
+    kinds, each at a statement. In the ``conflict`` mode the number indexes the
+    request's statements, conflicting ones first (fuzzer/search/schedules.py); otherwise
+    it is a step number. Shrinks toward no fault, then one fault at the earliest
+    statement, of the first kind."""
+    if not kinds:
+        return st.just(())
+    low = 0 if mode == "conflict" else 1
+    one = st.builds(Fault, st.integers(low, MAX_FAULT_INDEX + low), st.sampled_from(list(kinds)))
+    return st.lists(one, max_size=MAX_FAULTS).map(tuple)
+
+
 def genes(
     mode: str = "conflict",
     *,
     max_yields: int = MAX_YIELDS,
     max_priority: int = MAX_PRIORITY,
+    fault_kinds: Sequence[str] = (),
 ) -> SearchStrategy[Gene]:
     """One request's scheduling genes: a priority and up to ``max_yields`` yield numbers.
     How the numbers become steps is the schedule mode (fuzzer/search/schedules.py):
@@ -131,20 +149,24 @@ def genes(
     * ``random`` and ``pct``: numbers are step numbers, 0 meaning none. Shrinks toward
       no yields, i.e. the requests run serially in their listed order.
 
-    Shrinks toward priority 0 (the listed order)."""
+    Shrinks toward priority 0 (the listed order). With ``fault_kinds`` (``--faults``), a
+    gene also carries injected errors (``faults``); without, none is drawn."""
     priority = st.integers(0, MAX_PCT_PRIORITY if mode == "pct" else max_priority)
+    injected = faults(fault_kinds, mode)
     if mode == "conflict":
         numbers = st.lists(st.integers(0, MAX_CONFLICT_INDEX), min_size=1, max_size=max_yields)
         return st.builds(
             Gene,
             priority=priority,
             yields=numbers.map(lambda ns: tuple(sorted({n for n in ns if n < MAX_CONFLICT_INDEX}))),
+            faults=injected,
         )
     numbers = st.lists(st.integers(0, MAX_STEP), max_size=1 if mode == "pct" else max_yields)
     return st.builds(
         Gene,
         priority=priority,
         yields=numbers.map(lambda ns: tuple(sorted({n for n in ns if n > 0}))),
+        faults=injected,
     )
 
 
@@ -167,16 +189,18 @@ def scenarios(
     *,
     schedule: SearchStrategy[Gene] | str = "conflict",
     prefer: Sequence[str] = (),
+    fault_kinds: Sequence[str] = (),
 ) -> SearchStrategy[Scenario]:
     """Scenarios for a target: concurrent requests, each with its genes, then serial init
     requests that run before them. ``prefer`` names endpoints to draw more often (the
     writers the survey found: they are the ones that race). About one request in
     ``DOUBLE_SUBMIT_ODDS`` repeats the one before it (a double submit). Shrinks toward
     fewer requests (each deletion takes its genes with it), simpler requests, fewer
-    yields, no repeats, and no init requests."""
+    yields, no repeats, and no init requests; with ``fault_kinds``, toward fewer
+    injected errors, at earlier statements."""
     identities = [i.name for i in target.identities]
     request = _any_request(target.endpoints, identities, prefer)
-    gene = genes(schedule) if isinstance(schedule, str) else schedule
+    gene = genes(schedule, fault_kinds=fault_kinds) if isinstance(schedule, str) else schedule
     again = st.sampled_from([False] * (DOUBLE_SUBMIT_ODDS - 1) + [True])
     pairs = st.lists(
         st.tuples(request, gene, again),

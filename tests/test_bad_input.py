@@ -136,9 +136,7 @@ def test_a_report_dir_that_cannot_be_written_stops_before_the_search(fuzzer: Cli
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root may write to any directory")
-def test_a_report_dir_without_write_permission_is_refused(
-    fuzzer: Cli, tmp_path: Path
-) -> None:
+def test_a_report_dir_without_write_permission_is_refused(fuzzer: Cli, tmp_path: Path) -> None:
     locked = os.path.join(tmp_path, "locked")
     os.mkdir(locked, 0o555)
     result = fuzzer("run", "targets.profile:buggy", "--report-dir", os.path.join(locked, "r"))

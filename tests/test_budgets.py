@@ -203,6 +203,7 @@ def test_a_spent_budget_before_a_replay_round_is_not_an_error(tmp_path: Path) ->
     assert result.examples == 0 and result.findings == []
 
 
+@pytest.mark.slow
 def test_a_real_run_runs_as_many_examples_as_asked() -> None:
     """``-n 20`` ran 99 examples: Hypothesis's shrinking calls were counted as examples,
     and the opening came on top of the 20."""

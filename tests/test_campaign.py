@@ -41,6 +41,7 @@ def _claim_seeds(kind: str, where: str, count: int, out: multiprocessing.Queue) 
     out.put([store.claim_seed() for _ in range(count)])
 
 
+@pytest.mark.slow
 def test_every_seed_is_handed_out_once_across_processes(place: tuple[str, str]) -> None:
     kind, where = place
     store_type = LocalCampaign if kind == "local" else RedisCampaign

@@ -34,6 +34,7 @@ def test_the_spec_is_at_most_30_lines() -> None:
     assert len([line for line in source.splitlines() if line.strip()]) <= 30
 
 
+@pytest.mark.slow
 def test_every_planted_race_is_found_and_shrunk_to_two_requests() -> None:
     """One session (one setup, one login per member), one focused search per endpoint."""
     assert sorted(e.name for e in demo.buggy.endpoints) == sorted(PLANTED)
@@ -62,6 +63,7 @@ def test_every_planted_race_is_found_and_shrunk_to_two_requests() -> None:
         assert (kind, exception, 2) in found[endpoint], (endpoint, found[endpoint])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [11])
 def test_the_fixed_twin_is_clean(seed: int) -> None:
     report = api.run(demo.fixed, max_examples=150, seed=seed, report_dir=None, example_db=None)

@@ -11,6 +11,7 @@ from fuzzer import api
 from fuzzer.report.text import context_switches
 
 
+@pytest.mark.slow
 def test_the_stale_merge_is_a_lost_update_shrunk_to_two_requests(tmp_path: object) -> None:
     report = api.run(
         "targets.profile:buggy", max_examples=60, seed=3, report_dir=str(tmp_path), example_db=None
@@ -37,6 +38,7 @@ def test_the_stale_merge_is_a_lost_update_shrunk_to_two_requests(tmp_path: objec
     assert os.path.exists(os.path.join(os.path.dirname(path), "manifest.json"))
 
 
+@pytest.mark.slow
 def test_the_fixed_twin_is_clean_in_300_examples() -> None:
     report = api.run(
         "targets.profile:fixed", max_examples=300, seed=4, report_dir=None, example_db=None
@@ -46,6 +48,7 @@ def test_the_fixed_twin_is_clean_in_300_examples() -> None:
     assert not report.result.unknown
 
 
+@pytest.mark.slow
 def test_replay_reproduces_the_recorded_interleaving(tmp_path: object) -> None:
     report = api.run(
         "targets.profile:buggy", max_examples=40, seed=5, report_dir=str(tmp_path), example_db=None
@@ -57,6 +60,7 @@ def test_replay_reproduces_the_recorded_interleaving(tmp_path: object) -> None:
     assert result.traces_identical
 
 
+@pytest.mark.slow
 def test_every_yield_in_a_reported_schedule_is_needed(tmp_path: object) -> None:
     from dataclasses import replace
 

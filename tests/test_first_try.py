@@ -30,6 +30,7 @@ class Shape:
     races: tuple[tuple[str, frozenset[str]], ...]  # endpoint, what it may be reported as
     setup: str  # what init's setup runs, as the CLI says it
     identities: int  # how many the spec declares
+    left_out: tuple[tuple[str, str], ...] = ()  # endpoints the spec leaves out, and why
 
     def __str__(self) -> str:
         return self.name
@@ -56,6 +57,7 @@ SHAPES = [
         (("POST /withdraw", frozenset({"lost-update", "limit-overrun", "write-skew"})),),
         "create_all, command seed",
         3,
+        (("GET /balance", "200 as ben@bank.test; read only (customer)"),),
     ),
     # a MethodView's form, and a form a helper builds with choices made at request time
     Shape(
@@ -80,6 +82,7 @@ SHAPES = [
         (("POST /api/projects/<project_id>/bills", frozenset({"lost-update"})),),
         "create_all, call targets.splitbill:create_demo_project",
         3,
+        (("POST /authenticate", "turned away: 401 as demo"),),
     ),
     # a Redis client the app keeps and never uses
     Shape(
@@ -137,6 +140,9 @@ def test_inits_spec_unedited_finds_the_planted_race(shape: Shape, tmp_path: Any)
     plan = written.plan
     assert ", ".join(f"{k} {n}".strip() for k, n in plan.setup) == shape.setup
     assert len(plan.identities) == shape.identities
+    source = " ".join(line.strip("# ") for line in Path(written.path).read_text().splitlines())
+    for endpoint, why in shape.left_out:  # in the spec, and in the plan the CLI prints
+        assert plan.left_out[endpoint] == why and f"{endpoint}: {why}" in source
     kept = [f"{r.method} {r.rule}" for r in plan.routes if plan.kept(r)]
     assert {endpoint for endpoint, _ in shape.races} <= set(kept)
     report = search(target, 300, stop=len(shape.races) == 1)
@@ -234,3 +240,13 @@ def test_a_request_that_uses_a_redis_client_the_fuzzer_does_not_own_stops_the_ru
         TargetSetupError, match=r"used the app's Redis client for 127\.0\.0\.1:6379/3"
     ):
         search(target, 5, stop=False)
+
+
+def test_redirects_that_write_only_a_cache_key_exercise_nothing() -> None:
+    """A setup wizard that counts every redirected visit in its cache: before, the
+    survey saw writes and the run searched 300 examples of redirects and said "No
+    findings"; now it stops before the search and says why."""
+    from fuzzer.errors import TargetSetupError
+
+    with pytest.raises(TargetSetupError, match=r"302 → /setup/ and none wrote anything but a"):
+        api.run("tests.fixtures.unexercised:counting", max_examples=5, report_dir=None)

@@ -24,7 +24,7 @@ from fuzzer.execute.instrument import load_target
 from fuzzer.execute.runner import Controlled
 from fuzzer.findings import Finding, classify
 from fuzzer.judge.oracle import Verdict
-from fuzzer.model import Execution, Gene, Hang, Leak, Request, Response, Scenario, Step
+from fuzzer.model import Execution, Fault, Gene, Hang, Leak, Request, Response, Scenario, Step
 from fuzzer.modes.session import Session
 from fuzzer.report.text import finding_text
 
@@ -55,6 +55,15 @@ ALICE_OFF = request("POST /doctors/<id>/off-call", "/doctors/1/off-call")
 PRODUCT = request("GET /shop/products/<id>", "/shop/products/1")
 CUSTOMER = request("GET /customers/<id>", "/customers/1")
 
+
+def faulted(only: Request, step: int) -> Scenario:
+    """One request whose statement at its step ``step`` fails with SQLite's ``database is
+    locked`` (``--faults``)."""
+    return Scenario(requests=(only,), schedule=(Gene(faults=(Fault(step, "timeout"),)),))
+
+
+DEPOSIT = request("POST /accounts/1/deposit", "/accounts/1/deposit", {"amount": 10})
+
 # kind -> (target, the minimal scenario the search reported for it on SQLite)
 CASES: dict[str, tuple[str, Scenario]] = {
     "lost-update": ("targets.profile:buggy", two(NAME, AGE, (2,), ())),
@@ -66,6 +75,10 @@ CASES: dict[str, tuple[str, Scenario]] = {
     "leaked-transaction": ("targets.dashboard:buggy", one(CUSTOMER)),
     "wrong-engine": ("targets.portal:buggy", one(PRODUCT)),
     "serial-failure": ("targets.portal:buggy", one(PRODUCT)),
+    "duplicate-effect": ("targets.retries:buggy", faulted(DEPOSIT, 4)),
+    "stale-retry": ("targets.retries:stale", faulted(DEPOSIT, 5)),
+    "partial-commit": ("targets.retries:partial", faulted(DEPOSIT, 4)),
+    "unhandled-retryable": ("targets.retries:stale", faulted(DEPOSIT, 3)),
 }
 
 

@@ -697,3 +697,14 @@ def test_a_worker_that_stopped_on_an_error_is_named_in_the_summary() -> None:
     assert "worker 2: 0 examples in 0 rounds, 0 finding(s) reported first, stopped on an " in (
         out.getvalue()
     )
+
+
+def test_a_command_run_in_process_puts_the_signal_handlers_back(tmp_path: Path) -> None:
+    import signal
+
+    from fuzzer.search import interrupt
+
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    one_line(cli("replay", str(tmp_path / "none.json")))
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+    assert not interrupt.requested()

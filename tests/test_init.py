@@ -30,6 +30,7 @@ def load_written(path: str) -> Any:
         sys.path.remove(directory)
 
 
+@pytest.mark.slow
 def test_init_on_the_demo_writes_a_spec_that_runs_as_written_and_finds_races(
     tmp_path: Any,
 ) -> None:
@@ -58,7 +59,7 @@ def test_init_on_the_demo_writes_a_spec_that_runs_as_written_and_finds_races(
         # a new name first: the simplest request creates the tag
         'form={"name": st.one_of(st.just("alpha"), values_of("tags.name", limit=1))}',
         # pages that only read are listed, not sent; the view counter's GET writes
-        "POST /auth/login, GET /auth/register, GET /user/<username>). A page",
+        "#   GET /user/<username>: 200 as bob; read only (users)",
         'as_=["bob", "alice"]',  # login_required views
         'ignore_columns=frozenset({"users.password_hash"})',  # salted: differs between setups
     ):
@@ -80,6 +81,7 @@ def test_init_on_the_demo_writes_a_spec_that_runs_as_written_and_finds_races(
     assert [(f.kind, len(f.scenario.requests)) for f in report.findings] == [("lost-update", 2)]
 
 
+@pytest.mark.slow
 def test_an_openapi_document_drives_the_json_bodies(tmp_path: Any) -> None:
     path = str(tmp_path / "fuzz_wallet.py")
     written = write_spec("tests.fixtures.wallet_api:create_app", path)
@@ -120,6 +122,7 @@ def test_a_bad_factory_reference_is_one_clear_line(
     assert not (tmp_path / "fuzz_x.py").exists()
 
 
+@pytest.mark.slow
 def test_every_bind_goes_to_a_scratch_database(tmp_path: Any) -> None:
     """The app's config points both of its databases at a server; init and the spec it
     writes must use scratch databases for both (a real server would not even answer)."""
@@ -134,6 +137,7 @@ def test_every_bind_goes_to_a_scratch_database(tmp_path: Any) -> None:
     }
 
 
+@pytest.mark.slow
 def test_init_builds_an_app_whose_factory_runs_once_per_process_and_finds_its_seed(
     tmp_path: Any,
 ) -> None:

@@ -13,6 +13,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from fuzzer import api
 from fuzzer.init.spec import write_spec
 from targets.microblog import create_app
@@ -27,6 +29,7 @@ FOLLOW = "POST /follow/<username>"
 REGISTER = "POST /auth/register"
 
 
+@pytest.mark.slow
 def test_init_writes_the_pinned_spec(tmp_path: Any) -> None:
     written = write_spec("targets.microblog:create_app", str(tmp_path / "fuzz_microblog.py"))
     text = Path(written.path).read_text(encoding="utf-8")
@@ -49,6 +52,7 @@ def search(target: Any) -> dict[str, set[str]]:
     return found
 
 
+@pytest.mark.slow
 def test_the_spec_as_written_finds_every_planted_race() -> None:
     from tests.fixtures.fuzz_microblog import target
 
@@ -58,6 +62,7 @@ def test_the_spec_as_written_finds_every_planted_race() -> None:
     assert "concurrency-error" in found.get(REGISTER, set())  # IntegrityError on the name
 
 
+@pytest.mark.slow
 def test_the_spec_finds_none_of_them_in_the_fixed_twin(monkeypatch: Any) -> None:
     import tests.fixtures.fuzz_microblog as spec
 

@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 FUZZER = f"{sys.executable} -m fuzzer"
 
@@ -23,6 +25,7 @@ def environment(tmp_path: Path) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(scratch)}
 
 
+@pytest.mark.slow
 def test_sigterm_stops_a_background_job_of_a_non_interactive_shell(tmp_path: Path) -> None:
     """``sh -c 'fuzzer run … & p=$!; …; kill -TERM $p; wait $p'``: such a shell starts its
     background jobs with SIGINT ignored, so a handler that re-sends SIGINT did nothing and
@@ -51,6 +54,7 @@ def test_sigterm_stops_a_background_job_of_a_non_interactive_shell(tmp_path: Pat
     assert os.listdir(tmp_path / "scratch") == []
 
 
+@pytest.mark.slow
 def test_an_interrupted_run_keeps_the_finding_it_announced_unshrunk(tmp_path: Path) -> None:
     """SIGTERM after "found … shrinking it later": the finding is on disk, unshrunk and
     marked so, with its schedule: ``fuzzer replay`` reproduces it."""
@@ -130,6 +134,7 @@ def pipe_to_head(tmp_path: Path, target: str) -> subprocess.CompletedProcess[str
     )
 
 
+@pytest.mark.slow
 def test_a_closed_stdout_does_not_change_the_exit_code(tmp_path: Path) -> None:
     """``fuzzer run … | head -1``: a clean run exited 1, the findings code."""
     clean = pipe_to_head(tmp_path, "targets.profile:fixed")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from fuzzer import api
 from fuzzer.findings import parse_fail_on
 
@@ -40,6 +42,7 @@ def test_fail_on_takes_groups_or_kinds_and_names_a_bad_word() -> None:
         raise AssertionError("a bad --fail-on was accepted")
 
 
+@pytest.mark.slow
 def test_a_background_threads_write_makes_examples_unjudgeable_never_a_finding() -> None:
     # issue 14, item 3: a correct atomic counter whose handler starts a thread that writes
     # after the response was a limit-overrun on 3 of 3 seeds

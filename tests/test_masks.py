@@ -371,3 +371,32 @@ def test_a_run_counts_what_it_judged_and_finds_the_dead_token() -> None:
     result = report.result
     assert result.judged["not"] == 0 and result.judged["partly"] >= 1, result.judged
     assert {"users.token", "POST /users/1/token: body.token"} <= set(result.masked)
+
+
+def test_a_cell_that_varied_is_masked_only_for_those_endpoints_and_that_row() -> None:
+    """A roll writes a random value into songs.title of song 1: learned while judging an
+    example with the roll, it masks that cell of examples that roll, not another row's,
+    nor the same row in examples of deterministic writes only."""
+    fresh = tokens()
+    oracle = Oracle(
+        Normalizer({"accounts": ACCOUNTS, "songs": SONGS}, INITIAL),
+        lambda scene, order: serial(scene, order),
+    )
+
+    def serial(scene: Scenario, order: tuple[int, ...]) -> Execution:
+        rows = {"songs": ((1, "intro"), (2, "calm!"), (3, "outro"))}
+        if scene.requests[0].endpoint == "POST /roll":
+            rows = {"songs": ((1, next(fresh)), (2, "calm!"), (3, "outro"))}
+        return run([Response(200, {"ok": True})] * 2, rows, interleaved=False)
+
+    rolled = scenario("POST /roll", "POST /edit")
+    odd = run([Response(200, {"ok": True})] * 2, {"songs": ((1, "x"), (2, "calm!"), (3, "outro"))})
+    assert oracle.judge(rolled, odd).status == "serializable"  # song 1 varies when rolled
+    assert oracle.masks.columns == {"songs.title"}
+    # the same example, with song 2 wrong: another row of the column is still compared
+    wrong = run([Response(200, {"ok": True})] * 2, {"songs": ((1, "x"), (2, "calm"), (3, "outro"))})
+    assert oracle.judge(rolled, wrong).status == "violation"
+    # edits alone never rolled: song 1 wrong there is a violation
+    edits = scenario("POST /edit", "POST /edit")
+    lost = run([Response(200, {"ok": True})] * 2, {"songs": ((1, "x"), (2, "calm!"), (3, "outro"))})
+    assert oracle.judge(edits, lost).status == "violation"

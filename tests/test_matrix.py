@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from fuzzer.execute.instrument import load_target
 from fuzzer.modes.matrix import Cell, CellResult, cells, expectation_key, render
 
@@ -65,6 +67,7 @@ def test_the_command_line(cli: Cli, tmp_path: Path) -> None:
     assert len(errors) == 1 and "Unsupported database 'oracle'" in errors[0], bad.stderr
 
 
+@pytest.mark.slow
 def test_a_search_in_two_cells(cli: Cli, mariadb: str, tmp_path: Path) -> None:
     result = cli(
         "matrix",

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
+import pytest
+
 from fuzzer import api
 from fuzzer.execute.instrument import load_target
 from fuzzer.execute.runner import Controlled
@@ -13,6 +15,7 @@ from fuzzer.modes.session import Session
 from fuzzer.search.engine import evaluate
 
 
+@pytest.mark.slow
 def test_an_observer_catches_a_stale_cache_that_nothing_else_shows() -> None:
     report = api.run(
         "tests.fixtures.observed:observed",

@@ -11,7 +11,7 @@ import pytest
 
 pytest_plugins = ["pytester"]
 
-SUITE = '''
+SUITE = """
 import pytest
 from fuzzer import Target
 from targets import profile
@@ -30,7 +30,7 @@ def test_fixed(fuzzer_run, pytestconfig):
     report = fuzzer_run("targets.profile:fixed", max_examples=400)
     # the command line's budget over the marker's, the marker's over the call's
     assert report.result.examples == (pytestconfig.getoption("fuzzer_examples") or 30)
-'''
+"""
 
 # in process, the fuzzer is imported already: pytest cannot rewrite the plugin's asserts
 QUIET = ("-W", "ignore::pytest.PytestAssertRewriteWarning")

@@ -34,9 +34,7 @@ def catalog() -> list[object]:
                 reference = f"targets.{module.name}:{name}"
                 story = module.name in STORIES and name == "buggy"
                 found += [
-                    pytest.param(
-                        reference, kind, db, marks=cell(module.name, db) if story else ()
-                    )
+                    pytest.param(reference, kind, db, marks=cell(module.name, db) if story else ())
                     for db in DATABASES
                     for kind in sorted(value.expected(db))
                 ]

@@ -135,6 +135,7 @@ def test_junit_has_one_case_per_kind_and_the_failure_carries_the_report(
     assert properties["seed"] == "3" and properties["database"].startswith("SQLite 3.")
 
 
+@pytest.mark.slow
 def test_the_generated_regression_test_fails_on_the_bug_and_passes_on_the_fixed_twin(
     run: api.RunReport, workdir: Path
 ) -> None:

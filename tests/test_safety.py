@@ -204,6 +204,7 @@ def left_by(db: str, pid: int) -> list[tuple[str, Owner]]:
     return [(place, owner) for place, owner in _server(db, False)[1] if owner.pid == pid]
 
 
+@pytest.mark.slow
 @SWEEPS
 @pytest.mark.parametrize("db", ["sqlite", "mariadb", "postgres"])
 def test_a_run_ended_by_os_exit_leaves_marked_databases_that_clean_removes(
@@ -277,6 +278,7 @@ def test_a_named_database_that_does_not_exist_yet_is_created(server: str) -> Non
         assert not backend._exists(cursor, backend.database_key)
 
 
+@pytest.mark.slow
 @SWEEPS
 @pytest.mark.parametrize("db", ["sqlite", "mariadb", "postgres"])
 def test_keep_db_names_what_it_kept_and_clean_leaves_it_unless_asked(
@@ -436,6 +438,7 @@ def test_curl_lines_send_each_identity_what_it_sends() -> None:
 # -- the generated regression test is source that runs nothing it was given (item 9) -----
 
 
+@pytest.mark.slow
 def test_a_crafted_endpoint_name_cannot_run_code_in_the_regression_test(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     crafted = (

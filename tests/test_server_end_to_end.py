@@ -22,6 +22,7 @@ from fuzzer.search.engine import evaluate
 from .conftest import down, servers_required, unavailable
 
 
+@pytest.mark.slow
 def test_the_stale_merge_is_found_shrunk_and_replays_20_of_20(server: str, tmp_path: Any) -> None:
     report = api.run(
         "targets.profile:buggy",
@@ -44,6 +45,7 @@ def test_the_stale_merge_is_found_shrunk_and_replays_20_of_20(server: str, tmp_p
     assert (result.status, result.reproduced, result.traces_identical) == ("reproduced", 20, True)
 
 
+@pytest.mark.slow
 def test_the_fixed_twin_is_clean_and_its_lock_waits_come_from_the_server(server: str) -> None:
     report = api.run("targets.profile:fixed", db=server, max_examples=100, seed=4, example_db=None)
     assert report.findings == []
@@ -121,6 +123,7 @@ def by_cell(results: list[CellResult]) -> dict[tuple[str, str], CellResult]:
     return {(r.cell.database, r.cell.level): r for r in results}
 
 
+@pytest.mark.slow
 def test_the_coupon_race_in_every_cell(tmp_path: Any) -> None:
     grid = coupon_cells()
     buggy = replay_matrix(recorded(tmp_path, "targets.coupon:buggy"), grid, hang_timeout=1.0)

@@ -53,6 +53,7 @@ def wait_for_finding(tmp_path: Path, seconds: float) -> list[str]:
     return []
 
 
+@pytest.mark.slow
 def test_a_killed_soak_keeps_its_findings_and_the_next_one_resumes(tmp_path: Path) -> None:
     with subprocess.Popen(
         soak("targets.profile:buggy", "--duration", "90", "--seed", "11"),
@@ -119,6 +120,7 @@ def test_a_killed_soak_keeps_its_findings_and_the_next_one_resumes(tmp_path: Pat
     )
 
 
+@pytest.mark.slow
 def test_a_clean_soak_exits_0_and_still_writes_junit_and_html(tmp_path: Path) -> None:
     result = subprocess.run(
         soak("targets.profile:fixed", "--duration", "2", "--seed", "5"),
@@ -138,6 +140,7 @@ def test_a_clean_soak_exits_0_and_still_writes_junit_and_html(tmp_path: Path) ->
     assert "No findings" in html
 
 
+@pytest.mark.slow
 def test_a_terminated_soak_stops_cleanly_and_drops_its_scratch_database(tmp_path: Path) -> None:
     with subprocess.Popen(
         soak("targets.profile:fixed", "--duration", "60"),

@@ -26,8 +26,16 @@ def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_a_run_and_its_replay_as_json(here: Path) -> None:
     ran = cli(
-        "run", "targets.profile:buggy", "-n", "20", "--seed", "4", "--format", "json",
-        "--summary-file", "summary.json",
+        "run",
+        "targets.profile:buggy",
+        "-n",
+        "20",
+        "--seed",
+        "4",
+        "--format",
+        "json",
+        "--summary-file",
+        "summary.json",
     )
     assert ran.exit_code == 1, ran.stderr
     document = json.loads(ran.stdout)  # stdout holds the JSON and nothing else

@@ -22,6 +22,7 @@ race = Target(
 )
 
 
+@pytest.mark.slow
 def test_fuzz_fails_with_the_text_report_when_a_race_exists(tmp_path: Path) -> None:
     # a Target object, not a reference: once, no gates were installed for it and the
     # fuzzer could not find any race at all

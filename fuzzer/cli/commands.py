@@ -78,12 +78,12 @@ def _guard(action: Callable[[], int]) -> NoReturn:
     a stop that came after the last check is still answered with 130."""
     from fuzzer.search import interrupt
 
-    interrupt.install()
     if not isinstance(sys.stdout, _Stdout):
         sys.stdout = cast(TextIO, _Stdout(sys.stdout))
     try:
-        code = action()
-        interrupt.check()
+        with interrupt.installed():
+            code = action()
+            interrupt.check()
     except FuzzerError as exc:
         reporting.error(str(exc))
         sys.exit(exc.exit_code)
@@ -168,6 +168,30 @@ def _isolation_option() -> Callable[..., Any]:
     )
 
 
+def _faults_option() -> Callable[..., Any]:
+    return click.option(
+        "--faults",
+        is_flag=False,
+        flag_value="default",
+        default=None,
+        metavar="KINDS",
+        help="Inject retryable database errors into the schedule: --faults alone injects "
+        "deadlock, serialization and timeout (what the database can raise of them); or "
+        "name kinds: deadlock,serialization,timeout,disconnect, or all.",
+    )
+
+
+def _fault_kinds(text: str | None) -> tuple[str, ...]:
+    from fuzzer.execute.faults import parse
+
+    if text is None:
+        return ()
+    try:
+        return parse(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--faults") from None
+
+
 @main.command("run")
 @click.argument("target")
 @_db_option()
@@ -228,6 +252,11 @@ def _isolation_option() -> Callable[..., Any]:
     "--strict", is_flag=True, help="A request that finished before another started must precede it."
 )
 @click.option(
+    "--strict-isolation",
+    is_flag=True,
+    help="Refuse an app that opens a Redis database other than the fuzzer's scratch one.",
+)
+@click.option(
     "--allow-unexercised",
     is_flag=True,
     help="Fuzz even when the survey exercised nothing (every request turned away, or most "
@@ -241,6 +270,13 @@ def _isolation_option() -> Callable[..., Any]:
     help="What makes the run exit 1: all (every confirmed finding), rows (all but findings "
     "where only responses differ), or a comma-separated list of kinds.",
 )
+@_faults_option()
+@click.option(
+    "--require-coverage",
+    is_flag=True,
+    help="Exit 2 (when nothing else failed it) if the run judged less than half of its "
+    "examples or did not run the pairs' plan to the end: for CI.",
+)
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option(
     "--verbose",
@@ -252,6 +288,8 @@ def _isolation_option() -> Callable[..., Any]:
 def run_command(
     target: str,
     fail_on: str,
+    faults: str | None,
+    require_coverage: bool,
     no_progress: bool,
     verbose: bool,
     output: str,
@@ -267,11 +305,12 @@ def run_command(
         failing = parse_fail_on(fail_on)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--fail-on") from None
+    kinds = _fault_kinds(faults)
 
     out = Output("run", target, output, summary_file)
 
     def action() -> int:
-        settings = _settings(options, fail_on=failing)
+        settings = _settings(options, fail_on=failing, faults=kinds)
         if settings.report_dir is not None:
             _check_report_dir(settings.report_dir)
         progress = out.progress(no_progress)
@@ -286,10 +325,15 @@ def run_command(
             reporting.time_line(report.result, out.seconds)
             if report.app_log is not None:
                 reporting.note(report.app_log.line())
+            for line in report.redis_after:
+                reporting.note(line)
             if settings.keep_db:
                 for where in _kept(report.database):
                     reporting.note(f"Kept the scratch database {where}")
         out.run(report)
+        if require_coverage and report.exit_code == 0 and report.result.uncovered:
+            reporting.note("--require-coverage: the run did not cover enough (above); exit 2")
+            return 2
         return report.exit_code
 
     _guard(out.guarded(action))
@@ -319,6 +363,7 @@ def _summary(report: Any) -> None:
         treated=dict(result.treated),
         judged=dict(result.judged),
         masked=dict(result.masked),
+        uncovered=result.uncovered,
     )
 
 
@@ -399,7 +444,7 @@ def replay_command(
         if not result.traces_identical:
             reporting.note(
                 "the replays did not all give the same trace: the target or the "
-                "fuzzer is nondeterministic here"
+                f"fuzzer is nondeterministic here; first at {result.first_difference}"
             )
         return result.exit_code
 
@@ -454,6 +499,7 @@ def replay_command(
     metavar="SECONDS",
     help="No progress for this long: a hang.",
 )
+@_faults_option()
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def matrix_command(
     target: str | None,
@@ -464,6 +510,7 @@ def matrix_command(
     report: str | None,
     times: int,
     hang_timeout: float,
+    faults: str | None,
     no_progress: bool,
 ) -> None:
     """Run TARGET on every database and isolation level: a table of verdicts.
@@ -474,6 +521,7 @@ def matrix_command(
 
     if (target is None) == (report is None):
         raise click.UsageError("give either TARGET or --replay REPORT.json")
+    kinds = _fault_kinds(faults)
     names = [d.strip() for given in databases for d in given.split(",") if d.strip()]
     grid = matrix.cells(names or matrix.DATABASES, levels or matrix.LEVELS)
     bars: list[reporting.SearchProgress] = []
@@ -508,6 +556,7 @@ def matrix_command(
                     hang_timeout=hang_timeout,
                     on_cell=on_cell,
                     on_event=progress,
+                    faults=kinds,
                 )
                 title = f"{loaded.reference or loaded.name}: {max_examples} examples per cell"
         finally:
@@ -690,6 +739,7 @@ def judged_nothing(result: Any) -> str:
     help="Only replay the campaign's known findings and write the reports (the merged "
     "report of a campaign that ran on several machines).",
 )
+@_faults_option()
 @click.option("--no-progress", is_flag=True, help="No progress bar or progress lines.")
 @output_options
 def soak_command(
@@ -700,6 +750,7 @@ def soak_command(
     shared: str | None,
     known_only: bool,
     lease: float | None,
+    faults: str | None,
     no_progress: bool,
     output: str,
     summary_file: str | None,
@@ -712,10 +763,11 @@ def soak_command(
     loses nothing it had finished, and the next one resumes."""
     from fuzzer.modes.soak import soak
 
+    kinds = _fault_kinds(faults)
     out = Output("soak", target, output, summary_file)
 
     def action() -> int:
-        settings = _settings(options)
+        settings = _settings(options, faults=kinds)
         assert settings.report_dir is not None
         _check_report_dir(settings.report_dir)
         from fuzzer.modes.campaign import check_shared
@@ -806,8 +858,12 @@ def init_command(
         )
         if not no_check:
             reporting.note("Each endpoint's requests, sent alone after setup:")
+            sent = {f"{r.method} {r.rule}" for r in kept}
             for endpoint, line in written.survey.items():
-                reporting.note(f"  {endpoint}: {line}")
+                if endpoint in sent or endpoint not in plan.left_out:
+                    reporting.note(f"  kept      {endpoint}: {line}")
+                else:
+                    reporting.note(f"  left out  {endpoint}: {plan.left_out[endpoint]}")
             if plan.identity_notes and not plan.users:
                 reporting.note(plan.identity_notes[0])
         where = os.path.dirname(os.path.abspath(written.path))

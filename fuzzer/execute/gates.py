@@ -37,8 +37,9 @@ from sqlalchemy.pool import Pool
 
 from fuzzer import compat
 from fuzzer.db.locks import Pending
+from fuzzer.execute import faults as injected
 from fuzzer.execute.scheduler import Scheduler
-from fuzzer.model import EngineUse, Hang, Leak, Phase, Step, StepKind, is_write_sql
+from fuzzer.model import EngineUse, Fault, Hang, Leak, Phase, Step, StepKind, is_write_sql
 from fuzzer.sql import read_only, written_table
 
 HEADER = "X-Fuzz-Request"
@@ -118,8 +119,13 @@ class Recording:
         scheduler: Scheduler | None = None,
         databases: Mapping[str, str] | None = None,
         free_running: bool = False,
+        faults: Mapping[int, tuple[Fault, ...]] | None = None,
     ) -> None:
         self.token = f"x{next(self._tokens)}"
+        # request -> the errors to inject into its statements (``--faults``), and what
+        # was injected: (request, step number) -> the error's code
+        self.faults = dict(faults or {})
+        self.injected: dict[tuple[int, int], str] = {}
         self.scheduler = scheduler
         self.free_running = free_running  # real timing: sleeps sleep, steps ordered as they finish
         self._databases = dict(databases or {})  # engine URL database -> logical name
@@ -181,8 +187,9 @@ class Recording:
         for seq, step in sorted(self._steps, key=lambda item: item[0]):
             rowcount, error = self._results.get((step.request, step.number), (None, ""))
             waited = waits.get(seq, "")
-            if rowcount is not None or error or waited:
-                step = replace(step, rowcount=rowcount, error=error, waited=waited)
+            fault = self.injected.get((step.request, step.number), "")
+            if rowcount is not None or error or waited or fault:
+                step = replace(step, rowcount=rowcount, error=error, waited=waited, injected=fault)
             steps.append(step)
         return tuple(steps)
 
@@ -207,6 +214,12 @@ class RequestContext:
         self._app_known = False
         self._pending: Step | None = None
         self.in_command = False  # inside a cache or Redis command (gates.command)
+        # the faults still to inject, earliest first, and the one armed for the
+        # statement about to run (``_do_execute`` raises it)
+        self.faults = sorted(recording.faults.get(index, ()), key=lambda f: f.step)
+        if phase != "concurrent" or not self.gated:
+            self.faults = []
+        self.armed: Fault | None = None
 
     def step(
         self,
@@ -243,6 +256,10 @@ class RequestContext:
             self._finish_pending()
             seq = 0 if recording.free_running else recording.next_seq()
         self.number += 1
+        if self.faults and kind == "sql" and not command:
+            fault = self.faults[0]
+            if fault.step <= self.number and injected.strikes(fault.kind, text):
+                self.armed = self.faults.pop(0)  # this statement fails (``_do_execute``)
         if key is not None:
             self.used_since_end[key] = kind == "sql"  # until its COMMIT or ROLLBACK
         if kind == "sql" and key is not None:
@@ -497,6 +514,29 @@ def _after_cursor_execute(conn, cursor, statement, parameters, context, executem
         ctx.statement_done(rowcount if rowcount is None or rowcount >= 0 else None)
 
 
+def _do_execute(cursor, statement, parameters, context):
+    """Instead of running the statement, raise the fault armed for it (execute/faults.py),
+    inside SQLAlchemy's execution so it wraps the driver's error as production sees it."""
+    ctx: RequestContext | None = getattr(_state, "ctx", None)
+    if ctx is None or ctx.armed is None:
+        return None
+    fault, ctx.armed = ctx.armed, None
+    dialect = context.dialect.name if context is not None else ""
+    code = injected.code(dialect, fault.kind)
+    if not code:
+        return None  # this database cannot raise it: the statement runs
+    ctx.recording.injected[(ctx.index, ctx.number)] = code
+    injected.inject(dialect, cursor, fault.kind)
+
+
+def _do_executemany(cursor, statement, parameters, context):
+    return _do_execute(cursor, statement, parameters, context)
+
+
+def _do_execute_no_params(cursor, statement, context):
+    return _do_execute(cursor, statement, None, context)
+
+
 def _handle_error(exception_context):
     ctx: RequestContext | None = getattr(_state, "ctx", None)
     if ctx is not None and exception_context.original_exception is not None:
@@ -546,6 +586,9 @@ _LISTENERS: tuple[tuple[type, str, Callable[..., Any]], ...] = (
     (Engine, "before_cursor_execute", _before_cursor_execute),
     (Engine, "after_cursor_execute", _after_cursor_execute),
     (Engine, "handle_error", _handle_error),
+    (Engine, "do_execute", _do_execute),  # --faults: an injected error, raised as the driver's
+    (Engine, "do_executemany", _do_executemany),
+    (Engine, "do_execute_no_params", _do_execute_no_params),
     (Engine, "commit", _commit),
     (Engine, "rollback", _rollback),
     (Pool, "checkout", _checkout),

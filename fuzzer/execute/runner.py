@@ -187,6 +187,7 @@ class Harness:
             scheduler=scheduler,
             databases=self.databases.names_by_key(),
             free_running=dispatch.mode == "free",
+            faults=scenario.faults if dispatch.mode == "controlled" else None,
         )
         stuck = False
         with recording:

@@ -15,6 +15,8 @@ trace — never from the target's name:
 * ``limit-overrun``: any other final rows no serial order reaches (typically a
   check on a count or a stock that every request passed);
 * ``stale-read``: the rows are fine, but a response is one no serial order gives;
+* ``partial-commit``, ``duplicate-effect``, ``stale-retry``, ``unhandled-retryable``:
+  what an injected error (``--faults``) showed (findings/faults.py);
 * the hygiene kinds (``hang``, ``leaked-transaction``, ``wrong-engine``) come from
   the instrumentation, and ``serial-failure`` from the serial references: a 5xx a
   request also gives alone is a plain bug, never a race.
@@ -31,6 +33,7 @@ from __future__ import annotations
 from fuzzer.findings.context import _Context
 from fuzzer.findings.errors import _serial_failures
 from fuzzer.findings.explain import Explanation, label, responses_text
+from fuzzer.findings.faults import _faults
 from fuzzer.findings.finding import (
     Finding,
     fails_run,
@@ -70,7 +73,10 @@ def classify(
         findings.append(_hang(context, execution.hang))
     if execution.schema_change is not None:
         findings += _blocked_schema_change(context, execution.schema_change)
-    if verdict.status == "violation":
+    faulted = _faults(context)  # injected errors (--faults): their own kinds
+    if faulted is not None:
+        findings += faulted
+    elif verdict.status == "violation":
         findings += _races(context)
     findings += _leaks(context)
     findings += _wrong_engine(context)

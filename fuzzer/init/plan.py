@@ -57,6 +57,7 @@ class Plan:
     # requests setup sends for each signed-in identity: (the endpoint that needs it,
     # the request); found by the check
     prerequisites: list[tuple[str, Any]] = field(default_factory=list)
+    left_out: dict[str, str] = field(default_factory=dict)  # endpoint -> why, after the check
 
     def kept(self, route: Route) -> bool:
         """A route the spec sends: every one with ``all_endpoints``; else those that

@@ -38,6 +38,7 @@ from fuzzer.errors import FuzzerError, InvalidTarget
 from fuzzer.init.factory import load_factory
 from fuzzer.init.inspection import inspect_app
 from fuzzer.init.plan import Plan
+from fuzzer.init.reasons import why_left_out, writes
 from fuzzer.init.specfile import render
 from fuzzer.init.varies import serial_differences
 
@@ -92,6 +93,9 @@ def write_spec(
         _write(path, render(plan, module))
         lines = _check(Written(path, module, plan))
     plan.all_endpoints = all_endpoints
+    for route in plan.routes:
+        if route.signs_out:
+            plan.left_out[f"{route.method} {route.rule}"] = "it signs its identity out"
     turned_away = [n for n, line in lines.items() if line.split(";")[0] in ("302", "401", "403")]
     if turned_away and not plan.users:
         plan.identity_notes.insert(
@@ -159,10 +163,13 @@ def _check(written: Written) -> dict[str, str]:
         columns = {name: info for name, info in s.databases.tables.items()}
         serial_differences(written.plan, runs, columns)
         written.plan.writers = _writing_endpoints(surveyed)
+        written.plan.left_out = {
+            e.endpoint: why_left_out(e) for e in surveyed.endpoints if not writes(e)
+        }
         return dict(describe_survey(surveyed))
 
     return Session(target).run(work)
 
 
 def _writing_endpoints(surveyed: Any) -> frozenset[str]:
-    return frozenset(e.endpoint for e in surveyed.endpoints if e.writes)
+    return frozenset(e.endpoint for e in surveyed.endpoints if writes(e))

@@ -139,6 +139,10 @@ def _endpoints(plan: Plan, body: _Lines) -> None:
         "something. CHECK who sends each one (as_=[...]) and the values it draws."
     )
     _left_out(plan, body)
+    if not any(plan.kept(r) for r in plan.routes):
+        body.out("ENDPOINTS: list[Endpoint] = []")
+        body.out("")
+        return
     body.out("ENDPOINTS = [")
     for route in plan.routes:
         if not plan.kept(route):
@@ -169,10 +173,13 @@ def _left_out(plan: Plan, body: _Lines) -> None:
         )
     elif left:
         body.comment(
-            "Left out: requests that wrote nothing when fuzzer init sent them ("
-            + ", ".join(f"{r.method} {r.rule}" for r in left)
-            + "). A page that shows what the racing requests change makes a good observer."
+            "Left out, and why (each sent alone after setup; `fuzzer init --all-endpoints` "
+            "keeps them all). A page that shows what the racing requests change makes a "
+            "good observer."
         )
+        for route in left:
+            name = f"{route.method} {route.rule}"
+            body.comment(f"  {name}: {plan.left_out.get(name, 'wrote nothing')}")
     gone = [r for r in plan.routes if not plan.kept(r) and r.signs_out]
     if gone:
         body.comment(

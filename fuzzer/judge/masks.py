@@ -7,9 +7,10 @@ answers differently each call. Two serial runs of one order then differ, and
 comparing them value by value would leave the example unjudged.
 
 When two serial runs of one order differ, :meth:`Masks.learn` finds exactly which
-cells differ and masks them for the rest of the run:
+cells differ and masks them for the rest of the run, in examples of the same
+endpoints (a table's cell: in that row, where the rows pair by key):
 
-* a table's column (``users.password_hash``): its values become :class:`Varies`;
+* a table's cell (``users.password_hash``): its values become :class:`Varies`;
 * a JSON field of an endpoint's answer (``POST /token: body.token``), a redirect's
   query value (``GET /reset: Location ?token``);
 * a span of an HTML or text body: the two bodies are diffed token by token
@@ -187,9 +188,13 @@ def text_matches(a: str, b: str, anchors: frozenset[str]) -> bool:
 class Masks:
     """Every mask learned in a run (they persist for the run)."""
 
-    columns: set[str] = field(default_factory=set)  # "table.column"
+    columns: set[str] = field(default_factory=set)  # "table.column": its names, for reports
     fields: set[tuple[str, str]] = field(default_factory=set)  # (endpoint, "body.a.b")
     anchors: dict[str, set[str]] = field(default_factory=dict)  # endpoint -> text contexts
+    # where a column varied: "table.column" -> {(the endpoints of the request list that
+    # showed it, the row's key or ANY_ROW)}; a cell is masked only in an example whose
+    # requests include those endpoints, and only in that row when the rows paired by key
+    cells: dict[str, set[tuple[frozenset[str], Any]]] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(self.columns or self.fields or self.anchors)
@@ -205,6 +210,20 @@ class Masks:
     def column(self, table: str, column: str) -> bool:
         bare = table.rsplit(".", 1)[-1]
         return f"{table}.{column}" in self.columns or f"{bare}.{column}" in self.columns
+
+    def cell(self, table: str, column: str, scope: frozenset[str], key: Any) -> bool:
+        """Whether a cell is masked in an example whose requests' endpoints are
+        ``scope``: the column varied in serial runs of requests among those endpoints,
+        in that row (or in rows that could not be told apart)."""
+        for name in (f"{table}.{column}", f"{table.rsplit('.', 1)[-1]}.{column}"):
+            for where, row in self.cells.get(name, ()):
+                if where <= scope and (row is ANY_ROW or row == key):
+                    return True
+        return False
+
+    def mask_cell(self, table: str, column: str, scope: frozenset[str], key: Any) -> None:
+        self.columns.add(f"{table}.{column}")
+        self.cells.setdefault(f"{table}.{column}", set()).add((scope, key))
 
     def text(self, endpoint: str, body: str) -> Any:
         anchors = self.anchors.get(endpoint)
@@ -260,8 +279,12 @@ def learn_tables(
     maskable: Callable[[str, str], bool],
     out: list[str],
     bad: list[str],
+    keys: Callable[[str], Sequence[int]] = lambda name: (),
+    scope: frozenset[str] = frozenset(),
 ) -> bool:
-    """Mask the columns whose values differ between two serial runs' final rows.
+    """Mask the cells whose values differ between two serial runs' final rows: in the
+    rows of the same key where the rows pair by key (``keys``: the key's positions),
+    else in every row of the column; for examples whose endpoints include ``scope``.
     Returns whether anything new was masked (the rows must then be normalized again:
     a masked column no longer names an inserted row)."""
     new = False
@@ -272,16 +295,57 @@ def learn_tables(
         if len(rows_a) != len(rows_b):
             bad.append(f"{name} has {len(rows_a)} rows once and {len(rows_b)} once")
             continue
+        cells = _paired_cells(rows_a, rows_b, keys(name))
+        if cells is None:  # rows that cannot be paired: the whole column, in this scope
+            cells = [
+                (position, ANY_ROW)
+                for position in range(len(columns(name)))
+                if Counter(r[position] for r in rows_a) != Counter(r[position] for r in rows_b)
+            ]
         found = False
-        for position, column in enumerate(columns(name)):
-            differs = Counter(r[position] for r in rows_a) != Counter(r[position] for r in rows_b)
-            if differs and maskable(name, column) and not masks.column(name, column):
-                masks.columns.add(f"{name}.{column}")
+        for position, key in cells:
+            column = columns(name)[position]
+            if maskable(name, column) and not masks.cell(name, column, scope, key):
+                masks.mask_cell(name, column, scope, key)
                 out.append(f"{name}.{column}")
                 found = new = True
         if not found:
             bad.append(f"{name}'s rows differ (not one column: rows pair differently)")
     return new
+
+
+class _AnyRow:
+    def __repr__(self) -> str:
+        return "ANY_ROW"
+
+
+ANY_ROW: Any = _AnyRow()
+
+
+def _paired_cells(
+    rows_a: Sequence[tuple[Any, ...]], rows_b: Sequence[tuple[Any, ...]], positions: Sequence[int]
+) -> list[tuple[int, Any]] | None:
+    """(column position, row key) of each cell that differs between rows of the same
+    key, or None when the rows do not pair one to one by key."""
+    if not positions:
+        return None
+
+    def key_of(row: tuple[Any, ...]) -> Any:
+        return tuple(plain(row[p]) for p in positions)
+
+    try:
+        by_a = {key_of(r): r for r in rows_a}
+        by_b = {key_of(r): r for r in rows_b}
+    except TypeError:
+        return None
+    if len(by_a) != len(rows_a) or by_a.keys() != by_b.keys():
+        return None
+    return [
+        (position, key)
+        for key, row in by_a.items()
+        for position, (x, y) in enumerate(zip(row, by_b[key], strict=True))
+        if x != y
+    ]
 
 
 def _scalar(value: Any) -> bool:

@@ -51,17 +51,20 @@ class Normalizer:
         labels: Sequence[str] = (),
         observer_labels: Sequence[str] = (),
         by_content: frozenset[str] = frozenset(),
+        scope: frozenset[str] | None = None,
     ) -> Outcome:
         """The comparable outcome. ``labels`` name each request's endpoint (and
         ``observer_labels`` each observer's): masks of answers are per endpoint.
         ``by_content``: tables whose new rows are named by content even where the trace
-        tells who made them."""
+        tells who made them. ``scope``: the endpoints of every request of the example
+        (init and observers too; default ``labels``), which decide the masks of cells."""
+        scope = frozenset(labels) if scope is None else scope
         makers = _makers(execution.trace, self.tables) if execution.mode != "free" else {}
         if execution.init and not execution.observers:  # init rows come first (_by_maker)
             makers = {name: [(-1, 0), *rows] for name, rows in makers.items()}
         for name in by_content:
             makers.pop(name, None)
-        renames = self._renames(execution.tables, execution.trace, makers)
+        renames = self._renames(execution.tables, execution.trace, makers, scope)
         by_maker = frozenset(name for (name, _), label in renames.items() if " by R" in label)
         by_value: dict[Any, set[str]] = {}
         for (_, value), label in renames.items():
@@ -70,7 +73,9 @@ class Normalizer:
             v: next(iter(labels)) if len(labels) == 1 else NewKeys(labels)
             for v, labels in by_value.items()
         }
-        tables = {name: self._rows(name, rows, renames) for name, rows in execution.tables.items()}
+        tables = {
+            name: self._rows(name, rows, renames, scope) for name, rows in execution.tables.items()
+        }
         responses = tuple(
             None if r is None else self._answer(r, id_labels, at(labels, i))
             for i, r in enumerate(execution.responses)
@@ -84,7 +89,7 @@ class Normalizer:
             observers=observers,
             tables=tables,
             by_maker=by_maker,
-            source=(execution, tuple(labels), tuple(observer_labels)),
+            source=(execution, tuple(labels), tuple(observer_labels), scope),
         )
 
     def agree(self, a: Outcome, b: Outcome) -> tuple[Outcome, Outcome]:
@@ -99,8 +104,8 @@ class Normalizer:
     def _again(self, outcome: Outcome, by_content: frozenset[str]) -> Outcome:
         if not by_content or outcome.source is None:
             return outcome
-        execution, labels, observer_labels = outcome.source
-        return self.outcome(execution, labels, observer_labels, by_content)
+        execution, labels, observer_labels, scope = outcome.source
+        return self.outcome(execution, labels, observer_labels, by_content, scope)
 
     def _answer(self, response: Response, ids: Mapping[Any, Any], endpoint: str) -> tuple[int, Any]:
         if response.location and 300 <= response.status < 400:
@@ -121,6 +126,7 @@ class Normalizer:
         tables: Mapping[str, Rows],
         trace: Sequence[Step] = (),
         makers: Mapping[str, list[tuple[int, int]]] | None = None,
+        scope: frozenset[str] = frozenset(),
     ) -> dict[tuple[str, Any], str]:
         """Canonical names for generated keys of inserted rows: by who made them (the
         request and the row's place among its inserts into the table, ``makers``) when
@@ -143,7 +149,7 @@ class Normalizer:
             new = [row for row in new if (name, row[position]) not in renames]
             keyed = sorted(
                 new,
-                key=lambda row: sort_key(self._content(name, row, renames, skip=position)),
+                key=lambda row: sort_key(self._content(name, row, renames, scope, skip=position)),
             )
             for number, row in enumerate(keyed, 1):
                 renames[(name, row[position])] = f"<new {name} #{number}>"
@@ -213,27 +219,49 @@ class Normalizer:
         name: str,
         row: tuple[Any, ...],
         renames: Mapping[tuple[str, Any], str],
+        scope: frozenset[str] = frozenset(),
         skip: int = -1,
     ) -> tuple[Any, ...]:
+        """A row as compared: generated keys and the columns that hold them renamed,
+        ignored columns left out, the cells that vary in examples of these endpoints
+        (``scope``) masked."""
         info = self.tables[name]
         fks = self._references.get(name, {})
-        values = []
-        for position, (column, value) in enumerate(zip(info.columns, row, strict=True)):
-            if position == skip or self._ignored(name, column):
-                continue
+        renamed = []
+        for column, value in zip(info.columns, row, strict=True):
             if column == info.generated:
                 value = renames.get((name, value), value)
             elif column in fks:
                 value = renames.get((fks[column], value), value)
-            if self.masks.columns and column != info.generated and self.masks.column(name, column):
+            renamed.append(value)
+        key: Any = None
+        if self.masks.cells:
+            key = tuple(
+                renamed[info.columns.index(c)]
+                for c in info.primary_key
+                if not self._ignored(name, c)
+            )
+        values = []
+        for position, (column, value) in enumerate(zip(info.columns, renamed, strict=True)):
+            if position == skip or self._ignored(name, column):
+                continue
+            masked = key is not None and column != info.generated
+            if masked and self.masks.cell(name, column, scope, key):
                 value = Varies(value, f"{bare(name)}.{column}")
             values.append(value)
         return tuple(values)
 
-    def _rows(self, name: str, rows: Rows, renames: Mapping[tuple[str, Any], str]) -> Rows:
+    def _rows(
+        self,
+        name: str,
+        rows: Rows,
+        renames: Mapping[tuple[str, Any], str],
+        scope: frozenset[str] = frozenset(),
+    ) -> Rows:
         if name not in self.tables:
             return rows
-        return tuple(sorted((self._content(name, row, renames) for row in rows), key=sort_key))
+        content = (self._content(name, row, renames, scope) for row in rows)
+        return tuple(sorted(content, key=sort_key))
 
     def _ignored(self, table: str, column: str) -> bool:
         bare = table.rsplit(".", 1)[-1]
@@ -382,12 +410,16 @@ def _makers(
     several = any("." in name for name in tables)
     pending: dict[tuple[int, int], list[list[Any]]] = {}  # (request, connection) -> rows
     counts: dict[tuple[str, int], int] = {}
-    inserted: dict[str, list[list[Any]]] = {}  # table -> [request, k, committed]
+    inserted: dict[str, list[list[Any]]] = {}  # table -> [request, k, committed, table]
     unknown: set[str] = set()
     for step in trace:
         where = (step.request, step.connection)
         if step.kind == "commit" and not step.error:
             for row in pending.pop(where, []):
+                # numbered among the request's committed rows: a retry's rolled-back
+                # attempt (an injected deadlock) takes no number
+                table = row[3]
+                counts[(table, row[0])] = row[1] = counts.get((table, row[0]), 0) + 1
                 row[2] = True
         elif step.kind == "rollback":
             pending.pop(where, None)
@@ -400,12 +432,11 @@ def _makers(
                 unknown.add(written)
                 continue
             for _ in range(step.rowcount):
-                counts[(written, step.request)] = k = counts.get((written, step.request), 0) + 1
-                row = [step.request, k, False]
+                row = [step.request, 0, False, written]
                 inserted.setdefault(written, []).append(row)
                 pending.setdefault(where, []).append(row)
     return {
-        name: [(request, k) for request, k, committed in rows if committed]
+        name: [(request, k) for request, k, committed, _ in rows if committed]
         for name, rows in inserted.items()
         if name not in unknown
     }

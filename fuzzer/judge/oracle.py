@@ -119,6 +119,7 @@ class Oracle:
             execution,
             [r.endpoint for r in scenario.requests],
             [r.endpoint for r in scenario.observers],
+            scope=_scope(scenario),
         )
 
     def reference(
@@ -148,6 +149,11 @@ class Oracle:
         unjudged = _unjudgeable(execution)
         if unjudged is not None:
             return unjudged
+        from fuzzer.judge import faults  # injected errors (--faults) are judged there
+
+        faulted = faults.judge(self, scenario, execution)
+        if faulted is not None:
+            return faulted
         aborted = tuple(
             i
             for i, r in enumerate(execution.responses)
@@ -351,6 +357,8 @@ class Oracle:
                 lambda table, column: column != normalizer.tables[table].generated,
                 learned,
                 bad,
+                normalizer.key_positions,
+                _scope(scenario),
             ):
                 break
         if bad:
@@ -404,3 +412,9 @@ def _abort_choices(conflicts: tuple[int, ...]) -> list[tuple[int, ...]]:
         for size in range(len(conflicts), -1, -1)
         for chosen in itertools.combinations(conflicts, size)
     ]
+
+
+def _scope(scenario: Scenario) -> frozenset[str]:
+    """The endpoints of every request an example sends (init, concurrent, observers):
+    the cells that varied in serial runs of such requests are masked (``Masks.cell``)."""
+    return frozenset(r.endpoint for r in (*scenario.init, *scenario.requests, *scenario.observers))

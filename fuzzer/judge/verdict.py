@@ -107,7 +107,7 @@ class Outcome:
     # the tables whose new rows are named by who made them (else by content), and what
     # it was made of, to name them again the way another outcome did (``Normalizer.agree``)
     by_maker: frozenset[str] = field(default=frozenset(), compare=False)
-    source: tuple[Execution, tuple[str, ...], tuple[str, ...]] | None = field(
+    source: tuple[Execution, tuple[str, ...], tuple[str, ...], frozenset[str]] | None = field(
         default=None, compare=False, repr=False
     )
 

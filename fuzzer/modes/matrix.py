@@ -15,7 +15,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from fuzzer.db import parse as parse_db
 from fuzzer.errors import DatabaseError
+from fuzzer.execute.faults import available
 from fuzzer.findings import Finding, label
 from fuzzer.target.contract import Target
 
@@ -101,8 +103,10 @@ def run_matrix(
     shrink_budget: float = 30.0,
     on_cell: Callable[[CellResult], None] = lambda result: None,
     on_event: Callable[[Cell], Callable[..., None]] | None = None,
+    faults: Sequence[str] = (),
 ) -> list[CellResult]:
-    """Search ``target`` in every cell."""
+    """Search ``target`` in every cell; with ``faults`` (``--faults``), injecting those
+    errors where each cell's database can raise them."""
     from fuzzer import api
 
     results = []
@@ -123,6 +127,7 @@ def run_matrix(
                     report_dir=None,
                     example_db=None,
                     on_event=on_event(cell) if on_event else lambda *a, **k: None,
+                    faults=available(parse_db(cell.database).dialect, faults),
                 )
             except DatabaseError as exc:
                 if not _unreachable(exc):
@@ -139,7 +144,7 @@ def run_matrix(
                     level=str(report.database.get("isolation_level", "")),
                     kinds=tuple(sorted({f.kind for f in report.findings})),
                     shown=tuple(shown(f) for f in report.findings),
-                    expected=target.expected(name, level),
+                    expected=target.expected(name, level, faults=bool(faults)),
                     examples=report.result.examples,
                     seconds=report.result.seconds - report.result.shrink_seconds,
                     timeouts=stats.timeouts,

@@ -22,8 +22,9 @@ import trio
 
 from fuzzer.db import Databases
 from fuzzer.errors import FuzzerError, TargetSetupError, describe
-from fuzzer.execute import instrument
+from fuzzer.execute import foreign, instrument
 from fuzzer.execute.caches import RedisScratch, Stores
+from fuzzer.execute.foreign import ForeignRedis
 from fuzzer.execute.identities import log_in
 from fuzzer.execute.runner import Dispatch, Harness, Serial, new_client
 from fuzzer.execute.scheduler import Limits
@@ -71,6 +72,7 @@ class Session:
         self.app: Any = None
         self.redis: RedisScratch | None = None
         self.stores: Stores | None = None
+        self.foreign: ForeignRedis | None = None  # Redis databases not the scratch one
         self.server: Server | None = None
         self.harness: Harness | None = None
         self.oracle: Oracle | None = None
@@ -116,10 +118,18 @@ class Session:
         self.databases.create()
         if self.target.redis:
             self.redis = RedisScratch.open()
-        self.app = self._build_app()
-        self._setup()
+        since = foreign.mark()
+        with foreign.watching():  # the Redis databases the app opens
+            self.app = self._build_app()
+            self._setup()
         self.stores = Stores(
             self.app, redis=self.redis, reset=self.target.reset, where=_ref(self.target)
+        )
+        self.foreign = ForeignRedis(
+            self.redis.url.removeprefix("redis://") if self.redis is not None else None,
+            since,
+            strict=self.settings.strict_isolation,
+            where=_ref(self.target),
         )
         self.server = Server(self.app, threads=self.target.threads, port=self.port)
         self.server.start()

@@ -19,6 +19,7 @@ not).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -29,7 +30,8 @@ from hypothesis import Phase
 
 from fuzzer.api import reference_of, resolve, searchable
 from fuzzer.db import parse as parse_db
-from fuzzer.errors import InvalidOption
+from fuzzer.errors import FuzzerError, InvalidOption
+from fuzzer.execute.faults import chosen as fault_kinds
 from fuzzer.execute.runner import Controlled
 from fuzzer.execute.scheduler import Limits
 from fuzzer.findings import Finding
@@ -96,10 +98,13 @@ def soak(
     target = resolve(target)
     reference = reference_of(target)
     spec = parse_db(db)
+    kinds = fault_kinds(spec.dialect, settings.faults)  # --faults: the errors to inject
     session = Session(target, settings)
     limits = session.limits
     schedule: Mode = "conflict"
     key = campaign_key(reference, session.databases.dialect, schedule)
+    if kinds:  # a campaign with injected errors is a campaign of its own
+        key += f"|faults={','.join(kinds)}"
     campaign = open_campaign(shared, state_dir, key)
     me = worker_name(worker)
     settings_json = {
@@ -110,6 +115,8 @@ def soak(
         "example_db": example_db if not shared else "shared",
         "workers": workers,
     }
+    if kinds:
+        settings_json["faults"] = ",".join(kinds)
 
     return _Soak(
         target=target,
@@ -120,6 +127,7 @@ def soak(
         me=me,
         limits=limits,
         schedule=schedule,
+        faults=kinds,
         settings_json=settings_json,
         started=started,
         duration=duration,
@@ -154,6 +162,7 @@ class _Soak:
     me: str
     limits: Limits
     schedule: Mode
+    faults: tuple[str, ...]  # --faults: the errors to inject
     settings_json: dict[str, Any]
     started: float
     duration: float
@@ -215,7 +224,7 @@ class _Soak:
     # -- phases ----------------------------------------------------------------------------
 
     def prepare(self, s: Session) -> None:
-        self.prepared = searchable(self.target, s, self.schedule)
+        self.prepared = searchable(self.target, s, self.schedule, faults=self.faults)
         self.units = Units(
             self.campaign, self.me, openings(self.prepared.openings), self.workers, self.lease
         )
@@ -330,8 +339,11 @@ class _Soak:
         if self.sink is None:
             summary = interrupted_summary(self.done, time.monotonic() - self.started)
             self.writer.finish(summary)
-        self.units.settle(through=False)
-        self.plan_units.settle(through=False)
+        # a store that went away must not turn the stop into its own error: the leases
+        # run out by themselves
+        with contextlib.suppress(FuzzerError):
+            self.units.settle(through=False)
+            self.plan_units.settle(through=False)
 
     # -- one round -------------------------------------------------------------------------
 

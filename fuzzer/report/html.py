@@ -149,6 +149,8 @@ def _steps(finding: Finding) -> list[dict[str, Any]]:
             classes.append("conflict")
         if step.error:
             classes.append("error")
+        if step.injected:
+            classes.append("injected")
         if step.waited:
             classes.append("waited")
         steps.append(
@@ -160,6 +162,7 @@ def _steps(finding: Finding) -> list[dict[str, Any]]:
                 "full": _full_text(step),
                 "conflict": position in conflicts,
                 "commit": step.kind == "commit" and not step.error,
+                "injected": step.injected,
                 "switch": previous is not None
                 and previous.request != step.request
                 and previous.kind != "end",
@@ -176,6 +179,8 @@ def _full_text(step: Step) -> str:
         parts.append(f"parameters {step.params}")
     if step.database and step.database != "default":
         parts.append(f"on {step.database}")
+    if step.injected:
+        parts.append(f"injected {step.injected} (--faults): the database made it fail")
     if step.error:
         parts.append(f"raised {step.error}")
     if step.waited:

@@ -28,12 +28,18 @@ from fuzzer.report.escape import terminal
 from fuzzer.report.text import context_switches
 
 if TYPE_CHECKING:
-    from fuzzer.modes.soak import SoakReport
+    from fuzzer.modes.soakreport import SoakReport
     from fuzzer.search.engine import SearchResult
     from fuzzer.search.pairs import Coverage
 
 console = Console(highlight=False, soft_wrap=False)
 errors = Console(stderr=True, highlight=False)
+
+
+def stderr_console() -> Console:
+    """A console on the stderr of now: it keeps writing there while a run sends the
+    app's stderr to its log (``--format json`` puts the progress lines there)."""
+    return Console(file=sys.stderr, highlight=False)
 
 
 def use_stderr(stream: Any) -> None:
@@ -252,8 +258,11 @@ def summary(
     treated: dict[str, int] | None = None,
     judged: dict[str, int] | None = None,
     masked: dict[str, int] | None = None,
+    uncovered: Sequence[str] = (),
 ) -> None:
     rate = examples / seconds if seconds > 0 else 0.0
+    if uncovered:  # first: "no race" below means little after it
+        note("\n" + "\n".join(f"Not covered: {line}" for line in uncovered))
     note(
         f"\n{examples} examples in {seconds:.1f} s ({rate:.1f}/s), {references} serial "
         f"reference runs; stopped: {stop_reason}"

@@ -55,9 +55,7 @@ def of_run(report: Any, *, command: str, exit_code: int, seconds: float) -> dict
     files = {id(w.finding): w for w in report.written}
     return {
         **_head(command, report.target, report.database, exit_code, seconds),
-        "findings": [
-            _finding(f, files.get(id(f)), report.fail_on) for f in report.findings
-        ],
+        "findings": [_finding(f, files.get(id(f)), report.fail_on) for f in report.findings],
         "unconfirmed": [_brief(f) for f in result.unconfirmed],
         "judged": _counts(result.judged),
         "unknown": _counts(result.unknown),

@@ -76,7 +76,9 @@ def step_text(step: Step, responses: Sequence[Response | None] | None = None) ->
         text = f"{step.kind} {step.text}".strip()
     if step.rowcount is not None:
         text += f"  → {step.rowcount} row{'s' if step.rowcount != 1 else ''}"
-    if step.error:
+    if step.injected:  # --faults: the fuzzer made this statement fail
+        text += f"  ✗ injected {step.injected}"
+    elif step.error:
         text += f"  ✗ {_clip(step.error, 80)}"
     if step.waited:
         text += f"  ⏳ {_clip(step.waited, 80)}"
@@ -230,9 +232,11 @@ def _identity_headers(name: str, identities: Mapping[str, Sequence[str]] | None)
 
 
 def schedule_text(gene: Gene) -> str:
-    """``priority 0, yields after step 2``: one request's scheduling genes."""
+    """``priority 0, yields after step 2``: one request's scheduling genes (and the
+    errors injected into it, ``deadlock injected at step 4``)."""
     after = f"yields after step {', '.join(map(str, gene.yields))}" if gene.yields else "no yields"
-    return f"priority {gene.priority}, {after}"
+    faults = "".join(f", {f.kind} injected at step {f.step}" for f in gene.faults)
+    return f"priority {gene.priority}, {after}{faults}"
 
 
 def response_text(response: Response | None, limit: int = 70) -> str:

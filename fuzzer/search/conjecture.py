@@ -230,17 +230,30 @@ class _Explorer(ConjectureRunner):
     """Reuse and generate under a ``Budget`` (and at most ``limit`` examples counted by
     it: Hypothesis's share); shrinking is done elsewhere."""
 
-    def __init__(self, test: TestFunction, *, budget: Budget, limit: int, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        test: TestFunction,
+        *,
+        budget: Budget,
+        limit: int,
+        seconds: float | None = None,
+        **kwargs: Any,
+    ) -> None:
         self._budget = budget
         self._limit = limit
+        self._deadline = None if seconds is None else budget.clock() + seconds
         super().__init__(lambda data: test(Case(data, test)), **kwargs)
+
+    def _in_time(self) -> bool:
+        """Within Hypothesis's share of the time budget (the rest is the plan's)."""
+        return self._deadline is None or self._budget.clock() < self._deadline
 
     def _going(self) -> bool:  # latched: reads no clock
         return self._budget.searching() and self._budget.examples < self._limit
 
     def test_function(self, data: ConjectureData) -> None:
         # every example of every phase asks first: a spent budget ends the run here
-        if not self._budget.check() or not self._going():
+        if not self._budget.check() or not self._going() or not self._in_time():
             self.exit_with(ExitReason.finished)
         super().test_function(data)
 
@@ -280,10 +293,12 @@ def explore(
     reuse: bool = True,
     generate: bool = True,
     share: int | None = None,
+    seconds: float | None = None,
 ) -> Exploration:
     """Replay the example database's failures (``reuse``), then generate new examples
-    (``generate``), until the budget is spent or ``share`` examples ran (what comes after
-    has the rest). The budget's reason is set only by the budget itself."""
+    (``generate``), until the budget is spent or ``share`` examples ran or ``seconds``
+    passed (what comes after has the rest). The budget's reason is set only by the
+    budget itself."""
     limit = budget.max_examples if share is None else budget.examples + share
     phases = [Phase.explicit]
     if reuse:
@@ -294,6 +309,7 @@ def explore(
         test,
         budget=budget,
         limit=limit,
+        seconds=seconds,
         settings=_settings(database, min(limit, budget.max_examples) - budget.examples, phases),
         random=Random(seed),
         database_key=database_key(key) if database is not None else None,

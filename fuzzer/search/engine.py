@@ -37,9 +37,10 @@ from fuzzer.execute.runner import Controlled, Dispatch, Free
 from fuzzer.execute.scheduler import Limits
 from fuzzer.findings import Finding, classify
 from fuzzer.judge.oracle import Oracle, Verdict
-from fuzzer.model import Execution, Gene, Scenario, Step
+from fuzzer.model import Execution, Scenario, Step
 from fuzzer.search import conjecture, interrupt
 from fuzzer.search.conjecture import Budget, Case, Choices, ExampleDatabase
+from fuzzer.search.faults import fewer_faults
 from fuzzer.search.pairs import Coverage, Plan
 from fuzzer.search.schedules import Mode, from_trace, needs_trace, resolve, surveyed_trace
 from fuzzer.settings import Settings
@@ -87,9 +88,7 @@ class SearchSettings:
             "shrink_budget": settings.shrink_budget,
             "example_db": settings.example_db,
             "schedule": settings.schedule,
-            "limits": Limits(
-                hang_timeout=settings.hang_timeout, stuck_grace=settings.stuck_grace
-            ),
+            "limits": Limits(hang_timeout=settings.hang_timeout, stuck_grace=settings.stuck_grace),
         }
         return cls(**{**chosen, **internal})
 
@@ -126,6 +125,27 @@ class SearchResult:
     # runs) and "not"; and each mask with the number of examples that needed it
     judged: Counter[str] = field(default_factory=Counter)
     masked: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def uncovered(self) -> list[str]:
+        """What the run did not cover, one line each, for the summary to say first (and
+        ``--require-coverage`` to fail on): less than half of its examples judged, or
+        the pairs' plan not run to the end. "no race" means little after either."""
+        lines = []
+        judged = self.judged.get("fully", 0) + self.judged.get("partly", 0)
+        if self.judged and self.examples and judged * 2 < self.examples:
+            lines.append(
+                f"only {judged} of {self.examples} examples judged "
+                f"({round(100 * judged / self.examples)} %): see why below"
+            )
+        c = self.coverage
+        if c is not None and not c.complete:
+            lines.append(
+                f"the pairs' plan did not run to the end: {c.explored} of {c.pairs} endpoint "
+                f"pairs explored, {c.ran} of {c.schedules} schedules, before the search "
+                f"stopped ({self.stop_reason}); raise -n or --time-budget"
+            )
+        return lines
 
     @property
     def first(self) -> Detection | None:
@@ -407,6 +427,21 @@ class Search:
         rest = s.max_examples - len(self.seeds) - self.plan.size
         return max(rest, s.max_examples * (100 - PLAN_SHARE) // 100, 1)
 
+    def _random_seconds(self) -> float | None:
+        """Seconds for Hypothesis under a time budget: what the plan will not need (its
+        scenarios at the pace of the examples so far), and at least ``100 - PLAN_SHARE``
+        per cent of what is left, so that the plan's share holds for the time budget as
+        it does for ``--max-examples``."""
+        s = self.settings
+        if s.time_budget is None or self.plan is None or not self.plan.size:
+            return None
+        left = max(s.time_budget - (self.budget.clock() - self.budget.started), 0.0)
+        least = left * (100 - PLAN_SHARE) / 100
+        if not self.examples:
+            return least
+        pace = (self.budget.clock() - self.budget.started) / self.examples
+        return max(left - pace * self.plan.size, least)
+
     def _opening_over(self) -> bool:
         """Whether the opening or the plan must stop: a wanted finding (benchmarks), the
         example budget or the time budget spent (the search's budget, latched)."""
@@ -450,6 +485,7 @@ class Search:
                 reuse=Phase.reuse in phases,
                 generate=Phase.generate in phases,
                 share=self._random_budget(),
+                seconds=self._random_seconds(),
             )
             self._random = self.examples - before
             self._run_plan()
@@ -527,6 +563,7 @@ class Search:
             return self._replay_under_control(finding)
         if self.settings.shrink:  # also when Hypothesis's shrinking ran out of budget
             finding = self._fewer_yields(self._fewer_requests(finding))
+            finding = fewer_faults(finding, self._reproduces, self.budget.shrinking)
         return self._confirmed(finding)
 
     def _final_seeded(self, finding: Finding) -> Finding:
@@ -536,6 +573,7 @@ class Search:
             return self._replay_under_control(finding)
         if self.settings.shrink:
             finding = self._fewer_yields(self._fewer_requests(finding))
+            finding = fewer_faults(finding, self._reproduces, self.budget.shrinking)
         return self._confirmed(finding)
 
     def _fewer_requests(self, finding: Finding) -> Finding:
@@ -614,11 +652,15 @@ class Search:
         replay = (
             f"reproduced {hits}/{n} under control with the schedule derived from its trace"
             if hits
-            else "did not reproduce under control: the free-running schedule is unknown"
+            else "not reproducible: it did not reproduce under control with the schedule "
+            "derived from its trace (the free-running schedule is unknown)"
         )
-        return finding.with_(
+        finding = finding.with_(
             scenario=scenario, extra={**finding.extra, "mode": "stress", "replay": replay}
         )
+        # never reproduced under control ("0/n"): unconfirmed, so no replay file or
+        # regression test is written that would say "fixed" at once
+        return finding.with_(flaky=f"{hits}/{n}") if hits < n else finding
 
     def _fewer_yields(self, finding: Finding) -> Finding:
         """Drop every yield the finding does not need, one at a time, latest first: the
@@ -630,7 +672,7 @@ class Search:
                 if not self.budget.shrinking():
                     return finding
                 gene = scenario.schedule[index]
-                fewer = Gene(gene.priority, tuple(y for y in gene.yields if y != step))
+                fewer = replace(gene, yields=tuple(y for y in gene.yields if y != step))
                 schedule = (*scenario.schedule[:index], fewer, *scenario.schedule[index + 1 :])
                 candidate = replace(scenario, schedule=schedule)
                 match = self._reproduces(candidate, fingerprint)

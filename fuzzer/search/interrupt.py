@@ -1,12 +1,12 @@
 """A stop requested from outside (Ctrl-C, SIGTERM), seen by the search between executions.
 
 A signal handler runs in the main thread between two bytecodes of whatever it runs:
-trio's event loop, while the search runs in a worker thread, or a garbage collector
-callback of Hypothesis's, where a ``KeyboardInterrupt`` is printed as "Exception
-ignored" and lost (issue 21: Ctrl-C lost once in 26 tries). So the handler sets a flag
-first, always; while a search is running (``watched``) that is all it does, and the
-search raises ``KeyboardInterrupt`` in its own thread before its next execution, which
-unwinds as Ctrl-C does (the server stops, the scratch databases are dropped). Outside a
+Hypothesis's engine, trio's event loop, or a garbage collector callback of Hypothesis's,
+where a ``KeyboardInterrupt`` is printed as "Exception ignored" and lost (issue 21:
+Ctrl-C lost once in 26 tries). So the handler sets a flag first, always; while a search
+is running (``watched``) that is all it does, and the search raises
+``KeyboardInterrupt`` before its next execution, in its own code, which unwinds as
+Ctrl-C does (the server stops, the scratch databases are dropped). Outside a
 search (loading the target, creating databases) it raises ``KeyboardInterrupt`` at
 once as well; if that one is lost, the flag is still set, and the next check (the
 session's start, every execution, the command's end) raises or reports it. A second
@@ -26,7 +26,16 @@ import threading
 from collections.abc import Iterator
 from types import FrameType
 
-__all__ = ["check", "clear", "handle", "install", "request", "requested", "watched"]
+__all__ = [
+    "check",
+    "clear",
+    "handle",
+    "install",
+    "installed",
+    "request",
+    "requested",
+    "watched",
+]
 
 _requested = threading.Event()
 _watchers = 0  # runs whose search checks the flag now
@@ -76,6 +85,22 @@ def install() -> None:
     signal.signal(signal.SIGTERM, handle)
     if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
         signal.signal(signal.SIGINT, handle)
+
+
+@contextlib.contextmanager
+def installed() -> Iterator[None]:
+    """``install`` for the duration of one command; then the handlers it replaced are
+    put back and the flag cleared (a command run in-process, by a test or a library, leaves
+    nothing behind for the next one)."""
+    before = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    install()
+    try:
+        yield
+    finally:
+        for number, handler in before.items():
+            if handler is not None:
+                signal.signal(number, handler)
+        clear()
 
 
 def _in_trio() -> bool:

@@ -27,7 +27,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from fuzzer.model import Gene, Scenario, Step
+from fuzzer.execute.faults import takes_locks
+from fuzzer.model import Fault, Gene, Scenario, Step
 from fuzzer.sql import STORES, access, overlap, touch
 
 Mode = Literal["conflict", "random", "pct"]
@@ -44,21 +45,63 @@ def resolve(scenario: Scenario, mode: Mode, trace: Sequence[Step] = ()) -> Scena
     scenario): a serial execution of them, or each endpoint's surveyed steps."""
     if mode != "conflict":
         return scenario
-    return at_points(scenario, conflict_points(trace, len(scenario.requests)))
+    candidates = conflict_points(trace, len(scenario.requests))
+    statements = fault_points(trace, len(scenario.requests), candidates)
+    return at_points(scenario, candidates, statements)
 
 
-def at_points(scenario: Scenario, candidates: Mapping[int, Sequence[int]]) -> Scenario:
+def at_points(
+    scenario: Scenario,
+    candidates: Mapping[int, Sequence[int]],
+    statements: Mapping[int, Sequence[int]] | None = None,
+) -> Scenario:
     """The scenario with concrete yields, its genes' numbers read as indices into each
-    request's conflict points (``candidates``)."""
+    request's conflict points (``candidates``); and with ``statements`` (each request's
+    fault points), its faults' numbers too (``--faults``), else its faults as they are."""
     schedule = []
     for index, gene in enumerate(scenario.schedule):
         points = candidates.get(index, ())
+        faults = gene.faults
+        if statements is not None:
+            faults = _faults_at(gene.faults, statements.get(index, ()))
         if not points:
-            schedule.append(Gene(gene.priority, ()))
+            schedule.append(Gene(gene.priority, (), faults))
             continue
         steps = sorted({points[k % len(points)] for k in gene.yields})
-        schedule.append(Gene(gene.priority, tuple(steps)))
+        schedule.append(Gene(gene.priority, tuple(steps), faults))
     return replace(scenario, schedule=tuple(schedule))
+
+
+def fault_points(
+    trace: Sequence[Step], requests: int, conflicts: Mapping[int, Sequence[int]]
+) -> dict[int, tuple[int, ...]]:
+    """Per request, the statements a drawn fault picks among (``--faults``): those that
+    take locks (where a real deadlock, lock wait timeout or serialization failure can
+    strike, execute/faults.py) and conflict with another request's first, then the
+    others that take locks, then every other statement (a lost connection strikes
+    anywhere)."""
+    points: dict[int, tuple[int, ...]] = {}
+    for i in range(requests):
+        sql = [
+            s
+            for s in trace
+            if s.request == i and s.kind == "sql" and not s.text.startswith(("cache ", "redis "))
+        ]
+        locking = [s.number for s in sql if takes_locks(s.text)]
+        first = [n for n in conflicts.get(i, ()) if n in locking]
+        rest = [n for n in locking if n not in first]
+        points[i] = (*first, *rest, *(s.number for s in sql if s.number not in locking))
+    return points
+
+
+def _faults_at(faults: Sequence[Fault], points: Sequence[int]) -> tuple[Fault, ...]:
+    """Drawn faults (indices into ``points``) as step numbers, one fault per statement;
+    without points (no trace of the request) the index counts statements from 1."""
+    placed: dict[int, Fault] = {}
+    for fault in faults:
+        step = points[fault.step % len(points)] if points else fault.step + 1
+        placed.setdefault(step, Fault(step, fault.kind))
+    return tuple(placed[k] for k in sorted(placed))
 
 
 def surveyed_trace(scenario: Scenario, traces: Mapping[str, Sequence[Step]]) -> list[Step]:

@@ -171,6 +171,8 @@ class Target:
     expected_findings: frozenset[str] = frozenset()  # the finding kinds this target must produce
     # where they differ by database: "mariadb", "postgres/serializable", … -> kinds
     expected_on: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # what it must produce besides when errors are injected (``--faults``): its retries
+    expected_with_faults: frozenset[str] = frozenset()
     threads: int = 8  # worker threads of the loopback server
     # a scratch Redis database of its own: the factory then gets (database URL, Redis URL)
     redis: bool = False
@@ -189,15 +191,19 @@ class Target:
     def multi_database(self) -> bool:
         return bool(self.databases)
 
-    def expected(self, database: str = "sqlite", isolation: str = "") -> frozenset[str]:
+    def expected(
+        self, database: str = "sqlite", isolation: str = "", faults: bool = False
+    ) -> frozenset[str]:
         """The finding kinds expected on ``database`` (sqlite, mariadb, mysql, postgres)
         at ``isolation`` (read-committed, …; "" for the database's default): the most
-        specific entry of ``expected_on``, else ``expected_findings``."""
+        specific entry of ``expected_on``, else ``expected_findings``; with ``faults``
+        (``--faults``), and ``expected_with_faults``."""
         level = isolation or DEFAULT_LEVELS.get(database, "")
+        extra = frozenset(self.expected_with_faults) if faults else frozenset()
         for key in (f"{database}/{level}", database):
             if key in self.expected_on:
-                return frozenset(self.expected_on[key])
-        return self.expected_findings
+                return frozenset(self.expected_on[key]) | extra
+        return self.expected_findings | extra
 
 
 def import_target(reference: str) -> Target:
@@ -251,6 +257,9 @@ def _with_reference(target: Target, reference: str) -> Target:
     return target
 
 
+Fail = Callable[[str], None]
+
+
 def validate(target: Target, where: str = "") -> None:
     """Check every field of a target; raise InvalidTarget naming the first mistake."""
     at = f"{where or target.name}: " if (where or getattr(target, "name", None)) else ""
@@ -258,12 +267,20 @@ def validate(target: Target, where: str = "") -> None:
     def fail(message: str) -> None:
         raise InvalidTarget(at + message)
 
+    for check in _CHECKS:
+        check(target, fail)
+
+
+def _check_callables(target: Target, fail: Fail) -> None:
     if not isinstance(target.name, str) or not target.name:
         fail(f"Target.name must be a non-empty string, got {target.name!r}")
     if not callable(target.app):
         fail(f"Target.app must be a callable that returns a WSGI app, got {target.app!r}")
     if target.setup is not None and not callable(target.setup):
         fail(f"Target.setup must be a callable taking the app (or None), got {target.setup!r}")
+
+
+def _check_endpoints(target: Target, fail: Fail) -> None:
     if isinstance(target.endpoints, str | bytes) or not isinstance(target.endpoints, Sequence):
         fail(f"Target.endpoints must be a list of Endpoint, got {target.endpoints!r}")
     if not target.endpoints:
@@ -275,10 +292,16 @@ def validate(target: Target, where: str = "") -> None:
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         fail(f"endpoint names must be unique, {duplicates[0]!r} is used twice; pass name=...")
+
+
+def _check_databases(target: Target, fail: Fail) -> None:
     if not isinstance(target.databases, tuple) or not all(
         isinstance(d, str) and d.isidentifier() for d in target.databases
     ):
         fail(f"Target.databases must be a tuple of identifiers, got {target.databases!r}")
+
+
+def _check_identities(target: Target, fail: Fail) -> None:
     if isinstance(target.identities, str | bytes) or not isinstance(target.identities, Sequence):
         fail(f"Target.identities must be a list of Identity, got {target.identities!r}")
     for i, identity in enumerate(target.identities):
@@ -295,6 +318,9 @@ def validate(target: Target, where: str = "") -> None:
                     f"endpoint {endpoint.name!r} names identity {name!r} in as_=, which is not "
                     f"declared in Target.identities (declared: {declared})"
                 )
+
+
+def _check_request_counts(target: Target, fail: Fail) -> None:
     if not (isinstance(target.min_requests, int) and target.min_requests >= 1):
         fail(f"Target.min_requests must be an int >= 1, got {target.min_requests!r}")
     if not (isinstance(target.max_requests, int) and target.min_requests <= target.max_requests):
@@ -307,8 +333,12 @@ def validate(target: Target, where: str = "") -> None:
             f"Target.threads ({target.threads}) must exceed max_requests "
             f"({target.max_requests}): every concurrent request holds a worker thread"
         )
+
+
+def _check_expected_kinds(target: Target, fail: Fail) -> None:
     for where, kinds in (
         ("expected_findings", target.expected_findings),
+        ("expected_with_faults", target.expected_with_faults),
         *((f"expected_on[{k!r}]", v) for k, v in target.expected_on.items()),
     ):
         unknown = sorted(set(kinds) - set(KINDS))
@@ -316,6 +346,9 @@ def validate(target: Target, where: str = "") -> None:
             fail(
                 f"Target.{where} must be a set of finding kinds ({', '.join(KINDS)}), got {kinds!r}"
             )
+
+
+def _check_relations(target: Target, fail: Fail) -> None:
     for relation in target.relations if not isinstance(target.relations, str) else [0]:
         key, equals, cell = str(relation).partition("=")
         if not (equals and key.strip() and "." in cell and all(cell.strip().split("."))):
@@ -323,8 +356,14 @@ def validate(target: Target, where: str = "") -> None:
                 f"Target.relations must be a set of 'field = table.column' strings (a response "
                 f"JSON key and a column of the final rows that must agree), got {relation!r}"
             )
+
+
+def _check_conflict_statuses(target: Target, fail: Fail) -> None:
     if not all(isinstance(s, int) and 100 <= s <= 599 for s in target.conflict_statuses):
         fail(f"Target.conflict_statuses must be HTTP statuses, got {target.conflict_statuses!r}")
+
+
+def _check_expectation_keys(target: Target, fail: Fail) -> None:
     for key in target.expected_on:
         database, _, level = str(key).partition("/")
         if database not in EXPECTATION_DATABASES or level not in EXPECTATION_LEVELS:
@@ -333,10 +372,16 @@ def validate(target: Target, where: str = "") -> None:
                 f"({', '.join(EXPECTATION_DATABASES)}), optionally followed by "
                 f"/level ({', '.join(lvl for lvl in EXPECTATION_LEVELS if lvl)})"
             )
+
+
+def _check_stores(target: Target, fail: Fail) -> None:
     if not isinstance(target.redis, bool):
         fail(f"Target.redis must be True or False, got {target.redis!r}")
     if target.reset is not None and not callable(target.reset):
         fail(f"Target.reset must be a callable taking the app (or None), got {target.reset!r}")
+
+
+def _check_factory(target: Target, fail: Fail) -> None:
     url = "a mapping of database name to URL" if target.databases else "the database URL"
     if target.redis and not _takes_two(target.app):
         fail(
@@ -350,7 +395,23 @@ def validate(target: Target, where: str = "") -> None:
         )
 
 
-def _validate_endpoint(endpoint: Any, where: str, fail: Callable[[str], None]) -> None:
+# in this order: the first mistake is the one named
+_CHECKS: tuple[Callable[[Target, Fail], None], ...] = (
+    _check_callables,
+    _check_endpoints,
+    _check_databases,
+    _check_identities,
+    _check_request_counts,
+    _check_expected_kinds,
+    _check_relations,
+    _check_conflict_statuses,
+    _check_expectation_keys,
+    _check_stores,
+    _check_factory,
+)
+
+
+def _validate_endpoint(endpoint: Any, where: str, fail: Fail) -> None:
     if not isinstance(endpoint, Endpoint):
         fail(f"{where} must be an Endpoint, got {type(endpoint).__name__}: {endpoint!r}")
     if endpoint.method not in METHODS:
@@ -375,7 +436,7 @@ def _validate_endpoint(endpoint: Any, where: str, fail: Callable[[str], None]) -
         fail(f"{where}: as_ must be a non-empty list of identity names")
 
 
-def _validate_identity(identity: Any, where: str, fail: Callable[[str], None]) -> None:
+def _validate_identity(identity: Any, where: str, fail: Fail) -> None:
     if not isinstance(identity, Identity):
         fail(f"{where} must be an Identity, got {type(identity).__name__}: {identity!r}")
     if not isinstance(identity.name, str) or not identity.name:
