@@ -2,7 +2,7 @@
 # make test  — set up on first use, then run the test suite but its slow tests (in minutes)
 # make test-all — the whole suite, slow tests included (make test-slow: those alone)
 # make test-oldest — the catalog's quality tests on the oldest supported stack
-#              (constraints/oldest.txt: Flask 2.2, SQLAlchemy 1.4, Flask-SQLAlchemy 2.5)
+#              (constraints/oldest.txt: Flask 2.0, SQLAlchemy 1.4, Flask-SQLAlchemy 2.5)
 # make matrix — the target on every database and isolation level
 # make soak  — fuzz unattended for DURATION seconds; writes junit.xml, report.html, JSON
 # make golden — rewrite the golden texts of findings (tests/golden), then review the diff

@@ -417,6 +417,8 @@ class ReplayResult:
     database: dict[str, Any]
     last: Finding | None
     target: str = ""  # the recorded target's reference
+    # when the traces differ: the first step where a replay's differs from the first's
+    first_difference: str = ""
 
     @property
     def status(self) -> str:
@@ -464,7 +466,43 @@ def replay(
         info,
         matched[-1] if matched else None,
         target=document["target"],
+        first_difference=_first_difference([trace for trace, _ in runs]),
     )
+
+
+def _first_difference(traces: list[tuple[Step, ...]]) -> str:
+    """Where the first replay whose trace differs from the first replay's departs from
+    it: "step 4: replay 1 had R2 COMMIT, replay 3 R1 UPDATE … (1 row)"; "" if none do."""
+    if not traces:
+        return ""
+    first = _interleaving(traces[0])
+    for number, trace in enumerate(traces[1:], 2):
+        other = _interleaving(trace)
+        if other == first:
+            continue
+        at = next(
+            (k for k, (a, b) in enumerate(zip(first, other, strict=False)) if a != b),
+            min(len(first), len(other)),
+        )
+        return (
+            f"step {at + 1}: replay 1 had {_step_text(traces[0], at)}, "
+            f"replay {number} {_step_text(trace, at)}"
+        )
+    return ""
+
+
+def _step_text(trace: tuple[Step, ...], at: int) -> str:
+    if at >= len(trace):
+        return "no step (its trace ended)"
+    step = trace[at]
+    what = " ".join(step.text.split())[:60] if step.text else step.kind.upper()
+    done = (
+        f" ({step.rowcount} row{'s' if step.rowcount != 1 else ''})"
+        if step.rowcount is not None
+        else ""
+    )
+    error = f" ({step.error.split(':')[0]})" if step.error else ""
+    return f"R{step.request + 1} {what}{done}{error}"
 
 
 def assert_serializable(

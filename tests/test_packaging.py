@@ -118,3 +118,19 @@ def _installed_version(python: Path, environment: dict[str, str]) -> str:
         env=environment,
         cwd="/",
     ).stdout.strip()
+
+
+def test_a_nightly_job_tries_the_newest_hypothesis_on_the_adapters_tests() -> None:
+    import yaml
+
+    workflow = ROOT / ".github" / "workflows" / "hypothesis-newest.yml"
+    document = yaml.safe_load(workflow.read_text(encoding="utf-8"))
+    triggers = document.get("on", document.get(True))  # YAML 1.1: `on` is true
+    assert triggers["schedule"][0]["cron"].split()[2:] == ["*", "*", "*"]  # every night
+    (job,) = document["jobs"].values()
+    runs = "\n".join(step.get("run", "") for step in job["steps"])
+    assert "pip install --upgrade hypothesis" in runs  # past pyproject's upper bound
+    named = {word for word in runs.split() if word.startswith("tests/test_")}
+    assert "tests/test_budgets.py" in named and "tests/test_user_suite.py" in named
+    for path in named:
+        assert (ROOT / path).is_file(), f"{path} named by the workflow does not exist"

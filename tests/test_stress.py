@@ -124,3 +124,34 @@ def test_stress_that_judged_nothing_exits_2() -> None:
     assert result.returncode == 2, (result.stdout, result.stderr)
     assert "stress judged nothing" in result.stderr + result.stdout
     assert "still running when the time budget ended" in result.stderr + result.stdout
+
+
+def test_a_stress_finding_that_does_not_replay_under_control_is_unconfirmed() -> None:
+    # issue 19: such a finding got a replay file and a regression test that said "fixed";
+    # unconfirmed ("0/n"), it gets neither, and is counted apart from the findings
+    from fuzzer.findings import Explanation, Finding
+    from fuzzer.model import Execution, Gene, Request, Scenario
+    from fuzzer.search.engine import Search, SearchSettings
+
+    requests = (Request("PUT /a", "PUT", "/a"), Request("PUT /a", "PUT", "/a"))
+    trace = (Step(request=1, number=1, kind="sql"), Step(request=0, number=1, kind="sql"))
+    seen = Finding(
+        kind="lost-update",
+        endpoints=("PUT /a",),
+        exception="",
+        scenario=Scenario(requests=requests, schedule=(Gene(), Gene())),
+        execution=Execution(mode="free", responses=(None, None), tables={}, trace=trace),
+        verdict=None,
+        explanation=Explanation(let=(), facts=(), however=""),
+    )
+    search = object.__new__(Search)
+    search.settings = SearchSettings(confirm=3)
+    replays: list[Scenario] = []
+    search._reproduces = lambda scenario, fingerprint: replays.append(scenario)  # type: ignore[method-assign]
+    never = search._replay_under_control(seen)
+    assert len(replays) == 3 and never.unconfirmed and never.flaky == "0/3"
+    assert never.extra["replay"].startswith("not reproducible")
+    search._reproduces = lambda scenario, fingerprint: seen  # type: ignore[method-assign]
+    always = search._replay_under_control(seen)
+    assert not always.unconfirmed and not always.flaky
+    assert always.extra["replay"].startswith("reproduced 3/3")

@@ -57,7 +57,7 @@ class Output:
     def progress(self, off: bool) -> reporting.SearchProgress:
         """The progress bar or lines; with ``--format json`` on stderr, so that stdout
         holds the JSON alone."""
-        where = reporting.errors if self.json else None
+        where = reporting.stderr_console() if self.json else None
         return reporting.SearchProgress(enabled=not off, out=where)
 
     def run(self, report: Any) -> None:

@@ -30,8 +30,10 @@ import contextlib
 import functools
 import os
 import secrets
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
+from types import FrameType
 from typing import Any
 
 from fuzzer.errors import DatabaseError, TargetSetupError, describe
@@ -138,11 +140,29 @@ def _cache_method(op: str, method: Callable[..., Any]) -> Callable[..., Any]:
             keys = [key]
             rest = args[1:2] or [kwargs[k] for k in ("value", "delta") if k in kwargs]
             params = tuple(rest) or None
-        text = command_text("cache", [(op, [_name(k) for k in keys])])
+        store = "memo" if _memoized() else "cache"
+        text = command_text(store, [(op, [_name(k) for k in keys])])
         return gates.command(text, params, lambda: method(self, *args, **kwargs))
 
     setattr(wrapper, _WRAPPED, True)
     return wrapper
+
+
+def _memoized() -> bool:
+    """Whether this backend call is Flask-Caching's ``@memoize`` at work (its version key,
+    its lookup and its fill), not the app's own ``cache.get``/``cache.set``. A memoized
+    function's result is a cache of what it computes: two requests that both miss and
+    both fill it write the same value, and that is no race. Such calls are recorded as
+    ``memo GET <key>``, steps to yield at but no access to conflict on (sql.touch),
+    so neither the schedules nor the explanations take them for the race (issue 19)."""
+    frame: FrameType | None = sys._getframe(2)  # 0: here, 1: the backend method, 2: its caller
+    for _ in range(4):
+        if frame is None or "flask_caching" not in frame.f_code.co_filename:
+            return False
+        if "memoize" in frame.f_code.co_qualname:
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _redis_command(method: Callable[..., Any]) -> Callable[..., Any]:

@@ -12,7 +12,9 @@ is written once, in one run directory, the moment it arrives.
 A worker that dies (killed, or the target called ``os._exit``) loses nothing the
 store had: its findings are written, its seeds are spent, and the opening chunk it
 held returns to the others when its lease runs out. The parent says so and goes on
-with the others.
+with the others; when none of them reaches the end (all killed, the shared store gone)
+the soak is an environment error, exit 2 with the cause on one line, as a single soak's.
+A worker stops, dropping its scratch databases, when its parent dies (``kill -9``).
 """
 
 from __future__ import annotations

@@ -36,6 +36,12 @@ console = Console(highlight=False, soft_wrap=False)
 errors = Console(stderr=True, highlight=False)
 
 
+def stderr_console() -> Console:
+    """A console on the stderr of now: it keeps writing there while a run sends the
+    app's stderr to its log (``--format json`` puts the progress lines there)."""
+    return Console(file=sys.stderr, highlight=False)
+
+
 def use_stderr(stream: Any) -> None:
     """Where the fuzzer's errors and warnings go while the app's stderr is redirected to
     its log (modes/applog.py); None: back to ``sys.stderr``."""

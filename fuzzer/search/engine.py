@@ -652,11 +652,15 @@ class Search:
         replay = (
             f"reproduced {hits}/{n} under control with the schedule derived from its trace"
             if hits
-            else "did not reproduce under control: the free-running schedule is unknown"
+            else "not reproducible: it did not reproduce under control with the schedule "
+            "derived from its trace (the free-running schedule is unknown)"
         )
-        return finding.with_(
+        finding = finding.with_(
             scenario=scenario, extra={**finding.extra, "mode": "stress", "replay": replay}
         )
+        # never reproduced under control ("0/n"): unconfirmed, so no replay file or
+        # regression test is written that would say "fixed" at once
+        return finding.with_(flaky=f"{hits}/{n}") if hits < n else finding
 
     def _fewer_yields(self, finding: Finding) -> Finding:
         """Drop every yield the finding does not need, one at a time, latest first: the

@@ -1,12 +1,12 @@
 """A stop requested from outside (Ctrl-C, SIGTERM), seen by the search between executions.
 
 A signal handler runs in the main thread between two bytecodes of whatever it runs:
-trio's event loop, while the search runs in a worker thread, or a garbage collector
-callback of Hypothesis's, where a ``KeyboardInterrupt`` is printed as "Exception
-ignored" and lost (issue 21: Ctrl-C lost once in 26 tries). So the handler sets a flag
-first, always; while a search is running (``watched``) that is all it does, and the
-search raises ``KeyboardInterrupt`` in its own thread before its next execution, which
-unwinds as Ctrl-C does (the server stops, the scratch databases are dropped). Outside a
+Hypothesis's engine, trio's event loop, or a garbage collector callback of Hypothesis's,
+where a ``KeyboardInterrupt`` is printed as "Exception ignored" and lost (issue 21:
+Ctrl-C lost once in 26 tries). So the handler sets a flag first, always; while a search
+is running (``watched``) that is all it does, and the search raises
+``KeyboardInterrupt`` before its next execution, in its own code, which unwinds as
+Ctrl-C does (the server stops, the scratch databases are dropped). Outside a
 search (loading the target, creating databases) it raises ``KeyboardInterrupt`` at
 once as well; if that one is lost, the flag is still set, and the next check (the
 session's start, every execution, the command's end) raises or reports it. A second

@@ -1,0 +1,32 @@
+"""A replay whose traces differ names the first step that differed (issue 19 item 7)."""
+
+from __future__ import annotations
+
+from fuzzer.api import _first_difference
+from fuzzer.model import Step
+
+
+def sql(request: int, number: int, text: str, rowcount: int | None = None) -> Step:
+    return Step(request=request, number=number, kind="sql", text=text, rowcount=rowcount)
+
+
+def test_the_first_differing_step_is_named_with_who_ran_what() -> None:
+    common = (sql(0, 1, "SELECT stock FROM items"), sql(1, 1, "SELECT stock FROM items"))
+    one = (
+        *common,
+        sql(0, 2, "UPDATE items SET stock=?", 1),
+        Step(request=0, number=3, kind="commit"),
+    )
+    other = (
+        *common,
+        Step(request=1, number=2, kind="commit"),
+        sql(0, 2, "UPDATE items SET stock=?", 1),
+    )
+    assert _first_difference([one, one]) == ""
+    assert _first_difference([one, one, other]) == (
+        "step 3: replay 1 had R1 UPDATE items SET stock=? (1 row), replay 3 R2 COMMIT"
+    )
+    assert _first_difference([one, one[:2]]) == (
+        "step 3: replay 1 had R1 UPDATE items SET stock=? (1 row), "
+        "replay 2 no step (its trace ended)"
+    )
