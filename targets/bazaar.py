@@ -1,4 +1,4 @@
-"""A community marketplace of 70 endpoints: four races, two behind the least likely pairs.
+"""A community marketplace of 67 endpoints: four races, two behind the least likely pairs.
 
 The production story: a site where members list items for sale, talk in threads and
 redeem coupons. Most of its endpoints are harmless: a list, a detail, a count, the
@@ -529,7 +529,7 @@ buggy = Target(
     ignore_columns=frozenset({"users.last_seen"}),
     max_requests=2,
     expected_findings=frozenset(kind for kind, _ in RACES),
-    description="70 endpoints, four races: a like, a coupon, a versioned price, a read marker",
+    description="67 endpoints, four races: a like, a coupon, a versioned price, a read marker",
 )
 
 fixed = Target(

@@ -20,7 +20,7 @@ from fuzzer import api
 from fuzzer.execute import faults as injected
 from fuzzer.execute.instrument import load_target
 from fuzzer.execute.runner import Controlled
-from fuzzer.findings import classify
+from fuzzer.findings import classify, fails_run, parse_fail_on
 from fuzzer.judge.faults import FaultVerdict
 from fuzzer.model import Fault, Gene, Request, Scenario, Step
 from fuzzer.modes.session import Session
@@ -164,6 +164,21 @@ def test_a_fault_the_app_retries_correctly_or_gives_up_on_cleanly_is_no_finding(
     assert kinds == []
 
 
+def test_a_lost_connection_is_invalidated_and_a_retry_on_a_fresh_session_succeeds(
+    server: str,
+) -> None:
+    """--faults disconnect: SQLAlchemy takes the injected error for a disconnect and
+    invalidates the connection; the gate records the rollback of an invalidated
+    connection, and the fixed twin's next attempt runs on a new one."""
+    execution, kinds = replay("targets.retries:fixed", faulted(2, "disconnect"), db=server)
+    response = execution.responses[0]  # type: ignore[attr-defined]
+    assert (response.status, kinds) == (200, [])
+    trace = execution.trace  # type: ignore[attr-defined]
+    assert [s.kind for s in trace[1:4]] == ["sql", "rollback", "sql"]
+    assert trace[1].injected in ("2013", "08006")
+    assert trace[3].connection != trace[1].connection  # a new connection
+
+
 def test_a_verdict_with_faults_says_who_was_hit_and_who_gave_up() -> None:
     def work(session: Session) -> FaultVerdict:
         assert session.oracle is not None
@@ -263,6 +278,21 @@ def test_the_fixed_twin_is_clean_with_faults(db: str) -> None:
 
 
 # -- the command line ------------------------------------------------------------------
+
+
+def test_fail_on_can_leave_unhandled_retryable_errors_out() -> None:
+    failing = parse_fail_on("partial-commit,duplicate-effect,stale-retry")
+    _, kinds = replay("targets.retries:stale", faulted(3))
+    assert kinds == ["unhandled-retryable"]
+
+    def work(session: Session) -> list[bool]:
+        assert session.oracle is not None
+        scenario = faulted(3)
+        execution = session.execute(scenario, Controlled())
+        verdict = session.oracle.judge(scenario, execution)
+        return [fails_run(f, failing) for f in classify(scenario, execution, verdict)]
+
+    assert Session(load_target("targets.retries:stale")).run(work) == [False]
 
 
 def fuzzer(*args: str) -> subprocess.CompletedProcess[str]:

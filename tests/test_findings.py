@@ -539,3 +539,19 @@ def test_the_same_race_through_two_routes_is_one_finding() -> None:
     assert one.endpoints != two.endpoints
     assert one.place == two.place == "users"
     assert one.fingerprint == two.fingerprint
+
+
+def test_an_overrun_names_the_damage_and_an_explanation_no_empty_step_list() -> None:
+    from fuzzer.findings.explain import Explanation
+    from fuzzer.findings.races import _damage
+
+    cart = Difference("missing-row", None, {"id": 3, "user": "bo"}, table="carts")
+    order = Difference(
+        "extra-row", {"id": "<new orders by R2.1>", "sku": "mug"}, None, table="orders"
+    )
+    stock = Difference("cell", -1, 0, table="items", key="mug", column="stock")
+    # the loser's cart came first; the damage is the extra order and the stock count
+    assert _damage([cart, order, stock]) == [order, stock]
+    assert _damage([cart]) == [cart]
+    text = Explanation(let=(("R1", "POST /buy"),), facts=("", " "), however="However, …").text()
+    assert "Then:" not in text

@@ -29,9 +29,10 @@ class Explanation:
 
     def text(self) -> str:
         lines = ["Let " + ", ".join(f"{name} = {what}" for name, what in self.let) + "."]
-        if self.facts:
+        facts = [fact for fact in self.facts if fact.strip()]
+        if facts:  # never an empty step list
             lines.append("Then:")
-            lines += [f"  {fact}" for fact in self.facts]
+            lines += [f"  {fact}" for fact in facts]
         lines.append(self.however)
         return "\n".join(lines)
 

@@ -341,19 +341,32 @@ def _limit_overrun(c: _Context) -> Finding | None:
                 f"closest serial order, it is refused ({_status(d.expected)});"
             )
     facts.append("so every request's check passed, and together they went past the limit.")
+    damage = _damage(diffs)
     however = (
-        f"However, no serial order lets them all through: {_describe(diffs[0])} "
-        f"({c.closest()}): a contradiction!"
+        f"However, no serial order lets them all through: "
+        f"{'; and '.join(_describe(d) for d in damage)} ({c.closest()}): a contradiction!"
     )
     return c.finding(
         "limit-overrun",
         involved,
         facts,
         however,
-        difference=diffs[0],
+        difference=damage[0],
         conflicts=cited,
         place=_place(diffs),
     )
+
+
+def _damage(diffs: Sequence[Difference]) -> list[Difference]:
+    """What an overrun did, as a serial order would not: the first row none makes (the
+    extra order), and the first cell of another table that differs (the stock count);
+    else the first difference."""
+    extra = next((d for d in diffs if d.where == "extra-row"), None)
+    cell = next(
+        (d for d in diffs if d.where == "cell" and (extra is None or d.table != extra.table)),
+        None,
+    )
+    return [d for d in (extra, cell) if d is not None] or [diffs[0]]
 
 
 def _store_facts(c: _Context, requests: Sequence[int], cited: list[int]) -> list[str]:
