@@ -164,6 +164,21 @@ def test_a_fault_the_app_retries_correctly_or_gives_up_on_cleanly_is_no_finding(
     assert kinds == []
 
 
+def test_a_lost_connection_is_invalidated_and_a_retry_on_a_fresh_session_succeeds(
+    server: str,
+) -> None:
+    """--faults disconnect: SQLAlchemy takes the injected error for a disconnect and
+    invalidates the connection; the gate records the rollback of an invalidated
+    connection, and the fixed twin's next attempt runs on a new one."""
+    execution, kinds = replay("targets.retries:fixed", faulted(2, "disconnect"), db=server)
+    response = execution.responses[0]  # type: ignore[attr-defined]
+    assert (response.status, kinds) == (200, [])
+    trace = execution.trace  # type: ignore[attr-defined]
+    assert [s.kind for s in trace[1:4]] == ["sql", "rollback", "sql"]
+    assert trace[1].injected in ("2013", "08006")
+    assert trace[3].connection != trace[1].connection  # a new connection
+
+
 def test_a_verdict_with_faults_says_who_was_hit_and_who_gave_up() -> None:
     def work(session: Session) -> FaultVerdict:
         assert session.oracle is not None

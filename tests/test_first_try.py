@@ -98,6 +98,18 @@ SHAPES = [
         "create_all, command seed",
         3,
     ),
+    # a setup wizard that every page redirects to, counting the visits in its cache
+    Shape(
+        "ctf",
+        (
+            (
+                "POST /challenges/<int:challenge_id>/solve",
+                frozenset({"duplicate-insert", "lost-update", "limit-overrun"}),
+            ),
+        ),
+        "create_all, request /setup",
+        2,
+    ),
     # a Faker seed: random names in every setup, the same spec every time
     Shape(
         "recipes",
@@ -106,6 +118,12 @@ SHAPES = [
         3,
     ),
 ]
+
+
+def _step(kind: str, name: str) -> str:
+    if kind == "request":  # a form posted once: {"path": ..., "form": {...}}
+        return f"request {json.loads(name)['path']}"
+    return f"{kind} {name}".strip()
 
 
 def first_try(shape: Shape, tmp_path: Any) -> tuple[Any, Any]:
@@ -138,7 +156,7 @@ def search(target: Any, examples: int, stop: bool) -> Any:
 def test_inits_spec_unedited_finds_the_planted_race(shape: Shape, tmp_path: Any) -> None:
     written, (_, target) = first_try(shape, tmp_path)
     plan = written.plan
-    assert ", ".join(f"{k} {n}".strip() for k, n in plan.setup) == shape.setup
+    assert ", ".join(_step(k, n) for k, n in plan.setup) == shape.setup
     assert len(plan.identities) == shape.identities
     source = " ".join(line.strip("# ") for line in Path(written.path).read_text().splitlines())
     for endpoint, why in shape.left_out:  # in the spec, and in the plan the CLI prints

@@ -275,3 +275,12 @@ def test_a_step_survives_its_json(step: Step) -> None:
 )
 def test_a_response_survives_its_json(response: Response) -> None:
     assert Response.from_json(through_json(response.to_json())) == response
+
+
+def test_a_kind_is_its_text_in_reports_json_and_expectations() -> None:
+    from fuzzer.kinds import KINDS, TITLES, Kind
+
+    assert Kind.LOST_UPDATE == "lost-update" and f"{Kind.LOST_UPDATE}" == "lost-update"
+    assert json.loads(json.dumps({"kind": Kind.HANG})) == {"kind": "hang"}
+    assert set(TITLES) == set(KINDS) and TITLES["write-skew"] == "Write skew"
+    assert [Kind(k) for k in ("stale-read", "hang")] == [Kind.STALE_READ, Kind.HANG]

@@ -71,7 +71,7 @@ def test_fuzz_writes_nothing_into_the_working_directory(tmp_path: Path) -> None:
     script = (
         "from fuzzer import Settings, fuzz\n"
         "try:\n"
-        "    fuzz('targets.profile:buggy', Settings(max_examples=30, seed=4))\n"
+        "    fuzz('targets.profile:buggy', Settings(max_examples=8, seed=4))\n"
         "except AssertionError:\n"
         "    print('found')\n"
     )

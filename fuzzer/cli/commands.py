@@ -10,6 +10,7 @@ changes none of these: the run goes on, writes its reports, and exits with its c
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import tempfile
@@ -807,6 +808,14 @@ def soak_command(
     _guard(out.guarded(action))
 
 
+def _setup_label(kind: str, name: str) -> str:
+    if kind == "command":
+        return f"flask {name}"
+    if kind == "request":
+        return f"POST {json.loads(name)['path']}"
+    return f"{name.partition(':')[2] or ('fill_tables' if kind == 'fill' else kind)}()"
+
+
 @main.command("init")
 @click.argument("factory")
 @click.option(
@@ -846,15 +855,7 @@ def init_command(
             f"Wrote {written.path}: {_count(len(kept), 'endpoint')}"
             + (f" ({left} more listed in a comment)" if left else "")
             + f", {_count(len(plan.identities), 'identity', 'identities')}, setup: "
-            + (
-                ", ".join(
-                    f"flask {n}"
-                    if k == "command"
-                    else f"{n.partition(':')[2] or ('fill_tables' if k == 'fill' else k)}()"
-                    for k, n in plan.setup
-                )
-                or "none (edit it)"
-            )
+            + (", ".join(_setup_label(k, n) for k, n in plan.setup) or "none (edit it)")
         )
         if not no_check:
             reporting.note("Each endpoint's requests, sent alone after setup:")

@@ -10,7 +10,8 @@ exactly what production would:
 
 * MariaDB/MySQL (PyMySQL): a deadlock (1213) rolls the whole transaction back, so a
   ``ROLLBACK`` is sent first; a lock wait timeout (1205) fails only the statement; a
-  lost connection (2013) closes the connection (the server rolls back).
+  lost connection (2013) is rolled back too, and SQLAlchemy, which reads 2013 as a
+  disconnect, closes the connection and invalidates it.
 * PostgreSQL (psycopg): the server itself raises the error, by a ``DO`` block that
   raises with the SQLSTATE (40001 serialization failure, 40P01 deadlock): the
   transaction is then aborted as after the real one, and psycopg raises its own
@@ -156,10 +157,10 @@ def code(dialect: str, kind: str) -> str:
 def _mysql(cursor: Any, kind: str, error: Error) -> None:
     import pymysql
 
-    if kind == "deadlock":
-        cursor.execute("ROLLBACK")  # InnoDB rolls the victim's transaction back
-    elif kind == "disconnect":
-        cursor.connection.close()  # the server rolls back a dropped session's work
+    if kind in ("deadlock", "disconnect"):
+        # InnoDB rolls a deadlock's victim back, and a dropped session's work; SQLAlchemy
+        # takes 2013 for a disconnect and closes the connection itself
+        cursor.execute("ROLLBACK")
     raise pymysql.err.OperationalError(int(error.code), error.message)
 
 

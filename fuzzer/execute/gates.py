@@ -231,7 +231,11 @@ class RequestContext:
     ) -> None:
         recording = self.recording
         database, ordinal, key = "", 0, None
-        if conn is not None:
+        if conn is not None and conn.invalidated:
+            # a lost connection (--faults disconnect, or a real one): SQLAlchemy refuses to
+            # hand out its DBAPI connection until the rollback this step is about
+            database = recording.database_of(conn.engine)
+        elif conn is not None:
             dbapi = conn.connection.dbapi_connection
             key = id(dbapi)
             known = self.connections.get(key)
@@ -576,6 +580,12 @@ def _checkin(dbapi_connection, connection_record):
 _owners: dict[int, RequestContext] = {}
 
 
+def _invalidate(dbapi_connection, connection_record, exception):
+    """A connection SQLAlchemy gave up on (a lost connection) is closed, not leaked: it
+    never comes back to the pool to be checked in."""
+    _checkin(dbapi_connection, connection_record)
+
+
 def _got_request_exception(sender: Any, exception: BaseException, **extra: Any) -> None:
     ctx: RequestContext | None = getattr(_state, "ctx", None)
     if ctx is not None:
@@ -593,6 +603,7 @@ _LISTENERS: tuple[tuple[type, str, Callable[..., Any]], ...] = (
     (Engine, "rollback", _rollback),
     (Pool, "checkout", _checkout),
     (Pool, "checkin", _checkin),
+    (Pool, "invalidate", _invalidate),
 )
 
 

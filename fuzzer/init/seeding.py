@@ -4,6 +4,7 @@ and running its setup: the app's own commands and seed functions, else ``create_
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import sys
 from collections.abc import Iterator, Mapping, Sequence
@@ -54,7 +55,7 @@ def build_app(
 def run_step(app: Any, kind: str, name: str) -> None:
     """One setup step, inside the app's context: ``create_all``, a CLI command, a
     module function or rows made from the models."""
-    from fuzzer.target.apps import flask_command
+    from fuzzer.target.apps import app_request, flask_command
     from fuzzer.target.rows import fill_tables
 
     if kind == "create_all":
@@ -63,6 +64,9 @@ def run_step(app: Any, kind: str, name: str) -> None:
         _function(name)()
     elif kind == "fill":
         fill_tables(app)
+    elif kind == "request":  # a form posted once: {"path": ..., "form": {...}}
+        sent = json.loads(name)
+        app_request(app, "POST", sent["path"], form=sent["form"])
     else:
         flask_command(app, *name.split())
 
@@ -120,7 +124,9 @@ def _may_seed(name: str, command: Any) -> bool:
     if _NOT_A_SEED.search(name):
         return False
     for param in getattr(command, "params", ()):
-        if getattr(param, "required", False) and getattr(param, "default", None) is None:
+        default = getattr(param, "default", None)
+        unset = default is None or "UNSET" in repr(default)  # click 8.2+: a sentinel
+        if getattr(param, "required", False) and unset:
             return False
         if getattr(param, "prompt", None):
             return False

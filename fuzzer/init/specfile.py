@@ -3,11 +3,12 @@ way a person would write it, with the comments that say what to check."""
 
 from __future__ import annotations
 
+import json
 import textwrap
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fuzzer import compat
-from fuzzer.init.pysource import WIDTH, Call, Keyword, Node, layout, literal
+from fuzzer.init.pysource import WIDTH, Call, Dict, Keyword, Node, layout, literal
 
 if TYPE_CHECKING:
     from fuzzer.init.plan import Plan
@@ -78,6 +79,18 @@ def _setup(plan: Plan, body: _Lines) -> None:
             out(f"    {name.partition(':')[2]}()  # the app's own seed function")
         elif kind == "fill":
             out("    fill_tables(app)  # rows made from the models: user1, user2, …")
+        elif kind == "request":
+            sent = json.loads(name)
+            call = Call(
+                "app_request",
+                (
+                    "app",
+                    literal("POST"),
+                    literal(sent["path"]),
+                    Keyword("form", _mapping(sent["form"])),
+                ),
+            )
+            body.extend(layout(call, "    ", ""))
         else:
             words = ", ".join(literal(w) for w in name.split())
             out(f"    flask_command(app, {words})  # the app's own `flask {name}`")
@@ -106,10 +119,17 @@ def _prerequisites(plan: Plan, body: _Lines) -> None:
                 Keyword("identities", "IDENTITIES"),
             ]
             if request.json is not None:
-                arguments.append(Keyword("json", literal(request.json)))
+                arguments.append(Keyword("json", _mapping(request.json)))
             if request.form is not None:
-                arguments.append(Keyword("form", literal(dict(request.form))))
+                arguments.append(Keyword("form", _mapping(dict(request.form))))
             body.extend(layout(Call("app_request", tuple(arguments)), "    ", ""))
+
+
+def _mapping(value: Any) -> Node:
+    """A dict as a node the layout can break over lines; anything else as a literal."""
+    if isinstance(value, dict):
+        return Dict(tuple((literal(k), literal(v)) for k, v in value.items()))
+    return literal(value)
 
 
 def _identities(plan: Plan, body: _Lines) -> None:

@@ -7,6 +7,7 @@ users first, then roles, then content. What each candidate made is said in the s
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import signal
 import threading
@@ -18,6 +19,7 @@ from fuzzer import compat
 from fuzzer.errors import FuzzerError, describe
 from fuzzer.init.plan import Plan, Table
 from fuzzer.init.seeding import dispose, read_all_rows, run_step
+from fuzzer.init.wizard import complete_wizard
 
 __all__ = ["Trial", "choose_setup", "run_setup"]
 
@@ -53,6 +55,8 @@ def _label(step: Step) -> str:
         return f"{name.partition(':')[2]}()"
     if kind == "fill":
         return "fill_tables()"
+    if kind == "request":
+        return f"POST {json.loads(name)['path']}"
     return f"`flask {name}`"
 
 
@@ -94,6 +98,15 @@ def choose_setup(
             + "; ".join(t.describe() for t in trials)
             + ". It runs the ones that make users and fill the most tables."
         )
+    wizard = complete_wizard(app)
+    if wizard is not None:
+        path, form = wizard
+        done.append(("request", json.dumps({"path": path, "form": form})))
+        plan.setup_notes.append(
+            f"Every page redirected to {path} (a setup wizard): setup posts its form once, as "
+            "a person would on first start; CHECK the values"
+        )
+        rows = read_all_rows(urls)
     if users is not None and not any(r.rows for n, r in rows.items() if _is(n, users)):
         error = _attempt(app, ("fill", ""))
         if error:

@@ -1,0 +1,105 @@
+"""A setup wizard completed as a person would on first start: when the app's pages
+all redirect to one path named like setup (``/setup``, ``/install``, ``/wizard``), its
+form is posted once with plain values (a site name, an admin email, ``Secret-pass-1``),
+and kept as a setup step when the pages stop redirecting there."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+from collections import Counter
+from typing import Any
+from urllib.parse import urlsplit
+
+from fuzzer.init import bodies
+from fuzzer.target.rows import PASSWORD
+
+__all__ = ["complete_wizard"]
+
+_WIZARD = re.compile(r"setup|install|wizard|onboard|first[-_]?run", re.IGNORECASE)
+
+
+def complete_wizard(app: Any) -> tuple[str, dict[str, Any]] | None:
+    """``(path, form)`` of the wizard posted, when there was one and posting it made
+    the pages stop redirecting there; else None (nothing is changed then)."""
+    path = _wizard_path(app)
+    if path is None:
+        return None
+    form = _form_values(app, path)
+    client = app.test_client()
+    with contextlib.suppress(Exception):
+        reply = client.post(path, data=form)
+        if reply.status_code < 400 and _wizard_path(app) is None:
+            return path, form
+    return None
+
+
+def _wizard_path(app: Any) -> str | None:
+    client = app.test_client()
+    targets: Counter[str] = Counter()
+    pages = [
+        r.rule
+        for r in app.url_map.iter_rules()
+        if "GET" in (r.methods or ()) and not r.arguments and not r.endpoint.endswith("static")
+    ][:12]
+    for page in pages:
+        with contextlib.suppress(Exception):
+            reply = client.get(page)
+            if 300 <= reply.status_code < 400 and reply.location:
+                targets[urlsplit(reply.location).path] += 1
+    if not targets:
+        return None
+    path, count = targets.most_common(1)[0]
+    return path if count >= 2 and _WIZARD.search(path) else None
+
+
+def _form_values(app: Any, path: str) -> dict[str, Any]:
+    """Plain values for the wizard's form fields: from its WTForms form, else the
+    names its code reads from ``request.form``."""
+    adapter = app.url_map.bind("localhost")
+    with contextlib.suppress(Exception):
+        endpoint, _ = adapter.match(path, method="POST")
+        view = app.view_functions.get(endpoint)
+        forms = bodies.forms_of(view) if view is not None else []
+        if forms:
+            return _from_form(app, forms[0])
+        names: list[str] = []
+        for function in bodies._unwrapped(view):
+            code = getattr(function, "__code__", None)
+            if code is not None:
+                names += [c for c in code.co_consts if isinstance(c, str) and c.isidentifier()]
+        return {n: _value(n, "") for n in dict.fromkeys(names)}
+    return {}
+
+
+def _from_form(app: Any, form: type) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    with app.test_request_context("/", method="POST"):
+        made = form(meta={"csrf": False})
+        for field in made:
+            kind = type(field).__name__
+            if kind in ("SubmitField", "CSRFTokenField") or field.name == "csrf_token":
+                continue
+            choices = getattr(field, "choices", None)
+            if choices:
+                first = choices[0]
+                values[field.name] = first[0] if isinstance(first, list | tuple) else first
+            else:
+                values[field.name] = _value(field.name, kind)
+    return json.loads(json.dumps(values, default=str))
+
+
+def _value(name: str, kind: str) -> Any:
+    lowered = name.lower()
+    if "password" in lowered or kind == "PasswordField":
+        return PASSWORD
+    if "email" in lowered or kind == "EmailField":
+        return "admin@example.com"
+    if kind == "BooleanField":
+        return "y"
+    if kind in ("IntegerField", "DecimalField", "FloatField"):
+        return 1
+    if "user" in lowered or "login" in lowered:
+        return "admin"
+    return "fuzz"
