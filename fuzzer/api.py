@@ -158,8 +158,7 @@ def run(
         "db": safe_url,
         "example_db": settings.example_db,
     }
-    if kinds:
-        run_settings["faults"] = ",".join(kinds)
+    run_settings.update({"faults": ",".join(kinds)} if kinds else {})
 
     app_log = AppLog(live=verbose) if quiet_app else None
     writers: list[ReportWriter] = []

@@ -230,22 +230,7 @@ class RequestContext:
         command: bool = False,
     ) -> None:
         recording = self.recording
-        database, ordinal, key = "", 0, None
-        if conn is not None and conn.invalidated:
-            # a lost connection (--faults disconnect, or a real one): SQLAlchemy refuses to
-            # hand out its DBAPI connection until the rollback this step is about
-            database = recording.database_of(conn.engine)
-        elif conn is not None:
-            dbapi = conn.connection.dbapi_connection
-            key = id(dbapi)
-            known = self.connections.get(key)
-            if known is None:
-                database = recording.database_of(conn.engine)
-                known = (len(self.connections) + 1, database)
-                self.connections[key] = known
-                if self.handle is not None:
-                    self.handle.connections.append(dbapi)
-            ordinal, database = known
+        database, ordinal, key = self._connection(conn)
         write = kind == "sql" and not command and writes(text)
         if write or (kind == "sql" and not command and not read_only(text)):
             recording.wrote_to(database, text)
@@ -261,9 +246,7 @@ class RequestContext:
             seq = 0 if recording.free_running else recording.next_seq()
         self.number += 1
         if self.faults and kind == "sql" and not command:
-            fault = self.faults[0]
-            if fault.step <= self.number and injected.strikes(fault.kind, text):
-                self.armed = self.faults.pop(0)  # this statement fails (``_do_execute``)
+            self._arm(text)
         if key is not None:
             self.used_since_end[key] = kind == "sql"  # until its COMMIT or ROLLBACK
         if kind == "sql" and key is not None:
@@ -292,6 +275,33 @@ class RequestContext:
                 recording.add(seq or recording.next_seq(), step)
             else:
                 self._pending = step  # free-running: ordered when it has finished
+
+    def _connection(self, conn: Any) -> tuple[str, int, int | None]:
+        """(database, the request's own number for the connection, its key) of a
+        SQLAlchemy connection; ("", 0, None) without one."""
+        if conn is None:
+            return "", 0, None
+        if conn.invalidated:
+            # a lost connection (--faults disconnect, or a real one): SQLAlchemy refuses to
+            # hand out its DBAPI connection until the rollback this step is about
+            return self.recording.database_of(conn.engine), 0, None
+        dbapi = conn.connection.dbapi_connection
+        key = id(dbapi)
+        known = self.connections.get(key)
+        if known is None:
+            known = (len(self.connections) + 1, self.recording.database_of(conn.engine))
+            self.connections[key] = known
+            if self.handle is not None:
+                self.handle.connections.append(dbapi)
+        ordinal, database = known
+        return database, ordinal, key
+
+    def _arm(self, text: str) -> None:
+        """Arm the next fault (``--faults``) if this statement, the request's step
+        ``number``, is at or past its step and is one its error can strike."""
+        fault = self.faults[0]
+        if fault.step <= self.number and injected.strikes(fault.kind, text):
+            self.armed = self.faults.pop(0)  # this statement fails (``_do_execute``)
 
     def _finish_pending(self) -> None:
         """Free-running requests really overlap: a step takes effect when it finishes, not

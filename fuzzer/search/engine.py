@@ -54,16 +54,22 @@ UNSHRUNK = "not yet shrunk: written when first seen; replaced when shrinking end
 PLAN_SHARE = 75
 
 
+_RUN = Settings()  # a run's defaults, declared once (fuzzer/settings.py)
+
+
 @dataclass
 class SearchSettings:
-    max_examples: int = 200
-    seed: int | None = None
-    time_budget: float | None = None  # seconds of searching; shrinking has its own budget
-    shrink_budget: float = 60.0  # seconds for shrinking and confirming every finding
+    """What a search needs: the search's part of a run's ``Settings`` (its defaults are
+    the Settings' own: one declaration) and the knobs only the modes set."""
+
+    max_examples: int = _RUN.max_examples
+    seed: int | None = _RUN.seed
+    time_budget: float | None = _RUN.time_budget  # seconds of searching
+    shrink_budget: float = _RUN.shrink_budget  # seconds for shrinking and confirming
     shrink: bool = True
     stop_at_first: bool = False  # stop generating at the first finding (benchmarks)
     stop_kinds: frozenset[str] = frozenset()  # with stop_at_first: only findings of these kinds
-    example_db: str | None = None  # a directory for Hypothesis's example database
+    example_db: str | None = _RUN.example_db  # a directory for Hypothesis's example database
     example_database: ExampleDatabase | None = None  # instead of example_db (a shared store)
     database_key: str = ""
     # a seed normally means a repeatable run, without the example database; the soak's
@@ -73,7 +79,7 @@ class SearchSettings:
     known: frozenset[str] = frozenset()  # fingerprints already reported: neither kept nor shrunk
     confirm: int = 3  # replays of each minimal example, to tell flaky ones
     limits: Limits = field(default_factory=Limits)
-    schedule: Mode = "conflict"  # how drawn genes become yields (fuzzer/search/schedules.py)
+    schedule: Mode = _RUN.schedule  # how drawn genes become yields (fuzzer/search/schedules.py)
     free_running: bool = False  # stress mode: no gates, real timing (no shrinking)
 
     @classmethod
