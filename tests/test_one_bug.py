@@ -20,3 +20,4 @@ def test_one_registration_check_reached_by_two_routes_is_one_finding() -> None:
     assert len(errors) == 1, [(f.endpoints, f.place) for f in errors]
     assert errors[0].place == "users (INSERT)"
     assert errors[0].exception.endswith("IntegrityError")
+    assert errors[0].extra["routes"] == ["POST /api/users", "POST /register"]

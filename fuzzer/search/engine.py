@@ -213,6 +213,7 @@ class Search:
         self.judged: Counter[str] = Counter()
         self.masked: Counter[str] = Counter()
         self.detections: dict[str, Detection] = {}
+        self._routes: dict[str, set[str]] = {}  # fingerprint -> every endpoint seen in it
         self.seconds: dict[str, float] = defaultdict(float)  # where the time goes
         self.stuck: list[Finding] | None = None  # the findings of an execution that got stuck
         self.seeds = tuple(seeds)
@@ -272,7 +273,7 @@ class Search:
     ) -> SearchResult:
         budget, s = self.budget, self.settings
         return SearchResult(
-            findings=findings,
+            findings=[self._with_routes(f) for f in findings],
             examples=self.examples,
             calls=self.calls,
             seconds=self.clock() - self._started,
@@ -352,6 +353,7 @@ class Search:
         now = self.clock() - self._started
         new = []
         for finding in findings:
+            self._routes.setdefault(finding.fingerprint, set()).update(finding.endpoints)
             if finding.fingerprint not in self.detections:
                 self.detections[finding.fingerprint] = Detection(
                     self.examples, self.http_requests(), now
@@ -552,6 +554,14 @@ class Search:
             )
         finally:
             self._focus = None
+
+    def _with_routes(self, finding: Finding) -> Finding:
+        """A finding reached by more routes than its example shows (one statement's error
+        through two views, one race's cells through two endpoints) lists them all."""
+        routes = self._routes.get(finding.fingerprint, set())
+        if not routes - set(finding.endpoints):
+            return finding
+        return finding.with_(extra={**finding.extra, "routes": sorted(routes)})
 
     def _final(self, fingerprint: str, choices: tuple[Any, ...]) -> Finding | None:
         """The minimal example's finding, replayed to check that it reproduces."""
