@@ -19,7 +19,8 @@ from fuzzer.db import TableInfo
 from fuzzer.judge.normalise import Normalizer
 from fuzzer.model import Execution, Gene, Request, Response, Scenario, Step
 from fuzzer.search.schedules import from_trace
-from fuzzer.sql import access
+from fuzzer.sql import access, writes
+from fuzzer.sql import verb as sql_verb
 
 # -- schedules from any trace --------------------------------------------------------------
 
@@ -129,8 +130,10 @@ def test_a_compiled_statement_is_read_as_its_verb_table_values_and_filters(
     drawn: tuple[str, str, Any, dict[str, Any], dict[str, Any]], dialect: str
 ) -> None:
     verb, table, statement, sets, where = drawn
-    seen = access(*recorded(statement, DIALECTS[dialect]))
-    assert seen.verb == verb
+    text, params = recorded(statement, DIALECTS[dialect])
+    seen = access(text, params)
+    assert seen.verb == verb == sql_verb(f"/* a comment */ {text}")
+    assert writes(text) == (verb != "SELECT")
     if verb == "SELECT":
         assert (seen.reads, seen.write) == ({table}, None)
     else:
