@@ -59,6 +59,8 @@ PLANTED: dict[str, tuple[str, ...]] = {
     "newsletter": ("POST /subscribe",),
     "cart": ("POST /api/checkout",),
     "recipes": ("POST /recipe/<int:recipe_id>/rate",),
+    "ctf": ("POST /challenges/<int:challenge_id>/solve",),
+    "tickets": ("POST /events/<int:event_id>/buy", "POST /events/<int:event_id>/waitlist"),
 }
 #: The factory of an app whose package does not export it at the top.
 FACTORIES = {"demo": "targets.demo.app:create_app"}
@@ -105,15 +107,13 @@ def factory(app: str) -> str:
     return FACTORIES.get(app, f"targets.{app}:create_app")
 
 
-def first_try(app: str, examples: int, db: str, directory: str) -> Row:
-    """init's spec for ``app``, written into ``directory``, then run as it is."""
-    from fuzzer.execute.instrument import load_target
+def init(app: str, directory: str) -> Row:
+    """init's spec for ``app``, written into ``directory``: the row's first columns."""
     from fuzzer.init.spec import write_spec
 
     row = Row(app, planted=PLANTED.get(app, ()))
-    path = os.path.join(directory, f"fuzz_first_{app}.py")
     started = time.monotonic()
-    written = write_spec(factory(app), path, force=True)
+    written = write_spec(factory(app), _spec(app, directory), force=True)
     row.init_seconds = round(time.monotonic() - started, 1)
     plan = written.plan
     with open(written.path, encoding="utf-8") as handle:
@@ -122,7 +122,14 @@ def first_try(app: str, examples: int, db: str, directory: str) -> Row:
     row.kept = sum(1 for r in plan.routes if plan.kept(r))
     row.identities = len(plan.identities)
     row.setup = ", ".join(f"{kind} {name}".strip() for kind, name in plan.setup)
-    module = os.path.splitext(os.path.basename(written.path))[0]
+    return row
+
+
+def search(row: Row, directory: str, examples: int, db: str) -> Row:
+    """The spec ``init`` wrote, run as it is: the planted races found, and when."""
+    from fuzzer.execute.instrument import load_target
+
+    module = os.path.splitext(os.path.basename(_spec(row.app, directory)))[0]
     sys.path.insert(0, directory)
     try:
         sys.modules.pop(module, None)
@@ -154,11 +161,24 @@ def first_try(app: str, examples: int, db: str, directory: str) -> Row:
     return row
 
 
-def _in_a_fresh_process(app: str, examples: int, db: str) -> Row:
-    """One app's first try in a Python process of its own: a factory that can build one
-    app per process, and what an app's modules keep, stay out of the next app's try."""
-    command = [sys.executable, "-m", "bench.firsttry", "--one", app]
-    command += ["--examples", str(examples), "--db", db]
+def _spec(app: str, directory: str) -> str:
+    return os.path.join(directory, f"fuzz_first_{app}.py")
+
+
+def _in_fresh_processes(app: str, examples: int, db: str) -> Row:
+    """One app's first try, init in a Python process of its own and the run in another:
+    a factory that can build one app per process (init builds it once more to check
+    its spec), and what an app's modules keep, stay out of the next step."""
+    with tempfile.TemporaryDirectory(prefix="firsttry-") as directory:
+        row = _child(Row(app, planted=PLANTED.get(app, ())), "init", directory, examples, db)
+        if not row.error:
+            row = _child(row, "run", directory, examples, db)
+    return row
+
+
+def _child(row: Row, phase: str, directory: str, examples: int, db: str) -> Row:
+    command = [sys.executable, "-m", "bench.firsttry", f"--{phase}", json.dumps(row.to_json())]
+    command += ["--dir", directory, "--examples", str(examples), "--db", db]
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     done = subprocess.run(
         command, cwd=root, capture_output=True, text=True, timeout=TIMEOUT, check=False
@@ -168,16 +188,17 @@ def _in_a_fresh_process(app: str, examples: int, db: str) -> Row:
         return Row(**json.loads(last[0]))
     except (ValueError, TypeError):
         why = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
-        return Row(app, planted=PLANTED.get(app, ()), error=why)
+        return Row(row.app, planted=row.planted, error=f"{phase}: {why}")
 
 
-def _one(app: str, examples: int, db: str) -> int:
-    """``--one APP``: the row of one app, as a JSON line on stdout (the last line)."""
-    with tempfile.TemporaryDirectory(prefix="firsttry-") as directory:
-        try:
-            row = first_try(app, examples, db, directory)
-        except FuzzerError as exc:  # init or the run refused: that is the row
-            row = Row(app, planted=PLANTED.get(app, ()), error=str(exc))
+def _phase(phase: str, given: str, directory: str, examples: int, db: str) -> int:
+    """``--init ROW`` or ``--run ROW`` (a child): the row with this phase's columns, as a
+    JSON line on stdout (the last line)."""
+    row = Row(**json.loads(given))
+    try:
+        row = init(row.app, directory) if phase == "init" else search(row, directory, examples, db)
+    except FuzzerError as exc:  # init or the run refused: that is the row
+        row.error = f"{phase}: {exc}"
     sys.stdout.write(json.dumps(row.to_json()) + "\n")
     return 0
 
@@ -190,7 +211,7 @@ def markdown(rows: Sequence[Row], meta: Mapping[str, Any]) -> str:
         "",
         "| app | init | spec lines | endpoints kept | identities | setup "
         "| races found of planted | examples to first detection | other races | run |",
-        "|---|---:|---:|---:|---:|---|---:|---|---:|---:|",
+        "|---|---:|---:|---:|---:|---|---:|---|---|---:|",
     ]
     for r in rows:
         if r.error:
@@ -215,12 +236,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--examples", type=int, default=None)
     parser.add_argument("--db", default="sqlite")
     parser.add_argument("--out", default="reports")
-    parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--init", default=None, help=argparse.SUPPRESS)  # a child's phase
+    parser.add_argument("--run", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--dir", default="", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     names = args.apps.split(",") if args.apps else list(QUICK) if args.quick else apps()
     examples = args.examples or (100 if args.quick else 300)
-    if args.one:
-        return _one(args.one, examples, args.db)
+    if args.init or args.run:
+        phase = "init" if args.init else "run"
+        return _phase(phase, args.init or args.run, args.dir, examples, args.db)
     import platform
 
     meta = {
@@ -232,7 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = []
     for app in names:
         reporting.note(f"first try: {app}")
-        rows.append(_in_a_fresh_process(app, examples, args.db))
+        rows.append(_in_fresh_processes(app, examples, args.db))
     page = markdown(rows, meta)
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "firsttry.json"), "w", encoding="utf-8") as handle:

@@ -158,8 +158,7 @@ def run(
         "db": safe_url,
         "example_db": settings.example_db,
     }
-    if kinds:
-        run_settings["faults"] = ",".join(kinds)
+    run_settings.update({"faults": ",".join(kinds)} if kinds else {})
 
     app_log = AppLog(live=verbose) if quiet_app else None
     writers: list[ReportWriter] = []
@@ -245,8 +244,10 @@ def run(
         report = session.run(work)
 
     def run_directory() -> str | None:
+        # made for the log alone when nothing was found: not the report's directory,
+        # which the summary lists with report.html and junit.xml
         if report.directory is None and writers:
-            report.directory = writers[0].ensure_directory()
+            return writers[0].ensure_directory()
         return report.directory
 
     report.app_log = app_log.summary(run_directory)

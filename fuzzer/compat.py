@@ -21,6 +21,7 @@ for whatever differs; nothing else looks at a version number.
 from __future__ import annotations
 
 import importlib.util
+import traceback
 from typing import Any
 
 import sqlalchemy
@@ -133,3 +134,49 @@ def create_all_source() -> str:
     if hasattr(SQLAlchemy, "metadatas") or hasattr(SQLAlchemy, "engines"):
         return f"{extension}.create_all()"
     return f"{extension}.db.create_all()"  # Flask-SQLAlchemy 2.5
+
+
+def clash(exc: BaseException) -> str:
+    """For an ImportError raised inside one installed library because another moved on
+    (Flask-Login 0.5 importing ``safe_str_cmp`` from Werkzeug 2.1 or later): which two,
+    at which versions, and what to pin; "" for any other error."""
+    if not isinstance(exc, ImportError) or isinstance(exc, ModuleNotFoundError):
+        return ""
+    provider = _distribution(exc.name.split(".")[0]) if exc.name else None
+    importer = None
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        top = _installed_top_level(frame.filename)
+        importer = _distribution(top) if top else None
+        if importer is not None:
+            break
+    if importer is None or provider is None or importer[0] == provider[0]:
+        return ""
+    (name, version), (other, other_version) = importer, provider
+    return (
+        f"{name} {version} does not run with the installed {other} {other_version}: pin a "
+        f"{name} release made for {other} {other_version}, or the {other} that {name} "
+        f"{version} was made for"
+    )
+
+
+def _installed_top_level(filename: str) -> str | None:
+    """The top-level package of a file installed in site-packages (None elsewhere)."""
+    parts = filename.replace("\\", "/").split("/")
+    for marker in ("site-packages", "dist-packages"):
+        if marker in parts[:-1]:
+            rest = parts[parts.index(marker) + 1 :]
+            return rest[0].removesuffix(".py") if rest else None
+    return None
+
+
+def _distribution(top_level: str) -> tuple[str, str] | None:
+    """The installed distribution that provides a top-level module, and its version."""
+    from importlib import metadata
+
+    names = metadata.packages_distributions().get(top_level) or []
+    for name in names:
+        try:
+            return name, metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return None

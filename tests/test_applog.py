@@ -46,3 +46,51 @@ def test_verbose_shows_the_app_output_live_and_still_keeps_it(tmp_path: Path) ->
     assert "Traceback" in result.stderr and "INFO:shop" in result.stderr
     (run,) = tmp_path.iterdir()
     assert "Traceback" in (run / "app.log").read_text()
+
+
+def test_the_log_takes_handlers_made_before_and_after_and_puts_everything_back(
+    tmp_path: Path,
+) -> None:
+    import logging
+
+    from fuzzer.modes.applog import AppLog
+
+    terminal = sys.stderr
+    early = logging.getLogger("tests.applog.early")
+    made_before = logging.StreamHandler(terminal)  # an app's handler made at import
+    early.addHandler(made_before)
+    early.propagate = False
+    log = AppLog()
+    try:
+        with log:
+            assert sys.stderr is not terminal
+            early.error("boom from import time")
+            logging.getLogger("tests.applog.late").warning("late warning")  # counted
+            print("printed to stderr", file=sys.stderr)
+            sys.stderr.flush()
+            os.write(sys.stderr.fileno(), b"written to the descriptor\n")
+        summary = log.summary(lambda: str(tmp_path))
+    finally:
+        early.removeHandler(made_before)
+    assert sys.stderr is terminal and made_before.stream is terminal
+    assert (summary.records, summary.errors) == (2, 1)
+    text = (tmp_path / "app.log").read_text()
+    for line in ("boom from import time", "printed to stderr", "descriptor"):
+        assert line in text
+    assert "2 record(s), 1 of them errors" in summary.line()
+
+
+def test_a_run_without_findings_keeps_the_log_and_lists_no_reports(tmp_path: Path) -> None:
+    command = ["run", "targets.noisy:fixed", "-n", "5", "--seed", "1", "--no-progress"]
+    result = subprocess.run(
+        [sys.executable, "-m", "fuzzer", *command, "--report-dir", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    (run,) = tmp_path.iterdir()
+    assert [p.name for p in run.iterdir()] == ["app.log"]
+    assert "Reports:" not in result.stdout  # no report.html nor junit.xml to point at
+    assert f"{run / 'app.log'}" in result.stdout.replace("\n", "")

@@ -20,7 +20,7 @@ from fuzzer import api
 from fuzzer.execute import faults as injected
 from fuzzer.execute.instrument import load_target
 from fuzzer.execute.runner import Controlled
-from fuzzer.findings import classify
+from fuzzer.findings import classify, fails_run, parse_fail_on
 from fuzzer.judge.faults import FaultVerdict
 from fuzzer.model import Fault, Gene, Request, Scenario, Step
 from fuzzer.modes.session import Session
@@ -278,6 +278,21 @@ def test_the_fixed_twin_is_clean_with_faults(db: str) -> None:
 
 
 # -- the command line ------------------------------------------------------------------
+
+
+def test_fail_on_can_leave_unhandled_retryable_errors_out() -> None:
+    failing = parse_fail_on("partial-commit,duplicate-effect,stale-retry")
+    _, kinds = replay("targets.retries:stale", faulted(3))
+    assert kinds == ["unhandled-retryable"]
+
+    def work(session: Session) -> list[bool]:
+        assert session.oracle is not None
+        scenario = faulted(3)
+        execution = session.execute(scenario, Controlled())
+        verdict = session.oracle.judge(scenario, execution)
+        return [fails_run(f, failing) for f in classify(scenario, execution, verdict)]
+
+    assert Session(load_target("targets.retries:stale")).run(work) == [False]
 
 
 def fuzzer(*args: str) -> subprocess.CompletedProcess[str]:

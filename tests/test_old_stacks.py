@@ -105,3 +105,33 @@ def test_an_app_pinned_to_flask_21_keeps_its_pins_and_the_old_stack_catalog_is_f
         assert ran.returncode == 1, ran.stderr
         kinds = [f["kind"] for f in json.loads(summary.read_text())["findings"]]
         assert kinds and (not kind or kind in kinds), kinds
+
+
+def _raised_in(filename: str, source: str) -> BaseException:
+    try:
+        exec(compile(source, filename, "exec"), {})
+    except BaseException as exc:
+        return exc
+    raise AssertionError("nothing raised")
+
+
+def test_a_library_that_no_longer_imports_is_named_with_the_pin_to_change() -> None:
+    """Flask-Login 0.5 imports ``safe_str_cmp``, which Werkzeug 2.1 removed: the app
+    cannot be imported, and the message names both libraries and their versions."""
+    from importlib.metadata import version
+
+    import flask_login
+
+    from fuzzer.compat import clash
+
+    source = "raise ImportError(\"cannot import name 'safe_str_cmp'\", name='werkzeug.security')"
+    inside = str(Path(flask_login.__file__).parent / "utils.py")
+    hint = clash(_raised_in(inside, source))
+    assert hint == (
+        f"Flask-Login {version('flask-login')} does not run with the installed Werkzeug "
+        f"{version('werkzeug')}: pin a Flask-Login release made for Werkzeug "
+        f"{version('werkzeug')}, or the Werkzeug that Flask-Login {version('flask-login')} "
+        "was made for"
+    )
+    assert clash(_raised_in("/srv/app/views.py", source)) == ""  # the app's own import
+    assert clash(_raised_in(inside, "raise ValueError('x')")) == ""

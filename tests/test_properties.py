@@ -19,7 +19,8 @@ from fuzzer.db import TableInfo
 from fuzzer.judge.normalise import Normalizer
 from fuzzer.model import Execution, Gene, Request, Response, Scenario, Step
 from fuzzer.search.schedules import from_trace
-from fuzzer.sql import access
+from fuzzer.sql import access, writes
+from fuzzer.sql import verb as sql_verb
 
 # -- schedules from any trace --------------------------------------------------------------
 
@@ -129,8 +130,10 @@ def test_a_compiled_statement_is_read_as_its_verb_table_values_and_filters(
     drawn: tuple[str, str, Any, dict[str, Any], dict[str, Any]], dialect: str
 ) -> None:
     verb, table, statement, sets, where = drawn
-    seen = access(*recorded(statement, DIALECTS[dialect]))
-    assert seen.verb == verb
+    text, params = recorded(statement, DIALECTS[dialect])
+    seen = access(text, params)
+    assert seen.verb == verb == sql_verb(f"/* a comment */ {text}")
+    assert writes(text) == (verb != "SELECT")
     if verb == "SELECT":
         assert (seen.reads, seen.write) == ({table}, None)
     else:
@@ -275,3 +278,12 @@ def test_a_step_survives_its_json(step: Step) -> None:
 )
 def test_a_response_survives_its_json(response: Response) -> None:
     assert Response.from_json(through_json(response.to_json())) == response
+
+
+def test_a_kind_is_its_text_in_reports_json_and_expectations() -> None:
+    from fuzzer.kinds import KINDS, TITLES, Kind
+
+    assert Kind.LOST_UPDATE == "lost-update" and f"{Kind.LOST_UPDATE}" == "lost-update"
+    assert json.loads(json.dumps({"kind": Kind.HANG})) == {"kind": "hang"}
+    assert set(TITLES) == set(KINDS) and TITLES["write-skew"] == "Write skew"
+    assert [Kind(k) for k in ("stale-read", "hang")] == [Kind.STALE_READ, Kind.HANG]

@@ -40,7 +40,13 @@ def run(home: Path) -> Iterator[api.RunReport]:
     directory while it runs: the paths it reports are relative to it)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(home)
-        yield api.run("targets.profile:buggy", max_examples=60, seed=3, example_db=None)
+        yield api.run(
+            "targets.profile:buggy",
+            max_examples=60,
+            seed=3,
+            example_db=None,
+            report_dir="reports",  # relative: under the working directory
+        )
 
 
 @pytest.fixture

@@ -71,7 +71,7 @@ def test_fuzz_writes_nothing_into_the_working_directory(tmp_path: Path) -> None:
     script = (
         "from fuzzer import Settings, fuzz\n"
         "try:\n"
-        "    fuzz('targets.profile:buggy', Settings(max_examples=30, seed=4))\n"
+        "    fuzz('targets.profile:buggy', Settings(max_examples=8, seed=4))\n"
         "except AssertionError:\n"
         "    print('found')\n"
     )
@@ -107,8 +107,22 @@ def uninstrumented(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def _instrumented() -> bool:
-    return time.sleep is gates._sleep and event.contains(
-        Engine, "before_cursor_execute", gates._before_cursor_execute
+    from redis.connection import ConnectionPool
+
+    return (
+        time.sleep is gates._sleep
+        and event.contains(Engine, "before_cursor_execute", gates._before_cursor_execute)
+        and hasattr(ConnectionPool.__init__, "__wrapped__")  # the Redis pools recorded
+    )
+
+
+def _uninstrumented() -> bool:
+    from redis.connection import ConnectionPool
+
+    return (
+        time.sleep is gates._real_sleep
+        and not event.contains(Engine, "before_cursor_execute", gates._before_cursor_execute)
+        and not hasattr(ConnectionPool.__init__, "__wrapped__")
     )
 
 
@@ -116,7 +130,7 @@ def test_a_session_is_ready_inside_its_block_and_undoes_the_instrumentation(
     uninstrumented: None,
 ) -> None:
     target = load_target("targets.profile:buggy")
-    assert not _instrumented()
+    assert _uninstrumented()
     session = Session(target, Settings(max_examples=1))
     with session as s:
         assert s is session and _instrumented()
@@ -125,7 +139,7 @@ def test_a_session_is_ready_inside_its_block_and_undoes_the_instrumentation(
         execution = s.execute(scenario, Serial((0,)))
         assert [r.status for r in execution.responses] == [200]
         assert any(step.kind == "sql" for step in execution.trace)
-    assert not _instrumented() and time.sleep is gates._real_sleep
+    assert _uninstrumented()
     with pytest.raises(RuntimeError, match="outside `with Session"):
         session.execute(scenario, Serial((0,)))
 
@@ -142,4 +156,4 @@ def test_a_session_that_fails_to_start_undoes_the_instrumentation(uninstrumented
 
     with pytest.raises(TargetSetupError, match="no tables"), Session(replace(target, setup=broken)):
         pass
-    assert not _instrumented()
+    assert _uninstrumented()

@@ -29,7 +29,7 @@ def test_a_run_and_its_replay_as_json(here: Path) -> None:
         "run",
         "targets.profile:buggy",
         "-n",
-        "20",
+        "8",
         "--seed",
         "4",
         "--format",
@@ -48,8 +48,8 @@ def test_a_run_and_its_replay_as_json(here: Path) -> None:
     assert finding["kind"] == "lost-update" and finding["requests"] == 2
     assert finding["endpoints"] == ["PUT /user/age", "PUT /user/name"]
     assert finding["fails_run"] is True and Path(finding["json"]).is_file()
-    assert document["search"]["examples"] == 20 and document["search"]["seed"] == 4
-    assert sum(document["judged"].values()) == 20  # every example is counted once
+    assert document["search"]["examples"] == 8 and document["search"]["seed"] == 4
+    assert sum(document["judged"].values()) == 8  # every example is counted once
     assert "endpoint pairs explored" in document["coverage"]["statement"]
     assert "Fuzzing targets.profile:buggy" in ran.stderr  # progress lines go to stderr
 

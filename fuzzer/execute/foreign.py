@@ -47,7 +47,22 @@ def install() -> None:
                 _opened.append(place(self))
 
     ConnectionPool.__init__ = recorded  # type: ignore[method-assign]
+    _original.append(original)
     _installed = True
+
+
+_original: list[Any] = []  # redis-py's own ConnectionPool.__init__, while patched
+
+
+def uninstall() -> None:
+    """Put redis-py's ``ConnectionPool.__init__`` back (the last Session has ended)."""
+    global _installed
+    if not _installed or not _original:
+        return
+    from redis.connection import ConnectionPool
+
+    ConnectionPool.__init__ = _original.pop()  # type: ignore[method-assign]
+    _installed = False
 
 
 @contextlib.contextmanager

@@ -39,8 +39,8 @@ from fuzzer import compat
 from fuzzer.db.locks import Pending
 from fuzzer.execute import faults as injected
 from fuzzer.execute.scheduler import Scheduler
-from fuzzer.model import EngineUse, Fault, Hang, Leak, Phase, Step, StepKind, is_write_sql
-from fuzzer.sql import read_only, written_table
+from fuzzer.model import EngineUse, Fault, Hang, Leak, Phase, Step, StepKind
+from fuzzer.sql import read_only, writes, written_table
 
 HEADER = "X-Fuzz-Request"
 _ENVIRON_KEY = "HTTP_X_FUZZ_REQUEST"
@@ -230,23 +230,8 @@ class RequestContext:
         command: bool = False,
     ) -> None:
         recording = self.recording
-        database, ordinal, key = "", 0, None
-        if conn is not None and conn.invalidated:
-            # a lost connection (--faults disconnect, or a real one): SQLAlchemy refuses to
-            # hand out its DBAPI connection until the rollback this step is about
-            database = recording.database_of(conn.engine)
-        elif conn is not None:
-            dbapi = conn.connection.dbapi_connection
-            key = id(dbapi)
-            known = self.connections.get(key)
-            if known is None:
-                database = recording.database_of(conn.engine)
-                known = (len(self.connections) + 1, database)
-                self.connections[key] = known
-                if self.handle is not None:
-                    self.handle.connections.append(dbapi)
-            ordinal, database = known
-        write = kind == "sql" and not command and is_write_sql(text)
+        database, ordinal, key = self._connection(conn)
+        write = kind == "sql" and not command and writes(text)
         if write or (kind == "sql" and not command and not read_only(text)):
             recording.wrote_to(database, text)
         if self.gated:
@@ -261,9 +246,7 @@ class RequestContext:
             seq = 0 if recording.free_running else recording.next_seq()
         self.number += 1
         if self.faults and kind == "sql" and not command:
-            fault = self.faults[0]
-            if fault.step <= self.number and injected.strikes(fault.kind, text):
-                self.armed = self.faults.pop(0)  # this statement fails (``_do_execute``)
+            self._arm(text)
         if key is not None:
             self.used_since_end[key] = kind == "sql"  # until its COMMIT or ROLLBACK
         if kind == "sql" and key is not None:
@@ -292,6 +275,33 @@ class RequestContext:
                 recording.add(seq or recording.next_seq(), step)
             else:
                 self._pending = step  # free-running: ordered when it has finished
+
+    def _connection(self, conn: Any) -> tuple[str, int, int | None]:
+        """(database, the request's own number for the connection, its key) of a
+        SQLAlchemy connection; ("", 0, None) without one."""
+        if conn is None:
+            return "", 0, None
+        if conn.invalidated:
+            # a lost connection (--faults disconnect, or a real one): SQLAlchemy refuses to
+            # hand out its DBAPI connection until the rollback this step is about
+            return self.recording.database_of(conn.engine), 0, None
+        dbapi = conn.connection.dbapi_connection
+        key = id(dbapi)
+        known = self.connections.get(key)
+        if known is None:
+            known = (len(self.connections) + 1, self.recording.database_of(conn.engine))
+            self.connections[key] = known
+            if self.handle is not None:
+                self.handle.connections.append(dbapi)
+        ordinal, database = known
+        return database, ordinal, key
+
+    def _arm(self, text: str) -> None:
+        """Arm the next fault (``--faults``) if this statement, the request's step
+        ``number``, is at or past its step and is one its error can strike."""
+        fault = self.faults[0]
+        if fault.step <= self.number and injected.strikes(fault.kind, text):
+            self.armed = self.faults.pop(0)  # this statement fails (``_do_execute``)
 
     def _finish_pending(self) -> None:
         """Free-running requests really overlap: a step takes effect when it finishes, not
@@ -505,7 +515,7 @@ def _before_cursor_execute(conn, cursor, statement, parameters, context, execute
     ctx: RequestContext | None = getattr(_state, "ctx", None)
     if ctx is not None:
         ctx.step("sql", statement, parameters, conn)
-    elif _watching and is_write_sql(statement):
+    elif _watching and writes(statement):
         text = " ".join(statement.split())[:120]
         _note_stray(conn, text)
         _stray_connections[id(conn.connection.dbapi_connection)] = text
@@ -514,7 +524,7 @@ def _before_cursor_execute(conn, cursor, statement, parameters, context, execute
 def _after_cursor_execute(conn, cursor, statement, parameters, context, executemany):
     ctx: RequestContext | None = getattr(_state, "ctx", None)
     if ctx is not None:
-        rowcount = cursor.rowcount if is_write_sql(statement) else None
+        rowcount = cursor.rowcount if writes(statement) else None
         ctx.statement_done(rowcount if rowcount is None or rowcount >= 0 else None)
 
 

@@ -15,7 +15,7 @@ import contextlib
 import threading
 from collections.abc import Iterator
 
-from fuzzer.execute import caches, gates
+from fuzzer.execute import caches, foreign, gates
 from fuzzer.target.contract import Target, import_target
 
 _lock = threading.Lock()
@@ -59,6 +59,7 @@ def _apply() -> None:
 def _remove() -> None:
     gates.uninstall()
     caches.uninstrument()
+    foreign.uninstall()  # installed on first use by a session (the Redis pools it records)
 
 
 def load_target(reference: str) -> Target:

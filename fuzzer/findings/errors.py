@@ -30,8 +30,10 @@ def _concurrency_error(c: _Context) -> Finding | None:
                 facts.append(fact)
                 cited += positions
         failed = _failing_statement(c, i)
+        place = ""
         if failed is not None:
             step = c.trace[failed]
+            place = _statement_place(c, failed)
             if step.error:
                 outcome = f"raised {_clip(step.error, 120)}"
             elif step.rowcount is not None:
@@ -59,8 +61,19 @@ def _concurrency_error(c: _Context) -> Finding | None:
             exception=exception,
             difference=next((d for d in c.differences if d.request == i), None),
             conflicts=cited,
+            place=place,
         )
     return None
+
+
+def _statement_place(c: _Context, position: int) -> str:
+    """Where an error was raised, when a statement raised it: its table and verb
+    ("users (INSERT)"). With the exception type, that is the bug, whatever route reached
+    it: a registration check reached by two routes is one finding, not one per route."""
+    event = next((e for e in c.events if e.position == position), None)
+    if event is None or not event.step.error or event.access.write is None:
+        return ""
+    return f"{event.access.write} ({event.access.verb})"
 
 
 def _failing_statement(c: _Context, request: int) -> int | None:

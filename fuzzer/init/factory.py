@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from fuzzer import compat
 from fuzzer.errors import InvalidTarget, describe
 from fuzzer.init.pysource import literal
 
@@ -108,8 +109,10 @@ def _import(module_name: str, reference: str) -> Any:
             ) from None
         raise InvalidTarget(f"Importing {module_name!r} for {reference!r} failed: {exc}") from exc
     except Exception as exc:
+        hint = compat.clash(exc)
         raise InvalidTarget(
             f"Importing {module_name!r} for {reference!r} raised {describe(exc)}"
+            + (f"; {hint}" if hint else "")
         ) from exc
 
 

@@ -83,6 +83,16 @@ class _LogStream:
     def isatty(self) -> bool:
         return False
 
+    def fileno(self) -> int:
+        """The log file's descriptor (faulthandler, a subprocess given ``sys.stderr``)."""
+        return self._handle.fileno()
+
+    @property
+    def buffer(self) -> Any:
+        """The log file's bytes (code that writes bytes to ``sys.stderr.buffer``)."""
+        self.flush()
+        return self._handle.buffer
+
     @property
     def encoding(self) -> str:
         return "utf-8"

@@ -144,6 +144,8 @@ def finding_text(finding: Finding, *, reproduce: Sequence[str] = (), width: int 
     if finding.response_only:
         header += "   (responses only: the final rows match a serial order)"
     parts.append(header)
+    if finding.extra.get("routes"):
+        parts.append("Reached through: " + ", ".join(finding.extra["routes"]))
     for name in ("stopped", "replay"):
         if finding.extra.get(name):
             parts.append(f"Note: {finding.extra[name]}")

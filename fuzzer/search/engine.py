@@ -54,16 +54,22 @@ UNSHRUNK = "not yet shrunk: written when first seen; replaced when shrinking end
 PLAN_SHARE = 75
 
 
+_RUN = Settings()  # a run's defaults, declared once (fuzzer/settings.py)
+
+
 @dataclass
 class SearchSettings:
-    max_examples: int = 200
-    seed: int | None = None
-    time_budget: float | None = None  # seconds of searching; shrinking has its own budget
-    shrink_budget: float = 60.0  # seconds for shrinking and confirming every finding
+    """What a search needs: the search's part of a run's ``Settings`` (its defaults are
+    the Settings' own: one declaration) and the knobs only the modes set."""
+
+    max_examples: int = _RUN.max_examples
+    seed: int | None = _RUN.seed
+    time_budget: float | None = _RUN.time_budget  # seconds of searching
+    shrink_budget: float = _RUN.shrink_budget  # seconds for shrinking and confirming
     shrink: bool = True
     stop_at_first: bool = False  # stop generating at the first finding (benchmarks)
     stop_kinds: frozenset[str] = frozenset()  # with stop_at_first: only findings of these kinds
-    example_db: str | None = None  # a directory for Hypothesis's example database
+    example_db: str | None = _RUN.example_db  # a directory for Hypothesis's example database
     example_database: ExampleDatabase | None = None  # instead of example_db (a shared store)
     database_key: str = ""
     # a seed normally means a repeatable run, without the example database; the soak's
@@ -73,7 +79,7 @@ class SearchSettings:
     known: frozenset[str] = frozenset()  # fingerprints already reported: neither kept nor shrunk
     confirm: int = 3  # replays of each minimal example, to tell flaky ones
     limits: Limits = field(default_factory=Limits)
-    schedule: Mode = "conflict"  # how drawn genes become yields (fuzzer/search/schedules.py)
+    schedule: Mode = _RUN.schedule  # how drawn genes become yields (fuzzer/search/schedules.py)
     free_running: bool = False  # stress mode: no gates, real timing (no shrinking)
 
     @classmethod
@@ -207,6 +213,7 @@ class Search:
         self.judged: Counter[str] = Counter()
         self.masked: Counter[str] = Counter()
         self.detections: dict[str, Detection] = {}
+        self._routes: dict[str, set[str]] = {}  # fingerprint -> every endpoint seen in it
         self.seconds: dict[str, float] = defaultdict(float)  # where the time goes
         self.stuck: list[Finding] | None = None  # the findings of an execution that got stuck
         self.seeds = tuple(seeds)
@@ -266,7 +273,7 @@ class Search:
     ) -> SearchResult:
         budget, s = self.budget, self.settings
         return SearchResult(
-            findings=findings,
+            findings=[self._with_routes(f) for f in findings],
             examples=self.examples,
             calls=self.calls,
             seconds=self.clock() - self._started,
@@ -346,6 +353,7 @@ class Search:
         now = self.clock() - self._started
         new = []
         for finding in findings:
+            self._routes.setdefault(finding.fingerprint, set()).update(finding.endpoints)
             if finding.fingerprint not in self.detections:
                 self.detections[finding.fingerprint] = Detection(
                     self.examples, self.http_requests(), now
@@ -546,6 +554,14 @@ class Search:
             )
         finally:
             self._focus = None
+
+    def _with_routes(self, finding: Finding) -> Finding:
+        """A finding reached by more routes than its example shows (one statement's error
+        through two views, one race's cells through two endpoints) lists them all."""
+        routes = self._routes.get(finding.fingerprint, set())
+        if not routes - set(finding.endpoints):
+            return finding
+        return finding.with_(extra={**finding.extra, "routes": sorted(routes)})
 
     def _final(self, fingerprint: str, choices: tuple[Any, ...]) -> Finding | None:
         """The minimal example's finding, replayed to check that it reproduces."""

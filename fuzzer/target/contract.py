@@ -23,6 +23,7 @@ from typing import Any
 
 from hypothesis.strategies import SearchStrategy
 
+from fuzzer import compat
 from fuzzer.errors import InvalidTarget
 from fuzzer.kinds import KINDS
 
@@ -232,8 +233,10 @@ def import_target(reference: str) -> Target:
             f"Importing {module_name!r} for target {reference!r} failed: {exc}"
         ) from exc
     except Exception as exc:
+        hint = compat.clash(exc)
         raise InvalidTarget(
             f"Importing {module_name!r} for target {reference!r} raised {type(exc).__name__}: {exc}"
+            + (f"; {hint}" if hint else "")
         ) from exc
     try:
         value = getattr(module, attribute)
