@@ -244,8 +244,10 @@ def run(
         report = session.run(work)
 
     def run_directory() -> str | None:
+        # made for the log alone when nothing was found: not the report's directory,
+        # which the summary lists with report.html and junit.xml
         if report.directory is None and writers:
-            report.directory = writers[0].ensure_directory()
+            return writers[0].ensure_directory()
         return report.directory
 
     report.app_log = app_log.summary(run_directory)

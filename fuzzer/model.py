@@ -11,6 +11,11 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from fuzzer.sql import writes
+
+# what statements write: fuzzer.sql answers every question about a statement
+is_write_sql = writes
+
 Phase = Literal["init", "concurrent", "observe"]
 StepKind = Literal["start", "sql", "commit", "rollback", "checkpoint", "sleep", "end"]
 Mode = Literal["controlled", "serial", "free"]
@@ -198,28 +203,7 @@ class Step:
 
     @property
     def is_write(self) -> bool:
-        return self.kind == "sql" and is_write_sql(self.text)
-
-
-def is_write_sql(text: str) -> bool:
-    """Whether a SQL statement writes (and so takes a write lock)."""
-    head = text.lstrip().split(None, 2)
-    if not head:
-        return False
-    verb = head[0].upper()
-    if verb in _WRITE_VERBS:
-        return True
-    if verb == "BEGIN" and len(head) > 1:
-        return head[1].upper() in ("IMMEDIATE", "EXCLUSIVE")
-    if verb == "WITH":
-        upper = text.upper()
-        return any(f" {v} " in upper for v in ("INSERT", "UPDATE", "DELETE"))
-    return False
-
-
-_WRITE_VERBS = frozenset(
-    {"INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER", "TRUNCATE", "UPSERT"}
-)
+        return self.kind == "sql" and writes(self.text)
 
 
 @dataclass(frozen=True)

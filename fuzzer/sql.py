@@ -84,6 +84,33 @@ def written_table(statement: str) -> str | None:
     return table
 
 
+def verb(statement: str) -> str:
+    """The statement's first word, upper-cased, after any leading comments ("" if none)."""
+    head = _LEADING_COMMENTS.sub("", statement, count=1).split(None, 1)
+    return head[0].upper() if head else ""
+
+
+def writes(statement: str) -> bool:
+    """Whether a statement writes (and so takes a write lock): a DML or DDL verb, SQLite's
+    BEGIN IMMEDIATE or EXCLUSIVE, or a WITH whose body inserts, updates or deletes."""
+    text = _LEADING_COMMENTS.sub("", statement, count=1)
+    head = text.split(None, 2)
+    first = head[0].upper() if head else ""
+    if first in _WRITE_VERBS:
+        return True
+    if first == "BEGIN" and len(head) > 1:
+        return head[1].upper() in ("IMMEDIATE", "EXCLUSIVE")
+    if first == "WITH":
+        upper = text.upper()
+        return any(f" {v} " in upper for v in ("INSERT", "UPDATE", "DELETE"))
+    return False
+
+
+_WRITE_VERBS = frozenset(
+    {"INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER", "TRUNCATE", "UPSERT"}
+)
+
+
 def read_only(statement: str) -> bool:
     """Whether a statement is plainly one that writes nothing (SELECT, SHOW, BEGIN, …)."""
     text = _LEADING_COMMENTS.sub("", statement, count=1)

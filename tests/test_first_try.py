@@ -158,6 +158,9 @@ def test_inits_spec_unedited_finds_the_planted_race(shape: Shape, tmp_path: Any)
     plan = written.plan
     assert ", ".join(_step(k, n) for k, n in plan.setup) == shape.setup
     assert len(plan.identities) == shape.identities
+    # every signed-in identity proven by a request that needs it
+    assert len(plan.proofs) == len(plan.users)
+    assert all(" proven by " in line for line in plan.proofs), plan.proofs
     source = " ".join(line.strip("# ") for line in Path(written.path).read_text().splitlines())
     for endpoint, why in shape.left_out:  # in the spec, and in the plan the CLI prints
         assert plan.left_out[endpoint] == why and f"{endpoint}: {why}" in source

@@ -29,7 +29,7 @@ def test_a_schedule_derived_from_an_observed_order_replays_it() -> None:
 def test_stress_stops_by_itself_and_the_fixed_twin_is_clean() -> None:
     report = api.stress("targets.profile:fixed", duration=2.0, concurrency=3, report_dir=None)
     assert report.findings == []
-    assert report.result.examples >= 5
+    assert report.result.examples >= 1  # it ran (how many fit in 2 s is the bench's business)
     assert "time budget" in report.result.stop_reason
 
 

@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from fuzzer.errors import InvalidOption
-from fuzzer.model import FAULT_KINDS, is_write_sql
+from fuzzer.model import FAULT_KINDS
+from fuzzer.sql import writes
 
 #: what ``--faults`` alone injects: the errors a database tells the app to retry. A lost
 #: connection is opt-in (``--faults disconnect``): it can strike any statement, and few
@@ -91,7 +92,7 @@ def takes_locks(text: str) -> bool:
     """Whether a statement takes row locks (a write, or a locking read): only there can
     a deadlock, a lock wait timeout, a serialization failure or SQLite's ``database is
     locked`` strike. Plain reads of a snapshot wait for nothing."""
-    return is_write_sql(text) or bool(_LOCKING_READ.search(text))
+    return writes(text) or bool(_LOCKING_READ.search(text))
 
 
 def strikes(kind: str, text: str) -> bool:

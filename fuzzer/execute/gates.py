@@ -39,8 +39,8 @@ from fuzzer import compat
 from fuzzer.db.locks import Pending
 from fuzzer.execute import faults as injected
 from fuzzer.execute.scheduler import Scheduler
-from fuzzer.model import EngineUse, Fault, Hang, Leak, Phase, Step, StepKind, is_write_sql
-from fuzzer.sql import read_only, written_table
+from fuzzer.model import EngineUse, Fault, Hang, Leak, Phase, Step, StepKind
+from fuzzer.sql import read_only, writes, written_table
 
 HEADER = "X-Fuzz-Request"
 _ENVIRON_KEY = "HTTP_X_FUZZ_REQUEST"
@@ -231,7 +231,7 @@ class RequestContext:
     ) -> None:
         recording = self.recording
         database, ordinal, key = self._connection(conn)
-        write = kind == "sql" and not command and is_write_sql(text)
+        write = kind == "sql" and not command and writes(text)
         if write or (kind == "sql" and not command and not read_only(text)):
             recording.wrote_to(database, text)
         if self.gated:
@@ -515,7 +515,7 @@ def _before_cursor_execute(conn, cursor, statement, parameters, context, execute
     ctx: RequestContext | None = getattr(_state, "ctx", None)
     if ctx is not None:
         ctx.step("sql", statement, parameters, conn)
-    elif _watching and is_write_sql(statement):
+    elif _watching and writes(statement):
         text = " ".join(statement.split())[:120]
         _note_stray(conn, text)
         _stray_connections[id(conn.connection.dbapi_connection)] = text
@@ -524,7 +524,7 @@ def _before_cursor_execute(conn, cursor, statement, parameters, context, execute
 def _after_cursor_execute(conn, cursor, statement, parameters, context, executemany):
     ctx: RequestContext | None = getattr(_state, "ctx", None)
     if ctx is not None:
-        rowcount = cursor.rowcount if is_write_sql(statement) else None
+        rowcount = cursor.rowcount if writes(statement) else None
         ctx.statement_done(rowcount if rowcount is None or rowcount >= 0 else None)
 
 

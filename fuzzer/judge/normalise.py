@@ -18,7 +18,7 @@ from fuzzer.db import Rows, TableInfo
 from fuzzer.judge.masks import Masks, Position, Varies
 from fuzzer.judge.verdict import Outcome, at, bare, sort_key
 from fuzzer.model import Execution, Response, Step
-from fuzzer.sql import access
+from fuzzer.sql import access, verb
 
 
 @dataclass
@@ -195,8 +195,7 @@ class Normalizer:
         for step in trace:
             if step.kind != "sql" or step.error or step.rowcount == 0:
                 continue
-            verb = step.text.lstrip()[:6].upper()
-            if verb not in ("DELETE", "INSERT", "UPDATE"):
+            if verb(step.text) not in ("DELETE", "INSERT", "UPDATE"):
                 continue
             prefix = f"{step.database}." if several and step.database else ""
             seen = access(step.text, step.params, prefix)
@@ -464,4 +463,4 @@ def _references(name: str, tables: Mapping[str, TableInfo]) -> dict[str, str]:
 
 
 def _inserts(text: str) -> bool:
-    return text.lstrip()[:7].upper() in ("INSERT ", "REPLACE")
+    return verb(text) in ("INSERT", "REPLACE")
