@@ -78,3 +78,19 @@ def test_the_log_takes_handlers_made_before_and_after_and_puts_everything_back(
     for line in ("boom from import time", "printed to stderr", "descriptor"):
         assert line in text
     assert "2 record(s), 1 of them errors" in summary.line()
+
+
+def test_a_run_without_findings_keeps_the_log_and_lists_no_reports(tmp_path: Path) -> None:
+    command = ["run", "targets.noisy:fixed", "-n", "5", "--seed", "1", "--no-progress"]
+    result = subprocess.run(
+        [sys.executable, "-m", "fuzzer", *command, "--report-dir", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    (run,) = tmp_path.iterdir()
+    assert [p.name for p in run.iterdir()] == ["app.log"]
+    assert "Reports:" not in result.stdout  # no report.html nor junit.xml to point at
+    assert f"{run / 'app.log'}" in result.stdout.replace("\n", "")

@@ -152,12 +152,16 @@ def search(target: Any, examples: int, stop: bool) -> Any:
     )
 
 
+@pytest.mark.slow  # 10 to 60 s a shape on a loaded machine: a nightly check
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
 def test_inits_spec_unedited_finds_the_planted_race(shape: Shape, tmp_path: Any) -> None:
     written, (_, target) = first_try(shape, tmp_path)
     plan = written.plan
     assert ", ".join(_step(k, n) for k, n in plan.setup) == shape.setup
     assert len(plan.identities) == shape.identities
+    # every signed-in identity proven by a request that needs it
+    assert len(plan.proofs) == len(plan.users)
+    assert all(" proven by " in line for line in plan.proofs), plan.proofs
     source = " ".join(line.strip("# ") for line in Path(written.path).read_text().splitlines())
     for endpoint, why in shape.left_out:  # in the spec, and in the plan the CLI prints
         assert plan.left_out[endpoint] == why and f"{endpoint}: {why}" in source
@@ -169,6 +173,7 @@ def test_inits_spec_unedited_finds_the_planted_race(shape: Shape, tmp_path: Any)
         assert any(k in kinds and endpoint in e for k, e, _ in found), (endpoint, found)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
 def test_the_fixed_twin_gives_no_finding(shape: Shape, tmp_path: Any) -> None:
     _, (module, target) = first_try(shape, tmp_path)
@@ -199,6 +204,7 @@ def findings_of(report_dir: Path) -> list[tuple[str, list[str]]]:
     return [(f["kind"], f["endpoints"]) for f in json.loads(manifest.read_text())["findings"]]
 
 
+@pytest.mark.slow  # about a minute: init and two runs, each in a process of its own
 def test_a_factory_that_runs_once_per_process_gets_its_pins_in_a_fresh_one(
     tmp_path: Any,
 ) -> None:

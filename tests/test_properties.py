@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
@@ -21,6 +21,11 @@ from fuzzer.model import Execution, Gene, Request, Response, Scenario, Step
 from fuzzer.search.schedules import from_trace
 from fuzzer.sql import access, writes
 from fuzzer.sql import verb as sql_verb
+
+# the machine running the suite may be loaded: no deadline, no complaint about slow draws
+relaxed = settings(
+    deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
 
 # -- schedules from any trace --------------------------------------------------------------
 
@@ -61,12 +66,14 @@ def interleavings(draw: st.DrawFn, requests: int) -> list[int]:
     return draw(st.permutations([r for r, n in enumerate(lengths) for _ in range(n)]))
 
 
+@relaxed
 @given(interleavings(2))
 def test_a_schedule_read_off_any_trace_of_two_requests_replays_it(order: list[int]) -> None:
     genes = from_trace(trace_of(order), 2)
     assert scheduled([order.count(0), order.count(1)], genes) == order
 
 
+@relaxed
 @given(interleavings(3))
 def test_a_schedule_read_off_any_trace_names_only_steps_of_its_request(order: list[int]) -> None:
     genes = from_trace(trace_of(order), 3)
@@ -125,6 +132,7 @@ def recorded(statement: Any, dialect: Any) -> tuple[str, str]:
     return str(compiled), repr(params)
 
 
+@relaxed
 @given(statements(), st.sampled_from(sorted(DIALECTS)))
 def test_a_compiled_statement_is_read_as_its_verb_table_values_and_filters(
     drawn: tuple[str, str, Any, dict[str, Any], dict[str, Any]], dialect: str
@@ -186,6 +194,7 @@ def execution(
     )
 
 
+@relaxed
 @given(new_rows(), st.randoms(use_true_random=False), st.integers(0, 50))
 def test_the_outcome_is_the_same_whatever_keys_the_database_gave_new_rows(
     drawn: tuple[list[str], list[tuple[int, str]]], random: Any, gap: int
@@ -242,12 +251,13 @@ def through_json(data: Any) -> Any:
     return json.loads(json.dumps(data))
 
 
-@settings(max_examples=50)
+@settings(relaxed, max_examples=50)
 @given(scenarios())
 def test_a_scenario_survives_its_json(scenario: Scenario) -> None:
     assert Scenario.from_json(through_json(scenario.to_json())) == scenario
 
 
+@relaxed
 @given(
     st.builds(
         Step,
@@ -267,6 +277,7 @@ def test_a_step_survives_its_json(step: Step) -> None:
     assert Step.from_json(through_json(step.to_json())) == step
 
 
+@relaxed
 @given(
     st.builds(
         Response,

@@ -865,6 +865,8 @@ def init_command(
                     reporting.note(f"  kept      {endpoint}: {line}")
                 else:
                     reporting.note(f"  left out  {endpoint}: {plan.left_out[endpoint]}")
+            for line in plan.proofs:
+                reporting.note(f"Identity {line}")
             if plan.identity_notes and not plan.users:
                 reporting.note(plan.identity_notes[0])
         where = os.path.dirname(os.path.abspath(written.path))

@@ -53,3 +53,31 @@ def find_prerequisites(
                 found.append(Prerequisite(needy.endpoint, first))
                 break
     return found
+
+
+def prove_identities(
+    surveyed: Any, users: list[str], guarded: set[str], execute: Callable[[Scenario], Execution]
+) -> list[str]:
+    """Each signed-in identity proven by a request that needs it: the simplest request of
+    an endpoint behind a login (``guarded``; else any that ran SQL), sent as it, answers
+    2xx or 3xx and runs SQL. One line per identity, saying how, or what failed."""
+    lines: list[str] = []
+    probes = [e for e in surveyed.endpoints if e.endpoint in guarded] or [
+        e for e in surveyed.endpoints if e.statements
+    ]
+    for name in users:
+        said = f"{name}: not proven (no endpoint behind a login to try)"
+        for probe in probes[:3]:
+            request = replace(probe.request, identity=name)
+            execution = execute(Scenario(requests=(request,), schedule=(Gene(),)))
+            response = execution.responses[0]
+            status = response.status if response is not None else 0
+            ran = any(s.kind == "sql" for s in execution.trace)
+            if 200 <= status < 400 and ran:
+                said = f"{name}: proven by {probe.endpoint} ({status}, ran SQL as {name})"
+                break
+            said = f"{name}: FAILED, {probe.endpoint} answered {status}" + (
+                "" if ran else " and ran no SQL"
+            )
+        lines.append(said)
+    return lines

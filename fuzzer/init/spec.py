@@ -125,7 +125,7 @@ def _check(written: Written) -> dict[str, str]:
     the two serial runs go into the plan. One line per endpoint says what it did."""
     from fuzzer.execute.instrument import load_target
     from fuzzer.execute.runner import Serial
-    from fuzzer.init.prerequisites import find_prerequisites
+    from fuzzer.init.prerequisites import find_prerequisites, prove_identities
     from fuzzer.model import Execution, Scenario
     from fuzzer.modes.session import Session
     from fuzzer.search.survey import check_reachable, survey
@@ -160,6 +160,9 @@ def _check(written: Written) -> dict[str, str]:
         if not written.plan.prerequisites:
             found = find_prerequisites(surveyed, recorded({}))
             written.plan.prerequisites = [(p.endpoint, p.request) for p in found]
+        plan = written.plan
+        guarded = {f"{r.method} {r.rule}" for r in plan.routes if r.login_required}
+        plan.proofs = prove_identities(surveyed, plan.users, guarded, recorded({}))
         columns = {name: info for name, info in s.databases.tables.items()}
         serial_differences(written.plan, runs, columns)
         written.plan.writers = _writing_endpoints(surveyed)

@@ -141,6 +141,10 @@ def _identities(plan: Plan, body: _Lines) -> None:
     if plan.login_example is not None:
         example = layout(plan.login_example, "", ",", width=WIDTH - 6)
         body.extend("#     " + line for line in example)
+    if plan.proofs:
+        body.comment(
+            "Each signed-in identity, sent with a request that needs it: " + "; ".join(plan.proofs)
+        )
     if plan.identities:
         out("IDENTITIES = [")
         body.extend(f"    {identity}," for identity in plan.identities)
