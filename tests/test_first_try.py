@@ -274,3 +274,69 @@ def test_redirects_that_write_only_a_cache_key_exercise_nothing() -> None:
 
     with pytest.raises(TargetSetupError, match=r"302 → /setup/ and none wrote anything but a"):
         api.run("tests.fixtures.unexercised:counting", max_examples=5, report_dir=None)
+
+
+# -- the pieces, fast (the default suite): each on an app of the catalog, built here ------
+
+
+def _built(name: str, url: str = "sqlite://") -> Any:
+    import importlib
+
+    from fuzzer.target.apps import pinned_config
+
+    module = importlib.import_module(f"targets.{name}")
+    with pinned_config(SQLALCHEMY_DATABASE_URI=url, WTF_CSRF_ENABLED=False):
+        return module, module.create_app()
+
+
+def test_fill_tables_makes_rows_a_login_works_with() -> None:
+    from fuzzer import fill_tables
+    from fuzzer.target.rows import PASSWORD
+
+    module, app = _built("bookmarks")
+    with app.app_context():
+        module.db.create_all()
+        made = fill_tables(app)
+        users = module.db.session.scalars(module.db.select(module.User)).all()
+        assert made["user"] == 2 and made["item"] == 2 and made["bookmark"] == 2
+        assert [u.username for u in users] == ["user1", "user2"]
+        assert users[0].check_password(PASSWORD)  # through the model's own setter
+        marks = module.db.session.scalars(module.db.select(module.Bookmark)).all()
+        assert {(b.user_id, b.item_id) for b in marks} == {(1, 1), (2, 2)}
+        assert fill_tables(app) == {}  # tables that hold rows are left as they are
+
+
+def test_a_setup_wizard_is_completed_by_posting_its_form() -> None:
+    from fuzzer.init.wizard import complete_wizard
+
+    _, app = _built("ctf")
+    assert app.test_client().get("/scoreboard").location.endswith("/setup")
+    path, form = complete_wizard(app) or ("", {})
+    assert path == "/setup" and form["admin_email"] == "admin@example.com"
+    assert app.test_client().get("/scoreboard").status_code == 200
+
+
+def test_credentials_without_flask_login_are_proven_by_a_page_that_needs_them(
+    tmp_path: Any,
+) -> None:
+    from fuzzer.init.credentials import plan_credentials
+    from fuzzer.init.factory import load_factory
+    from fuzzer.init.plan import Plan
+    from fuzzer.init.seeding import read_all_rows, step_constants
+
+    url = f"sqlite:///{tmp_path}/splitbill.db"
+    module, app = _built("splitbill", url)
+    with app.app_context():
+        module.db.create_all()
+        module.create_demo_project()
+    plan = Plan(load_factory("targets.splitbill:create_app"), "splitbill")
+    steps = [("call", "targets.splitbill:create_demo_project")]
+    constants = step_constants(app, steps)
+    assert "demo" in constants  # generate_password_hash("demo", …) in the seed's code
+    assert plan_credentials(app, plan, read_all_rows({"default": url}), constants)
+    assert plan.identities == [
+        'Identity("demo", headers=basic_auth("demo", "demo"))',
+        'Identity("demo-web", login=Login("/authenticate", '
+        'form={"id": "demo", "password": "demo"}))',
+        'Identity("anonymous")',
+    ]
