@@ -340,3 +340,43 @@ def test_credentials_without_flask_login_are_proven_by_a_page_that_needs_them(
         'form={"id": "demo", "password": "demo"}))',
         'Identity("anonymous")',
     ]
+
+
+def test_a_seed_classmethod_of_a_model_is_a_setup_candidate(tmp_path: Any) -> None:
+    """``Project.create_demo()``: a classmethod that makes rows, which no command calls."""
+    import textwrap
+
+    from fuzzer.init.factory import load_factory
+    from fuzzer.init.seeding import setup_steps
+
+    code = textwrap.dedent(
+        """
+        from flask import Flask
+        from flask_sqlalchemy import SQLAlchemy
+
+        db = SQLAlchemy()
+
+        class Project(db.Model):
+            id = db.Column(db.Integer, primary_key=True)
+
+            @classmethod
+            def create_demo_project(cls):
+                db.session.add(cls())
+                db.session.commit()
+
+        def create_app():
+            app = Flask(__name__)
+            app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite://"
+            db.init_app(app)
+            return app
+        """
+    )
+    (tmp_path / "classy_app.py").write_text(code, encoding="utf-8")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        factory = load_factory("classy_app:create_app")
+        steps = setup_steps(factory.build(), factory)
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("classy_app", None)
+    assert steps == [("create_all", ""), ("call", "classy_app:Project.create_demo_project")]
