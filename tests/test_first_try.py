@@ -152,6 +152,7 @@ def search(target: Any, examples: int, stop: bool) -> Any:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
 def test_inits_spec_unedited_finds_the_planted_race(shape: Shape, tmp_path: Any) -> None:
     written, (_, target) = first_try(shape, tmp_path)
@@ -172,6 +173,7 @@ def test_inits_spec_unedited_finds_the_planted_race(shape: Shape, tmp_path: Any)
         assert any(k in kinds and endpoint in e for k, e, _ in found), (endpoint, found)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
 def test_the_fixed_twin_gives_no_finding(shape: Shape, tmp_path: Any) -> None:
     _, (module, target) = first_try(shape, tmp_path)
@@ -202,6 +204,7 @@ def findings_of(report_dir: Path) -> list[tuple[str, list[str]]]:
     return [(f["kind"], f["endpoints"]) for f in json.loads(manifest.read_text())["findings"]]
 
 
+@pytest.mark.slow
 def test_a_factory_that_runs_once_per_process_gets_its_pins_in_a_fresh_one(
     tmp_path: Any,
 ) -> None:
