@@ -485,18 +485,20 @@ def _first_difference(traces: list[tuple[Step, ...]]) -> str:
             (k for k, (a, b) in enumerate(zip(first, other, strict=False)) if a != b),
             min(len(first), len(other)),
         )
-        return (
-            f"step {at + 1}: replay 1 had {_step_text(traces[0], at)}, "
-            f"replay {number} {_step_text(trace, at)}"
-        )
+        mine, theirs = _step_text(traces[0], at), _step_text(trace, at)
+        if mine == theirs:  # the same statement: its parameters differ
+            mine, theirs = _step_text(traces[0], at, True), _step_text(trace, at, True)
+        return f"step {at + 1}: replay 1 had {mine}, replay {number} {theirs}"
     return ""
 
 
-def _step_text(trace: tuple[Step, ...], at: int) -> str:
+def _step_text(trace: tuple[Step, ...], at: int, params: bool = False) -> str:
     if at >= len(trace):
         return "no step (its trace ended)"
     step = trace[at]
     what = " ".join(step.text.split())[:60] if step.text else step.kind.upper()
+    if params and step.params:
+        what += f" {step.params[:80]}"
     done = (
         f" ({step.rowcount} row{'s' if step.rowcount != 1 else ''})"
         if step.rowcount is not None

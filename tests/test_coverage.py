@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -73,8 +75,13 @@ def test_require_coverage_fails_a_run_that_left_the_plan(tmp_path: object) -> No
             "--require-coverage",
             "--report-dir",
             str(tmp_path),
+            "--summary-file",
+            f"{tmp_path}/summary.json",
         ],
         catch_exceptions=False,
     )
     assert run.exit_code == 2, run.output + run.stderr
     assert "Not covered: the pairs' plan did not run to the end" in run.output + run.stderr
+    summary = json.loads(Path(f"{tmp_path}/summary.json").read_text())
+    assert summary["exit_code"] == 2
+    assert summary["uncovered"][0].startswith("the pairs' plan did not run to the end")

@@ -152,7 +152,7 @@ def search(target: Any, examples: int, stop: bool) -> Any:
     )
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # 10 to 60 s a shape on a loaded machine: a nightly check
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
 def test_inits_spec_unedited_finds_the_planted_race(shape: Shape, tmp_path: Any) -> None:
     written, (_, target) = first_try(shape, tmp_path)
@@ -204,7 +204,7 @@ def findings_of(report_dir: Path) -> list[tuple[str, list[str]]]:
     return [(f["kind"], f["endpoints"]) for f in json.loads(manifest.read_text())["findings"]]
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # about a minute: init and two runs, each in a process of its own
 def test_a_factory_that_runs_once_per_process_gets_its_pins_in_a_fresh_one(
     tmp_path: Any,
 ) -> None:
@@ -274,3 +274,137 @@ def test_redirects_that_write_only_a_cache_key_exercise_nothing() -> None:
 
     with pytest.raises(TargetSetupError, match=r"302 → /setup/ and none wrote anything but a"):
         api.run("tests.fixtures.unexercised:counting", max_examples=5, report_dir=None)
+
+
+# -- the pieces, fast (the default suite): each on an app of the catalog, built here ------
+
+
+def _built(name: str, url: str = "sqlite://") -> Any:
+    import importlib
+
+    from fuzzer.target.apps import pinned_config
+
+    module = importlib.import_module(f"targets.{name}")
+    with pinned_config(SQLALCHEMY_DATABASE_URI=url, WTF_CSRF_ENABLED=False):
+        return module, module.create_app()
+
+
+def test_fill_tables_makes_rows_a_login_works_with() -> None:
+    from fuzzer import fill_tables
+    from fuzzer.target.rows import PASSWORD
+
+    module, app = _built("bookmarks")
+    with app.app_context():
+        module.db.create_all()
+        made = fill_tables(app)
+        users = module.db.session.scalars(module.db.select(module.User)).all()
+        assert made["user"] == 2 and made["item"] == 2 and made["bookmark"] == 2
+        assert [u.username for u in users] == ["user1", "user2"]
+        assert users[0].check_password(PASSWORD)  # through the model's own setter
+        marks = module.db.session.scalars(module.db.select(module.Bookmark)).all()
+        assert {(b.user_id, b.item_id) for b in marks} == {(1, 1), (2, 2)}
+        assert fill_tables(app) == {}  # tables that hold rows are left as they are
+
+
+def test_a_setup_wizard_is_completed_by_posting_its_form() -> None:
+    from fuzzer.init.wizard import complete_wizard
+
+    _, app = _built("ctf")
+    assert app.test_client().get("/scoreboard").location.endswith("/setup")
+    path, form = complete_wizard(app) or ("", {})
+    assert path == "/setup" and form["admin_email"] == "admin@example.com"
+    assert app.test_client().get("/scoreboard").status_code == 200
+
+
+def test_credentials_without_flask_login_are_proven_by_a_page_that_needs_them(
+    tmp_path: Any,
+) -> None:
+    from fuzzer.init.credentials import plan_credentials
+    from fuzzer.init.factory import load_factory
+    from fuzzer.init.plan import Plan
+    from fuzzer.init.seeding import read_all_rows, step_constants
+
+    url = f"sqlite:///{tmp_path}/splitbill.db"
+    module, app = _built("splitbill", url)
+    with app.app_context():
+        module.db.create_all()
+        module.create_demo_project()
+    plan = Plan(load_factory("targets.splitbill:create_app"), "splitbill")
+    steps = [("call", "targets.splitbill:create_demo_project")]
+    constants = step_constants(app, steps)
+    assert "demo" in constants  # generate_password_hash("demo", …) in the seed's code
+    assert plan_credentials(app, plan, read_all_rows({"default": url}), constants)
+    assert plan.identities == [
+        'Identity("demo", headers=basic_auth("demo", "demo"))',
+        'Identity("demo-web", login=Login("/authenticate", '
+        'form={"id": "demo", "password": "demo"}))',
+        'Identity("anonymous")',
+    ]
+
+
+def test_a_seed_classmethod_of_a_model_is_a_setup_candidate(tmp_path: Any) -> None:
+    """``Project.create_demo()``: a classmethod that makes rows, which no command calls."""
+    import textwrap
+
+    from fuzzer.init.factory import load_factory
+    from fuzzer.init.seeding import setup_steps
+
+    code = textwrap.dedent(
+        """
+        from flask import Flask
+        from flask_sqlalchemy import SQLAlchemy
+
+        db = SQLAlchemy()
+
+        class Project(db.Model):
+            id = db.Column(db.Integer, primary_key=True)
+
+            @classmethod
+            def create_demo_project(cls):
+                db.session.add(cls())
+                db.session.commit()
+
+        def create_app():
+            app = Flask(__name__)
+            app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite://"
+            db.init_app(app)
+            return app
+        """
+    )
+    (tmp_path / "classy_app.py").write_text(code, encoding="utf-8")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        factory = load_factory("classy_app:create_app")
+        steps = setup_steps(factory.build(), factory)
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("classy_app", None)
+    assert steps == [("create_all", ""), ("call", "classy_app:Project.create_demo_project")]
+
+
+def test_a_path_variable_that_names_no_column_gets_one_by_probing(tmp_path: Any) -> None:
+    """``/follow/<recipient>``: no table or column is named like it; the member's
+    ``handle_name`` is the column whose value the follow answers 200 for and writes."""
+    from fuzzer.init.factory import load_factory
+    from fuzzer.init.plan import Plan, Route
+    from fuzzer.init.probing import prober
+    from fuzzer.init.pysource import flat
+    from fuzzer.init.seeding import read_all_rows
+    from fuzzer.init.values import path_source
+    from fuzzer.target.apps import flask_command, pinned_config
+    from tests.fixtures import follow_app
+
+    url = f"sqlite:///{tmp_path}/follow.db"
+    with pinned_config(SQLALCHEMY_DATABASE_URI=url):
+        app = follow_app.create_app()
+    with app.app_context():
+        follow_app.db.create_all()
+    flask_command(app, "seed")
+    rows = read_all_rows({"default": url})
+    plan = Plan(load_factory("tests.fixtures.follow_app:create_app"), "follow")
+    plan.user_keys = [1]
+    route = Route("POST", "/follow/<recipient>", "follow", "")
+    blind = path_source(route.rule, rows, Route("POST", route.rule, "follow", ""))
+    assert "alpha" in flat(blind)  # by names alone: a short invented list (404 each)
+    source = path_source(route.rule, rows, route, prober(app, plan, rows))
+    assert 'recipient=values_of("member.handle_name", limit=3)' in flat(source)

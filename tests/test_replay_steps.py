@@ -30,3 +30,12 @@ def test_the_first_differing_step_is_named_with_who_ran_what() -> None:
         "step 3: replay 1 had R1 UPDATE items SET stock=? (1 row), "
         "replay 2 no step (its trace ended)"
     )
+
+
+def test_the_same_statement_with_other_parameters_names_them() -> None:
+    def memo(params: str) -> Step:
+        return Step(request=0, number=1, kind="sql", text="memo SET_MANY k", params=params)
+
+    assert _first_difference([(memo("('a1',)"),), (memo("('b2',)"),)]) == (
+        "step 1: replay 1 had R1 memo SET_MANY k ('a1',), replay 2 R1 memo SET_MANY k ('b2',)"
+    )

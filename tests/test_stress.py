@@ -66,7 +66,7 @@ def test_stress_waits_for_a_sleeping_handler_and_calls_a_deadlock_a_hang() -> No
     sleepy.NAP["seconds"] = 1.0  # longer than the hang budget: still no hang
     slow = api.stress(
         "tests.fixtures.sleepy:sleeper",
-        duration=3.0,
+        duration=8.0,  # two batches of a 1 s sleep, on a loaded machine too
         concurrency=2,
         max_batches=2,
         hang_timeout=0.3,
@@ -79,13 +79,14 @@ def test_stress_waits_for_a_sleeping_handler_and_calls_a_deadlock_a_hang() -> No
     started = time.monotonic()
     stuck = api.stress(
         "tests.fixtures.sleepy:deadlock",
-        duration=10.0,
-        concurrency=2,
+        duration=30.0,
+        concurrency=4,  # both endpoints in the first batch, for this seed
+        seed=1,
         hang_timeout=0.3,
         stuck_grace=0.5,
         report_dir=None,
     )
-    assert time.monotonic() - started < 10.0  # before: the 15 s request timeout
+    assert time.monotonic() - started < 14.0  # before: the 15.3 s request timeout
     hangs = [f for f in stuck.findings if f.kind == "hang"]
     assert hangs, stuck.result.stop_reason
     assert hangs[0].execution.hang is not None

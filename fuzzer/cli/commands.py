@@ -331,11 +331,13 @@ def run_command(
             if settings.keep_db:
                 for where in _kept(report.database):
                     reporting.note(f"Kept the scratch database {where}")
-        out.run(report)
-        if require_coverage and report.exit_code == 0 and report.result.uncovered:
-            reporting.note("--require-coverage: the run did not cover enough (above); exit 2")
-            return 2
-        return report.exit_code
+        code = report.exit_code
+        if require_coverage and code == 0 and report.result.uncovered:
+            code = 2
+            if out.text:
+                reporting.note("--require-coverage: the run did not cover enough (above); exit 2")
+        out.run(report, code)
+        return code
 
     _guard(out.guarded(action))
 

@@ -60,14 +60,14 @@ class Output:
         where = reporting.stderr_console() if self.json else None
         return reporting.SearchProgress(enabled=not off, out=where)
 
-    def run(self, report: Any) -> None:
-        """The summary of ``fuzzer run`` (an ``api.RunReport``)."""
+    def run(self, report: Any, exit_code: int | None = None) -> None:
+        """The summary of ``fuzzer run`` (an ``api.RunReport``), with the exit code the
+        command gives (``--require-coverage`` may make it 2)."""
         from fuzzer.report import summary as summaries
 
+        code = report.exit_code if exit_code is None else exit_code
         self.emit(
-            summaries.of_run(
-                report, command=self.command, exit_code=report.exit_code, seconds=self.seconds
-            )
+            summaries.of_run(report, command=self.command, exit_code=code, seconds=self.seconds)
         )
 
     def soak(self, report: Any) -> None:

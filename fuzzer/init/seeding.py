@@ -176,10 +176,12 @@ def _seed_functions(app: Any, factory: Factory) -> Iterator[tuple[str, Any]]:
         if module is None or not (module_name == package or module_name.startswith(package + ".")):
             continue
         for name, value in sorted(vars(module).items()):
+            if isinstance(value, type) and getattr(value, "__module__", None) == module_name:
+                yield from _seed_methods(module_name, value, seen)
+                continue
             if (
                 not _SEED_FUNCTION.match(name)
                 or not callable(value)
-                or isinstance(value, type)
                 or getattr(value, "__module__", None) != module_name
                 or id(value) in seen
                 or not callable_without_arguments(value)
@@ -187,6 +189,20 @@ def _seed_functions(app: Any, factory: Factory) -> Iterator[tuple[str, Any]]:
                 continue
             seen.add(id(value))
             yield f"{module_name}:{name}", value
+
+
+def _seed_methods(module_name: str, cls: type, seen: set[int]) -> Iterator[tuple[str, Any]]:
+    """Classmethods and staticmethods of a class of the app's named like a seed
+    (``Project.create_demo_project()``): ``("package.module:Project.create_demo_project",
+    method)``."""
+    for name, raw in sorted(vars(cls).items()):
+        if not isinstance(raw, classmethod | staticmethod) or not _SEED_FUNCTION.match(name):
+            continue
+        method = getattr(cls, name)
+        if id(raw) in seen or not callable_without_arguments(method):
+            continue
+        seen.add(id(raw))
+        yield f"{module_name}:{cls.__name__}.{name}", method
 
 
 def step_constants(app: Any, steps: Sequence[tuple[str, str]]) -> list[str]:
@@ -228,10 +244,14 @@ def callable_without_arguments(function: Any) -> bool:
 
 
 def _function(where: str) -> Any:
+    """``package.module:function`` or ``package.module:Class.method``."""
     import importlib
 
     module, _, name = where.partition(":")
-    return getattr(importlib.import_module(module), name)
+    found: Any = importlib.import_module(module)
+    for part in name.split("."):
+        found = getattr(found, part)
+    return found
 
 
 def build(factory: Factory, pins: Mapping[str, Any]) -> Any:

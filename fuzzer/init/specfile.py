@@ -273,7 +273,9 @@ def _header(plan: Plan, module: str, body: list[str]) -> str:
     for kind, name in plan.setup:
         if kind == "call":
             where, _, function = name.partition(":")
-            imports.setdefault(where, []).append(function)
+            function = function.split(".")[0]  # a class, for a seed classmethod
+            if function not in imports.setdefault(where, []):
+                imports[where].append(function)
     for name_module, name in factory.imports:
         if name not in imports.setdefault(name_module, []):
             imports[name_module].append(name)

@@ -22,7 +22,9 @@ One JSON object per command (``run``, ``stress``, ``soak``, ``replay``), version
 ``coverage``
     the plan of endpoint pairs (``pairs``, ``explored``, ``schedules``, ``ran``,
     ``depth``, ...) and ``statement``, the sentence the text summary prints; null when
-    no plan ran.
+    no plan ran. ``uncovered``: what the run did not cover, one line each (less than
+    half of the examples judged, the plan not run to the end): ``--require-coverage``
+    exits 2 on it.
 ``search``
     ``examples``, ``stop_reason``, ``seed``, ``references`` (serial reference runs).
 ``directory``
@@ -62,6 +64,7 @@ def of_run(report: Any, *, command: str, exit_code: int, seconds: float) -> dict
         "masked": _counts(result.masked),
         "treated": _counts(result.treated),
         "coverage": _coverage(result.coverage, report.findings),
+        "uncovered": list(getattr(result, "uncovered", [])),
         "search": {
             "examples": result.examples,
             "stop_reason": result.stop_reason,

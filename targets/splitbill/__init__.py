@@ -51,6 +51,7 @@ def create_demo_project() -> None:
         password=generate_password_hash("demo", "pbkdf2:sha256:1000"),
     )
     db.session.add(project)
+    db.session.flush()  # the project first: MariaDB checks the people's foreign key
     db.session.add_all([Person(project_id="demo", name=n) for n in ("zoe", "yan")])
     db.session.commit()
 
