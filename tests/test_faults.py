@@ -8,9 +8,6 @@ The catalog story is ``targets.retries``: three wrong ways to retry and a right 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -27,9 +24,8 @@ from fuzzer.modes.session import Session
 from fuzzer.search.schedules import conflict_points, fault_points, resolve
 from fuzzer.strategies import genes
 from targets import retries
-from tests.conftest import need
+from tests.conftest import Cli, need
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEPOSIT = Request("POST /accounts/1/deposit", "POST", "/accounts/1/deposit", json={"amount": 10})
 KIND_OF = {"sqlite": "timeout", "mariadb": "deadlock", "postgres": "serialization"}
 
@@ -295,10 +291,6 @@ def test_fail_on_can_leave_unhandled_retryable_errors_out() -> None:
     assert Session(load_target("targets.retries:stale")).run(work) == [False]
 
 
-def fuzzer(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "fuzzer", *args], cwd=ROOT, capture_output=True, text=True
-    )
 
 
 @pytest.mark.parametrize(
@@ -308,8 +300,10 @@ def fuzzer(*args: str) -> subprocess.CompletedProcess[str]:
         ("deadlock", "--faults deadlock: SQLite cannot raise these errors; it can raise: timeout"),
     ],
 )
-def test_bad_faults_are_one_line_and_exit_2(value: str, expected: str) -> None:
-    result = fuzzer("run", "targets.retries:fixed", "--faults", value, "-n", "1")
+def test_bad_faults_are_one_line_and_exit_2(
+    cli: Cli, tmp_path: Path, value: str, expected: str
+) -> None:
+    result = cli("run", "targets.retries:fixed", "--faults", value, "-n", "1", cwd=tmp_path)
     assert result.returncode == 2, result.stdout + result.stderr
     assert "Traceback" not in result.stderr + result.stdout
     assert "--faults" in result.stderr.strip().splitlines()[-1]

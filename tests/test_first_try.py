@@ -380,3 +380,31 @@ def test_a_seed_classmethod_of_a_model_is_a_setup_candidate(tmp_path: Any) -> No
         sys.path.remove(str(tmp_path))
         sys.modules.pop("classy_app", None)
     assert steps == [("create_all", ""), ("call", "classy_app:Project.create_demo_project")]
+
+
+def test_a_path_variable_that_names_no_column_gets_one_by_probing(tmp_path: Any) -> None:
+    """``/follow/<recipient>``: no table or column is named like it; the member's
+    ``handle_name`` is the column whose value the follow answers 200 for and writes."""
+    from fuzzer.init.factory import load_factory
+    from fuzzer.init.plan import Plan, Route
+    from fuzzer.init.probing import prober
+    from fuzzer.init.pysource import flat
+    from fuzzer.init.seeding import read_all_rows
+    from fuzzer.init.values import path_source
+    from fuzzer.target.apps import flask_command, pinned_config
+    from tests.fixtures import follow_app
+
+    url = f"sqlite:///{tmp_path}/follow.db"
+    with pinned_config(SQLALCHEMY_DATABASE_URI=url):
+        app = follow_app.create_app()
+    with app.app_context():
+        follow_app.db.create_all()
+    flask_command(app, "seed")
+    rows = read_all_rows({"default": url})
+    plan = Plan(load_factory("tests.fixtures.follow_app:create_app"), "follow")
+    plan.user_keys = [1]
+    route = Route("POST", "/follow/<recipient>", "follow", "")
+    blind = path_source(route.rule, rows, Route("POST", route.rule, "follow", ""))
+    assert "alpha" in flat(blind)  # by names alone: a short invented list (404 each)
+    source = path_source(route.rule, rows, route, prober(app, plan, rows))
+    assert 'recipient=values_of("member.handle_name", limit=3)' in flat(source)

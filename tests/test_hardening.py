@@ -600,6 +600,7 @@ def workers_of_leftovers(tmp_path: Path) -> list[int]:
     return found
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", [1, pytest.param(2, marks=pytest.mark.slow)])
 def test_a_shared_store_that_stops_mid_soak_exits_2_with_the_cause(
     tmp_path: Path, private_redis: PrivateRedis, workers: int

@@ -12,6 +12,7 @@ from typing import Any
 
 from fuzzer.init import bodies
 from fuzzer.init.plan import Plan, Route, Table
+from fuzzer.init.probing import prober
 from fuzzer.init.pysource import Dict, literal
 from fuzzer.init.values import (
     VARIABLE,
@@ -47,6 +48,7 @@ def routes(
 ) -> Iterator[Route]:
     operations = bodies.openapi_operations(document) if document else {}
     login_users = plan.users
+    probe = prober(app, plan, rows)
     seen: set[tuple[str, str]] = set()
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: (r.rule, r.endpoint)):
         if rule.endpoint == "static" or rule.endpoint.endswith(".static"):
@@ -60,7 +62,7 @@ def routes(
                 continue
             seen |= {(rule.endpoint, method), (rule.rule, method)}
             route = Route(method, rule.rule, rule.endpoint, "")
-            route.path = path_source(rule.rule, rows, route)
+            route.path = path_source(rule.rule, rows, route, probe)
             function = app.view_functions.get(rule.endpoint)
             view = bodies.view_for(function, method)
             route.view = bodies.source_file(view) if view is not None else ""

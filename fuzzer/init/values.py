@@ -147,7 +147,7 @@ def _evaluated_choices(app: Any, form: type) -> dict[str, list[Any]]:
         return {}
 
 
-def path_source(rule: str, rows: Mapping[str, Table], route: Route) -> Node:
+def path_source(rule: str, rows: Mapping[str, Table], route: Route, probe: Any = None) -> Node:
     matches = list(VARIABLE.finditer(rule))
     if not matches:
         return literal(rule)
@@ -156,6 +156,16 @@ def path_source(rule: str, rows: Mapping[str, Table], route: Route) -> Node:
         converter, args, name = match.group(1) or "string", match.group(2) or "", match.group(3)
         segment = rule[: match.start()].rstrip("/").rsplit("/", 1)[-1]
         source, comment = _variable_source(converter, args, name, segment, rows)
+        if comment.startswith("CHECK: no column") and probe is not None and len(matches) == 1:
+            found = probe(route.method, rule, name, converter in ("int", "float"))
+            if found is not None:
+                table, column = found
+                source = Call("values_of", (literal(f"{table}.{column}"), "limit=3"))
+                comment = (
+                    f"the values of {table}.{column}: no column is named like it, and "
+                    f"fuzzer init's request with one of them answered and "
+                    + ("wrote" if route.method != "GET" else "found it")
+                )
         arguments.append(Keyword(name, source))
         route.variables.append(f"<{name}>: {comment}")
     return Call("paths", tuple(arguments))
