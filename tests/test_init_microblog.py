@@ -47,7 +47,8 @@ def search(target: Any) -> dict[str, set[str]]:
     )
     found: dict[str, set[str]] = {}
     for finding in report.findings:
-        for endpoint in finding.endpoints:
+        # one statement's error reached by several routes is one finding listing them all
+        for endpoint in {*finding.endpoints, *finding.extra.get("routes", ())}:
             found.setdefault(endpoint, set()).add(finding.kind)
     return found
 
