@@ -95,12 +95,15 @@ class ReplyView(MethodView):
         form = ReplyForm()
         if not form.validate_on_submit():
             return jsonify(errors=form.errors), 400
-        db.session.add(Reply(topic_id=topic.id, text=form.text.data))
         if current_app.config["BOARD_FIXED"]:
+            # the topic's row first: inserting the reply takes a shared lock on it (its
+            # foreign key), and two requests that both then update it deadlock (MariaDB)
             db.session.execute(
                 sa.update(Topic).where(Topic.id == topic_id).values(replies=Topic.replies + 1)
             )
+            db.session.add(Reply(topic_id=topic.id, text=form.text.data))
         else:
+            db.session.add(Reply(topic_id=topic.id, text=form.text.data))
             topic.replies = topic.replies + 1
         db.session.commit()
         return jsonify(ok=True)

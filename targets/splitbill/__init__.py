@@ -101,14 +101,15 @@ def create_app(fixed: bool = False) -> Flask:
         amount = int(data["amount"])
         if payer is None or payer.project_id != found.id or amount < 1:
             abort(400)
-        db.session.add(Bill(project_id=found.id, payer_id=payer.id, amount=amount))
-        if fixed:
+        if fixed:  # the payer's row first, then the bill that names it (lock order)
             db.session.execute(
                 sa.update(Person)
                 .where(Person.id == payer.id)
                 .values(balance=Person.balance + amount)
             )
+            db.session.add(Bill(project_id=found.id, payer_id=payer.id, amount=amount))
         else:
+            db.session.add(Bill(project_id=found.id, payer_id=payer.id, amount=amount))
             payer.balance = payer.balance + amount
         db.session.commit()
         return jsonify(ok=True), 201

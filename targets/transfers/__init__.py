@@ -82,6 +82,15 @@ def create_app(fixed: bool = False) -> Flask:
         if source.id == target.id:
             return jsonify(error="same account"), 400
         if fixed:
+            # both rows locked in the order of their keys: two transfers in opposite
+            # directions would otherwise each hold one and wait for the other
+            first, second = sorted((source.id, target.id))
+            db.session.scalars(
+                sa.select(Account)
+                .where(Account.id.in_((first, second)))
+                .order_by(Account.id)
+                .with_for_update()
+            ).all()
             taken = db.session.execute(
                 sa.update(Account)
                 .where(Account.id == source.id, Account.balance >= amount)
