@@ -33,9 +33,28 @@ def test_the_first_differing_step_is_named_with_who_ran_what() -> None:
 
 
 def test_the_same_statement_with_other_parameters_names_them() -> None:
-    def memo(params: str) -> Step:
-        return Step(request=0, number=1, kind="sql", text="memo SET_MANY k", params=params)
+    def cache(params: str) -> Step:
+        return Step(request=0, number=1, kind="sql", text="cache SET_MANY k", params=params)
 
-    assert _first_difference([(memo("('a1',)"),), (memo("('b2',)"),)]) == (
-        "step 1: replay 1 had R1 memo SET_MANY k ('a1',), replay 2 R1 memo SET_MANY k ('b2',)"
+    assert _first_difference([(cache("('a1',)"),), (cache("('b2',)"),)]) == (
+        "step 1: replay 1 had R1 cache SET_MANY k ('a1',), replay 2 R1 cache SET_MANY k ('b2',)"
     )
+
+
+def test_memoize_steps_are_compared_by_their_operation() -> None:
+    """Flask-Caching's memoize keys end with a version drawn anew after every reset."""
+
+    def memo(key: str, params: str) -> Step:
+        return Step(request=0, number=1, kind="sql", text=f"memo GET {key}", params=params)
+
+    assert (
+        _first_difference(
+            [
+                (memo("6ZgaNqtpQ0S+GN0t4Kg4T8", "('x',)"),),
+                (memo("6ZgaNqtpQ0S+GN0tbyyMhR", "('y',)"),),
+            ]
+        )
+        == ""
+    )
+    other = Step(request=0, number=1, kind="sql", text="memo SET k", params=None)
+    assert _first_difference([(memo("k", "('x',)"),), (other,)]).startswith("step 1:")
