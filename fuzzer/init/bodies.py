@@ -165,6 +165,16 @@ def _field_source(
         return None, ""
     if kind in ("FileField", "MultipleFileField"):
         return None, f"field {name!r} uploads a file: the fuzzer sends forms without files"
+    typed = _typed_field(kind, name, unbound, by_type, columns)
+    if typed is not None:
+        return typed
+    return _text_field(kind, name, by_type, passwords, columns)
+
+
+def _typed_field(
+    kind: str, name: str, unbound: Any, by_type: Mapping[str, Any], columns: Mapping[str, Node]
+) -> tuple[Node, str] | None:
+    """A boolean, number, choice or date field's source; None for a text field."""
     if kind == "BooleanField":
         return "st.booleans()", ""
     if kind in ("IntegerField", "DecimalField", "FloatField", "IntegerRangeField"):
@@ -186,6 +196,17 @@ def _field_source(
         return literal("2024-01-01"), ""
     if kind == "DateTimeField":
         return literal("2024-01-01 10:00:00"), ""
+    return None
+
+
+def _text_field(
+    kind: str,
+    name: str,
+    by_type: Mapping[str, Any],
+    passwords: dict[str, str],
+    columns: Mapping[str, Node],
+) -> tuple[Node, str]:
+    """A password, a confirmation, an e-mail address or a word."""
     low, high = _length(by_type.get("Length"))
     equal = by_type.get("EqualTo")
     if equal is not None and equal.fieldname in passwords:
@@ -296,35 +317,56 @@ def _schema_source(
         if schema.get(combinator):
             return _schema_source(document, schema[combinator][0], checks, depth + 1, strategy)
     if schema.get("allOf"):
-        merged: dict[str, Any] = {"type": "object", "properties": {}, "required": []}
-        for part in schema["allOf"]:
-            part = _resolve(document, part)
-            merged["properties"].update(part.get("properties") or {})
-            merged["required"] += list(part.get("required") or [])
-        schema = merged
+        schema = _all_of(document, schema["allOf"])
     kind = schema.get("type")
     if isinstance(kind, list):
         kind = next((k for k in kind if k != "null"), None)
     if kind == "object" or "properties" in schema:
-        properties = schema.get("properties") or {}
-        required = list(schema.get("required") or [])
-        names = [n for n in properties if n in required] or list(properties)
-        items = tuple(
-            (
-                literal(name),
-                _schema_node(document, properties[name], checks, depth + 1, strategy=strategy),
-            )
-            for name in names
-            if not (_resolve(document, properties[name]) or {}).get("readOnly")
-        )
-        if strategy:
-            return Call("st.fixed_dictionaries", (Dict(items),)), True
-        return Dict(items), False
+        return _object_source(document, schema, checks, depth, strategy)
     if kind == "array":
         element = _schema_node(
             document, schema.get("items") or {}, checks, depth + 1, strategy=True
         )
         return Call("st.lists", (element, "min_size=1", "max_size=2")), True
+    return _scalar_source(kind, schema, checks)
+
+
+def _all_of(document: Mapping[str, Any], parts: Any) -> dict[str, Any]:
+    """The object an ``allOf`` of object schemas describes."""
+    merged: dict[str, Any] = {"type": "object", "properties": {}, "required": []}
+    for part in parts:
+        part = _resolve(document, part)
+        merged["properties"].update(part.get("properties") or {})
+        merged["required"] += list(part.get("required") or [])
+    return merged
+
+
+def _object_source(
+    document: Mapping[str, Any],
+    schema: Mapping[str, Any],
+    checks: list[str],
+    depth: int,
+    strategy: bool,
+) -> tuple[Node, bool]:
+    """An object's required properties (all of them when none is), read-only ones left out."""
+    properties = schema.get("properties") or {}
+    required = list(schema.get("required") or [])
+    names = [n for n in properties if n in required] or list(properties)
+    items = tuple(
+        (
+            literal(name),
+            _schema_node(document, properties[name], checks, depth + 1, strategy=strategy),
+        )
+        for name in names
+        if not (_resolve(document, properties[name]) or {}).get("readOnly")
+    )
+    if strategy:
+        return Call("st.fixed_dictionaries", (Dict(items),)), True
+    return Dict(items), False
+
+
+def _scalar_source(kind: Any, schema: Mapping[str, Any], checks: list[str]) -> tuple[Node, bool]:
+    """An integer, number, boolean or string schema's source; "None" for anything else."""
     if kind == "integer":
         low = int(schema.get("minimum", 1))
         high = int(schema.get("maximum", low + 2))
@@ -335,22 +377,26 @@ def _schema_source(
     if kind == "boolean":
         return "st.booleans()", True
     if kind == "string":
-        fmt = schema.get("format", "")
-        if fmt == "email":
-            return Call("st.sampled_from", (literal([w + "@example.com" for w in WORDS]),)), True
-        fixed = {
-            "date": "2024-01-01",
-            "date-time": "2024-01-01T10:00:00Z",
-            "uuid": "00000000-0000-4000-8000-000000000001",
-        }
-        if fmt in fixed:
-            return literal(fixed[fmt]), False
-        low = int(schema.get("minLength", 1))
-        high = int(schema.get("maxLength", 64))
-        if schema.get("pattern"):
-            checks.append(f"strings must match {schema['pattern']!r}")
-        return Call("st.sampled_from", (literal([_fit(w, low, high) for w in WORDS]),)), True
+        return _string_source(schema, checks)
     return "None", False
+
+
+def _string_source(schema: Mapping[str, Any], checks: list[str]) -> tuple[Node, bool]:
+    fmt = schema.get("format", "")
+    if fmt == "email":
+        return Call("st.sampled_from", (literal([w + "@example.com" for w in WORDS]),)), True
+    fixed = {
+        "date": "2024-01-01",
+        "date-time": "2024-01-01T10:00:00Z",
+        "uuid": "00000000-0000-4000-8000-000000000001",
+    }
+    if fmt in fixed:
+        return literal(fixed[fmt]), False
+    low = int(schema.get("minLength", 1))
+    high = int(schema.get("maxLength", 64))
+    if schema.get("pattern"):
+        checks.append(f"strings must match {schema['pattern']!r}")
+    return Call("st.sampled_from", (literal([_fit(w, low, high) for w in WORDS]),)), True
 
 
 def _resolve(document: Mapping[str, Any], node: Any) -> Mapping[str, Any]:
