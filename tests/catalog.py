@@ -59,6 +59,8 @@ CATALOG = [
     Story("sitesettings", 8),
     # memoized settings read by every view, before a cache counter's race (issue 19)
     Story("ctfmemo", 8),
+    # one booking cancelled twice: a double delete, one kind whatever the order (issue 19)
+    Story("doubledelete", 8, fixed_examples=60),
 ]
 STORIES = {story.name: story for story in CATALOG}
 

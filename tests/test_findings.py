@@ -555,3 +555,87 @@ def test_an_overrun_names_the_damage_and_an_explanation_no_empty_step_list() -> 
     assert _damage([cart]) == [cart]
     text = Explanation(let=(("R1", "POST /buy"),), facts=("", " "), however="However, …").text()
     assert "Then:" not in text
+
+
+# -- a double delete is one kind, whatever the order of its statements (issue 19) --------
+
+BOOKING = "SELECT bookings.id, bookings.price FROM bookings WHERE bookings.id = ?"
+UNBOOK = "DELETE FROM bookings WHERE bookings.id = ?"
+SEAT = "SELECT events.id, events.booked FROM events WHERE events.id = ?"
+REFUND = "UPDATE wallets SET credit=(wallets.credit + ?) WHERE wallets.id = ?"
+
+
+def cancel(t: Trace, request: int, deleted: int, booked: int, *, read_seat: bool = True) -> None:
+    """The rest of a cancel after its check: delete, give the seat back, refund."""
+    t.sql(request, UNBOOK, "(1,)", rowcount=deleted)
+    if read_seat:
+        t.sql(request, SEAT, "(1,)")
+    t.sql(request, "UPDATE events SET booked=? WHERE events.id = ?", f"({booked}, 1)", rowcount=1)
+    t.sql(request, REFUND, "(30, 1)", rowcount=1)
+    t.add(request, "commit").add(request, "end")
+
+
+def double_cancel(order: str) -> Trace:
+    t = Trace()
+    t.add(0, "start").add(1, "start")
+    if order == "checks first":  # both checks, then one cancel after the other
+        t.sql(0, BOOKING, "(1,)").sql(1, BOOKING, "(1,)")
+        cancel(t, 0, 1, 1)
+        cancel(t, 1, 0, 0)
+    elif order == "stale seat":  # R2 read the seat before R1 committed, wrote after
+        t.sql(0, BOOKING, "(1,)").sql(1, BOOKING, "(1,)")
+        t.sql(1, SEAT, "(1,)")
+        cancel(t, 0, 1, 1)
+        cancel(t, 1, 0, 1, read_seat=False)
+    else:  # R2's check after R1's DELETE, before R1's commit
+        t.sql(0, BOOKING, "(1,)")
+        t.sql(0, UNBOOK, "(1,)", rowcount=1)
+        t.sql(1, BOOKING, "(1,)")
+        t.sql(0, SEAT, "(1,)")
+        t.sql(0, "UPDATE events SET booked=? WHERE events.id = ?", "(1, 1)", rowcount=1)
+        t.sql(0, REFUND, "(30, 1)", rowcount=1)
+        t.add(0, "commit").add(0, "end")
+        cancel(t, 1, 0, 0)
+    return t
+
+
+def test_a_double_delete_is_one_overrun_whatever_the_order_of_its_statements() -> None:
+    # before: the same double cancel was a lost-update (a seat count both set) or a
+    # limit-overrun, by the order of its statements
+    for order in ("checks first", "stale seat", "check after the delete"):
+        # a seat given back twice, unless R2 wrote back the count it read before R1's
+        lower = [] if order == "stale seat" else [cell("events", 1, "booked", 0, 1)]
+        differences = [response(1, 200, 404), *lower, cell("wallets", 1, "credit", 60, 30)]
+        verdict = violation((0, 1), differences, [200, 404])
+        findings = classify(
+            scenario("POST /cancel", "POST /cancel"),
+            execution(double_cancel(order), [200, 200]),
+            verdict,
+        )
+        assert kinds(findings) == ["limit-overrun"], order
+        (finding,) = findings
+        assert finding.involved == (0, 1)
+        assert finding.place == ("events, wallets" if order != "stale seat" else "wallets")
+        text = finding.explanation.text()
+        assert "R1 and R2 each found bookings[1] and deleted it" in text, order
+        assert "where it matched no row" in text
+
+
+def test_a_delete_that_matched_nothing_and_wrote_nothing_else_is_no_double_delete() -> None:
+    # R2 deleted nothing and committed nothing else: the lost seat is R1's and R3's race
+    t = Trace()
+    t.add(0, "start").add(1, "start").add(2, "start")
+    t.sql(0, SEAT, "(1,)").sql(2, SEAT, "(1,)")
+    t.sql(0, UNBOOK, "(1,)", rowcount=1)
+    t.sql(0, "UPDATE events SET booked=? WHERE events.id = ?", "(1, 1)", rowcount=1)
+    t.add(0, "commit").add(0, "end")
+    t.sql(1, UNBOOK, "(1,)", rowcount=0).add(1, "commit").add(1, "end")
+    t.sql(2, "UPDATE events SET booked=? WHERE events.id = ?", "(3, 1)", rowcount=1)
+    t.add(2, "commit").add(2, "end")
+    verdict = violation((0, 1, 2), [cell("events", 1, "booked", 3, 2)], [200, 404, 200])
+    findings = classify(
+        scenario("POST /cancel", "POST /cancel", "POST /book"),
+        execution(t, [200, 404, 200]),
+        verdict,
+    )
+    assert kinds(findings) == ["lost-update"]

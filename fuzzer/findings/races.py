@@ -17,6 +17,7 @@ from fuzzer.findings.context import (
     _same,
     _same_row,
 )
+from fuzzer.findings.deletes import _double_delete
 from fuzzer.findings.duplicates import _duplicate_insert
 from fuzzer.findings.errors import _concurrency_error
 from fuzzer.findings.explain import _describe, _json, _key_text, _short, _status, label
@@ -76,6 +77,7 @@ def _race(c: _Context) -> Finding | None:
         return _concurrency_error(c)
     return (
         _concurrency_error(c)
+        or _double_delete(c)
         or _lost_update(c)
         or _duplicate_insert(c)
         or _write_skew(c)
