@@ -6,7 +6,9 @@ when it is gone, and otherwise deletes it, gives its seat back to the event
 customer's wallet (``credit = credit + price``). Two cancels of one booking at once
 (a double click, a retry) both find it, both delete it (the second DELETE matches no
 row, nobody looks), the seat is given back twice and the price refunded twice.
-Serially the second cancel answers 404 and changes nothing.
+Serially the second cancel answers 404 and changes nothing. (The two bookings are for
+two events: cancels of different bookings touch different seat counts, so the seat's
+read-modify-write is no second bug.)
 
 How the two requests interleave decides which statements race: both reads before
 both writes, one read after the other's DELETE but before its commit, the seat's
@@ -96,13 +98,13 @@ def create_fixed_app(database_url: str) -> Flask:
 
 def setup(app: Flask) -> None:
     db.create_all()
-    db.session.add(Event(id=1, booked=2))
+    db.session.add_all([Event(id=1, booked=1), Event(id=2, booked=1)])
     db.session.add(Wallet(id=1, credit=0))
     db.session.flush()
     db.session.add_all(
         [
             Booking(id=1, event_id=1, wallet_id=1, price=30),
-            Booking(id=2, event_id=1, wallet_id=1, price=50),
+            Booking(id=2, event_id=2, wallet_id=1, price=50),
         ]
     )
     db.session.commit()
