@@ -8,6 +8,7 @@ schedule without Hypothesis.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -74,7 +75,10 @@ class RunReport:
         return 1 if any(fails_run(f, self.fail_on) for f in self.findings) else 0
 
     def reproduce(self, finding: Finding) -> list[str]:
-        entry = next((w for w in self.written if w.finding is finding), None)
+        # the finding as written, or the same one with every route that reached it
+        entry = next((w for w in self.written if w.finding is finding), None) or next(
+            (w for w in self.written if w.finding.fingerprint == finding.fingerprint), None
+        )
         if entry is not None:
             return entry.reproduce
         return reproduce_lines(finding, None, None)
@@ -608,7 +612,13 @@ def _placeholders(value: Any) -> Any:
         return tuple(sorted((k, _placeholders(v)) for k, v in value.items()))
     if isinstance(value, (list, tuple)):
         return tuple(_placeholders(v) for v in value)
+    if isinstance(value, str) and _STAMP.fullmatch(value):
+        return "<time>"  # the clock read while the request ran (a last_seen stamp)
     return "<random>" if meaningful(value) else value
+
+
+#: A date and time to the fraction of a second, as drivers are given one.
+_STAMP = re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}\.\d+([+-]\d{2}:?\d{2}|Z)?")
 
 
 def reference_of(target: Target) -> str:

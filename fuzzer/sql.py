@@ -90,6 +90,14 @@ def verb(statement: str) -> str:
     return head[0].upper() if head else ""
 
 
+#: Distinct (statement, parameters) kept parsed: a plan reads the same few hundred
+#: statements of the survey's traces again for every pair, and a cache command's keys
+#: are split as a shell would (``shlex``), which is slow.
+#: The gate asks writes/read_only of every statement it sees.
+PARSED = 1 << 16
+
+
+@functools.lru_cache(maxsize=PARSED)
 def writes(statement: str) -> bool:
     """Whether a statement writes (and so takes a write lock): a DML or DDL verb, SQLite's
     BEGIN IMMEDIATE or EXCLUSIVE, or a WITH whose body inserts, updates or deletes."""
@@ -111,17 +119,12 @@ _WRITE_VERBS = frozenset(
 )
 
 
+@functools.lru_cache(maxsize=PARSED)
 def read_only(statement: str) -> bool:
     """Whether a statement is plainly one that writes nothing (SELECT, SHOW, BEGIN, …)."""
     text = _LEADING_COMMENTS.sub("", statement, count=1)
     head = text.split(None, 1)
     return bool(head) and head[0].upper() in _READ_ONLY
-
-
-#: Distinct (statement, parameters) kept parsed: a plan reads the same few hundred
-#: statements of the survey's traces again for every pair, and a cache command's keys
-#: are split as a shell would (``shlex``), which is slow.
-PARSED = 1 << 16
 
 
 @functools.lru_cache(maxsize=PARSED)

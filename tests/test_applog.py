@@ -94,3 +94,30 @@ def test_a_run_without_findings_keeps_the_log_and_lists_no_reports(tmp_path: Pat
     assert [p.name for p in run.iterdir()] == ["app.log"]
     assert "Reports:" not in result.stdout  # no report.html nor junit.xml to point at
     assert f"{run / 'app.log'}" in result.stdout.replace("\n", "")
+
+
+def test_a_handler_the_app_makes_during_the_run_writes_to_the_terminal_after_it() -> None:
+    # logging.StreamHandler() takes sys.stderr when made: during the run that is the log,
+    # whose file is closed when the run ends; the app goes on logging after it (a library
+    # run, the pytest plugin) and must not get "--- Logging error ---"
+    import io
+    import logging
+
+    from fuzzer.modes.applog import AppLog
+
+    logger = logging.getLogger("tests.applog.during")
+    logger.propagate = False
+    saved = sys.stderr
+    terminal = io.StringIO()
+    sys.stderr = terminal
+    try:
+        with AppLog():
+            made_during = logging.StreamHandler()  # on the log's stream
+            logger.addHandler(made_during)
+        logger.error("after the run")
+        assert made_during.stream is terminal
+        assert "after the run" in terminal.getvalue()
+        assert "Logging error" not in terminal.getvalue()
+    finally:
+        sys.stderr = saved
+        logger.handlers.clear()

@@ -21,3 +21,19 @@ def test_one_registration_check_reached_by_two_routes_is_one_finding() -> None:
     assert errors[0].place == "users (INSERT)"
     assert errors[0].exception.endswith("IntegrityError")
     assert errors[0].extra["routes"] == ["POST /api/users", "POST /register"]
+
+
+def test_a_finding_with_its_routes_keeps_its_replay_lines(tmp_path: object) -> None:
+    # the finding listing every route is a copy of the one written: "Reproduce with:"
+    # still names its replay file and its regression test, not only curl lines
+    report = api.run(
+        "tests.fixtures.two_routes:target",
+        max_examples=40,
+        seed=1,
+        report_dir=str(tmp_path),
+        example_db=None,
+    )
+    (error,) = [f for f in report.findings if f.kind == "concurrency-error"]
+    assert "routes" in error.extra
+    lines = "\n".join(report.reproduce(error))
+    assert "fuzzer replay" in lines and ".json" in lines

@@ -58,3 +58,22 @@ def test_memoize_steps_are_compared_by_their_operation() -> None:
     )
     other = Step(request=0, number=1, kind="sql", text="memo SET k", params=None)
     assert _first_difference([(memo("k", "('x',)"),), (other,)]).startswith("step 1:")
+
+
+def test_a_clock_read_while_the_request_ran_is_no_difference() -> None:
+    """A ``last_seen`` stamp to the microsecond differs between any two replays."""
+
+    def stamp(at: str) -> Step:
+        return Step(
+            request=0,
+            number=3,
+            kind="sql",
+            text="UPDATE members SET last_seen=? WHERE members.id = ?",
+            params=f"('2026-12-07 07:12:{at}', 2)",
+        )
+
+    assert _first_difference([(stamp("45.861372"),), (stamp("46.053541"),)]) == ""
+    other = Step(
+        request=0, number=3, kind="sql", text="UPDATE members SET last_seen=?", params="('x', 3)"
+    )
+    assert _first_difference([(stamp("45.861372"),), (other,)]).startswith("step 1:")

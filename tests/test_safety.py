@@ -584,3 +584,20 @@ def test_an_sqlite_directory_renamed_or_of_another_host_is_left(tmp_path: Path) 
     assert outcomes == {"renamed": "not scratch", "elsewhere": "elsewhere", "dead": "removed"}
     assert os.path.isdir(places["renamed"][0]) and os.path.isdir(places["elsewhere"][0])
     assert not os.path.exists(places["dead"][0])
+
+
+@pytest.mark.parametrize(
+    ("given", "dialect", "driver"),
+    [
+        ("postgres://postgres@127.0.0.1:5432/fuzz_x", "postgresql", "postgresql+psycopg"),
+        ("postgresql://postgres@127.0.0.1/fuzz_x", "postgresql", "postgresql+psycopg"),
+        ("mysql://root@127.0.0.1:3306/fuzz_x", "mysql", "mysql+pymysql"),
+        ("mariadb://root@127.0.0.1:3306/fuzz_x", "mysql", "mysql+pymysql"),
+    ],
+)
+def test_a_url_that_names_no_driver_gets_the_one_the_fuzzer_speaks(
+    given: str, dialect: str, driver: str
+) -> None:
+    # postgres:// is what many hosts and .env files write; it was "Unsupported database"
+    spec = parse(given, environment={})
+    assert (spec.dialect, spec.url.drivername, spec.database) == (dialect, driver, "fuzz_x")

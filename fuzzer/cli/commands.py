@@ -89,11 +89,7 @@ def _guard(action: Callable[[], int]) -> NoReturn:
         reporting.error(str(exc))
         sys.exit(exc.exit_code)
     except BaseException as exc:
-        # trio may deliver Ctrl-C inside a task of a nursery: then it arrives in a group
-        interrupted = isinstance(exc, KeyboardInterrupt) or (
-            isinstance(exc, BaseExceptionGroup) and exc.subgroup(KeyboardInterrupt) is not None
-        )
-        if interrupted:
+        if interrupt.is_stop(exc):
             reporting.error("interrupted; findings written so far are kept in their reports")
             sys.exit(130)
         if not isinstance(exc, Exception):

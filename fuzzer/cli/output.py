@@ -11,6 +11,7 @@ import click
 
 from fuzzer.errors import FuzzerError
 from fuzzer.report import reporting
+from fuzzer.search import interrupt
 
 FORMATS = ("text", "json")
 
@@ -102,8 +103,11 @@ class Output:
             except FuzzerError as exc:
                 self._failed(exc.exit_code, str(exc))
                 raise
-            except KeyboardInterrupt:
-                self._failed(130, "interrupted")
+            except BaseException as exc:
+                if interrupt.is_stop(exc):
+                    self._failed(130, "interrupted")
+                elif isinstance(exc, Exception):  # the fuzzer's own bug: exit 3
+                    self._failed(3, f"a bug in the fuzzer itself: {exc!r}")
                 raise
 
         return run

@@ -36,6 +36,14 @@ ALIASES = {
 }
 DIALECTS = {"sqlite": "sqlite", "mysql": "mysql", "mariadb": "mysql", "postgresql": "postgresql"}
 DRIVERS = {"sqlite": ("pysqlite", ""), "mysql": ("pymysql",), "postgresql": ("psycopg",)}
+# A URL that names no driver gets the one the fuzzer speaks (``postgres://`` is what many
+# hosts and .env files write; SQLAlchemy itself no longer reads it)
+OUR_DRIVER = {
+    "postgres": "postgresql+psycopg",
+    "postgresql": "postgresql+psycopg",
+    "mysql": "mysql+pymysql",
+    "mariadb": "mysql+pymysql",
+}
 # fuzz_x, test-x, test.db, or exactly fuzz/test; not testimonials, fuzzy
 SCRATCH_NAME = re.compile(r"^(fuzz|test)([_\-.]|$)", re.IGNORECASE)
 
@@ -132,6 +140,8 @@ def parse(spec: str, environment: Mapping[str, str] | None = None) -> DatabaseSp
             f"mysql, mariadb, postgres, or a SQLAlchemy URL like "
             f"mysql+pymysql://root@127.0.0.1:3306/fuzz_app"
         ) from None
+    if url.drivername in OUR_DRIVER:  # postgres://, postgresql://, mysql://: no driver named
+        url = url.set(drivername=OUR_DRIVER[url.drivername])
     backend = url.get_backend_name()
     dialect = DIALECTS.get(backend)
     if dialect is None:

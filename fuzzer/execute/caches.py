@@ -38,6 +38,7 @@ from typing import Any
 
 from fuzzer.errors import DatabaseError, TargetSetupError, describe
 from fuzzer.execute import gates
+from fuzzer.execute.foreign import place
 from fuzzer.sql import command_text
 
 REDIS_HOST = "127.0.0.1"
@@ -427,10 +428,10 @@ class Stores:
         # that does is refused, and the run stops at the next reset
         self.foreign: list[str] = []
         _USED.clear()
+        _FOREIGN.clear()  # keyed by id(): a pool of an earlier session may share one
         for client in redis_clients(app):
             if (redis is None or not redis.owns(client)) and reset is None:
-                kwargs = client.connection_pool.connection_kwargs
-                where_to = f"{kwargs.get('host')}:{kwargs.get('port')}/{kwargs.get('db', 0)}"
+                where_to = place(client.connection_pool)
                 _FOREIGN[id(client.connection_pool)] = where_to
                 self.foreign.append(where_to)
 

@@ -57,10 +57,12 @@ def _works(app: Any, plan: Plan, method: str, path: str) -> bool:
     from sqlalchemy import event
     from sqlalchemy.engine import Engine
 
+    from fuzzer.sql import writes
+
     wrote: list[str] = []
 
     def seen(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
-        if statement.lstrip().split(" ", 1)[0].upper() in ("INSERT", "UPDATE", "DELETE"):
+        if writes(statement):
             wrote.append(statement)
 
     client = app.test_client()

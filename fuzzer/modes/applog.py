@@ -56,14 +56,17 @@ class AppLogSummary:
 class _LogStream:
     """A text stream into the log file that counts its lines; tees to ``echo`` if set."""
 
-    def __init__(self, handle: TextIO, echo: TextIO | None) -> None:
+    def __init__(self, handle: TextIO, echo: TextIO | None, after: TextIO | None = None) -> None:
         self._handle = handle
         self._echo = echo
+        self._after = after  # where a write goes once the log is closed (the real stderr)
         self._lock = threading.Lock()
         self.lines = 0
 
     def write(self, text: str) -> int:
         with self._lock:
+            if self._handle.closed:  # a handler the app made during the run, used after it
+                return self._after.write(text) if self._after is not None else len(text)
             self.lines += text.count("\n")
             self._handle.write(text)
             if self._echo is not None:
@@ -141,7 +144,7 @@ class AppLog:
         self._handle = os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace")
         real = sys.stderr
         self._saved_stderr = real
-        self._stream = _LogStream(self._handle, real if self.live else None)
+        self._stream = _LogStream(self._handle, real if self.live else None, real)
         reporting.use_stderr(real)  # the fuzzer's own errors and warnings
         sys.stderr = self._stream
         gates.errors_stream = self._stream
@@ -164,6 +167,9 @@ class AppLog:
             if handler.stream is self._stream:
                 handler.setStream(stream)
         self._moved.clear()
+        for handler in _handlers():  # made by the app during the run, on our stderr
+            if isinstance(handler, logging.StreamHandler) and handler.stream is self._stream:
+                handler.setStream(self._saved_stderr)
         self._counter.remove()
         gates.errors_stream = None
         if sys.stderr is self._stream and self._saved_stderr is not None:

@@ -42,6 +42,7 @@ from fuzzer.modes.soakreport import Round, SoakReport
 from fuzzer.modes.units import Units, campaign_pairs, openings, pairs
 from fuzzer.modes.vitals import Trend, Vitals, measure
 from fuzzer.report.writer import ReportWriter, Written
+from fuzzer.search import interrupt
 from fuzzer.search.engine import Search, SearchSettings, evaluate
 from fuzzer.search.schedules import Mode
 from fuzzer.settings import Settings
@@ -205,7 +206,7 @@ class _Soak:
         except BaseException as exc:
             # the search's thread writes the reports when it sees the stop; a stop that
             # came before it or after it (setting up, tearing down) is written here
-            if _interrupt(exc):
+            if interrupt.is_stop(exc):
                 self.interrupted()
             raise
 
@@ -341,9 +342,9 @@ class _Soak:
             self.writer.finish(summary)
         # a store that went away must not turn the stop into its own error: the leases
         # run out by themselves
-        with contextlib.suppress(FuzzerError):
-            self.units.settle(through=False)
-            self.plan_units.settle(through=False)
+        for units in (self.units, self.plan_units):  # each gives its leases back alone
+            with contextlib.suppress(FuzzerError):
+                units.settle(through=False)
 
     # -- one round -------------------------------------------------------------------------
 
@@ -487,11 +488,6 @@ class _Soak:
         return runs
 
 
-def _interrupt(exc: BaseException) -> bool:
-    """Ctrl-C or SIGTERM, raised alone or (by trio) inside a group."""
-    if isinstance(exc, KeyboardInterrupt):
-        return True
-    return isinstance(exc, BaseExceptionGroup) and exc.subgroup(KeyboardInterrupt) is not None
 
 
 def interrupted_summary(examples: int, seconds: float) -> dict[str, Any]:

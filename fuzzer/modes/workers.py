@@ -282,6 +282,13 @@ def _stop(processes: list[Any]) -> None:
     deadline = time.monotonic() + 20
     for process in processes:
         process.join(timeout=max(0.1, deadline - time.monotonic()))
+    for process in processes:
+        if process.is_alive():  # stuck where it reads no flag: a second signal raises
+            process.terminate()
+            process.join(timeout=5)
+        if process.is_alive():
+            process.kill()
+            process.join(timeout=5)
 
 
 def _merge(
@@ -361,10 +368,13 @@ def _work(job: _Job, events: Any) -> None:
     # SIGTERM (the parent stopping it, or dying) stops the search before its next
     # execution, and the session drops the scratch databases; Ctrl-C reaches the parent
     # too, which says so
-    def stop(*_: Any) -> None:
+    def stop(signum: int | None = None, frame: Any = None) -> None:
+        again = interrupt.requested()
         interrupt.request()
         if os.getppid() != job.parent:
             events.cancel_join_thread()  # nobody reads the queue any more: exit anyway
+        if again and signum is not None:
+            raise KeyboardInterrupt  # a second signal: stuck where the flag is not read
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)

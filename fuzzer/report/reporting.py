@@ -136,7 +136,8 @@ class SearchProgress:
             finding: Finding = data["finding"]
             self._line(
                 f"found {finding.kind} ({' + '.join(finding.endpoints)}) after "
-                f"{data['examples']} examples; shrinking it later"
+                f"{data['examples']} example{'s' if data['examples'] != 1 else ''}; "
+                f"shrinking it later"
             )
         elif event == "written":
             self._line(f"wrote {data['entry'].json}")

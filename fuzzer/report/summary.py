@@ -40,11 +40,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from typing import Any
 
 from fuzzer.findings import Finding, fails_run
+from fuzzer.report.json import write_text_atomic
 from fuzzer.report.reporting import coverage_text
 
 SCHEMA = "flask-race-fuzzer/summary"
@@ -118,18 +118,9 @@ def dumps(summary: Mapping[str, Any]) -> str:
 
 
 def write(summary: Mapping[str, Any], path: str) -> None:
-    """Write atomically: a reader sees the old file or the new one."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".summary-", suffix=".json")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(dumps(summary) + "\n")
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
+    """Write atomically: a reader sees the old file or the new one (report/json's writer,
+    which also holds a lone surrogate from a target's name)."""
+    write_text_atomic(os.path.abspath(path), dumps(summary) + "\n")
 
 
 def _head(

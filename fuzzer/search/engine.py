@@ -353,7 +353,8 @@ class Search:
         now = self.clock() - self._started
         new = []
         for finding in findings:
-            self._routes.setdefault(finding.fingerprint, set()).update(finding.endpoints)
+            if finding.kind == "concurrency-error":  # one statement's error: its routes
+                self._routes.setdefault(finding.fingerprint, set()).update(finding.endpoints)
             if finding.fingerprint not in self.detections:
                 self.detections[finding.fingerprint] = Detection(
                     self.examples, self.http_requests(), now
@@ -556,8 +557,9 @@ class Search:
             self._focus = None
 
     def _with_routes(self, finding: Finding) -> Finding:
-        """A finding reached by more routes than its example shows (one statement's error
-        through two views, one race's cells through two endpoints) lists them all."""
+        """An error reached by more routes than its example shows (one statement's error
+        through two views) lists them all. Other kinds are fingerprinted by the tables
+        they are about, so the examples that showed one may hold bystanders: not routes."""
         routes = self._routes.get(finding.fingerprint, set())
         if not routes - set(finding.endpoints):
             return finding

@@ -111,3 +111,10 @@ def _in_trio() -> bool:
     except (ImportError, RuntimeError):
         return False
     return True
+
+
+def is_stop(exc: BaseException) -> bool:
+    """Ctrl-C or SIGTERM, raised alone or (by trio, from a task of a nursery) in a group."""
+    if isinstance(exc, KeyboardInterrupt):
+        return True
+    return isinstance(exc, BaseExceptionGroup) and exc.subgroup(KeyboardInterrupt) is not None
