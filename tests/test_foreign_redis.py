@@ -13,6 +13,11 @@ from fuzzer.errors import TargetSetupError
 from tests.conftest import need
 from tests.fixtures.queue_redis import KEY
 
+HOLD = "fuzzer-test:queue_redis:hold"
+
+# the tests of database 2 run one after the other, on one xdist worker
+pytestmark = pytest.mark.xdist_group("redis-database-2")
+
 
 @pytest.fixture
 def queue() -> Iterator[Any]:
@@ -21,10 +26,13 @@ def queue() -> Iterator[Any]:
 
     client = redis.Redis(host="127.0.0.1", port=6379, db=2)  # this test's own database
     client.delete(KEY)
+    # a database that holds a key is never claimed as a scratch database (a claim takes
+    # only an empty one), so a run in parallel cannot take database 2 and reset it
+    client.set(HOLD, "1", ex=600)
     try:
         yield client
     finally:
-        client.delete(KEY)  # only its own key: never a flush
+        client.delete(KEY, HOLD)  # only its own keys: never a flush
         client.close()
 
 
