@@ -32,9 +32,10 @@ from fuzzer.report.writer import ReportWriter, Written, reproduce_lines
 from fuzzer.search.engine import Search, SearchResult, SearchSettings, evaluate
 from fuzzer.search.exercised import unexercised
 from fuzzer.search.faults import openings as fault_openings
+from fuzzer.search.openings import openings
 from fuzzer.search.pairs import Plan, plan
 from fuzzer.search.schedules import Mode
-from fuzzer.search.survey import check_reachable, openings, survey
+from fuzzer.search.survey import check_reachable, survey
 from fuzzer.search.survey import describe as describe_survey
 from fuzzer.settings import REPORTS, Settings
 from fuzzer.settings import split as split_settings
