@@ -307,7 +307,7 @@ def test_fill_tables_makes_rows_a_login_works_with() -> None:
 
 
 def test_a_setup_wizard_is_completed_by_posting_its_form() -> None:
-    from fuzzer.init.wizard import complete_wizard
+    from fuzzer.init.setup.wizard import complete_wizard
 
     _, app = _built("ctf")
     assert app.test_client().get("/scoreboard").location.endswith("/setup")
@@ -319,10 +319,10 @@ def test_a_setup_wizard_is_completed_by_posting_its_form() -> None:
 def test_credentials_without_flask_login_are_proven_by_a_page_that_needs_them(
     tmp_path: Any,
 ) -> None:
-    from fuzzer.init.credentials import plan_credentials
     from fuzzer.init.factory import load_factory
     from fuzzer.init.plan import Plan
-    from fuzzer.init.seeding import read_all_rows, step_constants
+    from fuzzer.init.setup.credentials import plan_credentials
+    from fuzzer.init.setup.seeding import read_all_rows, step_constants
 
     url = f"sqlite:///{tmp_path}/splitbill.db"
     module, app = _built("splitbill", url)
@@ -347,7 +347,7 @@ def test_a_seed_classmethod_of_a_model_is_a_setup_candidate(tmp_path: Any) -> No
     import textwrap
 
     from fuzzer.init.factory import load_factory
-    from fuzzer.init.seeding import setup_steps
+    from fuzzer.init.setup.seeding import setup_steps
 
     code = textwrap.dedent(
         """
@@ -386,11 +386,11 @@ def test_a_path_variable_that_names_no_column_gets_one_by_probing(tmp_path: Any)
     """``/follow/<recipient>``: no table or column is named like it; the member's
     ``handle_name`` is the column whose value the follow answers 200 for and writes."""
     from fuzzer.init.factory import load_factory
+    from fuzzer.init.inputs.probing import prober
+    from fuzzer.init.inputs.values import path_source
     from fuzzer.init.plan import Plan, Route
-    from fuzzer.init.probing import prober
     from fuzzer.init.pysource import flat
-    from fuzzer.init.seeding import read_all_rows
-    from fuzzer.init.values import path_source
+    from fuzzer.init.setup.seeding import read_all_rows
     from fuzzer.target.apps import flask_command, pinned_config
     from tests.fixtures import follow_app
 

@@ -10,11 +10,9 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from fuzzer.init import bodies
-from fuzzer.init.plan import Plan, Route, Table
-from fuzzer.init.probing import prober
-from fuzzer.init.pysource import Dict, literal
-from fuzzer.init.values import (
+from fuzzer.init.inputs import bodies
+from fuzzer.init.inputs.probing import prober
+from fuzzer.init.inputs.values import (
     VARIABLE,
     choice_sources,
     form_columns,
@@ -22,6 +20,8 @@ from fuzzer.init.values import (
     schema_value,
     value_source,
 )
+from fuzzer.init.plan import Plan, Route, Table
+from fuzzer.init.pysource import Dict, literal
 
 _SKIPPED_METHODS = {"HEAD", "OPTIONS"}
 

@@ -7,11 +7,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from fuzzer import compat
-from fuzzer.init import bodies
-from fuzzer.init.credentials import plan_credentials
+from fuzzer.init.inputs import bodies
 from fuzzer.init.plan import Plan, Table
 from fuzzer.init.pysource import Call, Dict, Keyword, Node, literal
-from fuzzer.init.seeding import (
+from fuzzer.init.setup.credentials import plan_credentials
+from fuzzer.init.setup.seeding import (
     callable_without_arguments,
     step_constants,
 )

@@ -12,7 +12,7 @@ from collections import Counter
 from typing import Any
 from urllib.parse import urlsplit
 
-from fuzzer.init import bodies
+from fuzzer.init.inputs import bodies
 from fuzzer.target.rows import PASSWORD
 
 __all__ = ["complete_wizard"]

@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from fuzzer.init import bodies
+from fuzzer.init.inputs import bodies
 from fuzzer.init.plan import Plan, Table
 from fuzzer.init.pysource import literal
 from fuzzer.target.rows import PASSWORD

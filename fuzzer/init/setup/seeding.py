@@ -12,8 +12,8 @@ from typing import Any
 
 from fuzzer import compat
 from fuzzer.errors import FuzzerError, TargetSetupError, describe
-from fuzzer.init import bodies
 from fuzzer.init.factory import Factory, is_app
+from fuzzer.init.inputs import bodies
 from fuzzer.init.plan import Plan, Table
 from fuzzer.init.pysource import literal
 
