@@ -61,6 +61,8 @@ PLANTED: dict[str, tuple[str, ...]] = {
     "recipes": ("POST /recipe/<int:recipe_id>/rate",),
     "ctf": ("POST /challenges/<int:challenge_id>/solve",),
     "tickets": ("POST /events/<int:event_id>/buy", "POST /events/<int:event_id>/waitlist"),
+    "warehouse": ("POST /api/orders",),
+    "library": ("POST /borrow",),
 }
 #: The factory of an app whose package does not export it at the top.
 FACTORIES = {"demo": "targets.demo.app:create_app"}

@@ -488,8 +488,6 @@ class _Soak:
         return runs
 
 
-
-
 def interrupted_summary(examples: int, seconds: float) -> dict[str, Any]:
     """The summary of a soak stopped from outside, for its JUnit XML and HTML report."""
     return {
