@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from hypothesis import HealthCheck, Phase, find, settings
 
@@ -220,7 +220,7 @@ def survey(target: Target, run: Run) -> Survey:
     identities = [i.name for i in target.identities]
     simplest = [simplest_request(e, identities) for e in target.endpoints]
     alone = [run(Scenario(requests=(r,), schedule=(Gene(),))) for r in simplest]
-    common = routine([e.trace for e in alone])
+    common = _identity_stamps(target, run, simplest, alone)
     results = []
     for endpoint, first, execution in zip(target.endpoints, simplest, alone, strict=True):
         others = [
@@ -254,23 +254,69 @@ def survey(target: Target, run: Run) -> Survey:
     return Survey(tuple(results), common)
 
 
-def routine(traces: Sequence[Sequence[Step]]) -> frozenset[str]:
-    """The stamps that several endpoints make the same way before their own work: an
-    UPDATE of one row named by its key (the same statement and the same key in each),
-    the only write of its transaction, followed by more SQL after that transaction, in
-    at least two endpoints and at least half of those that ran SQL. Flask-Login apps
-    stamp ``user.last_seen`` in a ``before_request`` hook and commit, on every request;
-    a yield at that stamp is far from the race. An INSERT is never routine, nor is a
-    DELETE (issue 19): a get-or-create of site settings in a context processor makes
-    the same single-insert transactions on every page, and its race is there."""
+def routine(
+    traces: Sequence[Sequence[Step]], signed_in: Sequence[bool] | None = None
+) -> frozenset[str]:
+    """The stamps of the signed-in identity: the same row UPDATEd the same way by (almost)
+    every endpoint before its own work. A stamp is an UPDATE of one row named by its key
+    (the same statement and the same key in each), the only write of its transaction,
+    followed by more SQL after that transaction; routine when at least two endpoints make
+    it and at most one in ten of those that ran SQL as a signed-in identity does not
+    (``signed_in``: whether each trace's request had an identity; None: all did).
+    Flask-Login apps stamp ``user.last_seen`` in a ``before_request`` hook and commit, on
+    every request; a yield at that stamp is far from the race. An INSERT is never
+    routine, nor is a DELETE, nor a read followed by an insert (issue 19 item 5): a
+    get-or-create of site settings in a context processor makes the same single-insert
+    transactions on every page, and its race is there."""
+    flags = list(signed_in) if signed_in is not None else [True] * len(traces)
     counts: dict[tuple[str, str], int] = {}
     with_sql = 0
-    for trace in traces:
+    for trace, signed in zip(traces, flags, strict=True):
+        if not signed:
+            continue  # an anonymous request stamps nobody's row
         if any(step.kind == "sql" for step in trace):
             with_sql += 1
         for stamp in _stamps(trace):
             counts[stamp] = counts.get(stamp, 0) + 1
-    return frozenset(text for (text, _), n in counts.items() if n >= 2 and 2 * n >= with_sql)
+    return frozenset(
+        text for (text, _), n in counts.items() if n >= 2 and n >= with_sql - with_sql // 10
+    )
+
+
+def own_row(common: frozenset[str], trace: Sequence[Step], other: Sequence[Step]) -> frozenset[str]:
+    """The routine stamps that are the signed-in identity's own row: ``trace`` made as one
+    identity, ``other`` the same request made as another; a stamp the other makes on
+    the same row (a site-wide counter every page bumps) is no identity's stamp, and
+    neither is one the other does not make."""
+    mine = {s.text: _key(s) for s in trace if s.kind == "sql" and s.text in common}
+    theirs = {s.text: _key(s) for s in other if s.kind == "sql" and s.text in common}
+    return frozenset(t for t, key in mine.items() if t in theirs and theirs[t] != key)
+
+
+def _key(step: Step) -> str:
+    return repr(access(step.text, step.params).key)
+
+
+def _identity_stamps(
+    target: Target, run: Run, requests: Sequence[Request], alone: Sequence[Execution]
+) -> frozenset[str]:
+    """``routine`` of the simplest requests' traces, kept only where a request that made
+    the stamps, sent as another identity, stamps another row of the same table (one
+    identity: nobody to compare with, kept)."""
+    signed = [r.identity is not None for r in requests]
+    common = routine([e.trace for e in alone], signed)
+    names = [i.name for i in target.identities]
+    if not common:
+        return common
+    for endpoint, request, execution in zip(target.endpoints, requests, alone, strict=True):
+        if request.identity is None:
+            continue
+        allowed = [n for n in endpoint.identities or names if n != request.identity]
+        if not allowed or not any(s.text in common for s in execution.trace):
+            continue
+        other = replace(request, identity=allowed[0])
+        return own_row(common, execution.trace, run(Scenario((other,), (Gene(),))).trace)
+    return common
 
 
 def _stamps(trace: Sequence[Step]) -> set[tuple[str, str]]:
@@ -306,8 +352,6 @@ def _other_identity(
     """The writing request sent as another identity that also writes, touching the same
     rows as it when one does (the same item bought by two users), not a self-action (a
     user following themself writes nothing)."""
-    from dataclasses import replace
-
     fallback = None
     tried = 0
     for identity in identities:
