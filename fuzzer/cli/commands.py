@@ -178,6 +178,16 @@ def _faults_option() -> Callable[..., Any]:
     )
 
 
+def _verbose_option() -> Callable[..., Any]:
+    return click.option(
+        "--verbose",
+        "-v",
+        is_flag=True,
+        help="Show the app's logging and stderr live (always kept in app.log in the run "
+        "directory).",
+    )
+
+
 def _fault_kinds(text: str | None) -> tuple[str, ...]:
     from fuzzer.execute.faults import parse
 
@@ -275,12 +285,7 @@ def _fault_kinds(text: str | None) -> tuple[str, ...]:
     "examples or did not run the pairs' plan to the end: for CI.",
 )
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-@click.option(
-    "--verbose",
-    "-v",
-    is_flag=True,
-    help="Show the app's logging and stderr live (always kept in app.log in the run directory).",
-)
+@_verbose_option()
 @output_options
 def run_command(
     target: str,
@@ -499,7 +504,15 @@ def replay_command(
     help="No progress for this long: a hang.",
 )
 @_faults_option()
+@click.option(
+    "--report-dir",
+    default="reports",
+    show_default=True,
+    metavar="DIR",
+    help="Where to keep app.log, what the app logged in every cell (in a run directory).",
+)
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
+@_verbose_option()
 def matrix_command(
     target: str | None,
     databases: tuple[str, ...],
@@ -510,7 +523,9 @@ def matrix_command(
     times: int,
     hang_timeout: float,
     faults: str | None,
+    report_dir: str,
     no_progress: bool,
+    verbose: bool,
 ) -> None:
     """Run TARGET on every database and isolation level: a table of verdicts.
 
@@ -536,32 +551,39 @@ def matrix_command(
         where = f"{result.server or result.cell.database} {result.level or result.cell.level}"
         reporting.note(f"{where}: {verdict}")
 
+    def cells_run() -> tuple[list[matrix.CellResult], str]:
+        if report is not None:
+            results = matrix.replay_matrix(
+                report, grid, times=times, hang_timeout=hang_timeout, on_cell=on_cell
+            )
+            return results, f"Replay of {report} in {len(grid)} cells"
+        from fuzzer import api
+
+        loaded = api.resolve(target or "")
+        results = matrix.run_matrix(
+            loaded,
+            grid,
+            max_examples=max_examples,
+            seed=seed,
+            hang_timeout=hang_timeout,
+            on_cell=on_cell,
+            on_event=progress,
+            faults=kinds,
+            quiet_app=False,
+        )
+        name = loaded.reference or loaded.name
+        return results, f"{name}: {max_examples} examples per cell"
+
     def action() -> int:
         try:
-            if report is not None:
-                results = matrix.replay_matrix(
-                    report, grid, times=times, hang_timeout=hang_timeout, on_cell=on_cell
-                )
-                title = f"Replay of {report} in {len(grid)} cells"
-            else:
-                from fuzzer import api
-
-                loaded = api.resolve(target or "")
-                results = matrix.run_matrix(
-                    loaded,
-                    grid,
-                    max_examples=max_examples,
-                    seed=seed,
-                    hang_timeout=hang_timeout,
-                    on_cell=on_cell,
-                    on_event=progress,
-                    faults=kinds,
-                )
-                title = f"{loaded.reference or loaded.name}: {max_examples} examples per cell"
+            (results, title), log = matrix.logged(
+                cells_run, name=target or "replay", report_dir=report_dir, live=verbose
+            )
         finally:
             while bars:
                 bars.pop().stop()
         reporting.text("\n" + matrix.render(results, title=title))
+        reporting.note(log.line())
         if all(r.status == "unavailable" for r in results):
             return 2
         return 1 if any(r.as_expected is False for r in results) else 0
@@ -607,12 +629,7 @@ def matrix_command(
 )
 @click.option("--report-dir", default="reports", show_default=True, metavar="DIR")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-@click.option(
-    "--verbose",
-    "-v",
-    is_flag=True,
-    help="Show the app's logging and stderr live (always kept in app.log in the run directory).",
-)
+@_verbose_option()
 def stress_command(
     target: str,
     duration: float,
@@ -740,6 +757,7 @@ def judged_nothing(result: Any) -> str:
 )
 @_faults_option()
 @click.option("--no-progress", is_flag=True, help="No progress bar or progress lines.")
+@_verbose_option()
 @output_options
 def soak_command(
     target: str,
@@ -751,6 +769,7 @@ def soak_command(
     lease: float | None,
     faults: str | None,
     no_progress: bool,
+    verbose: bool,
     output: str,
     summary_file: str | None,
     **options: Any,
@@ -784,6 +803,7 @@ def soak_command(
             "round_examples": round_examples,
             "shared": shared,
             "on_event": progress,
+            "verbose": verbose,
         }
         if known_only:
             more["known_only"] = True
@@ -800,6 +820,8 @@ def soak_command(
             for entry in report.written:
                 reporting.text("\n" + entry.text())
             reporting.soak_summary(report)
+            if report.app_log is not None:
+                reporting.note(report.app_log.line())
         out.soak(report)
         return report.exit_code
 
