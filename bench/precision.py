@@ -104,6 +104,9 @@ def run_cell(cell: Cell, out: Path, seed: int, end: float | None) -> Cell:
 
 
 def read(cell: Cell, summary: dict[str, Any]) -> None:
+    if "error" in summary:  # the command stopped before searching
+        cell.stop, cell.error = "error", summary["error"]
+        return
     search = summary.get("search") or {}
     judged = summary.get("judged") or {}
     cell.examples = search.get("examples", 0)
@@ -125,7 +128,7 @@ def table(cells: list[Cell]) -> Table:
     for c in cells:
         found = ", ".join(c.findings) if c.findings else "0"
         ran = f"{c.examples}/{c.asked}" if c.exit_code is not None else "—"
-        style = "red" if c.findings or c.stop == "crashed" else None
+        style = "red" if failed(c) else None
         grid.add_row(
             c.target,
             c.db,
@@ -188,7 +191,11 @@ def main() -> None:
         list(pool.map(one, cells))
     write(out, cells)
     Console(width=max(Console().width, 140)).print(table(cells))
-    sys.exit(1 if any(c.findings or c.stop == "crashed" for c in cells) else 0)
+    sys.exit(1 if any(failed(c) for c in cells) else 0)
+
+
+def failed(cell: Cell) -> bool:
+    return bool(cell.findings) or cell.stop in ("crashed", "error")
 
 
 def write(out: Path, cells: list[Cell]) -> None:
