@@ -85,6 +85,8 @@ def _setup(plan: Plan, body: _Lines) -> None:
             out(f"    {compat.create_all_source()}")
         elif kind == "call":
             out(f"    {name.partition(':')[2]}()  # the app's own seed function")
+        elif kind == "fill" and name:
+            out(f"    fill_tables(app, tables=[{literal(name)}])  # a second user, from the model")
         elif kind == "fill":
             out("    fill_tables(app)  # rows made from the models: user1, user2, …")
         elif kind == "request":
@@ -292,7 +294,7 @@ def _header(plan: Plan, module: str, body: list[str]) -> str:
         "",
         f"Run it:  fuzzer run {module}:target",
         "",
-        *(["fuzzer init's check of it failed: see CHECK FIRST below."] if plan.check_failed else []),
+        *(["fuzzer init's check of it failed: see CHECK FIRST below."] * bool(plan.check_failed)),
         ("Make it yours" if plan.check_failed else "It runs as written. Then make it yours")
         + ": lines marked CHECK are guesses, PLACEHOLDER",
         "marks what fuzzer init could not know. Small domains find races: two requests only",
