@@ -276,6 +276,21 @@ def test_redirects_that_write_only_a_cache_key_exercise_nothing() -> None:
         api.run("tests.fixtures.unexercised:counting", max_examples=5, report_dir=None)
 
 
+def test_a_redirect_that_reads_rows_and_writes_only_a_cache_key_exercises_nothing() -> None:
+    """The wizard reads its settings table, counts the visit in its cache and redirects:
+    rows read and a key written, no view's work. The survey's line says so (it said
+    "302; writes cache:visits"), and the run stops before the search."""
+    from fuzzer.errors import TargetSetupError
+    from fuzzer.modes.prepare import check
+
+    lines = check("tests.fixtures.unexercised:reading")
+    assert lines["POST /inc"] == (
+        "302; only redirected, writing nothing but a session or cache key (not exercised)"
+    )
+    with pytest.raises(TargetSetupError, match=r"302 → /setup/ and none wrote anything but a"):
+        api.run("tests.fixtures.unexercised:reading", max_examples=5, report_dir=None)
+
+
 # -- the pieces, fast (the default suite): each on an app of the catalog, built here ------
 
 

@@ -250,7 +250,7 @@ def test_only_random_looking_columns_that_differ_between_setups_are_ignored() ->
 def test_json_fields_come_from_the_views_code() -> None:
     from flask import request
 
-    from fuzzer.init.inputs.bodies import json_fields
+    from fuzzer.init.inputs.viewcode import json_fields
 
     def indexed() -> Any:
         return request.get_json()["title"]
@@ -338,8 +338,8 @@ def test_json_fields_come_from_a_marshmallow_schema_the_view_loads() -> None:
     from flask import request
     from marshmallow import Schema, fields
 
-    from fuzzer.init.inputs.bodies import schema_fields
     from fuzzer.init.inputs.values import schema_value
+    from fuzzer.init.inputs.viewcode import schema_fields
     from fuzzer.init.plan import Table
     from fuzzer.init.pysource import flat
 

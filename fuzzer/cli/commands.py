@@ -769,7 +769,7 @@ def soak_command(
         settings = _settings(options, faults=kinds)
         assert settings.report_dir is not None
         _check_report_dir(settings.report_dir)
-        from fuzzer.modes.campaign import check_shared
+        from fuzzer.modes.sharedstore import check_shared
         from fuzzer.modes.workers import crowding, soak_workers
 
         if shared:

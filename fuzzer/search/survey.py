@@ -9,6 +9,7 @@ which is almost always a wrong path or method in the target spec.
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -17,10 +18,13 @@ from hypothesis import HealthCheck, Phase, find, settings
 from fuzzer.errors import InvalidTarget
 from fuzzer.model import Execution, Gene, Request, Response, Scenario, Step
 from fuzzer.search.likelihood import rows
-from fuzzer.sql import Access, access
+from fuzzer.sql import STORES, Access, access
 from fuzzer.target.contract import Endpoint, Target
 
 Run = Callable[[Scenario], Execution]
+
+#: what a cache or Redis command writes, as a table: ``cache:<key>``, ``db.redis:<key>``
+_STORE_KEY = re.compile(r"^(?:[^.:]+\.)?(?:cache|redis):")
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,18 @@ class EndpointSurvey:
     variant: Request | None = None  # another request of it that wrote (other arguments)
     other: Request | None = None  # the writer as another identity that writes (same rows)
     response: Response | None = None  # what the simplest request answered
+
+    @property
+    def keys_only(self) -> bool:
+        """A redirect that wrote nothing but cache or Redis keys (a session or a visit
+        counter kept there), whatever it read, or ran nothing but such commands: it
+        reached no view's work (issue 20)."""
+        if not 300 <= self.status < 400:
+            return False
+        if self.writes:
+            return all(_STORE_KEY.match(table) for table in self.writes)
+        statements = [s.text for s in self.trace if s.kind == "sql"]
+        return bool(statements) and all(s.startswith(STORES) for s in statements)
 
 
 @dataclass(frozen=True)
@@ -360,6 +376,12 @@ def describe(result: Survey) -> Mapping[str, str]:
 
     lines = {}
     for e in result.endpoints:
+        if e.keys_only and e.writes:
+            lines[e.endpoint] = (
+                f"{e.status}; only redirected, writing nothing but a session or cache key "
+                "(not exercised)"
+            )
+            continue
         touched = []
         if e.writes:
             touched.append("writes " + names(e.writes))
