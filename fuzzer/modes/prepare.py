@@ -19,9 +19,10 @@ from fuzzer.model import Execution, Scenario, Step
 from fuzzer.modes.session import Session
 from fuzzer.search.exercised import unexercised
 from fuzzer.search.faults import openings as fault_openings
+from fuzzer.search.openings import openings
 from fuzzer.search.pairs import Plan, plan
 from fuzzer.search.schedules import Mode
-from fuzzer.search.survey import check_reachable, openings, survey
+from fuzzer.search.survey import check_reachable, survey
 from fuzzer.search.survey import describe as describe_survey
 from fuzzer.target.contract import Target, validate
 
