@@ -81,7 +81,7 @@ def soak_command(
         settings = settings_of(options)
         assert settings.report_dir is not None
         check_report_dir(settings.report_dir)
-        from fuzzer.modes.campaign import check_shared
+        from fuzzer.modes.sharedstore import check_shared
         from fuzzer.modes.workers import crowding, soak_workers
 
         if shared:
