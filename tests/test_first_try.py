@@ -107,8 +107,8 @@ SHAPES = [
                 frozenset({"duplicate-insert", "lost-update", "limit-overrun"}),
             ),
         ),
-        "create_all, request /setup",
-        2,
+        "create_all, request /setup, fill player",
+        3,
     ),
     # a Faker seed: random names in every setup, the same spec every time
     Shape(
@@ -329,6 +329,44 @@ def test_a_setup_wizard_is_completed_by_posting_its_form() -> None:
     path, form = complete_wizard(app) or ("", {})
     assert path == "/setup" and form["admin_email"] == "admin@example.com"
     assert app.test_client().get("/scoreboard").status_code == 200
+
+
+def test_a_second_user_signs_up_through_the_apps_own_form() -> None:
+    """After a wizard made the admin: a second user through the sign-up form, posted as
+    a visitor would, kept only because it made a row in the user table."""
+    from flask import Flask, request
+    from flask_sqlalchemy import SQLAlchemy
+
+    from fuzzer.init.setup.wizard import sign_up
+
+    app = Flask(__name__)
+    app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite://"
+    db = SQLAlchemy(app)
+    users = db.Table("users", db.Column("name", db.String(40), primary_key=True))
+
+    @app.post("/auth/register")
+    def register() -> tuple[str, int]:
+        name = request.form["username"]
+        if request.form.get("password") != request.form.get("password2"):
+            return "passwords differ", 400
+        db.session.execute(users.insert().values(name=name))
+        db.session.commit()
+        return "", 302
+
+    @app.post("/posts/new")
+    def new_post() -> str:  # not a sign-up: never posted
+        raise AssertionError("posted")
+
+    with app.app_context():
+        db.create_all()
+
+        def count() -> int:
+            return len(db.session.execute(users.select()).all())
+
+        path, form = sign_up(app, count) or ("", {})
+        assert path == "/auth/register"
+        assert form["username"] == "user2" and form["password"] == form["password2"]
+        assert [tuple(r) for r in db.session.execute(users.select())] == [("user2",)]
 
 
 def test_credentials_without_flask_login_are_proven_by_a_page_that_needs_them(
