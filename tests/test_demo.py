@@ -13,8 +13,8 @@ from fuzzer.execute.runner import Serial
 from fuzzer.model import Execution, Scenario
 from fuzzer.modes.session import Session
 from fuzzer.search.engine import Search, Tuning
-from fuzzer.settings import Settings
 from fuzzer.search.survey import survey
+from fuzzer.settings import Settings
 from fuzzer.strategies import scenarios
 
 #: endpoint -> (kind, exception type) of the race planted in it
