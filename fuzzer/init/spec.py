@@ -28,6 +28,7 @@ and specfile.py writes the plan out as Python; this module writes and checks it.
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import sys
 from collections.abc import Mapping
@@ -36,11 +37,11 @@ from typing import Any
 
 from fuzzer.errors import FuzzerError, InvalidTarget
 from fuzzer.init.factory import load_factory
+from fuzzer.init.inputs.varies import serial_differences
 from fuzzer.init.inspection import inspect_app
 from fuzzer.init.plan import Plan
 from fuzzer.init.reasons import why_left_out, writes
 from fuzzer.init.specfile import render
-from fuzzer.init.varies import serial_differences
 
 __all__ = ["Plan", "Written", "inspect_app", "write_spec"]
 
@@ -55,6 +56,7 @@ class Written:
     module: str  # what `fuzzer run` loads: module:target
     plan: Plan
     survey: Mapping[str, str] = field(default_factory=dict)  # endpoint -> what it did
+    failed: str = ""  # what stopped the check: the spec is written unchecked
 
 
 def write_spec(
@@ -88,10 +90,15 @@ def write_spec(
         return Written(path, module, plan)
     plan.all_endpoints = True  # the check sends every endpoint, then the spec keeps some
     _write(path, render(plan, module))
-    lines = _check(Written(path, module, plan))
+    try:
+        lines = _check(Written(path, module, plan))
+    except FuzzerError as exc:  # the spec stays, unchecked, as the starting point
+        plan.check_failed = str(exc)
+        _write(path, render(plan, module))
+        return Written(path, module, plan, failed=str(exc))
     if plan.prerequisites:  # setup now makes the rows those endpoints act on: again
         _write(path, render(plan, module))
-        lines = _check(Written(path, module, plan))
+        lines = _check_again(Written(path, module, plan), lines)
     plan.all_endpoints = all_endpoints
     for route in plan.routes:
         if route.signs_out:
@@ -110,6 +117,28 @@ def write_spec(
     return Written(path, module, plan, lines)
 
 
+def _check_again(written: Written, before: dict[str, str]) -> dict[str, str]:
+    """The check once more, with the prerequisite requests in setup; when that fails
+    (a request setup sends is refused), the spec goes without them, as first checked."""
+    plan = written.plan
+    saved = {name: copy.deepcopy(getattr(plan, name)) for name in _CHECKED}
+    try:
+        return _check(written)
+    except FuzzerError as exc:
+        dropped = ", ".join(sorted({request.endpoint for _, request in plan.prerequisites}))
+        plan.prerequisites = []
+        for name, value in saved.items():  # what the first check learnt
+            setattr(plan, name, value)
+        plan.setup_notes.append(
+            f"fuzzer init left out the setup requests of {dropped}: with them, its check "
+            f"failed ({exc})"
+        )
+        return before
+
+
+_CHECKED = ("proofs", "ignore_columns", "ignore_fields", "writers", "left_out")
+
+
 def _write(path: str, source: str) -> None:
     try:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -125,7 +154,7 @@ def _check(written: Written) -> dict[str, str]:
     the two serial runs go into the plan. One line per endpoint says what it did."""
     from fuzzer.execute.instrument import load_target
     from fuzzer.execute.runner import Serial
-    from fuzzer.init.prerequisites import find_prerequisites, prove_identities
+    from fuzzer.init.setup.prerequisites import find_prerequisites, prove_identities
     from fuzzer.model import Execution, Scenario
     from fuzzer.modes.session import Session
     from fuzzer.search.survey import check_reachable, survey

@@ -28,7 +28,6 @@ from typing import Any
 
 from hypothesis import Phase
 
-from fuzzer.api import reference_of, resolve, searchable
 from fuzzer.db import parse as parse_db
 from fuzzer.errors import FuzzerError, InvalidOption
 from fuzzer.execute.faults import chosen as fault_kinds
@@ -36,8 +35,10 @@ from fuzzer.execute.runner import Controlled
 from fuzzer.execute.scheduler import Limits
 from fuzzer.findings import Finding
 from fuzzer.model import Scenario
-from fuzzer.modes.campaign import LEASE, Campaign, open_campaign, store_failure, worker_name
+from fuzzer.modes.campaign import LEASE, Campaign, worker_name
+from fuzzer.modes.prepare import reference_of, resolve, searchable
 from fuzzer.modes.session import Session
+from fuzzer.modes.sharedstore import open_campaign, store_failure
 from fuzzer.modes.soakreport import Round, SoakReport
 from fuzzer.modes.units import Units, campaign_pairs, openings, pairs
 from fuzzer.modes.vitals import Trend, Vitals, measure
@@ -486,8 +487,6 @@ class _Soak:
             else:
                 self.campaign.forget(fingerprint)  # fixed: the search may report it anew
         return runs
-
-
 
 
 def interrupted_summary(examples: int, seconds: float) -> dict[str, Any]:
