@@ -12,6 +12,7 @@ from typing import Any
 
 from fuzzer.findings import classify, fingerprint
 from fuzzer.judge.oracle import Difference, Verdict
+from fuzzer.judge.verdict import NewKey
 from fuzzer.model import EngineUse, Execution, Gene, Hang, Leak, Request, Response, Scenario, Step
 
 
@@ -178,7 +179,10 @@ def test_an_atomic_decrement_after_a_check_is_an_overrun_not_a_lost_update() -> 
     t.add(1, "commit").add(1, "end")
     e = execution(t, [201, 201], {"orders": ((1, "mug", 1), (2, "mug", 1))})
     extra = Difference(
-        "extra-row", {"id": "<new orders #2>", "sku": "mug", "quantity": 1}, None, table="orders"
+        "extra-row",
+        {"id": NewKey("orders", number=2), "sku": "mug", "quantity": 1},
+        None,
+        table="orders",
     )
     verdict = violation(
         (0, 1),
@@ -210,7 +214,10 @@ def double_submission(serial_rows: tuple[tuple[Any, ...], ...]) -> list[Any]:
     final = ((1, "t-1", "stock"), (2, "t-1", "sales"))
     e = execution(t, [201, 201], {"jobs": final})
     extra = Difference(
-        "extra-row", {"id": "<new jobs #2>", "token": "t-1", "report": "sales"}, None, table="jobs"
+        "extra-row",
+        {"id": NewKey("jobs", number=2), "token": "t-1", "report": "sales"},
+        None,
+        table="jobs",
     )
     verdict = violation(
         (1, 0), [response(0, 201, 200), extra], [200, 201], consulted_tables={"jobs": serial_rows}
@@ -488,7 +495,9 @@ def test_rows_that_differ_because_a_serial_run_took_an_error_path_are_that_error
     t.sql(0, insert, "('a',)", rowcount=1).sql(1, insert, "('b',)", rowcount=1)
     t.add(0, "commit").add(0, "end").add(1, "commit").add(1, "end")
     e = execution(t, [200, 200], {"users": ((1, "a"), (2, "b"))})
-    extra = Difference("extra-row", {"id": "<new users #2>", "name": "b"}, None, table="users")
+    extra = Difference(
+        "extra-row", {"id": NewKey("users", number=2), "name": "b"}, None, table="users"
+    )
     failed = Response(500, "", "KeyError: 'theme'")
     verdict = violation(
         (0, 1),
@@ -514,7 +523,9 @@ def test_a_duplicate_row_and_an_overdraft_of_another_table_are_two_findings() ->
     t.sql(0, insert, "(7,)", rowcount=1).sql(0, charge, "(5, 1)", rowcount=1)
     t.add(0, "commit").add(0, "end")
     e = execution(t, [200, 200], {"unlocks": ((1, 7), (2, 7))})
-    extra = Difference("extra-row", {"id": "<new unlocks #2>", "hint_id": 7}, None, table="unlocks")
+    extra = Difference(
+        "extra-row", {"id": NewKey("unlocks", number=2), "hint_id": 7}, None, table="unlocks"
+    )
     verdict = violation(
         (1, 0),
         [response(0, 200, 200), extra, cell("users", 1, "score", -5, 0)],
@@ -542,7 +553,10 @@ def unlocks_past_the_score(first: int, second: int) -> list[Any]:
     t.add(0, "commit").add(0, "end")
     e = execution(t, [200, 200], {"unlocks": ((1, second), (2, first))})
     extra = Difference(
-        "extra-row", {"id": "<new unlocks by R1.1>", "hint_id": first}, None, table="unlocks"
+        "extra-row",
+        {"id": NewKey("unlocks", maker=(0, 1)), "hint_id": first},
+        None,
+        table="unlocks",
     )
     verdict = violation(
         (1, 0),
@@ -587,7 +601,7 @@ def test_an_overrun_names_the_damage_and_an_explanation_no_empty_step_list() -> 
 
     cart = Difference("missing-row", None, {"id": 3, "user": "bo"}, table="carts")
     order = Difference(
-        "extra-row", {"id": "<new orders by R2.1>", "sku": "mug"}, None, table="orders"
+        "extra-row", {"id": NewKey("orders", maker=(1, 1)), "sku": "mug"}, None, table="orders"
     )
     stock = Difference("cell", -1, 0, table="items", key="mug", column="stock")
     # the loser's cart came first; the damage is the extra order and the stock count

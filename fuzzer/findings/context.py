@@ -12,6 +12,7 @@ from fuzzer.findings.explain import Explanation, _order, label
 from fuzzer.findings.finding import Finding
 from fuzzer.findings.stamps import shared
 from fuzzer.judge.oracle import Difference, Verdict
+from fuzzer.judge.verdict import is_new_label
 from fuzzer.model import Execution, Scenario, Step
 from fuzzer.sql import Access, access
 
@@ -231,9 +232,9 @@ def _bare(table: str) -> str:
 
 
 def _is_new_key(key: Any) -> bool:
-    """A key the oracle renamed: a row inserted during the execution."""
+    """A key the oracle renamed (``NewKey``): a row inserted during the execution."""
     values = key if isinstance(key, list) else [key]
-    return any(isinstance(v, str) and v.startswith("<new ") for v in values)
+    return any(is_new_label(v) for v in values)
 
 
 def _same_row(statement_key: tuple[Any, ...] | None, cell_key: Any) -> bool:

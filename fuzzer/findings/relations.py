@@ -53,7 +53,7 @@ def repeated(differences: Iterable[Difference], tables: Mapping[str, Rows], plac
 
 def copies(row: Mapping[str, Any], rows: Sequence[Sequence[Any]]) -> int:
     """How many of ``rows`` (raw, in column order) equal ``row`` (normalized, by column),
-    generated keys (canonical "<new …>" names) aside."""
+    generated keys (``NewKey``, the oracle's names for them) aside."""
     values = list(row.values())
     keep = [i for i, v in enumerate(values) if not _generated(v)]
     return sum(
