@@ -14,8 +14,12 @@ a judge comparing raw keys sees a changed label 3 or a label no serial order mak
 finding, on SQLite and MariaDB alike.
 
 The buggy twin's race is elsewhere: ``apply`` reads the label, adds one in Python and
-writes the count back, so two uses at once keep one (a ``lost-update``). The fixed twin
-counts in the database (``uses = uses + 1``).
+writes the count back, so two uses at once keep one (a ``lost-update``). The same stale
+write has a rarer form that only the freed key makes possible: a use reads "news" (id 3),
+"news" is deleted and made again (id 3 again, no uses), and the use writes its count
+into the new label (the search finds it as a ``limit-overrun`` of three requests, after
+60 examples on SQLite with seed 2; the catalog's budget declares only the lost update).
+The fixed twin counts in the database (``uses = uses + 1 WHERE name = ?``).
 """
 
 from __future__ import annotations
