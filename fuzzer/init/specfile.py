@@ -270,6 +270,7 @@ def _header(plan: Plan, module: str, body: list[str]) -> str:
         "Login",
         "Target",
         "basic_auth",
+        "bearer_token",
         "fill_tables",
         "flask_command",
         "flask_login_session",

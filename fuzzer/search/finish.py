@@ -12,7 +12,7 @@ from fuzzer.judge.oracle import Oracle, Verdict
 from fuzzer.model import Execution, Scenario
 from fuzzer.search import interrupt
 from fuzzer.search.conjecture import Budget
-from fuzzer.search.records import SearchSettings
+from fuzzer.search.records import Tuning
 from fuzzer.search.schedules import from_trace
 
 __all__ = ["Finishing", "evaluate"]
@@ -35,7 +35,7 @@ class Finishing:
     """The search's last steps on each finding (a part of ``engine.Search``)."""
 
     budget: Budget
-    settings: SearchSettings
+    tuning: Tuning
     execute: Callable[[Scenario, Dispatch], Execution]
     oracle: Oracle
     controlled: Controlled
@@ -72,7 +72,7 @@ class Finishing:
     def _confirmed(self, finding: Finding) -> Finding:
         """Replay the minimal example ``confirm`` times. One that never reproduces is
         unconfirmed (not a finding): it keeps what each try showed instead."""
-        n = self.settings.confirm
+        n = self.tuning.confirm
         if n > 0:
             tries = [self._try(finding) for _ in range(n)]
             hits = tries.count("")
@@ -111,7 +111,7 @@ class Finishing:
             finding.scenario,
             schedule=from_trace(finding.execution.trace, len(finding.scenario.requests)),
         )
-        n = max(self.settings.confirm, 1)
+        n = max(self.tuning.confirm, 1)
         hits = sum(self._reproduces(scenario, finding.fingerprint) is not None for _ in range(n))
         replay = (
             f"reproduced {hits}/{n} under control with the schedule derived from its trace"
