@@ -61,6 +61,10 @@ PLANTED: dict[str, tuple[str, ...]] = {
     "recipes": ("POST /recipe/<int:recipe_id>/rate",),
     "ctf": ("POST /challenges/<int:challenge_id>/solve",),
     "tokens": ("POST /api/wallet/topup",),
+    "reservations": (
+        "POST /events/<int:event_id>/reserve",
+        "POST /reservations/<int:reservation_id>/pay",
+    ),
     "tickets": ("POST /events/<int:event_id>/buy", "POST /events/<int:event_id>/waitlist"),
 }
 #: The factory of an app whose package does not export it at the top.

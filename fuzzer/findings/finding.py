@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fuzzer.findings.explain import Explanation
-from fuzzer.findings.relations import relation
+from fuzzer.findings.relations import relation, repeated
 from fuzzer.judge.oracle import Verdict
 from fuzzer.kinds import KINDS, RACES, TITLES
 from fuzzer.model import Execution, Scenario
@@ -71,10 +71,19 @@ class Finding:
         # whether the requests act as one user or two changes what an overrun, a duplicate
         # or a skew means (an oversell to two customers, or one customer's double click);
         # a lost update or an error is the same bug either way
-        identities = ""
+        identities = rows = ""
         if self.kind in ("limit-overrun", "duplicate-insert", "write-skew"):
             identities = relation(self.scenario.requests, self.involved)
-        return fingerprint(self.kind, self.endpoints, self.exception, self.place, identities)
+        if self.kind == "limit-overrun" and self.verdict is not None:
+            # one thing done twice, or different things past a limit: two fixes
+            rows = repeated(self.verdict.differences, self.execution.tables, self.place)
+        return fingerprint(self.kind, self.endpoints, self.exception, self.place, identities, rows)
+
+    @property
+    def routes(self) -> tuple[str, ...]:
+        """Every route seen reaching it, sorted: its endpoints, and for an error reached
+        through several views the others the search saw (``extra["routes"]``)."""
+        return tuple(sorted({*self.endpoints, *self.extra.get("routes", ())}))
 
     @property
     def is_race(self) -> bool:
@@ -104,14 +113,19 @@ def fingerprint(
     exception: str = "",
     place: str = "",
     identities: str = "",
+    rows: str = "",
 ) -> str:
     """Kind + endpoints + exception type: the same bug found twice is one finding. A race
     on the rows is named by its place instead of its endpoints (kind + the cells it is
     about): the same race through two routes is one finding, a duplicate row and an
     overdraft are two. Whether the involved requests act as the same identity or as
     different ones (fuzzer/findings/relations.py) is part of it, so shrinking cannot trade a race
-    of two users for a benign one of one user."""
+    of two users for a benign one of one user. So is, for an overrun, whether its extra
+    rows repeat rows the requests made or differ from them (``relations.repeated``: a
+    double unlock and an overdraft)."""
     extra = [identities] if identities else []
+    if rows:
+        extra.append(rows)
     if place:
         text = json.dumps([kind, place, exception, *extra])
     else:

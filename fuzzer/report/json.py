@@ -41,6 +41,8 @@ def finding_document(
     server version, isolation level, settings), ``scenario`` (init, requests, their
     ``schedule`` genes, observers), ``trace``, ``execution``, ``verdict`` (with the
     closest serial reference), ``explanation`` (data and text), ``fingerprint``,
+    ``routes`` (every route seen reaching it: its endpoints, and for an error reached
+    through several views the others the search saw),
     ``seed`` of the search, and the commands that reproduce it.
     """
     verdict = finding.verdict
@@ -55,6 +57,7 @@ def finding_document(
         "title": finding.title,
         "fingerprint": finding.fingerprint,
         "endpoints": list(finding.endpoints),
+        "routes": list(finding.routes),
         "exception": finding.exception,
         "involved": list(finding.involved),
         "flaky": flaky_text(finding),

@@ -142,6 +142,7 @@ class Search(Finishing):
             )
             for f in findings
         ]
+        findings = [self._with_routes(f) for f in findings]  # written with every route
         for finding in findings:
             self.on_event("final", finding=finding)
         return self._result(
@@ -404,6 +405,7 @@ class Search(Finishing):
             unconfirmed: list[Finding] = []
 
             def final(finding: Finding) -> None:
+                finding = self._with_routes(finding)  # written with every route
                 if finding.unconfirmed:  # never reproduced: not a finding, and not written
                     unconfirmed.append(finding)
                     self.on_event("unconfirmed", finding=finding)

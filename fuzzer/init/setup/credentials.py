@@ -66,8 +66,7 @@ def _plan_basic(
         if page:
             name = _identity_name(user, plan)
             plan.identities.append(
-                f"Identity({literal(name)}, headers=basic_auth({literal(user)}, "
-                f"{literal(secret)}))"
+                f"Identity({literal(name)}, headers=basic_auth({literal(user)}, {literal(secret)}))"
             )
             plan.users.append(name)
             plan.identity_notes.append(
