@@ -19,5 +19,7 @@ def test_reproductions_read_as_k_of_n_and_know_never() -> None:
 
 
 def test_a_matrix_replay_cell_shows_its_count() -> None:
-    result = CellResult(Cell("sqlite"), "found", kinds=("lost-update",), reproduced=Reproduced(2, 5))
+    result = CellResult(
+        Cell("sqlite"), "found", kinds=("lost-update",), reproduced=Reproduced(2, 5)
+    )
     assert "lost-update (2/5)" in render([result], title="t")
