@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from fuzzer.target.apps import (
         app_request,
         basic_auth,
+        bearer_token,
         flask_command,
         flask_login_session,
         pinned_config,
@@ -46,6 +47,7 @@ _WHERE = {
     "Settings": "fuzzer.settings",
     "app_request": "fuzzer.target.apps",
     "basic_auth": "fuzzer.target.apps",
+    "bearer_token": "fuzzer.target.apps",
     "flask_command": "fuzzer.target.apps",
     "flask_login_session": "fuzzer.target.apps",
     "pinned_config": "fuzzer.target.apps",
@@ -68,6 +70,7 @@ __all__ = [
     "app_request",
     "assert_serializable",
     "basic_auth",
+    "bearer_token",
     "checkpoint",
     "fill_tables",
     "flask_command",

@@ -31,6 +31,7 @@ class Shape:
     setup: str  # what init's setup runs, as the CLI says it
     identities: int  # how many the spec declares
     left_out: tuple[tuple[str, str], ...] = ()  # endpoints the spec leaves out, and why
+    says: tuple[str, ...] = ()  # what the spec's source holds
 
     def __str__(self) -> str:
         return self.name
@@ -107,8 +108,35 @@ SHAPES = [
                 frozenset({"duplicate-insert", "lost-update", "limit-overrun"}),
             ),
         ),
-        "create_all, request /setup",
-        2,
+        "create_all, request /setup, fill player",
+        3,
+    ),
+    # no Flask-Login: an API token from the app's token endpoint (HTTP Basic in, Bearer out)
+    Shape(
+        "tokens",
+        (("POST /api/wallet/topup", frozenset({"lost-update"})),),
+        "create_all, command seed",
+        3,
+        (("POST /api/tokens", "turned away: 401 as ann"),),
+    ),
+    # a payment that needs a reservation, made in setup on the event with seats to
+    # spare: the one-seat event stays free for the oversell
+    Shape(
+        "reservations",
+        (
+            ("POST /events/<int:event_id>/reserve", frozenset({"limit-overrun", "lost-update"})),
+            (
+                "POST /reservations/<int:reservation_id>/pay",
+                frozenset({"lost-update", "stale-read", "write-skew"}),
+            ),
+        ),
+        "create_all, command seed",
+        3,
+        (),
+        (
+            'app_request(app, "POST", "/events/2/reserve", as_="bob", identities=IDENTITIES)',
+            "<reservation_id>: the values of reservation.id after setup (2 now)",
+        ),
     ),
     # a Faker seed: random names in every setup, the same spec every time
     Shape(
@@ -165,6 +193,8 @@ def test_inits_spec_unedited_finds_the_planted_race(shape: Shape, tmp_path: Any)
     source = " ".join(line.strip("# ") for line in Path(written.path).read_text().splitlines())
     for endpoint, why in shape.left_out:  # in the spec, and in the plan the CLI prints
         assert plan.left_out[endpoint] == why and f"{endpoint}: {why}" in source
+    for text in shape.says:
+        assert text in Path(written.path).read_text(), text
     kept = [f"{r.method} {r.rule}" for r in plan.routes if plan.kept(r)]
     assert {endpoint for endpoint, _ in shape.races} <= set(kept)
     report = search(target, 300, stop=len(shape.races) == 1)
@@ -331,6 +361,44 @@ def test_a_setup_wizard_is_completed_by_posting_its_form() -> None:
     assert app.test_client().get("/scoreboard").status_code == 200
 
 
+def test_a_second_user_signs_up_through_the_apps_own_form() -> None:
+    """After a wizard made the admin: a second user through the sign-up form, posted as
+    a visitor would, kept only because it made a row in the user table."""
+    from flask import Flask, request
+    from flask_sqlalchemy import SQLAlchemy
+
+    from fuzzer.init.setup.wizard import sign_up
+
+    app = Flask(__name__)
+    app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite://"
+    db = SQLAlchemy(app)
+    users = db.Table("users", db.Column("name", db.String(40), primary_key=True))
+
+    @app.post("/auth/register")
+    def register() -> tuple[str, int]:
+        name = request.form["username"]
+        if request.form.get("password") != request.form.get("password2"):
+            return "passwords differ", 400
+        db.session.execute(users.insert().values(name=name))
+        db.session.commit()
+        return "", 302
+
+    @app.post("/posts/new")
+    def new_post() -> str:  # not a sign-up: never posted
+        raise AssertionError("posted")
+
+    with app.app_context():
+        db.create_all()
+
+        def count() -> int:
+            return len(db.session.execute(users.select()).all())
+
+        path, form = sign_up(app, count) or ("", {})
+        assert path == "/auth/register"
+        assert form["username"] == "user2" and form["password"] == form["password2"]
+        assert [tuple(r) for r in db.session.execute(users.select())] == [("user2",)]
+
+
 def test_credentials_without_flask_login_are_proven_by_a_page_that_needs_them(
     tmp_path: Any,
 ) -> None:
@@ -355,6 +423,37 @@ def test_credentials_without_flask_login_are_proven_by_a_page_that_needs_them(
         'form={"id": "demo", "password": "demo"}))',
         'Identity("anonymous")',
     ]
+
+
+def test_an_api_token_from_the_apps_token_endpoint_is_proven_by_a_page_that_needs_it(
+    tmp_path: Any,
+) -> None:
+    from fuzzer import bearer_token
+    from fuzzer.errors import TargetSetupError
+    from fuzzer.init.factory import load_factory
+    from fuzzer.init.plan import Plan
+    from fuzzer.init.setup.credentials import plan_credentials
+    from fuzzer.init.setup.seeding import read_all_rows, step_constants
+
+    url = f"sqlite:///{tmp_path}/tokens.db"
+    module, app = _built("tokens", url)
+    with app.app_context():
+        module.db.create_all()
+    app.test_cli_runner().invoke(args=["seed"])
+    plan = Plan(load_factory("targets.tokens:create_app"), "tokens")
+    constants = step_constants(app, [("command", "seed")])
+    assert plan_credentials(app, plan, read_all_rows({"default": url}), constants)
+    assert plan.identities == [
+        'Identity("ann", headers=bearer_token("/api/tokens", basic=("ann", "wallet-pass")))',
+        'Identity("bob", headers=bearer_token("/api/tokens", basic=("bob", "wallet-pass")))',
+        'Identity("anonymous")',
+    ]
+    with app.app_context():
+        headers = bearer_token("/api/tokens", basic=("bob", "wallet-pass"))(app)
+    assert app.test_client().get("/api/me", headers=headers).get_json()["username"] == "bob"
+    assert app.test_client().get("/api/me").status_code == 401
+    with app.app_context(), pytest.raises(TargetSetupError, match=r"answered 401, not a token"):
+        bearer_token("/api/tokens", basic=("bob", "wrong"))(app)
 
 
 def test_a_seed_classmethod_of_a_model_is_a_setup_candidate(tmp_path: Any) -> None:

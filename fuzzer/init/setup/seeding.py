@@ -62,8 +62,8 @@ def run_step(app: Any, kind: str, name: str) -> None:
         compat.flask_sqlalchemy(app).create_all()
     elif kind == "call":
         _function(name)()
-    elif kind == "fill":
-        fill_tables(app)
+    elif kind == "fill":  # every empty table, or the one named topped up to two rows
+        fill_tables(app, tables=[name] if name else None)
     elif kind == "request":  # a form posted once: {"path": ..., "form": {...}}
         sent = json.loads(name)
         app_request(app, "POST", sent["path"], form=sent["form"])
