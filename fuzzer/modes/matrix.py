@@ -18,7 +18,7 @@ from typing import Any
 from fuzzer.db import parse as parse_db
 from fuzzer.errors import DatabaseError
 from fuzzer.execute.faults import available
-from fuzzer.findings import Finding, label
+from fuzzer.findings import Finding, Reproduced, label
 from fuzzer.settings import Settings
 from fuzzer.target.contract import Target
 
@@ -54,7 +54,7 @@ class CellResult:
     timeouts: int = 0
     db_blocks: int = 0
     python_blocks: int = 0
-    reproduced: str = ""  # replays: "k/N" of the recorded finding
+    reproduced: Reproduced | None = None  # replays: how often the recorded finding showed
     reason: str = ""  # why a cell is unavailable
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -219,7 +219,7 @@ def replay_matrix(
                 timeouts=stats.timeouts if stats else 0,
                 db_blocks=stats.db_blocks if stats else 0,
                 python_blocks=stats.python_blocks if stats else 0,
-                reproduced=f"{hits}/{times}",
+                reproduced=Reproduced(hits, times),
             )
 
         try:

@@ -33,7 +33,7 @@ from fuzzer.errors import FuzzerError, InvalidOption
 from fuzzer.execute.faults import chosen as fault_kinds
 from fuzzer.execute.runner import Controlled
 from fuzzer.execute.scheduler import Limits
-from fuzzer.findings import Finding
+from fuzzer.findings import Finding, Reproduced
 from fuzzer.model import Scenario
 from fuzzer.modes.campaign import LEASE, Campaign, worker_name
 from fuzzer.modes.prepare import reference_of, resolve, searchable
@@ -486,8 +486,7 @@ class _Soak:
                 if not hits:
                     break  # fixed (or flaky, and the search will meet it again)
             if hits:
-                flaky = f"{len(hits)}/{CONFIRM}" if len(hits) < CONFIRM else ""
-                found = hits[0].with_(flaky=flaky)
+                found = hits[0].with_(flaky=Reproduced.unless_always(len(hits), CONFIRM))
                 self.reported.append(found)
                 self.write(found)
             else:

@@ -34,7 +34,7 @@ from hypothesis.strategies import SearchStrategy
 
 from fuzzer.execute.runner import Controlled, Dispatch, Free
 from fuzzer.execute.scheduler import Limits
-from fuzzer.findings import Finding, classify
+from fuzzer.findings import Finding, Reproduced, classify
 from fuzzer.judge.oracle import Oracle
 from fuzzer.model import Execution, Scenario, Step
 from fuzzer.search import conjecture, interrupt
@@ -142,6 +142,7 @@ class Search(Finishing):
             )
             for f in findings
         ]
+        findings = [self._with_routes(f) for f in findings]  # written with every route
         for finding in findings:
             self.on_event("final", finding=finding)
         return self._result(
@@ -267,7 +268,7 @@ class Search(Finishing):
             "unshrunk",
             finding=finding.with_(
                 found_after=detection.examples,
-                flaky="" if hits else "0/1",
+                flaky=None if hits else Reproduced(0, 1),
                 extra={**finding.extra, "unshrunk": UNSHRUNK},
             ),
         )
@@ -404,6 +405,7 @@ class Search(Finishing):
             unconfirmed: list[Finding] = []
 
             def final(finding: Finding) -> None:
+                finding = self._with_routes(finding)  # written with every route
                 if finding.unconfirmed:  # never reproduced: not a finding, and not written
                     unconfirmed.append(finding)
                     self.on_event("unconfirmed", finding=finding)
