@@ -16,6 +16,36 @@ from fuzzer.model import Execution, Scenario
 
 
 @dataclass(frozen=True)
+class Reproduced:
+    """How often a finding's example showed it again: ``hits`` of ``tries`` (read "2/3")."""
+
+    hits: int
+    tries: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.hits <= self.tries or self.tries < 1:
+            raise ValueError(f"{self.hits} of {self.tries} tries")
+
+    def __str__(self) -> str:
+        return f"{self.hits}/{self.tries}"
+
+    @property
+    def never(self) -> bool:
+        return self.hits == 0
+
+    @classmethod
+    def unless_always(cls, hits: int, tries: int) -> Reproduced | None:
+        """``hits`` of ``tries``, or None when every try showed it (not flaky)."""
+        return None if hits == tries else cls(hits, tries)
+
+
+def flaky_text(finding: Finding) -> str:
+    """What the reports write for ``Finding.flaky``: "k/N", or "" when it always
+    reproduced."""
+    return str(finding.flaky) if finding.flaky is not None else ""
+
+
+@dataclass(frozen=True)
 class Finding:
     kind: str
     endpoints: tuple[str, ...]  # the endpoints involved, sorted
@@ -25,7 +55,7 @@ class Finding:
     verdict: Verdict | None
     explanation: Explanation
     involved: tuple[int, ...] = ()  # the requests involved
-    flaky: str = ""  # "k/N" when the minimal example did not always reproduce
+    flaky: Reproduced | None = None  # when the minimal example did not always reproduce
     found_after: int = 0  # examples run before it was first seen
     # the cells or rows it is about ("accounts.balance", "unlocks"): for a race on the
     # rows, with the kind, what tells one root cause from another, whatever the route
@@ -63,7 +93,7 @@ class Finding:
     def unconfirmed(self) -> bool:
         """Its minimal example never reproduced in its confirmations ("0/3"): noise
         (nondeterminism, load) until shown otherwise, not a finding."""
-        return self.flaky.startswith("0/")
+        return self.flaky is not None and self.flaky.never
 
     @property
     def response_only(self) -> bool:

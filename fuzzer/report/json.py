@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fuzzer.errors import InvalidReport
-from fuzzer.findings import Finding
+from fuzzer.findings import Finding, flaky_text
 from fuzzer.model import Scenario
 from fuzzer.report.text import curl_chain
 from fuzzer.version import __version__
@@ -60,7 +60,7 @@ def finding_document(
         "routes": list(finding.routes),
         "exception": finding.exception,
         "involved": list(finding.involved),
-        "flaky": finding.flaky,
+        "flaky": flaky_text(finding),
         "found_after": finding.found_after,
         "seed": seed,
         "scenario": finding.scenario.to_json(),
@@ -186,7 +186,7 @@ def manifest_document(
                 "endpoints": list(f.endpoints),
                 "exception": f.exception,
                 "requests": len(f.scenario.requests),
-                "flaky": f.flaky,
+                "flaky": flaky_text(f),
             }
             for i, (f, path) in enumerate(files)
         ],

@@ -45,7 +45,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from fuzzer.findings import Finding, fails_run
+from fuzzer.findings import Finding, fails_run, flaky_text
 from fuzzer.report.json import write_text_atomic
 from fuzzer.report.reporting import coverage_text
 
@@ -145,7 +145,7 @@ def _finding(finding: Finding, written: Any, fail_on: frozenset[str]) -> dict[st
         "title": finding.title,
         "routes": list(finding.routes),
         "requests": len(finding.scenario.requests),
-        "flaky": finding.flaky,
+        "flaky": flaky_text(finding),
         "responses_only": finding.response_only,
         "fails_run": fails_run(finding, fail_on),
         "found_after": finding.found_after,

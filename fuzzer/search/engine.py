@@ -34,7 +34,7 @@ from hypothesis.strategies import SearchStrategy
 
 from fuzzer.execute.runner import Controlled, Dispatch, Free
 from fuzzer.execute.scheduler import Limits
-from fuzzer.findings import Finding, classify
+from fuzzer.findings import Finding, Reproduced, classify
 from fuzzer.judge.oracle import Oracle
 from fuzzer.model import Execution, Scenario, Step
 from fuzzer.search import conjecture, interrupt
@@ -268,7 +268,7 @@ class Search(Finishing):
             "unshrunk",
             finding=finding.with_(
                 found_after=detection.examples,
-                flaky="" if hits else "0/1",
+                flaky=None if hits else Reproduced(0, 1),
                 extra={**finding.extra, "unshrunk": UNSHRUNK},
             ),
         )

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from fuzzer.execute.runner import Controlled, Dispatch
-from fuzzer.findings import Finding, classify
+from fuzzer.findings import Finding, Reproduced, classify
 from fuzzer.judge.oracle import Oracle, Verdict
 from fuzzer.model import Execution, Scenario
 from fuzzer.search import interrupt
@@ -77,7 +77,7 @@ class Finishing:
             tries = [self._try(finding) for _ in range(n)]
             hits = tries.count("")
             if hits < n:
-                finding = finding.with_(flaky=f"{hits}/{n}")
+                finding = finding.with_(flaky=Reproduced(hits, n))
             if hits == 0:
                 finding = finding.with_(extra={**finding.extra, "tries": tries})
         return finding
@@ -124,7 +124,7 @@ class Finishing:
         )
         # never reproduced under control ("0/n"): unconfirmed, so no replay file or
         # regression test is written that would say "fixed" at once
-        return finding.with_(flaky=f"{hits}/{n}") if hits < n else finding
+        return finding.with_(flaky=Reproduced(hits, n)) if hits < n else finding
 
     def _fewer_yields(self, finding: Finding) -> Finding:
         """Drop every yield the finding does not need, one at a time, latest first: the
