@@ -31,6 +31,7 @@ class Shape:
     setup: str  # what init's setup runs, as the CLI says it
     identities: int  # how many the spec declares
     left_out: tuple[tuple[str, str], ...] = ()  # endpoints the spec leaves out, and why
+    says: tuple[str, ...] = ()  # what the spec's source holds
 
     def __str__(self) -> str:
         return self.name
@@ -107,8 +108,45 @@ SHAPES = [
                 frozenset({"duplicate-insert", "lost-update", "limit-overrun"}),
             ),
         ),
-        "create_all, request /setup",
-        2,
+        "create_all, request /setup, fill player",
+        3,
+    ),
+    # no Flask-Login: an API token from the app's token endpoint (HTTP Basic in, Bearer out)
+    Shape(
+        "tokens",
+        (("POST /api/wallet/topup", frozenset({"lost-update"})),),
+        "create_all, command seed",
+        3,
+        (("POST /api/tokens", "turned away: 401 as ann"),),
+    ),
+    # a payment that needs a reservation, made in setup on the event with seats to
+    # spare: the one-seat event stays free for the oversell
+    Shape(
+        "reservations",
+        (
+            ("POST /events/<int:event_id>/reserve", frozenset({"limit-overrun", "lost-update"})),
+            (
+                "POST /reservations/<int:reservation_id>/pay",
+                frozenset({"lost-update", "stale-read", "write-skew"}),
+            ),
+        ),
+        "create_all, command seed",
+        3,
+        (),
+        (
+            'app_request(app, "POST", "/events/2/reserve", as_="bob", identities=IDENTITIES)',
+            "<reservation_id>: the values of reservation.id after setup (2 now)",
+        ),
+    ),
+    # no seed: the test suite's own fixtures and factories make the users and items
+    Shape(
+        "helpers",
+        (("POST /items/<int:item_id>/buy", frozenset({"limit-overrun", "lost-update"})),),
+        "create_all, fixture targets.helpers.tests.conftest:item, "
+        "fixture targets.helpers.tests.conftest:users",
+        3,
+        (),
+        ('pytest_fixture(app, "targets.helpers.tests.conftest:users")',),
     ),
     # a Faker seed: random names in every setup, the same spec every time
     Shape(
@@ -116,6 +154,29 @@ SHAPES = [
         (("POST /recipe/<int:recipe_id>/rate", frozenset({"lost-update"})),),
         "create_all, command fake-data",
         3,
+    ),
+    # a JSON API whose order names its product by an integer code in a field that names
+    # no column: the field's values found by probing
+    Shape(
+        "warehouse",
+        (("POST /api/orders", frozenset({"lost-update", "limit-overrun"})),),
+        "create_all, command seed",
+        0,
+    ),
+    # HTML pages whose form shows itself again with an error unless its field gets a
+    # column's value (found by probing); a form's errors read from the page
+    Shape(
+        "library",
+        (("POST /borrow", frozenset({"lost-update", "limit-overrun"})),),
+        "create_all, command seed",
+        3,
+        (
+            (
+                "POST /account/holiday",
+                "validation error (200 as ole): away_until: Pick a day after today.",
+            ),
+            ("POST /sign-in", "validation error (200 as ole): Wrong username or password."),
+        ),
     ),
 ]
 
@@ -165,6 +226,8 @@ def test_inits_spec_unedited_finds_the_planted_race(shape: Shape, tmp_path: Any)
     source = " ".join(line.strip("# ") for line in Path(written.path).read_text().splitlines())
     for endpoint, why in shape.left_out:  # in the spec, and in the plan the CLI prints
         assert plan.left_out[endpoint] == why and f"{endpoint}: {why}" in source
+    for text in shape.says:
+        assert text in Path(written.path).read_text(), text
     kept = [f"{r.method} {r.rule}" for r in plan.routes if plan.kept(r)]
     assert {endpoint for endpoint, _ in shape.races} <= set(kept)
     report = search(target, 300, stop=len(shape.races) == 1)
@@ -274,6 +337,21 @@ def test_redirects_that_write_only_a_cache_key_exercise_nothing() -> None:
 
     with pytest.raises(TargetSetupError, match=r"302 → /setup/ and none wrote anything but a"):
         api.run("tests.fixtures.unexercised:counting", max_examples=5, report_dir=None)
+
+
+def test_a_redirect_that_reads_rows_and_writes_only_a_cache_key_exercises_nothing() -> None:
+    """The wizard reads its settings table, counts the visit in its cache and redirects:
+    rows read and a key written, no view's work. The survey's line says so (it said
+    "302; writes cache:visits"), and the run stops before the search."""
+    from fuzzer.errors import TargetSetupError
+    from fuzzer.modes.prepare import check
+
+    lines = check("tests.fixtures.unexercised:reading")
+    assert lines["POST /inc"] == (
+        "302; only redirected, writing nothing but a session or cache key (not exercised)"
+    )
+    with pytest.raises(TargetSetupError, match=r"302 → /setup/ and none wrote anything but a"):
+        api.run("tests.fixtures.unexercised:reading", max_examples=5, report_dir=None)
 
 
 # -- the pieces, fast (the default suite): each on an app of the catalog, built here ------

@@ -29,7 +29,8 @@ from fuzzer.db import Databases
 from fuzzer.errors import BackgroundCrash
 from fuzzer.execute import gates
 from fuzzer.execute.caches import Stores
-from fuzzer.execute.gates import HEADER, Recording
+from fuzzer.execute.gates import HEADER
+from fuzzer.execute.recording import Recording
 from fuzzer.execute.scheduler import Limits, Scheduler, Statistics
 from fuzzer.execute.server import Server
 from fuzzer.execute.watch import watch
@@ -373,7 +374,7 @@ class Harness:
                 request.method,
                 self.server.base_url + request.path,
                 json=request.json,
-                data=_form_data(request.form),
+                data=form_data(request.form),
                 params=dict(request.params) if request.params else None,
                 headers=headers,
                 timeout=timeout or self.request_timeout,
@@ -396,7 +397,7 @@ class Harness:
         )
 
 
-def _form_data(form: Mapping[str, Any] | None) -> dict[str, Any] | None:
+def form_data(form: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """A form's fields as httpx sends them: booleans as an HTML checkbox does (checked:
     "y"; unchecked: left out), ``None`` left out, lists as repeated fields."""
     if form is None:

@@ -26,6 +26,7 @@ class Route:
     anonymous_only: bool = False  # the view sends signed-in users away (sign-up, login)
     signs_out: bool = False  # it logs the user out or revokes its token
     view: str = ""
+    said: str = ""  # what the app said was wrong with its simplest request, at inspection
 
 
 @dataclass
@@ -59,6 +60,7 @@ class Plan:
     prerequisites: list[tuple[str, Any]] = field(default_factory=list)
     left_out: dict[str, str] = field(default_factory=dict)  # endpoint -> why, after the check
     proofs: list[str] = field(default_factory=list)  # how each signed-in identity was proven
+    check_failed: str = ""  # what stopped fuzzer init's check of the spec
 
     def kept(self, route: Route) -> bool:
         """A route the spec sends: every one with ``all_endpoints``; else those that
@@ -79,3 +81,5 @@ class Table:
     primary_key: tuple[str, ...]
     types: tuple[str, ...]
     rows: list[tuple[Any, ...]]
+    referenced: frozenset[str] = frozenset()  # its columns a foreign key points to
+    unique: frozenset[str] = frozenset()  # its columns that hold no value twice

@@ -13,7 +13,7 @@ from typing import Any
 from fuzzer import compat
 from fuzzer.errors import FuzzerError, TargetSetupError, describe
 from fuzzer.init.factory import Factory, is_app
-from fuzzer.init.inputs import bodies
+from fuzzer.init.inputs import viewcode
 from fuzzer.init.plan import Plan, Table
 from fuzzer.init.pysource import literal
 
@@ -56,14 +56,17 @@ def run_step(app: Any, kind: str, name: str) -> None:
     """One setup step, inside the app's context: ``create_all``, a CLI command, a
     module function or rows made from the models."""
     from fuzzer.target.apps import app_request, flask_command
+    from fuzzer.target.fixtures import pytest_fixture
     from fuzzer.target.rows import fill_tables
 
     if kind == "create_all":
         compat.flask_sqlalchemy(app).create_all()
     elif kind == "call":
         _function(name)()
-    elif kind == "fill":
-        fill_tables(app)
+    elif kind == "fixture":  # one of the app's own test fixtures
+        pytest_fixture(app, name)
+    elif kind == "fill":  # every empty table, or the one named topped up to two rows
+        fill_tables(app, tables=[name] if name else None)
     elif kind == "request":  # a form posted once: {"path": ..., "form": {...}}
         sent = json.loads(name)
         app_request(app, "POST", sent["path"], form=sent["form"])
@@ -101,9 +104,9 @@ def setup_steps(app: Any, factory: Factory) -> list[tuple[str, str]]:
         seeds.append((rank, name, "command", name))
     called: set[str] = set()  # what the commands' code calls: no need to call it again
     for command in commands.values():
-        for inner in bodies._unwrapped(getattr(command, "callback", None)):
+        for inner in viewcode.unwrapped(getattr(command, "callback", None)):
             code = getattr(inner, "__code__", None)
-            called |= set(bodies._names(code)) if code is not None else set()
+            called |= set(viewcode.code_names(code)) if code is not None else set()
     for where, function in _seed_functions(app, factory):
         if function.__name__ not in called:
             seeds.append((_seed_rank(function.__name__, function), where, "call", where))
@@ -148,10 +151,10 @@ def _seed_rank(name: str, function: Any) -> int:
     """Lower first: what creates users (its code names a user model or a password), then
     roles, then anything else that seeds."""
     names: set[str] = set()
-    for inner in bodies._unwrapped(function) if function is not None else ():
+    for inner in viewcode.unwrapped(function) if function is not None else ():
         code = getattr(inner, "__code__", None)
         if code is not None:
-            names |= {n.lower() for n in bodies._names(code)}
+            names |= {n.lower() for n in viewcode.code_names(code)}
             names |= {str(c).lower() for c in code.co_consts if isinstance(c, str)}
     if {"user", "users", "set_password", "password", "password_hash"} & names:
         return 0
@@ -214,7 +217,7 @@ def step_constants(app: Any, steps: Sequence[tuple[str, str]]) -> list[str]:
         function = _function(name) if kind == "call" else None
         if kind == "command":
             function = getattr(commands.get(name), "callback", None)
-        for inner in bodies._unwrapped(function) if function is not None else ():
+        for inner in viewcode.unwrapped(function) if function is not None else ():
             code = getattr(inner, "__code__", None)
             for value in _strings(code) if code is not None else ():
                 if 3 <= len(value) <= 40 and " " not in value and value not in found:
@@ -322,10 +325,27 @@ def read_rows(url: str) -> dict[str, Table]:
                 order = [table.c[c] for c in pk] or list(table.c)
                 rows = [tuple(r) for r in conn.execute(table.select().order_by(*order))]
                 types = tuple(type(c.type).__name__ for c in table.columns)
-                tables[table.name] = Table(tuple(table.c.keys()), pk, types, rows)
+                tables[table.name] = Table(
+                    tuple(table.c.keys()), pk, types, rows, unique=_unique(table)
+                )
+        for table in metadata.sorted_tables:  # what foreign keys point to
+            for key in table.foreign_keys:
+                target = tables.get(key.column.table.name)
+                if target is not None:
+                    target.referenced |= {key.column.name}
         return tables
     finally:
         engine.dispose()
+
+
+def _unique(table: Any) -> frozenset[str]:
+    """Columns no two rows share: a one-column key, unique constraint or unique index."""
+    from sqlalchemy import UniqueConstraint
+
+    groups = [list(table.primary_key.columns)]
+    groups += [list(c.columns) for c in table.constraints if isinstance(c, UniqueConstraint)]
+    groups += [list(i.columns) for i in table.indexes if i.unique]
+    return frozenset(group[0].name for group in groups if len(group) == 1)
 
 
 def dispose(app: Any) -> None:
