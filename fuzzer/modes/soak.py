@@ -510,23 +510,3 @@ class _Soak:
             else:
                 self.campaign.forget(fingerprint)  # fixed: the search may report it anew
         return runs
-<<<<<<< HEAD
-
-
-def interrupted_summary(examples: int, seconds: float) -> dict[str, Any]:
-    """The summary of a soak stopped from outside, for its JUnit XML and HTML report."""
-    return {
-        "state": "interrupted",
-        "examples": examples,
-        "seconds": round(seconds, 2),
-        "seed": None,
-        "stop_reason": "interrupted (Ctrl-C or SIGTERM)",
-    }
-
-
-def campaign_key(reference: str, dialect: str, schedule: Mode = "conflict") -> str:
-    """One campaign per target, kind of database and schedule mode; as `fuzzer run`'s
-    example database key, so a run and a soak share one corpus."""
-    return f"{reference}|{dialect}|{schedule}"
-=======
->>>>>>> main
