@@ -312,7 +312,7 @@ ENDPOINTS = [
 IDENTITIES = [Identity(name, headers={"X-User": name}) for name in NAMES]
 
 buggy = Target(
-    name="library",
+    name="circulation",
     app=create_app,
     setup=setup,
     endpoints=ENDPOINTS,
@@ -322,7 +322,7 @@ buggy = Target(
 )
 
 fixed = Target(
-    name="library-fixed",
+    name="circulation-fixed",
     app=create_fixed_app,
     setup=setup,
     endpoints=ENDPOINTS,

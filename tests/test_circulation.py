@@ -32,7 +32,7 @@ RACES = {
 
 
 def surveyed_plan() -> tuple[Survey, Plan]:
-    target = load_target("targets.library:buggy")
+    target = load_target("targets.circulation:buggy")
 
     def work(s: Session) -> Survey:
         def alone(scenario: Scenario) -> Execution:
@@ -46,7 +46,7 @@ def surveyed_plan() -> tuple[Survey, Plan]:
 
 def test_the_least_likely_pair_is_tried_in_the_plans_first_round() -> None:
     result, the_plan = surveyed_plan()
-    assert len(load_target("targets.library:buggy").endpoints) == 13
+    assert len(load_target("targets.circulation:buggy").endpoints) == 13
     k = the_plan.pairs.index((BORROW, FEES))
     traces = {e.endpoint: e.trace for e in result.endpoints}
     assert likelihood(traces[BORROW], traces[FEES]) == 0  # no table both write, no row
@@ -60,7 +60,7 @@ def test_the_least_likely_pair_is_tried_in_the_plans_first_round() -> None:
 @pytest.mark.slow  # about 20 s on a loaded machine
 def test_every_race_is_found_in_the_default_budget_and_the_run_says_how_far_it_went() -> None:
     report = api.run(
-        "targets.library:buggy",
+        "targets.circulation:buggy",
         max_examples=200,
         seed=1,
         shrink_budget=20,
@@ -74,9 +74,9 @@ def test_every_race_is_found_in_the_default_budget_and_the_run_says_how_far_it_w
 
 
 @pytest.mark.slow
-def test_the_fixed_library_is_clean() -> None:
+def test_the_fixed_circulation_desk_is_clean() -> None:
     report = api.run(
-        "targets.library:fixed", max_examples=200, seed=1, report_dir=None, example_db=None
+        "targets.circulation:fixed", max_examples=200, seed=1, report_dir=None, example_db=None
     )
     assert report.findings == [], [f.explanation.text() for f in report.findings]
     assert not report.result.unknown, report.result.unknown
