@@ -3,7 +3,6 @@ one recorded finding) across databases and isolation levels."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import click
@@ -121,7 +120,7 @@ def matrix_command(
     grid = matrix.cells(names or matrix.DATABASES, levels or matrix.LEVELS)
     bars: list[reporting.SearchProgress] = []
 
-    def progress(cell: matrix.Cell) -> Callable[..., None]:
+    def progress(cell: matrix.Cell) -> reporting.SearchProgress:
         bars.append(reporting.SearchProgress(enabled=not no_progress))
         return bars[-1]
 

@@ -19,6 +19,7 @@ from fuzzer.db import parse as parse_db
 from fuzzer.errors import DatabaseError
 from fuzzer.execute.faults import available
 from fuzzer.findings import Finding, Reproduced, label
+from fuzzer.search.events import Listener, ignore
 from fuzzer.settings import Settings
 from fuzzer.target.contract import Target
 
@@ -102,7 +103,7 @@ def run_matrix(
     settings: Settings | None = None,
     *,
     on_cell: Callable[[CellResult], None] = lambda result: None,
-    on_event: Callable[[Cell], Callable[..., None]] | None = None,
+    on_event: Callable[[Cell], Listener] | None = None,
     **options: Any,
 ) -> list[CellResult]:
     """Search ``target`` in every cell with ``settings`` (default: ``CELL``; ``options``
@@ -130,7 +131,7 @@ def run_matrix(
                         example_db=None,
                         faults=available(parse_db(cell.database).dialect, faults),
                     ),
-                    on_event=on_event(cell) if on_event else lambda *a, **k: None,
+                    on_event=on_event(cell) if on_event else ignore,
                 )
             except DatabaseError as exc:
                 if not _unreachable(exc):
