@@ -61,6 +61,7 @@ PLANTED: dict[str, tuple[str, ...]] = {
     "recipes": ("POST /recipe/<int:recipe_id>/rate",),
     "ctf": ("POST /challenges/<int:challenge_id>/solve",),
     "tokens": ("POST /api/wallet/topup",),
+    "helpers": ("POST /items/<int:item_id>/buy",),
     "reservations": (
         "POST /events/<int:event_id>/reserve",
         "POST /reservations/<int:reservation_id>/pay",

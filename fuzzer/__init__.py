@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     )
     from fuzzer.target.contract import Endpoint, Identity, Login, Target
     from fuzzer.target.domains import paths, values_of
+    from fuzzer.target.fixtures import pytest_fixture
     from fuzzer.target.rows import fill_tables
 
 _WHERE = {
@@ -55,6 +56,7 @@ _WHERE = {
     "Identity": "fuzzer.target.contract",
     "Login": "fuzzer.target.contract",
     "Target": "fuzzer.target.contract",
+    "pytest_fixture": "fuzzer.target.fixtures",
     "paths": "fuzzer.target.domains",
     "values_of": "fuzzer.target.domains",
     "fill_tables": "fuzzer.target.rows",
@@ -78,6 +80,7 @@ __all__ = [
     "fuzz",
     "paths",
     "pinned_config",
+    "pytest_fixture",
     "replay",
     "values_of",
 ]
