@@ -53,12 +53,12 @@ def test_a_lookup_names_the_columns_it_filters_on() -> None:
         ("INSERT INTO `posts` (title) VALUES (%s)", "posts"),
         ("INSERT OR IGNORE INTO tags (name) VALUES (?)", "tags"),
         ('DELETE FROM "jobs" WHERE jobs.id = %(id)s', "jobs"),
+        ('UPDATE "my table" SET x = 1', "my table"),  # a quoted name, read whole
         # what may write more tables, or elsewhere: restore everything
         ("UPDATE a, b SET b.y=%s WHERE a.id = b.a_id", None),
         ("UPDATE a JOIN b ON a.id = b.a_id SET b.y = 1", None),
         ("DELETE FROM a USING b WHERE a.x = b.x", None),
         ("UPDATE shard2.accounts SET balance = 0", None),
-        ('UPDATE "my table" SET x = 1', None),
         ("INSERT INTO t VALUES (1); DELETE FROM u", None),
         ("CREATE TABLE t (id INT)", None),
     ],

@@ -12,7 +12,7 @@ from fuzzer.findings.explain import Explanation, _order, label
 from fuzzer.findings.finding import Finding
 from fuzzer.judge.oracle import Difference, Verdict
 from fuzzer.model import Execution, Scenario, Step
-from fuzzer.sql import Access, access
+from fuzzer.sql import Access
 
 
 @dataclass(frozen=True)
@@ -42,11 +42,8 @@ class _Context:
         self.lets = tuple((label(i), r.describe()) for i, r in enumerate(scenario.requests))
         self.events: list[_Event] = []
         for position, step in enumerate(execution.trace):
-            if step.kind == "sql":
-                self.events.append(_Event(position, step, access(step.text, step.params)))
-            elif step.kind in ("commit", "rollback"):
-                ends = Access(frozenset(), None, step.kind.upper(), None, ())
-                self.events.append(_Event(position, step, ends))
+            if step.kind in ("sql", "commit", "rollback"):
+                self.events.append(_Event(position, step, step.access))
         # request -> positions of its COMMITs that did not fail, and the last of them
         self.published: dict[int, list[int]] = {}
         for e in self.events:

@@ -11,7 +11,6 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from fuzzer.model import Execution, Gene, Request, Scenario
-from fuzzer.sql import access
 
 __all__ = ["Prerequisite", "find_prerequisites"]
 
@@ -46,7 +45,7 @@ def find_prerequisites(
             execution = execute(scenario)
             response = execution.responses[0]
             wrote = any(
-                s.kind == "sql" and s.text not in surveyed.routine and access(s.text).write
+                s.kind == "sql" and s.text not in surveyed.routine and s.access.write
                 for s in execution.trace
             )
             if wrote and response is not None and 200 <= response.status < 400:

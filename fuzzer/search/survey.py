@@ -27,7 +27,7 @@ from fuzzer.search.schedules import (
     locks,
     points_between,
 )
-from fuzzer.sql import Access, access
+from fuzzer.sql import Access, shape
 from fuzzer.target.contract import Endpoint, Target
 
 Run = Callable[[Scenario], Execution]
@@ -277,7 +277,7 @@ def _stamps(trace: Sequence[Step]) -> set[tuple[str, str]]:
         if step.kind == "sql":
             found.update(ended)  # SQL after a committed single write
             ended = []
-            seen = access(step.text, step.params)
+            seen = step.access
             if seen.write:
                 writes.append(_stamp(step, seen))
         elif step.kind in ("commit", "rollback"):
@@ -289,7 +289,7 @@ def _stamps(trace: Sequence[Step]) -> set[tuple[str, str]]:
 
 def _stamp(step: Step, seen: Access) -> tuple[str, str] | None:
     """A write that may be a stamp: an UPDATE whose WHERE names its row by a key."""
-    if seen.verb != "UPDATE" or " WHERE " not in f" {step.text.upper()} ":
+    if seen.verb != "UPDATE" or not shape(step.text).where:
         return None
     return (step.text, repr(seen.key))
 
@@ -320,12 +320,12 @@ def _other_identity(
 def rows(trace: Sequence[Step]) -> set[tuple[str, str, str]]:
     """The rows a request's writes name: (table, statement, parameters) of each write, and
     of each read of a table it writes."""
-    written = {w for s in trace if s.kind == "sql" and (w := access(s.text).write)}
+    written = {w for s in trace if s.kind == "sql" and (w := s.access.write)}
     result = set()
     for step in trace:
         if step.kind != "sql":
             continue
-        a = access(step.text)
+        a = step.access
         if a.write or set(a.reads) & written:
             result.add((a.write or ",".join(sorted(a.reads)), step.text, step.params))
     return result
@@ -358,7 +358,7 @@ class _Alone:
             if step.kind != "sql":
                 continue
             statements += 1
-            a = access(step.text)
+            a = step.access
             prefix = f"{step.database}." if step.database else ""
             reads |= {prefix + t for t in a.reads}
             if a.write:
@@ -421,7 +421,7 @@ def profile(steps: Sequence[Step]) -> Profile:
     for step in steps:
         if step.kind != "sql":
             continue
-        a = access(step.text)
+        a = step.access
         if a.write:
             written.add(a.write)
             if a.write in read:
