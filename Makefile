@@ -8,6 +8,9 @@
 # make golden — rewrite the golden texts of findings (tests/golden), then review the diff
 # make bench — the controlled search against stress, then a first try (init, then its spec)
 #              of the app-shaped targets (FIRSTTRY=--quick: microblog and demo)
+# make precision — every fixed twin of the catalog, 1000 examples on SQLite and 300 on
+#              MariaDB and PostgreSQL, two searches at once (issue 19); UNTIL=HH:MM (UTC)
+#              bounds it, ARGS= passes options to python -m bench.precision
 # TARGET=, DB=, EXAMPLES=, SEED=, DURATION=, FIRSTTRY= pass through.
 
 PYTHON ?= python3
@@ -28,7 +31,9 @@ FIRSTTRY ?= --quick
 
 SEED_FLAG := $(if $(SEED),--seed $(SEED),)
 
-.PHONY: fuzz matrix test test-all test-slow test-oldest check golden soak bench setup clean
+UNTIL ?=
+
+.PHONY: precision fuzz matrix test test-all test-slow test-oldest check golden soak bench setup clean
 
 setup: $(STAMP)
 
@@ -92,6 +97,9 @@ check: $(STAMP)
 
 clean:
 	rm -rf $(VENV) $(OLDEST) .fuzzer .pytest_cache .mypy_cache .ruff_cache reports/*/
+
+precision: $(STAMP)
+	$(BIN)/python -m bench.precision $(if $(UNTIL),--until $(UNTIL),) $(ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench $(ARGS)

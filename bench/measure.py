@@ -18,7 +18,8 @@ from fuzzer.model import Execution, Gene, Scenario
 from fuzzer.modes.session import Session
 from fuzzer.report.text import context_switches
 from fuzzer.search.engine import Search, SearchSettings, evaluate
-from fuzzer.search.survey import Survey, openings, survey
+from fuzzer.search.openings import openings
+from fuzzer.search.survey import Survey, survey
 from fuzzer.strategies import scenarios
 from fuzzer.target.contract import Target
 

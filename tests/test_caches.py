@@ -11,9 +11,10 @@ import pytest
 
 from fuzzer import api
 from fuzzer.errors import DatabaseError, InvalidTarget, TargetSetupError
-from fuzzer.execute.caches import MARKER, RedisScratch, Stores
+from fuzzer.execute.caches import Stores
 from fuzzer.execute.instrument import load_target
 from fuzzer.execute.runner import Controlled
+from fuzzer.execute.scratch import MARKER, RedisScratch
 from fuzzer.model import Gene, Request, Scenario
 from fuzzer.modes.session import Session
 from fuzzer.search.schedules import conflict_points
@@ -244,14 +245,15 @@ def test_a_claim_left_by_a_dead_fuzzer_is_taken_over_and_a_lost_claim_stops_the_
 def test_a_redis_pipeline_is_one_step_and_commands_outside_requests_pass_through() -> None:
     need_redis()
     from fuzzer.execute import gates, instrument
+    from fuzzer.execute.recording import Recording, RequestContext
 
     instrument.install()
     scratch = RedisScratch.open()
     try:
         client = scratch.client
-        with gates.Recording() as recording:
+        with Recording() as recording:
             client.set("hits:1", 0)  # outside a request: not recorded
-            gates._state.ctx = gates.RequestContext(recording, "concurrent", 0)
+            gates._state.ctx = RequestContext(recording, "concurrent", 0)
             try:
                 with client.pipeline() as pipe:
                     pipe.incr("hits:1").expire("hits:1", 60).execute()
@@ -266,9 +268,9 @@ def test_a_redis_pipeline_is_one_step_and_commands_outside_requests_pass_through
 
 
 def test_a_redis_that_is_not_up_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    from fuzzer.execute import caches
+    from fuzzer.execute import scratch
 
-    monkeypatch.setattr(caches, "REDIS_PORT", 1)  # nothing listens there
+    monkeypatch.setattr(scratch, "REDIS_PORT", 1)  # nothing listens there
     with pytest.raises(DatabaseError, match=r"Redis at 127\.0\.0\.1:1 is not reachable"):
         RedisScratch.open()
 

@@ -276,6 +276,21 @@ def test_redirects_that_write_only_a_cache_key_exercise_nothing() -> None:
         api.run("tests.fixtures.unexercised:counting", max_examples=5, report_dir=None)
 
 
+def test_a_redirect_that_reads_rows_and_writes_only_a_cache_key_exercises_nothing() -> None:
+    """The wizard reads its settings table, counts the visit in its cache and redirects:
+    rows read and a key written, no view's work. The survey's line says so (it said
+    "302; writes cache:visits"), and the run stops before the search."""
+    from fuzzer.errors import TargetSetupError
+    from fuzzer.modes.prepare import check
+
+    lines = check("tests.fixtures.unexercised:reading")
+    assert lines["POST /inc"] == (
+        "302; only redirected, writing nothing but a session or cache key (not exercised)"
+    )
+    with pytest.raises(TargetSetupError, match=r"302 → /setup/ and none wrote anything but a"):
+        api.run("tests.fixtures.unexercised:reading", max_examples=5, report_dir=None)
+
+
 # -- the pieces, fast (the default suite): each on an app of the catalog, built here ------
 
 
@@ -307,7 +322,7 @@ def test_fill_tables_makes_rows_a_login_works_with() -> None:
 
 
 def test_a_setup_wizard_is_completed_by_posting_its_form() -> None:
-    from fuzzer.init.wizard import complete_wizard
+    from fuzzer.init.setup.wizard import complete_wizard
 
     _, app = _built("ctf")
     assert app.test_client().get("/scoreboard").location.endswith("/setup")
@@ -319,10 +334,10 @@ def test_a_setup_wizard_is_completed_by_posting_its_form() -> None:
 def test_credentials_without_flask_login_are_proven_by_a_page_that_needs_them(
     tmp_path: Any,
 ) -> None:
-    from fuzzer.init.credentials import plan_credentials
     from fuzzer.init.factory import load_factory
     from fuzzer.init.plan import Plan
-    from fuzzer.init.seeding import read_all_rows, step_constants
+    from fuzzer.init.setup.credentials import plan_credentials
+    from fuzzer.init.setup.seeding import read_all_rows, step_constants
 
     url = f"sqlite:///{tmp_path}/splitbill.db"
     module, app = _built("splitbill", url)
@@ -347,7 +362,7 @@ def test_a_seed_classmethod_of_a_model_is_a_setup_candidate(tmp_path: Any) -> No
     import textwrap
 
     from fuzzer.init.factory import load_factory
-    from fuzzer.init.seeding import setup_steps
+    from fuzzer.init.setup.seeding import setup_steps
 
     code = textwrap.dedent(
         """
@@ -386,11 +401,11 @@ def test_a_path_variable_that_names_no_column_gets_one_by_probing(tmp_path: Any)
     """``/follow/<recipient>``: no table or column is named like it; the member's
     ``handle_name`` is the column whose value the follow answers 200 for and writes."""
     from fuzzer.init.factory import load_factory
+    from fuzzer.init.inputs.probing import prober
+    from fuzzer.init.inputs.values import path_source
     from fuzzer.init.plan import Plan, Route
-    from fuzzer.init.probing import prober
     from fuzzer.init.pysource import flat
-    from fuzzer.init.seeding import read_all_rows
-    from fuzzer.init.values import path_source
+    from fuzzer.init.setup.seeding import read_all_rows
     from fuzzer.target.apps import flask_command, pinned_config
     from tests.fixtures import follow_app
 

@@ -185,7 +185,7 @@ def test_init_builds_an_app_whose_factory_runs_once_per_process_and_finds_its_se
 
 def test_setup_prefers_the_seed_that_creates_users(tmp_path: Any) -> None:
     from fuzzer.init.factory import load_factory
-    from fuzzer.init.seeding import setup_steps
+    from fuzzer.init.setup.seeding import setup_steps
 
     code = textwrap.dedent(
         """
@@ -237,8 +237,8 @@ def test_setup_prefers_the_seed_that_creates_users(tmp_path: Any) -> None:
 def test_only_random_looking_columns_that_differ_between_setups_are_ignored() -> None:
     """A seed that draws random data (Faker) makes every column differ between two
     setups; the quantities and foreign keys the requests act on must stay compared."""
+    from fuzzer.init.inputs.varies import differing_columns
     from fuzzer.init.plan import Table
-    from fuzzer.init.varies import differing_columns
 
     columns = ("id", "user_id", "quantity", "password_hash")
     types = ("INTEGER", "INTEGER", "INTEGER", "VARCHAR")
@@ -250,7 +250,7 @@ def test_only_random_looking_columns_that_differ_between_setups_are_ignored() ->
 def test_json_fields_come_from_the_views_code() -> None:
     from flask import request
 
-    from fuzzer.init.bodies import json_fields
+    from fuzzer.init.inputs.viewcode import json_fields
 
     def indexed() -> Any:
         return request.get_json()["title"]
@@ -338,10 +338,10 @@ def test_json_fields_come_from_a_marshmallow_schema_the_view_loads() -> None:
     from flask import request
     from marshmallow import Schema, fields
 
-    from fuzzer.init.bodies import schema_fields
+    from fuzzer.init.inputs.values import schema_value
+    from fuzzer.init.inputs.viewcode import schema_fields
     from fuzzer.init.plan import Table
     from fuzzer.init.pysource import flat
-    from fuzzer.init.values import schema_value
 
     class TopicSchema(Schema):
         id = fields.Integer(dump_only=True)

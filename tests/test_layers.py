@@ -101,3 +101,24 @@ def test_the_layers_contract_holds() -> None:
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert re.search(r"\b[1-9][0-9]* kept, 0 broken", result.stdout), result.stdout[-3000:]
+
+
+def test_the_api_is_a_facade_above_the_modes() -> None:
+    # api.py defines nothing: it re-exports what fuzzer/modes/ does, so it can sit above
+    # the modes in the layers (which then never import it)
+    tree = ast.parse((ROOT / "fuzzer" / "api.py").read_text(encoding="utf-8"))
+    defined = [
+        node.name
+        for node in tree.body
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+    ]
+    assert defined == []
+    sources = {node.module for node in tree.body if isinstance(node, ast.ImportFrom)}
+    assert sources - {"__future__", "fuzzer.settings"}
+    assert all(
+        s in ("__future__", "fuzzer.settings") or (s or "").startswith("fuzzer.modes.")
+        for s in sources
+    ), sources
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    (contract,) = config["tool"]["importlinter"]["contracts"]
+    assert contract["layers"].index("fuzzer.api") < contract["layers"].index("fuzzer.modes")

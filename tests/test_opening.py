@@ -8,9 +8,10 @@ from fuzzer.findings import fingerprint
 from fuzzer.findings.relations import relation
 from fuzzer.model import Gene, Request, Scenario, Step
 from fuzzer.report.reporting import coverage_text
+from fuzzer.search.openings import openings
 from fuzzer.search.pairs import plan
 from fuzzer.search.schedules import resolve, surveyed_trace
-from fuzzer.search.survey import EndpointSurvey, Survey, openings, routine
+from fuzzer.search.survey import EndpointSurvey, Survey, routine
 from fuzzer.target.contract import Endpoint, Identity, Target
 
 STAMP = "UPDATE users SET last_seen=? WHERE users.id = ?"

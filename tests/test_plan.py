@@ -23,9 +23,11 @@ from hypothesis import strategies as st
 
 from fuzzer.model import Gene, Request, Scenario, Step
 from fuzzer.search import interrupt
+from fuzzer.search.likelihood import likelihood
+from fuzzer.search.openings import openings
 from fuzzer.search.pairs import _explored, _requests, plan
 from fuzzer.search.schedules import conflict_points, decisions, surveyed_trace
-from fuzzer.search.survey import EndpointSurvey, Survey, likelihood, openings
+from fuzzer.search.survey import EndpointSurvey, Survey
 from fuzzer.sql import access
 from fuzzer.target.contract import Endpoint, Identity, Target
 

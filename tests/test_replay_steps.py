@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from fuzzer.api import _first_difference
 from fuzzer.model import Step
+from fuzzer.modes.replay import _first_difference
 
 
 def sql(request: int, number: int, text: str, rowcount: int | None = None) -> Step:

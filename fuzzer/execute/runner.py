@@ -29,7 +29,8 @@ from fuzzer.db import Databases
 from fuzzer.errors import BackgroundCrash
 from fuzzer.execute import gates
 from fuzzer.execute.caches import Stores
-from fuzzer.execute.gates import HEADER, Recording
+from fuzzer.execute.gates import HEADER
+from fuzzer.execute.recording import Recording
 from fuzzer.execute.scheduler import Limits, Scheduler, Statistics
 from fuzzer.execute.server import Server
 from fuzzer.execute.watch import watch

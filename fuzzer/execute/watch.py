@@ -20,7 +20,7 @@ from typing import Any
 
 import trio
 
-from fuzzer.execute.gates import Recording
+from fuzzer.execute.recording import Recording
 from fuzzer.execute.scheduler import motion, where
 from fuzzer.model import Hang, Phase
 

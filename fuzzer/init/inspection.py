@@ -12,12 +12,12 @@ from flask import Flask
 from fuzzer.errors import FuzzerError, TargetSetupError
 from fuzzer.execute.caches import redis_clients
 from fuzzer.init.factory import Factory, load_factory
-from fuzzer.init.identities import plan_identities, steady_names, user_table
+from fuzzer.init.inputs.routes import openapi_document, routes
+from fuzzer.init.inputs.varies import differing_columns, time_columns
 from fuzzer.init.plan import Plan
-from fuzzer.init.routes import openapi_document, routes
-from fuzzer.init.seeding import Given, build_app, dispose, read_all_rows, setup_steps
-from fuzzer.init.trials import Step, choose_setup, run_setup
-from fuzzer.init.varies import differing_columns, time_columns
+from fuzzer.init.setup.identities import plan_identities, steady_names, user_table
+from fuzzer.init.setup.seeding import Given, build_app, dispose, read_all_rows, setup_steps
+from fuzzer.init.setup.trials import Step, choose_setup, run_setup
 
 
 def inspect_app(factory: Factory) -> Plan:

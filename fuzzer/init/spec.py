@@ -36,11 +36,11 @@ from typing import Any
 
 from fuzzer.errors import FuzzerError, InvalidTarget
 from fuzzer.init.factory import load_factory
+from fuzzer.init.inputs.varies import serial_differences
 from fuzzer.init.inspection import inspect_app
 from fuzzer.init.plan import Plan
 from fuzzer.init.reasons import why_left_out, writes
 from fuzzer.init.specfile import render
-from fuzzer.init.varies import serial_differences
 
 __all__ = ["Plan", "Written", "inspect_app", "write_spec"]
 
@@ -125,7 +125,7 @@ def _check(written: Written) -> dict[str, str]:
     the two serial runs go into the plan. One line per endpoint says what it did."""
     from fuzzer.execute.instrument import load_target
     from fuzzer.execute.runner import Serial
-    from fuzzer.init.prerequisites import find_prerequisites, prove_identities
+    from fuzzer.init.setup.prerequisites import find_prerequisites, prove_identities
     from fuzzer.model import Execution, Scenario
     from fuzzer.modes.session import Session
     from fuzzer.search.survey import check_reachable, survey

@@ -107,7 +107,7 @@ def run_matrix(
 ) -> list[CellResult]:
     """Search ``target`` in every cell; with ``faults`` (``--faults``), injecting those
     errors where each cell's database can raise them."""
-    from fuzzer import api
+    from fuzzer.modes.run import run
 
     results = []
     unavailable: dict[str, str] = {}
@@ -116,7 +116,7 @@ def run_matrix(
             result = CellResult(cell, "unavailable", reason=unavailable[cell.database])
         else:
             try:
-                report = api.run(
+                report = run(
                     target,
                     db=cell.database,
                     isolation=cell.isolation,

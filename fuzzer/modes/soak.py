@@ -28,7 +28,6 @@ from typing import Any
 
 from hypothesis import Phase
 
-from fuzzer.api import reference_of, resolve, searchable
 from fuzzer.db import parse as parse_db
 from fuzzer.errors import FuzzerError, InvalidOption
 from fuzzer.execute.faults import chosen as fault_kinds
@@ -37,6 +36,7 @@ from fuzzer.execute.scheduler import Limits
 from fuzzer.findings import Finding
 from fuzzer.model import Scenario
 from fuzzer.modes.campaign import LEASE, Campaign, open_campaign, store_failure, worker_name
+from fuzzer.modes.prepare import reference_of, resolve, searchable
 from fuzzer.modes.session import Session
 from fuzzer.modes.soakreport import Round, SoakReport
 from fuzzer.modes.units import Units, campaign_pairs, openings, pairs

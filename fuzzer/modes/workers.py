@@ -73,8 +73,8 @@ def soak_workers(
 ) -> Any:
     """Run ``workers`` soak processes of one campaign; return the merged SoakReport.
     ``settings`` and ``options`` as for ``soak``."""
-    from fuzzer.api import reference_of, resolve
     from fuzzer.db import parse as parse_db
+    from fuzzer.modes.prepare import reference_of, resolve
     from fuzzer.modes.soak import STATE_DIR, SoakReport, campaign_key, interrupted_summary
 
     given, options = split_settings(options)

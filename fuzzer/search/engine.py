@@ -27,23 +27,22 @@ import random
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hypothesis import Phase
 from hypothesis.strategies import SearchStrategy
 
 from fuzzer.execute.runner import Controlled, Dispatch, Free
-from fuzzer.execute.scheduler import Limits
 from fuzzer.findings import Finding, classify
-from fuzzer.judge.oracle import Oracle, Verdict
+from fuzzer.judge.oracle import Oracle
 from fuzzer.model import Execution, Scenario, Step
 from fuzzer.search import conjecture, interrupt
-from fuzzer.search.conjecture import Budget, Case, Choices, ExampleDatabase
+from fuzzer.search.conjecture import Budget, Case, Choices
 from fuzzer.search.faults import fewer_faults
+from fuzzer.search.finish import Finishing, evaluate
 from fuzzer.search.pairs import Coverage, Plan
-from fuzzer.search.schedules import Mode, from_trace, needs_trace, resolve, surveyed_trace
-from fuzzer.settings import Settings
+from fuzzer.search.records import Detection, SearchResult, SearchSettings
+from fuzzer.search.schedules import needs_trace, resolve, surveyed_trace
 
 __all__ = ["Detection", "Search", "SearchResult", "SearchSettings", "evaluate"]
 
@@ -54,130 +53,11 @@ UNSHRUNK = "not yet shrunk: written when first seen; replaced when shrinking end
 PLAN_SHARE = 75
 
 
-_RUN = Settings()  # a run's defaults, declared once (fuzzer/settings.py)
-
-
-@dataclass
-class SearchSettings:
-    """What a search needs: the search's part of a run's ``Settings`` (its defaults are
-    the Settings' own: one declaration) and the knobs only the modes set."""
-
-    max_examples: int = _RUN.max_examples
-    seed: int | None = _RUN.seed
-    time_budget: float | None = _RUN.time_budget  # seconds of searching
-    shrink_budget: float = _RUN.shrink_budget  # seconds for shrinking and confirming
-    shrink: bool = True
-    stop_at_first: bool = False  # stop generating at the first finding (benchmarks)
-    stop_kinds: frozenset[str] = frozenset()  # with stop_at_first: only findings of these kinds
-    example_db: str | None = _RUN.example_db  # a directory for Hypothesis's example database
-    example_database: ExampleDatabase | None = None  # instead of example_db (a shared store)
-    database_key: str = ""
-    # a seed normally means a repeatable run, without the example database; the soak's
-    # rotating seeds still replay and save through it
-    example_db_with_seed: bool = False
-    phases: tuple[Phase, ...] | None = None  # default: reuse, generate, shrink
-    known: frozenset[str] = frozenset()  # fingerprints already reported: neither kept nor shrunk
-    confirm: int = 3  # replays of each minimal example, to tell flaky ones
-    limits: Limits = field(default_factory=Limits)
-    schedule: Mode = _RUN.schedule  # how drawn genes become yields (fuzzer/search/schedules.py)
-    free_running: bool = False  # stress mode: no gates, real timing (no shrinking)
-
-    @classmethod
-    def of(cls, settings: Settings, **internal: Any) -> SearchSettings:
-        """The search's part of a run's ``Settings`` (budgets, seed, example database,
-        schedule, limits), with the knobs only the modes set (``database_key``,
-        ``known``, ``phases``, ...) as keywords."""
-        chosen: dict[str, Any] = {
-            "max_examples": settings.max_examples,
-            "seed": settings.seed,
-            "time_budget": settings.time_budget,
-            "shrink_budget": settings.shrink_budget,
-            "example_db": settings.example_db,
-            "schedule": settings.schedule,
-            "limits": Limits(hang_timeout=settings.hang_timeout, stuck_grace=settings.stuck_grace),
-        }
-        return cls(**{**chosen, **internal})
-
-
-@dataclass(frozen=True)
-class Detection:
-    """What it cost to see a finding for the first time."""
-
-    examples: int
-    http_requests: int
-    seconds: float
-
-
-@dataclass
-class SearchResult:
-    findings: list[Finding]
-    examples: int  # examples run while searching (before shrinking)
-    calls: int  # all executions of the test function, shrinking included
-    seconds: float
-    stop_reason: str
-    detections: dict[str, Detection]  # fingerprint -> first time seen
-    unknown: Counter[str]
-    shrink_seconds: float = 0.0
-    seed: int | None = None  # the seed of the search's random generator
-    search_seconds: float = 0.0  # the search alone (opening, reuse, generation)
-    time_budget: float | None = None
-    shrink_budget: float = 0.0
-    max_examples: int = 0
-    coverage: Coverage | None = None  # how much of the pairs' plan ran (fuzzer/search/pairs.py)
-    # minimal examples that never reproduced in their confirmations: not findings
-    unconfirmed: list[Finding] = field(default_factory=list)
-    treated: Counter[str] = field(default_factory=Counter)  # e.g. rejections under contention
-    # examples judged "fully", "partly" (modulo masks: values that vary between serial
-    # runs) and "not"; and each mask with the number of examples that needed it
-    judged: Counter[str] = field(default_factory=Counter)
-    masked: Counter[str] = field(default_factory=Counter)
-
-    @property
-    def uncovered(self) -> list[str]:
-        """What the run did not cover, one line each, for the summary to say first (and
-        ``--require-coverage`` to fail on): less than half of its examples judged, or
-        the pairs' plan not run to the end. "no race" means little after either."""
-        lines = []
-        judged = self.judged.get("fully", 0) + self.judged.get("partly", 0)
-        if self.judged and self.examples and judged * 2 < self.examples:
-            lines.append(
-                f"only {judged} of {self.examples} examples judged "
-                f"({round(100 * judged / self.examples)} %): see why below"
-            )
-        c = self.coverage
-        if c is not None and not c.complete:
-            lines.append(
-                f"the pairs' plan did not run to the end: {c.explored} of {c.pairs} endpoint "
-                f"pairs explored, {c.ran} of {c.schedules} schedules, before the search "
-                f"stopped ({self.stop_reason}); raise -n or --time-budget"
-            )
-        return lines
-
-    @property
-    def first(self) -> Detection | None:
-        if not self.detections:
-            return None
-        return min(self.detections.values(), key=lambda d: d.examples)
-
-
 class _TargetStuck(BaseException):
     """An execution left requests stuck for good: stop the search (not a test failure)."""
 
 
-def evaluate(
-    scenario: Scenario,
-    execute: Callable[[Scenario, Dispatch], Execution],
-    oracle: Oracle,
-    dispatch: Dispatch | None = None,
-) -> tuple[Execution, Verdict, list[Finding]]:
-    """Run one scenario (under control unless ``dispatch`` says otherwise), judge it, and
-    classify what it shows."""
-    execution = execute(scenario, dispatch or Controlled())
-    verdict = oracle.judge(scenario, execution)
-    return execution, verdict, classify(scenario, execution, verdict)
-
-
-class Search:
+class Search(Finishing):
     """One search over a target's scenarios."""
 
     def __init__(
@@ -593,110 +473,6 @@ class Search:
             finding = self._fewer_yields(self._fewer_requests(finding))
             finding = fewer_faults(finding, self._reproduces, self.budget.shrinking)
         return self._confirmed(finding)
-
-    def _fewer_requests(self, finding: Finding) -> Finding:
-        """Drop every request the finding does not need (latest first), then every init
-        request it does not need."""
-        scenario = finding.scenario
-        for index in reversed(range(len(scenario.requests))):
-            if len(scenario.requests) <= 1 or not self.budget.shrinking():
-                break
-            candidate = replace(
-                scenario,
-                requests=scenario.requests[:index] + scenario.requests[index + 1 :],
-                schedule=scenario.schedule[:index] + scenario.schedule[index + 1 :],
-            )
-            match = self._reproduces(candidate, finding.fingerprint)
-            if match is not None:
-                scenario, finding = candidate, match.with_(found_after=finding.found_after)
-        for index in reversed(range(len(scenario.init))):  # and every init request
-            if not self.budget.shrinking():
-                break
-            candidate = replace(scenario, init=scenario.init[:index] + scenario.init[index + 1 :])
-            match = self._reproduces(candidate, finding.fingerprint)
-            if match is not None:
-                scenario, finding = candidate, match.with_(found_after=finding.found_after)
-        return finding
-
-    def _reproduces(self, scenario: Scenario, fingerprint: str) -> Finding | None:
-        interrupt.check()
-        _, _, findings = evaluate(scenario, self.execute, self.oracle, self.controlled)
-        return next((f for f in findings if f.fingerprint == fingerprint), None)
-
-    def _confirmed(self, finding: Finding) -> Finding:
-        """Replay the minimal example ``confirm`` times. One that never reproduces is
-        unconfirmed (not a finding): it keeps what each try showed instead."""
-        n = self.settings.confirm
-        if n > 0:
-            tries = [self._try(finding) for _ in range(n)]
-            hits = tries.count("")
-            if hits < n:
-                finding = finding.with_(flaky=f"{hits}/{n}")
-            if hits == 0:
-                finding = finding.with_(extra={**finding.extra, "tries": tries})
-        return finding
-
-    def _try(self, finding: Finding) -> str:
-        """One replay of a finding's scenario: "" if it showed the finding again, else
-        what it showed instead."""
-        execution, verdict, findings = evaluate(
-            finding.scenario, self.execute, self.oracle, self.controlled
-        )
-        if any(f.fingerprint == finding.fingerprint for f in findings):
-            return ""
-        answers = ", ".join(f"{r.status}" if r is not None else "none" for r in execution.responses)
-        if execution.hang is not None:
-            shown = f"hung after {execution.hang.seconds:g} s"
-        elif verdict.status == "unknown":
-            shown = f"could not be judged: {verdict.reason.split(';')[0]}"
-        elif verdict.status == "serializable":
-            order = " → ".join(f"R{i + 1}" for i in verdict.order) or "(no request)"
-            shown = f"rows and answers matched the serial order {order}"
-        elif findings:
-            shown = "; ".join(f"{f.kind} ({' + '.join(f.endpoints)}) instead" for f in findings)
-        else:
-            shown = f"{len(verdict.differences)} difference(s), none of them this finding"
-        return f"answered {answers}; {shown}"
-
-    def _replay_under_control(self, finding: Finding) -> Finding:
-        """A free-running finding has no known schedule: derive one from the order its
-        steps were seen in, and say whether it reproduces under control (best effort)."""
-        scenario = replace(
-            finding.scenario,
-            schedule=from_trace(finding.execution.trace, len(finding.scenario.requests)),
-        )
-        n = max(self.settings.confirm, 1)
-        hits = sum(self._reproduces(scenario, finding.fingerprint) is not None for _ in range(n))
-        replay = (
-            f"reproduced {hits}/{n} under control with the schedule derived from its trace"
-            if hits
-            else "not reproducible: it did not reproduce under control with the schedule "
-            "derived from its trace (the free-running schedule is unknown)"
-        )
-        finding = finding.with_(
-            scenario=scenario, extra={**finding.extra, "mode": "stress", "replay": replay}
-        )
-        # never reproduced under control ("0/n"): unconfirmed, so no replay file or
-        # regression test is written that would say "fixed" at once
-        return finding.with_(flaky=f"{hits}/{n}") if hits < n else finding
-
-    def _fewer_yields(self, finding: Finding) -> Finding:
-        """Drop every yield the finding does not need, one at a time, latest first: the
-        schedule a report shows is then 1-minimal (no single yield can go)."""
-        fingerprint = finding.fingerprint
-        scenario = finding.scenario
-        for index in reversed(range(len(scenario.schedule))):
-            for step in reversed(scenario.schedule[index].yields):
-                if not self.budget.shrinking():
-                    return finding
-                gene = scenario.schedule[index]
-                fewer = replace(gene, yields=tuple(y for y in gene.yields if y != step))
-                schedule = (*scenario.schedule[:index], fewer, *scenario.schedule[index + 1 :])
-                candidate = replace(scenario, schedule=schedule)
-                match = self._reproduces(candidate, fingerprint)
-                if match is not None:
-                    scenario, finding = candidate, match.with_(found_after=finding.found_after)
-        return finding
 
 
 def _sort_key(choices: Choices) -> tuple[int, str]:

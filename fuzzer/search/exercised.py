@@ -55,23 +55,14 @@ def unexercised(
 def _idle(e: EndpointSurvey) -> bool:
     """Ran no SQL and passed no checkpoint: nothing the fuzzer can interleave; or only
     redirected, touching nothing but session or cache keys (issue 20)."""
-    if _keys_only(e):
+    if e.keys_only:
         return True
     return e.statements == 0 and not any(s.kind in ("checkpoint", "sleep") for s in e.trace)
 
 
 def writes_rows(e: EndpointSurvey) -> bool:
     """It wrote something other than the session or cache keys of a redirect."""
-    return bool(e.writes) and not _keys_only(e)
-
-
-def _keys_only(e: EndpointSurvey) -> bool:
-    """A redirect whose statements were all cache or Redis commands (a session or a
-    visit counter kept there): it reached no view's work."""
-    if not 300 <= e.status < 400:
-        return False
-    statements = [s.text for s in e.trace if s.kind == "sql"]
-    return bool(statements) and all(s.startswith(("cache ", "redis ")) for s in statements)
+    return bool(e.writes) and not e.keys_only
 
 
 def _answer(e: EndpointSurvey) -> str:

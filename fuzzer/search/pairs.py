@@ -9,7 +9,7 @@ of its own).
 
 The plan is data, and lazy: each pair is described by its requests and the counts of
 their conflict points (``PairPlan``), and its schedules are made only when the search
-asks for them. Pairs are ranked by ``survey.likelihood`` across all endpoints, and the
+asks for them. Pairs are ranked by ``likelihood.likelihood`` across all endpoints, and the
 search takes their schedules breadth first: every pair's first (likeliest) schedule,
 then every pair's second, and so on, so every conflicting pair gets its first
 schedules before any pair gets its last. A run says how much of it was done ("24 of 24
@@ -24,8 +24,9 @@ from dataclasses import dataclass, replace
 
 from fuzzer.model import Gene, Request, Scenario, Step
 from fuzzer.search import interrupt
+from fuzzer.search.likelihood import Profile, likely, profile
 from fuzzer.search.schedules import Footprint, decisions, footprint, points_between
-from fuzzer.search.survey import EndpointSurvey, Profile, Survey, likely, profile
+from fuzzer.search.survey import EndpointSurvey, Survey
 from fuzzer.target.contract import Target
 
 __all__ = ["DEPTH", "Coverage", "PairPlan", "Plan", "Variant", "plan"]
@@ -185,7 +186,7 @@ def _explored(lengths: Sequence[int], ran: int) -> int:
 
 def plan(result: Survey, target: Target, depth: int = DEPTH) -> Plan:
     """Every pair of writing endpoints that conflict (an endpoint with itself included),
-    likeliest first (``survey.likelihood``), with every schedule of at most ``depth``
+    likeliest first (``likelihood.likelihood``), with every schedule of at most ``depth``
     (1 or 2) context switches at conflict points, in both orders, as the same identity
     and as different identities when the target declares several. Each endpoint's
     steps are read once; the schedules are made as they are taken."""

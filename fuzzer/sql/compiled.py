@@ -82,9 +82,10 @@ def _write(compiled: Any, state: Any, statement: Any, names: _Names) -> Shape | 
     assigned: tuple[str, ...] = ()
     sets: tuple[tuple[str, Ref], ...] = ()
     if verb == "UPDATE":
-        assigned, sets = _set_clause(compiled, table, values, names)
-        if assigned is None:
+        clause = _set_clause(compiled, table, values, names)
+        if clause is None:
             return None
+        assigned, sets = clause
     return Shape(
         verb=verb,
         reads=frozenset(reads),
@@ -122,7 +123,7 @@ class _Names:
         """The parameters of a clause, in the order the compiled SQL writes them."""
         found = [r for b in _binds(clause) if (r := self.ref(b)) is not None]
         if self.positional:
-            return tuple(sorted(set(found), key=lambda r: r))  # type: ignore[arg-type, return-value]
+            return tuple(sorted(set(found), key=lambda r: r))
         text = self.compiled.string
         template = getattr(self.compiled, "bindtemplate", "%(name)s")
         spots = {r: text.find(template % {"name": r}) for r in found}
@@ -142,10 +143,11 @@ def _filters(statement: Any, names: _Names) -> tuple[tuple[str, Ref], ...]:
     clauses (its subqueries' included), in the order the SQL writes them."""
     found: list[tuple[str, Ref]] = []
     wheres = [statement.whereclause] if getattr(statement, "whereclause", None) is not None else []
-    for element in visitors.iterate(statement):
-        if element is not statement and isinstance(element, sa_sql.Select):
-            if element.whereclause is not None:
-                wheres.append(element.whereclause)
+    for node in visitors.iterate(statement):
+        element: Any = node
+        subquery = element is not statement and isinstance(element, sa_sql.Select)
+        if subquery and element.whereclause is not None:
+            wheres.append(element.whereclause)
     for where in wheres:
         for element in visitors.iterate(where):
             if (
@@ -172,14 +174,14 @@ def _order(names: _Names, ref: Ref) -> int:
 
 def _set_clause(
     compiled: Any, table: Any, values: dict[Any, Any], names: _Names
-) -> tuple[tuple[str, ...], tuple[tuple[str, Ref], ...]] | tuple[None, tuple[()]]:
+) -> tuple[tuple[str, ...], tuple[tuple[str, Ref], ...]] | None:
     """The columns an UPDATE sets, in the table's order as SQLAlchemy writes them, and the
     parameter of each whose value is one: the statement's values, the parameters it was
     compiled for (the ORM's flush), and the columns with a Python-side ``onupdate``."""
     keys = {getattr(k, "key", k) for k in values} | set(compiled.column_keys or ())
     columns = [c for c in table.columns if c.key in keys or c.onupdate is not None]
     if not columns:
-        return None, ()
+        return None
     binds = {name: bind for bind, name in names.bind_names.items()}
     sets = []
     for column in columns:

@@ -7,11 +7,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from fuzzer import compat
-from fuzzer.init import bodies
-from fuzzer.init.credentials import plan_credentials
+from fuzzer.init.inputs import viewcode
 from fuzzer.init.plan import Plan, Table
 from fuzzer.init.pysource import Call, Dict, Keyword, Node, literal
-from fuzzer.init.seeding import (
+from fuzzer.init.setup.credentials import plan_credentials
+from fuzzer.init.setup.seeding import (
     callable_without_arguments,
     step_constants,
 )
@@ -142,7 +142,7 @@ def _login_example(app: Any, manager: Any) -> Node | None:
     if rule is None:
         return None
     view = app.view_functions.get(view_name)
-    forms = bodies.forms_of(view) if view is not None else []
+    forms = viewcode.forms_of(view) if view is not None else []
     fields: list[tuple[Node, Node]] = []
     if forms:
         from wtforms.fields.core import UnboundField

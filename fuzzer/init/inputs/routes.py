@@ -10,11 +10,9 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from fuzzer.init import bodies
-from fuzzer.init.plan import Plan, Route, Table
-from fuzzer.init.probing import prober
-from fuzzer.init.pysource import Dict, literal
-from fuzzer.init.values import (
+from fuzzer.init.inputs import bodies, openapi, viewcode
+from fuzzer.init.inputs.probing import prober
+from fuzzer.init.inputs.values import (
     VARIABLE,
     choice_sources,
     form_columns,
@@ -22,6 +20,8 @@ from fuzzer.init.values import (
     schema_value,
     value_source,
 )
+from fuzzer.init.plan import Plan, Route, Table
+from fuzzer.init.pysource import Dict, literal
 
 _SKIPPED_METHODS = {"HEAD", "OPTIONS"}
 
@@ -46,7 +46,7 @@ def openapi_document(app: Any, plan: Plan) -> Mapping[str, Any] | None:
 def routes(
     app: Any, plan: Plan, rows: Mapping[str, Table], document: Mapping[str, Any] | None
 ) -> Iterator[Route]:
-    operations = bodies.openapi_operations(document) if document else {}
+    operations = openapi.openapi_operations(document) if document else {}
     login_users = plan.users
     probe = prober(app, plan, rows)
     seen: set[tuple[str, str]] = set()
@@ -64,8 +64,8 @@ def routes(
             route = Route(method, rule.rule, rule.endpoint, "")
             route.path = path_source(rule.rule, rows, route, probe)
             function = app.view_functions.get(rule.endpoint)
-            view = bodies.view_for(function, method)
-            route.view = bodies.source_file(view) if view is not None else ""
+            view = viewcode.view_for(function, method)
+            route.view = viewcode.source_file(view) if view is not None else ""
             route.login_required = any(
                 f is not None and login_required_view(f) for f in (function, view)
             )
@@ -91,14 +91,14 @@ def _plan_body(
     pattern = VARIABLE.sub("{}", route.rule)
     operation = operations.get((route.method, pattern))
     if operation is not None and document is not None:
-        found = bodies.request_schema(document, operation)
+        found = openapi.request_schema(document, operation)
         if found is not None:
             kind, schema = found
-            body = bodies.json_schema_body(document, schema)
+            body = openapi.json_schema_body(document, schema)
             route.body_kind, route.body = kind, body.node
             route.checks += ["body from the OpenAPI request schema", *body.checks]
             return
-    forms = bodies.forms_of(view) if view is not None else []
+    forms = viewcode.forms_of(view) if view is not None else []
     if forms:
         columns = form_columns(forms[0], rows)
         choices, said = choice_sources(app, forms[0], rows)
@@ -106,14 +106,14 @@ def _plan_body(
         route.body_kind, route.body = "form", body.node
         route.checks += [f"form fields from {forms[0].__name__}", *said, *body.checks]
         return
-    declared = bodies.schema_fields(view) if view is not None else None
+    declared = viewcode.schema_fields(view) if view is not None else None
     if declared:
         items = tuple((literal(f), schema_value(f, kind, rows)) for f, kind in declared.items())
         route.body_kind, route.body = "json", Dict(items)
         route.checks.append("CHECK: JSON fields from the view's marshmallow schema")
         return
-    if view is not None and bodies.view_reads_json(view):
-        fields = bodies.json_fields(view)
+    if view is not None and viewcode.view_reads_json(view):
+        fields = viewcode.json_fields(view)
         if fields:
             items = tuple((literal(f), value_source(f, rows, n)) for f, n in fields.items())
             route.body_kind, route.body = "json", Dict(items)
@@ -128,8 +128,8 @@ def signs_out(view: Any) -> bool:
     return any(
         "logout_user" in names or any("revoke" in n for n in names)
         for names in (
-            set(bodies._names(f.__code__))
-            for f in bodies._unwrapped(view)
+            set(viewcode.code_names(f.__code__))
+            for f in viewcode.unwrapped(view)
             if getattr(f, "__code__", None) is not None
         )
     )
@@ -139,8 +139,8 @@ def sends_users_away(view: Any) -> bool:
     """``if current_user.is_authenticated: return redirect(...)`` (a sign-up or login
     view): its code asks whether the user is signed in, and is not behind a login."""
     return any(
-        "is_authenticated" in bodies._names(f.__code__)
-        for f in bodies._unwrapped(view)
+        "is_authenticated" in viewcode.code_names(f.__code__)
+        for f in viewcode.unwrapped(view)
         if getattr(f, "__code__", None) is not None
     )
 
@@ -150,7 +150,7 @@ def login_required_view(view: Any) -> bool:
     lives in those packages), a decorator of the app's own that reads the
     ``Authorization`` header (a token check), or a helper of its own it calls that reads
     ``request.authorization``."""
-    functions = list(bodies._unwrapped(view))
+    functions = list(viewcode.unwrapped(view))
     for position, function in enumerate(functions):
         code = getattr(function, "__code__", None)
         if code is None:
@@ -161,7 +161,7 @@ def login_required_view(view: Any) -> bool:
         wrapper = position < len(functions) - 1
         if wrapper and "Authorization" in code.co_consts:
             return True
-    return any(_checks_credentials(f) for f in bodies.own_helpers(functions[-1]))
+    return any(_checks_credentials(f) for f in viewcode.own_helpers(functions[-1]))
 
 
 def _checks_credentials(function: Any) -> bool:

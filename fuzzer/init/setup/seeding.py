@@ -12,8 +12,8 @@ from typing import Any
 
 from fuzzer import compat
 from fuzzer.errors import FuzzerError, TargetSetupError, describe
-from fuzzer.init import bodies
 from fuzzer.init.factory import Factory, is_app
+from fuzzer.init.inputs import viewcode
 from fuzzer.init.plan import Plan, Table
 from fuzzer.init.pysource import literal
 
@@ -101,9 +101,9 @@ def setup_steps(app: Any, factory: Factory) -> list[tuple[str, str]]:
         seeds.append((rank, name, "command", name))
     called: set[str] = set()  # what the commands' code calls: no need to call it again
     for command in commands.values():
-        for inner in bodies._unwrapped(getattr(command, "callback", None)):
+        for inner in viewcode.unwrapped(getattr(command, "callback", None)):
             code = getattr(inner, "__code__", None)
-            called |= set(bodies._names(code)) if code is not None else set()
+            called |= set(viewcode.code_names(code)) if code is not None else set()
     for where, function in _seed_functions(app, factory):
         if function.__name__ not in called:
             seeds.append((_seed_rank(function.__name__, function), where, "call", where))
@@ -148,10 +148,10 @@ def _seed_rank(name: str, function: Any) -> int:
     """Lower first: what creates users (its code names a user model or a password), then
     roles, then anything else that seeds."""
     names: set[str] = set()
-    for inner in bodies._unwrapped(function) if function is not None else ():
+    for inner in viewcode.unwrapped(function) if function is not None else ():
         code = getattr(inner, "__code__", None)
         if code is not None:
-            names |= {n.lower() for n in bodies._names(code)}
+            names |= {n.lower() for n in viewcode.code_names(code)}
             names |= {str(c).lower() for c in code.co_consts if isinstance(c, str)}
     if {"user", "users", "set_password", "password", "password_hash"} & names:
         return 0
@@ -214,7 +214,7 @@ def step_constants(app: Any, steps: Sequence[tuple[str, str]]) -> list[str]:
         function = _function(name) if kind == "call" else None
         if kind == "command":
             function = getattr(commands.get(name), "callback", None)
-        for inner in bodies._unwrapped(function) if function is not None else ():
+        for inner in viewcode.unwrapped(function) if function is not None else ():
             code = getattr(inner, "__code__", None)
             for value in _strings(code) if code is not None else ():
                 if 3 <= len(value) <= 40 and " " not in value and value not in found:

@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from fuzzer.init import bodies
+from fuzzer.init.inputs import bodies
 from fuzzer.init.plan import Route, Table
 from fuzzer.init.pysource import Call, Keyword, Node, literal
 

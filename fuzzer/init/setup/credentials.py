@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from fuzzer.init import bodies
+from fuzzer.init.inputs import viewcode
 from fuzzer.init.plan import Plan, Table
 from fuzzer.init.pysource import literal
 from fuzzer.target.rows import PASSWORD
@@ -191,13 +191,13 @@ def _login_fields(view: Any) -> tuple[str, str] | None:
     """The form fields of a login view that take the key and the secret: its WTForms
     form's, else the names its code reads (``request.form.get("id")``)."""
     names: list[str] = []
-    forms = bodies.forms_of(view) if view is not None else []
+    forms = viewcode.forms_of(view) if view is not None else []
     if forms:
         from wtforms.fields.core import UnboundField
 
         names = [n for n, v in vars(forms[0]).items() if isinstance(v, UnboundField)]
     else:
-        for function in bodies._unwrapped(view):
+        for function in viewcode.unwrapped(view):
             code = getattr(function, "__code__", None)
             if code is not None:
                 names += [c for c in code.co_consts if isinstance(c, str)]

@@ -18,8 +18,8 @@ from typing import Any
 from fuzzer import compat
 from fuzzer.errors import FuzzerError, describe
 from fuzzer.init.plan import Plan, Table
-from fuzzer.init.seeding import dispose, read_all_rows, run_step
-from fuzzer.init.wizard import complete_wizard
+from fuzzer.init.setup.seeding import dispose, read_all_rows, run_step
+from fuzzer.init.setup.wizard import complete_wizard
 
 __all__ = ["Trial", "choose_setup", "run_setup"]
 

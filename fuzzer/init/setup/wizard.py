@@ -12,7 +12,7 @@ from collections import Counter
 from typing import Any
 from urllib.parse import urlsplit
 
-from fuzzer.init import bodies
+from fuzzer.init.inputs import viewcode
 from fuzzer.target.rows import PASSWORD
 
 __all__ = ["complete_wizard"]
@@ -61,11 +61,11 @@ def _form_values(app: Any, path: str) -> dict[str, Any]:
     with contextlib.suppress(Exception):
         endpoint, _ = adapter.match(path, method="POST")
         view = app.view_functions.get(endpoint)
-        forms = bodies.forms_of(view) if view is not None else []
+        forms = viewcode.forms_of(view) if view is not None else []
         if forms:
             return _from_form(app, forms[0])
         names: list[str] = []
-        for function in bodies._unwrapped(view):
+        for function in viewcode.unwrapped(view):
             code = getattr(function, "__code__", None)
             if code is not None:
                 names += [c for c in code.co_consts if isinstance(c, str) and c.isidentifier()]

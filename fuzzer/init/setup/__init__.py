@@ -1,0 +1,4 @@
+"""Setting the app up for a first try.
+
+Seed candidates tried, wizards completed, identities made and proven.
+"""

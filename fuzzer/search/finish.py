@@ -1,0 +1,145 @@
+"""After the search: a finding's minimal example made smaller still (fewer requests,
+fewer yields) and confirmed by replays, or, from the stress mode, replayed under control."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+from fuzzer.execute.runner import Controlled, Dispatch
+from fuzzer.findings import Finding, classify
+from fuzzer.judge.oracle import Oracle, Verdict
+from fuzzer.model import Execution, Scenario
+from fuzzer.search import interrupt
+from fuzzer.search.conjecture import Budget
+from fuzzer.search.records import SearchSettings
+from fuzzer.search.schedules import from_trace
+
+__all__ = ["Finishing", "evaluate"]
+
+
+def evaluate(
+    scenario: Scenario,
+    execute: Callable[[Scenario, Dispatch], Execution],
+    oracle: Oracle,
+    dispatch: Dispatch | None = None,
+) -> tuple[Execution, Verdict, list[Finding]]:
+    """Run one scenario (under control unless ``dispatch`` says otherwise), judge it, and
+    classify what it shows."""
+    execution = execute(scenario, dispatch or Controlled())
+    verdict = oracle.judge(scenario, execution)
+    return execution, verdict, classify(scenario, execution, verdict)
+
+
+class Finishing:
+    """The search's last steps on each finding (a part of ``engine.Search``)."""
+
+    budget: Budget
+    settings: SearchSettings
+    execute: Callable[[Scenario, Dispatch], Execution]
+    oracle: Oracle
+    controlled: Controlled
+
+    def _fewer_requests(self, finding: Finding) -> Finding:
+        """Drop every request the finding does not need (latest first), then every init
+        request it does not need."""
+        scenario = finding.scenario
+        for index in reversed(range(len(scenario.requests))):
+            if len(scenario.requests) <= 1 or not self.budget.shrinking():
+                break
+            candidate = replace(
+                scenario,
+                requests=scenario.requests[:index] + scenario.requests[index + 1 :],
+                schedule=scenario.schedule[:index] + scenario.schedule[index + 1 :],
+            )
+            match = self._reproduces(candidate, finding.fingerprint)
+            if match is not None:
+                scenario, finding = candidate, match.with_(found_after=finding.found_after)
+        for index in reversed(range(len(scenario.init))):  # and every init request
+            if not self.budget.shrinking():
+                break
+            candidate = replace(scenario, init=scenario.init[:index] + scenario.init[index + 1 :])
+            match = self._reproduces(candidate, finding.fingerprint)
+            if match is not None:
+                scenario, finding = candidate, match.with_(found_after=finding.found_after)
+        return finding
+
+    def _reproduces(self, scenario: Scenario, fingerprint: str) -> Finding | None:
+        interrupt.check()
+        _, _, findings = evaluate(scenario, self.execute, self.oracle, self.controlled)
+        return next((f for f in findings if f.fingerprint == fingerprint), None)
+
+    def _confirmed(self, finding: Finding) -> Finding:
+        """Replay the minimal example ``confirm`` times. One that never reproduces is
+        unconfirmed (not a finding): it keeps what each try showed instead."""
+        n = self.settings.confirm
+        if n > 0:
+            tries = [self._try(finding) for _ in range(n)]
+            hits = tries.count("")
+            if hits < n:
+                finding = finding.with_(flaky=f"{hits}/{n}")
+            if hits == 0:
+                finding = finding.with_(extra={**finding.extra, "tries": tries})
+        return finding
+
+    def _try(self, finding: Finding) -> str:
+        """One replay of a finding's scenario: "" if it showed the finding again, else
+        what it showed instead."""
+        execution, verdict, findings = evaluate(
+            finding.scenario, self.execute, self.oracle, self.controlled
+        )
+        if any(f.fingerprint == finding.fingerprint for f in findings):
+            return ""
+        answers = ", ".join(f"{r.status}" if r is not None else "none" for r in execution.responses)
+        if execution.hang is not None:
+            shown = f"hung after {execution.hang.seconds:g} s"
+        elif verdict.status == "unknown":
+            shown = f"could not be judged: {verdict.reason.split(';')[0]}"
+        elif verdict.status == "serializable":
+            order = " → ".join(f"R{i + 1}" for i in verdict.order) or "(no request)"
+            shown = f"rows and answers matched the serial order {order}"
+        elif findings:
+            shown = "; ".join(f"{f.kind} ({' + '.join(f.endpoints)}) instead" for f in findings)
+        else:
+            shown = f"{len(verdict.differences)} difference(s), none of them this finding"
+        return f"answered {answers}; {shown}"
+
+    def _replay_under_control(self, finding: Finding) -> Finding:
+        """A free-running finding has no known schedule: derive one from the order its
+        steps were seen in, and say whether it reproduces under control (best effort)."""
+        scenario = replace(
+            finding.scenario,
+            schedule=from_trace(finding.execution.trace, len(finding.scenario.requests)),
+        )
+        n = max(self.settings.confirm, 1)
+        hits = sum(self._reproduces(scenario, finding.fingerprint) is not None for _ in range(n))
+        replay = (
+            f"reproduced {hits}/{n} under control with the schedule derived from its trace"
+            if hits
+            else "not reproducible: it did not reproduce under control with the schedule "
+            "derived from its trace (the free-running schedule is unknown)"
+        )
+        finding = finding.with_(
+            scenario=scenario, extra={**finding.extra, "mode": "stress", "replay": replay}
+        )
+        # never reproduced under control ("0/n"): unconfirmed, so no replay file or
+        # regression test is written that would say "fixed" at once
+        return finding.with_(flaky=f"{hits}/{n}") if hits < n else finding
+
+    def _fewer_yields(self, finding: Finding) -> Finding:
+        """Drop every yield the finding does not need, one at a time, latest first: the
+        schedule a report shows is then 1-minimal (no single yield can go)."""
+        fingerprint = finding.fingerprint
+        scenario = finding.scenario
+        for index in reversed(range(len(scenario.schedule))):
+            for step in reversed(scenario.schedule[index].yields):
+                if not self.budget.shrinking():
+                    return finding
+                gene = scenario.schedule[index]
+                fewer = replace(gene, yields=tuple(y for y in gene.yields if y != step))
+                schedule = (*scenario.schedule[:index], fewer, *scenario.schedule[index + 1 :])
+                candidate = replace(scenario, schedule=schedule)
+                match = self._reproduces(candidate, fingerprint)
+                if match is not None:
+                    scenario, finding = candidate, match.with_(found_after=finding.found_after)
+        return finding
