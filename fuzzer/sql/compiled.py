@@ -34,10 +34,19 @@ def shape(context: Any) -> Shape | None:
     except KeyError:
         pass
     except TypeError:  # not weakly referenceable: read it each time
-        return _read(compiled)
-    found = _read(compiled)
+        return _reading(compiled)
+    found = _reading(compiled)
     _shapes[compiled] = found
     return found
+
+
+def _reading(compiled: Any) -> Shape | None:
+    """``_read``, and None (the text's parser reads it) for a statement of a form this
+    does not know: the app's statement runs whatever this makes of it."""
+    try:
+        return _read(compiled)
+    except Exception:
+        return None
 
 
 def _read(compiled: Any) -> Shape | None:
@@ -46,7 +55,9 @@ def _read(compiled: Any) -> Shape | None:
     ):
         return None  # the SQL run is not the SQL compiled: the text says which
     state = getattr(compiled, "compile_state", None)
-    statement = getattr(state, "statement", None) or getattr(compiled, "statement", None)
+    statement = getattr(state, "statement", None)
+    if statement is None:
+        statement = getattr(compiled, "statement", None)
     if statement is None:
         return None
     names = _Names(compiled)
