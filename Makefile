@@ -104,3 +104,4 @@ precision: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench $(ARGS)
 	$(BIN)/python -m bench.firsttry $(FIRSTTRY)
+	$(BIN)/python -m bench.sqlread
