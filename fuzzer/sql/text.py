@@ -130,6 +130,7 @@ def shape(statement: str) -> Shape:
             if isinstance(e, exp.EQ) and (ref := _ref(e.expression, refs)) is not None
         )
     where = dml.args.get("where")
+    where = where if isinstance(where, exp.Expression) else None  # older releases: False
     return Shape(
         verb=verb,
         reads=_reads(tree, [target] if target is not None and _target_written(dml) else []),
