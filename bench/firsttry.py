@@ -60,6 +60,12 @@ PLANTED: dict[str, tuple[str, ...]] = {
     "cart": ("POST /api/checkout",),
     "recipes": ("POST /recipe/<int:recipe_id>/rate",),
     "ctf": ("POST /challenges/<int:challenge_id>/solve",),
+    "tokens": ("POST /api/wallet/topup",),
+    "helpers": ("POST /items/<int:item_id>/buy",),
+    "reservations": (
+        "POST /events/<int:event_id>/reserve",
+        "POST /reservations/<int:reservation_id>/pay",
+    ),
     "tickets": ("POST /events/<int:event_id>/buy", "POST /events/<int:event_id>/waitlist"),
 }
 #: The factory of an app whose package does not export it at the top.

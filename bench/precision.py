@@ -1,5 +1,6 @@
 """python -m bench.precision [--db sqlite,mariadb,postgres] [--examples sqlite=1000,...]
 [--targets profile,wiki] [--jobs 2] [--until 10:15] [--seed 1] [--out reports]
+[--args "--faults"]
 
 Issue 19's precision measurement: every fixed twin of the catalog (``tests/catalog.py``)
 on every database, N examples each (default 1,000 on SQLite, 300 on MariaDB and
@@ -21,6 +22,7 @@ import argparse
 import datetime
 import json
 import os
+import shlex
 import subprocess
 import sys
 import threading
@@ -75,7 +77,9 @@ def until(text: str | None) -> float | None:
     return end.timestamp()
 
 
-def run_cell(cell: Cell, out: Path, seed: int, end: float | None) -> Cell:
+def run_cell(
+    cell: Cell, out: Path, seed: int, end: float | None, extra: list[str] | None = None
+) -> Cell:
     budget = None if end is None else end - time.time()
     if budget is not None and budget < 30:
         cell.stop = "not run (out of time)"
@@ -90,6 +94,7 @@ def run_cell(cell: Cell, out: Path, seed: int, end: float | None) -> Cell:
     command += ["--summary-file", str(summary), "--report-dir", str(directory / "reports")]
     if budget is not None:
         command += ["--time-budget", f"{budget:.0f}"]
+    command += extra or []
     started = time.monotonic()
     with open(directory / "output.txt", "w", encoding="utf-8") as output:
         done = subprocess.run(command, stdout=output, stderr=subprocess.STDOUT, check=False)
@@ -104,6 +109,9 @@ def run_cell(cell: Cell, out: Path, seed: int, end: float | None) -> Cell:
 
 
 def read(cell: Cell, summary: dict[str, Any]) -> None:
+    if "error" in summary:  # the command stopped before searching
+        cell.stop, cell.error = "error", summary["error"]
+        return
     search = summary.get("search") or {}
     judged = summary.get("judged") or {}
     cell.examples = search.get("examples", 0)
@@ -125,7 +133,7 @@ def table(cells: list[Cell]) -> Table:
     for c in cells:
         found = ", ".join(c.findings) if c.findings else "0"
         ran = f"{c.examples}/{c.asked}" if c.exit_code is not None else "—"
-        style = "red" if c.findings or c.stop == "crashed" else None
+        style = "red" if failed(c) else None
         grid.add_row(
             c.target,
             c.db,
@@ -160,6 +168,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--until", default=None, help="UTC HH:MM: start nothing after it")
     parser.add_argument("--out", default="reports")
+    parser.add_argument("--args", default="", help="more options of fuzzer run, e.g. --faults")
     args = parser.parse_args()
     counts = examples_per_db(args.examples)
     names = [n for n in args.targets.split(",") if n] or catalog()
@@ -175,7 +184,7 @@ def main() -> None:
     end = until(args.until)
 
     def one(cell: Cell) -> Cell:
-        run_cell(cell, out, args.seed, end)
+        run_cell(cell, out, args.seed, end, shlex.split(args.args))
         found = ", ".join(cell.findings) or "no finding"
         console.print(
             f"{cell.target} on {cell.db}: {cell.examples} examples, {found}, "
@@ -188,7 +197,11 @@ def main() -> None:
         list(pool.map(one, cells))
     write(out, cells)
     Console(width=max(Console().width, 140)).print(table(cells))
-    sys.exit(1 if any(c.findings or c.stop == "crashed" for c in cells) else 0)
+    sys.exit(1 if any(failed(c) for c in cells) else 0)
+
+
+def failed(cell: Cell) -> bool:
+    return bool(cell.findings) or cell.stop in ("crashed", "error")
 
 
 def write(out: Path, cells: list[Cell]) -> None:

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from fuzzer.errors import FuzzerError
-from fuzzer.modes.campaign import Campaign, LocalCampaign, RedisCampaign, open_campaign
+from fuzzer.modes.campaign import Campaign, LocalCampaign
+from fuzzer.modes.sharedstore import RedisCampaign, open_campaign
 
 KEY = "targets.profile:buggy|sqlite|conflict"
 

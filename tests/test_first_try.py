@@ -31,6 +31,7 @@ class Shape:
     setup: str  # what init's setup runs, as the CLI says it
     identities: int  # how many the spec declares
     left_out: tuple[tuple[str, str], ...] = ()  # endpoints the spec leaves out, and why
+    says: tuple[str, ...] = ()  # what the spec's source holds
 
     def __str__(self) -> str:
         return self.name
@@ -107,8 +108,45 @@ SHAPES = [
                 frozenset({"duplicate-insert", "lost-update", "limit-overrun"}),
             ),
         ),
-        "create_all, request /setup",
-        2,
+        "create_all, request /setup, fill player",
+        3,
+    ),
+    # no Flask-Login: an API token from the app's token endpoint (HTTP Basic in, Bearer out)
+    Shape(
+        "tokens",
+        (("POST /api/wallet/topup", frozenset({"lost-update"})),),
+        "create_all, command seed",
+        3,
+        (("POST /api/tokens", "turned away: 401 as ann"),),
+    ),
+    # a payment that needs a reservation, made in setup on the event with seats to
+    # spare: the one-seat event stays free for the oversell
+    Shape(
+        "reservations",
+        (
+            ("POST /events/<int:event_id>/reserve", frozenset({"limit-overrun", "lost-update"})),
+            (
+                "POST /reservations/<int:reservation_id>/pay",
+                frozenset({"lost-update", "stale-read", "write-skew"}),
+            ),
+        ),
+        "create_all, command seed",
+        3,
+        (),
+        (
+            'app_request(app, "POST", "/events/2/reserve", as_="bob", identities=IDENTITIES)',
+            "<reservation_id>: the values of reservation.id after setup (2 now)",
+        ),
+    ),
+    # no seed: the test suite's own fixtures and factories make the users and items
+    Shape(
+        "helpers",
+        (("POST /items/<int:item_id>/buy", frozenset({"limit-overrun", "lost-update"})),),
+        "create_all, fixture targets.helpers.tests.conftest:item, "
+        "fixture targets.helpers.tests.conftest:users",
+        3,
+        (),
+        ('pytest_fixture(app, "targets.helpers.tests.conftest:users")',),
     ),
     # a Faker seed: random names in every setup, the same spec every time
     Shape(
@@ -165,6 +203,8 @@ def test_inits_spec_unedited_finds_the_planted_race(shape: Shape, tmp_path: Any)
     source = " ".join(line.strip("# ") for line in Path(written.path).read_text().splitlines())
     for endpoint, why in shape.left_out:  # in the spec, and in the plan the CLI prints
         assert plan.left_out[endpoint] == why and f"{endpoint}: {why}" in source
+    for text in shape.says:
+        assert text in Path(written.path).read_text(), text
     kept = [f"{r.method} {r.rule}" for r in plan.routes if plan.kept(r)]
     assert {endpoint for endpoint, _ in shape.races} <= set(kept)
     report = search(target, 300, stop=len(shape.races) == 1)

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 
 from fuzzer.cli.commands import main
 from fuzzer.errors import FuzzerError
-from fuzzer.modes.campaign import check_shared, open_campaign
+from fuzzer.modes.sharedstore import check_shared, open_campaign
 from fuzzer.modes.workers import WORKER_MIB, crowding
 
 
@@ -429,7 +429,7 @@ def test_a_damaged_shared_store_is_kept_aside_and_stops_the_soak(
     my_redis: Any, redis_db: str, damage: Any, problem: str
 ) -> None:
     from fuzzer.errors import StoreError
-    from fuzzer.modes.campaign import RedisCampaign
+    from fuzzer.modes.sharedstore import RedisCampaign
 
     campaign = RedisCampaign(redis_db, KEY)
     damage(my_redis, campaign._k)

@@ -367,3 +367,21 @@ def test_json_fields_come_from_a_marshmallow_schema_the_view_loads() -> None:
     assert flat(schema_value("title", "str", rows)) == (
         'st.one_of(st.just("alpha"), values_of("topic.title", limit=1))'
     )
+
+
+@pytest.mark.slow  # init builds the app in three processes
+def test_a_check_that_fails_leaves_the_spec_written_with_exit_0_and_says_what_failed(
+    cli: Any, tmp_path: Any
+) -> None:
+    """Every sign-up of this app calls a Redis server the fuzzer does not own: init's
+    check stops. The spec stays (the starting point to edit), its first comment and a
+    warning say what failed, and init exits 0; `fuzzer run` then stops the same way."""
+    init = cli("init", "tests.fixtures.limited:create_app", "-o", "fuzz_limited.py", cwd=tmp_path)
+    assert init.returncode == 0, init.stdout + init.stderr
+    assert "warning: fuzzer init's check of the spec failed:" in init.stderr
+    assert "Redis client for 127.0.0.1:6379/3" in init.stderr
+    source = (tmp_path / "fuzz_limited.py").read_text(encoding="utf-8")
+    assert "# CHECK FIRST: fuzzer init's check of this spec failed:" in source
+    assert "It runs as written" not in source
+    run = cli("run", "fuzz_limited:target", "-n", "5", "--report-dir", "r", cwd=tmp_path)
+    assert run.returncode == 2 and "Redis client for 127.0.0.1:6379/3" in run.stderr

@@ -77,3 +77,31 @@ def test_an_error_is_a_summary_too(here: Path) -> None:
     document = json.loads(ran.stdout)
     assert document["exit_code"] == 2 and document["error"].startswith("Cannot import module")
     assert json.loads((here / "s.json").read_text(encoding="utf-8")) == document
+
+
+def test_stress_as_json_has_the_runs_schema(tmp_path: Path) -> None:
+    ran = cli(
+        "stress",
+        "targets.profile:fixed",
+        "--max-batches",
+        "6",
+        "--seed",
+        "2",
+        "--db",
+        "sqlite",
+        "--report-dir",
+        str(tmp_path / "reports"),
+        "--format",
+        "json",
+        "--summary-file",
+        str(tmp_path / "s.json"),
+    )
+    assert ran.exit_code in (0, 2), ran.stderr  # 2: every batch unjudged (a loaded machine)
+    document = json.loads(ran.stdout)  # stdout holds the JSON and nothing else
+    assert json.loads((tmp_path / "s.json").read_text(encoding="utf-8")) == document
+    assert (document["schema"], document["version"]) == (SCHEMA, VERSION)
+    assert (document["command"], document["target"]) == ("stress", "targets.profile:fixed")
+    assert document["exit_code"] == ran.exit_code and document["findings"] == []
+    assert document["search"]["examples"] == 6 and document["search"]["seed"] == 2
+    assert sum(document["judged"].values()) == 6
+    assert document["database"]["dialect"] == "sqlite"

@@ -59,6 +59,7 @@ class Plan:
     prerequisites: list[tuple[str, Any]] = field(default_factory=list)
     left_out: dict[str, str] = field(default_factory=dict)  # endpoint -> why, after the check
     proofs: list[str] = field(default_factory=list)  # how each signed-in identity was proven
+    check_failed: str = ""  # what stopped fuzzer init's check of the spec
 
     def kept(self, route: Route) -> bool:
         """A route the spec sends: every one with ``all_endpoints``; else those that

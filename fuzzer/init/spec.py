@@ -28,7 +28,9 @@ and specfile.py writes the plan out as Python; this module writes and checks it.
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -55,6 +57,7 @@ class Written:
     module: str  # what `fuzzer run` loads: module:target
     plan: Plan
     survey: Mapping[str, str] = field(default_factory=dict)  # endpoint -> what it did
+    failed: str = ""  # what stopped the check: the spec is written unchecked
 
 
 def write_spec(
@@ -88,10 +91,15 @@ def write_spec(
         return Written(path, module, plan)
     plan.all_endpoints = True  # the check sends every endpoint, then the spec keeps some
     _write(path, render(plan, module))
-    lines = _check(Written(path, module, plan))
+    try:
+        lines = _check(Written(path, module, plan))
+    except FuzzerError as exc:  # the spec stays, unchecked, as the starting point
+        plan.check_failed = str(exc)
+        _write(path, render(plan, module))
+        return Written(path, module, plan, failed=str(exc))
     if plan.prerequisites:  # setup now makes the rows those endpoints act on: again
         _write(path, render(plan, module))
-        lines = _check(Written(path, module, plan))
+        lines = _check_again(Written(path, module, plan), lines)
     plan.all_endpoints = all_endpoints
     for route in plan.routes:
         if route.signs_out:
@@ -108,6 +116,28 @@ def write_spec(
         )
     _write(path, render(plan, module))
     return Written(path, module, plan, lines)
+
+
+def _check_again(written: Written, before: dict[str, str]) -> dict[str, str]:
+    """The check once more, with the prerequisite requests in setup; when that fails
+    (a request setup sends is refused), the spec goes without them, as first checked."""
+    plan = written.plan
+    saved = {name: copy.deepcopy(getattr(plan, name)) for name in _CHECKED}
+    try:
+        return _check(written)
+    except FuzzerError as exc:
+        dropped = ", ".join(sorted({request.endpoint for _, request in plan.prerequisites}))
+        plan.prerequisites = []
+        for name, value in saved.items():  # what the first check learnt
+            setattr(plan, name, value)
+        plan.setup_notes.append(
+            f"fuzzer init left out the setup requests of {dropped}: with them, its check "
+            f"failed ({exc})"
+        )
+        return before
+
+
+_CHECKED = ("proofs", "ignore_columns", "ignore_fields", "writers", "left_out")
 
 
 def _write(path: str, source: str) -> None:
@@ -128,7 +158,7 @@ def _check(written: Written) -> dict[str, str]:
     from fuzzer.init.setup.prerequisites import find_prerequisites, prove_identities
     from fuzzer.model import Execution, Scenario
     from fuzzer.modes.session import Session
-    from fuzzer.search.survey import check_reachable, survey
+    from fuzzer.search.survey import check_reachable, sample_requests, survey
     from fuzzer.search.survey import describe as describe_survey
 
     directory = os.path.dirname(os.path.abspath(written.path))
@@ -158,12 +188,19 @@ def _check(written: Written) -> dict[str, str]:
         if writers:
             survey(replace(target, endpoints=writers), recorded(runs[1]))
         if not written.plan.prerequisites:
-            found = find_prerequisites(surveyed, recorded({}))
+            endpoints = {e.name: e for e in target.endpoints}
+            names = [i.name for i in target.identities]
+
+            def candidates(name: str) -> list[Any]:
+                return sample_requests(endpoints[name], names, 6) if name in endpoints else []
+
+            found = find_prerequisites(surveyed, recorded({}), candidates, written.plan.users)
             written.plan.prerequisites = [(p.endpoint, p.request) for p in found]
         plan = written.plan
         guarded = {f"{r.method} {r.rule}" for r in plan.routes if r.login_required}
         plan.proofs = prove_identities(surveyed, plan.users, guarded, recorded({}))
         columns = {name: info for name, info in s.databases.tables.items()}
+        _recount(written.plan, columns, s.databases.initial)
         serial_differences(written.plan, runs, columns)
         written.plan.writers = _writing_endpoints(surveyed)
         written.plan.left_out = {
@@ -172,6 +209,26 @@ def _check(written: Written) -> dict[str, str]:
         return dict(describe_survey(surveyed))
 
     return Session(target).run(work)
+
+
+_NOW = re.compile(r"the values of (\S+)\.(\w+) after setup \((\d+) now\)")
+
+
+def _recount(plan: Plan, columns: Mapping[str, Any], initial: Mapping[str, Any]) -> None:
+    """The comments that count a column's values after setup, counted again on the rows
+    the spec's setup leaves (its setup requests make rows the app's seed did not)."""
+
+    def now(match: re.Match[str]) -> str:
+        table, column = match.group(1), match.group(2)
+        info, rows = columns.get(table), initial.get(table)
+        if info is None or rows is None or column not in info.columns:
+            return match.group(0)
+        position = info.columns.index(column)
+        present = len({row[position] for row in rows})
+        return f"the values of {table}.{column} after setup ({present} now)"
+
+    for route in plan.routes:
+        route.variables = [_NOW.sub(now, line) for line in route.variables]
 
 
 def _writing_endpoints(surveyed: Any) -> frozenset[str]:

@@ -38,6 +38,14 @@ class _Lines(list[str]):
 def render(plan: Plan, module: str) -> str:
     """The spec as a Python module; ``module`` is the name it is loaded by."""
     body = _Lines(["", ""])
+    if plan.check_failed:
+        body.comment(
+            f"CHECK FIRST: fuzzer init's check of this spec failed: {plan.check_failed}. "
+            "It is written unchecked (every endpoint kept) as a starting point; "
+            "`fuzzer run` stops the same way until that is fixed here or in the app."
+        )
+        body.out("")
+        body.out("")
     _app(plan, body)
     _setup(plan, body)
     _identities(plan, body)
@@ -76,7 +84,11 @@ def _setup(plan: Plan, body: _Lines) -> None:
         if kind == "create_all":
             out(f"    {compat.create_all_source()}")
         elif kind == "call":
-            out(f"    {name.partition(':')[2]}()  # the app's own seed function")
+            out(f"    {name.partition(':')[2]}()  # the app's own function")
+        elif kind == "fixture":
+            out(f"    pytest_fixture(app, {literal(name)})  # the app's own test fixture")
+        elif kind == "fill" and name:
+            out(f"    fill_tables(app, tables=[{literal(name)}])  # a second user, from the model")
         elif kind == "fill":
             out("    fill_tables(app)  # rows made from the models: user1, user2, …")
         elif kind == "request":
@@ -260,9 +272,11 @@ def _header(plan: Plan, module: str, body: list[str]) -> str:
         "Login",
         "Target",
         "basic_auth",
+        "bearer_token",
         "fill_tables",
         "flask_command",
         "flask_login_session",
+        "pytest_fixture",
     )
     used = [
         n
@@ -284,7 +298,9 @@ def _header(plan: Plan, module: str, body: list[str]) -> str:
         "",
         f"Run it:  fuzzer run {module}:target",
         "",
-        "It runs as written. Then make it yours: lines marked CHECK are guesses, PLACEHOLDER",
+        *(["fuzzer init's check of it failed: see CHECK FIRST below."] * bool(plan.check_failed)),
+        ("Make it yours" if plan.check_failed else "It runs as written. Then make it yours")
+        + ": lines marked CHECK are guesses, PLACEHOLDER",
         "marks what fuzzer init could not know. Small domains find races: two requests only",
         "race when they name the same row, so keep the lists of ids and names short.",
         '"""',

@@ -18,10 +18,13 @@ from typing import Any
 from fuzzer.db import parse as parse_db
 from fuzzer.errors import DatabaseError
 from fuzzer.execute.faults import available
-from fuzzer.findings import Finding, label
+from fuzzer.findings import Finding, Reproduced, label
+from fuzzer.settings import Settings
 from fuzzer.target.contract import Target
 
 DATABASES = ("sqlite", "mariadb", "postgres")
+#: a cell's settings unless told otherwise: a smaller budget than a run's, nothing written
+CELL = Settings(max_examples=100, shrink_budget=30.0)
 LEVELS = ("read-uncommitted", "read-committed", "repeatable-read", "serializable")
 
 
@@ -51,7 +54,7 @@ class CellResult:
     timeouts: int = 0
     db_blocks: int = 0
     python_blocks: int = 0
-    reproduced: str = ""  # replays: "k/N" of the recorded finding
+    reproduced: Reproduced | None = None  # replays: how often the recorded finding showed
     reason: str = ""  # why a cell is unavailable
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -96,18 +99,20 @@ def expectation_key(database: dict[str, Any]) -> tuple[str, str]:
 def run_matrix(
     target: Target,
     grid: Sequence[Cell],
+    settings: Settings | None = None,
     *,
-    max_examples: int = 100,
-    seed: int | None = None,
-    hang_timeout: float = 3.0,
-    shrink_budget: float = 30.0,
     on_cell: Callable[[CellResult], None] = lambda result: None,
     on_event: Callable[[Cell], Callable[..., None]] | None = None,
-    faults: Sequence[str] = (),
+    **options: Any,
 ) -> list[CellResult]:
-    """Search ``target`` in every cell; with ``faults`` (``--faults``), injecting those
-    errors where each cell's database can raise them."""
+    """Search ``target`` in every cell with ``settings`` (default: ``CELL``; ``options``
+    are its fields as keywords, applied over it), each cell on its own database and
+    level, writing nothing; with ``settings.faults`` (``--faults``), injecting those errors
+    where each cell's database can raise them."""
     from fuzzer.modes.run import run
+
+    settings = Settings.of(settings or CELL, **options)
+    faults = settings.faults
 
     results = []
     unavailable: dict[str, str] = {}
@@ -118,16 +123,14 @@ def run_matrix(
             try:
                 report = run(
                     target,
-                    db=cell.database,
-                    isolation=cell.isolation,
-                    max_examples=max_examples,
-                    seed=seed,
-                    shrink_budget=shrink_budget,
-                    hang_timeout=hang_timeout,
-                    report_dir=None,
-                    example_db=None,
+                    settings.replace(
+                        db=cell.database,
+                        isolation=cell.isolation,
+                        report_dir=None,
+                        example_db=None,
+                        faults=available(parse_db(cell.database).dialect, faults),
+                    ),
                     on_event=on_event(cell) if on_event else lambda *a, **k: None,
-                    faults=available(parse_db(cell.database).dialect, faults),
                 )
             except DatabaseError as exc:
                 if not _unreachable(exc):
@@ -159,17 +162,18 @@ def run_matrix(
 def replay_matrix(
     path: str,
     grid: Sequence[Cell],
+    settings: Settings | None = None,
     *,
     times: int = 1,
-    hang_timeout: float = 3.0,
     on_cell: Callable[[CellResult], None] = lambda result: None,
+    **options: Any,
 ) -> list[CellResult]:
-    """Run the scenario and schedule recorded in ``path`` in every cell, ``times`` times."""
+    """Run the scenario and schedule recorded in ``path`` in every cell, ``times`` times,
+    with the limits of ``settings`` (``options``: its fields as keywords)."""
     from fuzzer.execute.instrument import load_target
     from fuzzer.execute.runner import Controlled
-    from fuzzer.execute.scheduler import Limits
     from fuzzer.model import Scenario
-    from fuzzer.modes.session import Session
+    from fuzzer.modes.session import Session, limits_of
     from fuzzer.report import json as report_json
     from fuzzer.search.engine import evaluate
 
@@ -177,7 +181,8 @@ def replay_matrix(
     target = load_target(document["target"])
     scenario = Scenario.from_json(document["scenario"])
     fingerprint = document["fingerprint"]
-    limits = Limits(hang_timeout=hang_timeout)
+    settings = Settings.of(settings, **options)
+    limits = limits_of(settings)
     results = []
     unavailable: dict[str, str] = {}
     for cell in grid:
@@ -214,11 +219,11 @@ def replay_matrix(
                 timeouts=stats.timeouts if stats else 0,
                 db_blocks=stats.db_blocks if stats else 0,
                 python_blocks=stats.python_blocks if stats else 0,
-                reproduced=f"{hits}/{times}",
+                reproduced=Reproduced(hits, times),
             )
 
         try:
-            session = Session(target, db=cell.database, isolation=cell.isolation, limits=limits)
+            session = Session(target, settings.replace(db=cell.database, isolation=cell.isolation))
             result = session.run(work)
         except DatabaseError as exc:
             if not _unreachable(exc):

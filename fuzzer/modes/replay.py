@@ -13,7 +13,6 @@ from typing import Any
 from fuzzer.errors import InvalidReport
 from fuzzer.execute.instrument import load_target
 from fuzzer.execute.runner import Controlled
-from fuzzer.execute.scheduler import Limits
 from fuzzer.findings import Finding
 from fuzzer.model import Scenario, Step
 from fuzzer.modes.prepare import resolve
@@ -21,6 +20,7 @@ from fuzzer.modes.session import Session
 from fuzzer.report import json as report_json
 from fuzzer.report.text import finding_text
 from fuzzer.search.engine import evaluate
+from fuzzer.settings import Settings
 from fuzzer.target.contract import Target
 
 
@@ -53,25 +53,29 @@ class ReplayResult:
 
 def replay(
     path: str,
+    settings: Settings | None = None,
     *,
     times: int = 1,
-    db: str | None = None,
-    isolation: str | None = None,
-    hang_timeout: float = 3.0,
+    **options: Any,
 ) -> ReplayResult:
     """Re-run a recorded scenario and schedule, ``times`` times, without Hypothesis.
 
-    By default on the kind of database the report was written on; ``db`` and
-    ``isolation`` replay it elsewhere.
+    On the kind of database the report was written on, at its isolation level, unless
+    ``settings`` (whole) or ``options`` (its fields as keywords: ``db=``, ``isolation=``,
+    ``hang_timeout=``) say otherwise; an option given as None is left to the recording.
     """
     document = report_json.load(path)
     target = load_target(document["target"])
     scenario = Scenario.from_json(document["scenario"])
     fingerprint = document["fingerprint"]
-    database = db or report_json.recorded_db(document.get("database") or {})
-    if isolation is None and db is None:
-        isolation = _recorded_isolation(document)
-    runs, info = _replays(target, scenario, database, isolation, times, hang_timeout)
+    given = {k: v for k, v in options.items() if v is not None}
+    chosen = Settings.of(settings, **given)
+    elsewhere = settings is not None or "db" in given
+    if not elsewhere:
+        level = chosen.isolation if "isolation" in given else _recorded_isolation(document)
+        recorded = report_json.recorded_db(document.get("database") or {})
+        chosen = chosen.replace(db=recorded, isolation=level)
+    runs, info = _replays(target, scenario, chosen, times)
     hits = [next((f for f in found if f.fingerprint == fingerprint), None) for _, found in runs]
     matched = [f for f in hits if f is not None]
     return ReplayResult(
@@ -128,16 +132,16 @@ def _step_text(trace: tuple[Step, ...], at: int, params: bool = False) -> str:
 def assert_serializable(
     target: Target | str,
     scenario: Scenario | dict[str, Any],
+    settings: Settings | None = None,
     *,
-    db: str = "sqlite",
-    isolation: str | None = None,
     times: int = 1,
-    hang_timeout: float = 3.0,
+    **options: Any,
 ) -> None:
     """Run ``scenario`` under its own schedule and fail with the report if it shows any finding.
 
     What a generated regression test calls: ``scenario`` is a ``Scenario`` or its JSON
-    form (a finding report's ``"scenario"``).
+    form (a finding report's ``"scenario"``); ``settings`` (or its fields as keywords:
+    ``db=``, ``isolation=``, ``hang_timeout=``) say where and with which limits.
     """
     __tracebackhide__ = True
     resolved = resolve(target)
@@ -148,7 +152,7 @@ def assert_serializable(
             raise InvalidReport(
                 f"Not a scenario (init, requests, schedule, observers): {exc}"
             ) from None
-    runs, info = _replays(resolved, scenario, db, isolation, times, hang_timeout)
+    runs, info = _replays(resolved, scenario, Settings.of(settings, **options), times)
     failing = [found for _, found in runs if found]
     if failing:
         where = info.get("server_version", info.get("dialect", ""))
@@ -159,22 +163,16 @@ def assert_serializable(
 
 
 def _replays(
-    target: Target,
-    scenario: Scenario,
-    db: str,
-    isolation: str | None,
-    times: int,
-    hang_timeout: float,
+    target: Target, scenario: Scenario, settings: Settings, times: int
 ) -> tuple[list[tuple[tuple[Step, ...], list[Finding]]], dict[str, Any]]:
     """Run one scenario ``times`` times under control: each run's trace and findings."""
-    limits = Limits(hang_timeout=hang_timeout)
-    session = Session(target, db=db, isolation=isolation, limits=limits)
+    session = Session(target, settings)
 
     def work(s: Session) -> tuple[list[tuple[tuple[Step, ...], list[Finding]]], dict[str, Any]]:
         assert s.oracle is not None
         runs = []
         for _ in range(times):
-            execution, _, findings = evaluate(scenario, s.execute, s.oracle, Controlled(limits))
+            execution, _, findings = evaluate(scenario, s.execute, s.oracle, Controlled(s.limits))
             runs.append((tuple(execution.trace), findings))
         return runs, s.database_info
 

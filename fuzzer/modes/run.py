@@ -20,7 +20,7 @@ from fuzzer.modes.prepare import reference_of, resolve, searchable
 from fuzzer.modes.session import Session
 from fuzzer.report.text import finding_text
 from fuzzer.report.writer import ReportWriter, Written, reproduce_lines
-from fuzzer.search.engine import Search, SearchResult, SearchSettings
+from fuzzer.search.engine import Search, SearchResult, Tuning
 from fuzzer.settings import REPORTS, Settings
 from fuzzer.settings import split as split_settings
 from fuzzer.target.contract import Target
@@ -113,8 +113,7 @@ def run(
     safe_url = spec.safe_url
     kinds = fault_kinds(spec.dialect, settings.faults)  # --faults the database can raise
     session = Session(target, settings)
-    search_settings = SearchSettings.of(
-        settings,
+    tuning = Tuning(
         database_key=f"{example_key or reference}|{session.databases.dialect}|{settings.schedule}"
         + (f"|faults={','.join(kinds)}" if kinds else ""),
         limits=session.limits,
@@ -183,7 +182,8 @@ def run(
             prepared.strategy,
             s.execute,
             s.oracle,
-            search_settings,
+            settings,
+            tuning,
             http_requests=lambda: harness.costs.http_requests,
             on_event=events,
             traces=prepared.traces,

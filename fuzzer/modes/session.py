@@ -41,7 +41,7 @@ T = TypeVar("T")
 
 
 def limits_of(settings: Settings) -> Limits:
-    return Limits(hang_timeout=settings.hang_timeout, stuck_grace=settings.stuck_grace)
+    return Limits.of(settings)
 
 
 class Session:

@@ -33,17 +33,18 @@ from fuzzer.errors import FuzzerError, InvalidOption
 from fuzzer.execute.faults import chosen as fault_kinds
 from fuzzer.execute.runner import Controlled
 from fuzzer.execute.scheduler import Limits
-from fuzzer.findings import Finding
+from fuzzer.findings import Finding, Reproduced
 from fuzzer.model import Scenario
-from fuzzer.modes.campaign import LEASE, Campaign, open_campaign, store_failure, worker_name
+from fuzzer.modes.campaign import LEASE, Campaign, worker_name
 from fuzzer.modes.prepare import reference_of, resolve, searchable
 from fuzzer.modes.session import Session
+from fuzzer.modes.sharedstore import open_campaign, store_failure
 from fuzzer.modes.soakreport import Round, SoakReport
 from fuzzer.modes.units import Units, campaign_pairs, openings, pairs
 from fuzzer.modes.vitals import Trend, Vitals, measure
 from fuzzer.report.writer import ReportWriter, Written
 from fuzzer.search import interrupt
-from fuzzer.search.engine import Search, SearchSettings, evaluate
+from fuzzer.search.engine import Search, Tuning, evaluate
 from fuzzer.search.schedules import Mode
 from fuzzer.settings import Settings
 from fuzzer.target.contract import Target
@@ -371,7 +372,7 @@ class _Soak:
             prepared.strategy,
             s.execute,
             s.oracle,
-            self.search_settings(round_seed, known),
+            *self.search_settings(round_seed, known),
             http_requests=lambda: harness.costs.http_requests,
             on_event=self.search_event,
             traces=prepared.traces,
@@ -393,25 +394,31 @@ class _Soak:
             measure(s.databases),
         )
 
-    def search_settings(self, round_seed: int | None, known: frozenset[str]) -> SearchSettings:
+    def search_settings(
+        self, round_seed: int | None, known: frozenset[str]
+    ) -> tuple[Settings, Tuning]:
+        """A round's settings (its budgets and seed over the soak's), and its tuning."""
         replay = round_seed is None
-        return SearchSettings(
+        settings = self.session.settings.replace(
             max_examples=self.round_examples,
             seed=round_seed,
             time_budget=max(self.left(), 0.1),
             shrink_budget=max(1.0, min(self.shrink_budget, self.left())),
             example_db=self.example_db,
+            schedule=self.schedule,
+        )
+        tuning = Tuning(
             example_database=self.campaign.example_database(self.example_db),
             database_key=self.key,
             example_db_with_seed=True,
             phases=(Phase.reuse, Phase.shrink) if replay else (Phase.generate, Phase.shrink),
             known=known,
             limits=self.limits,
-            schedule=self.schedule,
             # a round ends at its first new finding, so the finding is shrunk and
             # written at once; the next round goes on with the next seed
             stop_at_first=not replay,
         )
+        return settings, tuning
 
     def search_event(self, event: str, **data: Any) -> None:
         """The search's events, passed on with the soak's counts."""
@@ -479,15 +486,12 @@ class _Soak:
                 if not hits:
                     break  # fixed (or flaky, and the search will meet it again)
             if hits:
-                flaky = f"{len(hits)}/{CONFIRM}" if len(hits) < CONFIRM else ""
-                found = hits[0].with_(flaky=flaky)
+                found = hits[0].with_(flaky=Reproduced.unless_always(len(hits), CONFIRM))
                 self.reported.append(found)
                 self.write(found)
             else:
                 self.campaign.forget(fingerprint)  # fixed: the search may report it anew
         return runs
-
-
 
 
 def interrupted_summary(examples: int, seconds: float) -> dict[str, Any]:

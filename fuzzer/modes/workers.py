@@ -34,7 +34,7 @@ from typing import Any
 
 from fuzzer.errors import FuzzerError
 from fuzzer.findings import Finding
-from fuzzer.modes.campaign import open_campaign
+from fuzzer.modes.sharedstore import open_campaign
 from fuzzer.modes.vitals import Vitals
 from fuzzer.report.writer import ReportWriter, Written
 from fuzzer.search import interrupt
@@ -362,7 +362,7 @@ def _merge(
 
 def _work(job: _Job, events: Any) -> None:
     """One worker process: a whole soak whose findings and progress go to the parent."""
-    from fuzzer.modes.campaign import store_failure
+    from fuzzer.modes.sharedstore import store_failure
     from fuzzer.modes.soak import soak
 
     # SIGTERM (the parent stopping it, or dying) stops the search before its next

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime
 import uuid
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from fuzzer import compat
@@ -24,9 +25,13 @@ PASSWORD = "Secret-pass-1"
 _NAMES = ("username", "name", "login", "handle", "nickname", "user_name", "display_name")
 
 
-def fill_tables(app: Any, *, rows: int = 2, password: str = PASSWORD) -> dict[str, int]:
+def fill_tables(
+    app: Any, *, rows: int = 2, password: str = PASSWORD, tables: Sequence[str] | None = None
+) -> dict[str, int]:
     """Give each empty table of the app's models ``rows`` rows; returns how many each
-    got. Call it inside the app's context (setup runs there)."""
+    got. With ``tables``, only those, each topped up to ``rows`` rows (a second user
+    beside the admin a setup wizard made). Call it inside the app's context (setup runs
+    there)."""
     extension = compat.flask_sqlalchemy(app)
     if extension is None:
         raise TargetSetupError("fill_tables needs an app with Flask-SQLAlchemy")
@@ -35,10 +40,12 @@ def fill_tables(app: Any, *, rows: int = 2, password: str = PASSWORD) -> dict[st
     made: dict[str, int] = {}
     for metadata in compat.metadatas(extension).values():
         for table in metadata.sorted_tables:
-            if _count(session, table):
+            count = _count(session, table)
+            if count if tables is None else table.name not in tables or count >= rows:
                 continue
+            numbers = range(count + 1, rows + 1)
             try:
-                made[table.name] = _fill(session, table, classes.get(table.name), rows, password)
+                made[table.name] = _fill(session, table, classes.get(table.name), numbers, password)
                 session.commit()
             except Exception as exc:
                 session.rollback()
@@ -63,12 +70,12 @@ def _count(session: Any, table: Any) -> int:
     return int(session.execute(select(func.count()).select_from(table)).scalar() or 0)
 
 
-def _fill(session: Any, table: Any, cls: type | None, rows: int, password: str) -> int:
+def _fill(session: Any, table: Any, cls: type | None, numbers: Iterable[int], password: str) -> int:
     parents = _parent_keys(session, table)
     if parents is None:
         return 0  # a parent table with no rows to point at
     made = 0
-    for i in range(1, rows + 1):
+    for i in numbers:
         values = _values(table, i, parents)
         if cls is None:
             session.execute(table.insert().values(**values))

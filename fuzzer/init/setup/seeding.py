@@ -56,14 +56,17 @@ def run_step(app: Any, kind: str, name: str) -> None:
     """One setup step, inside the app's context: ``create_all``, a CLI command, a
     module function or rows made from the models."""
     from fuzzer.target.apps import app_request, flask_command
+    from fuzzer.target.fixtures import pytest_fixture
     from fuzzer.target.rows import fill_tables
 
     if kind == "create_all":
         compat.flask_sqlalchemy(app).create_all()
     elif kind == "call":
         _function(name)()
-    elif kind == "fill":
-        fill_tables(app)
+    elif kind == "fixture":  # one of the app's own test fixtures
+        pytest_fixture(app, name)
+    elif kind == "fill":  # every empty table, or the one named topped up to two rows
+        fill_tables(app, tables=[name] if name else None)
     elif kind == "request":  # a form posted once: {"path": ..., "form": {...}}
         sent = json.loads(name)
         app_request(app, "POST", sent["path"], form=sent["form"])

@@ -19,7 +19,7 @@ from fuzzer import compat
 from fuzzer.errors import FuzzerError, describe
 from fuzzer.init.plan import Plan, Table
 from fuzzer.init.setup.seeding import dispose, read_all_rows, run_step
-from fuzzer.init.setup.wizard import complete_wizard
+from fuzzer.init.setup.wizard import complete_wizard, sign_up
 
 __all__ = ["Trial", "choose_setup", "run_setup"]
 
@@ -53,8 +53,11 @@ def _label(step: Step) -> str:
         return "create_all()"
     if kind == "call":
         return f"{name.partition(':')[2]}()"
+    if kind == "fixture":
+        module, _, fixture = name.partition(":")
+        return f"the test fixture {fixture} ({module})"
     if kind == "fill":
-        return "fill_tables()"
+        return f"fill_tables(tables=[{name!r}])" if name else "fill_tables()"
     if kind == "request":
         return f"POST {json.loads(name)['path']}"
     return f"`flask {name}`"
@@ -91,13 +94,22 @@ def choose_setup(
     for trial in trials:  # one that failed alone may need another first
         if trial.error and _adds(app, urls, trial):
             done.append(trial.step)
-    rows = read_all_rows(urls)
     if seeds and trials:
         plan.setup_notes.append(
             "fuzzer init tried each candidate alone after the tables: "
             + "; ".join(t.describe() for t in trials)
             + ". It runs the ones that make users and fill the most tables."
         )
+    done += _users(app, plan, urls, users)
+    plan.setup = done
+    return read_all_rows(urls)
+
+
+def _users(app: Any, plan: Plan, urls: Mapping[str, str], users: str | None) -> list[Step]:
+    """The steps that make the users the seeds did not: a setup wizard's form posted,
+    rows from the models when there is no user, and a second user when there is one
+    (through the app's sign-up form, else from the model), so two people act."""
+    done: list[Step] = []
     wizard = complete_wizard(app)
     if wizard is not None:
         path, form = wizard
@@ -106,20 +118,44 @@ def choose_setup(
             f"Every page redirected to {path} (a setup wizard): setup posts its form once, as "
             "a person would on first start; CHECK the values"
         )
-        rows = read_all_rows(urls)
-    if users is not None and not any(r.rows for n, r in rows.items() if _is(n, users)):
-        error = _attempt(app, ("fill", ""))
-        if error:
-            plan.setup_notes.append(f"fill_tables() failed when fuzzer init ran it: {error}")
-        else:
+    if users is None:
+        return done
+    if not _user_count(urls, users):
+        if _fill(app, plan, ("fill", "")):
             done.append(("fill", ""))
             plan.setup_notes.append(
                 f"No seed made rows in {users}: fill_tables() makes two rows in each table "
                 "left empty, from the models (user1, user2, passwords through the model)"
             )
-            rows = read_all_rows(urls)
-    plan.setup = done
-    return rows
+        return done
+    if _user_count(urls, users) > 1:
+        return done
+    signed_up = sign_up(app, lambda: _user_count(urls, users))
+    if signed_up is not None:
+        path, form = signed_up
+        done.append(("request", json.dumps({"path": path, "form": form})))
+        plan.setup_notes.append(
+            f"Setup made one user in {users}: a second signs up through POST {path}, as a "
+            "visitor would, so that two people act"
+        )
+    elif _fill(app, plan, ("fill", users)):
+        done.append(("fill", users))
+        plan.setup_notes.append(
+            f"Setup made one user in {users}: fill_tables() adds a second from the model "
+            "(its password set through the model), so that two people act"
+        )
+    return done
+
+
+def _fill(app: Any, plan: Plan, step: Step) -> bool:
+    error = _attempt(app, step)
+    if error:
+        plan.setup_notes.append(f"{_label(step)} failed when fuzzer init ran it: {error}")
+    return not error
+
+
+def _user_count(urls: Mapping[str, str], users: str) -> int:
+    return sum(len(r.rows) for n, r in read_all_rows(urls).items() if _is(n, users))
 
 
 def run_setup(app: Any, steps: Sequence[Step]) -> None:

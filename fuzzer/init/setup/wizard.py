@@ -15,9 +15,10 @@ from urllib.parse import urlsplit
 from fuzzer.init.inputs import viewcode
 from fuzzer.target.rows import PASSWORD
 
-__all__ = ["complete_wizard"]
+__all__ = ["complete_wizard", "sign_up"]
 
 _WIZARD = re.compile(r"setup|install|wizard|onboard|first[-_]?run", re.IGNORECASE)
+_SIGN_UP = re.compile(r"regist|sign_?up|join|create_?account|new_?user", re.IGNORECASE)
 
 
 def complete_wizard(app: Any) -> tuple[str, dict[str, Any]] | None:
@@ -32,6 +33,27 @@ def complete_wizard(app: Any) -> tuple[str, dict[str, Any]] | None:
         reply = client.post(path, data=form)
         if reply.status_code < 400 and _wizard_path(app) is None:
             return path, form
+    return None
+
+
+def sign_up(app: Any, count: Any) -> tuple[str, dict[str, Any]] | None:
+    """A user made through the app's own sign-up form, as a visitor would: ``(path,
+    form)`` of the first POST rule named like a sign-up whose form, posted once with a
+    new name (``user2``, ``user2@example.com``, ``Secret-pass-1``), made ``count()``
+    (the rows of the user table) grow; else None."""
+    rules = sorted(
+        (r for r in app.url_map.iter_rules() if "POST" in (r.methods or ()) and not r.arguments),
+        key=lambda r: r.rule,
+    )
+    for rule in rules:
+        if not _SIGN_UP.search(f"{rule.rule} {rule.endpoint}"):
+            continue
+        form = _form_values(app, rule.rule, "user2")
+        before = count()
+        with contextlib.suppress(Exception):
+            reply = app.test_client().post(rule.rule, data=form)
+            if reply.status_code < 400 and count() > before:
+                return rule.rule, form
     return None
 
 
@@ -54,26 +76,26 @@ def _wizard_path(app: Any) -> str | None:
     return path if count >= 2 and _WIZARD.search(path) else None
 
 
-def _form_values(app: Any, path: str) -> dict[str, Any]:
-    """Plain values for the wizard's form fields: from its WTForms form, else the
-    names its code reads from ``request.form``."""
+def _form_values(app: Any, path: str, who: str = "admin") -> dict[str, Any]:
+    """Plain values for the form fields of the view at ``path``, for the user ``who``:
+    from its WTForms form, else the names its code reads from ``request.form``."""
     adapter = app.url_map.bind("localhost")
     with contextlib.suppress(Exception):
         endpoint, _ = adapter.match(path, method="POST")
         view = app.view_functions.get(endpoint)
         forms = viewcode.forms_of(view) if view is not None else []
         if forms:
-            return _from_form(app, forms[0])
+            return _from_form(app, forms[0], who)
         names: list[str] = []
         for function in viewcode.unwrapped(view):
             code = getattr(function, "__code__", None)
             if code is not None:
                 names += [c for c in code.co_consts if isinstance(c, str) and c.isidentifier()]
-        return {n: _value(n, "") for n in dict.fromkeys(names)}
+        return {n: _value(n, "", who) for n in dict.fromkeys(names)}
     return {}
 
 
-def _from_form(app: Any, form: type) -> dict[str, Any]:
+def _from_form(app: Any, form: type, who: str) -> dict[str, Any]:
     values: dict[str, Any] = {}
     with app.test_request_context("/", method="POST"):
         made = form(meta={"csrf": False})
@@ -86,20 +108,20 @@ def _from_form(app: Any, form: type) -> dict[str, Any]:
                 first = choices[0]
                 values[field.name] = first[0] if isinstance(first, list | tuple) else first
             else:
-                values[field.name] = _value(field.name, kind)
+                values[field.name] = _value(field.name, kind, who)
     return json.loads(json.dumps(values, default=str))
 
 
-def _value(name: str, kind: str) -> Any:
+def _value(name: str, kind: str, who: str) -> Any:
     lowered = name.lower()
     if "password" in lowered or kind == "PasswordField":
         return PASSWORD
     if "email" in lowered or kind == "EmailField":
-        return "admin@example.com"
+        return f"{who}@example.com"
     if kind == "BooleanField":
         return "y"
     if kind in ("IntegerField", "DecimalField", "FloatField"):
         return 1
     if "user" in lowered or "login" in lowered:
-        return "admin"
+        return who
     return "fuzz"
