@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -35,11 +36,12 @@ from fuzzer.execute.runner import Controlled
 from fuzzer.execute.scheduler import Limits
 from fuzzer.findings import Finding, Reproduced
 from fuzzer.model import Scenario
-from fuzzer.modes.campaign import LEASE, Campaign, worker_name
+from fuzzer.modes.applog import logged
+from fuzzer.modes.campaign import LEASE, Campaign, campaign_key, worker_name
 from fuzzer.modes.prepare import reference_of, resolve, searchable
 from fuzzer.modes.session import Session
 from fuzzer.modes.sharedstore import open_campaign, store_failure
-from fuzzer.modes.soakreport import Round, SoakReport
+from fuzzer.modes.soakreport import Round, SoakReport, interrupted_summary
 from fuzzer.modes.units import Units, campaign_pairs, openings, pairs
 from fuzzer.modes.vitals import Trend, Vitals, measure
 from fuzzer.report.writer import ReportWriter, Written
@@ -79,6 +81,8 @@ def soak(
     lease: float = LEASE,
     on_event: Callable[..., None] = lambda *a, **k: None,
     sink: Callable[[Finding], Written | None] | None = None,
+    quiet_app: bool = True,
+    verbose: bool = False,
     **options: Any,
 ) -> SoakReport:
     """Fuzz ``target`` for ``duration`` seconds; write every finding as soon as it is final.
@@ -91,7 +95,9 @@ def soak(
     ``worker`` of ``workers`` (fuzzer/modes/workers.py) is one of several processes of one
     campaign: they share the campaign's store (``shared``: a Redis URL; else the local
     file), and ``sink`` takes each finding this worker claimed first instead of the
-    writer (the parent writes it)."""
+    writer (the parent writes it). With ``quiet_app`` the app's logging and stderr go
+    to ``app.log`` in the run directory (a worker's: its own file, which the parent moves
+    there); ``verbose``: to the terminal as well."""
     started = time.monotonic()
     settings = Settings.of(settings or Settings.for_cli(), **options)
     db, isolation, seed = settings.db, settings.isolation, settings.seed
@@ -120,7 +126,7 @@ def soak(
     if kinds:
         settings_json["faults"] = ",".join(kinds)
 
-    return _Soak(
+    soaking = _Soak(
         target=target,
         reference=reference,
         session=session,
@@ -146,7 +152,12 @@ def soak(
         lease=lease,
         on_event=on_event,
         sink=sink,
-    ).run()
+    )
+    if not quiet_app:
+        return soaking.run()
+    report, summary = logged(soaking.run, live=verbose, keep_in=soaking.log_directory)
+    report.app_log = summary
+    return report
 
 
 @dataclass(kw_only=True)
@@ -210,6 +221,13 @@ class _Soak:
             if interrupt.is_stop(exc):
                 self.interrupted()
             raise
+
+    def log_directory(self, report: SoakReport) -> str | None:
+        """Where the app's log goes: the run directory; a worker's, a directory of its own
+        whose ``app.log`` the parent moves into the run directory."""
+        if self.sink is not None:
+            return tempfile.mkdtemp(prefix="fuzzer-worker-log-")
+        return report.directory or (self.writer.directory if self.writer else None)
 
     def work(self, s: Session) -> SoakReport:
         self.prepare(s)
@@ -492,20 +510,3 @@ class _Soak:
             else:
                 self.campaign.forget(fingerprint)  # fixed: the search may report it anew
         return runs
-
-
-def interrupted_summary(examples: int, seconds: float) -> dict[str, Any]:
-    """The summary of a soak stopped from outside, for its JUnit XML and HTML report."""
-    return {
-        "state": "interrupted",
-        "examples": examples,
-        "seconds": round(seconds, 2),
-        "seed": None,
-        "stop_reason": "interrupted (Ctrl-C or SIGTERM)",
-    }
-
-
-def campaign_key(reference: str, dialect: str, schedule: Mode = "conflict") -> str:
-    """One campaign per target, kind of database and schedule mode; as `fuzzer run`'s
-    example database key, so a run and a soak share one corpus."""
-    return f"{reference}|{dialect}|{schedule}"
