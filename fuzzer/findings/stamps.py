@@ -53,7 +53,7 @@ def own_row(common: frozenset[str], trace: Sequence[Step], other: Sequence[Step]
 
 
 def _key(step: Step) -> str:
-    return repr(access(step.text, step.params).key)
+    return repr(step.access.key)
 
 
 def _stamps(trace: Sequence[Step]) -> set[tuple[str, str]]:
