@@ -21,7 +21,7 @@ from fuzzer.errors import DatabaseError
 from fuzzer.execute.faults import available
 from fuzzer.findings import Finding, Reproduced, label
 from fuzzer.modes import applog
-from fuzzer.modes.applog import AppLogSummary
+from fuzzer.modes.logsummary import AppLogSummary
 from fuzzer.report import json as report_json
 from fuzzer.settings import Settings
 from fuzzer.target.contract import Target

@@ -15,7 +15,8 @@ from fuzzer.db import parse as parse_db
 from fuzzer.execute.faults import chosen as fault_kinds
 from fuzzer.execute.runner import Costs
 from fuzzer.findings import Finding, fails_run
-from fuzzer.modes.applog import AppLogSummary, logged
+from fuzzer.modes.applog import logged
+from fuzzer.modes.logsummary import AppLogSummary
 from fuzzer.modes.prepare import reference_of, resolve, searchable
 from fuzzer.modes.session import Session
 from fuzzer.report.text import finding_text

@@ -36,7 +36,7 @@ from typing import Any
 
 from fuzzer.errors import FuzzerError
 from fuzzer.findings import Finding
-from fuzzer.modes.applog import AppLogSummary
+from fuzzer.modes.logsummary import AppLogSummary
 from fuzzer.modes.sharedstore import open_campaign
 from fuzzer.modes.vitals import Vitals
 from fuzzer.report.writer import ReportWriter, Written

@@ -15,7 +15,7 @@ from typing import Any
 
 from fuzzer.init.pysource import Call, Dict, Node, flat, literal
 
-__all__ = ["WORDS", "Body", "fit", "form_body"]
+__all__ = ["WORDS", "Body", "fit", "form_body", "number_fields"]
 
 WORDS = ("alpha", "bravo")
 
@@ -56,6 +56,25 @@ def form_body(form: type, column_values: Mapping[str, Node] | None = None) -> Bo
     return Body(Dict(tuple(parts)), checks)
 
 
+_NUMBER_FIELDS = ("IntegerField", "DecimalField", "FloatField", "IntegerRangeField")
+
+
+def number_fields(form: type) -> set[str]:
+    """The fields of a form that take a number: typed so, or choices coerced to one."""
+    from wtforms.fields.core import UnboundField
+
+    return {
+        value.kwargs.get("name") or name
+        for klass in form.__mro__
+        for name, value in vars(klass).items()
+        if isinstance(value, UnboundField)
+        and (
+            value.field_class.__name__ in _NUMBER_FIELDS
+            or value.kwargs.get("coerce") in (int, float)
+        )
+    }
+
+
 def _field_source(
     name: str, unbound: Any, passwords: dict[str, str], columns: Mapping[str, Node]
 ) -> tuple[Node | None, str]:
@@ -80,7 +99,7 @@ def _typed_field(
     """A boolean, number, choice or date field's source; None for a text field."""
     if kind == "BooleanField":
         return "st.booleans()", ""
-    if kind in ("IntegerField", "DecimalField", "FloatField", "IntegerRangeField"):
+    if kind in _NUMBER_FIELDS:
         low, high = 1, 3
         number = by_type.get("NumberRange")
         if number is not None:
