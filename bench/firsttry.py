@@ -60,7 +60,15 @@ PLANTED: dict[str, tuple[str, ...]] = {
     "cart": ("POST /api/checkout",),
     "recipes": ("POST /recipe/<int:recipe_id>/rate",),
     "ctf": ("POST /challenges/<int:challenge_id>/solve",),
+    "tokens": ("POST /api/wallet/topup",),
+    "helpers": ("POST /items/<int:item_id>/buy",),
+    "reservations": (
+        "POST /events/<int:event_id>/reserve",
+        "POST /reservations/<int:reservation_id>/pay",
+    ),
     "tickets": ("POST /events/<int:event_id>/buy", "POST /events/<int:event_id>/waitlist"),
+    "warehouse": ("POST /api/orders",),
+    "library": ("POST /borrow",),
 }
 #: The factory of an app whose package does not export it at the top.
 FACTORIES = {"demo": "targets.demo.app:create_app"}

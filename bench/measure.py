@@ -17,9 +17,10 @@ from fuzzer.findings import RACES, Finding
 from fuzzer.model import Execution, Gene, Scenario
 from fuzzer.modes.session import Session
 from fuzzer.report.text import context_switches
-from fuzzer.search.engine import Search, SearchSettings, evaluate
+from fuzzer.search.engine import Search, Tuning, evaluate
 from fuzzer.search.openings import openings
 from fuzzer.search.survey import Survey, survey
+from fuzzer.settings import Settings
 from fuzzer.strategies import scenarios
 from fuzzer.target.contract import Target
 
@@ -146,17 +147,19 @@ def detect(
     assert session.oracle is not None and session.harness is not None
     harness = session.harness
     session.oracle.forget()  # each seed pays for its own serial references
-    settings = SearchSettings(
+    settings = Settings(
         max_examples=examples,
         time_budget=seconds,
         seed=seed,
+        example_db=None,
+        schedule="random" if free else "conflict",
+    )
+    tuning = Tuning(
         shrink=False,
         stop_at_first=True,
         stop_kinds=frozenset(target.expected_findings),
-        example_db=None,
         confirm=1 if free else 0,
         free_running=free,
-        schedule="random" if free else "conflict",
         limits=session.limits,
     )
     before = harness.costs.http_requests
@@ -165,6 +168,7 @@ def detect(
         session.execute,
         session.oracle,
         settings,
+        tuning,
         http_requests=lambda: harness.costs.http_requests - before,
         traces=traces,
         seeds=() if free else opening,
@@ -276,19 +280,13 @@ def measure_fixed(
         harness = s.harness
         costs_before = _costs(harness.costs)
         references_before = s.oracle.stats.references
-        settings = SearchSettings(
-            max_examples=budget.fixed_examples,
-            seed=0,
-            shrink=False,
-            example_db=None,
-            confirm=0,
-            limits=s.limits,
-        )
+        settings = Settings(max_examples=budget.fixed_examples, seed=0, example_db=None)
         search = Search(
             scenarios(fixed, prefer=surveyed.writers()),
             s.execute,
             s.oracle,
             settings,
+            Tuning(shrink=False, confirm=0, limits=s.limits),
             traces={e.endpoint: e.trace for e in surveyed.endpoints},
         )
         started = time.perf_counter()
@@ -348,14 +346,16 @@ def _minimize(
 ) -> Finding | None:
     """A normal search (with shrinking) for the minimized scenario's size."""
     assert s.oracle is not None
-    settings = SearchSettings(
+    settings = Settings(
         max_examples=budget.controlled_examples,
         time_budget=budget.controlled_seconds,
         seed=0,
         shrink_budget=budget.shrink_seconds,
+        example_db=None,
+    )
+    tuning = Tuning(
         stop_at_first=True,
         stop_kinds=frozenset(target.expected_findings),
-        example_db=None,
         confirm=0,
         limits=s.limits,
     )
@@ -364,6 +364,7 @@ def _minimize(
         s.execute,
         s.oracle,
         settings,
+        tuning,
         traces=traces,
         seeds=opening,
     ).run()

@@ -30,12 +30,14 @@ if TYPE_CHECKING:
     from fuzzer.target.apps import (
         app_request,
         basic_auth,
+        bearer_token,
         flask_command,
         flask_login_session,
         pinned_config,
     )
     from fuzzer.target.contract import Endpoint, Identity, Login, Target
     from fuzzer.target.domains import paths, values_of
+    from fuzzer.target.fixtures import pytest_fixture
     from fuzzer.target.rows import fill_tables
 
 _WHERE = {
@@ -46,6 +48,7 @@ _WHERE = {
     "Settings": "fuzzer.settings",
     "app_request": "fuzzer.target.apps",
     "basic_auth": "fuzzer.target.apps",
+    "bearer_token": "fuzzer.target.apps",
     "flask_command": "fuzzer.target.apps",
     "flask_login_session": "fuzzer.target.apps",
     "pinned_config": "fuzzer.target.apps",
@@ -53,6 +56,7 @@ _WHERE = {
     "Identity": "fuzzer.target.contract",
     "Login": "fuzzer.target.contract",
     "Target": "fuzzer.target.contract",
+    "pytest_fixture": "fuzzer.target.fixtures",
     "paths": "fuzzer.target.domains",
     "values_of": "fuzzer.target.domains",
     "fill_tables": "fuzzer.target.rows",
@@ -68,6 +72,7 @@ __all__ = [
     "app_request",
     "assert_serializable",
     "basic_auth",
+    "bearer_token",
     "checkpoint",
     "fill_tables",
     "flask_command",
@@ -75,6 +80,7 @@ __all__ = [
     "fuzz",
     "paths",
     "pinned_config",
+    "pytest_fixture",
     "replay",
     "values_of",
 ]

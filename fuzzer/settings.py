@@ -352,10 +352,12 @@ def _check(s: Settings) -> None:
     _at_least("port", s.port, 0, integer=True)
     if s.port > 65535:
         raise InvalidOption(f"port {s.port} is not a TCP port; give 0..65535 (0: a free one)")
-    for name in ("shrink_budget", "hang_timeout", "stuck_grace"):
+    for name in ("hang_timeout", "stuck_grace"):
         _at_least(name, getattr(s, name), 0.0, strictly=True)
+    # a budget of 0 is a budget spent: a soak's last round, a search that only replays
+    _at_least("shrink_budget", s.shrink_budget, 0.0)
     if s.time_budget is not None:
-        _at_least("time_budget", s.time_budget, 0.0, strictly=True)
+        _at_least("time_budget", s.time_budget, 0.0)
     if s.seed is not None and (isinstance(s.seed, bool) or not isinstance(s.seed, int)):
         raise InvalidOption(f"seed must be an integer or None, not {s.seed!r}")
     if s.isolation is not None and s.isolation not in ISOLATION_LEVELS:

@@ -61,6 +61,12 @@ CATALOG = [
     Story("ctfmemo", 8),
     # one booking cancelled twice: a double delete, one kind whatever the order (issue 19)
     Story("doubledelete", 8, fixed_examples=60),
+    # the last doctor on call refused with 409, serially too: no race on correct code
+    Story("rota", 8, fixed_examples=60),
+    # a label's key freed by a DELETE and given again by an INSERT (SQLite)
+    Story("labels", 8, fixed_examples=60),
+    # one check, two races on different rows: a double unlock and an overdraft
+    Story("hints", 8, fixed_examples=60),
 ]
 STORIES = {story.name: story for story in CATALOG}
 

@@ -24,7 +24,8 @@ from hypothesis import strategies as st
 
 from fuzzer.judge.oracle import OracleStats, Verdict
 from fuzzer.model import Execution, Gene, Request, Response, Scenario
-from fuzzer.search.engine import Search, SearchResult, SearchSettings
+from fuzzer.search.engine import Search, SearchResult, Tuning
+from fuzzer.settings import Settings, split
 
 
 class Clock:
@@ -84,11 +85,13 @@ def search(
         "schedule": "random",
         **settings,
     }
+    given, tuning = split(options)  # a run's settings, and the search's tuning
     return Search(
         SCENARIOS,
         world.execute,
         world,  # type: ignore[arg-type]
-        SearchSettings(**options),
+        Settings(**given),
+        Tuning(**tuning),
         seeds=seeds,
         **({"clock": clock} if clock is not None else {}),
     )

@@ -12,8 +12,9 @@ from fuzzer import api
 from fuzzer.execute.runner import Serial
 from fuzzer.model import Execution, Scenario
 from fuzzer.modes.session import Session
-from fuzzer.search.engine import Search, SearchSettings
+from fuzzer.search.engine import Search, Tuning
 from fuzzer.search.survey import survey
+from fuzzer.settings import Settings
 from fuzzer.strategies import scenarios
 
 #: endpoint -> (kind, exception type) of the race planted in it
@@ -49,10 +50,11 @@ def test_every_planted_race_is_found_and_shrunk_to_two_requests() -> None:
         found = {}
         for endpoint in demo.buggy.endpoints:
             focused = replace(demo.buggy, endpoints=[endpoint])
-            settings = SearchSettings(
-                max_examples=60, seed=7, stop_at_first=True, example_db=None, confirm=1
-            )
-            result = Search(scenarios(focused), s.execute, s.oracle, settings, traces=traces).run()
+            settings = Settings(max_examples=60, seed=7, example_db=None)
+            tuning = Tuning(stop_at_first=True, confirm=1)
+            result = Search(
+                scenarios(focused), s.execute, s.oracle, settings, tuning, traces=traces
+            ).run()
             found[endpoint.name] = [
                 (f.kind, f.exception, len(f.scenario.requests)) for f in result.findings
             ]

@@ -210,7 +210,7 @@ def check_found(report: api.RunReport, expected: frozenset[str]) -> None:
     for finding in report.findings:
         assert len(finding.scenario.requests) == 1, finding.kind
         assert sum(len(g.faults) for g in finding.scenario.schedule) == 1, finding.kind
-        assert finding.flaky == "", finding.kind
+        assert finding.flaky is None, finding.kind
 
 
 def test_the_search_finds_a_repeated_side_effect_and_its_report_carries_the_fault(
@@ -289,8 +289,6 @@ def test_fail_on_can_leave_unhandled_retryable_errors_out() -> None:
         return [fails_run(f, failing) for f in classify(scenario, execution, verdict)]
 
     assert Session(load_target("targets.retries:stale")).run(work) == [False]
-
-
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ from typing import Any
 
 from fuzzer.findings import classify, fingerprint
 from fuzzer.judge.oracle import Difference, Verdict
+from fuzzer.judge.verdict import NewKey
 from fuzzer.model import EngineUse, Execution, Gene, Hang, Leak, Request, Response, Scenario, Step
 
 
@@ -178,7 +179,10 @@ def test_an_atomic_decrement_after_a_check_is_an_overrun_not_a_lost_update() -> 
     t.add(1, "commit").add(1, "end")
     e = execution(t, [201, 201], {"orders": ((1, "mug", 1), (2, "mug", 1))})
     extra = Difference(
-        "extra-row", {"id": "<new orders #2>", "sku": "mug", "quantity": 1}, None, table="orders"
+        "extra-row",
+        {"id": NewKey("orders", number=2), "sku": "mug", "quantity": 1},
+        None,
+        table="orders",
     )
     verdict = violation(
         (0, 1),
@@ -210,7 +214,10 @@ def double_submission(serial_rows: tuple[tuple[Any, ...], ...]) -> list[Any]:
     final = ((1, "t-1", "stock"), (2, "t-1", "sales"))
     e = execution(t, [201, 201], {"jobs": final})
     extra = Difference(
-        "extra-row", {"id": "<new jobs #2>", "token": "t-1", "report": "sales"}, None, table="jobs"
+        "extra-row",
+        {"id": NewKey("jobs", number=2), "token": "t-1", "report": "sales"},
+        None,
+        table="jobs",
     )
     verdict = violation(
         (1, 0), [response(0, 201, 200), extra], [200, 201], consulted_tables={"jobs": serial_rows}
@@ -488,7 +495,9 @@ def test_rows_that_differ_because_a_serial_run_took_an_error_path_are_that_error
     t.sql(0, insert, "('a',)", rowcount=1).sql(1, insert, "('b',)", rowcount=1)
     t.add(0, "commit").add(0, "end").add(1, "commit").add(1, "end")
     e = execution(t, [200, 200], {"users": ((1, "a"), (2, "b"))})
-    extra = Difference("extra-row", {"id": "<new users #2>", "name": "b"}, None, table="users")
+    extra = Difference(
+        "extra-row", {"id": NewKey("users", number=2), "name": "b"}, None, table="users"
+    )
     failed = Response(500, "", "KeyError: 'theme'")
     verdict = violation(
         (0, 1),
@@ -514,7 +523,9 @@ def test_a_duplicate_row_and_an_overdraft_of_another_table_are_two_findings() ->
     t.sql(0, insert, "(7,)", rowcount=1).sql(0, charge, "(5, 1)", rowcount=1)
     t.add(0, "commit").add(0, "end")
     e = execution(t, [200, 200], {"unlocks": ((1, 7), (2, 7))})
-    extra = Difference("extra-row", {"id": "<new unlocks #2>", "hint_id": 7}, None, table="unlocks")
+    extra = Difference(
+        "extra-row", {"id": NewKey("unlocks", number=2), "hint_id": 7}, None, table="unlocks"
+    )
     verdict = violation(
         (1, 0),
         [response(0, 200, 200), extra, cell("users", 1, "score", -5, 0)],
@@ -525,6 +536,49 @@ def test_a_duplicate_row_and_an_overdraft_of_another_table_are_two_findings() ->
     assert sorted(kinds(found)) == ["duplicate-insert", "limit-overrun"]
     assert {f.place for f in found} == {"unlocks", "users"}
     assert len({f.fingerprint for f in found}) == 2
+
+
+def unlocks_past_the_score(first: int, second: int) -> list[Any]:
+    """Two unlocks that each read the score, then insert an unlock of a hint and charge
+    it: the score goes below zero. No unlock lookup (the app allows a hint twice)."""
+    t = Trace()
+    t.add(0, "start").add(1, "start")
+    score = "SELECT users.score FROM users WHERE users.id = ?"
+    charge = "UPDATE users SET score=(users.score - ?) WHERE users.id = ?"
+    insert = "INSERT INTO unlocks (hint_id) VALUES (?)"
+    t.sql(0, score, "(1,)").sql(1, score, "(1,)")
+    t.sql(1, insert, f"({second},)", rowcount=1).sql(1, charge, "(60, 1)", rowcount=1)
+    t.add(1, "commit").add(1, "end")
+    t.sql(0, insert, f"({first},)", rowcount=1).sql(0, charge, "(60, 1)", rowcount=1)
+    t.add(0, "commit").add(0, "end")
+    e = execution(t, [200, 200], {"unlocks": ((1, second), (2, first))})
+    extra = Difference(
+        "extra-row",
+        {"id": NewKey("unlocks", maker=(0, 1)), "hint_id": first},
+        None,
+        table="unlocks",
+    )
+    verdict = violation(
+        (1, 0),
+        [response(0, 200, 409), extra, cell("users", 1, "score", -20, 40)],
+        [200, 409],
+        consulted_tables={"unlocks": ((1, second),)},
+    )
+    return classify(scenario("POST /unlock", "POST /unlock"), e, verdict)
+
+
+def test_one_hint_twice_and_two_hints_past_the_score_are_two_findings() -> None:
+    """Issue 19 item 8: a double unlock (the extra row repeats the other request's) and an
+    overdraft (two different hints) go past one limit through one endpoint and one table,
+    but they are two races on different rows, with two fixes: two fingerprints."""
+    (twice,) = unlocks_past_the_score(7, 7)
+    (both,) = unlocks_past_the_score(7, 8)
+    assert twice.kind == both.kind == "limit-overrun"
+    assert twice.place == both.place == "unlocks, users"
+    assert twice.fingerprint != both.fingerprint
+    # and each is stable: another pair of different hints is the same overdraft
+    (again,) = unlocks_past_the_score(8, 9)
+    assert again.fingerprint == both.fingerprint
 
 
 def test_the_same_race_through_two_routes_is_one_finding() -> None:
@@ -547,7 +601,7 @@ def test_an_overrun_names_the_damage_and_an_explanation_no_empty_step_list() -> 
 
     cart = Difference("missing-row", None, {"id": 3, "user": "bo"}, table="carts")
     order = Difference(
-        "extra-row", {"id": "<new orders by R2.1>", "sku": "mug"}, None, table="orders"
+        "extra-row", {"id": NewKey("orders", maker=(1, 1)), "sku": "mug"}, None, table="orders"
     )
     stock = Difference("cell", -1, 0, table="items", key="mug", column="stock")
     # the loser's cart came first; the damage is the extra order and the stock count
@@ -639,3 +693,50 @@ def test_a_delete_that_matched_nothing_and_wrote_nothing_else_is_no_double_delet
         verdict,
     )
     assert kinds(findings) == ["lost-update"]
+
+
+STAMP = "UPDATE users SET last_seen=? WHERE users.id = ?"
+ME = "SELECT users.id, users.name FROM users WHERE users.id = ?"
+
+
+def test_a_stale_read_cites_what_conflicts_not_the_stamp_every_request_makes() -> None:
+    # issue 19 items 8 and 10: a double cancel's stale answer cited the last_seen stamp
+    # both requests make first (a before_request hook that commits); the booking R1
+    # deleted is what R2 read too early
+    t = Trace()
+    t.add(0, "start").add(1, "start")
+    for r in (0, 1):
+        t.sql(r, STAMP, "('12:00', 1)", rowcount=1).add(r, "commit")
+    t.sql(0, ME, "(1,)").sql(1, ME, "(1,)")
+    t.sql(0, BOOKING, "(1,)").sql(1, BOOKING, "(1,)")
+    t.sql(0, UNBOOK, "(1,)", rowcount=1).sql(0, REFUND, "(30, 1)", rowcount=1)
+    t.add(0, "commit").add(0, "end")
+    t.sql(1, UNBOOK, "(1,)", rowcount=0).add(1, "commit").add(1, "end")
+    verdict = violation((0, 1), [response(1, 200, 404)], [200, 404])
+    (found,) = classify(scenario("POST /cancel", "POST /cancel"), execution(t, [200, 200]), verdict)
+    assert found.kind == "stale-read"
+    facts = " ".join(found.explanation.facts)
+    assert "bookings" in facts
+    assert "users" not in facts and "last_seen" not in facts, facts
+    cited = {t.steps[p].text for p in found.explanation.conflicts}
+    assert STAMP not in cited and ME not in cited
+
+
+def test_an_error_cites_the_row_deleted_under_it_not_the_stamp_every_request_makes() -> None:
+    # R1 loaded the task, R2 deleted it and committed, R1's reload found nothing (a 500
+    # without a failing statement): the task is the evidence, not the last_seen stamps
+    task = "SELECT tasks.id, tasks.title FROM tasks WHERE tasks.id = ?"
+    t = Trace()
+    t.add(0, "start").add(1, "start")
+    for r in (0, 1):
+        t.sql(r, STAMP, "('12:00', 1)", rowcount=1).add(r, "commit")
+    t.sql(0, task, "(1,)").sql(1, task, "(1,)")
+    t.sql(1, "DELETE FROM tasks WHERE tasks.id = ?", "(1,)", rowcount=1)
+    t.add(1, "commit").add(1, "end")
+    t.sql(0, task, "(1,)").add(0, "end")
+    verdict = violation((0, 1), [response(0, 500, 200)], [200, 200])
+    e = execution(t, [(500, "sqlalchemy.orm.exc.ObjectDeletedError"), 200])
+    (found,) = classify(scenario("PUT /tasks/1", "DELETE /tasks/1"), e, verdict)
+    assert found.kind == "concurrency-error" and found.involved == (0, 1)
+    facts = " ".join(found.explanation.facts)
+    assert "tasks" in facts and "users" not in facts, facts

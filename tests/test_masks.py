@@ -400,3 +400,25 @@ def test_a_cell_that_varied_is_masked_only_for_those_endpoints_and_that_row() ->
     edits = scenario("POST /edit", "POST /edit")
     lost = run([Response(200, {"ok": True})] * 2, {"songs": ((1, "x"), (2, "calm!"), (3, "outro"))})
     assert oracle.judge(edits, lost).status == "violation"
+
+
+def test_generated_keys_and_mask_positions_are_types_that_read_as_before() -> None:
+    """Issue 18 item 6: a generated key's name knows who made it (nothing parses its
+    text), a mask position names its fields; reports print and write them as before."""
+    import json
+    import pickle
+
+    from fuzzer.judge.masks import AnswerPosition, CellPosition
+    from fuzzer.judge.verdict import NewKey, is_new_label
+
+    made = NewKey("users", maker=(0, 2))
+    assert made == "<new users by R1.2>" and (made.table, made.maker) == ("users", (0, 2))
+    numbered = NewKey("tags", number=1)
+    assert numbered == "<new tags #1>" and numbered.maker is None
+    assert json.dumps({"id": made}) == '{"id": "<new users by R1.2>"}'
+    again = pickle.loads(pickle.dumps(made))  # a worker sends findings to its parent
+    assert again == made and again.maker == (0, 2) and is_new_label(again)
+    assert not is_new_label("<new users #1>")  # a string that looks like one is a string
+    assert CellPosition("shop.accounts", 0, "token").text() == "accounts.token of the final rows"
+    assert AnswerPosition("response", 1, "body.token").text() == "R2's body.token"
+    assert AnswerPosition("observer", 0, "body").text() == "observer 1's body"

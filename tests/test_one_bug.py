@@ -3,7 +3,11 @@ finding, whichever routes reach it."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from fuzzer import api
+from fuzzer.report import summary
 
 
 def test_one_registration_check_reached_by_two_routes_is_one_finding() -> None:
@@ -37,3 +41,27 @@ def test_a_finding_with_its_routes_keeps_its_replay_lines(tmp_path: object) -> N
     assert "routes" in error.extra
     lines = "\n".join(report.reproduce(error))
     assert "fuzzer replay" in lines and ".json" in lines
+
+
+def test_every_route_that_reaches_a_finding_is_in_its_json(tmp_path: Path) -> None:
+    # the report's JSON and the --format json summary list the routes, not only the text
+    report = api.run(
+        "tests.fixtures.two_routes:target",
+        max_examples=40,
+        seed=1,
+        report_dir=str(tmp_path),
+        example_db=None,
+    )
+    routes = ["POST /api/users", "POST /register"]
+    (error,) = [f for f in report.findings if f.kind == "concurrency-error"]
+    assert list(error.routes) == routes
+    (written,) = [w for w in report.written if w.finding.kind == "concurrency-error"]
+    document = json.loads(Path(written.json).read_text())
+    assert document["routes"] == routes
+    assert set(document["endpoints"]) <= set(routes)
+    brief = summary.of_run(report, command="run", exit_code=1, seconds=1.0)
+    (entry,) = [f for f in brief["findings"] if f["kind"] == "concurrency-error"]
+    assert entry["routes"] == routes
+    # a finding no other route reached lists its own endpoints
+    for other in (f for f in brief["findings"] if f["kind"] != "concurrency-error"):
+        assert other["routes"] == sorted(set(other["endpoints"]))

@@ -35,7 +35,7 @@ def test_the_stale_merge_is_found_shrunk_and_replays_20_of_20(server: str, tmp_p
     assert [f.kind for f in report.findings] == ["lost-update"]
     finding = report.findings[0]
     assert len(finding.scenario.requests) == 2
-    assert finding.flaky == ""
+    assert finding.flaky is None
     assert report.costs.scheduler.timeouts == 0  # every lock wait was told by the server
     (path,) = [p for _, p in report.files]
     with open(path, encoding="utf-8") as handle:

@@ -132,7 +132,7 @@ def test_a_stress_finding_that_does_not_replay_under_control_is_unconfirmed() ->
     # unconfirmed ("0/n"), it gets neither, and is counted apart from the findings
     from fuzzer.findings import Explanation, Finding
     from fuzzer.model import Execution, Gene, Request, Scenario
-    from fuzzer.search.engine import Search, SearchSettings
+    from fuzzer.search.engine import Search, Tuning
 
     requests = (Request("PUT /a", "PUT", "/a"), Request("PUT /a", "PUT", "/a"))
     trace = (Step(request=1, number=1, kind="sql"), Step(request=0, number=1, kind="sql"))
@@ -146,11 +146,11 @@ def test_a_stress_finding_that_does_not_replay_under_control_is_unconfirmed() ->
         explanation=Explanation(let=(), facts=(), however=""),
     )
     search = object.__new__(Search)
-    search.settings = SearchSettings(confirm=3)
+    search.tuning = Tuning(confirm=3)
     replays: list[Scenario] = []
     search._reproduces = lambda scenario, fingerprint: replays.append(scenario)  # type: ignore[method-assign]
     never = search._replay_under_control(seen)
-    assert len(replays) == 3 and never.unconfirmed and never.flaky == "0/3"
+    assert len(replays) == 3 and never.unconfirmed and str(never.flaky) == "0/3"
     assert never.extra["replay"].startswith("not reproducible")
     search._reproduces = lambda scenario, fingerprint: seen  # type: ignore[method-assign]
     always = search._replay_under_control(seen)

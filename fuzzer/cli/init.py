@@ -17,6 +17,8 @@ def _setup_label(kind: str, name: str) -> str:
         return f"flask {name}"
     if kind == "request":
         return f"POST {json.loads(name)['path']}"
+    if kind == "fixture":
+        return f"pytest_fixture({name.partition(':')[2]})"
     if kind == "fill" and name:
         return f"fill_tables(tables=[{name!r}])"
     return f"{name.partition(':')[2] or ('fill_tables' if kind == 'fill' else kind)}()"

@@ -12,8 +12,9 @@ from fuzzer.cli.guard import guard
 from fuzzer.cli.options import settings_options
 from fuzzer.cli.output import Output
 from fuzzer.cli.output import options as output_options
+from fuzzer.cli.run import VERBOSE
 from fuzzer.report import reporting
-from fuzzer.settings import ISOLATION_LEVELS
+from fuzzer.settings import ISOLATION_LEVELS, REPORTS
 
 
 @click.command("replay")
@@ -99,14 +100,25 @@ def replay_command(
     show_default=True,
     help="With --replay: replays per cell.",
 )
+@click.option(
+    "--report-dir",
+    "log_dir",
+    default=REPORTS,
+    show_default=True,
+    metavar="DIR",
+    help="Where to keep app.log, what the app logged in every cell (in a run directory).",
+)
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
+@VERBOSE
 def matrix_command(
     target: str | None,
     databases: tuple[str, ...],
     levels: tuple[str, ...],
     report: str | None,
     times: int,
+    log_dir: str,
     no_progress: bool,
+    verbose: bool,
     **options: Any,
 ) -> None:
     """Run TARGET on every database and isolation level: a table of verdicts.
@@ -132,30 +144,31 @@ def matrix_command(
         where = f"{result.server or result.cell.database} {result.level or result.cell.level}"
         reporting.note(f"{where}: {verdict}")
 
-    def action() -> int:
-        settings = matrix.CELL.replace(**{**options, "faults": options["faults"] or ()})
-        try:
-            if report is not None:
-                results = matrix.replay_matrix(report, grid, settings, times=times, on_cell=on_cell)
-                title = f"Replay of {report} in {len(grid)} cells"
-            else:
-                from fuzzer import api
+    settings = matrix.CELL.replace(**{**options, "faults": options["faults"] or ()})
 
-                loaded = api.resolve(target or "")
-                results = matrix.run_matrix(
-                    loaded,
-                    grid,
-                    settings,
-                    on_cell=on_cell,
-                    on_event=progress,
-                )
-                title = (
-                    f"{loaded.reference or loaded.name}: {settings.max_examples} examples per cell"
-                )
+    def cells_run() -> tuple[list[matrix.CellResult], str]:
+        if report is not None:
+            results = matrix.replay_matrix(report, grid, settings, times=times, on_cell=on_cell)
+            return results, f"Replay of {report} in {len(grid)} cells"
+        from fuzzer import api
+
+        loaded = api.resolve(target or "")
+        results = matrix.run_matrix(
+            loaded, grid, settings, on_cell=on_cell, on_event=progress, quiet_app=False
+        )
+        name = loaded.reference or loaded.name
+        return results, f"{name}: {settings.max_examples} examples per cell"
+
+    def action() -> int:
+        try:
+            (results, title), log = matrix.logged(
+                cells_run, name=target or "replay", report_dir=log_dir, live=verbose
+            )
         finally:
             while bars:
                 bars.pop().stop()
         reporting.text("\n" + matrix.render(results, title=title))
+        reporting.note(log.line())
         if all(r.status == "unavailable" for r in results):
             return 2
         return 1 if any(r.as_expected is False for r in results) else 0

@@ -41,6 +41,7 @@ from typing import Any
 
 from fuzzer.db.locks import LockModel, LockProbe, Pending
 from fuzzer.model import Gene, Hang
+from fuzzer.settings import Settings
 
 _sleep = time.sleep  # the real one: gates.py patches time.sleep for request threads
 _monotonic = time.monotonic
@@ -63,6 +64,11 @@ class Limits:
     arrival_timeout: float = 10.0
     stuck_grace: float = 6.0  # after a hang, requests still unanswered this long are stuck
     poll: float = 0.001
+
+    @classmethod
+    def of(cls, settings: Settings) -> Limits:
+        """The limits a run's settings give (``--hang-timeout``; the grace after a hang)."""
+        return cls(hang_timeout=settings.hang_timeout, stuck_grace=settings.stuck_grace)
 
 
 @dataclass

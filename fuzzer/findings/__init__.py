@@ -36,8 +36,10 @@ from fuzzer.findings.explain import Explanation, label, responses_text
 from fuzzer.findings.faults import _faults
 from fuzzer.findings.finding import (
     Finding,
+    Reproduced,
     fails_run,
     fingerprint,
+    flaky_text,
     parse_fail_on,
     priority,
 )
@@ -53,9 +55,11 @@ __all__ = [
     "TITLES",
     "Explanation",
     "Finding",
+    "Reproduced",
     "classify",
     "fails_run",
     "fingerprint",
+    "flaky_text",
     "label",
     "parse_fail_on",
     "priority",

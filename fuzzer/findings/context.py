@@ -10,7 +10,9 @@ from typing import Any
 
 from fuzzer.findings.explain import Explanation, _order, label
 from fuzzer.findings.finding import Finding
+from fuzzer.findings.stamps import shared
 from fuzzer.judge.oracle import Difference, Verdict
+from fuzzer.judge.verdict import is_new_label
 from fuzzer.model import Execution, Scenario, Step
 from fuzzer.sql import Access, access
 
@@ -47,6 +49,9 @@ class _Context:
             elif step.kind in ("commit", "rollback"):
                 ends = Access(frozenset(), None, step.kind.upper(), None, ())
                 self.events.append(_Event(position, step, ends))
+        # the stamps every request made (last_seen in a before_request hook): no conflict
+        requests = range(len(scenario.requests))
+        self.stamps = shared([[s for s in self.trace if s.request == i] for i in requests])
         # request -> positions of its COMMITs that did not fail, and the last of them
         self.published: dict[int, list[int]] = {}
         for e in self.events:
@@ -123,15 +128,19 @@ class _Context:
         several times), or None if it never was."""
         return next((p for p in self.published.get(write.request, ()) if p > write.position), None)
 
-    def written(self, request: int) -> set[str]:
-        """Tables the request wrote and committed."""
+    def written(self, request: int, stamps: bool = True) -> set[str]:
+        """Tables the request wrote and committed (without ``stamps``: by a statement
+        other than a stamp every request made)."""
         commit = self.commits.get(request)
         if commit is None:
             return set()
         return {
             e.access.write
             for e in self.of(request)
-            if e.access.write and e.position < commit and not e.step.error
+            if e.access.write
+            and e.position < commit
+            and not e.step.error
+            and (stamps or e.step.text not in self.stamps)
         }
 
     def step(self, position: int) -> str:
@@ -223,9 +232,9 @@ def _bare(table: str) -> str:
 
 
 def _is_new_key(key: Any) -> bool:
-    """A key the oracle renamed: a row inserted during the execution."""
+    """A key the oracle renamed (``NewKey``): a row inserted during the execution."""
     values = key if isinstance(key, list) else [key]
-    return any(isinstance(v, str) and v.startswith("<new ") for v in values)
+    return any(is_new_label(v) for v in values)
 
 
 def _same_row(statement_key: tuple[Any, ...] | None, cell_key: Any) -> bool:

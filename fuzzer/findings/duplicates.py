@@ -9,6 +9,7 @@ from typing import Any
 from fuzzer.findings.context import _bare, _Context, _Event, _is_new_key, _same
 from fuzzer.findings.explain import _json, _short, label
 from fuzzer.findings.finding import Finding
+from fuzzer.findings.relations import copies as _copies
 
 
 def _duplicate_insert(c: _Context) -> Finding | None:
@@ -138,18 +139,6 @@ def _count_matching(
         1
         for row in rows
         if len(row) == len(columns) and all(_same(row[p], v) for p, v in positions)
-    )
-
-
-def _copies(row: dict[str, Any], rows: Sequence[Sequence[Any]]) -> int:
-    """How many of ``rows`` (raw, in column order) equal ``row`` (normalized, by column),
-    generated keys (canonical "<new …>" names) aside."""
-    values = list(row.values())
-    keep = [i for i, v in enumerate(values) if not _is_new_key(v)]
-    return sum(
-        1
-        for other in rows
-        if len(other) == len(values) and all(_same(other[i], values[i]) for i in keep)
     )
 
 

@@ -9,10 +9,40 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fuzzer.findings.explain import Explanation
-from fuzzer.findings.relations import relation
+from fuzzer.findings.relations import relation, repeated
 from fuzzer.judge.oracle import Verdict
 from fuzzer.kinds import KINDS, RACES, TITLES
 from fuzzer.model import Execution, Scenario
+
+
+@dataclass(frozen=True)
+class Reproduced:
+    """How often a finding's example showed it again: ``hits`` of ``tries`` (read "2/3")."""
+
+    hits: int
+    tries: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.hits <= self.tries or self.tries < 1:
+            raise ValueError(f"{self.hits} of {self.tries} tries")
+
+    def __str__(self) -> str:
+        return f"{self.hits}/{self.tries}"
+
+    @property
+    def never(self) -> bool:
+        return self.hits == 0
+
+    @classmethod
+    def unless_always(cls, hits: int, tries: int) -> Reproduced | None:
+        """``hits`` of ``tries``, or None when every try showed it (not flaky)."""
+        return None if hits == tries else cls(hits, tries)
+
+
+def flaky_text(finding: Finding) -> str:
+    """What the reports write for ``Finding.flaky``: "k/N", or "" when it always
+    reproduced."""
+    return str(finding.flaky) if finding.flaky is not None else ""
 
 
 @dataclass(frozen=True)
@@ -25,7 +55,7 @@ class Finding:
     verdict: Verdict | None
     explanation: Explanation
     involved: tuple[int, ...] = ()  # the requests involved
-    flaky: str = ""  # "k/N" when the minimal example did not always reproduce
+    flaky: Reproduced | None = None  # when the minimal example did not always reproduce
     found_after: int = 0  # examples run before it was first seen
     # the cells or rows it is about ("accounts.balance", "unlocks"): for a race on the
     # rows, with the kind, what tells one root cause from another, whatever the route
@@ -41,10 +71,19 @@ class Finding:
         # whether the requests act as one user or two changes what an overrun, a duplicate
         # or a skew means (an oversell to two customers, or one customer's double click);
         # a lost update or an error is the same bug either way
-        identities = ""
+        identities = rows = ""
         if self.kind in ("limit-overrun", "duplicate-insert", "write-skew"):
             identities = relation(self.scenario.requests, self.involved)
-        return fingerprint(self.kind, self.endpoints, self.exception, self.place, identities)
+        if self.kind == "limit-overrun" and self.verdict is not None:
+            # one thing done twice, or different things past a limit: two fixes
+            rows = repeated(self.verdict.differences, self.execution.tables, self.place)
+        return fingerprint(self.kind, self.endpoints, self.exception, self.place, identities, rows)
+
+    @property
+    def routes(self) -> tuple[str, ...]:
+        """Every route seen reaching it, sorted: its endpoints, and for an error reached
+        through several views the others the search saw (``extra["routes"]``)."""
+        return tuple(sorted({*self.endpoints, *self.extra.get("routes", ())}))
 
     @property
     def is_race(self) -> bool:
@@ -54,7 +93,7 @@ class Finding:
     def unconfirmed(self) -> bool:
         """Its minimal example never reproduced in its confirmations ("0/3"): noise
         (nondeterminism, load) until shown otherwise, not a finding."""
-        return self.flaky.startswith("0/")
+        return self.flaky is not None and self.flaky.never
 
     @property
     def response_only(self) -> bool:
@@ -74,14 +113,19 @@ def fingerprint(
     exception: str = "",
     place: str = "",
     identities: str = "",
+    rows: str = "",
 ) -> str:
     """Kind + endpoints + exception type: the same bug found twice is one finding. A race
     on the rows is named by its place instead of its endpoints (kind + the cells it is
     about): the same race through two routes is one finding, a duplicate row and an
     overdraft are two. Whether the involved requests act as the same identity or as
     different ones (fuzzer/findings/relations.py) is part of it, so shrinking cannot trade a race
-    of two users for a benign one of one user."""
+    of two users for a benign one of one user. So is, for an overrun, whether its extra
+    rows repeat rows the requests made or differ from them (``relations.repeated``: a
+    double unlock and an overdraft)."""
     extra = [identities] if identities else []
+    if rows:
+        extra.append(rows)
     if place:
         text = json.dumps([kind, place, exception, *extra])
     else:

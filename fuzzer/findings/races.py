@@ -473,8 +473,13 @@ def _stale_read(c: _Context) -> Finding:
     involved = set(readers)
     for reader in readers:
         read = {t for e in c.of(reader) for t in e.access.reads}
-        for w in _overlapping_writers(c, reader, read):
-            fact, positions = c.around(reader, w, c.written(w) & read)
+        # what the writers wrote besides the stamps every request makes (a last_seen
+        # stamp is read by every request and is not what made the answer stale)
+        stamps = not any(
+            c.written(w, stamps=False) & read for w in _overlapping_writers(c, reader, read)
+        )
+        for w in _overlapping_writers(c, reader, read, stamps):
+            fact, positions = c.around(reader, w, c.written(w, stamps) & read)
             involved.add(w)
             if fact:
                 facts.append(fact)
@@ -495,15 +500,18 @@ def _stale_read(c: _Context) -> Finding:
     return c.finding("stale-read", involved, facts, however, difference=stale, conflicts=cited)
 
 
-def _overlapping_writers(c: _Context, reader: int, tables: set[str]) -> list[int]:
-    """Requests that wrote one of ``tables`` and committed while ``reader`` was running."""
+def _overlapping_writers(
+    c: _Context, reader: int, tables: set[str], stamps: bool = True
+) -> list[int]:
+    """Requests that wrote one of ``tables`` and committed while ``reader`` was running
+    (without ``stamps``: by a statement other than a stamp every request made)."""
     own = c.of(reader)
     if not own:
         return []
     start, end = own[0].position, own[-1].position
     result = []
     for w in sorted(c.commits):
-        if w == reader or not c.written(w) & tables:
+        if w == reader or not c.written(w, stamps) & tables:
             continue
         commits = [e.position for e in c.of(w) if e.access.verb == "COMMIT"]
         if any(start <= p <= end for p in commits) or (

@@ -15,6 +15,7 @@ from fuzzer.init.factory import Factory, load_factory
 from fuzzer.init.inputs.routes import openapi_document, routes
 from fuzzer.init.inputs.varies import differing_columns, time_columns
 from fuzzer.init.plan import Plan
+from fuzzer.init.setup.helpers import helper_steps
 from fuzzer.init.setup.identities import plan_identities, steady_names, user_table
 from fuzzer.init.setup.seeding import Given, build_app, dispose, read_all_rows, setup_steps
 from fuzzer.init.setup.trials import Step, choose_setup, run_setup
@@ -115,6 +116,10 @@ def _inspect_here(
             run_setup(app, setup)
             return "ok", (None, read_all_rows(urls), pins)
         candidates = setup_steps(app, factory)
+        if candidates:  # after the tables: the app's own test fixtures and helpers
+            candidates += [
+                step for step in helper_steps(factory, plan.setup_notes) if step not in candidates
+            ]
         if not candidates:
             plan.setup_notes.append(
                 "fuzzer init found no way to create the tables (no Flask-SQLAlchemy, no init-db "

@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import os
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -157,7 +158,7 @@ def _check(written: Written) -> dict[str, str]:
     from fuzzer.init.setup.prerequisites import find_prerequisites, prove_identities
     from fuzzer.model import Execution, Scenario
     from fuzzer.modes.session import Session
-    from fuzzer.search.survey import check_reachable, survey
+    from fuzzer.search.survey import check_reachable, sample_requests, survey
     from fuzzer.search.survey import describe as describe_survey
 
     directory = os.path.dirname(os.path.abspath(written.path))
@@ -187,20 +188,47 @@ def _check(written: Written) -> dict[str, str]:
         if writers:
             survey(replace(target, endpoints=writers), recorded(runs[1]))
         if not written.plan.prerequisites:
-            found = find_prerequisites(surveyed, recorded({}))
+            endpoints = {e.name: e for e in target.endpoints}
+            names = [i.name for i in target.identities]
+
+            def candidates(name: str) -> list[Any]:
+                return sample_requests(endpoints[name], names, 6) if name in endpoints else []
+
+            found = find_prerequisites(surveyed, recorded({}), candidates, written.plan.users)
             written.plan.prerequisites = [(p.endpoint, p.request) for p in found]
         plan = written.plan
         guarded = {f"{r.method} {r.rule}" for r in plan.routes if r.login_required}
         plan.proofs = prove_identities(surveyed, plan.users, guarded, recorded({}))
         columns = {name: info for name, info in s.databases.tables.items()}
+        _recount(written.plan, columns, s.databases.initial)
         serial_differences(written.plan, runs, columns)
         written.plan.writers = _writing_endpoints(surveyed)
         written.plan.left_out = {
-            e.endpoint: why_left_out(e) for e in surveyed.endpoints if not writes(e)
+            e.endpoint: why_left_out(e, plan) for e in surveyed.endpoints if not writes(e)
         }
         return dict(describe_survey(surveyed))
 
     return Session(target).run(work)
+
+
+_NOW = re.compile(r"the values of (\S+)\.(\w+) after setup \((\d+) now\)")
+
+
+def _recount(plan: Plan, columns: Mapping[str, Any], initial: Mapping[str, Any]) -> None:
+    """The comments that count a column's values after setup, counted again on the rows
+    the spec's setup leaves (its setup requests make rows the app's seed did not)."""
+
+    def now(match: re.Match[str]) -> str:
+        table, column = match.group(1), match.group(2)
+        info, rows = columns.get(table), initial.get(table)
+        if info is None or rows is None or column not in info.columns:
+            return match.group(0)
+        position = info.columns.index(column)
+        present = len({row[position] for row in rows})
+        return f"the values of {table}.{column} after setup ({present} now)"
+
+    for route in plan.routes:
+        route.variables = [_NOW.sub(now, line) for line in route.variables]
 
 
 def _writing_endpoints(surveyed: Any) -> frozenset[str]:

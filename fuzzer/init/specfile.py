@@ -84,7 +84,9 @@ def _setup(plan: Plan, body: _Lines) -> None:
         if kind == "create_all":
             out(f"    {compat.create_all_source()}")
         elif kind == "call":
-            out(f"    {name.partition(':')[2]}()  # the app's own seed function")
+            out(f"    {name.partition(':')[2]}()  # the app's own function")
+        elif kind == "fixture":
+            out(f"    pytest_fixture(app, {literal(name)})  # the app's own test fixture")
         elif kind == "fill" and name:
             out(f"    fill_tables(app, tables=[{literal(name)}])  # a second user, from the model")
         elif kind == "fill":
@@ -270,9 +272,11 @@ def _header(plan: Plan, module: str, body: list[str]) -> str:
         "Login",
         "Target",
         "basic_auth",
+        "bearer_token",
         "fill_tables",
         "flask_command",
         "flask_login_session",
+        "pytest_fixture",
     )
     used = [
         n

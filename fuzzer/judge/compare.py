@@ -9,13 +9,12 @@ from typing import Any
 
 from fuzzer.db import Rows
 from fuzzer.judge import masks as masking
-from fuzzer.judge.masks import Position, Relation, Varies, plain
+from fuzzer.judge.masks import AnswerPosition, CellPosition, Position, Relation, Varies, plain
 from fuzzer.judge.normalise import Normalizer
 from fuzzer.judge.verdict import (
     Difference,
     Outcome,
     at,
-    bare,
     is_new_label,
     key_value,
     short,
@@ -64,8 +63,9 @@ def broken_relations(
     )
     differences: list[Difference] = []
     for group in groups:
-        cells = [p for p in group.positions if p[0] == "cell"]
-        answers = [p for p in group.positions if p[0] != "cell"]
+        cells = [p for p in group.positions if isinstance(p, CellPosition)]
+        answers = [p for p in group.positions if isinstance(p, AnswerPosition)]
+        anchor: Position
         if cells:  # answers must name a value the cell holds in the execution
             anchor = cells[0]
             allowed = _cell_values(actual, anchor)
@@ -79,25 +79,25 @@ def broken_relations(
                 continue
             if theirs[position].value in allowed:
                 continue
-            where = actual.responses if position[0] == "response" else actual.observers
+            where = actual.responses if position.where == "response" else actual.observers
             differences.append(
                 Difference(
-                    position[0],
-                    unpack(where[position[1]]),
-                    f"{_position_text(position)} equal to {_position_text(anchor)}, as in "
+                    position.where,
+                    unpack(where[position.request]),
+                    f"{position.text()} equal to {anchor.text()}, as in "
                     f"every serial run (a value that varies, but must agree): "
                     f"{short(plain(allowed[0]) if allowed else None)}",
-                    request=position[1],
+                    request=position.request,
                 )
             )
     return differences
 
 
-def _cell_values(outcome: Outcome, position: Position) -> list[Any]:
+def _cell_values(outcome: Outcome, position: CellPosition) -> list[Any]:
     """The values a cell may hold in an execution: the cell of the same row, or of
     any row equal to it but for masked values (which of such rows is which cannot
     be told)."""
-    _, table, row, column = position
+    table, row, column = position
     rows = outcome.tables.get(table, ())
     if row >= len(rows):
         return []
@@ -183,22 +183,16 @@ def masked_leaves(outcome: Outcome, order: Sequence[int]) -> list[tuple[Position
     for i in order:
         answer = outcome.responses[i]
         if answer is not None:
-            found += masking.leaves(answer[1], ("response", i), "body")
+            found += masking.leaves(answer[1], "response", i)
     for i, answer in enumerate(outcome.observers):
-        found += masking.leaves(answer[1], ("observer", i), "body")
+        found += masking.leaves(answer[1], "observer", i)
     for name, rows in outcome.tables.items():
         for n, row in enumerate(rows):
             for value in row:
                 if isinstance(value, Varies):
-                    found.append((("cell", name, n, value.name.rsplit(".", 1)[-1]), value))
+                    column = value.name.rsplit(".", 1)[-1]
+                    found.append((CellPosition(name, n, column), value))
     return found
-
-
-def _position_text(position: Position) -> str:
-    if position[0] == "cell":
-        return f"{bare(position[1])}.{position[3]} of the final rows"
-    who = f"R{position[1] + 1}" if position[0] == "response" else f"observer {position[1] + 1}"
-    return f"{who}'s {position[2]}"
 
 
 def difference_name(difference: Difference, scenario: Scenario) -> str:

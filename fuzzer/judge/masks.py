@@ -37,7 +37,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 #: the names of the masks the comparisons in progress relied on (judging runs in one
 #: thread: the search's); see :func:`recording`
@@ -355,19 +355,47 @@ def _scalar(value: Any) -> bool:
 # -- relations --------------------------------------------------------------------------
 
 
-Position = tuple[Any, ...]  # ("response", i, path) | ("observer", i, path) | ("cell", t, n, c)
+class AnswerPosition(NamedTuple):
+    """Where a masked value is in an answer: a request's (``where`` "response") or an
+    observer's ("observer"), by its path ("body.token", "body.items[0].id")."""
+
+    where: str
+    request: int  # the request's (or the observer's) index, from 0
+    path: str
+
+    def text(self) -> str:
+        who = f"R{self.request + 1}" if self.where == "response" else f"observer {self.request + 1}"
+        return f"{who}'s {self.path}"
 
 
-def leaves(value: Any, where: Position, path: str = "body") -> Iterator[tuple[Position, Varies]]:
-    """Every masked value inside a normalized answer, with its position."""
+class CellPosition(NamedTuple):
+    """Where a masked value is in the final rows: a column of one row of a table (the
+    row's place among the sorted rows)."""
+
+    table: str
+    row: int
+    column: str
+
+    def text(self) -> str:
+        return f"{self.table.rsplit('.', 1)[-1]}.{self.column} of the final rows"
+
+
+Position = AnswerPosition | CellPosition
+
+
+def leaves(
+    value: Any, where: str, request: int, path: str = "body"
+) -> Iterator[tuple[AnswerPosition, Varies]]:
+    """Every masked value inside a normalized answer (``where`` "response" or "observer"
+    of request ``request``), with its position."""
     if isinstance(value, Varies):
-        yield (*where, path), value
+        yield AnswerPosition(where, request, path), value
     elif isinstance(value, dict):
         for key, item in value.items():
-            yield from leaves(item, where, f"{path}.{key}")
+            yield from leaves(item, where, request, f"{path}.{key}")
     elif isinstance(value, list | tuple):
         for n, item in enumerate(value):
-            yield from leaves(item, where, f"{path}[{n}]")
+            yield from leaves(item, where, request, f"{path}[{n}]")
 
 
 def meaningful(value: Any) -> bool:

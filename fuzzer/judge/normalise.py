@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fuzzer.db import Rows, TableInfo
-from fuzzer.judge.masks import Masks, Position, Varies
-from fuzzer.judge.verdict import Outcome, at, bare, sort_key
+from fuzzer.judge.masks import AnswerPosition, CellPosition, Masks, Position, Varies
+from fuzzer.judge.verdict import NewKey, Outcome, at, bare, sort_key
 from fuzzer.model import Execution, Response, Step
 from fuzzer.sql import access, verb
 
@@ -65,7 +65,7 @@ class Normalizer:
         for name in by_content:
             makers.pop(name, None)
         renames = self._renames(execution.tables, execution.trace, makers, scope)
-        by_maker = frozenset(name for (name, _), label in renames.items() if " by R" in label)
+        by_maker = frozenset(name for (name, _), key in renames.items() if key.maker is not None)
         by_value: dict[Any, set[str]] = {}
         for (_, value), label in renames.items():
             by_value.setdefault(value, set()).add(label)
@@ -127,11 +127,11 @@ class Normalizer:
         trace: Sequence[Step] = (),
         makers: Mapping[str, list[tuple[int, int]]] | None = None,
         scope: frozenset[str] = frozenset(),
-    ) -> dict[tuple[str, Any], str]:
+    ) -> dict[tuple[str, Any], NewKey]:
         """Canonical names for generated keys of inserted rows: by who made them (the
         request and the row's place among its inserts into the table, ``makers``) when
         the trace accounts for every new row of the table, else by the rows' content."""
-        renames: dict[tuple[str, Any], str] = {}
+        renames: dict[tuple[str, Any], NewKey] = {}
         makers = makers or {}
         reinserted = self._reinserted(trace)
         for name, info in self.tables.items():  # parents first (discovery order)
@@ -152,7 +152,7 @@ class Normalizer:
                 key=lambda row: sort_key(self._content(name, row, renames, scope, skip=position)),
             )
             for number, row in enumerate(keyed, 1):
-                renames[(name, row[position])] = f"<new {name} #{number}>"
+                renames[(name, row[position])] = NewKey(name, number=number)
         return renames
 
     def _given_again(
@@ -217,7 +217,7 @@ class Normalizer:
         self,
         name: str,
         row: tuple[Any, ...],
-        renames: Mapping[tuple[str, Any], str],
+        renames: Mapping[tuple[str, Any], NewKey],
         scope: frozenset[str] = frozenset(),
         skip: int = -1,
     ) -> tuple[Any, ...]:
@@ -254,7 +254,7 @@ class Normalizer:
         self,
         name: str,
         rows: Rows,
-        renames: Mapping[tuple[str, Any], str],
+        renames: Mapping[tuple[str, Any], NewKey],
         scope: frozenset[str] = frozenset(),
     ) -> Rows:
         if name not in self.tables:
@@ -307,10 +307,10 @@ class Normalizer:
             key, _, cell = (part.strip() for part in relation.partition("="))
             for p, q in ((a, b), (b, a)):
                 if (
-                    p[0] in ("response", "observer")
-                    and str(p[-1]).rsplit(".", 1)[-1] == key
-                    and q[0] == "cell"
-                    and f"{bare(q[1])}.{q[3]}" in (cell, f"{bare(q[1])}.{cell}")
+                    isinstance(p, AnswerPosition)
+                    and p.path.rsplit(".", 1)[-1] == key
+                    and isinstance(q, CellPosition)
+                    and f"{bare(q.table)}.{q.column}" in (cell, f"{bare(q.table)}.{cell}")
                 ):
                     return True
         return False
@@ -377,7 +377,7 @@ def _by_maker(
     new: list[tuple[Any, ...]],
     position: int,
     makers: list[tuple[int, int]] | None,
-    renames: dict[tuple[str, Any], str],
+    renames: dict[tuple[str, Any], NewKey],
 ) -> bool:
     """Names the new rows of a table by who made them: the database numbers rows in the
     order their INSERTs ran, so the k-th smallest new key is the k-th row the trace's
@@ -395,7 +395,7 @@ def _by_maker(
     except TypeError:
         return False
     for row, (request, k) in zip(ordered[extra:], traced, strict=True):
-        renames[(name, row[position])] = f"<new {name} by R{request + 1}.{k}>"
+        renames[(name, row[position])] = NewKey(name, maker=(request, k))
     return extra == 0
 
 

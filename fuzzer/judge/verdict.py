@@ -120,9 +120,37 @@ def bare(name: str) -> str:
     return name.rsplit(".", 1)[-1]
 
 
+class NewKey(str):
+    """The canonical name ``Normalizer`` gives the generated key of a row inserted during
+    an execution: by who made it (``maker``: the request and the row's number among its
+    inserts into the table, "<new users by R1.2>") when the trace accounts for every new
+    row of the table, else by its place among the new rows sorted by content
+    (``number``, "<new users #1>"). A string (it is compared, sorted and written to JSON
+    as its text, so reports read the same) that knows what it is: nothing reads it back
+    from the text."""
+
+    table: str
+    maker: tuple[int, int] | None
+    number: int
+
+    def __new__(
+        cls, table: str, *, maker: tuple[int, int] | None = None, number: int = 0
+    ) -> NewKey:
+        if maker is not None:
+            text = f"<new {table} by R{maker[0] + 1}.{maker[1]}>"
+        else:
+            text = f"<new {table} #{number}>"
+        key = super().__new__(cls, text)
+        key.table, key.maker, key.number = table, maker, number
+        return key
+
+    def __getnewargs_ex__(self) -> tuple[tuple[str], dict[str, Any]]:
+        return (self.table,), {"maker": self.maker, "number": self.number}
+
+
 def is_new_label(value: Any) -> bool:
-    """The canonical name ``Normalizer`` gives the generated key of an inserted row."""
-    return isinstance(value, str) and value.startswith("<new ") and value.endswith(">")
+    """Whether ``value`` is the canonical name of a generated key (``NewKey``)."""
+    return isinstance(value, NewKey)
 
 
 def unpack(value: tuple[int, Any] | None) -> Any:

@@ -10,18 +10,23 @@ declares for it (``Target.expected``).
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from fuzzer.db import parse as parse_db
 from fuzzer.errors import DatabaseError
 from fuzzer.execute.faults import available
-from fuzzer.findings import Finding, label
+from fuzzer.findings import Finding, Reproduced, label
+from fuzzer.modes import applog
+from fuzzer.modes.logsummary import AppLogSummary
+from fuzzer.report import json as report_json
 from fuzzer.settings import Settings
 from fuzzer.target.contract import Target
 
+T = TypeVar("T")
 DATABASES = ("sqlite", "mariadb", "postgres")
 #: a cell's settings unless told otherwise: a smaller budget than a run's, nothing written
 CELL = Settings(max_examples=100, shrink_budget=30.0)
@@ -54,7 +59,7 @@ class CellResult:
     timeouts: int = 0
     db_blocks: int = 0
     python_blocks: int = 0
-    reproduced: str = ""  # replays: "k/N" of the recorded finding
+    reproduced: Reproduced | None = None  # replays: how often the recorded finding showed
     reason: str = ""  # why a cell is unavailable
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -103,12 +108,14 @@ def run_matrix(
     *,
     on_cell: Callable[[CellResult], None] = lambda result: None,
     on_event: Callable[[Cell], Callable[..., None]] | None = None,
+    quiet_app: bool = True,
     **options: Any,
 ) -> list[CellResult]:
     """Search ``target`` in every cell with ``settings`` (default: ``CELL``; ``options``
     are its fields as keywords, applied over it), each cell on its own database and
     level, writing nothing; with ``settings.faults`` (``--faults``), injecting those errors
-    where each cell's database can raise them."""
+    where each cell's database can raise them. ``quiet_app``: each cell keeps the app's
+    logging and stderr from the terminal (False: the caller does, ``logged``)."""
     from fuzzer.modes.run import run
 
     settings = Settings.of(settings or CELL, **options)
@@ -131,6 +138,7 @@ def run_matrix(
                         faults=available(parse_db(cell.database).dialect, faults),
                     ),
                     on_event=on_event(cell) if on_event else lambda *a, **k: None,
+                    quiet_app=quiet_app,
                 )
             except DatabaseError as exc:
                 if not _unreachable(exc):
@@ -174,7 +182,6 @@ def replay_matrix(
     from fuzzer.execute.runner import Controlled
     from fuzzer.model import Scenario
     from fuzzer.modes.session import Session, limits_of
-    from fuzzer.report import json as report_json
     from fuzzer.search.engine import evaluate
 
     document = report_json.load(path)
@@ -219,7 +226,7 @@ def replay_matrix(
                 timeouts=stats.timeouts if stats else 0,
                 db_blocks=stats.db_blocks if stats else 0,
                 python_blocks=stats.python_blocks if stats else 0,
-                reproduced=f"{hits}/{times}",
+                reproduced=Reproduced(hits, times),
             )
 
         try:
@@ -308,3 +315,18 @@ def render(results: Sequence[CellResult], *, title: str) -> str:
             for line in r.shown:
                 lines.append(f"  {where}: {line}")
     return "\n".join(lines)
+
+
+def logged(
+    call: Callable[[], T], *, name: str, report_dir: str, live: bool
+) -> tuple[T, AppLogSummary]:
+    """A matrix (``run_matrix(..., quiet_app=False)`` or ``replay_matrix``) with the app's
+    logging and stderr of every cell in one log, kept as ``app.log`` in a run directory
+    of its own under ``report_dir`` when the app logged anything."""
+
+    def directory(result: T) -> str:
+        path = report_json.run_directory(report_dir, f"{name}-matrix")
+        os.makedirs(path, exist_ok=True)
+        return path
+
+    return applog.logged(call, live=live, keep_in=directory)

@@ -15,12 +15,13 @@ from fuzzer.db import parse as parse_db
 from fuzzer.execute.faults import chosen as fault_kinds
 from fuzzer.execute.runner import Costs
 from fuzzer.findings import Finding, fails_run
-from fuzzer.modes.applog import AppLog, AppLogSummary
+from fuzzer.modes.applog import logged
+from fuzzer.modes.logsummary import AppLogSummary
 from fuzzer.modes.prepare import reference_of, resolve, searchable
 from fuzzer.modes.session import Session
 from fuzzer.report.text import finding_text
 from fuzzer.report.writer import ReportWriter, Written, reproduce_lines
-from fuzzer.search.engine import Search, SearchResult, SearchSettings
+from fuzzer.search.engine import Search, SearchResult, Tuning
 from fuzzer.settings import REPORTS, Settings
 from fuzzer.settings import split as split_settings
 from fuzzer.target.contract import Target
@@ -113,8 +114,7 @@ def run(
     safe_url = spec.safe_url
     kinds = fault_kinds(spec.dialect, settings.faults)  # --faults the database can raise
     session = Session(target, settings)
-    search_settings = SearchSettings.of(
-        settings,
+    tuning = Tuning(
         database_key=f"{example_key or reference}|{session.databases.dialect}|{settings.schedule}"
         + (f"|faults={','.join(kinds)}" if kinds else ""),
         limits=session.limits,
@@ -135,13 +135,10 @@ def run(
     }
     run_settings.update({"faults": ",".join(kinds)} if kinds else {})
 
-    app_log = AppLog(live=verbose) if quiet_app else None
     writers: list[ReportWriter] = []
 
     def work(s: Session) -> RunReport:
         assert s.oracle is not None and s.harness is not None
-        if app_log is not None:
-            app_log.capture_handlers()  # those the app's factory and setup added
         harness = s.harness
         writer = None
         if report_dir is not None:
@@ -183,7 +180,8 @@ def run(
             prepared.strategy,
             s.execute,
             s.oracle,
-            search_settings,
+            settings,
+            tuning,
             http_requests=lambda: harness.costs.http_requests,
             on_event=events,
             traces=prepared.traces,
@@ -213,19 +211,18 @@ def run(
             report.written = list(writer.written)
         return report
 
-    if app_log is None:
+    if not quiet_app:
         return session.run(work)
-    with app_log:
-        report = session.run(work)
 
-    def run_directory() -> str | None:
+    def run_directory(report: RunReport) -> str | None:
         # made for the log alone when nothing was found: not the report's directory,
         # which the summary lists with report.html and junit.xml
         if report.directory is None and writers:
             return writers[0].ensure_directory()
         return report.directory
 
-    report.app_log = app_log.summary(run_directory)
+    report, summary = logged(lambda: session.run(work), live=verbose, keep_in=run_directory)
+    report.app_log = summary
     return report
 
 

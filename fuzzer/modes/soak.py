@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -33,18 +34,19 @@ from fuzzer.errors import FuzzerError, InvalidOption
 from fuzzer.execute.faults import chosen as fault_kinds
 from fuzzer.execute.runner import Controlled
 from fuzzer.execute.scheduler import Limits
-from fuzzer.findings import Finding
+from fuzzer.findings import Finding, Reproduced
 from fuzzer.model import Scenario
-from fuzzer.modes.campaign import LEASE, Campaign, worker_name
+from fuzzer.modes.applog import logged
+from fuzzer.modes.campaign import LEASE, Campaign, campaign_key, worker_name
 from fuzzer.modes.prepare import reference_of, resolve, searchable
 from fuzzer.modes.session import Session
 from fuzzer.modes.sharedstore import open_campaign, store_failure
-from fuzzer.modes.soakreport import Round, SoakReport
+from fuzzer.modes.soakreport import Round, SoakReport, interrupted_summary
 from fuzzer.modes.units import Units, campaign_pairs, openings, pairs
 from fuzzer.modes.vitals import Trend, Vitals, measure
 from fuzzer.report.writer import ReportWriter, Written
 from fuzzer.search import interrupt
-from fuzzer.search.engine import Search, SearchSettings, evaluate
+from fuzzer.search.engine import Search, Tuning, evaluate
 from fuzzer.search.schedules import Mode
 from fuzzer.settings import Settings
 from fuzzer.target.contract import Target
@@ -79,6 +81,8 @@ def soak(
     lease: float = LEASE,
     on_event: Callable[..., None] = lambda *a, **k: None,
     sink: Callable[[Finding], Written | None] | None = None,
+    quiet_app: bool = True,
+    verbose: bool = False,
     **options: Any,
 ) -> SoakReport:
     """Fuzz ``target`` for ``duration`` seconds; write every finding as soon as it is final.
@@ -91,7 +95,9 @@ def soak(
     ``worker`` of ``workers`` (fuzzer/modes/workers.py) is one of several processes of one
     campaign: they share the campaign's store (``shared``: a Redis URL; else the local
     file), and ``sink`` takes each finding this worker claimed first instead of the
-    writer (the parent writes it)."""
+    writer (the parent writes it). With ``quiet_app`` the app's logging and stderr go
+    to ``app.log`` in the run directory (a worker's: its own file, which the parent moves
+    there); ``verbose``: to the terminal as well."""
     started = time.monotonic()
     settings = Settings.of(settings or Settings.for_cli(), **options)
     db, isolation, seed = settings.db, settings.isolation, settings.seed
@@ -120,7 +126,7 @@ def soak(
     if kinds:
         settings_json["faults"] = ",".join(kinds)
 
-    return _Soak(
+    soaking = _Soak(
         target=target,
         reference=reference,
         session=session,
@@ -146,7 +152,12 @@ def soak(
         lease=lease,
         on_event=on_event,
         sink=sink,
-    ).run()
+    )
+    if not quiet_app:
+        return soaking.run()
+    report, summary = logged(soaking.run, live=verbose, keep_in=soaking.log_directory)
+    report.app_log = summary
+    return report
 
 
 @dataclass(kw_only=True)
@@ -210,6 +221,13 @@ class _Soak:
             if interrupt.is_stop(exc):
                 self.interrupted()
             raise
+
+    def log_directory(self, report: SoakReport) -> str | None:
+        """Where the app's log goes: the run directory; a worker's, a directory of its own
+        whose ``app.log`` the parent moves into the run directory."""
+        if self.sink is not None:
+            return tempfile.mkdtemp(prefix="fuzzer-worker-log-")
+        return report.directory or (self.writer.directory if self.writer else None)
 
     def work(self, s: Session) -> SoakReport:
         self.prepare(s)
@@ -372,7 +390,7 @@ class _Soak:
             prepared.strategy,
             s.execute,
             s.oracle,
-            self.search_settings(round_seed, known),
+            *self.search_settings(round_seed, known),
             http_requests=lambda: harness.costs.http_requests,
             on_event=self.search_event,
             traces=prepared.traces,
@@ -394,25 +412,31 @@ class _Soak:
             measure(s.databases),
         )
 
-    def search_settings(self, round_seed: int | None, known: frozenset[str]) -> SearchSettings:
+    def search_settings(
+        self, round_seed: int | None, known: frozenset[str]
+    ) -> tuple[Settings, Tuning]:
+        """A round's settings (its budgets and seed over the soak's), and its tuning."""
         replay = round_seed is None
-        return SearchSettings(
+        settings = self.session.settings.replace(
             max_examples=self.round_examples,
             seed=round_seed,
             time_budget=max(self.left(), 0.1),
             shrink_budget=max(1.0, min(self.shrink_budget, self.left())),
             example_db=self.example_db,
+            schedule=self.schedule,
+        )
+        tuning = Tuning(
             example_database=self.campaign.example_database(self.example_db),
             database_key=self.key,
             example_db_with_seed=True,
             phases=(Phase.reuse, Phase.shrink) if replay else (Phase.generate, Phase.shrink),
             known=known,
             limits=self.limits,
-            schedule=self.schedule,
             # a round ends at its first new finding, so the finding is shrunk and
             # written at once; the next round goes on with the next seed
             stop_at_first=not replay,
         )
+        return settings, tuning
 
     def search_event(self, event: str, **data: Any) -> None:
         """The search's events, passed on with the soak's counts."""
@@ -480,27 +504,9 @@ class _Soak:
                 if not hits:
                     break  # fixed (or flaky, and the search will meet it again)
             if hits:
-                flaky = f"{len(hits)}/{CONFIRM}" if len(hits) < CONFIRM else ""
-                found = hits[0].with_(flaky=flaky)
+                found = hits[0].with_(flaky=Reproduced.unless_always(len(hits), CONFIRM))
                 self.reported.append(found)
                 self.write(found)
             else:
                 self.campaign.forget(fingerprint)  # fixed: the search may report it anew
         return runs
-
-
-def interrupted_summary(examples: int, seconds: float) -> dict[str, Any]:
-    """The summary of a soak stopped from outside, for its JUnit XML and HTML report."""
-    return {
-        "state": "interrupted",
-        "examples": examples,
-        "seconds": round(seconds, 2),
-        "seed": None,
-        "stop_reason": "interrupted (Ctrl-C or SIGTERM)",
-    }
-
-
-def campaign_key(reference: str, dialect: str, schedule: Mode = "conflict") -> str:
-    """One campaign per target, kind of database and schedule mode; as `fuzzer run`'s
-    example database key, so a run and a soak share one corpus."""
-    return f"{reference}|{dialect}|{schedule}"

@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import multiprocessing
 import os
 import queue as queues
+import shutil
 import signal
 import sys
 import threading
@@ -34,6 +36,7 @@ from typing import Any
 
 from fuzzer.errors import FuzzerError
 from fuzzer.findings import Finding
+from fuzzer.modes.logsummary import AppLogSummary
 from fuzzer.modes.sharedstore import open_campaign
 from fuzzer.modes.vitals import Vitals
 from fuzzer.report.writer import ReportWriter, Written
@@ -74,8 +77,10 @@ def soak_workers(
     """Run ``workers`` soak processes of one campaign; return the merged SoakReport.
     ``settings`` and ``options`` as for ``soak``."""
     from fuzzer.db import parse as parse_db
+    from fuzzer.modes.campaign import campaign_key
     from fuzzer.modes.prepare import reference_of, resolve
-    from fuzzer.modes.soak import STATE_DIR, SoakReport, campaign_key, interrupted_summary
+    from fuzzer.modes.soak import STATE_DIR, SoakReport
+    from fuzzer.modes.soakreport import interrupted_summary
 
     given, options = split_settings(options)
     settings = Settings.of(settings or Settings.for_cli(), **given)
@@ -136,7 +141,7 @@ def soak_workers(
             if process.is_alive():
                 process.kill()
     parent.check_outcome()
-    return _merge(
+    report = _merge(
         SoakReport,
         reference,
         parent.database,
@@ -150,6 +155,8 @@ def soak_workers(
         campaign,
         workers,
     )
+    report.app_log = _worker_logs(parent.summaries, report.directory)
+    return report
 
 
 class _Parent:
@@ -414,7 +421,29 @@ def _work(job: _Job, events: Any) -> None:
         return
     summary = report.summary()
     summary["findings"] = sum(r.findings for r in report.rounds)
+    if report.app_log is not None:
+        summary["app_log"] = dataclasses.asdict(report.app_log)
     events.put((job.index, "done", summary))
+
+
+def _worker_logs(summaries: dict[int, dict[str, Any]], directory: str) -> AppLogSummary | None:
+    """Each worker's app log moved into the run directory as ``app-w<N>.log``; what they
+    logged together."""
+    logs = {i: s["app_log"] for i, s in summaries.items() if s and s.get("app_log")}
+    if not logs:
+        return None
+    for index, log in sorted(logs.items()):
+        if log["path"] and os.path.exists(log["path"]):
+            if directory:
+                shutil.move(log["path"], os.path.join(directory, f"app-w{index + 1}.log"))
+            shutil.rmtree(os.path.dirname(log["path"]), ignore_errors=True)
+    kept = any(log["path"] for log in logs.values()) and directory
+    return AppLogSummary(
+        records=sum(log["records"] for log in logs.values()),
+        errors=sum(log["errors"] for log in logs.values()),
+        lines=sum(log["lines"] for log in logs.values()),
+        path=os.path.join(directory, "app-w*.log") if kept else None,
+    )
 
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h

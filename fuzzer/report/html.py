@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 import markupsafe
 
-from fuzzer.findings import Finding, label
+from fuzzer.findings import Finding, flaky_text, label
 from fuzzer.model import Step
 from fuzzer.report import escape
 from fuzzer.report.text import context_switches, response_text, schedule_text, step_text
@@ -97,7 +97,7 @@ def _finding(index: int, written: Written, columns: Mapping[str, Sequence[str]])
         "kind": finding.kind,
         "endpoints": " + ".join(finding.endpoints) or "—",
         "exception": finding.exception,
-        "flaky": finding.flaky,
+        "flaky": flaky_text(finding),
         "found_after": finding.found_after,
         "switches": context_switches(execution.trace),
         "init": [r.describe() for r in scenario.init],

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fuzzer.errors import InvalidReport
-from fuzzer.findings import Finding
+from fuzzer.findings import Finding, flaky_text
 from fuzzer.model import Scenario
 from fuzzer.report.text import curl_chain
 from fuzzer.version import __version__
@@ -41,6 +41,8 @@ def finding_document(
     server version, isolation level, settings), ``scenario`` (init, requests, their
     ``schedule`` genes, observers), ``trace``, ``execution``, ``verdict`` (with the
     closest serial reference), ``explanation`` (data and text), ``fingerprint``,
+    ``routes`` (every route seen reaching it: its endpoints, and for an error reached
+    through several views the others the search saw),
     ``seed`` of the search, and the commands that reproduce it.
     """
     verdict = finding.verdict
@@ -55,9 +57,10 @@ def finding_document(
         "title": finding.title,
         "fingerprint": finding.fingerprint,
         "endpoints": list(finding.endpoints),
+        "routes": list(finding.routes),
         "exception": finding.exception,
         "involved": list(finding.involved),
-        "flaky": finding.flaky,
+        "flaky": flaky_text(finding),
         "found_after": finding.found_after,
         "seed": seed,
         "scenario": finding.scenario.to_json(),
@@ -183,7 +186,7 @@ def manifest_document(
                 "endpoints": list(f.endpoints),
                 "exception": f.exception,
                 "requests": len(f.scenario.requests),
-                "flaky": f.flaky,
+                "flaky": flaky_text(f),
             }
             for i, (f, path) in enumerate(files)
         ],

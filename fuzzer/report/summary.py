@@ -11,7 +11,9 @@ One JSON object per command (``run``, ``stress``, ``soak``, ``replay``), version
     dialect, server version, isolation, URLs with their password masked.
 ``findings``
     one object per confirmed finding: ``kind``, ``title``, ``fingerprint``,
-    ``endpoints``, ``requests`` (of the minimal example), ``flaky`` (``"k/N"`` or
+    ``endpoints`` (of the minimal example), ``routes`` (every route seen reaching it: an
+    error reached through several views lists them all), ``requests`` (of the minimal
+    example), ``flaky`` (``"k/N"`` or
     ``""``), ``responses_only``, ``fails_run``, ``found_after`` (examples), ``json`` and
     ``test`` (the files written for it, or null).
 ``unconfirmed``
@@ -43,7 +45,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from fuzzer.findings import Finding, fails_run
+from fuzzer.findings import Finding, fails_run, flaky_text
 from fuzzer.report.json import write_text_atomic
 from fuzzer.report.reporting import coverage_text
 
@@ -141,8 +143,9 @@ def _finding(finding: Finding, written: Any, fail_on: frozenset[str]) -> dict[st
     return {
         **_brief(finding),
         "title": finding.title,
+        "routes": list(finding.routes),
         "requests": len(finding.scenario.requests),
-        "flaky": finding.flaky,
+        "flaky": flaky_text(finding),
         "responses_only": finding.response_only,
         "fails_run": fails_run(finding, fail_on),
         "found_after": finding.found_after,

@@ -33,7 +33,8 @@ from hypothesis import Phase
 from hypothesis.strategies import SearchStrategy
 
 from fuzzer.execute.runner import Controlled, Dispatch, Free
-from fuzzer.findings import Finding, classify
+from fuzzer.execute.scheduler import Limits
+from fuzzer.findings import Finding, Reproduced, classify
 from fuzzer.judge.oracle import Oracle
 from fuzzer.model import Execution, Scenario, Step
 from fuzzer.search import conjecture, interrupt
@@ -41,10 +42,11 @@ from fuzzer.search.conjecture import Budget, Case, Choices
 from fuzzer.search.faults import fewer_faults
 from fuzzer.search.finish import Finishing, evaluate
 from fuzzer.search.pairs import Coverage, Plan
-from fuzzer.search.records import Detection, SearchResult, SearchSettings
+from fuzzer.search.records import Detection, SearchResult, Tuning
 from fuzzer.search.schedules import needs_trace, resolve, surveyed_trace
+from fuzzer.settings import Settings
 
-__all__ = ["Detection", "Search", "SearchResult", "SearchSettings", "evaluate"]
+__all__ = ["Detection", "Search", "SearchResult", "Tuning", "evaluate"]
 
 UNSHRUNK = "not yet shrunk: written when first seen; replaced when shrinking ends"
 #: The pairs' plan may take up to this percentage of the example budget; the rest goes
@@ -65,7 +67,8 @@ class Search(Finishing):
         strategy: SearchStrategy[Scenario],
         execute: Callable[[Scenario, Dispatch], Execution],
         oracle: Oracle,
-        settings: SearchSettings,
+        settings: Settings,
+        tuning: Tuning | None = None,
         *,
         http_requests: Callable[[], int] = lambda: 0,
         on_event: Callable[..., None] = lambda *a, **k: None,
@@ -77,10 +80,10 @@ class Search(Finishing):
         self.strategy = strategy
         self.clock = clock  # monotonic seconds, for the budgets (a test passes a fake one)
         self.traces = traces  # each endpoint's steps alone (the survey), for conflict points
-        self.controlled = Controlled(settings.limits)
-        self.dispatch: Dispatch = (
-            Free(settings.limits) if settings.free_running else self.controlled
-        )
+        self.tuning = tuning = tuning or Tuning()
+        limits = tuning.limits or Limits.of(settings)
+        self.controlled = Controlled(limits)
+        self.dispatch: Dispatch = Free(limits) if tuning.free_running else self.controlled
         self.execute = execute
         self.oracle = oracle
         self.settings = settings
@@ -119,7 +122,7 @@ class Search(Finishing):
             seconds=s.time_budget,
             shrink_seconds=s.shrink_budget,
             clock=self.clock,
-            stop=self._found_wanted if s.stop_at_first else None,
+            stop=self._found_wanted if self.tuning.stop_at_first else None,
         )
 
     # -- the test function ----------------------------------------------------------------
@@ -139,6 +142,7 @@ class Search(Finishing):
             )
             for f in findings
         ]
+        findings = [self._with_routes(f) for f in findings]  # written with every route
         for finding in findings:
             self.on_event("final", finding=finding)
         return self._result(
@@ -207,7 +211,7 @@ class Search(Finishing):
         executed = time.perf_counter()
         verdict = self.oracle.judge(scenario, execution)
         judged = time.perf_counter()
-        known = self.settings.known  # already reported (a soak's earlier rounds)
+        known = self.tuning.known  # already reported (a soak's earlier rounds)
         findings = [f for f in classify(scenario, execution, verdict) if f.fingerprint not in known]
         spent = self.seconds
         spent["executions"] += executed - started
@@ -255,7 +259,7 @@ class Search(Finishing):
     def _write_unshrunk(self, finding: Finding) -> None:
         """Write a finding as first seen, once it reproduces under its schedule, so an
         interrupted run keeps it; its final (shrunk) version replaces it."""
-        if self.settings.free_running or self._shrinking or finding.fingerprint in self._written:
+        if self.tuning.free_running or self._shrinking or finding.fingerprint in self._written:
             return
         hits = int(self._reproduces(finding.scenario, finding.fingerprint) is not None)
         self._written.add(finding.fingerprint)
@@ -264,7 +268,7 @@ class Search(Finishing):
             "unshrunk",
             finding=finding.with_(
                 found_after=detection.examples,
-                flaky="" if hits else "0/1",
+                flaky=None if hits else Reproduced(0, 1),
                 extra={**finding.extra, "unshrunk": UNSHRUNK},
             ),
         )
@@ -342,26 +346,26 @@ class Search(Finishing):
         return self.plan.coverage(self._planned, self._plan_done, self._random)
 
     def _found_wanted(self) -> bool:
-        kinds = self.settings.stop_kinds
+        kinds = self.tuning.stop_kinds
         return any(not kinds or fp.split(":", 1)[0] in kinds for fp in self.detections)
 
     # -- the run ----------------------------------------------------------------------------
 
     def run(self) -> SearchResult:
-        if self.settings.example_db or self.settings.example_database is not None:
+        if self.settings.example_db or self.tuning.example_database is not None:
             return self._run()
         with conjecture.storage_elsewhere():  # asked to write nothing: not even .hypothesis/
             return self._run()
 
     def _run(self) -> SearchResult:
-        s = self.settings
+        s, t = self.settings, self.tuning
         self.budget = budget = self._budget()
         self._started = budget.started
         database = None
-        if s.example_db and (s.seed is None or s.example_db_with_seed):
-            database = conjecture.open_database(s.example_db, s.example_database)
-        phases = s.phases or (Phase.reuse, Phase.generate, Phase.shrink)
-        shrink = s.shrink and Phase.shrink in phases
+        if s.example_db and (s.seed is None or t.example_db_with_seed):
+            database = conjecture.open_database(s.example_db, t.example_database)
+        phases = t.phases or (Phase.reuse, Phase.generate, Phase.shrink)
+        shrink = t.shrink and Phase.shrink in phases
         try:
             self._run_seeds()
             before = self.examples
@@ -370,7 +374,7 @@ class Search(Finishing):
                 budget=budget,
                 seed=self.seed,
                 database=database,
-                key=s.database_key,
+                key=t.database_key,
                 reuse=Phase.reuse in phases,
                 generate=Phase.generate in phases,
                 share=self._random_budget(),
@@ -388,7 +392,7 @@ class Search(Finishing):
             # for them alone
             executions = self._execution_seconds / max(self.calls, 1)
             count = len(candidates) + len(seeded)
-            budget.reserve = (s.confirm + 1) * count * executions
+            budget.reserve = (t.confirm + 1) * count * executions
             minimal: dict[str, Choices] = {}
             while candidates:  # shrinking one finding may meet another: shrink it too
                 for fp in sorted(candidates, key=lambda f: _sort_key(candidates[f])):
@@ -401,6 +405,7 @@ class Search(Finishing):
             unconfirmed: list[Finding] = []
 
             def final(finding: Finding) -> None:
+                finding = self._with_routes(finding)  # written with every route
                 if finding.unconfirmed:  # never reproduced: not a finding, and not written
                     unconfirmed.append(finding)
                     self.on_event("unconfirmed", finding=finding)
@@ -431,7 +436,7 @@ class Search(Finishing):
                 budget=self.budget,
                 seed=self.seed,
                 database=database,
-                key=self.settings.database_key,
+                key=self.tuning.database_key,
             )
         finally:
             self._focus = None
@@ -457,9 +462,9 @@ class Search(Finishing):
             return None
         detection = self.detections.get(fingerprint)
         finding = finding.with_(found_after=detection.examples if detection else 0)
-        if self.settings.free_running:
+        if self.tuning.free_running:
             return self._replay_under_control(finding)
-        if self.settings.shrink:  # also when Hypothesis's shrinking ran out of budget
+        if self.tuning.shrink:  # also when Hypothesis's shrinking ran out of budget
             finding = self._fewer_yields(self._fewer_requests(finding))
             finding = fewer_faults(finding, self._reproduces, self.budget.shrinking)
         return self._confirmed(finding)
@@ -467,9 +472,9 @@ class Search(Finishing):
     def _final_seeded(self, finding: Finding) -> Finding:
         detection = self.detections.get(finding.fingerprint)
         finding = finding.with_(found_after=detection.examples if detection else 0)
-        if self.settings.free_running:
+        if self.tuning.free_running:
             return self._replay_under_control(finding)
-        if self.settings.shrink:
+        if self.tuning.shrink:
             finding = self._fewer_yields(self._fewer_requests(finding))
             finding = fewer_faults(finding, self._reproduces, self.budget.shrinking)
         return self._confirmed(finding)

@@ -7,12 +7,12 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from fuzzer.execute.runner import Controlled, Dispatch
-from fuzzer.findings import Finding, classify
+from fuzzer.findings import Finding, Reproduced, classify
 from fuzzer.judge.oracle import Oracle, Verdict
 from fuzzer.model import Execution, Scenario
 from fuzzer.search import interrupt
 from fuzzer.search.conjecture import Budget
-from fuzzer.search.records import SearchSettings
+from fuzzer.search.records import Tuning
 from fuzzer.search.schedules import from_trace
 
 __all__ = ["Finishing", "evaluate"]
@@ -35,7 +35,7 @@ class Finishing:
     """The search's last steps on each finding (a part of ``engine.Search``)."""
 
     budget: Budget
-    settings: SearchSettings
+    tuning: Tuning
     execute: Callable[[Scenario, Dispatch], Execution]
     oracle: Oracle
     controlled: Controlled
@@ -72,12 +72,12 @@ class Finishing:
     def _confirmed(self, finding: Finding) -> Finding:
         """Replay the minimal example ``confirm`` times. One that never reproduces is
         unconfirmed (not a finding): it keeps what each try showed instead."""
-        n = self.settings.confirm
+        n = self.tuning.confirm
         if n > 0:
             tries = [self._try(finding) for _ in range(n)]
             hits = tries.count("")
             if hits < n:
-                finding = finding.with_(flaky=f"{hits}/{n}")
+                finding = finding.with_(flaky=Reproduced(hits, n))
             if hits == 0:
                 finding = finding.with_(extra={**finding.extra, "tries": tries})
         return finding
@@ -111,7 +111,7 @@ class Finishing:
             finding.scenario,
             schedule=from_trace(finding.execution.trace, len(finding.scenario.requests)),
         )
-        n = max(self.settings.confirm, 1)
+        n = max(self.tuning.confirm, 1)
         hits = sum(self._reproduces(scenario, finding.fingerprint) is not None for _ in range(n))
         replay = (
             f"reproduced {hits}/{n} under control with the schedule derived from its trace"
@@ -124,7 +124,7 @@ class Finishing:
         )
         # never reproduced under control ("0/n"): unconfirmed, so no replay file or
         # regression test is written that would say "fixed" at once
-        return finding.with_(flaky=f"{hits}/{n}") if hits < n else finding
+        return finding.with_(flaky=Reproduced(hits, n)) if hits < n else finding
 
     def _fewer_yields(self, finding: Finding) -> Finding:
         """Drop every yield the finding does not need, one at a time, latest first: the

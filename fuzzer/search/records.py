@@ -1,11 +1,10 @@
-"""What a search is given and what it gives back: its settings, what it cost to see a
+"""What a search is given and what it gives back: a mode's tuning of it, what it cost to see a
 finding for the first time, and its result (data only; the loop is engine.py)."""
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
 
 from hypothesis import Phase
 
@@ -13,27 +12,18 @@ from fuzzer.execute.scheduler import Limits
 from fuzzer.findings import Finding
 from fuzzer.search.conjecture import ExampleDatabase
 from fuzzer.search.pairs import Coverage
-from fuzzer.search.schedules import Mode
-from fuzzer.settings import Settings
 
-__all__ = ["Detection", "SearchResult", "SearchSettings"]
-
-_RUN = Settings()  # a run's defaults, declared once (fuzzer/settings.py)
+__all__ = ["Detection", "SearchResult", "Tuning"]
 
 
-@dataclass
-class SearchSettings:
-    """What a search needs: the search's part of a run's ``Settings`` (its defaults are
-    the Settings' own: one declaration) and the knobs only the modes set."""
+@dataclass(frozen=True)
+class Tuning:
+    """What a mode sets for one search beyond the run's ``Settings``, which give the
+    search its budgets, seed, example database, schedule and limits (declared there once)."""
 
-    max_examples: int = _RUN.max_examples
-    seed: int | None = _RUN.seed
-    time_budget: float | None = _RUN.time_budget  # seconds of searching
-    shrink_budget: float = _RUN.shrink_budget  # seconds for shrinking and confirming
     shrink: bool = True
     stop_at_first: bool = False  # stop generating at the first finding (benchmarks)
     stop_kinds: frozenset[str] = frozenset()  # with stop_at_first: only findings of these kinds
-    example_db: str | None = _RUN.example_db  # a directory for Hypothesis's example database
     example_database: ExampleDatabase | None = None  # instead of example_db (a shared store)
     database_key: str = ""
     # a seed normally means a repeatable run, without the example database; the soak's
@@ -42,25 +32,8 @@ class SearchSettings:
     phases: tuple[Phase, ...] | None = None  # default: reuse, generate, shrink
     known: frozenset[str] = frozenset()  # fingerprints already reported: neither kept nor shrunk
     confirm: int = 3  # replays of each minimal example, to tell flaky ones
-    limits: Limits = field(default_factory=Limits)
-    schedule: Mode = _RUN.schedule  # how drawn genes become yields (fuzzer/search/schedules.py)
     free_running: bool = False  # stress mode: no gates, real timing (no shrinking)
-
-    @classmethod
-    def of(cls, settings: Settings, **internal: Any) -> SearchSettings:
-        """The search's part of a run's ``Settings`` (budgets, seed, example database,
-        schedule, limits), with the knobs only the modes set (``database_key``,
-        ``known``, ``phases``, ...) as keywords."""
-        chosen: dict[str, Any] = {
-            "max_examples": settings.max_examples,
-            "seed": settings.seed,
-            "time_budget": settings.time_budget,
-            "shrink_budget": settings.shrink_budget,
-            "example_db": settings.example_db,
-            "schedule": settings.schedule,
-            "limits": Limits(hang_timeout=settings.hang_timeout, stuck_grace=settings.stuck_grace),
-        }
-        return cls(**{**chosen, **internal})
+    limits: Limits | None = None  # default: the settings' (Limits.of)
 
 
 @dataclass(frozen=True)

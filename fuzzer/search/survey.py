@@ -11,14 +11,15 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from hypothesis import HealthCheck, Phase, find, settings
 
 from fuzzer.errors import InvalidTarget
+from fuzzer.findings.stamps import own_row, routine
 from fuzzer.model import Execution, Gene, Request, Response, Scenario, Step
 from fuzzer.search.likelihood import rows
-from fuzzer.sql import STORES, Access, access
+from fuzzer.sql import STORES, access
 from fuzzer.target.contract import Endpoint, Target
 
 Run = Callable[[Scenario], Execution]
@@ -220,7 +221,7 @@ def survey(target: Target, run: Run) -> Survey:
     identities = [i.name for i in target.identities]
     simplest = [simplest_request(e, identities) for e in target.endpoints]
     alone = [run(Scenario(requests=(r,), schedule=(Gene(),))) for r in simplest]
-    common = routine([e.trace for e in alone])
+    common = _identity_stamps(target, run, simplest, alone)
     results = []
     for endpoint, first, execution in zip(target.endpoints, simplest, alone, strict=True):
         others = [
@@ -254,50 +255,26 @@ def survey(target: Target, run: Run) -> Survey:
     return Survey(tuple(results), common)
 
 
-def routine(traces: Sequence[Sequence[Step]]) -> frozenset[str]:
-    """The stamps that several endpoints make the same way before their own work: an
-    UPDATE of one row named by its key (the same statement and the same key in each),
-    the only write of its transaction, followed by more SQL after that transaction, in
-    at least two endpoints and at least half of those that ran SQL. Flask-Login apps
-    stamp ``user.last_seen`` in a ``before_request`` hook and commit, on every request;
-    a yield at that stamp is far from the race. An INSERT is never routine, nor is a
-    DELETE (issue 19): a get-or-create of site settings in a context processor makes
-    the same single-insert transactions on every page, and its race is there."""
-    counts: dict[tuple[str, str], int] = {}
-    with_sql = 0
-    for trace in traces:
-        if any(step.kind == "sql" for step in trace):
-            with_sql += 1
-        for stamp in _stamps(trace):
-            counts[stamp] = counts.get(stamp, 0) + 1
-    return frozenset(text for (text, _), n in counts.items() if n >= 2 and 2 * n >= with_sql)
-
-
-def _stamps(trace: Sequence[Step]) -> set[tuple[str, str]]:
-    """The stamps of ``trace`` (statement, the row's key): UPDATEs of one row by its key
-    that are alone in their transaction, with SQL after it."""
-    found: set[tuple[str, str]] = set()
-    writes: list[tuple[str, str] | None] = []  # None: a write that is no stamp
-    ended: list[tuple[str, str]] = []  # the single stamp of a transaction committed
-    for step in trace:
-        if step.kind == "sql":
-            found.update(ended)  # SQL after a committed single write
-            ended = []
-            seen = access(step.text, step.params)
-            if seen.write:
-                writes.append(_stamp(step, seen))
-        elif step.kind in ("commit", "rollback"):
-            if len(writes) == 1 and writes[0] is not None:
-                ended = [writes[0]]
-            writes = []
-    return found
-
-
-def _stamp(step: Step, seen: Access) -> tuple[str, str] | None:
-    """A write that may be a stamp: an UPDATE whose WHERE names its row by a key."""
-    if seen.verb != "UPDATE" or " WHERE " not in f" {step.text.upper()} ":
-        return None
-    return (step.text, repr(seen.key))
+def _identity_stamps(
+    target: Target, run: Run, requests: Sequence[Request], alone: Sequence[Execution]
+) -> frozenset[str]:
+    """``routine`` of the simplest requests' traces, kept only where a request that made
+    the stamps, sent as another identity, stamps another row of the same table (one
+    identity: nobody to compare with, kept)."""
+    signed = [r.identity is not None for r in requests]
+    common = routine([e.trace for e in alone], signed)
+    names = [i.name for i in target.identities]
+    if not common:
+        return common
+    for endpoint, request, execution in zip(target.endpoints, requests, alone, strict=True):
+        if request.identity is None:
+            continue
+        allowed = [n for n in endpoint.identities or names if n != request.identity]
+        if not allowed or not any(s.text in common for s in execution.trace):
+            continue
+        other = replace(request, identity=allowed[0])
+        return own_row(common, execution.trace, run(Scenario((other,), (Gene(),))).trace)
+    return common
 
 
 def _other_identity(
@@ -306,8 +283,6 @@ def _other_identity(
     """The writing request sent as another identity that also writes, touching the same
     rows as it when one does (the same item bought by two users), not a self-action (a
     user following themself writes nothing)."""
-    from dataclasses import replace
-
     fallback = None
     tried = 0
     for identity in identities:

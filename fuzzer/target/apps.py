@@ -189,3 +189,56 @@ def _issue(app: Any, user: Any, method: str, user_id: Any) -> str:
     if extension is not None:  # a token kept in the user's row
         extension.session.commit()
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+_TOKEN_KEYS = ("token", "access_token", "auth_token", "api_token", "jwt", "api_key", "key")
+
+
+def bearer_token(
+    path: str,
+    *,
+    basic: tuple[str, str] | None = None,
+    json: Any = None,
+    form: Any = None,
+    scheme: str = "Bearer",
+) -> Callable[[Any], dict[str, str]]:
+    """Headers for an identity that carries an API token the app's own token endpoint
+    issues: ``POST path`` with credentials (HTTP Basic ``basic=(user, password)``, or a
+    ``json`` or ``form`` body) answers ``{"token": …}`` (or ``access_token``, …), and
+    every request of the identity sends ``Authorization: Bearer <token>``. Use it as
+    ``Identity("ann", headers=bearer_token("/api/tokens", basic=("ann", "pw")))``; it
+    runs once per fresh database, after setup, so the token is part of the initial
+    state."""
+
+    def headers(app: Any) -> dict[str, str]:
+        extension = getattr(app, "extensions", {}).get("sqlalchemy")
+        if extension is not None:  # what setup wrote so far, visible to the request
+            extension.session.commit()
+        sent = basic_auth(*basic) if basic is not None else {}
+        reply = app.test_client().post(path, headers=sent, json=json, data=form)
+        if not 200 <= reply.status_code < 300:
+            raise TargetSetupError(
+                f"bearer_token({path!r}): POST {path} answered {reply.status_code}, not a token"
+            )
+        token = token_in(reply.get_json(silent=True))
+        if token is None:
+            raise TargetSetupError(
+                f"bearer_token({path!r}): POST {path} answered no token (a JSON key named "
+                f"one of {', '.join(_TOKEN_KEYS)})"
+            )
+        return {"Authorization": f"{scheme} {token}"}
+
+    headers.__qualname__ = f"bearer_token({path!r})"
+    return headers
+
+
+def token_in(body: Any) -> str | None:
+    """The token a JSON answer holds: under a key named like one, at the top or one
+    level down (``{"data": {"token": …}}``)."""
+    if not isinstance(body, dict):
+        return None
+    for key in _TOKEN_KEYS:
+        if isinstance(body.get(key), str) and body[key]:
+            return str(body[key])
+    inner = (token_in(value) for value in body.values() if isinstance(value, dict))
+    return next((token for token in inner if token is not None), None)

@@ -20,12 +20,14 @@ from typing import Any
 from fuzzer.init.inputs import viewcode
 from fuzzer.init.plan import Plan, Table
 from fuzzer.init.pysource import literal
+from fuzzer.target.apps import token_in
 from fuzzer.target.rows import PASSWORD
 
 __all__ = ["plan_credentials"]
 
 _SECRET = re.compile(r"pass|secret|code|pin$|token", re.IGNORECASE)
 _NAMES = ("username", "name", "login", "email", "slug")
+_TOKEN_RULE = re.compile(r"token|auth|log_?in|sign_?in|session", re.IGNORECASE)
 _LOGIN_RULE = re.compile(r"log_?in|sign_?in|authenticate|session", re.IGNORECASE)
 _KEY_FIELDS = ("id", "username", "email", "login", "name", "project", "project_id", "user")
 _SECRET_FIELDS = ("password", "code", "secret", "passcode", "pin", "key")
@@ -40,40 +42,90 @@ def plan_credentials(
         return False
     found = False
     for table, row in _accounts(rows):
-        for user, secret in _pairs(table, row, constants):
-            header = {"Authorization": _basic(user, secret)}
-            page = _answers(app, probes, table, row, header)
-            if page:
-                name = _identity_name(user, plan)
-                plan.identities.append(
-                    f"Identity({literal(name)}, headers=basic_auth({literal(user)}, "
-                    f"{literal(secret)}))"
-                )
-                plan.users.append(name)
-                plan.identity_notes.append(
-                    f"{name}: HTTP Basic {user}:{secret}, proven by GET {page} (2xx; "
-                    "401/403 without it)"
-                )
-                found = True
-                break
-        for user, secret in _pairs(table, row, constants):
-            login = _session_login(app, probes, table, row, user, secret)
-            if login is not None:
-                path, form, page = login
-                name = _identity_name(f"{user}-web", plan)
-                plan.identities.append(
-                    f"Identity({literal(name)}, login=Login({literal(path)}, form={literal(form)}))"
-                )
-                plan.users.append(name)
-                plan.identity_notes.append(
-                    f"{name}: the login form at {path}, which keeps {user!r} in the session, "
-                    f"proven by GET {page} (2xx after it; 401/403 before)"
-                )
-                found = True
-                break
+        made = [way(app, plan, probes, table, row, constants) for way in (_plan_basic, _plan_form)]
+        if not any(made):  # an API token, for an account neither way signs in
+            made.append(_plan_token(app, plan, probes, table, row, constants))
+        found = found or any(made)
     if found:
         plan.identities.append('Identity("anonymous")')
     return found
+
+
+def _plan_basic(
+    app: Any,
+    plan: Plan,
+    probes: Sequence[str],
+    table: Table,
+    row: tuple[Any, ...],
+    constants: Sequence[str],
+) -> bool:
+    """An identity that sends the row's key and secret as HTTP Basic."""
+    for user, secret in _pairs(table, row, constants):
+        header = {"Authorization": _basic(user, secret)}
+        page = _answers(app, probes, table, row, header)
+        if page:
+            name = _identity_name(user, plan)
+            plan.identities.append(
+                f"Identity({literal(name)}, headers=basic_auth({literal(user)}, {literal(secret)}))"
+            )
+            plan.users.append(name)
+            plan.identity_notes.append(
+                f"{name}: HTTP Basic {user}:{secret}, proven by GET {page} (2xx; "
+                "401/403 without it)"
+            )
+            return True
+    return False
+
+
+def _plan_form(
+    app: Any,
+    plan: Plan,
+    probes: Sequence[str],
+    table: Table,
+    row: tuple[Any, ...],
+    constants: Sequence[str],
+) -> bool:
+    """An identity that posts the row's key and secret to a login form once."""
+    for user, secret in _pairs(table, row, constants):
+        login = _session_login(app, probes, table, row, user, secret)
+        if login is not None:
+            path, form, page = login
+            name = _identity_name(f"{user}-web", plan)
+            plan.identities.append(
+                f"Identity({literal(name)}, login=Login({literal(path)}, form={literal(form)}))"
+            )
+            plan.users.append(name)
+            plan.identity_notes.append(
+                f"{name}: the login form at {path}, which keeps {user!r} in the session, "
+                f"proven by GET {page} (2xx after it; 401/403 before)"
+            )
+            return True
+    return False
+
+
+def _plan_token(
+    app: Any,
+    plan: Plan,
+    probes: Sequence[str],
+    table: Table,
+    row: tuple[Any, ...],
+    constants: Sequence[str],
+) -> bool:
+    """An identity whose API token the app's token endpoint issues for the row's key
+    and secret, proven by a page that turns the visitor away."""
+    for user, secret in _pairs(table, row, constants):
+        issued = _token_login(app, probes, table, row, user, secret)
+        if issued is not None:
+            call, how, page = issued
+            name = _identity_name(user, plan)
+            plan.identities.append(f"Identity({literal(name)}, headers={call})")
+            plan.users.append(name)
+            plan.identity_notes.append(
+                f"{name}: an API token from {how}, proven by GET {page} (2xx with it; "
+                "401/403 without)"
+            )
+            return True
+    return False
 
 
 def _identity_name(name: str, plan: Plan) -> str:
@@ -185,6 +237,46 @@ def _session_login(
                 if 200 <= client.get(page).status_code < 300:
                     return rule.rule, form, page
     return None
+
+
+def _token_login(
+    app: Any, probes: Sequence[str], table: Table, row: tuple[Any, ...], user: str, secret: str
+) -> tuple[str, str, str] | None:
+    """A POST rule named like a token endpoint that answers a token for the key and the
+    secret (as HTTP Basic, else a JSON or form body of its login fields), after which a
+    page that turned the visitor away answers 2xx: ``(bearer_token(...) source, how,
+    page)``."""
+    for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
+        if "POST" not in (rule.methods or ()) or rule.arguments:
+            continue
+        if not _TOKEN_RULE.search(rule.rule + " " + rule.endpoint):
+            continue
+        for keyword, sent in _token_requests(app.view_functions.get(rule.endpoint), user, secret):
+            with contextlib.suppress(Exception):
+                if keyword == "basic":
+                    reply = app.test_client().post(rule.rule, headers={"Authorization": sent})
+                else:
+                    reply = app.test_client().post(rule.rule, **{keyword: sent})
+                token = token_in(reply.get_json(silent=True)) if reply.status_code < 300 else None
+                for scheme in ("Bearer", "Token") if token else ():
+                    page = _answers(app, probes, table, row, {"Authorization": f"{scheme} {token}"})
+                    if page:
+                        given = literal((user, secret)) if keyword == "basic" else literal(sent)
+                        kind = {"basic": "basic", "json": "json", "data": "form"}[keyword]
+                        extra = f", scheme={literal(scheme)}" if scheme != "Bearer" else ""
+                        call = f"bearer_token({literal(rule.rule)}, {kind}={given}{extra})"
+                        return call, f"POST {rule.rule} ({keyword})", page
+    return None
+
+
+def _token_requests(view: Any, user: str, secret: str) -> Iterator[tuple[str, Any]]:
+    """How a token endpoint may take credentials: HTTP Basic, then its login fields as
+    JSON and as a form."""
+    yield "basic", _basic(user, secret)
+    fields = _login_fields(view)
+    if fields is not None:
+        yield "json", {fields[0]: user, fields[1]: secret}
+        yield "data", {fields[0]: user, fields[1]: secret}
 
 
 def _login_fields(view: Any) -> tuple[str, str] | None:

@@ -56,12 +56,15 @@ def run_step(app: Any, kind: str, name: str) -> None:
     """One setup step, inside the app's context: ``create_all``, a CLI command, a
     module function or rows made from the models."""
     from fuzzer.target.apps import app_request, flask_command
+    from fuzzer.target.fixtures import pytest_fixture
     from fuzzer.target.rows import fill_tables
 
     if kind == "create_all":
         compat.flask_sqlalchemy(app).create_all()
     elif kind == "call":
         _function(name)()
+    elif kind == "fixture":  # one of the app's own test fixtures
+        pytest_fixture(app, name)
     elif kind == "fill":  # every empty table, or the one named topped up to two rows
         fill_tables(app, tables=[name] if name else None)
     elif kind == "request":  # a form posted once: {"path": ..., "form": {...}}
@@ -322,10 +325,27 @@ def read_rows(url: str) -> dict[str, Table]:
                 order = [table.c[c] for c in pk] or list(table.c)
                 rows = [tuple(r) for r in conn.execute(table.select().order_by(*order))]
                 types = tuple(type(c.type).__name__ for c in table.columns)
-                tables[table.name] = Table(tuple(table.c.keys()), pk, types, rows)
+                tables[table.name] = Table(
+                    tuple(table.c.keys()), pk, types, rows, unique=_unique(table)
+                )
+        for table in metadata.sorted_tables:  # what foreign keys point to
+            for key in table.foreign_keys:
+                target = tables.get(key.column.table.name)
+                if target is not None:
+                    target.referenced |= {key.column.name}
         return tables
     finally:
         engine.dispose()
+
+
+def _unique(table: Any) -> frozenset[str]:
+    """Columns no two rows share: a one-column key, unique constraint or unique index."""
+    from sqlalchemy import UniqueConstraint
+
+    groups = [list(table.primary_key.columns)]
+    groups += [list(c.columns) for c in table.constraints if isinstance(c, UniqueConstraint)]
+    groups += [list(i.columns) for i in table.indexes if i.unique]
+    return frozenset(group[0].name for group in groups if len(group) == 1)
 
 
 def dispose(app: Any) -> None:

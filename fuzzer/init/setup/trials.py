@@ -53,6 +53,9 @@ def _label(step: Step) -> str:
         return "create_all()"
     if kind == "call":
         return f"{name.partition(':')[2]}()"
+    if kind == "fixture":
+        module, _, fixture = name.partition(":")
+        return f"the test fixture {fixture} ({module})"
     if kind == "fill":
         return f"fill_tables(tables=[{name!r}])" if name else "fill_tables()"
     if kind == "request":

@@ -1,0 +1,79 @@
+"""Who init's spec acts as (issue 20, item 3): a second user beside the one setup made
+(a setup wizard's admin), and API tokens from the app's own token endpoint."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.test_first_try import _built
+
+
+def test_a_second_user_signs_up_through_the_apps_own_form() -> None:
+    """After a wizard made the admin: a second user through the sign-up form, posted as
+    a visitor would, kept only because it made a row in the user table."""
+    from flask import Flask, request
+    from flask_sqlalchemy import SQLAlchemy
+
+    from fuzzer.init.setup.wizard import sign_up
+
+    app = Flask(__name__)
+    app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite://"
+    db = SQLAlchemy(app)
+    users = db.Table("users", db.Column("name", db.String(40), primary_key=True))
+
+    @app.post("/auth/register")
+    def register() -> tuple[str, int]:
+        name = request.form["username"]
+        if request.form.get("password") != request.form.get("password2"):
+            return "passwords differ", 400
+        db.session.execute(users.insert().values(name=name))
+        db.session.commit()
+        return "", 302
+
+    @app.post("/posts/new")
+    def new_post() -> str:  # not a sign-up: never posted
+        raise AssertionError("posted")
+
+    with app.app_context():
+        db.create_all()
+
+        def count() -> int:
+            return len(db.session.execute(users.select()).all())
+
+        path, form = sign_up(app, count) or ("", {})
+        assert path == "/auth/register"
+        assert form["username"] == "user2" and form["password"] == form["password2"]
+        assert [tuple(r) for r in db.session.execute(users.select())] == [("user2",)]
+
+
+def test_an_api_token_from_the_apps_token_endpoint_is_proven_by_a_page_that_needs_it(
+    tmp_path: Any,
+) -> None:
+    from fuzzer import bearer_token
+    from fuzzer.errors import TargetSetupError
+    from fuzzer.init.factory import load_factory
+    from fuzzer.init.plan import Plan
+    from fuzzer.init.setup.credentials import plan_credentials
+    from fuzzer.init.setup.seeding import read_all_rows, step_constants
+
+    url = f"sqlite:///{tmp_path}/tokens.db"
+    module, app = _built("tokens", url)
+    with app.app_context():
+        module.db.create_all()
+    app.test_cli_runner().invoke(args=["seed"])
+    plan = Plan(load_factory("targets.tokens:create_app"), "tokens")
+    constants = step_constants(app, [("command", "seed")])
+    assert plan_credentials(app, plan, read_all_rows({"default": url}), constants)
+    assert plan.identities == [
+        'Identity("ann", headers=bearer_token("/api/tokens", basic=("ann", "wallet-pass")))',
+        'Identity("bob", headers=bearer_token("/api/tokens", basic=("bob", "wallet-pass")))',
+        'Identity("anonymous")',
+    ]
+    with app.app_context():
+        headers = bearer_token("/api/tokens", basic=("bob", "wallet-pass"))(app)
+    assert app.test_client().get("/api/me", headers=headers).get_json()["username"] == "bob"
+    assert app.test_client().get("/api/me").status_code == 401
+    with app.app_context(), pytest.raises(TargetSetupError, match=r"answered 401, not a token"):
+        bearer_token("/api/tokens", basic=("bob", "wrong"))(app)
