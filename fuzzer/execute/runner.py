@@ -374,7 +374,7 @@ class Harness:
                 request.method,
                 self.server.base_url + request.path,
                 json=request.json,
-                data=_form_data(request.form),
+                data=form_data(request.form),
                 params=dict(request.params) if request.params else None,
                 headers=headers,
                 timeout=timeout or self.request_timeout,
@@ -397,7 +397,7 @@ class Harness:
         )
 
 
-def _form_data(form: Mapping[str, Any] | None) -> dict[str, Any] | None:
+def form_data(form: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """A form's fields as httpx sends them: booleans as an HTML checkbox does (checked:
     "y"; unchecked: left out), ``None`` left out, lists as repeated fields."""
     if form is None:

@@ -15,6 +15,7 @@ from fuzzer.search.pairs import Coverage
 
 __all__ = ["Detection", "SearchResult", "Tuning"]
 
+
 @dataclass(frozen=True)
 class Tuning:
     """What a mode sets for one search beyond the run's ``Settings``, which give the
