@@ -39,6 +39,7 @@ from fuzzer.judge.oracle import Oracle
 from fuzzer.model import Execution, Scenario, Step
 from fuzzer.search import conjecture, interrupt
 from fuzzer.search.conjecture import Budget, Case, Choices
+from fuzzer.search.events import Example, Final, Found, Listener, Unconfirmed, Unshrunk, ignore
 from fuzzer.search.faults import fewer_faults
 from fuzzer.search.finish import Finishing, evaluate
 from fuzzer.search.pairs import Coverage, Plan
@@ -71,7 +72,7 @@ class Search(Finishing):
         tuning: Tuning | None = None,
         *,
         http_requests: Callable[[], int] = lambda: 0,
-        on_event: Callable[..., None] = lambda *a, **k: None,
+        on_event: Listener = ignore,
         traces: Mapping[str, Sequence[Step]] | None = None,
         seeds: Sequence[Scenario] = (),
         plan: Plan | None = None,
@@ -144,7 +145,7 @@ class Search(Finishing):
         ]
         findings = [self._with_routes(f) for f in findings]  # written with every route
         for finding in findings:
-            self.on_event("final", finding=finding)
+            self.on_event(Final(finding))
         return self._result(
             findings, "the target's threads are stuck (deadlocked in Python); restart it"
         )
@@ -228,11 +229,12 @@ class Search(Finishing):
             elif verdict.status == "serializable" and verdict.reason:
                 self.treated[verdict.reason] += 1
         self.on_event(
-            "example",
-            examples=self.examples,
-            calls=self.calls,
-            findings=len(self.detections),
-            shrinking=self._shrinking,
+            Example(
+                examples=self.examples,
+                calls=self.calls,
+                findings=len(self.detections),
+                shrinking=self._shrinking,
+            )
         )
         now = self.clock() - self._started
         new = []
@@ -243,7 +245,7 @@ class Search(Finishing):
                 self.detections[finding.fingerprint] = Detection(
                     self.examples, self.http_requests(), now
                 )
-                self.on_event("finding", finding=finding, examples=self.examples)
+                self.on_event(Found(finding, self.examples))
                 new.append(finding)
         if any(r is not None and r.status == 0 for r in execution.responses):
             # threads that never came back (a deadlock in Python) keep their locks: every
@@ -265,12 +267,13 @@ class Search(Finishing):
         self._written.add(finding.fingerprint)
         detection = self.detections[finding.fingerprint]
         self.on_event(
-            "unshrunk",
-            finding=finding.with_(
-                found_after=detection.examples,
-                flaky=None if hits else Reproduced(0, 1),
-                extra={**finding.extra, "unshrunk": UNSHRUNK},
-            ),
+            Unshrunk(
+                finding.with_(
+                    found_after=detection.examples,
+                    flaky=None if hits else Reproduced(0, 1),
+                    extra={**finding.extra, "unshrunk": UNSHRUNK},
+                )
+            )
         )
 
     def _test(self, case: Case) -> None:
@@ -408,10 +411,10 @@ class Search(Finishing):
                 finding = self._with_routes(finding)  # written with every route
                 if finding.unconfirmed:  # never reproduced: not a finding, and not written
                     unconfirmed.append(finding)
-                    self.on_event("unconfirmed", finding=finding)
+                    self.on_event(Unconfirmed(finding))
                 else:
                     findings.append(finding)
-                    self.on_event("final", finding=finding)  # shrunk and confirmed: report it
+                    self.on_event(Final(finding))  # shrunk and confirmed: report it
 
             for fp, choices in minimal.items():
                 found = self._final(fp, choices)
