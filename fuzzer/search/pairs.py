@@ -49,6 +49,7 @@ class Coverage:
     relations: tuple[str, ...] = ()  # the identity relations explored ("same", "different")
     shallow: int | None = None  # pairs whose every one-switch schedule ran (None: unknown)
     decided: int | None = None  # pairs whose every one switch at a likeliest point ran
+    tried: int | None = None  # pairs with at least one schedule run (or none to run)
 
     @property
     def complete(self) -> bool:
@@ -66,6 +67,7 @@ class Coverage:
             "relations": list(self.relations),
             "shallow": self.shallow,
             "decided": self.decided,
+            "tried": self.tried,
         }
 
 
@@ -191,6 +193,8 @@ class Plan:
         """The coverage once the first ``ran`` scenarios (of ``scenarios()``) have run:
         how many pairs finished each level (and every level before it)."""
         ran_all = ran
+        first = [k for k, shape in enumerate(self.shapes) if len(shape)]  # the first round
+        tried = len(self.shapes) - len(first) + min(ran, len(first))
         levels = [
             [shape.likeliest() for shape in self.shapes],
             [shape.singles() - shape.likeliest() for shape in self.shapes],
@@ -214,6 +218,7 @@ class Plan:
             relations=self.relations,
             shallow=shallow,
             decided=decided,
+            tried=tried,
         )
 
 
