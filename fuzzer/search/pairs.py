@@ -10,10 +10,13 @@ of its own).
 The plan is data, and lazy: each pair is described by its requests and the counts of
 their conflict points (``PairPlan``), and its schedules are made only when the search
 asks for them. Pairs are ranked by ``likelihood.likelihood`` across all endpoints, and the
-search takes their schedules breadth first: every pair's first (likeliest) schedule,
-then every pair's second, and so on, so every conflicting pair gets its first
+search takes their schedules breadth first and one level at a time (``LEVELS``): every
+pair's first (likeliest) schedule, then every pair's second, and so on, each level
+across every pair before the next (one switch at a moment of decision, one switch at
+any other conflict point, two switches), so every conflicting pair gets its first
 schedules before any pair gets its last. A run says how much of it was done ("24 of 24
-endpoint pairs explored at depth ≤ 2 at conflict points").
+endpoint pairs explored at depth ≤ 2 at conflict points"), and level by level when it
+did not finish ("25 of 25 tried, 25 of 25 at their moments of decision, …").
 """
 
 from __future__ import annotations
