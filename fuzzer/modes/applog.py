@@ -26,34 +26,14 @@ import sys
 import tempfile
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, TextIO, TypeVar
 
 from fuzzer.execute import gates
+from fuzzer.modes.logsummary import AppLogSummary
 from fuzzer.report import reporting
 
 T = TypeVar("T")
 _open: list[AppLog] = []  # the logs open now, innermost last
-
-
-@dataclass(frozen=True)
-class AppLogSummary:
-    """What the app wrote during a run."""
-
-    records: int  # log records made
-    errors: int  # of them, ERROR or worse
-    lines: int  # lines written to the log file in all
-    path: str | None  # where the log is, None when nothing was kept
-
-    def line(self) -> str:
-        """The one line a run prints about it."""
-        if not self.lines:
-            return "The app logged nothing."
-        where = f": {self.path}" if self.path else " (not kept: no report directory)"
-        return (
-            f"The app logged {self.records} record(s), {self.errors} of them errors, "
-            f"{self.lines} line(s) in all{where}"
-        )
 
 
 class _LogStream:

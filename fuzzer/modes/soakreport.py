@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from fuzzer.modes.applog import AppLogSummary
+from fuzzer.modes.logsummary import AppLogSummary
 from fuzzer.modes.vitals import Trend, Vitals
 from fuzzer.report.writer import Written
 from fuzzer.search.pairs import Coverage
