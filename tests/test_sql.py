@@ -9,6 +9,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
 
+from fuzzer import sql
 from fuzzer.sql import (
     access,
     compiled,
@@ -19,6 +20,7 @@ from fuzzer.sql import (
     writes,
     written_table,
 )
+from fuzzer.sql.text import shape as parse
 
 
 def test_an_update_names_its_row_its_values_and_every_column_it_sets() -> None:
@@ -222,3 +224,55 @@ def test_the_verb_is_read_past_comments_and_whatever_the_parser_cannot_read() ->
     assert verb("CALL refresh_totals()") == "CALL" and not read_only("CALL refresh_totals()")
     assert verb("SAVEPOINT sa_savepoint_1") == "SAVEPOINT"
     assert writes("BEGIN IMMEDIATE") and not writes("BEGIN")
+
+
+# -- the gate: the access read when the statement runs, kept on the step -------------------
+
+
+def test_the_gate_reads_the_orm_from_its_compiled_statement_and_text_by_parsing_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from sqlalchemy.orm import Session, declarative_base
+
+    from fuzzer.execute import gates, instrument
+    from fuzzer.execute.recording import Recording, RequestContext
+
+    Base: Any = declarative_base()
+
+    class Seat(Base):
+        __tablename__ = "seats"
+        id = sa.Column(sa.Integer, primary_key=True)
+        holder = sa.Column(sa.String, default="")
+
+    engine = sa.create_engine("sqlite://")
+    Base.metadata.create_all(engine)
+    with Session(engine) as session:
+        session.add(Seat(id=1))
+        session.commit()
+    parsed: list[str] = []
+    monkeypatch.setattr(sql._text, "shape", lambda text: parsed.append(text) or parse(text))
+    sql.shape.cache_clear()
+    with instrument.instrumented(), Recording() as recording, Session(engine) as session:
+        gates._state.ctx = RequestContext(recording, "concurrent", 0)
+        try:
+            seat = session.get(Seat, 1)
+            assert seat is not None
+            seat.holder = "ann"
+            session.flush()
+            session.execute(
+                sa.text("UPDATE seats SET holder = :h WHERE id = :i"), {"h": "bo", "i": 1}
+            )
+            session.commit()
+        finally:
+            gates._state.ctx = None
+    steps = [s for s in recording.trace() if s.kind == "sql"]
+    assert parsed == [steps[2].text]  # the ORM's two statements were not parsed
+    assert [s.access.verb for s in steps] == ["SELECT", "UPDATE", "UPDATE"]
+    orm, flush, text = steps
+    assert orm.seen is not None and orm.access.filters == (("id", 1),)
+    assert flush.seen is not None and flush.access.sets == (("holder", "ann"),)
+    assert flush.access.key == (1,) and flush.access.write == "seats"
+    assert text.seen == access(text.text, text.params)  # no compiled statement: parsed
+    assert text.access.sets == (("holder", "bo"),) and text.access.key == (1,)
+    assert "seen" not in text.to_json()
+    assert recording.written == {"": {"seats"}}  # what a restore must cover

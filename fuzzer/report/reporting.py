@@ -442,12 +442,24 @@ def coverage_text(coverage: Coverage, findings: Sequence[Finding]) -> str:
     if coverage.relations:
         text += " (" + " and ".join(f"{r} identity" for r in coverage.relations) + ")"
     if not coverage.complete:
+        text += _levels(coverage)
         text += f", {coverage.ran} of {coverage.schedules} schedules"
     elif coverage.done_after is not None:
         text += f", all after {coverage.done_after} examples"
     text += "; " + ("no race" if not races else f"{races} race{'s' if races > 1 else ''}")
     if coverage.random:
         text += f"; and {coverage.random} random examples"
+    return text
+
+
+def _levels(coverage: Coverage) -> str:
+    """How far a plan not run to the end went, level by level (pairs.LEVELS): ", 25 of
+    25 at their moments of decision, 2 of 25 at every single switch"."""
+    text = ""
+    if coverage.decided is not None:
+        text += f", {coverage.decided} of {coverage.pairs} at their moments of decision"
+    if coverage.shallow is not None and coverage.depth >= 2:
+        text += f", {coverage.shallow} of {coverage.pairs} at every single switch"
     return text
 
 
