@@ -180,3 +180,43 @@ def test_a_left_out_form_says_its_fields_error_even_when_the_page_was_cut_short(
     assert why_left_out(SimpleNamespace(**{**vars(e), "response": whole}), plan) == (
         "validation error (200 as ole): day: Too late."
     )
+
+
+def test_dates_choices_and_ranges_are_typed_from_the_fields() -> None:
+    """WTForms date and time fields send their own format; marshmallow's ``OneOf``
+    gives the choices, ``Range`` the low end, and dates, times and UUIDs a fixed value."""
+    from flask_wtf import FlaskForm
+    from marshmallow import Schema, fields, validate
+    from wtforms import DateField, DateTimeLocalField, StringField, TimeField, URLField
+
+    from fuzzer.init.inputs.bodies import form_body
+    from fuzzer.init.inputs.values import schema_value
+    from fuzzer.init.inputs.viewcode import _marshmallow_fields
+
+    class TripForm(FlaskForm):
+        day = DateField(format="%d/%m/%Y")
+        start = TimeField()
+        leaves = DateTimeLocalField()
+        link = URLField()
+        title = StringField()
+
+    assert flat(form_body(TripForm).node) == (
+        '{"day": "01/01/2024", "start": "10:00", "leaves": "2024-01-01T10:00", '
+        '"link": st.sampled_from(["https://example.com/alpha", "https://example.com/bravo"]), '
+        '"title": st.sampled_from(["alpha", "bravo"])}'
+    )
+
+    class TripSchema(Schema):
+        size = fields.String(validate=validate.OneOf(["S", "M", "L", "XL"]))
+        seats = fields.Integer(validate=validate.Range(min=10))
+        on = fields.Date()
+        ref = fields.UUID()
+
+    declared = _marshmallow_fields(TripSchema) or {}
+    sources = {name: flat(schema_value(name, d, {})) for name, d in declared.items()}
+    assert sources == {
+        "size": 'st.sampled_from(["S", "M", "L"])',
+        "seats": "st.integers(10, 12)",
+        "on": '"2024-01-01"',
+        "ref": '"00000000-0000-4000-8000-000000000001"',
+    }

@@ -3,7 +3,6 @@ one recorded finding) across databases and isolation levels."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import click
@@ -100,14 +99,6 @@ def replay_command(
     show_default=True,
     help="With --replay: replays per cell.",
 )
-@click.option(
-    "--report-dir",
-    "log_dir",
-    default=REPORTS,
-    show_default=True,
-    metavar="DIR",
-    help="Where to keep app.log, what the app logged in every cell (in a run directory).",
-)
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @VERBOSE
 def matrix_command(
@@ -116,7 +107,6 @@ def matrix_command(
     levels: tuple[str, ...],
     report: str | None,
     times: int,
-    log_dir: str,
     no_progress: bool,
     verbose: bool,
     **options: Any,
@@ -133,7 +123,7 @@ def matrix_command(
     grid = matrix.cells(names or matrix.DATABASES, levels or matrix.LEVELS)
     bars: list[reporting.SearchProgress] = []
 
-    def progress(cell: matrix.Cell) -> Callable[..., None]:
+    def progress(cell: matrix.Cell) -> reporting.SearchProgress:
         bars.append(reporting.SearchProgress(enabled=not no_progress))
         return bars[-1]
 
@@ -145,6 +135,7 @@ def matrix_command(
         reporting.note(f"{where}: {verdict}")
 
     settings = matrix.CELL.replace(**{**options, "faults": options["faults"] or ()})
+    log_dir = settings.report_dir or REPORTS  # each cell writes nothing else
 
     def cells_run() -> tuple[list[matrix.CellResult], str]:
         if report is not None:

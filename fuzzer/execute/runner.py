@@ -35,7 +35,6 @@ from fuzzer.execute.scheduler import Limits, Scheduler, Statistics
 from fuzzer.execute.server import Server
 from fuzzer.execute.watch import watch
 from fuzzer.model import Execution, Hang, Leak, Mode, Phase, Request, Response, Scenario, Step
-from fuzzer.sql import access
 from fuzzer.version import USER_AGENT
 
 
@@ -265,7 +264,7 @@ class Harness:
                     and step.connection == leak.connection
                     and step.kind == "sql"
                 ):
-                    seen = access(step.text)
+                    seen = step.access
                     tables = used.setdefault(leak.request, {}).setdefault(leak.database, set())
                     tables |= seen.reads | ({seen.write} if seen.write else set())
         wanted: dict[str, set[str]] = {}

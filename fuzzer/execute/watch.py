@@ -21,7 +21,7 @@ from typing import Any
 import trio
 
 from fuzzer.execute.recording import Recording
-from fuzzer.execute.scheduler import motion, where
+from fuzzer.execute.scheduler import motion, no_progress
 from fuzzer.model import Hang, Phase
 
 POLL = 0.05
@@ -58,10 +58,7 @@ class Watch:
             thread = self.recording.threads.get(("concurrent", index))
             if thread is None:
                 continue
-            blocked[index] = (
-                f"made no progress at {where(thread[0])} (neither its CPU clock nor its "
-                f"stack moved)"
-            )
+            blocked[index] = no_progress(thread[0])
         waiting = {i: "never reached the server" for i in unanswered if i not in blocked}
         return Hang(seconds=round(seconds, 1), blocked=blocked, waiting=waiting)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from fuzzer.model import Step
-from fuzzer.sql import Access, access
+from fuzzer.sql import Access, shape
 
 __all__ = ["own_row", "routine", "shared"]
 
@@ -53,7 +53,7 @@ def own_row(common: frozenset[str], trace: Sequence[Step], other: Sequence[Step]
 
 
 def _key(step: Step) -> str:
-    return repr(access(step.text, step.params).key)
+    return repr(step.access.key)
 
 
 def _stamps(trace: Sequence[Step]) -> set[tuple[str, str]]:
@@ -66,7 +66,7 @@ def _stamps(trace: Sequence[Step]) -> set[tuple[str, str]]:
         if step.kind == "sql":
             found.update(ended)  # SQL after a committed single write
             ended = []
-            seen = access(step.text, step.params)
+            seen = step.access
             if seen.write:
                 writes.append(_stamp(step, seen))
         elif step.kind in ("commit", "rollback"):
@@ -78,7 +78,7 @@ def _stamps(trace: Sequence[Step]) -> set[tuple[str, str]]:
 
 def _stamp(step: Step, seen: Access) -> tuple[str, str] | None:
     """A write that may be a stamp: an UPDATE whose WHERE names its row by a key."""
-    if seen.verb != "UPDATE" or " WHERE " not in f" {step.text.upper()} ":
+    if seen.verb != "UPDATE" or not shape(step.text).where:
         return None
     return (step.text, repr(seen.key))
 

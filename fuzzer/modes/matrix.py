@@ -23,6 +23,7 @@ from fuzzer.findings import Finding, Reproduced, label
 from fuzzer.modes import applog
 from fuzzer.modes.logsummary import AppLogSummary
 from fuzzer.report import json as report_json
+from fuzzer.search.events import Listener, ignore
 from fuzzer.settings import Settings
 from fuzzer.target.contract import Target
 
@@ -107,7 +108,7 @@ def run_matrix(
     settings: Settings | None = None,
     *,
     on_cell: Callable[[CellResult], None] = lambda result: None,
-    on_event: Callable[[Cell], Callable[..., None]] | None = None,
+    on_event: Callable[[Cell], Listener] | None = None,
     quiet_app: bool = True,
     **options: Any,
 ) -> list[CellResult]:
@@ -137,7 +138,7 @@ def run_matrix(
                         example_db=None,
                         faults=available(parse_db(cell.database).dialect, faults),
                     ),
-                    on_event=on_event(cell) if on_event else lambda *a, **k: None,
+                    on_event=on_event(cell) if on_event else ignore,
                     quiet_app=quiet_app,
                 )
             except DatabaseError as exc:

@@ -7,7 +7,7 @@ every finding).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -22,6 +22,7 @@ from fuzzer.modes.session import Session
 from fuzzer.report.text import finding_text
 from fuzzer.report.writer import ReportWriter, Written, reproduce_lines
 from fuzzer.search.engine import Search, SearchResult, Tuning
+from fuzzer.search.events import Event, Final, Listener, Start, Unconfirmed, Unshrunk, ignore
 from fuzzer.settings import REPORTS, Settings
 from fuzzer.settings import split as split_settings
 from fuzzer.target.contract import Target
@@ -85,7 +86,7 @@ def run(
     target: Target | str,
     settings: Settings | None = None,
     *,
-    on_event: Callable[..., None] = lambda *a, **k: None,
+    on_event: Listener = ignore,
     free_running: bool = False,
     stop_at_first: bool = False,
     stop_kinds: Collection[str] = (),
@@ -153,20 +154,21 @@ def run(
             )
             writers.append(writer)
 
-        def events(event: str, **data: Any) -> None:
-            if event in ("unshrunk", "final") and writer is not None:
-                writer.add(data["finding"])  # written when seen, rewritten when final
-            elif event == "unconfirmed" and writer is not None:
-                writer.withdraw(data["finding"].fingerprint)
-            on_event(event, **data)
+        def events(event: Event) -> None:
+            if isinstance(event, (Unshrunk, Final)) and writer is not None:
+                writer.add(event.finding)  # written when seen, rewritten when final
+            elif isinstance(event, Unconfirmed) and writer is not None:
+                writer.withdraw(event.finding.fingerprint)
+            on_event(event)
 
         on_event(  # before the survey: a target of a hundred endpoints takes a while
-            "start",
-            target=reference,
-            database=s.database_info,
-            max_examples=settings.max_examples,
-            time_budget=settings.time_budget,
-            notices=[*s.databases.notices, *(s.foreign.notices() if s.foreign else [])],
+            Start(
+                target=reference,
+                database=s.database_info,
+                max_examples=settings.max_examples,
+                time_budget=settings.time_budget,
+                notices=[*s.databases.notices, *(s.foreign.notices() if s.foreign else [])],
+            )
         )
         prepared = searchable(
             target,

@@ -47,6 +47,19 @@ from fuzzer.modes.vitals import Trend, Vitals, measure
 from fuzzer.report.writer import ReportWriter, Written
 from fuzzer.search import interrupt
 from fuzzer.search.engine import Search, Tuning, evaluate
+from fuzzer.search.events import (
+    Event,
+    Example,
+    Final,
+    Found,
+    Listener,
+    RoundStarted,
+    Start,
+    Unconfirmed,
+    Unshrunk,
+    Wrote,
+    ignore,
+)
 from fuzzer.search.schedules import Mode
 from fuzzer.settings import Settings
 from fuzzer.target.contract import Target
@@ -79,7 +92,7 @@ def soak(
     workers: int = 1,
     known_only: bool = False,
     lease: float = LEASE,
-    on_event: Callable[..., None] = lambda *a, **k: None,
+    on_event: Listener = ignore,
     sink: Callable[[Finding], Written | None] | None = None,
     quiet_app: bool = True,
     verbose: bool = False,
@@ -190,7 +203,7 @@ class _Soak:
     workers: int
     known_only: bool
     lease: float
-    on_event: Callable[..., None]
+    on_event: Listener
     sink: Callable[[Finding], Written | None] | None
     # -- shared by the phases --------------------------------------------------------------
     writer: ReportWriter | None = None
@@ -275,20 +288,21 @@ class _Soak:
             writer.ensure_directory()
             writer.write_manifest({"state": "running"})
         self.on_event(
-            "start",
-            target=self.reference,
-            database=s.database_info,
-            max_examples=None,
-            time_budget=self.duration,
-            directory=writer.directory,
-            notices=list(s.databases.notices),
-            columns={name: list(info.columns) for name, info in s.databases.tables.items()},
-            identities={n: list(h) for n, h in (writer.identities or {}).items()},
+            Start(
+                target=self.reference,
+                database=s.database_info,
+                max_examples=None,
+                time_budget=self.duration,
+                directory=writer.directory,
+                notices=list(s.databases.notices),
+                columns={name: list(info.columns) for name, info in s.databases.tables.items()},
+                identities={n: list(h) for n, h in (writer.identities or {}).items()},
+            )
         )
 
     def replay(self) -> None:
         """The known failures of the campaign, then Hypothesis's reuse phase."""
-        self.on_event("round", seed=None, left=self.left())
+        self.on_event(RoundStarted(None, self.left()))
         replayed = self.replay_reported()
         found = self.search(None)
         self.rounds.append(
@@ -385,7 +399,7 @@ class _Soak:
         if round_seed is not None:
             writer.seed = round_seed
             # the replay round was announced before the reported findings
-            self.on_event("round", seed=round_seed, left=self.left())
+            self.on_event(RoundStarted(round_seed, self.left()))
         result = Search(
             prepared.strategy,
             s.execute,
@@ -438,33 +452,33 @@ class _Soak:
         )
         return settings, tuning
 
-    def search_event(self, event: str, **data: Any) -> None:
+    def search_event(self, event: Event) -> None:
         """The search's events, passed on with the soak's counts."""
         writer = self.writer
         assert writer is not None
         alone = self.sink is None and not self.shared  # workers: only what a worker claims
-        if event == "unshrunk":  # written when seen, rewritten when final
+        if isinstance(event, Unshrunk):  # written when seen, rewritten when final
             if alone:
-                writer.add(data["finding"])
+                writer.add(event.finding)
             return
-        if event == "unconfirmed" and alone:
-            writer.withdraw(data["finding"].fingerprint)  # and passed on below
-        if event == "final":
-            self.claim(data["finding"])
+        if isinstance(event, Final):
+            self.claim(event.finding)
             return
-        if "examples" in data:
-            data = {**data, "examples": self.done + data["examples"]}
-        if event == "example":
-            self.example(data)
-        self.on_event(event, **data)
+        if isinstance(event, Unconfirmed) and alone:
+            writer.withdraw(event.finding.fingerprint)  # and passed on below
+        if isinstance(event, Found):
+            event = replace(event, examples=self.done + event.examples)
+        elif isinstance(event, Example):
+            event = self.example(replace(event, examples=self.done + event.examples))
+        self.on_event(event)
 
-    def example(self, data: dict[str, Any]) -> None:
+    def example(self, event: Example) -> Example:
         self.units.renew()  # still alive: keep the chunks this round holds
         self.plan_units.renew()
-        data["findings"] = len(self.reported) + data.get("findings", 0)
         self.trend.sample(time.monotonic() - self.started)
-        if "start" not in self.samples and data["examples"] >= self.warmup:
+        if "start" not in self.samples and event.examples >= self.warmup:
             self.samples["start"] = measure(self.session.databases)
+        return replace(event, findings=len(self.reported) + event.findings)
 
     def claim(self, finding: Finding) -> None:
         meta = {
@@ -484,7 +498,7 @@ class _Soak:
         assert self.writer is not None
         entry = self.sink(finding) if self.sink is not None else self.writer.add(finding)
         if entry is not None:
-            self.on_event("written", entry=entry)
+            self.on_event(Wrote(entry.json))
 
     def replay_reported(self) -> int:
         """The findings earlier soaks reported, each under its recorded schedule."""

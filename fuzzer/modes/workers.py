@@ -41,6 +41,7 @@ from fuzzer.modes.sharedstore import open_campaign
 from fuzzer.modes.vitals import Vitals
 from fuzzer.report.writer import ReportWriter, Written
 from fuzzer.search import interrupt
+from fuzzer.search.events import Event, Example, Listener, Start, WorkerDied, Wrote, ignore
 from fuzzer.search.pairs import Coverage
 from fuzzer.settings import REPORTS, Settings
 from fuzzer.settings import split as split_settings
@@ -71,7 +72,7 @@ def soak_workers(
     duration: float,
     shared: str | None = None,
     state_dir: str | None = None,
-    on_event: Callable[..., None] = lambda *a, **k: None,
+    on_event: Listener = ignore,
     **options: Any,
 ) -> Any:
     """Run ``workers`` soak processes of one campaign; return the merged SoakReport.
@@ -171,7 +172,7 @@ class _Parent:
         workers: int,
         duration: float,
         report_dir: str,
-        on_event: Callable[..., None],
+        on_event: Listener,
     ) -> None:
         self.reference, self.name, self.url = reference, name, url
         self.workers, self.duration, self.report_dir = workers, duration, report_dir
@@ -203,23 +204,18 @@ class _Parent:
         for i, process in enumerate(processes):
             if i not in self.summaries and i not in self.died and not process.is_alive():
                 self.died[i] = process.exitcode
-                self.on_event("worker-died", worker=i, exit_code=process.exitcode)
+                self.on_event(WorkerDied(i, process.exitcode))
 
     def receive(self, index: int, event: str, data: dict[str, Any]) -> None:
         if event == "start" and self.writer is None:
             self.start(data)
         elif event == "example":
             self.examples[index] = data["examples"]
-            self.on_event(
-                "example",
-                examples=sum(self.examples.values()),
-                findings=len(self.written),
-                phase=data.get("phase", "generate"),
-            )
+            self.on_event(Example(sum(self.examples.values()), findings=len(self.written)))
         elif event == "finding" and self.writer is not None:
             entry = self.writer.add(data["finding"])
             self.written.append(entry)
-            self.on_event("written", entry=entry)
+            self.on_event(Wrote(entry.json))
         elif event == "done":
             self.summaries[index] = data
         elif event == "error":
@@ -240,13 +236,14 @@ class _Parent:
         self.writer.ensure_directory()
         self.writer.write_manifest({"state": "running"})
         self.on_event(
-            "start",
-            target=self.reference,
-            database=self.database,
-            max_examples=None,
-            time_budget=self.duration,
-            directory=self.writer.directory,
-            notices=data["notices"] or [],
+            Start(
+                target=self.reference,
+                database=self.database,
+                max_examples=None,
+                time_budget=self.duration,
+                directory=self.writer.directory,
+                notices=data["notices"] or [],
+            )
         )
 
     def check_outcome(self) -> None:
@@ -387,13 +384,17 @@ def _work(job: _Job, events: Any) -> None:
     signal.signal(signal.SIGINT, stop)
     _die_with_parent(job.parent, stop)
 
-    def send(event: str, **data: Any) -> None:
-        if event == "start":
-            keep = ("database", "columns", "identities", "notices")
-            info = {name: data.get(name) for name in keep}
+    def send(event: Event) -> None:
+        if isinstance(event, Start):
+            info = {
+                "database": event.database,
+                "columns": event.columns,
+                "identities": event.identities,
+                "notices": event.notices,
+            }
             events.put((job.index, "start", info))
-        elif event == "example":
-            events.put((job.index, "example", {"examples": data.get("examples", 0)}))
+        elif isinstance(event, Example):
+            events.put((job.index, "example", {"examples": event.examples}))
 
     def sink(finding: Finding) -> Written | None:
         events.put((job.index, "finding", {"finding": finding}))

@@ -19,7 +19,7 @@ from fuzzer.errors import InvalidTarget
 from fuzzer.findings.stamps import own_row, routine
 from fuzzer.model import Execution, Gene, Request, Response, Scenario, Step
 from fuzzer.search.likelihood import rows
-from fuzzer.sql import STORES, access
+from fuzzer.sql import STORES
 from fuzzer.target.contract import Endpoint, Target
 
 Run = Callable[[Scenario], Execution]
@@ -325,7 +325,7 @@ class _Alone:
             if step.kind != "sql":
                 continue
             statements += 1
-            a = access(step.text)
+            a = step.access
             prefix = f"{step.database}." if step.database else ""
             reads |= {prefix + t for t in a.reads}
             if a.write:

@@ -9,13 +9,14 @@ and says what it could not tell in comments.
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from fuzzer.init.pysource import Call, Dict, Node, flat, literal
 
-__all__ = ["WORDS", "Body", "fit", "form_body", "number_fields"]
+__all__ = ["FIXED", "MOMENT", "WORDS", "Body", "fit", "form_body", "number_fields"]
 
 WORDS = ("alpha", "bravo")
 
@@ -56,7 +57,29 @@ def form_body(form: type, column_values: Mapping[str, Node] | None = None) -> Bo
     return Body(Dict(tuple(parts)), checks)
 
 
-_NUMBER_FIELDS = ("IntegerField", "DecimalField", "FloatField", "IntegerRangeField")
+_NUMBER_FIELDS = (
+    "IntegerField",
+    "DecimalField",
+    "FloatField",
+    "IntegerRangeField",
+    "DecimalRangeField",
+)
+#: the moment a date or time field sends, in each field's default format
+MOMENT = datetime.datetime(2024, 1, 1, 10, 0)
+_TIME_FORMATS = {
+    "DateField": "%Y-%m-%d",
+    "DateTimeField": "%Y-%m-%d %H:%M:%S",
+    "DateTimeLocalField": "%Y-%m-%dT%H:%M",
+    "TimeField": "%H:%M",
+    "MonthField": "%Y-%m",
+}
+#: what a marshmallow field of each kind sends
+FIXED = {
+    "date": MOMENT.strftime("%Y-%m-%d"),
+    "datetime": MOMENT.isoformat(),
+    "time": MOMENT.strftime("%H:%M:%S"),
+    "uuid": "00000000-0000-4000-8000-000000000001",
+}
 
 
 def number_fields(form: type) -> set[str]:
@@ -114,10 +137,10 @@ def _typed_field(
             values = [c[0] if isinstance(c, list | tuple) else c for c in choices][:3]
             return Call("st.sampled_from", (literal(values),)), ""
         return literal(WORDS[0]), f"field {name!r} has dynamic choices: put real ones in"
-    if kind == "DateField":
-        return literal("2024-01-01"), ""
-    if kind == "DateTimeField":
-        return literal("2024-01-01 10:00:00"), ""
+    if kind in _TIME_FORMATS:  # in the field's own format when it declares one
+        form = unbound.kwargs.get("format") or _TIME_FORMATS[kind]
+        form = form[0] if isinstance(form, list | tuple) and form else form
+        return literal(MOMENT.strftime(str(form))), ""
     return None
 
 
@@ -139,7 +162,9 @@ def _text_field(
         return value, ""
     if name in columns:
         return columns[name], ""
-    if "Email" in by_type or kind == "EmailField" or "email" in name.lower():
+    if "URL" in by_type or kind == "URLField":
+        values = [f"https://example.com/{w}" for w in WORDS]
+    elif "Email" in by_type or kind == "EmailField" or "email" in name.lower():
         values = [fit(w, max(low - 12, 1), max(high - 12, 1)) + "@example.com" for w in WORDS]
     else:
         values = [fit(w, low, high) for w in WORDS]

@@ -113,7 +113,7 @@ def _plan_body(
         items = tuple((literal(f), schema_value(f, kind, rows)) for f, kind in declared.items())
         route.body_kind, route.body = "json", Dict(items)
         route.checks.append("CHECK: JSON fields from the view's marshmallow schema")
-        return {f for f, kind in declared.items() if kind in ("int", "float")}
+        return {f for f, d in declared.items() if d.kind in ("int", "float") and not d.choices}
     if view is not None and viewcode.view_reads_json(view):
         fields = viewcode.json_fields(view)
         if fields:
