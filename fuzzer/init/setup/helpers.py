@@ -74,7 +74,8 @@ def _runnable(
     function = fixtures.get(name)
     if function is None or name in chain:
         return False
-    if factory.name in getattr(function, "__code__", None).co_names:  # type: ignore[union-attr]
+    code = getattr(function, "__code__", None)
+    if code is None or factory.name in code.co_names:
         return False  # it builds the app with its test config: another database
     return all(
         _runnable(p.name, fixtures, factory, (*chain, name))
