@@ -7,7 +7,9 @@
 # make soak  — fuzz unattended for DURATION seconds; writes junit.xml, report.html, JSON
 # make golden — rewrite the golden texts of findings (tests/golden), then review the diff
 # make bench — the controlled search against stress, then a first try (init, then its spec)
-#              of the app-shaped targets (FIRSTTRY=--quick: microblog and demo)
+#              of the app-shaped targets (FIRSTTRY=--quick: microblog and demo), then
+#              what reading a trace's statements costs (bench.sqlread: old regex reader,
+#              sqlglot, the compiled statement, Step.access)
 # make precision — every fixed twin of the catalog, 1000 examples on SQLite and 300 on
 #              MariaDB and PostgreSQL, two searches at once (issue 19); UNTIL=HH:MM (UTC)
 #              bounds it, ARGS= passes options to python -m bench.precision
@@ -104,3 +106,4 @@ precision: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench $(ARGS)
 	$(BIN)/python -m bench.firsttry $(FIRSTTRY)
+	$(BIN)/python -m bench.sqlread

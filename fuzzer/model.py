@@ -6,15 +6,14 @@ schedule can be written to a report and replayed without Hypothesis.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
-from fuzzer.sql import writes
-
-# what statements write: fuzzer.sql answers every question about a statement
-is_write_sql = writes
+from fuzzer import sql
+from fuzzer.sql import Access
 
 Phase = Literal["init", "concurrent", "observe"]
 StepKind = Literal["start", "sql", "commit", "rollback", "checkpoint", "sleep", "end"]
@@ -193,17 +192,35 @@ class Step:
     error: str = ""  # the exception the statement raised, if any
     waited: str = ""  # why the step could not finish at once (a lock wait), if it did not
     injected: str = ""  # the error the fuzzer injected here ("deadlock 1213"), if it did
+    # what the statement reads and writes, read when it ran from the statement SQLAlchemy
+    # compiled (fuzzer/sql/compiled.py); None: parsed from its text when first asked
+    seen: Access | None = field(default=None, compare=False, repr=False)
 
     def to_json(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v not in ("", None) or k == "request"}
+        return {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if f.name != "seen" and (getattr(self, f.name) not in ("", None) or f.name == "request")
+        }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Step:
         return cls(**data)
 
+    @functools.cached_property
+    def access(self) -> Access:
+        """What the step reads and writes (a COMMIT's or ROLLBACK's verb, and nothing
+        else, for a step that is no statement): read once, kept on the step."""
+        if self.seen is not None:
+            return self.seen
+        if self.kind == "sql":
+            return sql.access(self.text, self.params)
+        return Access(frozenset(), None, self.kind.upper(), None, ())
+
     @property
     def is_write(self) -> bool:
-        return self.kind == "sql" and writes(self.text)
+        """Whether the step is a statement that writes (takes a write lock)."""
+        return self.kind == "sql" and sql.writes(self.text)
 
 
 @dataclass(frozen=True)

@@ -153,12 +153,16 @@ class Settings:
         None,
         Flag(
             "--report-dir",
-            ("run", "stress", "soak"),
+            ("run", "matrix", "stress", "soak"),
             "Where to write the JSON of each finding.",
             metavar="DIR",
             show_default=True,
             default=REPORTS,
             per_command={
+                "matrix": {
+                    "help": "Where to keep app.log, what the app logged in every cell (in a "
+                    "run directory)."
+                },
                 "stress": {"help": ""},
                 "soak": {
                     "help": "Where to write the run's directory: JSON per finding, junit.xml, "

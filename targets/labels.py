@@ -126,13 +126,11 @@ def create_fixed_app(database_url: str) -> Flask:
 def setup(app: Flask) -> None:
     db.create_all()
     db.session.add(Board(id=1, version=0))
-    db.session.add_all(
-        [
-            Label(id=1, name="bug", uses=2),
-            Label(id=2, name="docs", uses=0),
-            Label(id=3, name="news", uses=1),  # the highest key: SQLite gives it again
-        ]
-    )
+    # numbered by the database (1, 2, 3: "news" has the highest key, which SQLite gives
+    # again), so a PostgreSQL sequence goes on from there
+    for name, uses in (("bug", 2), ("docs", 0), ("news", 1)):
+        db.session.add(Label(name=name, uses=uses))
+        db.session.flush()
     db.session.commit()
 
 

@@ -121,3 +121,47 @@ def test_a_handler_the_app_makes_during_the_run_writes_to_the_terminal_after_it(
     finally:
         sys.stderr = saved
         logger.handlers.clear()
+
+
+def fuzzer(tmp_path: Path, *command: str) -> subprocess.CompletedProcess[str]:
+    """The command in ``tmp_path`` (a soak keeps its campaign under the working
+    directory), its scratch SQLite files there too."""
+    scratch = tmp_path / "scratch"
+    scratch.mkdir(parents=True, exist_ok=True)
+    return subprocess.run(
+        [sys.executable, "-m", "fuzzer", *command, "--no-progress"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": ROOT, "TMPDIR": str(scratch)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_a_soak_keeps_the_app_log_in_its_run_directory(tmp_path: Path) -> None:
+    # issue 19 item 6: the soak printed every line the app logged (some 2,000 per second
+    # of this app); now they are in app.log, and one line counts them
+    result = fuzzer(tmp_path, "soak", "targets.noisy:buggy", "--duration", "3", "--seed", "1")
+    assert result.returncode == 1, result.stderr[-2000:]
+    output = result.stdout + result.stderr
+    assert "Traceback" not in output and "INFO:shop" not in output
+    (run,) = (tmp_path / "reports").iterdir()
+    assert "Traceback" in (run / "app.log").read_text()
+    line = next(x for x in result.stdout.splitlines() if x.startswith("The app logged"))
+    assert "of them errors" in line and "app.log" in line
+
+
+def test_a_matrix_keeps_the_app_log_and_shows_it_live_with_v(tmp_path: Path) -> None:
+    matrix = ["matrix", "targets.noisy:buggy", "--db", "sqlite", "-n", "5", "--seed", "1"]
+    quiet = fuzzer(tmp_path / "quiet", *matrix)
+    assert quiet.returncode == 0, quiet.stderr[-2000:]
+    assert "Traceback" not in quiet.stdout + quiet.stderr
+    (run,) = (tmp_path / "quiet" / "reports").iterdir()
+    assert run.name.startswith("targets.noisy-buggy-matrix-")
+    assert "Traceback" in (run / "app.log").read_text()
+    assert "The app logged" in quiet.stdout
+    live = fuzzer(tmp_path / "live", *matrix, "-v")
+    assert live.returncode == 0, live.stderr[-2000:]
+    assert "Traceback" in live.stderr and "INFO:shop" in live.stderr
+    (run,) = (tmp_path / "live" / "reports").iterdir()
+    assert "Traceback" in (run / "app.log").read_text()

@@ -286,6 +286,43 @@ def test_memoized_calls_are_steps_but_not_the_race() -> None:
     assert finding.kind == "limit-overrun"
     assert finding.found_after <= 3
     assert [len(g.yields) for g in finding.scenario.schedule] in ([1, 0], [0, 1])
-    assert any(s.text.startswith("memo ") for s in finding.execution.trace)
+    memo = [s for s in finding.execution.trace if s.text.startswith("memo ")]
+    # recorded without keys (a version drawn anew after every reset ends them)
+    assert memo and all(len(s.text.split()) == 2 and not s.params for s in memo)
     text = finding.explanation.text()
     assert "memo" not in text and "cache:attempts" in text
+
+
+def test_a_memoized_function_s_own_cache_calls_stay_the_app_s() -> None:
+    """Cache.memoize is patched once: its lookup, fill and version are memo steps, without
+    keys; what the function itself asks of the cache is the app's, with its key."""
+    from flask import Flask
+    from flask_caching import Cache
+
+    from fuzzer.execute import gates, instrument
+    from fuzzer.execute.recording import Recording, RequestContext
+
+    with instrument.instrumented():
+        app = Flask(__name__)
+        cache = Cache(app, config={"CACHE_TYPE": "SimpleCache"})
+
+        @cache.memoize()
+        def double(n: int) -> int:
+            cache.set("computed", n)
+            return 2 * n
+
+        with app.app_context(), Recording() as recording:
+            gates._state.ctx = RequestContext(recording, "concurrent", 0)
+            try:
+                assert double(2) == 4 and double(2) == 4  # the second from the memo
+                cache.get("computed")
+            finally:
+                gates._state.ctx = None
+    texts = [s.text for s in recording.trace()]
+    assert [t for t in texts if not t.startswith("memo ")] == [
+        "cache SET computed",
+        "cache GET computed",
+    ]
+    memo = [t for t in texts if t.startswith("memo ")]
+    assert "memo GET" in memo and "memo SET" in memo
+    assert all(len(t.split()) == 2 for t in memo)  # no keys: they end with a random version

@@ -291,8 +291,6 @@ def test_fail_on_can_leave_unhandled_retryable_errors_out() -> None:
     assert Session(load_target("targets.retries:stale")).run(work) == [False]
 
 
-
-
 @pytest.mark.parametrize(
     ("value", "expected"),
     [

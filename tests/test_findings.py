@@ -720,3 +720,23 @@ def test_a_stale_read_cites_what_conflicts_not_the_stamp_every_request_makes() -
     assert "users" not in facts and "last_seen" not in facts, facts
     cited = {t.steps[p].text for p in found.explanation.conflicts}
     assert STAMP not in cited and ME not in cited
+
+
+def test_an_error_cites_the_row_deleted_under_it_not_the_stamp_every_request_makes() -> None:
+    # R1 loaded the task, R2 deleted it and committed, R1's reload found nothing (a 500
+    # without a failing statement): the task is the evidence, not the last_seen stamps
+    task = "SELECT tasks.id, tasks.title FROM tasks WHERE tasks.id = ?"
+    t = Trace()
+    t.add(0, "start").add(1, "start")
+    for r in (0, 1):
+        t.sql(r, STAMP, "('12:00', 1)", rowcount=1).add(r, "commit")
+    t.sql(0, task, "(1,)").sql(1, task, "(1,)")
+    t.sql(1, "DELETE FROM tasks WHERE tasks.id = ?", "(1,)", rowcount=1)
+    t.add(1, "commit").add(1, "end")
+    t.sql(0, task, "(1,)").add(0, "end")
+    verdict = violation((0, 1), [response(0, 500, 200)], [200, 200])
+    e = execution(t, [(500, "sqlalchemy.orm.exc.ObjectDeletedError"), 200])
+    (found,) = classify(scenario("PUT /tasks/1", "DELETE /tasks/1"), e, verdict)
+    assert found.kind == "concurrency-error" and found.involved == (0, 1)
+    facts = " ".join(found.explanation.facts)
+    assert "tasks" in facts and "users" not in facts, facts

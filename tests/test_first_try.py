@@ -155,6 +155,37 @@ SHAPES = [
         "create_all, command fake-data",
         3,
     ),
+    # a JSON API whose order names its product by an integer code in a field that names
+    # no column: the field's values found by probing
+    Shape(
+        "warehouse",
+        (("POST /api/orders", frozenset({"lost-update", "limit-overrun"})),),
+        "create_all, command seed",
+        0,
+    ),
+    # HTML pages whose form shows itself again with an error unless its field gets a
+    # column's value (found by probing); a form's errors read from the page
+    Shape(
+        "library",
+        (("POST /borrow", frozenset({"lost-update", "limit-overrun"})),),
+        "create_all, command seed",
+        3,
+        (
+            (
+                "POST /account/holiday",
+                "validation error (200 as ole): away_until: Pick a day after today.",
+            ),
+            ("POST /sign-in", "validation error (200 as ole): Wrong username or password."),
+        ),
+    ),
+    # a JSON transfer naming two accounts by number in fields that name no column, whose
+    # answer says only "unknown account": the two fields probed together
+    Shape(
+        "ledger",
+        (("POST /api/transfers", frozenset({"lost-update", "limit-overrun"})),),
+        "create_all, command seed",
+        3,
+    ),
 ]
 
 

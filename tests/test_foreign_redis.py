@@ -10,6 +10,7 @@ import pytest
 
 from fuzzer import api
 from fuzzer.errors import TargetSetupError
+from fuzzer.search.events import Event, Start
 from tests.conftest import need
 from tests.fixtures.queue_redis import KEY
 
@@ -42,9 +43,9 @@ def test_the_apps_own_redis_is_named_at_the_start_and_its_keys_counted_after(que
     # left behind)
     notices: list[str] = []
 
-    def events(event: str, **data: Any) -> None:
-        if event == "start":
-            notices.extend(data["notices"])
+    def events(event: Event) -> None:
+        if isinstance(event, Start):
+            notices.extend(event.notices)
 
     report = api.run("tests.fixtures.queue_redis:target", max_examples=3, on_event=events)
     assert any("127.0.0.1:6379/2" in n and "not the fuzzer's scratch" in n for n in notices)
@@ -65,9 +66,9 @@ def test_a_client_the_app_keeps_but_never_calls_is_fuzzed_with_a_note() -> None:
     need("redis")
     notices: list[str] = []
 
-    def events(event: str, **data: Any) -> None:
-        if event == "start":
-            notices.extend(data["notices"])
+    def events(event: Event) -> None:
+        if isinstance(event, Start):
+            notices.extend(event.notices)
 
     report = api.run("tests.fixtures.memo:elsewhere", max_examples=2, on_event=events)
     assert report.result.examples == 2

@@ -15,6 +15,7 @@ from fuzzer.cli.commands import main
 from fuzzer.errors import FuzzerError
 from fuzzer.modes.sharedstore import check_shared, open_campaign
 from fuzzer.modes.workers import WORKER_MIB, crowding
+from fuzzer.search.events import Wrote
 
 
 def cli(*args: str) -> Result:
@@ -206,7 +207,7 @@ def test_every_output_parses_and_the_terminal_gets_no_control_character(
             reporting.findings_table([finding])
             reporting.note(f"note {name} {body}")
             reporting.error(f"error {name} {body}")
-            reporting.SearchProgress(enabled=True)("written", entry=entry)
+            reporting.SearchProgress(enabled=True)(Wrote(entry.json))
         shown = out.getvalue()
         assert not CONTROL.search(shown), repr(shown)
         shown.encode("utf-8")  # no lone surrogate reaches the terminal

@@ -108,9 +108,9 @@ def test_a_finished_run_replaces_the_unshrunk_finding_with_the_shrunk_one(
         seed=3,
         report_dir=str(tmp_path / "reports"),
         example_db=None,
-        on_event=lambda event, **data: events.append(event),
+        on_event=lambda event: events.append(type(event).__name__),
     )
-    assert report.findings and events.index("unshrunk") < events.index("final")
+    assert report.findings and events.index("Unshrunk") < events.index("Final")
     assert len(report.written) == len(report.findings)  # replaced, not added
     for entry in report.written:
         document = json.loads(Path(entry.json).read_text(encoding="utf-8"))

@@ -6,12 +6,13 @@ from dataclasses import replace
 
 from fuzzer.findings import fingerprint
 from fuzzer.findings.relations import relation
+from fuzzer.findings.stamps import own_row, routine
 from fuzzer.model import Gene, Request, Scenario, Step
 from fuzzer.report.reporting import coverage_text
 from fuzzer.search.openings import openings
 from fuzzer.search.pairs import plan
 from fuzzer.search.schedules import resolve, surveyed_trace
-from fuzzer.search.survey import EndpointSurvey, Survey, routine
+from fuzzer.search.survey import EndpointSurvey, Survey
 from fuzzer.target.contract import Endpoint, Identity, Target
 
 STAMP = "UPDATE users SET last_seen=? WHERE users.id = ?"
@@ -75,6 +76,31 @@ def test_a_stamp_is_the_same_row_in_every_endpoint() -> None:
 
     assert routine([stamped(1), stamped(1)]) == {STAMP}
     assert routine([stamped(1), stamped(2)]) == set()  # two rows: not one identity's stamp
+
+
+def test_a_stamp_is_made_by_almost_every_signed_in_endpoint() -> None:
+    # issue 19 item 5: "routine" was half of the endpoints that ran SQL; it is the
+    # signed-in identity's row, stamped by (almost) every endpoint that runs as one
+    anonymous = steps("SELECT * FROM products", "SELECT * FROM users WHERE name = ?")
+    assert routine([ME, ME, anonymous], [True, True, False]) == {STAMP}
+    assert routine([ME, anonymous, anonymous], [True, False, False]) == set()
+    assert routine([ME, ME, anonymous, anonymous]) == set()  # half of them: not routine
+    nine = [ME] * 9 + [anonymous]  # one in ten without it: still almost every one
+    assert routine(nine) == {STAMP}
+    assert routine([ME] * 8 + [anonymous] * 2) == set()
+
+
+def test_a_stamp_is_routine_only_on_the_identity_s_own_row() -> None:
+    def stamped(user: int) -> tuple[Step, ...]:
+        trace = list(ME)
+        trace[2] = replace(trace[2], params=repr(("2026-01-01", user)))
+        return tuple(trace)
+
+    assert own_row(frozenset({STAMP}), stamped(1), stamped(2)) == {STAMP}
+    # the same row whoever asks (a site-wide counter every page bumps): nobody's stamp
+    assert own_row(frozenset({STAMP}), stamped(1), stamped(1)) == set()
+    # the other identity does not make it: not told apart, not routine
+    assert own_row(frozenset({STAMP}), stamped(1), FOLLOW[:2]) == set()
 
 
 def target(*endpoints: str, identities: int = 2) -> Target:

@@ -15,6 +15,7 @@ import resource
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 
 import pytest
@@ -25,7 +26,7 @@ from fuzzer.model import Gene, Request, Scenario, Step
 from fuzzer.search import interrupt
 from fuzzer.search.likelihood import likelihood
 from fuzzer.search.openings import openings
-from fuzzer.search.pairs import _explored, _requests, plan
+from fuzzer.search.pairs import Plan, _finished, _requests, plan
 from fuzzer.search.schedules import conflict_points, decisions, surveyed_trace
 from fuzzer.search.survey import EndpointSurvey, Survey
 from fuzzer.sql import access
@@ -149,13 +150,51 @@ def test_every_pair_gets_its_first_schedule_before_any_pair_gets_its_second(
     with_schedules = [k for k, shape in enumerate(lazy.shapes) if len(shape)]
     first = [k for k, _ in listed[: len(with_schedules)]]
     assert first == with_schedules  # ranked order, each pair once
-    for ran in range(len(listed) + 1):  # the coverage counts what the order covers
-        whole = [
-            k
-            for k, shape in enumerate(lazy.shapes)
-            if sum(1 for j, _ in listed[:ran] if j == k) == len(shape)
+    # the coverage counts what the order covers: per level, the pairs whose every
+    # schedule of that level (and of those before it) ran
+    kinds = [switches(0), likeliest(lazy), switches(1)]
+    wanted = [
+        [sum(1 for s in shape.schedules() if kind(s)) for shape in lazy.shapes] for kind in kinds
+    ]
+    seen = [[0] * len(lazy.shapes) for _ in kinds]
+    for ran in range(len(listed) + 1):
+        if ran:
+            j, s = listed[ran - 1]
+            for kind, counts in zip(kinds, seen, strict=True):
+                counts[j] += kind(s)
+        done = [
+            [n == w for n, w in zip(c, ws, strict=True)] for c, ws in zip(seen, wanted, strict=True)
         ]
-        assert lazy.coverage(ran).explored == len(whole)
+        coverage = lazy.coverage(ran)
+        assert coverage.explored == sum(done[0])
+        assert coverage.decided == sum(done[1])
+        assert coverage.shallow == sum(done[2])
+
+
+def switches(n: int) -> Callable[[Scenario], bool]:
+    """Whether a scenario has at most ``n`` switches (0: any number)."""
+    return lambda s: not n or sum(1 for g in s.schedule if g.yields) <= n
+
+
+def likeliest(lazy: Plan) -> Callable[[Scenario], bool]:
+    """Whether a scenario is one of the plan's one switch at a likeliest point."""
+    at = {key((0, s)) for shape in lazy.shapes for s in shape.at_likeliest()}
+    return lambda s: key((0, s)) in at
+
+
+@settings(max_examples=60, deadline=None)
+@given(surveys, st.integers(1, 3))
+def test_every_pair_is_tried_at_each_level_before_any_pair_at_the_next(
+    result: Survey, identities: int
+) -> None:
+    """One switch at the likeliest points (moments of decision), then every other one
+    switch, then two switches: each level across all the pairs before the next."""
+    lazy = plan(result, target([e.endpoint for e in result.endpoints], identities))
+    at = likeliest(lazy)
+    levels = [0 if at(s) else sum(1 for g in s.schedule if g.yields) for _, s in lazy.scenarios()]
+    assert levels == sorted(levels)
+    assert levels.count(0) == sum(shape.likeliest() for shape in lazy.shapes)
+    assert levels.count(1) == sum(shape.singles() - shape.likeliest() for shape in lazy.shapes)
 
 
 @given(st.lists(st.integers(0, 6), max_size=6), st.integers(0, 40))
@@ -164,7 +203,7 @@ def test_the_pairs_explored_are_counted_without_listing_the_schedules(
 ) -> None:
     order = [k for r in range(max(lengths, default=0)) for k, n in enumerate(lengths) if n > r]
     taken = order[:ran]
-    assert _explored(lengths, ran) == sum(1 for k, n in enumerate(lengths) if taken.count(k) == n)
+    assert _finished(lengths, ran) == [taken.count(k) == n for k, n in enumerate(lengths)]
 
 
 MEMOIZED = [

@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Sequence
+from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,7 +20,8 @@ from fuzzer.db import TableInfo
 from fuzzer.judge.normalise import Normalizer
 from fuzzer.model import Execution, Gene, Request, Response, Scenario, Step
 from fuzzer.search.schedules import from_trace
-from fuzzer.sql import access, writes
+from fuzzer.sql import access, compiled, shape, writes
+from fuzzer.sql import recorded as recorded_access
 from fuzzer.sql import verb as sql_verb
 
 # the machine running the suite may be loaded: no deadline, no complaint about slow draws
@@ -150,6 +152,22 @@ def test_a_compiled_statement_is_read_as_its_verb_table_values_and_filters(
         assert dict(seen.sets) == sets and set(seen.assigned) == set(sets)
     if verb in ("SELECT", "UPDATE", "DELETE"):
         assert dict(seen.filters) == where
+
+
+@relaxed
+@given(statements(), st.sampled_from(sorted(DIALECTS)))
+def test_the_compiled_statement_and_its_text_are_read_alike(
+    drawn: tuple[str, str, Any, dict[str, Any], dict[str, Any]], dialect: str
+) -> None:
+    # what the gate reads off the statement SQLAlchemy compiled is what the parser reads
+    # off its text: a step read back from a report is read as it was recorded
+    statement = drawn[2]
+    text, params = recorded(statement, DIALECTS[dialect])
+    found = compiled.shape(SimpleNamespace(compiled=statement.compile(dialect=DIALECTS[dialect])))
+    assert found is not None and found is not shape(text)
+    parsed = shape(text)
+    assert (found.verb, found.write, found.reads) == (parsed.verb, parsed.write, parsed.reads)
+    assert recorded_access(text, params, found) == access(text, params)
 
 
 # -- the outcome does not depend on the numbers new rows got --------------------------------

@@ -41,25 +41,6 @@ def test_the_same_statement_with_other_parameters_names_them() -> None:
     )
 
 
-def test_memoize_steps_are_compared_by_their_operation() -> None:
-    """Flask-Caching's memoize keys end with a version drawn anew after every reset."""
-
-    def memo(key: str, params: str) -> Step:
-        return Step(request=0, number=1, kind="sql", text=f"memo GET {key}", params=params)
-
-    assert (
-        _first_difference(
-            [
-                (memo("6ZgaNqtpQ0S+GN0t4Kg4T8", "('x',)"),),
-                (memo("6ZgaNqtpQ0S+GN0tbyyMhR", "('y',)"),),
-            ]
-        )
-        == ""
-    )
-    other = Step(request=0, number=1, kind="sql", text="memo SET k", params=None)
-    assert _first_difference([(memo("k", "('x',)"),), (other,)]).startswith("step 1:")
-
-
 def test_a_clock_read_while_the_request_ran_is_no_difference() -> None:
     """A ``last_seen`` stamp to the microsecond differs between any two replays."""
 

@@ -25,6 +25,7 @@ from fuzzer.modes.session import Session
 from fuzzer.modes.vitals import Trend, measure
 from fuzzer.report import json as report_json
 from fuzzer.report.reporting import SearchProgress
+from fuzzer.search.events import Example, RoundStarted, Start
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -194,10 +195,10 @@ def test_progress_shows_examples_rate_findings_and_time_left() -> None:
     terminal = Console(file=screen, force_terminal=True, width=120, color_system=None)
     progress = SearchProgress(delay=0, out=terminal)
     database = {"server_version": "SQLite 3.40.1", "isolation_level": "SERIALIZABLE"}
-    progress("start", target="t:x", database=database, max_examples=None, time_budget=60)
-    progress("round", seed=7, left=60)
+    progress(Start(target="t:x", database=database, max_examples=None, time_budget=60))
+    progress(RoundStarted(seed=7, left=60))
     for n in range(1, 6):
-        progress("example", examples=n, findings=1)
+        progress(Example(examples=n, findings=1))
     progress.stop()
     shown = screen.getvalue()
     assert "seed 7" in shown and "5 examples" in shown and "ex/s" in shown
@@ -207,8 +208,8 @@ def test_progress_shows_examples_rate_findings_and_time_left() -> None:
     log = io.StringIO()
     plain = Console(file=log, force_terminal=False, width=120)
     beats = SearchProgress(heartbeat=0, out=plain)  # a CI log: lines instead of a bar
-    beats("start", target="t:x", database=database, max_examples=200, time_budget=None)
-    beats("example", examples=3, findings=0)
+    beats(Start(target="t:x", database=database, max_examples=200, time_budget=None))
+    beats(Example(examples=3, findings=0))
     assert "searching: 3/200 examples," in log.getvalue()
     assert "ex/s, 0 finding(s)" in log.getvalue()
 

@@ -3,7 +3,6 @@ one recorded finding) across databases and isolation levels."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import click
@@ -12,8 +11,9 @@ from fuzzer.cli.guard import guard
 from fuzzer.cli.options import settings_options
 from fuzzer.cli.output import Output
 from fuzzer.cli.output import options as output_options
+from fuzzer.cli.run import VERBOSE
 from fuzzer.report import reporting
-from fuzzer.settings import ISOLATION_LEVELS
+from fuzzer.settings import ISOLATION_LEVELS, REPORTS
 
 
 @click.command("replay")
@@ -100,6 +100,7 @@ def replay_command(
     help="With --replay: replays per cell.",
 )
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
+@VERBOSE
 def matrix_command(
     target: str | None,
     databases: tuple[str, ...],
@@ -107,6 +108,7 @@ def matrix_command(
     report: str | None,
     times: int,
     no_progress: bool,
+    verbose: bool,
     **options: Any,
 ) -> None:
     """Run TARGET on every database and isolation level: a table of verdicts.
@@ -121,7 +123,7 @@ def matrix_command(
     grid = matrix.cells(names or matrix.DATABASES, levels or matrix.LEVELS)
     bars: list[reporting.SearchProgress] = []
 
-    def progress(cell: matrix.Cell) -> Callable[..., None]:
+    def progress(cell: matrix.Cell) -> reporting.SearchProgress:
         bars.append(reporting.SearchProgress(enabled=not no_progress))
         return bars[-1]
 
@@ -132,30 +134,32 @@ def matrix_command(
         where = f"{result.server or result.cell.database} {result.level or result.cell.level}"
         reporting.note(f"{where}: {verdict}")
 
-    def action() -> int:
-        settings = matrix.CELL.replace(**{**options, "faults": options["faults"] or ()})
-        try:
-            if report is not None:
-                results = matrix.replay_matrix(report, grid, settings, times=times, on_cell=on_cell)
-                title = f"Replay of {report} in {len(grid)} cells"
-            else:
-                from fuzzer import api
+    settings = matrix.CELL.replace(**options)
+    log_dir = settings.report_dir or REPORTS  # each cell writes nothing else
 
-                loaded = api.resolve(target or "")
-                results = matrix.run_matrix(
-                    loaded,
-                    grid,
-                    settings,
-                    on_cell=on_cell,
-                    on_event=progress,
-                )
-                title = (
-                    f"{loaded.reference or loaded.name}: {settings.max_examples} examples per cell"
-                )
+    def cells_run() -> tuple[list[matrix.CellResult], str]:
+        if report is not None:
+            results = matrix.replay_matrix(report, grid, settings, times=times, on_cell=on_cell)
+            return results, f"Replay of {report} in {len(grid)} cells"
+        from fuzzer import api
+
+        loaded = api.resolve(target or "")
+        results = matrix.run_matrix(
+            loaded, grid, settings, on_cell=on_cell, on_event=progress, quiet_app=False
+        )
+        name = loaded.reference or loaded.name
+        return results, f"{name}: {settings.max_examples} examples per cell"
+
+    def action() -> int:
+        try:
+            (results, title), log = matrix.logged(
+                cells_run, name=target or "replay", report_dir=log_dir, live=verbose
+            )
         finally:
             while bars:
                 bars.pop().stop()
         reporting.text("\n" + matrix.render(results, title=title))
+        reporting.note(log.line())
         if all(r.status == "unavailable" for r in results):
             return 2
         return 1 if any(r.as_expected is False for r in results) else 0

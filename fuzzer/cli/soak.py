@@ -11,6 +11,7 @@ from fuzzer.cli.guard import guard
 from fuzzer.cli.options import check_report_dir, settings_of, settings_options
 from fuzzer.cli.output import Output
 from fuzzer.cli.output import options as output_options
+from fuzzer.cli.run import VERBOSE
 from fuzzer.report import reporting
 
 
@@ -54,6 +55,7 @@ from fuzzer.report import reporting
     "report of a campaign that ran on several machines).",
 )
 @click.option("--no-progress", is_flag=True, help="No progress bar or progress lines.")
+@VERBOSE
 @output_options
 def soak_command(
     target: str,
@@ -64,6 +66,7 @@ def soak_command(
     known_only: bool,
     lease: float | None,
     no_progress: bool,
+    verbose: bool,
     output: str,
     summary_file: str | None,
     **options: Any,
@@ -96,6 +99,7 @@ def soak_command(
             "round_examples": round_examples,
             "shared": shared,
             "on_event": progress,
+            "verbose": verbose,
         }
         if known_only:
             more["known_only"] = True
@@ -112,6 +116,8 @@ def soak_command(
             for entry in report.written:
                 reporting.text("\n" + entry.text())
             reporting.soak_summary(report)
+            if report.app_log is not None:
+                reporting.note(report.app_log.line())
         out.soak(report)
         return report.exit_code
 

@@ -447,18 +447,9 @@ def state_wait(state: str, info: str) -> str | None:
     return f"{kind}{target} ({state}: {statement})" if statement else f"{kind}{target} ({state})"
 
 
-_DDL_TABLE = re.compile(
-    r"^\s*(?:ALTER|DROP|TRUNCATE|OPTIMIZE|ANALYZE|RENAME|LOCK)\s+TABLES?\s+(?:IF\s+EXISTS\s+)?"
-    r"[`\"]?(?:\w+[`\"]?\.[`\"]?)?(\w+)|^\s*CREATE\s+(?:UNIQUE\s+)?INDEX\s+\S+\s+ON\s+"
-    r"[`\"]?(?:\w+[`\"]?\.[`\"]?)?(\w+)",
-    re.IGNORECASE,
-)
-
-
 def _statement_table(info: str) -> str:
-    match = _DDL_TABLE.match(info)
-    if match:
-        return match.group(1) or match.group(2) or ""
+    """The table a waiting statement is about: the one it writes, else the first it
+    names (an ALTER, DROP or TRUNCATE, a CREATE INDEX's table, a read)."""
     seen = access(info)
     if seen.write:
         return seen.write

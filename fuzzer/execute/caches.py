@@ -26,10 +26,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from types import FrameType
 from typing import Any
 
 from fuzzer.errors import TargetSetupError, describe
@@ -55,6 +54,7 @@ _CACHE_OPS = (
 )
 _MANY = frozenset({"get_many", "delete_many", "get_dict", "unlink"})
 _WRAPPED = "__fuzzer_wrapped__"
+_memo = threading.local()  # .on: this thread's backend calls are Flask-Caching's memoize
 # the connection pools of Redis clients an app keeps but the fuzzer does not own (pool
 # id -> host:port/db): a request may not use them; the first that does is refused
 _FOREIGN: dict[int, str] = {}
@@ -80,6 +80,14 @@ def instrument() -> None:
                 method = cls.__dict__.get(op)
                 if callable(method) and not getattr(method, _WRAPPED, False):
                     _patch(cls, op, _cache_method(op, method))
+    with contextlib.suppress(ImportError):
+        from flask_caching import Cache
+
+        if not getattr(Cache.__dict__["memoize"], _WRAPPED, False):
+            _patch(Cache, "memoize", _memoize(Cache.__dict__["memoize"]))
+            for name in ("_memoize_version", "delete_memoized", "delete_memoized_verhash"):
+                if name in Cache.__dict__:  # the version key, read and bumped at run time
+                    _patch(Cache, name, _as_memo(Cache.__dict__[name]))
     try:
         from redis.client import Pipeline, Redis
     except ImportError:
@@ -134,29 +142,55 @@ def _cache_method(op: str, method: Callable[..., Any]) -> Callable[..., Any]:
             keys = [key]
             rest = args[1:2] or [kwargs[k] for k in ("value", "delta") if k in kwargs]
             params = tuple(rest) or None
-        store = "memo" if _memoized() else "cache"
-        text = command_text(store, [(op, [_name(k) for k in keys])])
+        if getattr(_memo, "on", False):  # the keys end with a version drawn at random
+            text, params = command_text("memo", [(op, [])]), None
+        else:
+            text = command_text("cache", [(op, [_name(k) for k in keys])])
         return gates.command(text, params, lambda: method(self, *args, **kwargs))
 
     setattr(wrapper, _WRAPPED, True)
     return wrapper
 
 
-def _memoized() -> bool:
-    """Whether this backend call is Flask-Caching's ``@memoize`` at work (its version key,
-    its lookup and its fill), not the app's own ``cache.get``/``cache.set``. A memoized
-    function's result is a cache of what it computes: two requests that both miss and
-    both fill it write the same value, and that is no race. Such calls are recorded as
-    ``memo GET <key>``, steps to yield at but no access to conflict on (sql.touch),
-    so neither the schedules nor the explanations take them for the race (issue 19)."""
-    frame: FrameType | None = sys._getframe(2)  # 0: here, 1: the backend method, 2: its caller
-    for _ in range(4):
-        if frame is None or "flask_caching" not in frame.f_code.co_filename:
-            return False
-        if "memoize" in frame.f_code.co_qualname:
-            return True
-        frame = frame.f_back
-    return False
+def _memoize(method: Callable[..., Any]) -> Callable[..., Any]:
+    """``Cache.memoize``, whose decorated functions make their backend calls (the version
+    key, the lookup, the fill) as memo calls, and run the function itself as the app's
+    own code. A memoized function's result is a cache of what it computes: two requests
+    that both miss and both fill it write the same value, and that is no race. Such calls
+    are recorded as ``memo GET``, the operation without its keys (they end with a version
+    drawn at random after every reset), steps to yield at but no access to conflict on
+    (sql.touch), so neither the schedules nor the explanations take them for the race
+    (issue 19). A function memoized before the instrumentation (its module imported
+    before the first session) keeps its lookup and fill as cache calls."""
+
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        decorate = method(self, *args, **kwargs)
+
+        @functools.wraps(decorate)
+        def memoize(f: Callable[..., Any]) -> Any:
+            return _as_memo(decorate(_as_memo(f, on=False)))
+
+        return memoize
+
+    setattr(wrapper, _WRAPPED, True)
+    return wrapper
+
+
+def _as_memo(function: Callable[..., Any], on: bool = True) -> Callable[..., Any]:
+    """``function`` whose backend calls are memo calls (``on``) or the app's own."""
+
+    @functools.wraps(function)  # with its attributes: uncached, make_cache_key, ...
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        before = getattr(_memo, "on", False)
+        _memo.on = on
+        try:
+            return function(*args, **kwargs)
+        finally:
+            _memo.on = before
+
+    setattr(wrapper, _WRAPPED, True)
+    return wrapper
 
 
 def _redis_command(method: Callable[..., Any]) -> Callable[..., Any]:

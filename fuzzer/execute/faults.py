@@ -22,22 +22,18 @@ exactly what production would:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from fuzzer.errors import InvalidOption
 from fuzzer.model import FAULT_KINDS
-from fuzzer.sql import writes
+from fuzzer.sql import takes_locks
 
 #: what ``--faults`` alone injects: the errors a database tells the app to retry. A lost
 #: connection is opt-in (``--faults disconnect``): it can strike any statement, and few
 #: apps retry a read on it.
 DEFAULT_KINDS = ("deadlock", "serialization", "timeout")
-_LOCKING_READ = re.compile(
-    r"\bFOR\s+(NO\s+KEY\s+)?(UPDATE|SHARE)\b|\bLOCK\s+IN\s+SHARE\s+MODE\b", re.I
-)
 
 
 @dataclass(frozen=True)
@@ -88,15 +84,10 @@ def available(dialect: str, wanted: Iterable[str] = FAULT_KINDS) -> tuple[str, .
     return tuple(k for k in FAULT_KINDS if k in chosen and k in errors)
 
 
-def takes_locks(text: str) -> bool:
-    """Whether a statement takes row locks (a write, or a locking read): only there can
-    a deadlock, a lock wait timeout, a serialization failure or SQLite's ``database is
-    locked`` strike. Plain reads of a snapshot wait for nothing."""
-    return writes(text) or bool(_LOCKING_READ.search(text))
-
-
 def strikes(kind: str, text: str) -> bool:
-    """Whether an error of ``kind`` can strike the statement ``text``."""
+    """Whether an error of ``kind`` can strike the statement ``text``: a lost connection
+    any, the others only one that takes row locks (sql.takes_locks: a write, or a locking
+    read). Plain reads of a snapshot wait for nothing."""
     return kind == "disconnect" or takes_locks(text)
 
 

@@ -35,7 +35,7 @@ from sqlalchemy.pool import Pool
 
 from fuzzer.execute import faults as injected
 from fuzzer.execute.recording import RequestContext, recordings
-from fuzzer.sql import writes
+from fuzzer.sql import shape_of
 
 HEADER = "X-Fuzz-Request"
 _ENVIRON_KEY = "HTTP_X_FUZZ_REQUEST"
@@ -148,6 +148,7 @@ class GatedApp:
             ctx.step("end")
         finally:
             _state.ctx = None
+            ctx.recording.finished.add((ctx.phase, ctx.index))
         start_response(*started)
         return chunks
 
@@ -238,8 +239,8 @@ def _note_stray(conn: Any, what: str) -> None:
 def _before_cursor_execute(conn, cursor, statement, parameters, context, executemany):
     ctx: RequestContext | None = getattr(_state, "ctx", None)
     if ctx is not None:
-        ctx.step("sql", statement, parameters, conn)
-    elif _watching and writes(statement):
+        ctx.step("sql", statement, parameters, conn, context=context)
+    elif _watching and shape_of(statement, context).writes:
         text = " ".join(statement.split())[:120]
         _note_stray(conn, text)
         _stray_connections[id(conn.connection.dbapi_connection)] = text
@@ -248,7 +249,7 @@ def _before_cursor_execute(conn, cursor, statement, parameters, context, execute
 def _after_cursor_execute(conn, cursor, statement, parameters, context, executemany):
     ctx: RequestContext | None = getattr(_state, "ctx", None)
     if ctx is not None:
-        rowcount = cursor.rowcount if writes(statement) else None
+        rowcount = cursor.rowcount if shape_of(statement, context).writes else None
         ctx.statement_done(rowcount if rowcount is None or rowcount >= 0 else None)
 
 

@@ -14,12 +14,11 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from fuzzer import compat
+from fuzzer import compat, sql
 from fuzzer.db.locks import Pending
 from fuzzer.execute import faults as injected
 from fuzzer.execute.scheduler import Scheduler
 from fuzzer.model import EngineUse, Fault, Hang, Leak, Phase, Step, StepKind
-from fuzzer.sql import read_only, writes, written_table
 
 # the executions in progress, by token (the first part of a request's header)
 recordings: dict[str, Recording] = {}
@@ -58,16 +57,18 @@ class Recording:
         # (phase, index) -> (thread ident, native id) of the thread handling it
         self.threads: dict[tuple[Phase, int], tuple[int, int]] = {}
         self.sleeping: set[tuple[Phase, int]] = set()  # free-running, inside time.sleep
+        self.finished: set[tuple[Phase, int]] = set()  # requests whose app call returned
+        self.slow = False  # requests given up while their threads still ran (watch.py)
         self.hang: Hang | None = None  # free-running: the runner's watch saw nothing move
         self.cut = ""  # why requests were given up that were still running (a deadline)
         # database -> tables its statements wrote; None once a write named no table it
         # could read (DDL, a CTE): then every table must be restored
         self.written: dict[str, set[str]] | None = {}
 
-    def wrote_to(self, database: str, statement: str) -> None:
+    def wrote_to(self, database: str, shape: sql.Shape) -> None:
         """A statement that writes, or may (a CALL, a MERGE): what to restore after it."""
         self.wrote = True
-        table = written_table(statement)
+        table = shape.write if shape.plain else None
         if table is None:
             self.written = None
         elif self.written is not None:
@@ -145,12 +146,16 @@ class RequestContext:
         params: Any = None,
         conn: Any = None,
         command: bool = False,
+        context: Any = None,
     ) -> None:
+        """``context``: a statement's execution context, whose compiled statement (when
+        SQLAlchemy compiled one) says what it reads and writes without parsing it."""
         recording = self.recording
         database, ordinal, key = self._connection(conn)
-        write = kind == "sql" and not command and writes(text)
-        if write or (kind == "sql" and not command and not read_only(text)):
-            recording.wrote_to(database, text)
+        shape = sql.shape_of(text, context) if kind == "sql" and not command else None
+        write = shape is not None and shape.writes
+        if shape is not None and (write or not shape.read_only):
+            recording.wrote_to(database, shape)
         if self.gated:
             assert recording.scheduler is not None and self.handle is not None
             seq = recording.scheduler.wait_turn(
@@ -179,14 +184,16 @@ class RequestContext:
                     EngineUse(request, self.number, database, self.app_databases, self.app_name)
                 )
         if self.traced:
+            params_text = _params_text(params) if params is not None else ""
             step = Step(
                 request=self.index,
                 number=self.number,
                 kind=kind,
                 text=text,
-                params=_params_text(params) if params is not None else "",
+                params=params_text,
                 database=database,
                 connection=ordinal,
+                seen=sql.recorded(text, params_text, shape) if shape is not None else None,
             )
             if seq or kind == "end":
                 recording.add(seq or recording.next_seq(), step)

@@ -387,10 +387,7 @@ class Scheduler:
         holder = self._model.holder() if self._model else None
         for r in self._reqs:
             if r.state == RUNNING:
-                blocked[r.index] = r.blocked or (
-                    f"made no progress at {_where(r.thread)} (neither its CPU clock nor "
-                    f"its stack moved)"
-                )
+                blocked[r.index] = r.blocked or no_progress(r.thread)
             elif r.state == WAITING and r.pending is not None:
                 note = ""
                 if holder is not None and holder != r.index and r.pending.write:
@@ -436,9 +433,9 @@ def motion(ident: int) -> tuple[Any, ...]:
     return (_thread_cpu(ident), _frame_key(ident))
 
 
-def where(ident: int | None) -> str:
-    """The innermost frame of the thread outside the libraries, as ``file:line in f``."""
-    return _where(ident)
+def no_progress(ident: int | None) -> str:
+    """Why a thread is taken for hung, said the same by the scheduler and the watch."""
+    return f"made no progress at {_where(ident)} (neither its CPU clock nor its stack moved)"
 
 
 def _thread_cpu(ident: int) -> int:

@@ -14,7 +14,7 @@ from fuzzer.findings.stamps import shared
 from fuzzer.judge.oracle import Difference, Verdict
 from fuzzer.judge.verdict import is_new_label
 from fuzzer.model import Execution, Scenario, Step
-from fuzzer.sql import Access, access
+from fuzzer.sql import Access
 
 
 @dataclass(frozen=True)
@@ -44,11 +44,8 @@ class _Context:
         self.lets = tuple((label(i), r.describe()) for i, r in enumerate(scenario.requests))
         self.events: list[_Event] = []
         for position, step in enumerate(execution.trace):
-            if step.kind == "sql":
-                self.events.append(_Event(position, step, access(step.text, step.params)))
-            elif step.kind in ("commit", "rollback"):
-                ends = Access(frozenset(), None, step.kind.upper(), None, ())
-                self.events.append(_Event(position, step, ends))
+            if step.kind in ("sql", "commit", "rollback"):
+                self.events.append(_Event(position, step, step.access))
         # the stamps every request made (last_seen in a before_request hook): no conflict
         requests = range(len(scenario.requests))
         self.stamps = shared([[s for s in self.trace if s.request == i] for i in requests])

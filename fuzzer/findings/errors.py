@@ -20,12 +20,14 @@ def _concurrency_error(c: _Context) -> Finding | None:
             continue  # it fails alone too: a serial-failure, not a race
         expected = reference.responses[i] if reference is not None else None
         exception = response.exception_type or f"HTTP {response.status}"
-        touched = _culprit_tables(c.of(i))
+        touched = _culprit_tables(c, c.of(i))
         others = _concurrent_writers(c, i, touched)
         facts: list[str] = []
         cited: list[int] = []
         for w in others:
-            fact, positions = c.around(i, w, c.written(w) & touched)
+            # what it wrote besides the stamps every request makes, if anything
+            tables = c.written(w, stamps=False) & touched or c.written(w) & touched
+            fact, positions = c.around(i, w, tables)
             if fact:
                 facts.append(fact)
                 cited += positions
@@ -89,13 +91,13 @@ def _failing_statement(c: _Context, request: int) -> int | None:
     return sql[-1].position if sql else None
 
 
-def _culprit_tables(own: Sequence[_Event]) -> set[str]:
+def _culprit_tables(c: _Context, own: Sequence[_Event]) -> set[str]:
     """The tables most likely behind a request's error: the one its failing statement
-    writes, else the ones it wrote (a flush that matched no row), else all it touched.
-    Writers of a table the request merely read (the user a login loads) are bystanders,
-    and stay out of the fingerprint."""
+    writes, else the ones it wrote (a flush that matched no row; a stamp every request
+    made is not one), else all it touched. Writers of a table the request merely read
+    (the user a login loads) are bystanders, and stay out of the fingerprint."""
     failed = {e.access.write for e in own if e.access.write and e.step.error}
-    wrote = {e.access.write for e in own if e.access.write}
+    wrote = {e.access.write for e in own if e.access.write and e.step.text not in c.stamps}
     return failed or wrote or {t for e in own for t in e.tables}
 
 

@@ -8,28 +8,52 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from fuzzer.model import Step
-from fuzzer.sql import Access, access
+from fuzzer.sql import Access, shape
 
-__all__ = ["routine", "shared"]
+__all__ = ["own_row", "routine", "shared"]
 
 
-def routine(traces: Sequence[Sequence[Step]]) -> frozenset[str]:
-    """The stamps that several endpoints make the same way before their own work: an
-    UPDATE of one row named by its key (the same statement and the same key in each),
-    the only write of its transaction, followed by more SQL after that transaction, in
-    at least two endpoints and at least half of those that ran SQL. Flask-Login apps
-    stamp ``user.last_seen`` in a ``before_request`` hook and commit, on every request;
-    a yield at that stamp is far from the race. An INSERT is never routine, nor is a
-    DELETE (issue 19): a get-or-create of site settings in a context processor makes
-    the same single-insert transactions on every page, and its race is there."""
+def routine(
+    traces: Sequence[Sequence[Step]], signed_in: Sequence[bool] | None = None
+) -> frozenset[str]:
+    """The stamps of the signed-in identity: the same row UPDATEd the same way by (almost)
+    every endpoint before its own work. A stamp is an UPDATE of one row named by its key
+    (the same statement and the same key in each), the only write of its transaction,
+    followed by more SQL after that transaction; routine when at least two endpoints make
+    it and at most one in ten of those that ran SQL as a signed-in identity does not
+    (``signed_in``: whether each trace's request had an identity; None: all did).
+    Flask-Login apps stamp ``user.last_seen`` in a ``before_request`` hook and commit, on
+    every request; a yield at that stamp is far from the race. An INSERT is never
+    routine, nor is a DELETE, nor a read followed by an insert (issue 19 item 5): a
+    get-or-create of site settings in a context processor makes the same single-insert
+    transactions on every page, and its race is there."""
+    flags = list(signed_in) if signed_in is not None else [True] * len(traces)
     counts: dict[tuple[str, str], int] = {}
     with_sql = 0
-    for trace in traces:
+    for trace, signed in zip(traces, flags, strict=True):
+        if not signed:
+            continue  # an anonymous request stamps nobody's row
         if any(step.kind == "sql" for step in trace):
             with_sql += 1
         for stamp in _stamps(trace):
             counts[stamp] = counts.get(stamp, 0) + 1
-    return frozenset(text for (text, _), n in counts.items() if n >= 2 and 2 * n >= with_sql)
+    return frozenset(
+        text for (text, _), n in counts.items() if n >= 2 and n >= with_sql - with_sql // 10
+    )
+
+
+def own_row(common: frozenset[str], trace: Sequence[Step], other: Sequence[Step]) -> frozenset[str]:
+    """The routine stamps that are the signed-in identity's own row: ``trace`` made as one
+    identity, ``other`` the same request made as another; a stamp the other makes on
+    the same row (a site-wide counter every page bumps) is no identity's stamp, and
+    neither is one the other does not make."""
+    mine = {s.text: _key(s) for s in trace if s.kind == "sql" and s.text in common}
+    theirs = {s.text: _key(s) for s in other if s.kind == "sql" and s.text in common}
+    return frozenset(t for t, key in mine.items() if t in theirs and theirs[t] != key)
+
+
+def _key(step: Step) -> str:
+    return repr(step.access.key)
 
 
 def _stamps(trace: Sequence[Step]) -> set[tuple[str, str]]:
@@ -42,7 +66,7 @@ def _stamps(trace: Sequence[Step]) -> set[tuple[str, str]]:
         if step.kind == "sql":
             found.update(ended)  # SQL after a committed single write
             ended = []
-            seen = access(step.text, step.params)
+            seen = step.access
             if seen.write:
                 writes.append(_stamp(step, seen))
         elif step.kind in ("commit", "rollback"):
@@ -54,7 +78,7 @@ def _stamps(trace: Sequence[Step]) -> set[tuple[str, str]]:
 
 def _stamp(step: Step, seen: Access) -> tuple[str, str] | None:
     """A write that may be a stamp: an UPDATE whose WHERE names its row by a key."""
-    if seen.verb != "UPDATE" or " WHERE " not in f" {step.text.upper()} ":
+    if seen.verb != "UPDATE" or not shape(step.text).where:
         return None
     return (step.text, repr(seen.key))
 

@@ -26,6 +26,7 @@ class Route:
     anonymous_only: bool = False  # the view sends signed-in users away (sign-up, login)
     signs_out: bool = False  # it logs the user out or revokes its token
     view: str = ""
+    said: str = ""  # what the app said was wrong with its simplest request, at inspection
 
 
 @dataclass
@@ -80,3 +81,5 @@ class Table:
     primary_key: tuple[str, ...]
     types: tuple[str, ...]
     rows: list[tuple[Any, ...]]
+    referenced: frozenset[str] = frozenset()  # its columns a foreign key points to
+    unique: frozenset[str] = frozenset()  # its columns that hold no value twice

@@ -1,12 +1,14 @@
 """Why the spec leaves an endpoint out: what its simplest request did when ``fuzzer
 init`` sent it alone after setup (turned away, which status and as whom; only
-redirected; a validation error, which field and what it said; an error; read only)."""
+redirected; a validation error, which field and what it said, in a JSON answer or a
+form the page shows again; an error; read only)."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from fuzzer.init.inputs.complaints import complaints, summary
+from fuzzer.init.plan import Plan
 from fuzzer.search.exercised import writes_rows
 
 __all__ = ["why_left_out", "writes"]
@@ -18,11 +20,15 @@ def writes(e: Any) -> bool:
     return writes_rows(e)
 
 
-def why_left_out(e: Any) -> str:
+def why_left_out(e: Any, plan: Plan | None = None) -> str:
+    """What an endpoint's simplest request did, from the survey; what the app said was
+    wrong with it is read from the answer (a page the survey cut short, from what the
+    request sent at inspection said: ``Route.said``)."""
+    said = _said(e) or _inspected(plan, e.endpoint)
     who = f" as {e.request.identity}" if e.request.identity else ""
     status = e.status
     if status == 0 or status >= 500:
-        return f"error: answered {status}{who}" + _said(e)
+        return f"error: answered {status}{who}" + said
     if status in (401, 403):
         return f"turned away: {status}{who}"
     if 300 <= status < 400:
@@ -30,9 +36,11 @@ def why_left_out(e: Any) -> str:
             return f"only redirected ({status}{who}), writing nothing but a session or cache key"
         return f"redirected ({status}{who}) without writing"
     if status in (400, 409, 422):
-        return f"validation error ({status}{who})" + _said(e)
+        return f"validation error ({status}{who})" + said
     if status >= 400:
-        return f"answered {status}{who} without writing"
+        return f"answered {status}{who} without writing" + said
+    if e.request.method != "GET" and said:  # the form again, with its errors
+        return f"validation error ({status}{who})" + said
     if not e.statements:
         return f"{status}{who}; no SQL"
     reads = sorted(r.removeprefix("default.") for r in e.reads)
@@ -40,21 +48,13 @@ def why_left_out(e: Any) -> str:
 
 
 def _said(e: Any) -> str:
-    """What the answer said, shortly: a JSON error or the fields a form rejected."""
-    body = getattr(e.response, "body", None)
-    if isinstance(body, str):
-        try:
-            body = json.loads(body)
-        except ValueError:
-            return ""
-    if not isinstance(body, dict):
-        return ""
-    errors = body.get("errors") or body.get("error") or body.get("message")
-    if isinstance(errors, dict):
-        text = "; ".join(
-            f"{field}: {message[0] if isinstance(message, list) and message else message}"
-            for field, message in errors.items()
-        )
-    else:
-        text = str(errors) if errors else ""
-    return f": {text[:100]}" if text else ""
+    """What the answer said was wrong, shortly: the fields a JSON error or a form shown
+    again names, with their messages; flashed messages."""
+    found = complaints(getattr(e.response, "body", None))
+    return f": {summary(found)}" if found else ""
+
+
+def _inspected(plan: Plan | None, endpoint: str) -> str:
+    routes = plan.routes if plan is not None else []
+    said = next((r.said for r in routes if f"{r.method} {r.rule}" == endpoint), "")
+    return f": {said}" if said else ""

@@ -204,7 +204,7 @@ def _check(written: Written) -> dict[str, str]:
         serial_differences(written.plan, runs, columns)
         written.plan.writers = _writing_endpoints(surveyed)
         written.plan.left_out = {
-            e.endpoint: why_left_out(e) for e in surveyed.endpoints if not writes(e)
+            e.endpoint: why_left_out(e, plan) for e in surveyed.endpoints if not writes(e)
         }
         return dict(describe_survey(surveyed))
 

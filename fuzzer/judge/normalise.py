@@ -18,7 +18,6 @@ from fuzzer.db import Rows, TableInfo
 from fuzzer.judge.masks import AnswerPosition, CellPosition, Masks, Position, Varies
 from fuzzer.judge.verdict import NewKey, Outcome, at, bare, sort_key
 from fuzzer.model import Execution, Response, Step
-from fuzzer.sql import access, verb
 
 
 @dataclass
@@ -195,10 +194,10 @@ class Normalizer:
         for step in trace:
             if step.kind != "sql" or step.error or step.rowcount == 0:
                 continue
-            if verb(step.text) not in ("DELETE", "INSERT", "UPDATE"):
+            if step.access.verb not in ("DELETE", "INSERT", "UPDATE"):
                 continue
             prefix = f"{step.database}." if several and step.database else ""
-            seen = access(step.text, step.params, prefix)
+            seen = step.access.under(prefix)
             name = seen.write
             if name is None or name not in self.tables:
                 continue
@@ -422,9 +421,9 @@ def _makers(
                 row[2] = True
         elif step.kind == "rollback":
             pending.pop(where, None)
-        elif step.kind == "sql" and not step.error and _inserts(step.text):
+        elif step.kind == "sql" and not step.error and step.access.verb in ("INSERT", "REPLACE"):
             prefix = f"{step.database}." if several and step.database else ""
-            written = access(step.text, step.params, prefix).write
+            written = step.access.under(prefix).write
             if written is None or written not in tables or not tables[written].generated:
                 continue
             if step.rowcount is None or step.rowcount < 0:
@@ -460,7 +459,3 @@ def _references(name: str, tables: Mapping[str, TableInfo]) -> dict[str, str]:
             if by_name or (history and column == their.generated):
                 found[column] = other
     return found
-
-
-def _inserts(text: str) -> bool:
-    return verb(text) in ("INSERT", "REPLACE")

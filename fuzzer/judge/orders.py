@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from fuzzer.model import Execution, Response, Scenario
-from fuzzer.sql import writes
 
 MAX_ORDERS = 120  # 5! — beyond that only the commit order and its rotations are tried
 
@@ -44,7 +43,7 @@ def turned_away(scenario: Scenario, execution: Execution, request: int) -> bool:
     wrote = False
     for position, step in enumerate(execution.trace):
         spans.setdefault(step.request, [position, position])[1] = position
-        if step.request == request and step.kind == "sql" and writes(step.text):
+        if step.request == request and step.is_write:
             wrote = True
         if step.request == request and step.kind == "commit" and wrote and not step.error:
             return False  # it committed a write

@@ -26,31 +26,14 @@ import sys
 import tempfile
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 from fuzzer.execute import gates
+from fuzzer.modes.logsummary import AppLogSummary
 from fuzzer.report import reporting
 
-
-@dataclass(frozen=True)
-class AppLogSummary:
-    """What the app wrote during a run."""
-
-    records: int  # log records made
-    errors: int  # of them, ERROR or worse
-    lines: int  # lines written to the log file in all
-    path: str | None  # where the log is, None when nothing was kept
-
-    def line(self) -> str:
-        """The one line a run prints about it."""
-        if not self.lines:
-            return "The app logged nothing."
-        where = f": {self.path}" if self.path else " (not kept: no report directory)"
-        return (
-            f"The app logged {self.records} record(s), {self.errors} of them errors, "
-            f"{self.lines} line(s) in all{where}"
-        )
+T = TypeVar("T")
+_open: list[AppLog] = []  # the logs open now, innermost last
 
 
 class _LogStream:
@@ -150,6 +133,7 @@ class AppLog:
         gates.errors_stream = self._stream
         self._counter.install()
         self.capture_handlers()
+        _open.append(self)
         return self
 
     def capture_handlers(self) -> None:
@@ -163,6 +147,8 @@ class AppLog:
                 handler.setStream(self._stream)
 
     def __exit__(self, kind: object, *exc: object) -> None:
+        if self in _open:
+            _open.remove(self)
         for handler, stream in reversed(self._moved):
             if handler.stream is self._stream:
                 handler.setStream(stream)
@@ -205,3 +191,21 @@ def _handlers() -> list[logging.Handler]:
         if isinstance(logger, logging.Logger)
     ]
     return [h for logger in loggers for h in logger.handlers]
+
+
+def capture_handlers() -> None:
+    """Point at the open log, if any, the handlers that write to the terminal (the
+    session calls it once the app is built: its factory and setup may add some)."""
+    if _open:
+        _open[-1].capture_handlers()
+
+
+def logged(
+    call: Callable[[], T], *, live: bool, keep_in: Callable[[T], str | None]
+) -> tuple[T, AppLogSummary]:
+    """``call()`` with the app's logging and stderr in a log; what it returns, and what the
+    app logged, the log moved to ``keep_in(result)``/app.log (the run directory)."""
+    log = AppLog(live=live)
+    with log:
+        result = call()
+    return result, log.summary(lambda: keep_in(result))

@@ -43,6 +43,7 @@ from fuzzer.search.conjecture import ExampleDatabase
 __all__ = [
     "Campaign",
     "LocalCampaign",
+    "campaign_key",
     "worker_name",
 ]
 
@@ -315,3 +316,9 @@ def _local_problem(loaded: Any) -> str:
 
 
 _MISSING = object()
+
+
+def campaign_key(reference: str, dialect: str, schedule: str = "conflict") -> str:
+    """One campaign per target, kind of database and schedule mode; as `fuzzer run`'s
+    example database key, so a run and a soak share one corpus."""
+    return f"{reference}|{dialect}|{schedule}"

@@ -10,18 +10,24 @@ declares for it (``Target.expected``).
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from fuzzer.db import parse as parse_db
 from fuzzer.errors import DatabaseError
 from fuzzer.execute.faults import available
 from fuzzer.findings import Finding, Reproduced, label
+from fuzzer.modes import applog
+from fuzzer.modes.logsummary import AppLogSummary
+from fuzzer.report import json as report_json
+from fuzzer.search.events import Listener, ignore
 from fuzzer.settings import Settings
 from fuzzer.target.contract import Target
 
+T = TypeVar("T")
 DATABASES = ("sqlite", "mariadb", "postgres")
 #: a cell's settings unless told otherwise: a smaller budget than a run's, nothing written
 CELL = Settings(max_examples=100, shrink_budget=30.0)
@@ -102,13 +108,15 @@ def run_matrix(
     settings: Settings | None = None,
     *,
     on_cell: Callable[[CellResult], None] = lambda result: None,
-    on_event: Callable[[Cell], Callable[..., None]] | None = None,
+    on_event: Callable[[Cell], Listener] | None = None,
+    quiet_app: bool = True,
     **options: Any,
 ) -> list[CellResult]:
     """Search ``target`` in every cell with ``settings`` (default: ``CELL``; ``options``
     are its fields as keywords, applied over it), each cell on its own database and
     level, writing nothing; with ``settings.faults`` (``--faults``), injecting those errors
-    where each cell's database can raise them."""
+    where each cell's database can raise them. ``quiet_app``: each cell keeps the app's
+    logging and stderr from the terminal (False: the caller does, ``logged``)."""
     from fuzzer.modes.run import run
 
     settings = Settings.of(settings or CELL, **options)
@@ -130,7 +138,8 @@ def run_matrix(
                         example_db=None,
                         faults=available(parse_db(cell.database).dialect, faults),
                     ),
-                    on_event=on_event(cell) if on_event else lambda *a, **k: None,
+                    on_event=on_event(cell) if on_event else ignore,
+                    quiet_app=quiet_app,
                 )
             except DatabaseError as exc:
                 if not _unreachable(exc):
@@ -174,7 +183,6 @@ def replay_matrix(
     from fuzzer.execute.runner import Controlled
     from fuzzer.model import Scenario
     from fuzzer.modes.session import Session, limits_of
-    from fuzzer.report import json as report_json
     from fuzzer.search.engine import evaluate
 
     document = report_json.load(path)
@@ -308,3 +316,18 @@ def render(results: Sequence[CellResult], *, title: str) -> str:
             for line in r.shown:
                 lines.append(f"  {where}: {line}")
     return "\n".join(lines)
+
+
+def logged(
+    call: Callable[[], T], *, name: str, report_dir: str, live: bool
+) -> tuple[T, AppLogSummary]:
+    """A matrix (``run_matrix(..., quiet_app=False)`` or ``replay_matrix``) with the app's
+    logging and stderr of every cell in one log, kept as ``app.log`` in a run directory
+    of its own under ``report_dir`` when the app logged anything."""
+
+    def directory(result: T) -> str:
+        path = report_json.run_directory(report_dir, f"{name}-matrix")
+        os.makedirs(path, exist_ok=True)
+        return path
+
+    return applog.logged(call, live=live, keep_in=directory)

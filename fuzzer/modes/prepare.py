@@ -7,7 +7,7 @@ sends each endpoint's requests alone (``fuzzer init`` tries the spec it wrote th
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from hypothesis.strategies import SearchStrategy
@@ -17,6 +17,7 @@ from fuzzer.execute.instrument import load_target
 from fuzzer.execute.runner import Serial
 from fuzzer.model import Execution, Scenario, Step
 from fuzzer.modes.session import Session
+from fuzzer.search.events import Listener, Planned, Surveying, ignore
 from fuzzer.search.exercised import unexercised
 from fuzzer.search.faults import openings as fault_openings
 from fuzzer.search.openings import openings
@@ -58,13 +59,13 @@ def searchable(
     schedule: Mode,
     *,
     allow_unexercised: bool = False,
-    on_event: Callable[..., None] = lambda *a, **k: None,
+    on_event: Listener = ignore,
     faults: Sequence[str] = (),
 ) -> Searchable:
     """Survey each endpoint alone (and check that each can be reached and that something
     was exercised), then the scenario strategy, each endpoint's steps for conflict-guided
-    schedules, the opening and the pairs' plan; "surveying" and "planned" events say how
-    far it got. With ``faults`` (kinds of error to inject), the opening starts with the
+    schedules, the opening and the pairs' plan; ``Surveying`` and ``Planned`` events say
+    how far it got. With ``faults`` (kinds of error to inject), the opening starts with the
     fault opening (fuzzer/search/faults.py)."""
     from fuzzer.strategies import scenarios
 
@@ -72,7 +73,7 @@ def searchable(
         return s.execute(scenario, Serial(tuple(range(len(scenario.requests)))))
 
     started = time.monotonic()
-    on_event("surveying", endpoints=len(target.endpoints))
+    on_event(Surveying(len(target.endpoints)))
     surveyed = survey(target, alone)
     check_reachable(target, surveyed, alone, s.app)
     if not allow_unexercised:
@@ -94,13 +95,14 @@ def searchable(
         plan=plan(surveyed, target) if conflict else None,
     )
     on_event(
-        "planned",
-        endpoints=len(surveyed.endpoints),
-        writers=sum(1 for e in surveyed.endpoints if e.writes),
-        surveyed=surveyed_after,
-        seconds=time.monotonic() - started - surveyed_after,
-        openings=len(prepared.openings),
-        plan=prepared.plan,
+        Planned(
+            endpoints=len(surveyed.endpoints),
+            writers=sum(1 for e in surveyed.endpoints if e.writes),
+            surveyed=surveyed_after,
+            seconds=time.monotonic() - started - surveyed_after,
+            openings=len(prepared.openings),
+            plan=prepared.plan,
+        )
     )
     return prepared
 

@@ -190,18 +190,12 @@ def _interleaving(trace: tuple[Step, ...]) -> tuple[tuple[Any, ...], ...]:
     (Which pooled connection a request was handed, and the text of a lock wait, may vary;
     so may a parameter that is random by nature, such as a token from ``secrets`` or a
     ``time()`` stamp: masks.meaningful tells them, and they are compared as placeholders.
-    Flask-Caching's memoize steps are compared by their operation alone: their keys end
-    with a version drawn at random after every reset.)"""
+    Flask-Caching's memoize steps are recorded without their keys, which end with a
+    version drawn at random after every reset: execute/caches.py.)"""
     return tuple(
-        (s.request, s.number, s.kind, *_what(s), s.database, s.rowcount, s.error) for s in trace
+        (s.request, s.number, s.kind, s.text, _params(s.params), s.database, s.rowcount, s.error)
+        for s in trace
     )
-
-
-def _what(step: Step) -> tuple[Any, Any]:
-    """A step's text and parameters as a replay must repeat them."""
-    if step.text.startswith("memo "):
-        return " ".join(step.text.split()[:2]), None
-    return step.text, _params(step.params)
 
 
 def _params(params: Any) -> Any:

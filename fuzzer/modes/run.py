@@ -7,7 +7,7 @@ every finding).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -15,12 +15,14 @@ from fuzzer.db import parse as parse_db
 from fuzzer.execute.faults import chosen as fault_kinds
 from fuzzer.execute.runner import Costs
 from fuzzer.findings import Finding, fails_run
-from fuzzer.modes.applog import AppLog, AppLogSummary
+from fuzzer.modes.applog import logged
+from fuzzer.modes.logsummary import AppLogSummary
 from fuzzer.modes.prepare import reference_of, resolve, searchable
 from fuzzer.modes.session import Session
 from fuzzer.report.text import finding_text
 from fuzzer.report.writer import ReportWriter, Written, reproduce_lines
 from fuzzer.search.engine import Search, SearchResult, Tuning
+from fuzzer.search.events import Event, Final, Listener, Start, Unconfirmed, Unshrunk, ignore
 from fuzzer.settings import REPORTS, Settings
 from fuzzer.settings import split as split_settings
 from fuzzer.target.contract import Target
@@ -84,7 +86,7 @@ def run(
     target: Target | str,
     settings: Settings | None = None,
     *,
-    on_event: Callable[..., None] = lambda *a, **k: None,
+    on_event: Listener = ignore,
     free_running: bool = False,
     stop_at_first: bool = False,
     stop_kinds: Collection[str] = (),
@@ -134,13 +136,10 @@ def run(
     }
     run_settings.update({"faults": ",".join(kinds)} if kinds else {})
 
-    app_log = AppLog(live=verbose) if quiet_app else None
     writers: list[ReportWriter] = []
 
     def work(s: Session) -> RunReport:
         assert s.oracle is not None and s.harness is not None
-        if app_log is not None:
-            app_log.capture_handlers()  # those the app's factory and setup added
         harness = s.harness
         writer = None
         if report_dir is not None:
@@ -155,20 +154,21 @@ def run(
             )
             writers.append(writer)
 
-        def events(event: str, **data: Any) -> None:
-            if event in ("unshrunk", "final") and writer is not None:
-                writer.add(data["finding"])  # written when seen, rewritten when final
-            elif event == "unconfirmed" and writer is not None:
-                writer.withdraw(data["finding"].fingerprint)
-            on_event(event, **data)
+        def events(event: Event) -> None:
+            if isinstance(event, (Unshrunk, Final)) and writer is not None:
+                writer.add(event.finding)  # written when seen, rewritten when final
+            elif isinstance(event, Unconfirmed) and writer is not None:
+                writer.withdraw(event.finding.fingerprint)
+            on_event(event)
 
         on_event(  # before the survey: a target of a hundred endpoints takes a while
-            "start",
-            target=reference,
-            database=s.database_info,
-            max_examples=settings.max_examples,
-            time_budget=settings.time_budget,
-            notices=[*s.databases.notices, *(s.foreign.notices() if s.foreign else [])],
+            Start(
+                target=reference,
+                database=s.database_info,
+                max_examples=settings.max_examples,
+                time_budget=settings.time_budget,
+                notices=[*s.databases.notices, *(s.foreign.notices() if s.foreign else [])],
+            )
         )
         prepared = searchable(
             target,
@@ -213,19 +213,18 @@ def run(
             report.written = list(writer.written)
         return report
 
-    if app_log is None:
+    if not quiet_app:
         return session.run(work)
-    with app_log:
-        report = session.run(work)
 
-    def run_directory() -> str | None:
+    def run_directory(report: RunReport) -> str | None:
         # made for the log alone when nothing was found: not the report's directory,
         # which the summary lists with report.html and junit.xml
         if report.directory is None and writers:
             return writers[0].ensure_directory()
         return report.directory
 
-    report.app_log = app_log.summary(run_directory)
+    report, summary = logged(lambda: session.run(work), live=verbose, keep_in=run_directory)
+    report.app_log = summary
     return report
 
 

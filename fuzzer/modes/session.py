@@ -32,6 +32,7 @@ from fuzzer.execute.scratch import RedisScratch
 from fuzzer.execute.server import Server
 from fuzzer.judge.oracle import Normalizer, Oracle
 from fuzzer.model import Execution, Scenario
+from fuzzer.modes import applog
 from fuzzer.search import interrupt
 from fuzzer.settings import Settings
 from fuzzer.target import domains
@@ -123,6 +124,7 @@ class Session:
         with foreign.watching():  # the Redis databases the app opens
             self.app = self._build_app()
             self._setup()
+        applog.capture_handlers()  # those the app's factory and setup added
         self.stores = Stores(
             self.app, redis=self.redis, reset=self.target.reset, where=_ref(self.target)
         )

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -35,16 +36,30 @@ from fuzzer.execute.runner import Controlled
 from fuzzer.execute.scheduler import Limits
 from fuzzer.findings import Finding, Reproduced
 from fuzzer.model import Scenario
-from fuzzer.modes.campaign import LEASE, Campaign, worker_name
+from fuzzer.modes.applog import logged
+from fuzzer.modes.campaign import LEASE, Campaign, campaign_key, worker_name
 from fuzzer.modes.prepare import reference_of, resolve, searchable
 from fuzzer.modes.session import Session
 from fuzzer.modes.sharedstore import open_campaign, store_failure
-from fuzzer.modes.soakreport import Round, SoakReport
+from fuzzer.modes.soakreport import Round, SoakReport, interrupted_summary
 from fuzzer.modes.units import Units, campaign_pairs, openings, pairs
 from fuzzer.modes.vitals import Trend, Vitals, measure
 from fuzzer.report.writer import ReportWriter, Written
 from fuzzer.search import interrupt
 from fuzzer.search.engine import Search, Tuning, evaluate
+from fuzzer.search.events import (
+    Event,
+    Example,
+    Final,
+    Found,
+    Listener,
+    RoundStarted,
+    Start,
+    Unconfirmed,
+    Unshrunk,
+    Wrote,
+    ignore,
+)
 from fuzzer.search.schedules import Mode
 from fuzzer.settings import Settings
 from fuzzer.target.contract import Target
@@ -77,8 +92,10 @@ def soak(
     workers: int = 1,
     known_only: bool = False,
     lease: float = LEASE,
-    on_event: Callable[..., None] = lambda *a, **k: None,
+    on_event: Listener = ignore,
     sink: Callable[[Finding], Written | None] | None = None,
+    quiet_app: bool = True,
+    verbose: bool = False,
     **options: Any,
 ) -> SoakReport:
     """Fuzz ``target`` for ``duration`` seconds; write every finding as soon as it is final.
@@ -91,7 +108,9 @@ def soak(
     ``worker`` of ``workers`` (fuzzer/modes/workers.py) is one of several processes of one
     campaign: they share the campaign's store (``shared``: a Redis URL; else the local
     file), and ``sink`` takes each finding this worker claimed first instead of the
-    writer (the parent writes it)."""
+    writer (the parent writes it). With ``quiet_app`` the app's logging and stderr go
+    to ``app.log`` in the run directory (a worker's: its own file, which the parent moves
+    there); ``verbose``: to the terminal as well."""
     started = time.monotonic()
     settings = Settings.of(settings or Settings.for_cli(), **options)
     db, isolation, seed = settings.db, settings.isolation, settings.seed
@@ -120,7 +139,7 @@ def soak(
     if kinds:
         settings_json["faults"] = ",".join(kinds)
 
-    return _Soak(
+    soaking = _Soak(
         target=target,
         reference=reference,
         session=session,
@@ -146,7 +165,12 @@ def soak(
         lease=lease,
         on_event=on_event,
         sink=sink,
-    ).run()
+    )
+    if not quiet_app:
+        return soaking.run()
+    report, summary = logged(soaking.run, live=verbose, keep_in=soaking.log_directory)
+    report.app_log = summary
+    return report
 
 
 @dataclass(kw_only=True)
@@ -179,7 +203,7 @@ class _Soak:
     workers: int
     known_only: bool
     lease: float
-    on_event: Callable[..., None]
+    on_event: Listener
     sink: Callable[[Finding], Written | None] | None
     # -- shared by the phases --------------------------------------------------------------
     writer: ReportWriter | None = None
@@ -210,6 +234,13 @@ class _Soak:
             if interrupt.is_stop(exc):
                 self.interrupted()
             raise
+
+    def log_directory(self, report: SoakReport) -> str | None:
+        """Where the app's log goes: the run directory; a worker's, a directory of its own
+        whose ``app.log`` the parent moves into the run directory."""
+        if self.sink is not None:
+            return tempfile.mkdtemp(prefix="fuzzer-worker-log-")
+        return report.directory or (self.writer.directory if self.writer else None)
 
     def work(self, s: Session) -> SoakReport:
         self.prepare(s)
@@ -257,20 +288,21 @@ class _Soak:
             writer.ensure_directory()
             writer.write_manifest({"state": "running"})
         self.on_event(
-            "start",
-            target=self.reference,
-            database=s.database_info,
-            max_examples=None,
-            time_budget=self.duration,
-            directory=writer.directory,
-            notices=list(s.databases.notices),
-            columns={name: list(info.columns) for name, info in s.databases.tables.items()},
-            identities={n: list(h) for n, h in (writer.identities or {}).items()},
+            Start(
+                target=self.reference,
+                database=s.database_info,
+                max_examples=None,
+                time_budget=self.duration,
+                directory=writer.directory,
+                notices=list(s.databases.notices),
+                columns={name: list(info.columns) for name, info in s.databases.tables.items()},
+                identities={n: list(h) for n, h in (writer.identities or {}).items()},
+            )
         )
 
     def replay(self) -> None:
         """The known failures of the campaign, then Hypothesis's reuse phase."""
-        self.on_event("round", seed=None, left=self.left())
+        self.on_event(RoundStarted(None, self.left()))
         replayed = self.replay_reported()
         found = self.search(None)
         self.rounds.append(
@@ -367,7 +399,7 @@ class _Soak:
         if round_seed is not None:
             writer.seed = round_seed
             # the replay round was announced before the reported findings
-            self.on_event("round", seed=round_seed, left=self.left())
+            self.on_event(RoundStarted(round_seed, self.left()))
         result = Search(
             prepared.strategy,
             s.execute,
@@ -420,33 +452,33 @@ class _Soak:
         )
         return settings, tuning
 
-    def search_event(self, event: str, **data: Any) -> None:
+    def search_event(self, event: Event) -> None:
         """The search's events, passed on with the soak's counts."""
         writer = self.writer
         assert writer is not None
         alone = self.sink is None and not self.shared  # workers: only what a worker claims
-        if event == "unshrunk":  # written when seen, rewritten when final
+        if isinstance(event, Unshrunk):  # written when seen, rewritten when final
             if alone:
-                writer.add(data["finding"])
+                writer.add(event.finding)
             return
-        if event == "unconfirmed" and alone:
-            writer.withdraw(data["finding"].fingerprint)  # and passed on below
-        if event == "final":
-            self.claim(data["finding"])
+        if isinstance(event, Final):
+            self.claim(event.finding)
             return
-        if "examples" in data:
-            data = {**data, "examples": self.done + data["examples"]}
-        if event == "example":
-            self.example(data)
-        self.on_event(event, **data)
+        if isinstance(event, Unconfirmed) and alone:
+            writer.withdraw(event.finding.fingerprint)  # and passed on below
+        if isinstance(event, Found):
+            event = replace(event, examples=self.done + event.examples)
+        elif isinstance(event, Example):
+            event = self.example(replace(event, examples=self.done + event.examples))
+        self.on_event(event)
 
-    def example(self, data: dict[str, Any]) -> None:
+    def example(self, event: Example) -> Example:
         self.units.renew()  # still alive: keep the chunks this round holds
         self.plan_units.renew()
-        data["findings"] = len(self.reported) + data.get("findings", 0)
         self.trend.sample(time.monotonic() - self.started)
-        if "start" not in self.samples and data["examples"] >= self.warmup:
+        if "start" not in self.samples and event.examples >= self.warmup:
             self.samples["start"] = measure(self.session.databases)
+        return replace(event, findings=len(self.reported) + event.findings)
 
     def claim(self, finding: Finding) -> None:
         meta = {
@@ -466,7 +498,7 @@ class _Soak:
         assert self.writer is not None
         entry = self.sink(finding) if self.sink is not None else self.writer.add(finding)
         if entry is not None:
-            self.on_event("written", entry=entry)
+            self.on_event(Wrote(entry.json))
 
     def replay_reported(self) -> int:
         """The findings earlier soaks reported, each under its recorded schedule."""
@@ -492,20 +524,3 @@ class _Soak:
             else:
                 self.campaign.forget(fingerprint)  # fixed: the search may report it anew
         return runs
-
-
-def interrupted_summary(examples: int, seconds: float) -> dict[str, Any]:
-    """The summary of a soak stopped from outside, for its JUnit XML and HTML report."""
-    return {
-        "state": "interrupted",
-        "examples": examples,
-        "seconds": round(seconds, 2),
-        "seed": None,
-        "stop_reason": "interrupted (Ctrl-C or SIGTERM)",
-    }
-
-
-def campaign_key(reference: str, dialect: str, schedule: Mode = "conflict") -> str:
-    """One campaign per target, kind of database and schedule mode; as `fuzzer run`'s
-    example database key, so a run and a soak share one corpus."""
-    return f"{reference}|{dialect}|{schedule}"

@@ -6,11 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from fuzzer.modes.logsummary import AppLogSummary
 from fuzzer.modes.vitals import Trend, Vitals
 from fuzzer.report.writer import Written
 from fuzzer.search.pairs import Coverage
 
-__all__ = ["Round", "SoakReport"]
+__all__ = ["Round", "SoakReport", "interrupted_summary"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class SoakReport:
     coverage: tuple[int, int] = (0, 0)  # opening units done, of all
     complete_after: float | None = None  # seconds until the opening and the plan were done
     pairs: Coverage | None = None  # the pairs' plan, as far as a round took it
+    app_log: AppLogSummary | None = None  # what the app logged meanwhile (app.log)
 
     @property
     def examples(self) -> int:
@@ -95,3 +97,14 @@ class SoakReport:
             },
             "state": "finished",
         }
+
+
+def interrupted_summary(examples: int, seconds: float) -> dict[str, Any]:
+    """The summary of a soak stopped from outside, for its JUnit XML and HTML report."""
+    return {
+        "state": "interrupted",
+        "examples": examples,
+        "seconds": round(seconds, 2),
+        "seed": None,
+        "stop_reason": "interrupted (Ctrl-C or SIGTERM)",
+    }

@@ -100,4 +100,5 @@ def campaign_pairs(plan: Plan | None, units: Units, random: int) -> Coverage | N
         plan.coverage(0, random=random),
         explored=len(done.pairs),
         ran=done.size,
+        shallow=len(done.pairs),  # a unit is a pair explored whole
     )

@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import multiprocessing
 import os
 import queue as queues
+import shutil
 import signal
 import sys
 import threading
@@ -34,10 +36,12 @@ from typing import Any
 
 from fuzzer.errors import FuzzerError
 from fuzzer.findings import Finding
+from fuzzer.modes.logsummary import AppLogSummary
 from fuzzer.modes.sharedstore import open_campaign
 from fuzzer.modes.vitals import Vitals
 from fuzzer.report.writer import ReportWriter, Written
 from fuzzer.search import interrupt
+from fuzzer.search.events import Event, Example, Listener, Start, WorkerDied, Wrote, ignore
 from fuzzer.search.pairs import Coverage
 from fuzzer.settings import REPORTS, Settings
 from fuzzer.settings import split as split_settings
@@ -68,14 +72,16 @@ def soak_workers(
     duration: float,
     shared: str | None = None,
     state_dir: str | None = None,
-    on_event: Callable[..., None] = lambda *a, **k: None,
+    on_event: Listener = ignore,
     **options: Any,
 ) -> Any:
     """Run ``workers`` soak processes of one campaign; return the merged SoakReport.
     ``settings`` and ``options`` as for ``soak``."""
     from fuzzer.db import parse as parse_db
+    from fuzzer.modes.campaign import campaign_key
     from fuzzer.modes.prepare import reference_of, resolve
-    from fuzzer.modes.soak import STATE_DIR, SoakReport, campaign_key, interrupted_summary
+    from fuzzer.modes.soak import STATE_DIR, SoakReport
+    from fuzzer.modes.soakreport import interrupted_summary
 
     given, options = split_settings(options)
     settings = Settings.of(settings or Settings.for_cli(), **given)
@@ -136,7 +142,7 @@ def soak_workers(
             if process.is_alive():
                 process.kill()
     parent.check_outcome()
-    return _merge(
+    report = _merge(
         SoakReport,
         reference,
         parent.database,
@@ -150,6 +156,8 @@ def soak_workers(
         campaign,
         workers,
     )
+    report.app_log = _worker_logs(parent.summaries, report.directory)
+    return report
 
 
 class _Parent:
@@ -164,7 +172,7 @@ class _Parent:
         workers: int,
         duration: float,
         report_dir: str,
-        on_event: Callable[..., None],
+        on_event: Listener,
     ) -> None:
         self.reference, self.name, self.url = reference, name, url
         self.workers, self.duration, self.report_dir = workers, duration, report_dir
@@ -196,23 +204,18 @@ class _Parent:
         for i, process in enumerate(processes):
             if i not in self.summaries and i not in self.died and not process.is_alive():
                 self.died[i] = process.exitcode
-                self.on_event("worker-died", worker=i, exit_code=process.exitcode)
+                self.on_event(WorkerDied(i, process.exitcode))
 
     def receive(self, index: int, event: str, data: dict[str, Any]) -> None:
         if event == "start" and self.writer is None:
             self.start(data)
         elif event == "example":
             self.examples[index] = data["examples"]
-            self.on_event(
-                "example",
-                examples=sum(self.examples.values()),
-                findings=len(self.written),
-                phase=data.get("phase", "generate"),
-            )
+            self.on_event(Example(sum(self.examples.values()), findings=len(self.written)))
         elif event == "finding" and self.writer is not None:
             entry = self.writer.add(data["finding"])
             self.written.append(entry)
-            self.on_event("written", entry=entry)
+            self.on_event(Wrote(entry.json))
         elif event == "done":
             self.summaries[index] = data
         elif event == "error":
@@ -233,13 +236,14 @@ class _Parent:
         self.writer.ensure_directory()
         self.writer.write_manifest({"state": "running"})
         self.on_event(
-            "start",
-            target=self.reference,
-            database=self.database,
-            max_examples=None,
-            time_budget=self.duration,
-            directory=self.writer.directory,
-            notices=data["notices"] or [],
+            Start(
+                target=self.reference,
+                database=self.database,
+                max_examples=None,
+                time_budget=self.duration,
+                directory=self.writer.directory,
+                notices=data["notices"] or [],
+            )
         )
 
     def check_outcome(self) -> None:
@@ -380,13 +384,17 @@ def _work(job: _Job, events: Any) -> None:
     signal.signal(signal.SIGINT, stop)
     _die_with_parent(job.parent, stop)
 
-    def send(event: str, **data: Any) -> None:
-        if event == "start":
-            keep = ("database", "columns", "identities", "notices")
-            info = {name: data.get(name) for name in keep}
+    def send(event: Event) -> None:
+        if isinstance(event, Start):
+            info = {
+                "database": event.database,
+                "columns": event.columns,
+                "identities": event.identities,
+                "notices": event.notices,
+            }
             events.put((job.index, "start", info))
-        elif event == "example":
-            events.put((job.index, "example", {"examples": data.get("examples", 0)}))
+        elif isinstance(event, Example):
+            events.put((job.index, "example", {"examples": event.examples}))
 
     def sink(finding: Finding) -> Written | None:
         events.put((job.index, "finding", {"finding": finding}))
@@ -414,7 +422,29 @@ def _work(job: _Job, events: Any) -> None:
         return
     summary = report.summary()
     summary["findings"] = sum(r.findings for r in report.rounds)
+    if report.app_log is not None:
+        summary["app_log"] = dataclasses.asdict(report.app_log)
     events.put((job.index, "done", summary))
+
+
+def _worker_logs(summaries: dict[int, dict[str, Any]], directory: str) -> AppLogSummary | None:
+    """Each worker's app log moved into the run directory as ``app-w<N>.log``; what they
+    logged together."""
+    logs = {i: s["app_log"] for i, s in summaries.items() if s and s.get("app_log")}
+    if not logs:
+        return None
+    for index, log in sorted(logs.items()):
+        if log["path"] and os.path.exists(log["path"]):
+            if directory:
+                shutil.move(log["path"], os.path.join(directory, f"app-w{index + 1}.log"))
+            shutil.rmtree(os.path.dirname(log["path"]), ignore_errors=True)
+    kept = any(log["path"] for log in logs.values()) and directory
+    return AppLogSummary(
+        records=sum(log["records"] for log in logs.values()),
+        errors=sum(log["errors"] for log in logs.values()),
+        lines=sum(log["lines"] for log in logs.values()),
+        path=os.path.join(directory, "app-w*.log") if kept else None,
+    )
 
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -26,6 +26,17 @@ from rich.text import Text
 from fuzzer.findings import Finding, label
 from fuzzer.report.escape import terminal
 from fuzzer.report.text import context_switches
+from fuzzer.search.events import (
+    Event,
+    Example,
+    Found,
+    Planned,
+    RoundStarted,
+    Start,
+    Surveying,
+    WorkerDied,
+    Wrote,
+)
 
 if TYPE_CHECKING:
     from fuzzer.modes.soakreport import SoakReport
@@ -112,11 +123,11 @@ class SearchProgress:
         self._findings = 0
         self._phase = "searching"
 
-    def __call__(self, event: str, **data: Any) -> None:
-        if event == "start":
-            self._start(data)
-        elif event == "round":
-            seed = data.get("seed")
+    def __call__(self, event: Event, /) -> None:
+        if isinstance(event, Start):
+            self._start(event)
+        elif isinstance(event, RoundStarted):
+            seed = event.seed
             self._phase = "replaying" if seed is None else f"seed {seed}"
             if seed is None:
                 self._line(
@@ -124,46 +135,47 @@ class SearchProgress:
                     "example database"
                 )
             elif not self.live:
-                self._line(f"searching with seed {seed} ({data.get('left', 0):.0f} s left)")
-        elif event == "surveying":
-            self._line(f"surveying {data['endpoints']} endpoints, each request alone")
-        elif event == "planned":
-            self._line(planned_text(data))
-        elif event == "example":
-            self._example(data)
-        elif event == "finding":
-            self._findings = max(self._findings, data.get("findings", self._findings + 1))
-            finding: Finding = data["finding"]
+                self._line(f"searching with seed {seed} ({event.left:.0f} s left)")
+        elif isinstance(event, Surveying):
+            self._line(f"surveying {event.endpoints} endpoints, each request alone")
+        elif isinstance(event, Planned):
+            self._line(planned_text(event))
+        elif isinstance(event, Example):
+            self._example(event)
+        elif isinstance(event, Found):
+            seen = event.findings if event.findings is not None else self._findings + 1
+            self._findings = max(self._findings, seen)
+            finding = event.finding
             self._line(
                 f"found {finding.kind} ({' + '.join(finding.endpoints)}) after "
-                f"{data['examples']} example{'s' if data['examples'] != 1 else ''}; "
+                f"{event.examples} example{'s' if event.examples != 1 else ''}; "
                 f"shrinking it later"
             )
-        elif event == "written":
-            self._line(f"wrote {data['entry'].json}")
-        elif event == "worker-died":
+        elif isinstance(event, Wrote):
+            self._line(f"wrote {event.json}")
+        elif isinstance(event, WorkerDied):
             self._line(
-                f"worker {data['worker'] + 1} died (exit {data['exit_code']}); what it "
+                f"worker {event.worker + 1} died (exit {event.exit_code}); what it "
                 "reported is kept, and its share of the opening returns to the others"
             )
 
-    def _start(self, data: dict[str, Any]) -> None:
-        database = data.get("database") or {}
+    def _start(self, event: Start) -> None:
+        database = event.database or {}
         version = database.get("server_version", database.get("dialect", ""))
         level = database.get("isolation_level", "")
-        self._line(f"Fuzzing {data['target']} on {version}" + (f" at {level}" if level else ""))
-        for notice in data.get("notices") or ():  # tables emptied, leftovers of dead runs
+        self._line(f"Fuzzing {event.target} on {version}" + (f" at {level}" if level else ""))
+        for notice in event.notices or ():  # tables emptied, leftovers of dead runs
             self._line(notice)
-        if data.get("directory"):
-            self._line(f"Reports go to {data['directory']}/ as soon as each finding is final")
-        self._budget = data.get("time_budget")
-        self._max_examples = data.get("max_examples")
+        if event.directory:
+            self._line(f"Reports go to {event.directory}/ as soon as each finding is final")
+        self._budget = event.time_budget
+        self._max_examples = event.max_examples
         self._started = self._beat = time.monotonic()
 
-    def _example(self, data: dict[str, Any]) -> None:
-        self._examples = data["examples"]
-        self._findings = data.get("findings", self._findings)
-        shrinking = bool(data.get("shrinking"))
+    def _example(self, event: Example) -> None:
+        self._examples = event.examples
+        self._findings = event.findings
+        shrinking = event.shrinking
         now = time.monotonic()
         if not self.enabled:
             return
@@ -404,18 +416,18 @@ def soak_summary(report: SoakReport) -> None:
     )
 
 
-def planned_text(data: Mapping[str, Any]) -> str:
+def planned_text(event: Planned) -> str:
     """One line once the survey and the plan are made: how long each took, how big."""
-    plan = data.get("plan")
+    plan = event.plan
     pairs = (
         f" and {len(plan.pairs)} endpoint pairs ({plan.size} schedules, taken breadth first)"
         if plan is not None and plan.pairs
         else ""
     )
     return (
-        f"surveyed {data['endpoints']} endpoints in {data['surveyed']:.1f} s "
-        f"({data['writers']} write); planned {data['openings']} openings{pairs} "
-        f"in {data['seconds']:.1f} s"
+        f"surveyed {event.endpoints} endpoints in {event.surveyed:.1f} s "
+        f"({event.writers} write); planned {event.openings} openings{pairs} "
+        f"in {event.seconds:.1f} s"
     )
 
 
@@ -430,12 +442,24 @@ def coverage_text(coverage: Coverage, findings: Sequence[Finding]) -> str:
     if coverage.relations:
         text += " (" + " and ".join(f"{r} identity" for r in coverage.relations) + ")"
     if not coverage.complete:
+        text += _levels(coverage)
         text += f", {coverage.ran} of {coverage.schedules} schedules"
     elif coverage.done_after is not None:
         text += f", all after {coverage.done_after} examples"
     text += "; " + ("no race" if not races else f"{races} race{'s' if races > 1 else ''}")
     if coverage.random:
         text += f"; and {coverage.random} random examples"
+    return text
+
+
+def _levels(coverage: Coverage) -> str:
+    """How far a plan not run to the end went, level by level (pairs.LEVELS): ", 25 of
+    25 at their moments of decision, 2 of 25 at every single switch"."""
+    text = ""
+    if coverage.decided is not None:
+        text += f", {coverage.decided} of {coverage.pairs} at their moments of decision"
+    if coverage.shallow is not None and coverage.depth >= 2:
+        text += f", {coverage.shallow} of {coverage.pairs} at every single switch"
     return text
 
 

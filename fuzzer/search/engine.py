@@ -23,6 +23,7 @@ and replaced when shrinking ends: an interrupted run keeps what it announced.
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from collections import Counter, defaultdict
@@ -39,6 +40,7 @@ from fuzzer.judge.oracle import Oracle
 from fuzzer.model import Execution, Scenario, Step
 from fuzzer.search import conjecture, interrupt
 from fuzzer.search.conjecture import Budget, Case, Choices
+from fuzzer.search.events import Example, Final, Found, Listener, Unconfirmed, Unshrunk, ignore
 from fuzzer.search.faults import fewer_faults
 from fuzzer.search.finish import Finishing, evaluate
 from fuzzer.search.pairs import Coverage, Plan
@@ -71,7 +73,7 @@ class Search(Finishing):
         tuning: Tuning | None = None,
         *,
         http_requests: Callable[[], int] = lambda: 0,
-        on_event: Callable[..., None] = lambda *a, **k: None,
+        on_event: Listener = ignore,
         traces: Mapping[str, Sequence[Step]] | None = None,
         seeds: Sequence[Scenario] = (),
         plan: Plan | None = None,
@@ -102,6 +104,7 @@ class Search(Finishing):
         self.seeds = tuple(seeds)
         self.plan = plan  # the bounded exhaustive search of endpoint pairs, after the opening
         self._planned = 0  # how many of the plan's scenarios ran
+        self._opened: set[str] = set()  # the opening's scenarios (``_key``), run already
         self._plan_done: int | None = None  # examples run when the plan was done
         self._random = 0  # examples Hypothesis generated
         self._seeded: dict[str, Finding] = {}  # fingerprint -> first seed that showed it
@@ -144,7 +147,7 @@ class Search(Finishing):
         ]
         findings = [self._with_routes(f) for f in findings]  # written with every route
         for finding in findings:
-            self.on_event("final", finding=finding)
+            self.on_event(Final(finding))
         return self._result(
             findings, "the target's threads are stuck (deadlocked in Python); restart it"
         )
@@ -228,11 +231,12 @@ class Search(Finishing):
             elif verdict.status == "serializable" and verdict.reason:
                 self.treated[verdict.reason] += 1
         self.on_event(
-            "example",
-            examples=self.examples,
-            calls=self.calls,
-            findings=len(self.detections),
-            shrinking=self._shrinking,
+            Example(
+                examples=self.examples,
+                calls=self.calls,
+                findings=len(self.detections),
+                shrinking=self._shrinking,
+            )
         )
         now = self.clock() - self._started
         new = []
@@ -243,7 +247,7 @@ class Search(Finishing):
                 self.detections[finding.fingerprint] = Detection(
                     self.examples, self.http_requests(), now
                 )
-                self.on_event("finding", finding=finding, examples=self.examples)
+                self.on_event(Found(finding, self.examples))
                 new.append(finding)
         if any(r is not None and r.status == 0 for r in execution.responses):
             # threads that never came back (a deadlock in Python) keep their locks: every
@@ -265,12 +269,13 @@ class Search(Finishing):
         self._written.add(finding.fingerprint)
         detection = self.detections[finding.fingerprint]
         self.on_event(
-            "unshrunk",
-            finding=finding.with_(
-                found_after=detection.examples,
-                flaky=None if hits else Reproduced(0, 1),
-                extra={**finding.extra, "unshrunk": UNSHRUNK},
-            ),
+            Unshrunk(
+                finding.with_(
+                    found_after=detection.examples,
+                    flaky=None if hits else Reproduced(0, 1),
+                    extra={**finding.extra, "unshrunk": UNSHRUNK},
+                )
+            )
         )
 
     def _test(self, case: Case) -> None:
@@ -293,31 +298,41 @@ class Search(Finishing):
         for drawn in self.seeds:
             if self._opening_over():
                 return
-            for finding in self._example(self.prepare(drawn)):
+            scenario = self.prepare(drawn)
+            self._opened.add(_key(scenario))
+            for finding in self._example(scenario):
                 self._seeded.setdefault(finding.fingerprint, finding)
 
     def _run_plan(self) -> None:
         """The pairs' plan (after the random phase, which has its share of the budget
         first: it reaches what the plan does not, such as a single request that fails),
         breadth first (every pair's likeliest schedule, then every pair's next) until the
-        example or time budget is spent."""
+        example or time budget is spent. A schedule the opening ran is not run again: it
+        counts as covered, at no example."""
         if self.plan is None:
             return
         for _, drawn in self.plan.scenarios():
+            scenario = self.prepare(drawn)
+            if _key(scenario) in self._opened:
+                self._planned += 1
+                continue
             if self._opening_over():
                 return
-            for finding in self._example(self.prepare(drawn)):
+            for finding in self._example(scenario):
                 self._seeded.setdefault(finding.fingerprint, finding)
             self._planned += 1
         self._plan_done = self.examples
 
     def _random_budget(self) -> int:
-        """Examples for Hypothesis: what the opening and the plan leave of the budget, and
-        at least ``100 - PLAN_SHARE`` per cent of it."""
+        """Examples for Hypothesis: what the opening and the plan leave of the budget (the
+        plan's schedules the opening ran need none), and at least ``100 - PLAN_SHARE``
+        per cent of it."""
         s = self.settings
         if self.plan is None or not self.plan.size:
             return s.max_examples
         rest = s.max_examples - len(self.seeds) - self.plan.size
+        if rest > 0:  # a plan this small is cheap to read through for what the opening ran
+            rest += sum(_key(self.prepare(d)) in self._opened for _, d in self.plan.scenarios())
         return max(rest, s.max_examples * (100 - PLAN_SHARE) // 100, 1)
 
     def _random_seconds(self) -> float | None:
@@ -408,10 +423,10 @@ class Search(Finishing):
                 finding = self._with_routes(finding)  # written with every route
                 if finding.unconfirmed:  # never reproduced: not a finding, and not written
                     unconfirmed.append(finding)
-                    self.on_event("unconfirmed", finding=finding)
+                    self.on_event(Unconfirmed(finding))
                 else:
                     findings.append(finding)
-                    self.on_event("final", finding=finding)  # shrunk and confirmed: report it
+                    self.on_event(Final(finding))  # shrunk and confirmed: report it
 
             for fp, choices in minimal.items():
                 found = self._final(fp, choices)
@@ -478,6 +493,12 @@ class Search(Finishing):
             finding = self._fewer_yields(self._fewer_requests(finding))
             finding = fewer_faults(finding, self._reproduces, self.budget.shrinking)
         return self._confirmed(finding)
+
+
+def _key(scenario: Scenario) -> str:
+    """A concrete scenario as text: two equal when they run the same (requests hold
+    dicts, so a scenario is not hashable)."""
+    return json.dumps(scenario.to_json(), sort_keys=True, default=str)
 
 
 def _sort_key(choices: Choices) -> tuple[int, str]:

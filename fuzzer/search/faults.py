@@ -14,10 +14,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-from fuzzer.execute.faults import takes_locks
 from fuzzer.findings import Finding
 from fuzzer.model import Fault, Gene, Scenario
 from fuzzer.search.survey import Survey
+from fuzzer.sql import takes_locks
 
 #: how many statements of each writer get an error of each kind, and how many of the
 #: opening's pairs get one

@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from fuzzer.model import Step
-from fuzzer.sql import access
 
 __all__ = ["Profile", "likelihood", "likely", "profile", "rows"]
 
@@ -18,12 +17,12 @@ __all__ = ["Profile", "likelihood", "likely", "profile", "rows"]
 def rows(trace: Sequence[Step]) -> set[tuple[str, str, str]]:
     """The rows a request's writes name: (table, statement, parameters) of each write, and
     of each read of a table it writes."""
-    written = {w for s in trace if s.kind == "sql" and (w := access(s.text).write)}
+    written = {w for s in trace if s.kind == "sql" and (w := s.access.write)}
     result = set()
     for step in trace:
         if step.kind != "sql":
             continue
-        a = access(step.text)
+        a = step.access
         if a.write or set(a.reads) & written:
             result.add((a.write or ",".join(sorted(a.reads)), step.text, step.params))
     return result
@@ -45,7 +44,7 @@ def profile(steps: Sequence[Step]) -> Profile:
     for step in steps:
         if step.kind != "sql":
             continue
-        a = access(step.text)
+        a = step.access
         if a.write:
             written.add(a.write)
             if a.write in read:

@@ -19,7 +19,7 @@ endpoint pairs explored at depth ≤ 2 at conflict points").
 from __future__ import annotations
 
 import functools
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, replace
 
 from fuzzer.model import Gene, Request, Scenario, Step
@@ -47,6 +47,8 @@ class Coverage:
     done_after: int | None = None  # examples run when the last pair was explored
     random: int = 0  # examples of the random phase (Hypothesis) after the plan
     relations: tuple[str, ...] = ()  # the identity relations explored ("same", "different")
+    shallow: int | None = None  # pairs whose every one-switch schedule ran (None: unknown)
+    decided: int | None = None  # pairs whose every one switch at a likeliest point ran
 
     @property
     def complete(self) -> bool:
@@ -62,6 +64,8 @@ class Coverage:
             "done_after": self.done_after,
             "random": self.random,
             "relations": list(self.relations),
+            "shallow": self.shallow,
+            "decided": self.decided,
         }
 
 
@@ -74,6 +78,7 @@ class Variant:
     requests: tuple[Request, Request]
     first: tuple[int, ...]
     second: tuple[int, ...]
+    likeliest: int = 0  # how many of ``first`` come first (``_likeliest``)
 
     def size(self, depth: int) -> int:
         return len(self.first) * (1 + (len(self.second) if depth >= 2 else 0))
@@ -90,16 +95,41 @@ class PairPlan:
     def __len__(self) -> int:
         return sum(v.size(self.depth) for v in self.variants)
 
+    def likeliest(self) -> int:
+        """How many of its schedules have one switch at a likeliest point."""
+        return sum(v.likeliest for v in self.variants)
+
+    def singles(self) -> int:
+        """How many of its schedules have one context switch (the rest have two)."""
+        return sum(len(v.first) for v in self.variants)
+
     def schedules(self) -> Iterator[Scenario]:
-        """Every schedule of at most ``depth`` switches, each variant in turn at each
-        step: one switch at the first request's likeliest point, then its next; then two
-        switches, by the sum of the two points' ranks (the likeliest pairs of points
-        first)."""
-        longest = max((len(v.first) for v in self.variants), default=0)
+        """Every schedule of at most ``depth`` switches, in the order of ``LEVELS``."""
+        for level in LEVELS:
+            yield from level(self)
+
+    def at_likeliest(self) -> Iterator[Scenario]:
+        """One switch at each of the first request's likeliest points (its moments of
+        decision: after its last conflicting read before a write; or its first conflict
+        point when it has none), the other request running through: each variant in
+        turn at its first, then at its next."""
+        return self._one_switch(lambda v: v.first[: v.likeliest])
+
+    def at_other_points(self) -> Iterator[Scenario]:
+        """One switch at each of the first request's other conflict points, in order."""
+        return self._one_switch(lambda v: v.first[v.likeliest :])
+
+    def _one_switch(self, chosen: Callable[[Variant], tuple[int, ...]]) -> Iterator[Scenario]:
+        points = [(v, chosen(v)) for v in self.variants]
+        longest = max((len(p) for _, p in points), default=0)
         for i in range(longest):
-            for v in self.variants:
-                if i < len(v.first):
-                    yield Scenario(v.requests, (Gene(0, (v.first[i],)), Gene()))
+            for v, p in points:
+                if i < len(p):
+                    yield Scenario(v.requests, (Gene(0, (p[i],)), Gene()))
+
+    def two_switches(self) -> Iterator[Scenario]:
+        """Each request yields once (with ``depth`` 2), by the sum of the two points'
+        ranks: the likeliest pairs of points first."""
         if self.depth < 2:
             return
         widest = max((len(v.first) + len(v.second) for v in self.variants), default=0)
@@ -108,6 +138,11 @@ class PairPlan:
                 for i in range(max(0, total - len(v.second) + 1), min(total, len(v.first) - 1) + 1):
                     genes = (Gene(0, (v.first[i],)), Gene(0, (v.second[total - i],)))
                     yield Scenario(v.requests, genes)
+
+
+#: The plan's levels, each taken across every pair before the next: one switch at a
+#: likeliest point, one switch at any other conflict point, two switches.
+LEVELS = (PairPlan.at_likeliest, PairPlan.at_other_points, PairPlan.two_switches)
 
 
 @dataclass(frozen=True)
@@ -125,17 +160,25 @@ class Plan:
         return sum(len(shape) for shape in self.shapes)
 
     def scenarios(self) -> Iterator[tuple[int, Scenario]]:
-        """(index into ``pairs``, scenario in drawn form), round after round: each pair's
-        next schedule in turn, a pair leaving the round when it has no more."""
-        active = [(k, shape.schedules()) for k, shape in enumerate(self.shapes)]
-        while active:
-            still = []
-            for k, schedules in active:
-                scenario = next(schedules, None)
-                if scenario is not None:
-                    yield k, scenario
-                    still.append((k, schedules))
-            active = still
+        """(index into ``pairs``, scenario in drawn form), breadth first and one level at
+        a time (``LEVELS``): round after round, each pair's next schedule of one switch
+        at a likeliest point (a moment of decision) in turn, a pair leaving the round
+        when it has no more, until every pair has had them all; then those of one switch
+        at its other conflict points, round after round again; then those of two
+        switches. So every pair, likeliest first, is tried at each of its moments of
+        decision (every pair in the first round), then at each of its conflict points,
+        before examples go to depth."""
+        for level in LEVELS:
+            active = [(k, level(shape)) for k, shape in enumerate(self.shapes)]
+            while active:
+                still = []
+                for k, schedules in active:
+                    interrupt.check()
+                    scenario = next(schedules, None)
+                    if scenario is not None:
+                        yield k, scenario
+                        still.append((k, schedules))
+                active = still
 
     def only(self, wanted: Collection[tuple[str, str]]) -> Plan:
         """The plan of the ``wanted`` pairs alone (a soak worker's share of it)."""
@@ -145,21 +188,37 @@ class Plan:
         )
 
     def coverage(self, ran: int, done_after: int | None = None, random: int = 0) -> Coverage:
-        """The coverage once the first ``ran`` scenarios (of ``scenarios()``) have run."""
-        explored = _explored([len(shape) for shape in self.shapes], ran)
+        """The coverage once the first ``ran`` scenarios (of ``scenarios()``) have run:
+        how many pairs finished each level (and every level before it)."""
+        ran_all = ran
+        levels = [
+            [shape.likeliest() for shape in self.shapes],
+            [shape.singles() - shape.likeliest() for shape in self.shapes],
+            [len(shape) - shape.singles() for shape in self.shapes],
+        ]
+        done = [True] * len(self.shapes)
+        counts = []
+        for lengths in levels:
+            finished = _finished(lengths, ran)
+            done = [d and f for d, f in zip(done, finished, strict=True)]
+            counts.append(sum(done))
+            ran -= min(ran, sum(lengths))
+        decided, shallow, explored = counts
         return Coverage(
             pairs=len(self.pairs),
             explored=explored,
             schedules=self.size,
-            ran=min(ran, self.size),
+            ran=min(ran_all, self.size),
             done_after=done_after if explored == len(self.pairs) else None,
             random=random,
             relations=self.relations,
+            shallow=shallow,
+            decided=decided,
         )
 
 
-def _explored(lengths: Sequence[int], ran: int) -> int:
-    """How many pairs (of these numbers of schedules) the first ``ran`` schedules taken
+def _finished(lengths: Sequence[int], ran: int) -> list[bool]:
+    """Which pairs (of these numbers of schedules) the first ``ran`` schedules taken
     round after round cover whole: those no longer than the rounds run in full, and
     those the last, partial round finished."""
 
@@ -174,14 +233,14 @@ def _explored(lengths: Sequence[int], ran: int) -> int:
         else:
             high = middle - 1
     partial = ran - taken(low)
-    explored = sum(1 for n in lengths if n <= low)
-    for n in lengths:  # the next round, in order, as far as it went
+    finished = [n <= low for n in lengths]
+    for k, n in enumerate(lengths):  # the next round, in order, as far as it went
         if n > low:
             if partial <= 0:
                 break
             partial -= 1
-            explored += n == low + 1
-    return explored
+            finished[k] = n == low + 1
+    return finished
 
 
 def plan(result: Survey, target: Target, depth: int = DEPTH) -> Plan:
@@ -204,7 +263,7 @@ def plan(result: Survey, target: Target, depth: int = DEPTH) -> Plan:
                 score = likely(known[a.endpoint].profile, known[b.endpoint].profile, a is b)
                 candidates.append((-score, len(candidates), a, b))
     candidates.sort(key=lambda c: c[:2])
-    orders: dict[tuple[str, str], tuple[tuple[int, ...], tuple[int, ...]]] = {}
+    orders: dict[tuple[str, str], tuple[tuple[int, ...], tuple[int, ...], int]] = {}
     shapes = []
     for _, _, a, b in candidates:
         interrupt.check()
@@ -228,19 +287,22 @@ class _Known:
     profile: Profile
 
 
-def _orders(a: _Known, b: _Known) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """Each request's conflict points against the other's, likeliest first (indices)."""
-    return (
-        _likeliest(points_between(a.footprint, [b.footprint]), a.trace),
-        _likeliest(points_between(b.footprint, [a.footprint]), b.trace),
-    )
+def _orders(a: _Known, b: _Known) -> tuple[tuple[int, ...], tuple[int, ...], int]:
+    """Each request's conflict points against the other's, likeliest first (indices),
+    and how many of the first request's come first."""
+    first, decided = _likeliest(points_between(a.footprint, [b.footprint]), a.trace)
+    second, _ = _likeliest(points_between(b.footprint, [a.footprint]), b.trace)
+    return first, second, decided
 
 
-def _likeliest(points: tuple[int, ...], steps: Sequence[Step]) -> tuple[int, ...]:
-    """Indices into ``points``: the moments of decision first, then the rest in order."""
+def _likeliest(points: tuple[int, ...], steps: Sequence[Step]) -> tuple[tuple[int, ...], int]:
+    """Indices into ``points``: the moments of decision first, then the rest in order;
+    and how many are likeliest: the moments of decision, or the first point when there
+    is none (so every pair with a conflict point is in the plan's first level)."""
     decided = [points.index(n) for n in decisions(points, steps)]
     chosen = set(decided)
-    return (*decided, *(i for i in range(len(points)) if i not in chosen))
+    ranked = (*decided, *(i for i in range(len(points)) if i not in chosen))
+    return ranked, min(max(len(decided), 1), len(ranked))
 
 
 def _conflict(a: EndpointSurvey, b: EndpointSurvey) -> bool:

@@ -15,6 +15,7 @@ from fuzzer.search.pairs import Coverage
 
 __all__ = ["Detection", "SearchResult", "Tuning"]
 
+
 @dataclass(frozen=True)
 class Tuning:
     """What a mode sets for one search beyond the run's ``Settings``, which give the
@@ -82,9 +83,10 @@ class SearchResult:
             )
         c = self.coverage
         if c is not None and not c.complete:
+            shallow = "" if c.decided is None else f" ({c.decided} at their moments of decision)"
             lines.append(
                 f"the pairs' plan did not run to the end: {c.explored} of {c.pairs} endpoint "
-                f"pairs explored, {c.ran} of {c.schedules} schedules, before the search "
+                f"pairs explored{shallow}, {c.ran} of {c.schedules} schedules, before the search "
                 f"stopped ({self.stop_reason}); raise -n or --time-budget"
             )
         return lines

@@ -27,9 +27,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from fuzzer.execute.faults import takes_locks
 from fuzzer.model import Fault, Gene, Scenario, Step
-from fuzzer.sql import STORES, access, overlap, touch
+from fuzzer.sql import STORES, overlap, takes_locks, touch
 
 Mode = Literal["conflict", "random", "pct"]
 MODES: tuple[Mode, ...] = ("conflict", "random", "pct")
@@ -85,7 +84,7 @@ def fault_points(
         sql = [
             s
             for s in trace
-            if s.request == i and s.kind == "sql" and not s.text.startswith(("cache ", "redis "))
+            if s.request == i and s.kind == "sql" and not s.text.startswith(STORES)
         ]
         locking = [s.number for s in sql if takes_locks(s.text)]
         first = [n for n in conflicts.get(i, ()) if n in locking]
@@ -222,7 +221,7 @@ def decisions(own: Sequence[int], steps: Sequence[Step]) -> tuple[int, ...]:
     for step in steps:
         if step.kind != "sql":
             continue
-        if access(step.text).write:
+        if step.access.write:
             chosen = stores if step.text.startswith(STORES) else database
             if read is not None and read not in database + stores:
                 chosen.append(read)
@@ -242,7 +241,7 @@ def locks(own: Sequence[int], steps: Sequence[Step]) -> tuple[int, ...]:
     for step in steps:
         if step.kind in ("commit", "rollback", "end"):
             pending = []
-        elif step.kind == "sql" and access(step.text).write:
+        elif step.kind == "sql" and step.access.write:
             result += [n for n in pending if n not in result]
             pending = [step.number] if step.number in own else []
     return tuple(result)

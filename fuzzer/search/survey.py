@@ -11,15 +11,15 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from hypothesis import HealthCheck, Phase, find, settings
 
 from fuzzer.errors import InvalidTarget
-from fuzzer.findings.stamps import routine
+from fuzzer.findings.stamps import own_row, routine
 from fuzzer.model import Execution, Gene, Request, Response, Scenario, Step
 from fuzzer.search.likelihood import rows
-from fuzzer.sql import STORES, access
+from fuzzer.sql import STORES
 from fuzzer.target.contract import Endpoint, Target
 
 Run = Callable[[Scenario], Execution]
@@ -221,7 +221,7 @@ def survey(target: Target, run: Run) -> Survey:
     identities = [i.name for i in target.identities]
     simplest = [simplest_request(e, identities) for e in target.endpoints]
     alone = [run(Scenario(requests=(r,), schedule=(Gene(),))) for r in simplest]
-    common = routine([e.trace for e in alone])
+    common = _identity_stamps(target, run, simplest, alone)
     results = []
     for endpoint, first, execution in zip(target.endpoints, simplest, alone, strict=True):
         others = [
@@ -255,14 +255,34 @@ def survey(target: Target, run: Run) -> Survey:
     return Survey(tuple(results), common)
 
 
+def _identity_stamps(
+    target: Target, run: Run, requests: Sequence[Request], alone: Sequence[Execution]
+) -> frozenset[str]:
+    """``routine`` of the simplest requests' traces, kept only where a request that made
+    the stamps, sent as another identity, stamps another row of the same table (one
+    identity: nobody to compare with, kept)."""
+    signed = [r.identity is not None for r in requests]
+    common = routine([e.trace for e in alone], signed)
+    names = [i.name for i in target.identities]
+    if not common:
+        return common
+    for endpoint, request, execution in zip(target.endpoints, requests, alone, strict=True):
+        if request.identity is None:
+            continue
+        allowed = [n for n in endpoint.identities or names if n != request.identity]
+        if not allowed or not any(s.text in common for s in execution.trace):
+            continue
+        other = replace(request, identity=allowed[0])
+        return own_row(common, execution.trace, run(Scenario((other,), (Gene(),))).trace)
+    return common
+
+
 def _other_identity(
     run: Run, writer: _Alone, identities: Sequence[str], common: frozenset[str]
 ) -> Request | None:
     """The writing request sent as another identity that also writes, touching the same
     rows as it when one does (the same item bought by two users), not a self-action (a
     user following themself writes nothing)."""
-    from dataclasses import replace
-
     fallback = None
     tried = 0
     for identity in identities:
@@ -305,7 +325,7 @@ class _Alone:
             if step.kind != "sql":
                 continue
             statements += 1
-            a = access(step.text)
+            a = step.access
             prefix = f"{step.database}." if step.database else ""
             reads |= {prefix + t for t in a.reads}
             if a.write:

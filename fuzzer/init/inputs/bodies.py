@@ -9,13 +9,14 @@ and says what it could not tell in comments.
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from fuzzer.init.pysource import Call, Dict, Node, flat, literal
 
-__all__ = ["WORDS", "Body", "fit", "form_body"]
+__all__ = ["FIXED", "MOMENT", "WORDS", "Body", "fit", "form_body", "number_fields"]
 
 WORDS = ("alpha", "bravo")
 
@@ -56,6 +57,47 @@ def form_body(form: type, column_values: Mapping[str, Node] | None = None) -> Bo
     return Body(Dict(tuple(parts)), checks)
 
 
+_NUMBER_FIELDS = (
+    "IntegerField",
+    "DecimalField",
+    "FloatField",
+    "IntegerRangeField",
+    "DecimalRangeField",
+)
+#: the moment a date or time field sends, in each field's default format
+MOMENT = datetime.datetime(2024, 1, 1, 10, 0)
+_TIME_FORMATS = {
+    "DateField": "%Y-%m-%d",
+    "DateTimeField": "%Y-%m-%d %H:%M:%S",
+    "DateTimeLocalField": "%Y-%m-%dT%H:%M",
+    "TimeField": "%H:%M",
+    "MonthField": "%Y-%m",
+}
+#: what a marshmallow field of each kind sends
+FIXED = {
+    "date": MOMENT.strftime("%Y-%m-%d"),
+    "datetime": MOMENT.isoformat(),
+    "time": MOMENT.strftime("%H:%M:%S"),
+    "uuid": "00000000-0000-4000-8000-000000000001",
+}
+
+
+def number_fields(form: type) -> set[str]:
+    """The fields of a form that take a number: typed so, or choices coerced to one."""
+    from wtforms.fields.core import UnboundField
+
+    return {
+        value.kwargs.get("name") or name
+        for klass in form.__mro__
+        for name, value in vars(klass).items()
+        if isinstance(value, UnboundField)
+        and (
+            value.field_class.__name__ in _NUMBER_FIELDS
+            or value.kwargs.get("coerce") in (int, float)
+        )
+    }
+
+
 def _field_source(
     name: str, unbound: Any, passwords: dict[str, str], columns: Mapping[str, Node]
 ) -> tuple[Node | None, str]:
@@ -80,7 +122,7 @@ def _typed_field(
     """A boolean, number, choice or date field's source; None for a text field."""
     if kind == "BooleanField":
         return "st.booleans()", ""
-    if kind in ("IntegerField", "DecimalField", "FloatField", "IntegerRangeField"):
+    if kind in _NUMBER_FIELDS:
         low, high = 1, 3
         number = by_type.get("NumberRange")
         if number is not None:
@@ -95,10 +137,10 @@ def _typed_field(
             values = [c[0] if isinstance(c, list | tuple) else c for c in choices][:3]
             return Call("st.sampled_from", (literal(values),)), ""
         return literal(WORDS[0]), f"field {name!r} has dynamic choices: put real ones in"
-    if kind == "DateField":
-        return literal("2024-01-01"), ""
-    if kind == "DateTimeField":
-        return literal("2024-01-01 10:00:00"), ""
+    if kind in _TIME_FORMATS:  # in the field's own format when it declares one
+        form = unbound.kwargs.get("format") or _TIME_FORMATS[kind]
+        form = form[0] if isinstance(form, list | tuple) and form else form
+        return literal(MOMENT.strftime(str(form))), ""
     return None
 
 
@@ -120,7 +162,9 @@ def _text_field(
         return value, ""
     if name in columns:
         return columns[name], ""
-    if "Email" in by_type or kind == "EmailField" or "email" in name.lower():
+    if "URL" in by_type or kind == "URLField":
+        values = [f"https://example.com/{w}" for w in WORDS]
+    elif "Email" in by_type or kind == "EmailField" or "email" in name.lower():
         values = [fit(w, max(low - 12, 1), max(high - 12, 1)) + "@example.com" for w in WORDS]
     else:
         values = [fit(w, low, high) for w in WORDS]

@@ -1,34 +1,237 @@
-"""Values by probing, when names tell nothing: a path variable no column is named like
-(``/follow/<recipient>``) is tried with the first value of each column of a matching
-type, by a request sent through the app's test client as the first signed-in user; the
-column whose value the endpoint answers 2xx (a page) or 2xx/3xx and writes (a change)
-for is the one it draws from."""
+"""Values by probing, when names tell nothing. Requests go through the app's test client as
+the first signed-in user, and the scratch database is put back after each that wrote.
+
+* A path variable no column is named like (``/follow/<recipient>``) is tried with the
+  first value of each column of a matching type; the column whose value the endpoint
+  answers 2xx (a page) or 2xx/3xx and writes (a change) for is the one it draws from.
+* The form or JSON fields of a change whose simplest request does not write: each
+  field that draws invented values is tried with the values of columns of its type
+  from every table (the keys foreign keys point to first for a number, unique text
+  columns first for a word), the fields the answer complains about first. A column
+  is kept when the request then writes, or when the answer stops complaining about
+  that field (two fields may each need one); the first that writes ends the probe.
+"""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Mapping
+import json
+import os
+import shutil
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from fuzzer.init.plan import Plan, Table
+from fuzzer.init.inputs.complaints import complaints, summary
+from fuzzer.init.plan import Plan, Route, Table
+from fuzzer.init.pysource import Call, Dict, Keyword, List, Node, flat, literal
 
-__all__ = ["Prober", "prober"]
+__all__ = ["BodyFound", "Field", "Prober", "probe_body", "prober", "simplest"]
 
-Prober = Callable[[str, str, str, bool], "tuple[str, str] | None"]
-_CANDIDATES = 12  # columns tried at most, per variable
+_CANDIDATES = 12  # values tried at most, per variable or field
+_BODY_REQUESTS = 40  # requests at most, per body
+_NUMBER_TYPES = ("INT", "NUMERIC", "FLOAT", "REAL", "DECIMAL")
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    wrote: bool
+    body: Any  # parsed JSON, or the text
+
+    def works(self, method: str) -> bool:
+        if method == "GET":
+            return 200 <= self.status < 300
+        return 200 <= self.status < 400 and self.wrote
+
+    def fields(self) -> set[str]:
+        """The fields the answer complains about."""
+        return {c.field for c in complaints(self.body) if c.field}
+
+
+@dataclass(frozen=True)
+class Field:
+    """A body field that may be probed: its source in the spec and its kind."""
+
+    name: str
+    source: Node
+    numeric: bool
+
+
+@dataclass
+class BodyFound:
+    columns: dict[str, tuple[str, str]] = field(default_factory=dict)  # field -> column
+    wrote: bool = False  # the last request sent wrote
+    said: str = ""  # what the last answer complained about, when it did not write
+    quieted: set[str] = field(default_factory=set)  # fields kept because it stopped complaining
 
 
 def prober(app: Any, plan: Plan, rows: Mapping[str, Table]) -> Prober:
-    """``probe(method, rule, variable, numeric)``: the ``(table, column)`` that works."""
+    return Prober(app, plan, rows)
 
-    def probe(method: str, rule: str, variable: str, numeric: bool) -> tuple[str, str] | None:
-        for table, column, value in list(_candidates(rows, numeric))[:_CANDIDATES]:
+
+class Prober:
+    """``probe(method, rule, variable, numeric)``: the ``(table, column)`` a path variable
+    draws from; ``probe.body(...)``: the columns a body's fields draw from."""
+
+    def __init__(self, app: Any, plan: Plan, rows: Mapping[str, Table]) -> None:
+        self.app, self.plan, self.rows = app, plan, rows
+        self._copies: dict[str, str] | None = None
+
+    def __call__(self, method: str, rule: str, variable: str, numeric: bool) -> Any:
+        for table, column, value in list(_path_candidates(self.rows, numeric))[:_CANDIDATES]:
             path = rule.replace(_placeholder(rule, variable), str(value))
-            if _works(app, plan, method, path):
+            if self.send(method, path).works(method):
                 return table, column
         return None
 
-    return probe
+    def body(self, method: str, path: str, kind: str, fields: Sequence[Field]) -> BodyFound:
+        """Probe the fields that draw invented values (a short list of words or numbers)
+        until the request writes; the rest keep their simplest value. One field at a
+        time first; then two fields of one type at once, with two rows of one column
+        (a transfer's ``from`` and ``to``)."""
+        sent = {f.name: simplest(f.source, self.rows) for f in fields}
+        search = _Search(self, method, path, kind, sent)
+        found = BodyFound(wrote=search.answer.works(method))
+        probed = [f for f in fields if _invented(f.source)]
+        if not found.wrote:
+            search.one_at_a_time(probed, found)
+        if not found.wrote:
+            search.two_at_a_time([f for f in probed if f.name not in found.columns], found)
+        if not found.wrote:
+            found.said = summary(complaints(search.answer.body))
+        return found
+
+    def send(
+        self, method: str, path: str, kind: str = "", body: Mapping[str, Any] | None = None
+    ) -> Answer:
+        """One request as the first signed-in user; the scratch files put back after it
+        when it wrote."""
+        from sqlalchemy import event
+        from sqlalchemy.engine import Engine
+
+        from fuzzer.execute.runner import form_data
+        from fuzzer.sql import writes
+
+        self._save()
+        wrote: list[str] = []
+
+        def seen(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
+            if writes(statement):
+                wrote.append(statement)
+
+        client = self.app.test_client()
+        if self.plan.user_keys and getattr(self.app, "login_manager", None) is not None:
+            with contextlib.suppress(Exception), client.session_transaction() as session:
+                session["_user_id"] = str(self.plan.user_keys[0])
+                session["_fresh"] = True
+        arguments: dict[str, Any] = {}
+        if kind == "json":
+            arguments["json"] = dict(body or {})
+        elif kind == "form":
+            arguments["data"] = form_data(body or {})
+        event.listen(Engine, "before_cursor_execute", seen)
+        try:
+            reply = client.open(path, method=method, **arguments)
+            answer = Answer(reply.status_code, bool(wrote), _parsed(reply))
+        except Exception:
+            answer = Answer(500, bool(wrote), "")
+        finally:
+            event.remove(Engine, "before_cursor_execute", seen)
+        if wrote:
+            self._restore()
+        return answer
+
+    def _save(self) -> None:
+        """Copy the app's SQLite files once, before the first request."""
+        if self._copies is not None:
+            return
+        from fuzzer.init.setup.seeding import dispose
+
+        self._copies = {path: f"{path}.probed" for path in _sqlite_files(self.app)}
+        dispose(self.app)
+        for path, copy in self._copies.items():
+            shutil.copyfile(path, copy)
+
+    def _restore(self) -> None:
+        from fuzzer.init.setup.seeding import dispose
+
+        dispose(self.app)
+        for path, copy in (self._copies or {}).items():
+            shutil.copyfile(copy, path)
+
+
+class _Search:
+    """One body's probe: the values kept so far, the last answer, the requests left."""
+
+    def __init__(
+        self, probe: Prober, method: str, path: str, kind: str, sent: dict[str, Any]
+    ) -> None:
+        self.probe, self.method, self.path, self.kind = probe, method, path, kind
+        self.sent = sent
+        self.answer = self._send(sent)
+        self.budget = _BODY_REQUESTS
+
+    def _send(self, body: dict[str, Any]) -> Answer:
+        return self.probe.send(self.method, self.path, self.kind, body)
+
+    def one_at_a_time(self, probed: Sequence[Field], found: BodyFound) -> None:
+        """Each field alone, those the answer complains about first, then ``…_id``
+        fields: a column is kept when the request writes, or when the answer stops
+        complaining about that field."""
+        complained = self.answer.fields()
+        order = sorted(probed, key=lambda f: (f.name not in complained, not _id_like(f)))
+        for item in order:
+            for table, column, value in _field_candidates(self.probe.rows, item.numeric):
+                if self.budget <= 0:
+                    return
+                self.budget -= 1
+                trial = {**self.sent, item.name: value}
+                tried = self._send(trial)
+                quiet = item.name in complained and item.name not in tried.fields()
+                if tried.works(self.method) or quiet:
+                    self.sent, self.answer, complained = trial, tried, tried.fields()
+                    found.columns[item.name] = (table, column)
+                    if not tried.works(self.method):
+                        found.quieted.add(item.name)
+                    break
+            found.wrote = self.answer.works(self.method)
+            if found.wrote:
+                return
+
+    def two_at_a_time(self, probed: Sequence[Field], found: BodyFound) -> None:
+        """Two fields of one type at once, given two rows of one column, both ways."""
+        pairs = [(a, b) for n, a in enumerate(probed) for b in probed[n + 1 :]]
+        for first, second in (p for p in pairs if p[0].numeric == p[1].numeric):
+            for table, column, one, other in _pair_candidates(self.probe.rows, first.numeric):
+                if self.budget <= 0:
+                    return
+                self.budget -= 2
+                for a, b in ((one, other), (other, one)):  # whose row is whose
+                    trial = {**self.sent, first.name: a, second.name: b}
+                    tried = self._send(trial)
+                    if tried.works(self.method):
+                        self.sent, self.answer = trial, tried
+                        found.columns |= {first.name: (table, column), second.name: (table, column)}
+                        found.wrote = True
+                        return
+
+
+def _sqlite_files(app: Any) -> list[str]:
+    from fuzzer import compat
+
+    with contextlib.suppress(Exception), app.app_context():
+        engines = compat.sqlalchemy_engines(app).values()
+        files = [e.url.database for e in engines if e.url.get_backend_name() == "sqlite"]
+        return [f for f in files if f and f != ":memory:" and os.path.exists(f)]
+    return []
+
+
+def _parsed(reply: Any) -> Any:
+    if "json" in reply.headers.get("content-type", ""):
+        with contextlib.suppress(ValueError):
+            return json.loads(reply.data)
+    return reply.get_data(as_text=True)
 
 
 def _placeholder(rule: str, variable: str) -> str:
@@ -41,42 +244,155 @@ def _placeholder(rule: str, variable: str) -> str:
     return f"<{variable}>"
 
 
-def _candidates(rows: Mapping[str, Table], numeric: bool) -> Iterator[tuple[str, str, Any]]:
+def _is_number(table: Table, position: int) -> bool:
+    kind = table.types[position].upper()
+    return any(k in kind for k in _NUMBER_TYPES)
+
+
+def _path_candidates(rows: Mapping[str, Table], numeric: bool) -> Iterator[tuple[str, str, Any]]:
     for name, table in rows.items():
         for position, column in enumerate(table.columns):
-            kind = table.types[position].upper()
-            is_number = any(k in kind for k in ("INT", "NUMERIC", "FLOAT", "REAL", "DECIMAL"))
-            if is_number != numeric or "password" in column.lower():
+            if _is_number(table, position) != numeric or "password" in column.lower():
                 continue
             values = [r[position] for r in table.rows if r[position] not in (None, "")]
             if values and (numeric or all("/" not in str(v) for v in values[:1])):
                 yield name, column, values[0]
 
 
-def _works(app: Any, plan: Plan, method: str, path: str) -> bool:
-    from sqlalchemy import event
-    from sqlalchemy.engine import Engine
+def _field_candidates(rows: Mapping[str, Table], numeric: bool) -> list[tuple[str, str, Any]]:
+    """Columns of the field's type with their first value (the second too for the keys
+    foreign keys point to: the first row may be someone else's), likeliest first: for a
+    number the keys foreign keys point to, then other keys, then other numbers; for a
+    word the unique text columns first. Secrets and long strings (hashes) are left out."""
+    ranked: list[tuple[int, str, str, Any]] = []
+    for name, table in rows.items():
+        for position, column in enumerate(table.columns):
+            if _is_number(table, position) != numeric or _secret(column):
+                continue
+            values = list(dict.fromkeys(r[position] for r in table.rows if r[position] != ""))
+            values = [v for v in values if v is not None and isinstance(v, int | float | str)]
+            if not values or (not numeric and len(str(values[0])) > 80):
+                continue
+            if numeric:
+                rank = 0 if column in table.referenced else 1 if column in table.primary_key else 2
+            else:
+                rank = 0 if column in table.unique else 1
+            ranked.append((rank, name, column, values[0]))
+            if rank == 0 and len(values) > 1:
+                ranked.append((rank + 3, name, column, values[1]))
+    ranked.sort(key=lambda item: item[0])
+    return [(name, column, value) for _, name, column, value in ranked][:_CANDIDATES]
 
-    from fuzzer.sql import writes
 
-    wrote: list[str] = []
+def _pair_candidates(rows: Mapping[str, Table], numeric: bool) -> list[tuple[str, str, Any, Any]]:
+    """Columns of the type with two values, likeliest first (as ``_field_candidates``)."""
+    found: list[tuple[str, str, Any, Any]] = []
+    for name, column, _ in _field_candidates(rows, numeric):
+        table = rows[name]
+        position = table.columns.index(column)
+        values = list(dict.fromkeys(r[position] for r in table.rows if r[position] is not None))
+        if len(values) > 1 and (name, column) not in [(f[0], f[1]) for f in found]:
+            found.append((name, column, values[0], values[1]))
+    return found[: _CANDIDATES // 2]
 
-    def seen(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
-        if writes(statement):
-            wrote.append(statement)
 
-    client = app.test_client()
-    if plan.user_keys and getattr(app, "login_manager", None) is not None:
-        with contextlib.suppress(Exception), client.session_transaction() as session:
-            session["_user_id"] = str(plan.user_keys[0])
-            session["_fresh"] = True
-    event.listen(Engine, "before_cursor_execute", seen)
-    try:
-        status = client.open(path, method=method).status_code
-    except Exception:
+def _secret(column: str) -> bool:
+    lowered = column.lower()
+    return any(word in lowered for word in ("password", "hash", "token", "secret", "salt"))
+
+
+def _invented(source: Node) -> bool:
+    """A field drawn from a short list fuzzer init made up (two words, a few numbers, a
+    placeholder choice), not from a column, the choices a form made, or a password."""
+    text = flat(source)
+    if "values_of" in text or "Secret-pass" in text:
         return False
-    finally:
-        event.remove(Engine, "before_cursor_execute", seen)
-    if method == "GET":
-        return 200 <= status < 300
-    return 200 <= status < 400 and bool(wrote)
+    return text.startswith(("st.sampled_from(", "st.integers(")) or text == '"alpha"'
+
+
+def _id_like(item: Field) -> bool:
+    lowered = item.name.lower()
+    return lowered == "id" or lowered.endswith("_id")
+
+
+def simplest(node: Node, rows: Mapping[str, Table]) -> Any:
+    """The value a source's simplest draw gives (what a strategy shrinks toward), as the
+    survey's simplest request sends it; None for what it cannot tell."""
+    if isinstance(node, Dict):
+        return {simplest(k, rows): simplest(v, rows) for k, v in node.items}
+    if isinstance(node, Keyword):
+        return simplest(node.value, rows)
+    if isinstance(node, List):
+        return [simplest(item, rows) for item in node.items]
+    if isinstance(node, str):
+        if node == "st.booleans()":
+            return False
+        with contextlib.suppress(ValueError, SyntaxError):
+            import ast
+
+            return ast.literal_eval(node)
+        return None
+    args = [a for a in node.args if not isinstance(a, Keyword)]
+    keywords = {a.name: a.value for a in node.args if isinstance(a, Keyword)}
+    first = simplest(args[0], rows) if args else None
+    if node.name == "st.sampled_from":
+        return first[0] if isinstance(first, list | tuple) and first else None
+    if node.name in ("st.integers", "st.just", "st.one_of"):
+        return first
+    if node.name == "st.lists":
+        return [first]
+    if node.name == "st.fixed_dictionaries":
+        return first
+    if node.name == "paths" and isinstance(first, str):  # the rule, its variables filled
+        for name, value in keywords.items():
+            first = first.replace(_placeholder(first, name), str(simplest(value, rows)))
+        return first
+    if node.name == "values_of" and isinstance(first, str):
+        return _first_value(first, rows, simplest(keywords.get("otherwise", "[]"), rows))
+    return None
+
+
+def _first_value(column: str, rows: Mapping[str, Table], otherwise: Any) -> Any:
+    table, _, name = column.rpartition(".")
+    info = rows.get(table)
+    if info is not None and name in info.columns:
+        position = info.columns.index(name)
+        for row in info.rows:
+            if row[position] is not None:
+                return row[position]
+    return otherwise[0] if isinstance(otherwise, list | tuple) and otherwise else None
+
+
+def probe_body(route: Route, probe: Prober | None, numbers: set[str]) -> None:
+    """Probe a change's body fields (``numbers``: those its view takes for a number); a
+    field probed to a column draws that column's values present after setup, and the
+    route keeps what the app still complained about."""
+    if probe is None or not isinstance(route.body, Dict) or not route.body.items:
+        return
+    fields = []
+    for key, source in route.body.items:
+        name = simplest(key, probe.rows)
+        value = simplest(source, probe.rows)
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        fields.append(Field(str(name), source, name in numbers or number))
+    path = simplest(route.path, probe.rows)
+    if not isinstance(path, str):
+        return
+    found = probe.body(route.method, path, route.body_kind, fields)
+    items = []
+    for key, source in route.body.items:
+        name = str(simplest(key, probe.rows))
+        column = found.columns.get(name)
+        if column is None:
+            items.append((key, source))
+            continue
+        table, col = column
+        items.append((key, Call("values_of", (literal(f"{table}.{col}"), "limit=3"))))
+        how = "wrote" if name not in found.quieted else "no longer complained about it"
+        route.checks = [c for c in route.checks if not c.startswith(f"field {name!r} has")]
+        route.checks.append(
+            f"field {name!r}: the values of {table}.{col}, by probing (names told nothing; "
+            f"fuzzer init's request with one of them {how})"
+        )
+    route.body = Dict(tuple(items))
+    route.said = found.said

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from fuzzer.init.inputs import bodies, openapi, viewcode
-from fuzzer.init.inputs.probing import prober
+from fuzzer.init.inputs.probing import probe_body, prober
 from fuzzer.init.inputs.values import (
     VARIABLE,
     choice_sources,
@@ -76,7 +76,8 @@ def routes(
                 route.anonymous_only = True
                 route.checks.append("it sends signed-in users away: sent by the visitor")
             if method in ("POST", "PUT", "PATCH", "DELETE"):
-                _plan_body(route, view, operations, document, rows, app)
+                numbers = _plan_body(route, view, operations, document, rows, app)
+                probe_body(route, probe, numbers)
             yield route
 
 
@@ -87,7 +88,8 @@ def _plan_body(
     document: Mapping[str, Any] | None,
     rows: Mapping[str, Table],
     app: Any,
-) -> None:
+) -> set[str]:
+    """The body of a change's view, into ``route``; the names of its number fields."""
     pattern = VARIABLE.sub("{}", route.rule)
     operation = operations.get((route.method, pattern))
     if operation is not None and document is not None:
@@ -97,7 +99,7 @@ def _plan_body(
             body = openapi.json_schema_body(document, schema)
             route.body_kind, route.body = kind, body.node
             route.checks += ["body from the OpenAPI request schema", *body.checks]
-            return
+            return set()
     forms = viewcode.forms_of(view) if view is not None else []
     if forms:
         columns = form_columns(forms[0], rows)
@@ -105,22 +107,23 @@ def _plan_body(
         body = bodies.form_body(forms[0], {**columns, **choices})
         route.body_kind, route.body = "form", body.node
         route.checks += [f"form fields from {forms[0].__name__}", *said, *body.checks]
-        return
+        return bodies.number_fields(forms[0])
     declared = viewcode.schema_fields(view) if view is not None else None
     if declared:
         items = tuple((literal(f), schema_value(f, kind, rows)) for f, kind in declared.items())
         route.body_kind, route.body = "json", Dict(items)
         route.checks.append("CHECK: JSON fields from the view's marshmallow schema")
-        return
+        return {f for f, d in declared.items() if d.kind in ("int", "float") and not d.choices}
     if view is not None and viewcode.view_reads_json(view):
         fields = viewcode.json_fields(view)
         if fields:
             items = tuple((literal(f), value_source(f, rows, n)) for f, n in fields.items())
             route.body_kind, route.body = "json", Dict(items)
             route.checks.append("CHECK: JSON fields the view's code reads")
-            return
+            return {f for f, number in fields.items() if number}
         route.body_kind, route.body = "json", "{}"
         route.checks.append("PLACEHOLDER: the JSON body this view reads; fill in its fields")
+    return set()
 
 
 def signs_out(view: Any) -> bool:

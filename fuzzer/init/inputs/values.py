@@ -3,11 +3,13 @@ from the field, or a short list."""
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
 
 from fuzzer.init.inputs import bodies
+from fuzzer.init.inputs.viewcode import Declared
 from fuzzer.init.plan import Route, Table
 from fuzzer.init.pysource import Call, Keyword, Node, literal
 
@@ -43,12 +45,27 @@ def value_source(name: str, rows: Mapping[str, Table], numeric: bool = False) ->
     return Call("st.sampled_from", (literal(list(bodies.WORDS)),))
 
 
-def schema_value(name: str, kind: str, rows: Mapping[str, Table]) -> Node:
+def schema_value(name: str, declared: Declared, rows: Mapping[str, Table]) -> Node:
+    """A marshmallow field's values: its ``OneOf`` choices, a fixed date, time or UUID,
+    a URL, else as a JSON field of that name (numbers from a ``Range``'s low end)."""
+    kind = declared.kind
+    if declared.choices:
+        return Call("st.sampled_from", (literal(list(declared.choices)[:3]),))
     if kind == "bool":
         return "st.booleans()"
+    if kind in bodies.FIXED:
+        return literal(bodies.FIXED[kind])
+    if kind == "url":
+        return Call(
+            "st.sampled_from", (literal([f"https://example.com/{w}" for w in bodies.WORDS]),)
+        )
     if kind == "email" and "email" not in name.lower():
         return Call("st.sampled_from", (literal([w + "@example.com" for w in bodies.WORDS]),))
-    return value_source(name, rows, numeric=kind in ("int", "float"))
+    source = value_source(name, rows, numeric=kind in ("int", "float"))
+    if declared.low is not None and isinstance(source, Call) and source.name == "st.integers":
+        low = math.ceil(declared.low)
+        return Call("st.integers", (str(low), str(low + 2)))
+    return source
 
 
 def named_column(name: str, rows: Mapping[str, Table], numeric: bool) -> str | None:

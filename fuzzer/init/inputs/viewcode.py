@@ -7,9 +7,10 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Iterator, Mapping
 from types import CodeType, ModuleType
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = [
+    "Declared",
     "code_names",
     "forms_of",
     "json_fields",
@@ -200,10 +201,20 @@ def _json_key(node: Any, bodies: set[str]) -> str | None:
     return None
 
 
-def schema_fields(view: Callable[..., Any]) -> dict[str, str] | None:
+class Declared(NamedTuple):
+    """A marshmallow field as a body draws it: its kind ("int", "float", "bool",
+    "email", "date", "datetime", "time", "uuid", "url" or "str"), the choices a
+    ``OneOf`` validator allows, and the least number a ``Range`` validator allows."""
+
+    kind: str
+    choices: tuple[Any, ...] = ()
+    low: float | None = None
+
+
+def schema_fields(view: Callable[..., Any]) -> dict[str, Declared] | None:
     """The fields of the marshmallow schema a view loads its body with (a schema its code
-    names, or one a decorator such as webargs' ``use_args`` holds), each with its kind:
-    "int", "float", "bool", "email" or "str"; None when it uses none."""
+    names, or one a decorator such as webargs' ``use_args`` holds), each as it is
+    declared; None when it uses none."""
     for function in unwrapped(view):
         namespace = getattr(function, "__globals__", {})
         code = getattr(function, "__code__", None)
@@ -218,7 +229,25 @@ def schema_fields(view: Callable[..., Any]) -> dict[str, str] | None:
     return None
 
 
-def _marshmallow_fields(value: Any) -> dict[str, str] | None:
+_KINDS = {
+    "Integer": "int",
+    "Float": "float",
+    "Decimal": "float",
+    "Number": "int",
+    "Boolean": "bool",
+    "Email": "email",
+    "Date": "date",
+    "DateTime": "datetime",
+    "NaiveDateTime": "datetime",
+    "AwareDateTime": "datetime",
+    "Time": "time",
+    "UUID": "uuid",
+    "Url": "url",
+    "URL": "url",
+}
+
+
+def _marshmallow_fields(value: Any) -> dict[str, Declared] | None:
     try:
         from marshmallow import Schema
         from marshmallow.fields import Field
@@ -232,21 +261,25 @@ def _marshmallow_fields(value: Any) -> dict[str, str] | None:
         declared = dict(value)  # webargs' dict argmap
     else:
         return None
-    kinds = {
-        "Integer": "int",
-        "Float": "float",
-        "Decimal": "float",
-        "Number": "int",
-        "Boolean": "bool",
-        "Email": "email",
-    }
     fields = {}
     for name, field_ in declared.items():
         if getattr(field_, "dump_only", False):
             continue
         key = getattr(field_, "data_key", None) or name
-        fields[key] = kinds.get(type(field_).__name__, "str")
+        fields[key] = _declared(field_)
     return fields
+
+
+def _declared(field_: Any) -> Declared:
+    kind = _KINDS.get(type(field_).__name__, "str")
+    choices: tuple[Any, ...] = ()
+    low = None
+    for validator in getattr(field_, "validators", None) or ():
+        if type(validator).__name__ == "OneOf":
+            choices = tuple(validator.choices)
+        elif type(validator).__name__ == "Range" and validator.min is not None:
+            low = validator.min
+    return Declared(kind, choices, low)
 
 
 def source_file(view: Callable[..., Any]) -> str:

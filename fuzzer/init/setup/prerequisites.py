@@ -11,7 +11,6 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from fuzzer.model import Execution, Gene, Request, Scenario
-from fuzzer.sql import access
 
 __all__ = ["Prerequisite", "find_prerequisites"]
 
@@ -118,7 +117,7 @@ def _spares(
 
 def _wrote(execution: Execution, surveyed: Any) -> bool:
     return any(
-        s.kind == "sql" and s.text not in surveyed.routine and access(s.text).write
+        s.kind == "sql" and s.text not in surveyed.routine and s.access.write
         for s in execution.trace
     )
 

@@ -325,10 +325,27 @@ def read_rows(url: str) -> dict[str, Table]:
                 order = [table.c[c] for c in pk] or list(table.c)
                 rows = [tuple(r) for r in conn.execute(table.select().order_by(*order))]
                 types = tuple(type(c.type).__name__ for c in table.columns)
-                tables[table.name] = Table(tuple(table.c.keys()), pk, types, rows)
+                tables[table.name] = Table(
+                    tuple(table.c.keys()), pk, types, rows, unique=_unique(table)
+                )
+        for table in metadata.sorted_tables:  # what foreign keys point to
+            for key in table.foreign_keys:
+                target = tables.get(key.column.table.name)
+                if target is not None:
+                    target.referenced |= {key.column.name}
         return tables
     finally:
         engine.dispose()
+
+
+def _unique(table: Any) -> frozenset[str]:
+    """Columns no two rows share: a one-column key, unique constraint or unique index."""
+    from sqlalchemy import UniqueConstraint
+
+    groups = [list(table.primary_key.columns)]
+    groups += [list(c.columns) for c in table.constraints if isinstance(c, UniqueConstraint)]
+    groups += [list(i.columns) for i in table.indexes if i.unique]
+    return frozenset(group[0].name for group in groups if len(group) == 1)
 
 
 def dispose(app: Any) -> None:
