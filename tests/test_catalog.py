@@ -102,6 +102,7 @@ def test_every_target_module_is_in_the_catalog_with_its_twin() -> None:
     bench |= {"bazaar"}  # 67 endpoints, 500 examples: tests/test_bazaar.py (slow)
     bench |= {"circulation"}  # 13 endpoints, the plan's levels: tests/test_circulation.py
     bench |= {"retries"}  # injected faults: tests/test_faults.py
+    bench |= {"slowpage"}  # slow, not stuck (no race, no twin): tests/test_slow.py
     modules = {p.stem for p in Path(__file__).parent.parent.joinpath("targets").glob("*.py")} - {
         "__init__"
     }

@@ -148,6 +148,7 @@ class GatedApp:
             ctx.step("end")
         finally:
             _state.ctx = None
+            ctx.recording.finished.add((ctx.phase, ctx.index))
         start_response(*started)
         return chunks
 

@@ -57,6 +57,8 @@ class Recording:
         # (phase, index) -> (thread ident, native id) of the thread handling it
         self.threads: dict[tuple[Phase, int], tuple[int, int]] = {}
         self.sleeping: set[tuple[Phase, int]] = set()  # free-running, inside time.sleep
+        self.finished: set[tuple[Phase, int]] = set()  # requests whose app call returned
+        self.slow = False  # requests given up while their threads still ran (watch.py)
         self.hang: Hang | None = None  # free-running: the runner's watch saw nothing move
         self.cut = ""  # why requests were given up that were still running (a deadline)
         # database -> tables its statements wrote; None once a write named no table it

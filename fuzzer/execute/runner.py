@@ -202,7 +202,11 @@ class Harness:
                     costs.add_scheduler(scheduler.stats)
             if scheduler is not None and scheduler.crash is not None:
                 raise BackgroundCrash("the scheduler's monitor", scheduler.crash_text())
-            stuck = any(r is not None and r.status == 0 for r in responses)
+            # a request given up whose app call has not returned left its thread behind
+            stuck = any(
+                r is not None and r.status == 0 and ("concurrent", i) not in recording.finished
+                for i, r in enumerate(responses)
+            )
             observers = [
                 await self.send(recording, "observe", i, r)
                 for i, r in enumerate(scenario.observers)
@@ -318,8 +322,11 @@ class Harness:
             timeout = max(timeout, self.deadline - time.monotonic() + 1.0)
 
         async def one(index: int, request: Request) -> None:
+            # watched, the watch gives up first: on a request that stands still (stuck),
+            # or that still runs at ``timeout`` (slow); the client's own timeout is a backstop
+            wait = 2 * timeout if limits is not None else timeout
             responses[index] = await self.send(
-                recording, "concurrent", index, request, timeout=timeout
+                recording, "concurrent", index, request, timeout=wait
             )
 
         async with trio.open_nursery() as watcher:
@@ -334,12 +341,15 @@ class Harness:
                             hang_budget=self.hang_budget(requests, limits.hang_timeout),
                             grace=limits.stuck_grace,
                             deadline=self.deadline if recording.scheduler is None else None,
+                            slow_after=timeout,
                         )
                     )
                 for index, request in enumerate(requests):
                     nursery.start_soon(one, index, request)
             watcher.cancel_scope.cancel()
         stuck = [i for i, r in enumerate(responses) if r is None]
+        if recording.slow:  # their threads still run: let them end before the next reset
+            await _drain(recording, stuck, timeout)
         for index in stuck:
             responses[index] = Response(
                 0,
@@ -394,6 +404,14 @@ class Harness:
             recording.errors.get((phase, index), ""),
             reply.headers.get("location", ""),
         )
+
+
+async def _drain(recording: Recording, indices: Sequence[int], seconds: float) -> None:
+    """Wait up to ``seconds`` for the app calls of these concurrent requests to return."""
+    until = time.monotonic() + seconds
+    keys = {("concurrent", i) for i in indices}
+    while not keys <= recording.finished and time.monotonic() < until:
+        await trio.sleep(0.05)
 
 
 def form_data(form: Mapping[str, Any] | None) -> dict[str, Any] | None:

@@ -25,6 +25,10 @@ from fuzzer.execute.scheduler import motion, no_progress
 from fuzzer.model import Hang, Phase
 
 POLL = 0.05
+SLOW = (
+    "still running after {seconds:g} s, its thread moving: slower than the client's "
+    "timeout, not stuck"
+)
 
 
 class Watch:
@@ -71,12 +75,16 @@ async def watch(
     hang_budget: float,
     grace: float,
     deadline: float | None = None,
+    slow_after: float | None = None,
 ) -> None:
     """Cancel ``scope`` (the requests in flight) when the unanswered requests are stuck
-    for good, or when ``deadline`` (monotonic) passed; run until then or cancelled."""
+    for good, when ``deadline`` (monotonic) passed, or when they still run (they moved
+    within the grace period) ``slow_after`` seconds after the watch began: slow, not
+    stuck (the example is not judged, and the search goes on); run until then or
+    cancelled."""
     scheduler = recording.scheduler
     state = Watch(recording)
-    quiet_since = time.monotonic()
+    started = quiet_since = moved_at = time.monotonic()
     left = len(unanswered())
     while True:
         await trio.sleep(POLL)
@@ -89,7 +97,13 @@ async def watch(
         progressed = state.moved(waiting) or len(waiting) != left
         left = len(waiting)
         if progressed or (scheduler is not None and not scheduler.aborted):
-            quiet_since = now  # under control, the scheduler decides the hang
+            quiet_since = moved_at = now  # under control, the scheduler decides the hang
+        if slow_after is not None and now - started >= slow_after and now - moved_at < grace:
+            recording.cut = SLOW.format(seconds=slow_after)
+            recording.slow = True
+            scope.cancel()
+            return
+        if quiet_since == now:
             continue
         quiet = now - quiet_since
         if scheduler is None and recording.hang is None:
