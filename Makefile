@@ -9,7 +9,8 @@
 # make bench — the controlled search against stress, then a first try (init, then its spec)
 #              of the app-shaped targets (FIRSTTRY=--quick: microblog and demo), then
 #              what reading a trace's statements costs (bench.sqlread: old regex reader,
-#              sqlglot, the compiled statement, Step.access)
+#              sqlglot, the compiled statement, Step.access), then a 67-endpoint target at
+#              -n 500 (bench.scale: first line, plan, peak memory, races, SIGTERM/SIGINT)
 # make precision — every fixed twin of the catalog, 1000 examples on SQLite and 300 on
 #              MariaDB and PostgreSQL, two searches at once (issue 19); UNTIL=HH:MM (UTC)
 #              bounds it, ARGS= passes options to python -m bench.precision
@@ -107,3 +108,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench $(ARGS)
 	$(BIN)/python -m bench.firsttry $(FIRSTTRY)
 	$(BIN)/python -m bench.sqlread
+	$(BIN)/python -m bench.scale

@@ -69,6 +69,7 @@ PLANTED: dict[str, tuple[str, ...]] = {
     "tickets": ("POST /events/<int:event_id>/buy", "POST /events/<int:event_id>/waitlist"),
     "warehouse": ("POST /api/orders",),
     "library": ("POST /borrow",),
+    "ledger": ("POST /api/transfers",),
 }
 #: The factory of an app whose package does not export it at the top.
 FACTORIES = {"demo": "targets.demo.app:create_app"}

@@ -7,7 +7,8 @@ three race:
 * ``POST /books/<id>/borrow`` with itself: it reads the copies left, refuses at none,
   and sets ``copies - 1`` in Python. Two members borrowing the last copy at once both
   get it (two loans, and the count says none is missing): the likeliest pair, since it
-  reads and then writes what it races on.
+  reads and then writes what it races on. (The same bug loses a return's ``copies + 1``
+  written between its read and its write.)
 * ``POST /books/<id>/hold`` with itself: a get-or-create of a hold, unique on (member,
   book). A double click finds no hold twice, and the second insert fails with an
   ``IntegrityError``: a 500 only under concurrency.
@@ -18,6 +19,10 @@ three race:
   so their pair is the least likely of all (likelihood 0). At once, the borrow sees no
   fine and the fee misses the new loan: a loan and a fee of one unit, which no order of
   the two makes (write skew).
+
+Every signed-in request reads a site notice from the cache that no request writes: no
+conflict point (issue 20, item 8); a borrow reads its shelf's cache key, which a return
+deletes: a conflict point between the two.
 
 The fixed twin: the borrow takes a copy with one conditional ``UPDATE``, a hold's
 unique key decides (a failed insert is the hold already there), and both the borrow and
@@ -31,6 +36,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, abort, g, jsonify, request
+from flask_caching import Cache
 from flask_sqlalchemy import SQLAlchemy
 from hypothesis import strategies as st
 from sqlalchemy import ForeignKey, String, UniqueConstraint, func, select, update
@@ -45,6 +51,7 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
+cache = Cache()
 
 NAMES = ["alice", "bob"]
 
@@ -105,12 +112,14 @@ def create_app(database_url: str, *, fixed: bool = False) -> Flask:
     app = Flask(__name__)
     app.config["SQLALCHEMY_DATABASE_URI"] = database_url
     db.init_app(app)
+    cache.init_app(app, config={"CACHE_TYPE": "SimpleCache"})
 
     @app.before_request
     def sign_in() -> None:
         g.name = request.headers.get("X-User")
 
     def me() -> Member:
+        g.notice = cache.get("notice")  # a site notice, set by hand: no request writes it
         member = db.session.execute(
             select(Member).filter_by(name=g.name).with_for_update(read=False)
             if fixed
@@ -158,6 +167,8 @@ def create_app(database_url: str, *, fixed: bool = False) -> Flask:
 
     @app.post("/books/<int:key>/borrow")
     def borrow(key: int) -> Any:
+        if cache.get(f"shelf:{key}") == "closed":  # a return reopens the shelf
+            return jsonify(error="shelf closed"), 409
         member = me()
         owed = db.session.scalar(
             select(func.count(Fine.id)).filter_by(member_id=member.id, paid=False)
@@ -193,6 +204,7 @@ def create_app(database_url: str, *, fixed: bool = False) -> Flask:
             db.session.execute(
                 update(Book).where(Book.id == loan.book_id).values(copies=Book.copies + 1)
             )
+            cache.delete(f"shelf:{loan.book_id}")
         db.session.commit()
         return jsonify(returned=bool(ended))
 
@@ -283,7 +295,7 @@ def setup(app: Flask) -> None:
     db.session.add_all([Book(id=1, title="Dune", copies=1), Book(id=2, title="Emma", copies=3)])
     db.session.commit()  # the rows the others' foreign keys name, first
     # no explicit key where requests insert: a PostgreSQL sequence would not know it
-    db.session.add_all([Loan(member_id=1, book_id=2), Loan(member_id=2, book_id=2)])
+    db.session.add_all([Loan(member_id=1, book_id=1), Loan(member_id=2, book_id=2)])
     db.session.add_all([Review(member_id=2, book_id=1), Fine(member_id=2, amount=3, paid=True)])
     db.session.commit()
 

@@ -20,6 +20,7 @@ from fuzzer.model import Execution, Scenario
 from fuzzer.modes.session import Session
 from fuzzer.search.likelihood import likelihood
 from fuzzer.search.pairs import Plan, plan
+from fuzzer.search.schedules import footprint, points_between
 from fuzzer.search.survey import Survey, survey
 
 BORROW, FEES = "POST /books/<id>/borrow", "POST /me/fees"
@@ -55,6 +56,22 @@ def test_the_least_likely_pair_is_tried_in_the_plans_first_round() -> None:
     assert sorted(first_round) == list(range(len(the_plan.pairs)))  # each pair once
     coverage = the_plan.coverage(len(the_plan.pairs))  # one round: each pair's likeliest
     assert coverage.explored == 0 and coverage.decided is not None
+
+
+def test_a_cache_read_no_other_request_writes_is_no_conflict_point() -> None:
+    """A borrow reads two cache keys: the site notice, which no request writes, and its
+    shelf, which a return deletes. Against another borrow neither is a conflict point;
+    against the return of the same book the shelf's read is one."""
+    result, _ = surveyed_plan()
+    traces = {e.endpoint: e.trace for e in result.endpoints}
+    borrow, back = traces[BORROW], traces["POST /loans/<id>/return"]
+    read = {s.text.split()[-1]: s.number for s in borrow if s.text.startswith("cache GET")}
+    assert set(read) == {"notice", "shelf:1"}, borrow
+    assert any(s.text == "cache DELETE shelf:1" for s in back), back
+    against_borrow = points_between(footprint(borrow), [footprint(borrow)])
+    against_return = points_between(footprint(borrow), [footprint(back)])
+    assert against_borrow and not set(read.values()) & set(against_borrow)
+    assert read["shelf:1"] in against_return and read["notice"] not in against_return
 
 
 @pytest.mark.slow  # about 20 s on a loaded machine

@@ -12,7 +12,7 @@ import click
 from click.testing import CliRunner
 
 from fuzzer.cli.commands import main
-from fuzzer.cli.options import click_option, settings_of
+from fuzzer.cli.options import click_option, parse_function, settings_of
 from fuzzer.settings import Flag, Settings, flags, names
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,8 +28,11 @@ def test_every_settings_option_of_a_command_is_its_flag() -> None:
             assert isinstance(option, click.Option)
             assert option.opts[0] == flag.name, (name, setting)
             assert (option.help or "") == flag.get(name, "help"), (name, setting)
-    # the commands that take no setting still have theirs
     assert {f.name for f, _ in flags("run")} >= {"db", "max_examples", "seed", "fail_on"}
+    parsed = [f for f in dataclasses.fields(Settings) if f.metadata.get("flag", Flag("", ())).parse]
+    assert {f.name for f in parsed} == {"fail_on", "faults"}
+    for f in parsed:
+        assert callable(parse_function(f.metadata["flag"]))
 
 
 def test_a_new_setting_is_an_option_from_its_declaration_alone() -> None:
@@ -73,7 +76,7 @@ def _words(text: str) -> frozenset[str]:
 
 
 def test_the_options_make_the_settings_the_command_line_defaults_apply_to() -> None:
-    made = settings_of({"db": "sqlite", "faults": None, "fail_on": {"rows"}, "seed": 3})
+    made = settings_of({"db": "sqlite", "faults": (), "fail_on": {"rows"}, "seed": 3})
     assert made == Settings.for_cli(fail_on=frozenset({"rows"}), seed=3)
 
 

@@ -178,6 +178,14 @@ SHAPES = [
             ("POST /sign-in", "validation error (200 as ole): Wrong username or password."),
         ),
     ),
+    # a JSON transfer naming two accounts by number in fields that name no column, whose
+    # answer says only "unknown account": the two fields probed together
+    Shape(
+        "ledger",
+        (("POST /api/transfers", frozenset({"lost-update", "limit-overrun"})),),
+        "create_all, command seed",
+        3,
+    ),
 ]
 
 

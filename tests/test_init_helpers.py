@@ -25,8 +25,8 @@ def test_the_fixtures_and_helpers_the_package_ships_are_candidates() -> None:
     assert steps == [
         ("fixture", f"{CONFTEST}:item"),
         ("fixture", f"{CONFTEST}:users"),
-        ("call", "targets.helpers.tests.factories:create_item"),
-        ("call", "targets.helpers.tests.factories:create_user"),
+        ("helper", "targets.helpers.tests.factories:create_item"),
+        ("helper", "targets.helpers.tests.factories:create_user"),
     ]
     assert notes == []
 

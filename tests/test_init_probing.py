@@ -220,3 +220,46 @@ def test_dates_choices_and_ranges_are_typed_from_the_fields() -> None:
         "on": '"2024-01-01"',
         "ref": '"00000000-0000-4000-8000-000000000001"',
     }
+
+
+def test_two_fields_that_each_need_a_row_are_probed_together() -> None:
+    """A transfer names two accounts by number in ``source`` and ``target``, and says
+    only "unknown account": no one field's value makes it write, nor quiets a
+    complaint about that field. Two rows of one column, one in each, do."""
+    import sqlalchemy as sa
+    from flask import Flask, jsonify, request
+
+    from fuzzer.init.inputs.probing import Field, Prober
+    from fuzzer.init.pysource import Call
+
+    app = Flask(__name__)
+    engine = sa.create_engine("sqlite://")
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE moves (source INTEGER, target INTEGER)"))
+
+    @app.post("/move")
+    def move() -> Any:
+        data = request.get_json()
+        if {data["source"], data["target"]} != {7001, 7002}:
+            return jsonify(error="unknown account"), 404
+        with engine.begin() as conn:
+            conn.execute(sa.text("INSERT INTO moves VALUES (:source, :target)"), data)
+        return jsonify(ok=True)
+
+    rows = {
+        "account": Table(
+            ("number", "balance"),
+            ("number",),
+            ("INTEGER", "INTEGER"),
+            [(7001, 5), (7002, 5)],
+            referenced=frozenset({"number"}),
+        ),
+    }
+    probe = Prober(app, Plan(None, "move"), rows)  # type: ignore[arg-type]
+    numbers = Call("st.integers", ("1", "3"))
+    fields = [Field("source", numbers, True), Field("target", numbers, True)]
+    found = probe.body("POST", "/move", "json", fields)
+    assert found.wrote and found.columns == {
+        "source": ("account", "number"),
+        "target": ("account", "number"),
+    }

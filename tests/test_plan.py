@@ -169,6 +169,8 @@ def test_every_pair_gets_its_first_schedule_before_any_pair_gets_its_second(
         assert coverage.explored == sum(done[0])
         assert coverage.decided == sum(done[1])
         assert coverage.shallow == sum(done[2])
+        ran_any = {j for j, _ in listed[:ran]}
+        assert coverage.tried == sum(k in ran_any or not len(s) for k, s in enumerate(lazy.shapes))
 
 
 def switches(n: int) -> Callable[[Scenario], bool]:

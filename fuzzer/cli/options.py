@@ -58,7 +58,7 @@ def click_option(f: dataclasses.Field[Any], flag: Flag, command: str) -> Callabl
     if flag.metavar:
         more["metavar"] = flag.metavar
     if flag.parse:
-        more["callback"] = _parser(flag)
+        more["callback"] = _parser(flag, f.default)
     text = flag.get(command, "help")
     return click.option(*declared, help=text or None, **more)
 
@@ -76,16 +76,22 @@ def _click_type(flag: Flag) -> Any:
     return flag.kind
 
 
-def _parser(flag: Flag) -> Callable[[click.Context, click.Parameter, Any], Any]:
-    """``Flag.parse`` as a click callback: a bad value is a usage error naming the option;
-    an option not given (None) stays None."""
+def parse_function(flag: Flag) -> Callable[[str], Any]:
+    """The function ``Flag.parse`` names ("module:function")."""
     module, _, name = (flag.parse or "").partition(":")
+    function: Callable[[str], Any] = getattr(importlib.import_module(module), name)
+    return function
+
+
+def _parser(flag: Flag, unset: Any) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    """``Flag.parse`` as a click callback: a bad value is a usage error naming the option;
+    an option not given (None) is the setting's default, ``unset``."""
 
     def parse(context: click.Context, parameter: click.Parameter, value: Any) -> Any:
         if value is None:
-            return None
+            return unset
         try:
-            return getattr(importlib.import_module(module), name)(value)
+            return parse_function(flag)(value)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint=flag.name) from None
 
@@ -94,13 +100,10 @@ def _parser(flag: Flag) -> Callable[[click.Context, click.Parameter, Any], Any]:
 
 def settings_of(options: dict[str, Any], **more: Any) -> Settings:
     """The command's options as one ``Settings`` (the command line's defaults: reports in
-    ``reports/``, the example database in ``.fuzzer/examples``). An option left out
-    (None, where the setting has another default) keeps the setting's default."""
+    ``reports/``, the example database in ``.fuzzer/examples``)."""
     given, rest = split_settings({**options, **more})
     if rest:
         raise InternalError(f"options of no Settings field: {', '.join(sorted(rest))}")
-    if given.get("faults", ()) is None:
-        given["faults"] = ()
     return Settings.for_cli(**given)
 
 

@@ -134,7 +134,7 @@ def matrix_command(
         where = f"{result.server or result.cell.database} {result.level or result.cell.level}"
         reporting.note(f"{where}: {verdict}")
 
-    settings = matrix.CELL.replace(**{**options, "faults": options["faults"] or ()})
+    settings = matrix.CELL.replace(**options)
     log_dir = settings.report_dir or REPORTS  # each cell writes nothing else
 
     def cells_run() -> tuple[list[matrix.CellResult], str]:

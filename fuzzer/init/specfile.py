@@ -83,8 +83,9 @@ def _setup(plan: Plan, body: _Lines) -> None:
     for kind, name in plan.setup:
         if kind == "create_all":
             out(f"    {compat.create_all_source()}")
-        elif kind == "call":
-            out(f"    {name.partition(':')[2]}()  # the app's own function")
+        elif kind in ("call", "helper"):
+            what = "test helper" if kind == "helper" else "seed function"
+            out(f"    {name.partition(':')[2]}()  # the app's own {what}")
         elif kind == "fixture":
             out(f"    pytest_fixture(app, {literal(name)})  # the app's own test fixture")
         elif kind == "fill" and name:
@@ -285,7 +286,7 @@ def _header(plan: Plan, module: str, body: list[str]) -> str:
     ]
     imports: dict[str, list[str]] = {factory.module: [factory.name]}
     for kind, name in plan.setup:
-        if kind == "call":
+        if kind in ("call", "helper"):
             where, _, function = name.partition(":")
             function = function.split(".")[0]  # a class, for a seed classmethod
             if function not in imports.setdefault(where, []):

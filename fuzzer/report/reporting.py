@@ -454,8 +454,10 @@ def coverage_text(coverage: Coverage, findings: Sequence[Finding]) -> str:
 
 def _levels(coverage: Coverage) -> str:
     """How far a plan not run to the end went, level by level (pairs.LEVELS): ", 25 of
-    25 at their moments of decision, 2 of 25 at every single switch"."""
+    25 tried, 25 of 25 at their moments of decision, 2 of 25 at every single switch"."""
     text = ""
+    if coverage.tried is not None:
+        text += f", {coverage.tried} of {coverage.pairs} tried"
     if coverage.decided is not None:
         text += f", {coverage.decided} of {coverage.pairs} at their moments of decision"
     if coverage.shallow is not None and coverage.depth >= 2:

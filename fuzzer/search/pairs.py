@@ -10,10 +10,13 @@ of its own).
 The plan is data, and lazy: each pair is described by its requests and the counts of
 their conflict points (``PairPlan``), and its schedules are made only when the search
 asks for them. Pairs are ranked by ``likelihood.likelihood`` across all endpoints, and the
-search takes their schedules breadth first: every pair's first (likeliest) schedule,
-then every pair's second, and so on, so every conflicting pair gets its first
+search takes their schedules breadth first and one level at a time (``LEVELS``): every
+pair's first (likeliest) schedule, then every pair's second, and so on, each level
+across every pair before the next (one switch at a moment of decision, one switch at
+any other conflict point, two switches), so every conflicting pair gets its first
 schedules before any pair gets its last. A run says how much of it was done ("24 of 24
-endpoint pairs explored at depth ≤ 2 at conflict points").
+endpoint pairs explored at depth ≤ 2 at conflict points"), and level by level when it
+did not finish ("25 of 25 tried, 25 of 25 at their moments of decision, …").
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ class Coverage:
     relations: tuple[str, ...] = ()  # the identity relations explored ("same", "different")
     shallow: int | None = None  # pairs whose every one-switch schedule ran (None: unknown)
     decided: int | None = None  # pairs whose every one switch at a likeliest point ran
+    tried: int | None = None  # pairs with at least one schedule run (or none to run)
 
     @property
     def complete(self) -> bool:
@@ -66,6 +70,7 @@ class Coverage:
             "relations": list(self.relations),
             "shallow": self.shallow,
             "decided": self.decided,
+            "tried": self.tried,
         }
 
 
@@ -191,6 +196,8 @@ class Plan:
         """The coverage once the first ``ran`` scenarios (of ``scenarios()``) have run:
         how many pairs finished each level (and every level before it)."""
         ran_all = ran
+        first = [k for k, shape in enumerate(self.shapes) if len(shape)]  # the first round
+        tried = len(self.shapes) - len(first) + min(ran, len(first))
         levels = [
             [shape.likeliest() for shape in self.shapes],
             [shape.singles() - shape.likeliest() for shape in self.shapes],
@@ -214,6 +221,7 @@ class Plan:
             relations=self.relations,
             shallow=shallow,
             decided=decided,
+            tried=tried,
         )
 
 

@@ -83,7 +83,11 @@ class SearchResult:
             )
         c = self.coverage
         if c is not None and not c.complete:
-            shallow = "" if c.decided is None else f" ({c.decided} at their moments of decision)"
+            shallow = (
+                ""
+                if c.decided is None or c.tried is None
+                else f" ({c.tried} tried, {c.decided} at their moments of decision)"
+            )
             lines.append(
                 f"the pairs' plan did not run to the end: {c.explored} of {c.pairs} endpoint "
                 f"pairs explored{shallow}, {c.ran} of {c.schedules} schedules, before the search "

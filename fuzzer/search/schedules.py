@@ -82,9 +82,7 @@ def fault_points(
     points: dict[int, tuple[int, ...]] = {}
     for i in range(requests):
         sql = [
-            s
-            for s in trace
-            if s.request == i and s.kind == "sql" and not s.text.startswith(STORES)
+            s for s in trace if s.request == i and s.kind == "sql" and not s.text.startswith(STORES)
         ]
         locking = [s.number for s in sql if takes_locks(s.text)]
         first = [n for n in conflicts.get(i, ()) if n in locking]

@@ -87,31 +87,19 @@ class Prober:
 
     def body(self, method: str, path: str, kind: str, fields: Sequence[Field]) -> BodyFound:
         """Probe the fields that draw invented values (a short list of words or numbers)
-        until the request writes; the rest keep their simplest value."""
+        until the request writes; the rest keep their simplest value. One field at a
+        time first; then two fields of one type at once, with two rows of one column
+        (a transfer's ``from`` and ``to``)."""
         sent = {f.name: simplest(f.source, self.rows) for f in fields}
-        answer = self.send(method, path, kind, sent)
-        found = BodyFound(wrote=answer.works(method))
+        search = _Search(self, method, path, kind, sent)
+        found = BodyFound(wrote=search.answer.works(method))
         probed = [f for f in fields if _invented(f.source)]
-        complained = answer.fields()
-        order = sorted(probed, key=lambda f: (f.name not in complained, not _id_like(f)))
-        budget = _BODY_REQUESTS
-        for item in order if not found.wrote else ():
-            for table, column, value in _field_candidates(self.rows, item.numeric)[:budget]:
-                budget -= 1
-                trial = {**sent, item.name: value}
-                tried = self.send(method, path, kind, trial)
-                quiet = item.name in complained and item.name not in tried.fields()
-                if tried.works(method) or quiet:
-                    sent, answer, complained = trial, tried, tried.fields()
-                    found.columns[item.name] = (table, column)
-                    if not tried.works(method):
-                        found.quieted.add(item.name)
-                    break
-            found.wrote = answer.works(method)
-            if found.wrote or budget <= 0:
-                break
         if not found.wrote:
-            found.said = summary(complaints(answer.body))
+            search.one_at_a_time(probed, found)
+        if not found.wrote:
+            search.two_at_a_time([f for f in probed if f.name not in found.columns], found)
+        if not found.wrote:
+            found.said = summary(complaints(search.answer.body))
         return found
 
     def send(
@@ -171,6 +159,62 @@ class Prober:
         dispose(self.app)
         for path, copy in (self._copies or {}).items():
             shutil.copyfile(copy, path)
+
+
+class _Search:
+    """One body's probe: the values kept so far, the last answer, the requests left."""
+
+    def __init__(
+        self, probe: Prober, method: str, path: str, kind: str, sent: dict[str, Any]
+    ) -> None:
+        self.probe, self.method, self.path, self.kind = probe, method, path, kind
+        self.sent = sent
+        self.answer = self._send(sent)
+        self.budget = _BODY_REQUESTS
+
+    def _send(self, body: dict[str, Any]) -> Answer:
+        return self.probe.send(self.method, self.path, self.kind, body)
+
+    def one_at_a_time(self, probed: Sequence[Field], found: BodyFound) -> None:
+        """Each field alone, those the answer complains about first, then ``…_id``
+        fields: a column is kept when the request writes, or when the answer stops
+        complaining about that field."""
+        complained = self.answer.fields()
+        order = sorted(probed, key=lambda f: (f.name not in complained, not _id_like(f)))
+        for item in order:
+            for table, column, value in _field_candidates(self.probe.rows, item.numeric):
+                if self.budget <= 0:
+                    return
+                self.budget -= 1
+                trial = {**self.sent, item.name: value}
+                tried = self._send(trial)
+                quiet = item.name in complained and item.name not in tried.fields()
+                if tried.works(self.method) or quiet:
+                    self.sent, self.answer, complained = trial, tried, tried.fields()
+                    found.columns[item.name] = (table, column)
+                    if not tried.works(self.method):
+                        found.quieted.add(item.name)
+                    break
+            found.wrote = self.answer.works(self.method)
+            if found.wrote:
+                return
+
+    def two_at_a_time(self, probed: Sequence[Field], found: BodyFound) -> None:
+        """Two fields of one type at once, given two rows of one column, both ways."""
+        pairs = [(a, b) for n, a in enumerate(probed) for b in probed[n + 1 :]]
+        for first, second in (p for p in pairs if p[0].numeric == p[1].numeric):
+            for table, column, one, other in _pair_candidates(self.probe.rows, first.numeric):
+                if self.budget <= 0:
+                    return
+                self.budget -= 2
+                for a, b in ((one, other), (other, one)):  # whose row is whose
+                    trial = {**self.sent, first.name: a, second.name: b}
+                    tried = self._send(trial)
+                    if tried.works(self.method):
+                        self.sent, self.answer = trial, tried
+                        found.columns |= {first.name: (table, column), second.name: (table, column)}
+                        found.wrote = True
+                        return
 
 
 def _sqlite_files(app: Any) -> list[str]:
@@ -238,6 +282,18 @@ def _field_candidates(rows: Mapping[str, Table], numeric: bool) -> list[tuple[st
                 ranked.append((rank + 3, name, column, values[1]))
     ranked.sort(key=lambda item: item[0])
     return [(name, column, value) for _, name, column, value in ranked][:_CANDIDATES]
+
+
+def _pair_candidates(rows: Mapping[str, Table], numeric: bool) -> list[tuple[str, str, Any, Any]]:
+    """Columns of the type with two values, likeliest first (as ``_field_candidates``)."""
+    found: list[tuple[str, str, Any, Any]] = []
+    for name, column, _ in _field_candidates(rows, numeric):
+        table = rows[name]
+        position = table.columns.index(column)
+        values = list(dict.fromkeys(r[position] for r in table.rows if r[position] is not None))
+        if len(values) > 1 and (name, column) not in [(f[0], f[1]) for f in found]:
+            found.append((name, column, values[0], values[1]))
+    return found[: _CANDIDATES // 2]
 
 
 def _secret(column: str) -> bool:
@@ -335,8 +391,8 @@ def probe_body(route: Route, probe: Prober | None, numbers: set[str]) -> None:
         how = "wrote" if name not in found.quieted else "no longer complained about it"
         route.checks = [c for c in route.checks if not c.startswith(f"field {name!r} has")]
         route.checks.append(
-            f"field {name!r}: the values of {table}.{col}, by probing (no column is named "
-            f"like it; fuzzer init's request with one of them {how})"
+            f"field {name!r}: the values of {table}.{col}, by probing (names told nothing; "
+            f"fuzzer init's request with one of them {how})"
         )
     route.body = Dict(tuple(items))
     route.said = found.said

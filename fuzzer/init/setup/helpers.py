@@ -35,7 +35,7 @@ Step = tuple[str, str]
 
 
 def helper_steps(factory: Factory, notes: list[str]) -> list[Step]:
-    """``("fixture", "module:name")`` and ``("call", "module:name")`` steps, fixtures
+    """``("fixture", "module:name")`` and ``("helper", "module:name")`` steps, fixtures
     first, for the test modules the app's package ships; a module that cannot be
     imported is said in ``notes``."""
     steps: list[Step] = []
@@ -60,7 +60,7 @@ def helper_steps(factory: Factory, notes: list[str]) -> list[Step]:
                 and name not in fixtures
                 and callable_without_arguments(value)
             ):
-                steps.append(("call", f"{module_name}:{name}"))
+                steps.append(("helper", f"{module_name}:{name}"))
     return steps
 
 
@@ -74,7 +74,8 @@ def _runnable(
     function = fixtures.get(name)
     if function is None or name in chain:
         return False
-    if factory.name in getattr(function, "__code__", None).co_names:  # type: ignore[union-attr]
+    code = getattr(function, "__code__", None)
+    if code is None or factory.name in code.co_names:
         return False  # it builds the app with its test config: another database
     return all(
         _runnable(p.name, fixtures, factory, (*chain, name))

@@ -61,7 +61,7 @@ def run_step(app: Any, kind: str, name: str) -> None:
 
     if kind == "create_all":
         compat.flask_sqlalchemy(app).create_all()
-    elif kind == "call":
+    elif kind in ("call", "helper"):  # a seed function, or one of the tests' helpers
         _function(name)()
     elif kind == "fixture":  # one of the app's own test fixtures
         pytest_fixture(app, name)
@@ -214,7 +214,7 @@ def step_constants(app: Any, steps: Sequence[tuple[str, str]]) -> list[str]:
     commands = dict(_cli_commands(getattr(app, "cli", None)))
     found: list[str] = []
     for kind, name in steps:
-        function = _function(name) if kind == "call" else None
+        function = _function(name) if kind in ("call", "helper") else None
         if kind == "command":
             function = getattr(commands.get(name), "callback", None)
         for inner in viewcode.unwrapped(function) if function is not None else ():

@@ -51,7 +51,7 @@ def _label(step: Step) -> str:
     kind, name = step
     if kind == "create_all":
         return "create_all()"
-    if kind == "call":
+    if kind in ("call", "helper"):
         return f"{name.partition(':')[2]}()"
     if kind == "fixture":
         module, _, fixture = name.partition(":")
