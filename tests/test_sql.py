@@ -20,6 +20,7 @@ from fuzzer.sql import (
     writes,
     written_table,
 )
+from fuzzer.sql import text as sqltext
 from fuzzer.sql.text import shape as parse
 
 
@@ -250,7 +251,7 @@ def test_the_gate_reads_the_orm_from_its_compiled_statement_and_text_by_parsing_
         session.add(Seat(id=1))
         session.commit()
     parsed: list[str] = []
-    monkeypatch.setattr(sql._text, "shape", lambda text: parsed.append(text) or parse(text))
+    monkeypatch.setattr(sqltext, "shape", lambda text: parsed.append(text) or parse(text))
     sql.shape.cache_clear()
     with instrument.instrumented(), Recording() as recording, Session(engine) as session:
         gates._state.ctx = RequestContext(recording, "concurrent", 0)
