@@ -3,7 +3,7 @@ reactions, rewards and redemptions."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from flask_sqlalchemy import SQLAlchemy
@@ -12,7 +12,7 @@ db = SQLAlchemy()
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Member(db.Model):  # type: ignore[name-defined]

@@ -72,7 +72,9 @@ bp.add_url_rule("/rewards/<int:reward_id>", view_func=RewardItem.as_view("reward
 def _take(reward: Reward, member: Member) -> str | None:
     """The fixed twin: the stock and the points taken by conditional updates."""
     taken = db.session.execute(
-        update(Reward).where(Reward.id == reward.id, Reward.stock >= 1).values(stock=Reward.stock - 1)
+        update(Reward)
+        .where(Reward.id == reward.id, Reward.stock >= 1)
+        .values(stock=Reward.stock - 1)
     )
     if taken.rowcount != 1:
         return "out of stock"
