@@ -69,7 +69,7 @@ def _move_points(sender_id: int, recipient_id: int, points: int) -> bool:
     credit = update(Member).where(Member.id == recipient_id).values(points=Member.points + points)
     first, second = (debit, credit) if sender_id < recipient_id else (credit, debit)
     results = [db.session.execute(first), db.session.execute(second)]
-    if any(result.rowcount != 1 for result in results):
+    if any(result.rowcount != 1 for result in results):  # type: ignore[attr-defined]
         db.session.rollback()
         return False
     return True
@@ -133,7 +133,7 @@ def unreact(kudos_id: int, emoji: str) -> Any:
     kudos = db.get_or_404(Kudos, kudos_id)
     gone = db.session.execute(
         db.delete(Reaction).filter_by(kudos_id=kudos.id, member_id=g.member.id, emoji=emoji)
-    ).rowcount
+    ).rowcount  # type: ignore[attr-defined]
     if gone:
         db.session.execute(
             update(Kudos)

@@ -76,14 +76,14 @@ def _take(reward: Reward, member: Member) -> str | None:
         .where(Reward.id == reward.id, Reward.stock >= 1)
         .values(stock=Reward.stock - 1)
     )
-    if taken.rowcount != 1:
+    if taken.rowcount != 1:  # type: ignore[attr-defined]
         return "out of stock"
     paid = db.session.execute(
         update(Member)
         .where(Member.id == member.id, Member.points >= reward.cost)
         .values(points=Member.points - reward.cost)
     )
-    if paid.rowcount != 1:
+    if paid.rowcount != 1:  # type: ignore[attr-defined]
         return "not enough points"
     return None
 
