@@ -301,7 +301,15 @@ def _header(plan: Plan, module: str, body: list[str]) -> str:
         f"Run it:  fuzzer run {module}:target",
         "",
         *(["fuzzer init's check of it failed: see CHECK FIRST below."] * bool(plan.check_failed)),
-        ("Make it yours" if plan.check_failed else "It runs as written. Then make it yours")
+        *(
+            ["It does not run yet: it keeps no endpoint (none wrote when fuzzer init sent it)."]
+            * (not plan.check_failed and not any(plan.kept(r) for r in plan.routes))
+        ),
+        (
+            "Make it yours"
+            if plan.check_failed or not any(plan.kept(r) for r in plan.routes)
+            else "It runs as written. Then make it yours"
+        )
         + ": lines marked CHECK are guesses, PLACEHOLDER",
         "marks what fuzzer init could not know. Small domains find races: two requests only",
         "race when they name the same row, so keep the lists of ids and names short.",
