@@ -263,3 +263,49 @@ def test_two_fields_that_each_need_a_row_are_probed_together() -> None:
         "source": ("account", "number"),
         "target": ("account", "number"),
     }
+
+
+@pytest.mark.parametrize(
+    ("message", "values"),
+    [
+        (
+            "emoji must be one of ['clap', 'heart', 'rocket', 'tada']",
+            ["clap", "heart", "rocket", "tada"],
+        ),
+        ('must be one of: "open", "closed"', ["open", "closed"]),
+        ("must be one of: open, closed or done.", ["open", "closed", "done"]),
+        ("must be a number", []),
+    ],
+)
+def test_the_values_a_complaint_offers_are_read(message: str, values: list[str]) -> None:
+    from fuzzer.init.inputs.complaints import offered
+
+    assert offered(Complaint("", message)) == values
+
+
+def test_a_field_the_answer_lists_the_choices_of_is_probed_with_them_as_an_api_key_holder(
+    tmp_path: Any,
+) -> None:
+    """targets.tryout_kudos: every change needs a personal API key (no Flask-Login), and a
+    reaction's ``emoji`` must be one the answer lists. The probe sends the first
+    identity's key, then the listed values, and the reaction writes."""
+    import importlib
+
+    from fuzzer.init.setup.credentials import plan_credentials
+    from fuzzer.init.setup.seeding import read_all_rows
+    from fuzzer.target.apps import flask_command, pinned_config
+
+    module = importlib.import_module("targets.tryout_kudos")
+    url = f"sqlite:///{tmp_path}/kudos.db"
+    with pinned_config(SQLALCHEMY_DATABASE_URI=url):
+        app = module.create_app()
+    flask_command(app, "load-fixtures")
+    rows = read_all_rows({"default": url})
+    plan = Plan(None, "kudos")  # type: ignore[arg-type]
+    assert plan_credentials(app, plan, rows, [])
+    assert plan.probe_headers["Authorization"].startswith("Bearer ")
+    route = _routes(app, plan, rows)["POST /api/kudos/<int:kudos_id>/reactions"]
+    assert flat(route.body) == '{"emoji": st.sampled_from(["clap", "heart", "rocket", "tada"])}'
+    assert any("field 'emoji': the values the app's answer offered" in c for c in route.checks)
+    with app.app_context():  # what the probes wrote is gone
+        assert module.db.session.scalars(module.db.select(module.models.Reaction)).all() == []

@@ -14,12 +14,13 @@ each item of an error list is a message of its own.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import Any
 
-__all__ = ["Complaint", "complaints", "summary"]
+__all__ = ["Complaint", "complaints", "offered", "summary"]
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,25 @@ def summary(found: list[Complaint], width: int = 100) -> str:
             parts.append(str(complaint))
     text = "; ".join(parts)
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+_ONE_OF = re.compile(r"\bone of\b\s*:?\s*(.+)", re.IGNORECASE)
+_QUOTED = re.compile(r"'([^'\n]{1,40})'|\"([^\"\n]{1,40})\"")
+
+
+def offered(complaint: Complaint) -> list[str]:
+    """The values a complaint says a field may take (``emoji must be one of ['clap',
+    'tada']``, ``status: must be one of: open, closed``), at most eight; none when it
+    lists none."""
+    match = _ONE_OF.search(complaint.message)
+    if match is None:
+        return []
+    listed = match.group(1)
+    values = [a or b for a, b in _QUOTED.findall(listed)]
+    if not values:
+        words = re.split(r",|\bor\b", listed.strip().strip("[](){}.").strip())
+        values = [w.strip(" '\"") for w in words]
+    return [v for v in dict.fromkeys(values) if v and len(v) <= 40][:8]
 
 
 def _json_complaints(body: Mapping[str, Any]) -> list[Complaint]:

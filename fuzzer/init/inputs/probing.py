@@ -17,12 +17,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from fuzzer.init.inputs.complaints import complaints, summary
+from fuzzer.init.inputs.complaints import complaints, offered, summary
 from fuzzer.init.plan import Plan, Route, Table
 from fuzzer.init.pysource import Call, Dict, Keyword, List, Node, flat, literal
 
@@ -61,6 +62,7 @@ class Field:
 @dataclass
 class BodyFound:
     columns: dict[str, tuple[str, str]] = field(default_factory=dict)  # field -> column
+    choices: dict[str, list[str]] = field(default_factory=dict)  # field -> what the app offered
     wrote: bool = False  # the last request sent wrote
     said: str = ""  # what the last answer complained about, when it did not write
     quieted: set[str] = field(default_factory=set)  # fields kept because it stopped complaining
@@ -105,8 +107,9 @@ class Prober:
     def send(
         self, method: str, path: str, kind: str = "", body: Mapping[str, Any] | None = None
     ) -> Answer:
-        """One request as the first signed-in user; the scratch files put back after it
-        when it wrote."""
+        """One request as the first signed-in user (a Flask-Login session, or the headers
+        of the first identity that signs in without one); the scratch files put back
+        after it when it wrote."""
         from sqlalchemy import event
         from sqlalchemy.engine import Engine
 
@@ -125,7 +128,7 @@ class Prober:
             with contextlib.suppress(Exception), client.session_transaction() as session:
                 session["_user_id"] = str(self.plan.user_keys[0])
                 session["_fresh"] = True
-        arguments: dict[str, Any] = {}
+        arguments: dict[str, Any] = {"headers": dict(self.plan.probe_headers)}
         if kind == "json":
             arguments["json"] = dict(body or {})
         elif kind == "form":
@@ -182,6 +185,8 @@ class _Search:
         complained = self.answer.fields()
         order = sorted(probed, key=lambda f: (f.name not in complained, not _id_like(f)))
         for item in order:
+            if self._offered(item, found):
+                return
             for table, column, value in _field_candidates(self.probe.rows, item.numeric):
                 if self.budget <= 0:
                     return
@@ -198,6 +203,27 @@ class _Search:
             found.wrote = self.answer.works(self.method)
             if found.wrote:
                 return
+
+    def _offered(self, item: Field, found: BodyFound) -> bool:
+        """The values the answer says the field may take (``must be one of [...]``), in a
+        complaint that names the field (in its key or its message); True when one
+        writes, and the field then draws from all of them."""
+        said = [
+            c
+            for c in complaints(self.answer.body)
+            if item.name in (c.field, *re.findall(r"\w+", c.message))
+        ]
+        choices = next((o for o in map(offered, said) if o), [])
+        for value in choices[: max(self.budget, 0)]:
+            self.budget -= 1
+            trial = {**self.sent, item.name: value}
+            tried = self._send(trial)
+            if tried.works(self.method):
+                self.sent, self.answer = trial, tried
+                found.choices[item.name] = choices
+                found.wrote = True
+                return True
+        return False
 
     def two_at_a_time(self, probed: Sequence[Field], found: BodyFound) -> None:
         """Two fields of one type at once, given two rows of one column, both ways."""
@@ -379,10 +405,19 @@ def probe_body(route: Route, probe: Prober | None, numbers: set[str]) -> None:
     if not isinstance(path, str):
         return
     found = probe.body(route.method, path, route.body_kind, fields)
-    items = []
+    items: list[tuple[Node, Node]] = []
     for key, source in route.body.items:
         name = str(simplest(key, probe.rows))
         column = found.columns.get(name)
+        if name in found.choices:
+            choices = found.choices[name]
+            items.append((key, Call("st.sampled_from", (literal(choices),))))
+            route.checks = [c for c in route.checks if not c.startswith(f"field {name!r} has")]
+            route.checks.append(
+                f"field {name!r}: the values the app's answer offered ({', '.join(choices)}), "
+                "by probing (fuzzer init's request with one of them wrote)"
+            )
+            continue
         if column is None:
             items.append((key, source))
             continue

@@ -71,6 +71,7 @@ def _plan_basic(
         header = {"Authorization": _basic(user, secret)}
         page = _answers(app, probes, table, row, header)
         if page:
+            plan.probe_headers = plan.probe_headers or header
             name = _identity_name(user, plan)
             plan.identities.append(
                 f"Identity({literal(name)}, headers=basic_auth({literal(user)}, {literal(secret)}))"
@@ -153,6 +154,7 @@ def _plan_stored(
         sent = {header: f"{scheme} {value}" if scheme else value}
         page = _answers(app, probes, table, row, sent)
         if page:
+            plan.probe_headers = plan.probe_headers or sent
             who = _identity_name(_owner(rows, table, row) or f"{name.rstrip('s')}{key}", plan)
             extra = "".join(
                 f", {word}={literal(given)}"
