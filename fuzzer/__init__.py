@@ -34,6 +34,7 @@ if TYPE_CHECKING:
         flask_command,
         flask_login_session,
         pinned_config,
+        stored_token,
     )
     from fuzzer.target.contract import Endpoint, Identity, Login, Target
     from fuzzer.target.domains import paths, values_of
@@ -52,6 +53,7 @@ _WHERE = {
     "flask_command": "fuzzer.target.apps",
     "flask_login_session": "fuzzer.target.apps",
     "pinned_config": "fuzzer.target.apps",
+    "stored_token": "fuzzer.target.apps",
     "Endpoint": "fuzzer.target.contract",
     "Identity": "fuzzer.target.contract",
     "Login": "fuzzer.target.contract",
@@ -82,6 +84,7 @@ __all__ = [
     "pinned_config",
     "pytest_fixture",
     "replay",
+    "stored_token",
     "values_of",
 ]
 

@@ -234,8 +234,10 @@ def create_app(database_url: str, *, fixed: bool = False) -> Flask:
     @app.post("/books/<int:key>/review")
     def review(key: int) -> Any:
         member = me()
-        db.session.add(Review(member_id=member.id, book_id=key))
+        # the book's row first: an insert first would take the row's shared lock (its
+        # foreign key) and two reviews would deadlock on MariaDB upgrading it
         db.session.execute(update(Book).where(Book.id == key).values(stars=Book.stars + 4))
+        db.session.add(Review(member_id=member.id, book_id=key))
         db.session.commit()
         return jsonify(reviewed=key), 201
 

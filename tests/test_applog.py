@@ -165,3 +165,25 @@ def test_a_matrix_keeps_the_app_log_and_shows_it_live_with_v(tmp_path: Path) -> 
     assert "Traceback" in live.stderr and "INFO:shop" in live.stderr
     (run,) = (tmp_path / "live" / "reports").iterdir()
     assert "Traceback" in (run / "app.log").read_text()
+
+
+def test_each_worker_s_log_moves_into_the_run_directory(tmp_path: Path) -> None:
+    from fuzzer.modes.workers import _worker_logs
+
+    run = tmp_path / "run"
+    run.mkdir()
+    summaries = {}
+    for index, lines in ((0, 3), (1, 0)):
+        own = tmp_path / f"worker{index}"
+        own.mkdir()
+        path = None
+        if lines:  # a worker whose app logged nothing kept no file
+            path = own / "app.log"
+            path.write_text("line\n" * lines)
+        log = {"records": lines, "errors": 1, "lines": lines, "path": str(path) if path else None}
+        summaries[index] = {"app_log": log}
+    summary = _worker_logs(summaries, str(run))
+    assert summary is not None and (summary.records, summary.errors, summary.lines) == (3, 2, 3)
+    assert [p.name for p in run.iterdir()] == ["app-w1.log"]
+    assert not (tmp_path / "worker0").exists()  # its own directory removed
+    assert summary.path == str(run / "app-w*.log")

@@ -103,7 +103,8 @@ def test_an_opening_that_spends_the_time_budget_ends_the_search_without_an_asser
     world = World(time.monotonic, bad=99, cost=0.06)
     opening = (scenario(1), scenario(2), scenario(3))
     result = search(world, seeds=opening, time_budget=0.1, max_examples=50).run()
-    assert result.examples == 2
+    # two executions of 0.06 s pass 0.1 s; on a loaded machine the first alone may
+    assert result.examples in (1, 2) and world.executions == result.examples
     assert result.stop_reason == "time budget of 0.1 s"
 
 

@@ -294,30 +294,31 @@ def test_memoized_calls_are_steps_but_not_the_race() -> None:
 
 
 def test_a_memoized_function_s_own_cache_calls_stay_the_app_s() -> None:
-    """Cache.memoize is patched once: its lookup, fill and version are memo steps, without
-    keys; what the function itself asks of the cache is the app's, with its key."""
+    """The memoize machinery is patched once, on the class: its lookup, fill and version
+    are memo steps, without keys; what the function itself asks of the cache is the
+    app's, with its key. A function memoized before the instrumentation (its module
+    imported first, as a test collection does) is told apart too."""
     from flask import Flask
     from flask_caching import Cache
 
     from fuzzer.execute import gates, instrument
     from fuzzer.execute.recording import Recording, RequestContext
 
-    with instrument.instrumented():
-        app = Flask(__name__)
-        cache = Cache(app, config={"CACHE_TYPE": "SimpleCache"})
+    app = Flask(__name__)
+    cache = Cache(app, config={"CACHE_TYPE": "SimpleCache"})
 
-        @cache.memoize()
-        def double(n: int) -> int:
-            cache.set("computed", n)
-            return 2 * n
+    @cache.memoize()
+    def double(n: int) -> int:
+        cache.set("computed", n)
+        return 2 * n
 
-        with app.app_context(), Recording() as recording:
-            gates._state.ctx = RequestContext(recording, "concurrent", 0)
-            try:
-                assert double(2) == 4 and double(2) == 4  # the second from the memo
-                cache.get("computed")
-            finally:
-                gates._state.ctx = None
+    with instrument.instrumented(), app.app_context(), Recording() as recording:
+        gates._state.ctx = RequestContext(recording, "concurrent", 0)
+        try:
+            assert double(2) == 4 and double(2) == 4  # the second from the memo
+            cache.get("computed")
+        finally:
+            gates._state.ctx = None
     texts = [s.text for s in recording.trace()]
     assert [t for t in texts if not t.startswith("memo ")] == [
         "cache SET computed",

@@ -116,3 +116,34 @@ def test_flask_login_users_carry_the_token_the_apps_endpoint_issues(tmp_path: An
     assert client.get("/api/me", headers=headers).get_json() == {"username": "vic"}
     assert client.get("/profile", headers=headers).status_code == 200
     assert client.get("/api/me").status_code == 401
+
+
+def test_an_api_key_a_row_holds_is_sent_as_a_bearer_token_read_after_each_setup(
+    tmp_path: Any,
+) -> None:
+    from fuzzer import stored_token
+    from fuzzer.errors import TargetSetupError
+    from fuzzer.init.factory import load_factory
+    from fuzzer.init.plan import Plan
+    from fuzzer.init.setup.credentials import plan_credentials
+    from fuzzer.init.setup.seeding import read_all_rows
+
+    url = f"sqlite:///{tmp_path}/kudos.db"
+    _, app = _built("tryout_kudos", url)
+    app.test_cli_runner().invoke(args=["load-fixtures"])  # random keys, printed
+    plan = Plan(load_factory("targets.tryout_kudos:create_app"), "kudos")
+    assert plan_credentials(app, plan, read_all_rows({"default": url}), [])
+    assert plan.identities == [  # named by the member each key belongs to
+        'Identity("mara", headers=stored_token("api_keys.key", 1))',
+        'Identity("tomas", headers=stored_token("api_keys.key", 2))',
+        'Identity("anonymous")',
+    ]
+    with app.app_context():
+        headers = stored_token("api_keys.key", 2)(app)
+        assert headers["Authorization"].startswith("Bearer ")
+        with pytest.raises(TargetSetupError, match=r"setup made no such row"):
+            stored_token("api_keys.key", 9)(app)
+        with pytest.raises(TargetSetupError, match=r"no table 'keys'"):
+            stored_token("keys.key", 1)(app)
+    assert app.test_client().get("/api/me", headers=headers).get_json()["handle"] == "tomas"
+    assert app.test_client().get("/api/me").status_code == 401

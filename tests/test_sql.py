@@ -20,6 +20,7 @@ from fuzzer.sql import (
     writes,
     written_table,
 )
+from fuzzer.sql import text as sqltext
 from fuzzer.sql.text import shape as parse
 
 
@@ -250,7 +251,7 @@ def test_the_gate_reads_the_orm_from_its_compiled_statement_and_text_by_parsing_
         session.add(Seat(id=1))
         session.commit()
     parsed: list[str] = []
-    monkeypatch.setattr(sql._text, "shape", lambda text: parsed.append(text) or parse(text))
+    monkeypatch.setattr(sqltext, "shape", lambda text: parsed.append(text) or parse(text))
     sql.shape.cache_clear()
     with instrument.instrumented(), Recording() as recording, Session(engine) as session:
         gates._state.ctx = RequestContext(recording, "concurrent", 0)
@@ -276,3 +277,31 @@ def test_the_gate_reads_the_orm_from_its_compiled_statement_and_text_by_parsing_
     assert text.access.sets == (("holder", "bo"),) and text.access.key == (1,)
     assert "seen" not in text.to_json()
     assert recording.written == {"": {"seats"}}  # what a restore must cover
+
+
+def test_a_core_update_of_two_tables_is_left_to_the_parser_which_reads_the_one_it_sets() -> None:
+    from sqlalchemy.dialects import mysql
+
+    metadata = sa.MetaData()
+    orders = sa.Table("orders", metadata, sa.Column("id", sa.Integer, primary_key=True))
+    items = sa.Table(
+        "items",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("order_id", sa.Integer),
+        sa.Column("status", sa.String(20)),
+    )
+    statement = (
+        sa.update(orders)
+        .where(orders.c.id == items.c.order_id, orders.c.id == 3)
+        .values({items.c.status: "shipped"})
+    )
+    made = statement.compile(dialect=mysql.dialect())
+    assert compiled.shape(SimpleNamespace(compiled=made)) is None  # UPDATE orders, items
+    seen = access(str(made), "('shipped', 3)")
+    assert (seen.write, seen.reads, seen.sets) == (
+        "items",
+        {"orders", "items"},
+        (("status", "shipped"),),
+    )
+    assert seen.key == (3,) and written_table(str(made)) is None

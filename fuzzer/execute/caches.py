@@ -28,6 +28,7 @@ import contextlib
 import functools
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -54,7 +55,7 @@ _CACHE_OPS = (
 )
 _MANY = frozenset({"get_many", "delete_many", "get_dict", "unlink"})
 _WRAPPED = "__fuzzer_wrapped__"
-_memo = threading.local()  # .on: this thread's backend calls are Flask-Caching's memoize
+_memo = threading.local()  # .on: inside memoize's bookkeeping; .keys: its keys lately made
 # the connection pools of Redis clients an app keeps but the fuzzer does not own (pool
 # id -> host:port/db): a request may not use them; the first that does is refused
 _FOREIGN: dict[int, str] = {}
@@ -83,8 +84,9 @@ def instrument() -> None:
     with contextlib.suppress(ImportError):
         from flask_caching import Cache
 
-        if not getattr(Cache.__dict__["memoize"], _WRAPPED, False):
-            _patch(Cache, "memoize", _memoize(Cache.__dict__["memoize"]))
+        maker = Cache.__dict__.get("_memoize_make_cache_key")
+        if maker is not None and not getattr(maker, _WRAPPED, False):
+            _patch(Cache, "_memoize_make_cache_key", _memo_key_maker(maker))
             for name in ("_memoize_version", "delete_memoized", "delete_memoized_verhash"):
                 if name in Cache.__dict__:  # the version key, read and bumped at run time
                     _patch(Cache, name, _as_memo(Cache.__dict__[name]))
@@ -142,7 +144,8 @@ def _cache_method(op: str, method: Callable[..., Any]) -> Callable[..., Any]:
             keys = [key]
             rest = args[1:2] or [kwargs[k] for k in ("value", "delta") if k in kwargs]
             params = tuple(rest) or None
-        if getattr(_memo, "on", False):  # the keys end with a version drawn at random
+        if getattr(_memo, "on", False) or (keys and all(k in _memo_keys() for k in keys)):
+            # the keys end with a version drawn at random
             text, params = command_text("memo", [(op, [])]), None
         else:
             text = command_text("cache", [(op, [_name(k) for k in keys])])
@@ -152,38 +155,50 @@ def _cache_method(op: str, method: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def _memoize(method: Callable[..., Any]) -> Callable[..., Any]:
-    """``Cache.memoize``, whose decorated functions make their backend calls (the version
-    key, the lookup, the fill) as memo calls, and run the function itself as the app's
-    own code. A memoized function's result is a cache of what it computes: two requests
-    that both miss and both fill it write the same value, and that is no race. Such calls
-    are recorded as ``memo GET``, the operation without its keys (they end with a version
-    drawn at random after every reset), steps to yield at but no access to conflict on
-    (sql.touch), so neither the schedules nor the explanations take them for the race
-    (issue 19). A function memoized before the instrumentation (its module imported
-    before the first session) keeps its lookup and fill as cache calls."""
+def _memo_key_maker(method: Callable[..., Any]) -> Callable[..., Any]:
+    """``Cache._memoize_make_cache_key``, which a memoized function asks for its cache key
+    on every call: the key it makes is remembered (per thread), so the lookup and the
+    fill that follow with that key are memo calls, and its version bookkeeping runs as
+    memo calls. A memoized function's result is a cache of what it computes: two
+    requests that both miss and both fill it write the same value, and that is no race.
+    Such calls are recorded as ``memo GET``, the operation without its keys (they end
+    with a version drawn at random after every reset), steps to yield at but no access
+    to conflict on (sql.touch), so neither the schedules nor the explanations take them
+    for the race (issue 19). What the function itself asks of the cache is the app's.
+    Patched on the class and looked up on every call: functions memoized before the
+    instrumentation are told apart too."""
 
     @functools.wraps(method)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        decorate = method(self, *args, **kwargs)
+        make = _as_memo(method(self, *args, **kwargs))
 
-        @functools.wraps(decorate)
-        def memoize(f: Callable[..., Any]) -> Any:
-            return _as_memo(decorate(_as_memo(f, on=False)))
+        @functools.wraps(make)
+        def make_cache_key(*f_args: Any, **f_kwargs: Any) -> Any:
+            key = make(*f_args, **f_kwargs)
+            _memo_keys().append(key)
+            return key
 
-        return memoize
+        return make_cache_key
 
     setattr(wrapper, _WRAPPED, True)
     return wrapper
 
 
-def _as_memo(function: Callable[..., Any], on: bool = True) -> Callable[..., Any]:
-    """``function`` whose backend calls are memo calls (``on``) or the app's own."""
+def _memo_keys() -> deque[Any]:
+    """The memo keys lately made on this thread."""
+    keys: deque[Any] | None = getattr(_memo, "keys", None)
+    if keys is None:
+        keys = _memo.keys = deque(maxlen=64)
+    return keys
 
-    @functools.wraps(function)  # with its attributes: uncached, make_cache_key, ...
+
+def _as_memo(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function`` whose backend calls are memo calls."""
+
+    @functools.wraps(function)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         before = getattr(_memo, "on", False)
-        _memo.on = on
+        _memo.on = True
         try:
             return function(*args, **kwargs)
         finally:

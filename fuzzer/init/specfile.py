@@ -279,6 +279,7 @@ def _header(plan: Plan, module: str, body: list[str]) -> str:
         "flask_command",
         "flask_login_session",
         "pytest_fixture",
+        "stored_token",
     )
     used = [
         n

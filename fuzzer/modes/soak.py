@@ -33,8 +33,7 @@ from fuzzer.db import parse as parse_db
 from fuzzer.errors import FuzzerError, InvalidOption
 from fuzzer.execute.faults import chosen as fault_kinds
 from fuzzer.execute.runner import Controlled
-from fuzzer.execute.scheduler import Limits
-from fuzzer.findings import Finding, Reproduced
+from fuzzer.findings import Finding
 from fuzzer.model import Scenario
 from fuzzer.modes.applog import logged
 from fuzzer.modes.campaign import LEASE, Campaign, campaign_key, worker_name
@@ -42,7 +41,7 @@ from fuzzer.modes.prepare import reference_of, resolve, searchable
 from fuzzer.modes.session import Session
 from fuzzer.modes.sharedstore import open_campaign, store_failure
 from fuzzer.modes.soakreport import Round, SoakReport, interrupted_summary
-from fuzzer.modes.units import Units, campaign_pairs, openings, pairs
+from fuzzer.modes.units import Units, campaign_pairs, openings, pairs, replay_known
 from fuzzer.modes.vitals import Trend, Vitals, measure
 from fuzzer.report.writer import ReportWriter, Written
 from fuzzer.search import interrupt
@@ -65,7 +64,6 @@ from fuzzer.settings import Settings
 from fuzzer.target.contract import Target
 
 STATE_DIR = os.path.join(".fuzzer", "soak")
-CONFIRM = 3  # replays of a reported finding, as the engine confirms its own
 
 
 def _written(settings: Settings) -> tuple[str, str]:
@@ -113,25 +111,21 @@ def soak(
     there); ``verbose``: to the terminal as well."""
     started = time.monotonic()
     settings = Settings.of(settings or Settings.for_cli(), **options)
-    db, isolation, seed = settings.db, settings.isolation, settings.seed
     report_dir, example_db = _written(settings)
-    shrink_budget = settings.shrink_budget
     target = resolve(target)
     reference = reference_of(target)
-    spec = parse_db(db)
+    spec = parse_db(settings.db)
     kinds = fault_kinds(spec.dialect, settings.faults)  # --faults: the errors to inject
     session = Session(target, settings)
-    limits = session.limits
     schedule: Mode = "conflict"
     key = campaign_key(reference, session.databases.dialect, schedule)
     if kinds:  # a campaign with injected errors is a campaign of its own
         key += f"|faults={','.join(kinds)}"
     campaign = open_campaign(shared, state_dir, key)
-    me = worker_name(worker)
     settings_json = {
         "duration": duration,
         "db": spec.safe_url,
-        "isolation": isolation,
+        "isolation": settings.isolation,
         "round_examples": round_examples,
         "example_db": example_db if not shared else "shared",
         "workers": workers,
@@ -145,17 +139,14 @@ def soak(
         session=session,
         campaign=campaign,
         key=key,
-        me=me,
-        limits=limits,
+        me=worker_name(worker),
         schedule=schedule,
         faults=kinds,
         settings_json=settings_json,
         started=started,
         duration=duration,
-        seed=seed,
         round_examples=round_examples,
         warmup=warmup,
-        shrink_budget=shrink_budget,
         report_dir=report_dir,
         example_db=example_db,
         shared=shared,
@@ -186,16 +177,13 @@ class _Soak:
     campaign: Campaign
     key: str
     me: str
-    limits: Limits
     schedule: Mode
     faults: tuple[str, ...]  # --faults: the errors to inject
     settings_json: dict[str, Any]
     started: float
     duration: float
-    seed: int | None
     round_examples: int
     warmup: int
-    shrink_budget: float
     report_dir: str
     example_db: str
     shared: str | None
@@ -309,8 +297,9 @@ class _Soak:
             replace(found, examples=found.examples + replayed, findings=len(self.reported))
         )
         self.done = self.rounds[-1].examples
-        if self.seed is not None and self.worker == 0:
-            self.campaign.start_rotation(self.seed)
+        seed = self.session.settings.seed
+        if seed is not None and self.worker == 0:
+            self.campaign.start_rotation(seed)
 
     def search_rounds(self) -> str:
         """One round per seed of the rotation until the duration is spent; why it stopped."""
@@ -435,7 +424,7 @@ class _Soak:
             max_examples=self.round_examples,
             seed=round_seed,
             time_budget=max(self.left(), 0.1),
-            shrink_budget=max(1.0, min(self.shrink_budget, self.left())),
+            shrink_budget=max(1.0, min(self.session.settings.shrink_budget, self.left())),
             example_db=self.example_db,
             schedule=self.schedule,
         )
@@ -445,7 +434,7 @@ class _Soak:
             example_db_with_seed=True,
             phases=(Phase.reuse, Phase.shrink) if replay else (Phase.generate, Phase.shrink),
             known=known,
-            limits=self.limits,
+            limits=self.session.limits,
             # a round ends at its first new finding, so the finding is shrunk and
             # written at once; the next round goes on with the next seed
             stop_at_first=not replay,
@@ -501,26 +490,18 @@ class _Soak:
             self.on_event(Wrote(entry.json))
 
     def replay_reported(self) -> int:
-        """The findings earlier soaks reported, each under its recorded schedule."""
-        runs = 0
-        if self.worker != 0:
-            return runs  # the first worker replays them for the campaign
-        oracle = self.session.oracle
+        """The findings earlier soaks reported, each under its recorded schedule (the
+        first worker replays them for the campaign)."""
+        oracle, limits = self.session.oracle, self.session.limits
         assert oracle is not None
-        for fingerprint, scenario in self.campaign.known():
-            hits: list[Finding] = []
-            for _ in range(CONFIRM):
-                _, _, findings = evaluate(
-                    scenario, self.session.execute, oracle, Controlled(self.limits)
-                )
-                runs += 1
-                hits += [f for f in findings if f.fingerprint == fingerprint]
-                if not hits:
-                    break  # fixed (or flaky, and the search will meet it again)
-            if hits:
-                found = hits[0].with_(flaky=Reproduced.unless_always(len(hits), CONFIRM))
-                self.reported.append(found)
-                self.write(found)
-            else:
-                self.campaign.forget(fingerprint)  # fixed: the search may report it anew
+        if self.worker != 0:
+            return 0
+
+        def findings(scenario: Scenario) -> list[Finding]:
+            return evaluate(scenario, self.session.execute, oracle, Controlled(limits))[2]
+
+        runs, found = replay_known(self.campaign, findings)
+        for finding in found:
+            self.reported.append(finding)
+            self.write(finding)
         return runs

@@ -7,14 +7,18 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from fuzzer.findings import Finding, Reproduced
 from fuzzer.model import Scenario
 from fuzzer.modes.campaign import Campaign
 from fuzzer.search.pairs import Coverage, Plan
 
-__all__ = ["Units", "campaign_pairs", "openings", "pairs"]
+__all__ = ["Units", "campaign_pairs", "openings", "pairs", "replay_known"]
+
+CONFIRM = 3  # replays of a reported finding, as the engine confirms its own
 
 
 class Units:
@@ -102,3 +106,26 @@ def campaign_pairs(plan: Plan | None, units: Units, random: int) -> Coverage | N
         ran=done.size,
         shallow=len(done.pairs),  # a unit is a pair explored whole
     )
+
+
+def replay_known(
+    campaign: Campaign, run: Callable[[Scenario], list[Finding]]
+) -> tuple[int, list[Finding]]:
+    """The findings the campaign's earlier soaks reported, each run again (``run``: its
+    findings) up to CONFIRM times under its recorded schedule: how many runs that took,
+    and those found again (flaky when not every time). One no run shows is forgotten:
+    fixed, or flaky, and the search may report it anew."""
+    runs = 0
+    found = []
+    for fingerprint, scenario in campaign.known():
+        hits: list[Finding] = []
+        for _ in range(CONFIRM):
+            runs += 1
+            hits += [f for f in run(scenario) if f.fingerprint == fingerprint]
+            if not hits:
+                break
+        if hits:
+            found.append(hits[0].with_(flaky=Reproduced.unless_always(len(hits), CONFIRM)))
+        else:
+            campaign.forget(fingerprint)
+    return runs, found

@@ -41,7 +41,6 @@ from fuzzer.model import Execution, Scenario, Step
 from fuzzer.search import conjecture, interrupt
 from fuzzer.search.conjecture import Budget, Case, Choices
 from fuzzer.search.events import Example, Final, Found, Listener, Unconfirmed, Unshrunk, ignore
-from fuzzer.search.faults import fewer_faults
 from fuzzer.search.finish import Finishing, evaluate
 from fuzzer.search.pairs import Coverage, Plan
 from fuzzer.search.records import Detection, SearchResult, Tuning
@@ -475,24 +474,7 @@ class Search(Finishing):
         finding = next((f for f in findings if f.fingerprint == fingerprint), None)
         if finding is None:
             return None
-        detection = self.detections.get(fingerprint)
-        finding = finding.with_(found_after=detection.examples if detection else 0)
-        if self.tuning.free_running:
-            return self._replay_under_control(finding)
-        if self.tuning.shrink:  # also when Hypothesis's shrinking ran out of budget
-            finding = self._fewer_yields(self._fewer_requests(finding))
-            finding = fewer_faults(finding, self._reproduces, self.budget.shrinking)
-        return self._confirmed(finding)
-
-    def _final_seeded(self, finding: Finding) -> Finding:
-        detection = self.detections.get(finding.fingerprint)
-        finding = finding.with_(found_after=detection.examples if detection else 0)
-        if self.tuning.free_running:
-            return self._replay_under_control(finding)
-        if self.tuning.shrink:
-            finding = self._fewer_yields(self._fewer_requests(finding))
-            finding = fewer_faults(finding, self._reproduces, self.budget.shrinking)
-        return self._confirmed(finding)
+        return self._final_seeded(finding)
 
 
 def _key(scenario: Scenario) -> str:

@@ -3,7 +3,7 @@ fewer yields) and confirmed by replays, or, from the stress mode, replayed under
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 
 from fuzzer.execute.runner import Controlled, Dispatch
@@ -12,7 +12,8 @@ from fuzzer.judge.oracle import Oracle, Verdict
 from fuzzer.model import Execution, Scenario
 from fuzzer.search import interrupt
 from fuzzer.search.conjecture import Budget
-from fuzzer.search.records import Tuning
+from fuzzer.search.faults import fewer_faults
+from fuzzer.search.records import Detection, Tuning
 from fuzzer.search.schedules import from_trace
 
 __all__ = ["Finishing", "evaluate"]
@@ -39,6 +40,19 @@ class Finishing:
     execute: Callable[[Scenario, Dispatch], Execution]
     oracle: Oracle
     controlled: Controlled
+    detections: Mapping[str, Detection]
+
+    def _final_seeded(self, finding: Finding) -> Finding:
+        """A finding as it was first seen, made minimal (also when Hypothesis's shrinking
+        ran out of budget) and confirmed; from the stress mode, replayed under control."""
+        detection = self.detections.get(finding.fingerprint)
+        finding = finding.with_(found_after=detection.examples if detection else 0)
+        if self.tuning.free_running:
+            return self._replay_under_control(finding)
+        if self.tuning.shrink:
+            finding = self._fewer_yields(self._fewer_requests(finding))
+            finding = fewer_faults(finding, self._reproduces, self.budget.shrinking)
+        return self._confirmed(finding)
 
     def _fewer_requests(self, finding: Finding) -> Finding:
         """Drop every request the finding does not need (latest first), then every init

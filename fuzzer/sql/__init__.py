@@ -17,8 +17,6 @@ import ast
 import functools
 from typing import Any
 
-from fuzzer.sql import compiled as _compiled
-from fuzzer.sql import text as _text
 from fuzzer.sql.commands import (
     STORES,
     Touch,
@@ -63,13 +61,19 @@ def shape(statement: str) -> Shape:
     command is no SQL: its verb, and nothing else (``commands`` reads it)."""
     if statement.lstrip().startswith(STORES):
         return Shape(verb=statement.split(None, 2)[1].upper())
-    return _text.shape(statement)
+    from fuzzer.sql import text  # sqlglot, imported when a statement is first parsed
+
+    return text.shape(statement)
 
 
 def shape_of(statement: str, context: Any = None) -> Shape:
     """What a statement being run is: read from the statement SQLAlchemy compiled when
     the execution ``context`` has one it reads exactly, else parsed from its text."""
-    found = _compiled.shape(context) if context is not None else None
+    found = None
+    if context is not None:
+        from fuzzer.sql import compiled  # SQLAlchemy's, which is running the statement
+
+        found = compiled.shape(context)
     return found if found is not None else shape(statement)
 
 

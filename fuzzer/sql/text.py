@@ -149,7 +149,8 @@ def shape(statement: str) -> Shape:
 def _parse(renamed: str, word: str) -> list[exp.Expr]:
     text = renamed
     if word in ("REPLACE", "UPSERT"):  # MySQL's REPLACE INTO: read as the INSERT it is
-        text = re.sub(r"^(\s*(?:/\*.*?\*/\s*|--[^\n]*\s*)*)\w+", r"\1INSERT", text, count=1)
+        first = sqlglot.tokenize(text)[0]
+        text = f"{text[: first.start]}INSERT{text[first.end + 1 :]}"
     for dialect in _BACKQUOTED if "`" in text else _DIALECTS:
         try:
             trees = [t for t in sqlglot.parse(text, read=dialect) if t is not None]

@@ -5,7 +5,9 @@
 * ``flask_command(app, "seed")``: seed the database with the app's own CLI command;
 * ``flask_login_session(user_id)``: an identity's headers that carry a Flask-Login
   session for an existing user, made with the app's own ``login_user`` and secret key
-  (for when the spec cannot know a password).
+  (for when the spec cannot know a password);
+* ``stored_token("api_keys.key", 1)``: an identity's headers that carry an API key a
+  row of setup's holds (``Authorization: Bearer <key>``), read after setup.
 """
 
 from __future__ import annotations
@@ -16,7 +18,15 @@ from typing import Any
 
 from fuzzer.errors import TargetSetupError, describe
 
-__all__ = ["app_request", "basic_auth", "flask_command", "flask_login_session", "pinned_config"]
+__all__ = [
+    "app_request",
+    "basic_auth",
+    "bearer_token",
+    "flask_command",
+    "flask_login_session",
+    "pinned_config",
+    "stored_token",
+]
 
 
 @contextlib.contextmanager
@@ -235,6 +245,51 @@ def bearer_token(
         return {"Authorization": f"{scheme} {token}"}
 
     headers.__qualname__ = f"bearer_token({path!r})"
+    return headers
+
+
+def stored_token(
+    column: str, key: Any, *, header: str = "Authorization", scheme: str = "Bearer"
+) -> Callable[[Any], dict[str, str]]:
+    """Headers for an identity whose API key is a row's value: ``column`` is
+    ``table.column``, the row the one whose primary key is ``key``, read once per fresh
+    database after setup (a key setup draws at random differs on each), and every
+    request of the identity sends ``Authorization: Bearer <value>`` (``scheme=""`` sends
+    the bare value, ``header="X-API-Key"`` another header). Use it as
+    ``Identity("ann", headers=stored_token("api_keys.key", 1))``."""
+    table_name, _, column_name = column.rpartition(".")
+
+    def headers(app: Any) -> dict[str, str]:
+        from sqlalchemy import select
+
+        extension = getattr(app, "extensions", {}).get("sqlalchemy")
+        metadatas = getattr(extension, "metadatas", None) or {
+            None: getattr(getattr(extension, "Model", None), "metadata", None)
+        }
+        table = next(
+            (m.tables[table_name] for m in metadatas.values() if m and table_name in m.tables),
+            None,
+        )
+        if (
+            extension is None
+            or table is None
+            or column_name not in table.c
+            or not table.primary_key.columns
+        ):
+            raise TargetSetupError(
+                f"stored_token({column!r}): the app's Flask-SQLAlchemy models have no table "
+                f"{table_name!r} with a column {column_name!r} and a primary key"
+            )
+        where = next(iter(table.primary_key.columns)) == key
+        value = extension.session.execute(select(table.c[column_name]).where(where)).scalar()
+        if not value:
+            raise TargetSetupError(
+                f"stored_token({column!r}, {key!r}): setup made no such row, or its "
+                f"{column_name} is empty"
+            )
+        return {header: f"{scheme} {value}" if scheme else str(value)}
+
+    headers.__qualname__ = f"stored_token({column!r}, {key!r})"
     return headers
 
 

@@ -1,6 +1,7 @@
 """Identities of apps that sign in without Flask-Login: a key and a secret, sent as
 HTTP Basic on every request (``request.authorization``, Flask-HTTPAuth), or posted once
-to a login form that keeps the key in the session (a project and its code).
+to a login form that keeps the key in the session (a project and its code), or an API
+key a row holds, sent as it is (``Authorization: Bearer <key>``, ``X-API-Key``).
 
 The candidates come from the rows setup made: each row of a table with a secret-like
 column gives its key (and its name-like columns) as the user, and as the secret the
@@ -31,6 +32,10 @@ _TOKEN_RULE = re.compile(r"token|auth|log_?in|sign_?in|session", re.IGNORECASE)
 _LOGIN_RULE = re.compile(r"log_?in|sign_?in|authenticate|session", re.IGNORECASE)
 _KEY_FIELDS = ("id", "username", "email", "login", "name", "project", "project_id", "user")
 _SECRET_FIELDS = ("password", "code", "secret", "passcode", "pin", "key")
+_STORED_KEY = re.compile(r"key$|token", re.IGNORECASE)
+_OWNER_NAMES = (*_NAMES, "handle", "nickname")
+# how a stored key is sent: (header, scheme), the spec's keywords for stored_token
+_KEY_HEADERS = (("Authorization", "Bearer"), ("Authorization", "Token"), ("X-API-Key", ""))
 
 
 def plan_credentials(
@@ -46,6 +51,8 @@ def plan_credentials(
         if not any(made):  # an API token, for an account neither way signs in
             made.append(_plan_token(app, plan, probes, table, row, constants))
         found = found or any(made)
+    if not found:  # an API key kept in a row, sent as it is
+        found = any([_plan_stored(app, plan, probes, rows, *key) for key in _stored_keys(rows)])
     if found:
         plan.identities.append('Identity("anonymous")')
     return found
@@ -126,6 +133,86 @@ def _plan_token(
             )
             return True
     return False
+
+
+def _plan_stored(
+    app: Any,
+    plan: Plan,
+    probes: Sequence[str],
+    rows: Mapping[str, Table],
+    name: str,
+    table: Table,
+    row: tuple[Any, ...],
+    column: str,
+) -> bool:
+    """An identity that sends the API key a row holds (a personal access key the seed
+    drew), read again after each setup: ``stored_token("api_keys.key", 1)``."""
+    value = row[table.columns.index(column)]
+    key = row[table.columns.index(table.primary_key[0])]
+    for header, scheme in _KEY_HEADERS:
+        sent = {header: f"{scheme} {value}" if scheme else value}
+        page = _answers(app, probes, table, row, sent)
+        if page:
+            who = _identity_name(_owner(rows, table, row) or f"{name.rstrip('s')}{key}", plan)
+            extra = "".join(
+                f", {word}={literal(given)}"
+                for word, given, usual in (
+                    ("header", header, "Authorization"),
+                    ("scheme", scheme, "Bearer"),
+                )
+                if given != usual
+            )
+            call = f"stored_token({literal(f'{name}.{column}')}, {literal(key)}{extra})"
+            plan.identities.append(f"Identity({literal(who)}, headers={call})")
+            plan.users.append(who)
+            plan.identity_notes.append(
+                f"{who}: the key in {name}.{column} of row {key!r}, as {header}: "
+                f"{scheme + ' ' if scheme else ''}<key>, proven by GET {page} (2xx with it; "
+                "401/403 without)"
+            )
+            return True
+    return False
+
+
+def _stored_keys(
+    rows: Mapping[str, Table],
+) -> Iterator[tuple[str, Table, tuple[Any, ...], str]]:
+    """The first two rows of each table with a column named like a key or a token that
+    holds a string long enough to be one, and not a hash."""
+    for qualified, table in rows.items():
+        if not table.primary_key:
+            continue
+        for column in (c for c in table.columns if _STORED_KEY.search(c)):
+            for row in table.rows[:2]:
+                value = row[table.columns.index(column)]
+                if isinstance(value, str) and len(value) >= 8 and "$" not in value:
+                    yield qualified.rsplit(".", 1)[-1], table, row, column
+
+
+def _owner(rows: Mapping[str, Table], table: Table, row: tuple[Any, ...]) -> str:
+    """A name for the row's owner: its own name-like column, else that of the row its
+    ``<table>_id`` column names (``api_keys.member_id`` → ``members.handle``)."""
+    named = _name_of(table, row)
+    if named:
+        return named
+    for position, column in enumerate(table.columns):
+        if not column.endswith("_id"):
+            continue
+        for name, other in rows.items():
+            if name.rsplit(".", 1)[-1].rstrip("s") != column[:-3] or not other.primary_key:
+                continue
+            pk = other.columns.index(other.primary_key[0])
+            owner = next((r for r in other.rows if r[pk] == row[position]), None)
+            if owner is not None:
+                return _name_of(other, owner)
+    return ""
+
+
+def _name_of(table: Table, row: tuple[Any, ...]) -> str:
+    for column in _OWNER_NAMES:
+        if column in table.columns and row[table.columns.index(column)]:
+            return str(row[table.columns.index(column)])
+    return ""
 
 
 def _identity_name(name: str, plan: Plan) -> str:
