@@ -265,47 +265,37 @@ def test_two_fields_that_each_need_a_row_are_probed_together() -> None:
     }
 
 
-@pytest.mark.parametrize(
-    ("message", "values"),
-    [
-        (
-            "emoji must be one of ['clap', 'heart', 'rocket', 'tada']",
-            ["clap", "heart", "rocket", "tada"],
-        ),
-        ('must be one of: "open", "closed"', ["open", "closed"]),
-        ("must be one of: open, closed or done.", ["open", "closed", "done"]),
-        ("must be a number", []),
-    ],
-)
-def test_the_values_a_complaint_offers_are_read(message: str, values: list[str]) -> None:
-    from fuzzer.init.inputs.complaints import offered
+def test_a_field_gets_the_values_its_answer_names_sent_as_the_spec_identity() -> None:
+    """No Flask-Login: the probe sends the headers of the spec's first identity that has
+    some (HTTP Basic here). The answer names the field and the values it allows
+    ("emoji must be one of ['clap', 'tada']"): those are tried first, and drawn."""
+    import sqlalchemy as sa
+    from flask import Flask, jsonify, request
 
-    assert offered(Complaint("", message)) == values
+    from fuzzer.init.inputs.probing import Field, Prober
+    from fuzzer.init.pysource import Call, literal
 
+    app = Flask(__name__)
+    engine = sa.create_engine("sqlite://")
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE reactions (emoji TEXT)"))
 
-def test_a_field_the_answer_lists_the_choices_of_is_probed_with_them_as_an_api_key_holder(
-    tmp_path: Any,
-) -> None:
-    """targets.tryout_kudos: every change needs a personal API key (no Flask-Login), and a
-    reaction's ``emoji`` must be one the answer lists. The probe sends the first
-    identity's key, then the listed values, and the reaction writes."""
-    import importlib
+    @app.post("/react")
+    def react() -> Any:
+        if request.authorization is None or request.authorization.password != "pw":
+            return jsonify(error="sign in"), 401
+        emoji = request.get_json()["emoji"]
+        if emoji not in ("clap", "tada"):
+            return jsonify(error="emoji must be one of ['clap', 'tada']"), 400
+        with engine.begin() as conn:
+            conn.execute(sa.text("INSERT INTO reactions VALUES (:e)"), {"e": emoji})
+        return jsonify(ok=True), 201
 
-    from fuzzer.init.setup.credentials import plan_credentials
-    from fuzzer.init.setup.seeding import read_all_rows
-    from fuzzer.target.apps import flask_command, pinned_config
-
-    module = importlib.import_module("targets.tryout_kudos")
-    url = f"sqlite:///{tmp_path}/kudos.db"
-    with pinned_config(SQLALCHEMY_DATABASE_URI=url):
-        app = module.create_app()
-    flask_command(app, "load-fixtures")
-    rows = read_all_rows({"default": url})
-    plan = Plan(None, "kudos")  # type: ignore[arg-type]
-    assert plan_credentials(app, plan, rows, [])
-    assert plan.probe_headers["Authorization"].startswith("Bearer ")
-    route = _routes(app, plan, rows)["POST /api/kudos/<int:kudos_id>/reactions"]
-    assert flat(route.body) == '{"emoji": st.sampled_from(["clap", "heart", "rocket", "tada"])}'
-    assert any("field 'emoji': the values the app's answer offered" in c for c in route.checks)
-    with app.app_context():  # what the probes wrote is gone
-        assert module.db.session.scalars(module.db.select(module.models.Reaction)).all() == []
+    plan = Plan(None, "react")  # type: ignore[arg-type]
+    plan.identities = ['Identity("ann", headers=basic_auth("ann", "pw"))', 'Identity("x")']
+    probe = Prober(app, plan, {})
+    words = Call("st.sampled_from", (literal(["alpha", "bravo"]),))
+    found = probe.body("POST", "/react", "json", [Field("emoji", words, False)])
+    assert found.wrote and found.named == {"emoji": ["clap", "tada"]}
+    assert Complaint("", "Must be one of: S, M, L.").allowed() == ["S", "M", "L"]
+    assert Complaint("", "amount must be positive").allowed() == []

@@ -46,9 +46,6 @@ class Plan:
     login_example: Node | None = None  # an Identity that logs in through the login form
     users: list[str] = field(default_factory=list)  # the identity names that are logged in
     user_keys: list[Any] = field(default_factory=list)  # their primary keys, in that order
-    # the headers that sign the first identity in without Flask-Login (HTTP Basic, an API
-    # key), for the requests fuzzer init sends to probe values
-    probe_headers: dict[str, str] = field(default_factory=dict)
     user_source: tuple[str, str] = ("", "")  # the user table and the column names come from
     routes: list[Route] = field(default_factory=list)
     ignore_columns: list[str] = field(default_factory=list)

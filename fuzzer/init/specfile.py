@@ -8,7 +8,7 @@ import textwrap
 from typing import TYPE_CHECKING, Any
 
 from fuzzer import compat
-from fuzzer.init.pysource import WIDTH, Call, Dict, Keyword, Node, layout, literal
+from fuzzer.init.pysource import WIDTH, Call, Dict, Keyword, Node, layout, literal, parsed
 
 if TYPE_CHECKING:
     from fuzzer.init.plan import Plan
@@ -160,7 +160,8 @@ def _identities(plan: Plan, body: _Lines) -> None:
         )
     if plan.identities:
         out("IDENTITIES = [")
-        body.extend(f"    {identity}," for identity in plan.identities)
+        for identity in plan.identities:
+            body.extend(layout(parsed(identity), "    ", ","))
         out("]")
     else:
         out("IDENTITIES: list[Identity] = []")

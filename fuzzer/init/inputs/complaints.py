@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import Any
 
-__all__ = ["Complaint", "complaints", "offered", "summary"]
+__all__ = ["Complaint", "complaints", "summary"]
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,37 @@ class Complaint:
 
     def __str__(self) -> str:
         return f"{self.field}: {self.message}" if self.field else self.message
+
+    def about(self, name: str) -> bool:
+        """Whether it is about the field ``name``: it names it, or a message that names
+        no field mentions it as a word ("emoji must be one of …")."""
+        if self.field:
+            return self.field == name
+        return re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", self.message) is not None
+
+    def allowed(self) -> list[str]:
+        """The values the message says are allowed: quoted after "one of", "must be",
+        "choose from", "allowed", "expected" (``['clap', 'heart']``, ``"S", "M"``), or
+        the words of a list after "one of:" (``Must be one of: S, M, L.``)."""
+        found = list(_ALLOWED.finditer(self.message))  # "must be one of": after the last
+        if not found:
+            return []
+        rest = self.message[found[-1].end() :]
+        quoted = [a or b for a, b in re.findall(r"'([^']{1,40})'|\"([^\"]{1,40})\"", rest)]
+        if quoted:
+            return list(dict.fromkeys(quoted))
+        listed = re.match(r"\s*:?\s*([\w.-]+(?:\s*(?:,|\bor\b)\s*[\w.-]+)+)", rest)
+        if listed is None:
+            return []
+        words = re.split(r"\s*(?:,|\bor\b)\s*", listed.group(1))
+        return [w.rstrip(".") for w in words if w.rstrip(".")]
+
+
+_ALLOWED = re.compile(
+    r"\b(?:one of|must be|choose from|allowed(?: values)?(?: are)?|expected|valid (?:values|"
+    r"choices)(?: are)?)\b",
+    re.IGNORECASE,
+)
 
 
 def complaints(body: Any) -> list[Complaint]:
@@ -60,25 +91,6 @@ def summary(found: list[Complaint], width: int = 100) -> str:
             parts.append(str(complaint))
     text = "; ".join(parts)
     return text if len(text) <= width else text[: width - 1] + "…"
-
-
-_ONE_OF = re.compile(r"\bone of\b\s*:?\s*(.+)", re.IGNORECASE)
-_QUOTED = re.compile(r"'([^'\n]{1,40})'|\"([^\"\n]{1,40})\"")
-
-
-def offered(complaint: Complaint) -> list[str]:
-    """The values a complaint says a field may take (``emoji must be one of ['clap',
-    'tada']``, ``status: must be one of: open, closed``), at most eight; none when it
-    lists none."""
-    match = _ONE_OF.search(complaint.message)
-    if match is None:
-        return []
-    listed = match.group(1)
-    values = [a or b for a, b in _QUOTED.findall(listed)]
-    if not values:
-        words = re.split(r",|\bor\b", listed.strip().strip("[](){}.").strip())
-        values = [w.strip(" '\"") for w in words]
-    return [v for v in dict.fromkeys(values) if v and len(v) <= 40][:8]
 
 
 def _json_complaints(body: Mapping[str, Any]) -> list[Complaint]:
