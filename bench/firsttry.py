@@ -62,6 +62,7 @@ PLANTED: dict[str, tuple[str, ...]] = {
     "ctf": ("POST /challenges/<int:challenge_id>/solve",),
     "tokens": ("POST /api/wallet/topup",),
     "helpers": ("POST /items/<int:item_id>/buy",),
+    "journal": ("POST /api/entries/<int:entry_id>/star",),
     "reservations": (
         "POST /events/<int:event_id>/reserve",
         "POST /reservations/<int:reservation_id>/pay",

@@ -119,6 +119,15 @@ SHAPES = [
         3,
         (("POST /api/tokens", "turned away: 401 as ann"),),
     ),
+    # Flask-Login pages, and an API that wants a token from the app's own endpoint
+    Shape(
+        "journal",
+        (("POST /api/entries/<int:entry_id>/star", frozenset({"lost-update"})),),
+        "create_all, command seed",
+        3,
+        (("POST /api/tokens", "turned away: 401 as jon"),),
+        ('token=bearer_token("/api/tokens", basic=("jon", "journal-pass"))',),
+    ),
     # a payment that needs a reservation, made in setup on the event with seats to
     # spare: the one-seat event stays free for the oversell
     Shape(

@@ -385,3 +385,50 @@ def test_a_check_that_fails_leaves_the_spec_written_with_exit_0_and_says_what_fa
     assert "It runs as written" not in source
     run = cli("run", "fuzz_limited:target", "-n", "5", "--report-dir", "r", cwd=tmp_path)
     assert run.returncode == 2 and "Redis client for 127.0.0.1:6379/3" in run.stderr
+
+
+def test_a_spec_that_keeps_no_endpoint_is_not_said_to_run(cli: Any, tmp_path: Any) -> None:
+    """Every request of this app needs a signature init cannot make: the spec keeps no
+    endpoint, which `fuzzer run` refuses. init says so instead of "Next: fuzzer run"."""
+    (tmp_path / "signed.py").write_text(
+        textwrap.dedent(
+            """
+            from flask import Flask, request
+            from flask_sqlalchemy import SQLAlchemy
+
+            db = SQLAlchemy()
+
+
+            class Thing(db.Model):
+                id = db.Column(db.Integer, primary_key=True)
+
+
+            def create_app():
+                app = Flask(__name__)
+                app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite://"
+                db.init_app(app)
+
+                @app.post("/things")
+                def add():
+                    if request.headers.get("X-Signature") != "signed-by-the-gateway":
+                        return {"error": "unsigned"}, 401
+                    db.session.add(Thing())
+                    db.session.commit()
+                    return {}, 201
+
+                return app
+            """
+        ),
+        encoding="utf-8",
+    )
+    init = cli("init", "signed:create_app", cwd=tmp_path)
+    assert init.returncode == 0, init.stdout + init.stderr
+    assert "Wrote fuzz_signed.py: 0 endpoints (1 more listed in a comment)" in init.stdout
+    assert "Next: fuzzer run" not in init.stdout + init.stderr
+    assert "warning: the spec keeps no endpoint: none of the 1 wrote" in init.stderr
+    assert "Declare identities that sign in" in init.stderr
+    source = (tmp_path / "fuzz_signed.py").read_text(encoding="utf-8")
+    assert "It runs as written" not in source and "It does not run yet" in source
+    sys.modules.pop("fuzz_signed", None)  # init's check loaded it, every endpoint kept
+    run = cli("run", "fuzz_signed:target", "-n", "5", cwd=tmp_path)
+    assert run.returncode == 2 and "Target.endpoints is empty" in run.stderr

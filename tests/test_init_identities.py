@@ -79,6 +79,45 @@ def test_an_api_token_from_the_apps_token_endpoint_is_proven_by_a_page_that_need
         bearer_token("/api/tokens", basic=("bob", "wrong"))(app)
 
 
+def test_flask_login_users_carry_the_token_the_apps_endpoint_issues(tmp_path: Any) -> None:
+    """Signed in with a session for the pages, and a token for the API from its own
+    endpoint (no model method issues one): both in the identity's headers."""
+    from flask import Flask
+
+    from fuzzer import bearer_token, flask_login_session
+    from fuzzer.init.factory import load_factory
+    from fuzzer.init.plan import Plan
+    from fuzzer.init.setup.identities import plan_identities
+    from fuzzer.init.setup.seeding import read_all_rows
+    from fuzzer.target.apps import pinned_config
+    from tests.fixtures import token_login
+
+    url = f"sqlite:///{tmp_path}/token_login.db"
+    with pinned_config(SQLALCHEMY_DATABASE_URI=url):
+        app: Flask = token_login.create_app()
+    with app.app_context():
+        token_login.db.create_all()
+    app.test_cli_runner().invoke(args=["seed"])
+    plan = Plan(load_factory("tests.fixtures.token_login:create_app"), "token_login")
+    plan.setup = [("command", "seed")]
+    plan_identities(app, plan, read_all_rows({"default": url}))
+    assert plan.identities == [
+        'Identity("vic", headers=flask_login_session(2, token=bearer_token("/api/tokens", '
+        'basic=("vic", "api-pass"))))',
+        'Identity("uma", headers=flask_login_session(1, token=bearer_token("/api/tokens", '
+        'basic=("uma", "api-pass"))))',
+        'Identity("anonymous")',
+    ]
+    with app.app_context():
+        headers = flask_login_session(
+            2, token=bearer_token("/api/tokens", basic=("vic", "api-pass"))
+        )(app)
+    client = app.test_client(use_cookies=False)  # the cookie as the fuzzer sends it
+    assert client.get("/api/me", headers=headers).get_json() == {"username": "vic"}
+    assert client.get("/profile", headers=headers).status_code == 200
+    assert client.get("/api/me").status_code == 401
+
+
 def test_an_api_key_a_row_holds_is_sent_as_a_bearer_token_read_after_each_setup(
     tmp_path: Any,
 ) -> None:

@@ -263,3 +263,39 @@ def test_two_fields_that_each_need_a_row_are_probed_together() -> None:
         "source": ("account", "number"),
         "target": ("account", "number"),
     }
+
+
+def test_a_field_gets_the_values_its_answer_names_sent_as_the_spec_identity() -> None:
+    """No Flask-Login: the probe sends the headers of the spec's first identity that has
+    some (HTTP Basic here). The answer names the field and the values it allows
+    ("emoji must be one of ['clap', 'tada']"): those are tried first, and drawn."""
+    import sqlalchemy as sa
+    from flask import Flask, jsonify, request
+
+    from fuzzer.init.inputs.probing import Field, Prober
+    from fuzzer.init.pysource import Call, literal
+
+    app = Flask(__name__)
+    engine = sa.create_engine("sqlite://")
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE reactions (emoji TEXT)"))
+
+    @app.post("/react")
+    def react() -> Any:
+        if request.authorization is None or request.authorization.password != "pw":
+            return jsonify(error="sign in"), 401
+        emoji = request.get_json()["emoji"]
+        if emoji not in ("clap", "tada"):
+            return jsonify(error="emoji must be one of ['clap', 'tada']"), 400
+        with engine.begin() as conn:
+            conn.execute(sa.text("INSERT INTO reactions VALUES (:e)"), {"e": emoji})
+        return jsonify(ok=True), 201
+
+    plan = Plan(None, "react")  # type: ignore[arg-type]
+    plan.identities = ['Identity("ann", headers=basic_auth("ann", "pw"))', 'Identity("x")']
+    probe = Prober(app, plan, {})
+    words = Call("st.sampled_from", (literal(["alpha", "bravo"]),))
+    found = probe.body("POST", "/react", "json", [Field("emoji", words, False)])
+    assert found.wrote and found.named == {"emoji": ["clap", "tada"]}
+    assert Complaint("", "Must be one of: S, M, L.").allowed() == ["S", "M", "L"]
+    assert Complaint("", "amount must be positive").allowed() == []

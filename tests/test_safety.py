@@ -197,6 +197,26 @@ def test_a_second_run_on_the_same_database_is_refused(fuzzer: Cli, db: str) -> N
     again.drop()
 
 
+@pytest.mark.parametrize("db", ["mariadb", "postgres"])
+def test_a_run_s_lock_is_released_before_its_connection_closes(db: str) -> None:
+    # the server ends a closed connection's locks when it gets to it, not when the
+    # client closes: a run started right after another on the same database was refused
+    # under load. Its connection's close deferred, the lock must already be free.
+    need(db)
+    url = named(db)
+    first = Databases.open(url)
+    first.create()
+    holder = first.backends["default"]._lock
+    close, holder.close = holder.close, lambda: None  # the server has not got to it yet
+    try:
+        first.drop()
+        again = Databases.open(url)
+        again.create()  # refused before: "in use by another fuzzer run"
+        again.drop()
+    finally:
+        close()
+
+
 # -- what a dead run leaves, and fuzzer clean (items 7, 11) ------------------------------
 
 

@@ -84,6 +84,19 @@ def init_command(
                 reporting.note(f"Identity {line}")
             if plan.identity_notes and not plan.users:
                 reporting.note(plan.identity_notes[0])
+        if not kept:  # `fuzzer run` refuses an empty ENDPOINTS (exit 2): say so, not "Next"
+            reporting.warning(
+                f"the spec keeps no endpoint: none of the {len(plan.routes)} wrote when fuzzer "
+                "init sent it, and `fuzzer run` stops (exit 2) until ENDPOINTS holds one. "
+                + (
+                    "Declare identities that sign in (see the spec's comments), then "
+                    if not plan.users
+                    else ""
+                )
+                + "move the endpoints to fuzz from the comment into ENDPOINTS, or write the "
+                "spec again with `fuzzer init --all-endpoints --force` to keep them all."
+            )
+            return 0
         where = os.path.dirname(os.path.abspath(written.path))
         elsewhere = f"  (from {where})" if where != os.getcwd() else ""
         reporting.note(f"Next: fuzzer run {written.module}:target{elsewhere}")

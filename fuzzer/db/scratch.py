@@ -217,10 +217,16 @@ class ServerBackend(Backend):
         self._lock = conn
 
     def _release_lock(self) -> None:
+        """Release the lock, then close its connection. A closed session's locks end only
+        when the server gets to the disconnect: a run started right after this one on the
+        same database could find the lock still held and be refused."""
         conn, self._lock = self._lock, None
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                conn.close()  # a session's locks end with it
+        if conn is None:
+            return
+        with contextlib.suppress(Exception), contextlib.closing(conn.cursor()) as cursor:
+            self._unlock(cursor, self.name)
+        with contextlib.suppress(Exception):
+            conn.close()  # a session's locks end with it, if the unlock failed
 
     def scratch_databases(self) -> list[tuple[str, Owner]]:
         """Every database on the server that carries the fuzzer's owner marker."""

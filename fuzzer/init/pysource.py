@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Union
 
-__all__ = ["Call", "Dict", "Keyword", "List", "Node", "flat", "layout", "literal"]
+__all__ = ["Call", "Dict", "Keyword", "List", "Node", "flat", "layout", "literal", "parsed"]
 
 WIDTH = 88  # black and ruff format by default
 
@@ -50,6 +50,26 @@ def literal(value: Any) -> str:
     if isinstance(value, dict):
         return "{" + ", ".join(f"{literal(k)}: {literal(v)}" for k, v in value.items()) + "}"
     return repr(value)
+
+
+def parsed(source: str) -> Node:
+    """An expression's source as a tree the layout can break over lines: calls and
+    their keywords; constants as literals."""
+    import ast
+
+    def node_of(expression: ast.expr) -> Node:
+        if isinstance(expression, ast.Call):
+            positional = tuple(node_of(a) for a in expression.args)
+            named = tuple(
+                Keyword(k.arg, node_of(k.value)) for k in expression.keywords if k.arg is not None
+            )
+            return Call(ast.unparse(expression.func), positional + named)
+        try:
+            return literal(ast.literal_eval(expression))
+        except ValueError:
+            return ast.unparse(expression)
+
+    return node_of(ast.parse(source, mode="eval").body)
 
 
 def flat(node: Node) -> str:

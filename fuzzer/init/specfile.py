@@ -8,7 +8,7 @@ import textwrap
 from typing import TYPE_CHECKING, Any
 
 from fuzzer import compat
-from fuzzer.init.pysource import WIDTH, Call, Dict, Keyword, Node, layout, literal
+from fuzzer.init.pysource import WIDTH, Call, Dict, Keyword, Node, layout, literal, parsed
 
 if TYPE_CHECKING:
     from fuzzer.init.plan import Plan
@@ -160,7 +160,8 @@ def _identities(plan: Plan, body: _Lines) -> None:
         )
     if plan.identities:
         out("IDENTITIES = [")
-        body.extend(f"    {identity}," for identity in plan.identities)
+        for identity in plan.identities:
+            body.extend(layout(parsed(identity), "    ", ","))
         out("]")
     else:
         out("IDENTITIES: list[Identity] = []")
@@ -301,7 +302,15 @@ def _header(plan: Plan, module: str, body: list[str]) -> str:
         f"Run it:  fuzzer run {module}:target",
         "",
         *(["fuzzer init's check of it failed: see CHECK FIRST below."] * bool(plan.check_failed)),
-        ("Make it yours" if plan.check_failed else "It runs as written. Then make it yours")
+        *(
+            ["It does not run yet: it keeps no endpoint (none wrote when fuzzer init sent it)."]
+            * (not plan.check_failed and not any(plan.kept(r) for r in plan.routes))
+        ),
+        (
+            "Make it yours"
+            if plan.check_failed or not any(plan.kept(r) for r in plan.routes)
+            else "It runs as written. Then make it yours"
+        )
         + ": lines marked CHECK are guesses, PLACEHOLDER",
         "marks what fuzzer init could not know. Small domains find races: two requests only",
         "race when they name the same row, so keep the lists of ids and names short.",

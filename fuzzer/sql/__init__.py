@@ -18,6 +18,7 @@ import functools
 from typing import Any
 
 from fuzzer.sql.commands import (
+    MEMO,
     STORES,
     Touch,
     command_access,
@@ -28,6 +29,7 @@ from fuzzer.sql.commands import (
 from fuzzer.sql.shape import Access, Shape, bind, executemany
 
 __all__ = [
+    "MEMO",
     "PARSED",
     "STORES",
     "Access",
@@ -58,9 +60,10 @@ PARSED = 1 << 16
 @functools.lru_cache(maxsize=PARSED)
 def shape(statement: str) -> Shape:
     """What ``statement`` is, its parameters unbound (parsed once). A cache or Redis
-    command is no SQL: its verb, and nothing else (``commands`` reads it)."""
-    if statement.lstrip().startswith(STORES):
-        return Shape(verb=statement.split(None, 2)[1].upper())
+    command, or a memoized call's, is no SQL: its verb, and nothing else (``commands``
+    reads it)."""
+    if statement.lstrip().startswith((*STORES, MEMO)):
+        return Shape(verb=statement.split(None, 1)[0].upper())
     from fuzzer.sql import text  # sqlglot, imported when a statement is first parsed
 
     return text.shape(statement)

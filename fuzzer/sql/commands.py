@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from fuzzer.sql.shape import Access
 
 STORES = ("cache ", "redis ")  # how a command's recorded text begins
+#: how a memoized call's cache command begins (``memo GET``): a step to yield at, which
+#: touches nothing (fuzzer/execute/caches.py)
+MEMO = "memo "
 
 #: commands that only read; every other command reads and writes its keys
 _READS = frozenset(

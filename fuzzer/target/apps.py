@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from fuzzer.errors import TargetSetupError, describe
@@ -137,13 +137,17 @@ def basic_auth(username: str, password: str) -> dict[str, str]:
     return {"Authorization": f"Basic {token}"}
 
 
-def flask_login_session(user_id: Any, *, token: str = "") -> Callable[[Any], dict[str, str]]:
+def flask_login_session(
+    user_id: Any, *, token: str | Callable[[Any], Mapping[str, str]] = ""
+) -> Callable[[Any], dict[str, str]]:
     """Headers for an identity that is logged in as the existing user ``user_id``: the
     app's user loader finds the user, Flask-Login's ``login_user`` fills a session, and
     the app's secret key signs it into the session cookie, as a real login would. Use
     it as ``Identity("alice", headers=flask_login_session(1))``. With ``token``, the
     name of the user's method that issues an API token (``get_token``), the headers
-    also carry ``Authorization: Bearer <token>`` (what it wrote is committed)."""
+    also carry ``Authorization: Bearer <token>`` (what it wrote is committed); or
+    ``token=bearer_token("/api/tokens", basic=(...))``: the one the app's own token
+    endpoint issues."""
 
     def headers(app: Any) -> dict[str, str]:
         from flask import session
@@ -179,8 +183,10 @@ def flask_login_session(user_id: Any, *, token: str = "") -> Callable[[Any], dic
                 )
             cookie = serializer.dumps(dict(session))
             result = {"Cookie": f"{app.config['SESSION_COOKIE_NAME']}={cookie}"}
-            if token:
+            if isinstance(token, str) and token:
                 result["Authorization"] = f"Bearer {_issue(app, user, token, user_id)}"
+        if callable(token):  # the app's token endpoint: bearer_token(...)
+            result.update(token(app))
         return result
 
     headers.__qualname__ = f"flask_login_session({user_id!r})"

@@ -14,6 +14,7 @@ each item of an error list is a message of its own.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -29,6 +30,37 @@ class Complaint:
 
     def __str__(self) -> str:
         return f"{self.field}: {self.message}" if self.field else self.message
+
+    def about(self, name: str) -> bool:
+        """Whether it is about the field ``name``: it names it, or a message that names
+        no field mentions it as a word ("emoji must be one of …")."""
+        if self.field:
+            return self.field == name
+        return re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", self.message) is not None
+
+    def allowed(self) -> list[str]:
+        """The values the message says are allowed: quoted after "one of", "must be",
+        "choose from", "allowed", "expected" (``['clap', 'heart']``, ``"S", "M"``), or
+        the words of a list after "one of:" (``Must be one of: S, M, L.``)."""
+        found = list(_ALLOWED.finditer(self.message))  # "must be one of": after the last
+        if not found:
+            return []
+        rest = self.message[found[-1].end() :]
+        quoted = [a or b for a, b in re.findall(r"'([^']{1,40})'|\"([^\"]{1,40})\"", rest)]
+        if quoted:
+            return list(dict.fromkeys(quoted))
+        listed = re.match(r"\s*:?\s*([\w.-]+(?:\s*(?:,|\bor\b)\s*[\w.-]+)+)", rest)
+        if listed is None:
+            return []
+        words = re.split(r"\s*(?:,|\bor\b)\s*", listed.group(1))
+        return [w.rstrip(".") for w in words if w.rstrip(".")]
+
+
+_ALLOWED = re.compile(
+    r"\b(?:one of|must be|choose from|allowed(?: values)?(?: are)?|expected|valid (?:values|"
+    r"choices)(?: are)?)\b",
+    re.IGNORECASE,
+)
 
 
 def complaints(body: Any) -> list[Complaint]:

@@ -1,5 +1,6 @@
 """Values by probing, when names tell nothing. Requests go through the app's test client as
-the first signed-in user, and the scratch database is put back after each that wrote.
+the first signed-in user (a Flask-Login session, else the headers of the first identity
+that has some), and the scratch database is put back after each that wrote.
 
 * A path variable no column is named like (``/follow/<recipient>``) is tried with the
   first value of each column of a matching type; the column whose value the endpoint
@@ -18,7 +19,7 @@ import contextlib
 import json
 import os
 import shutil
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,9 +45,17 @@ class Answer:
             return 200 <= self.status < 300
         return 200 <= self.status < 400 and self.wrote
 
-    def fields(self) -> set[str]:
-        """The fields the answer complains about."""
-        return {c.field for c in complaints(self.body) if c.field}
+    def fields(self, names: Iterable[str] = ()) -> set[str]:
+        """The fields the answer complains about: those it names, and of ``names`` those
+        a message that names no field mentions."""
+        said = complaints(self.body)
+        return {c.field for c in said if c.field} | {
+            n for n in names if any(not c.field and c.about(n) for c in said)
+        }
+
+    def allowed(self, name: str) -> list[str]:
+        """The values the answer says the field ``name`` allows."""
+        return next((a for c in complaints(self.body) if c.about(name) and (a := c.allowed())), [])
 
 
 @dataclass(frozen=True)
@@ -64,6 +73,9 @@ class BodyFound:
     wrote: bool = False  # the last request sent wrote
     said: str = ""  # what the last answer complained about, when it did not write
     quieted: set[str] = field(default_factory=set)  # fields kept because it stopped complaining
+    named: dict[str, list[Any]] = field(
+        default_factory=dict
+    )  # field -> the values its answer named
 
 
 def prober(app: Any, plan: Plan, rows: Mapping[str, Table]) -> Prober:
@@ -77,6 +89,7 @@ class Prober:
     def __init__(self, app: Any, plan: Plan, rows: Mapping[str, Table]) -> None:
         self.app, self.plan, self.rows = app, plan, rows
         self._copies: dict[str, str] | None = None
+        self._headers: dict[str, str] | None = None  # the first identity's, without Flask-Login
 
     def __call__(self, method: str, rule: str, variable: str, numeric: bool) -> Any:
         for table, column, value in list(_path_candidates(self.rows, numeric))[:_CANDIDATES]:
@@ -125,7 +138,9 @@ class Prober:
             with contextlib.suppress(Exception), client.session_transaction() as session:
                 session["_user_id"] = str(self.plan.user_keys[0])
                 session["_fresh"] = True
-        arguments: dict[str, Any] = {}
+        elif self._headers is None:
+            self._headers = _identity_headers(self.app, self.plan.identities)
+        arguments: dict[str, Any] = {"headers": self._headers or {}}
         if kind == "json":
             arguments["json"] = dict(body or {})
         elif kind == "form":
@@ -179,19 +194,27 @@ class _Search:
         """Each field alone, those the answer complains about first, then ``…_id``
         fields: a column is kept when the request writes, or when the answer stops
         complaining about that field."""
-        complained = self.answer.fields()
+        names = [f.name for f in probed]
+        complained = self.answer.fields(names)
         order = sorted(probed, key=lambda f: (f.name not in complained, not _id_like(f)))
         for item in order:
-            for table, column, value in _field_candidates(self.probe.rows, item.numeric):
+            allowed = [_typed(v, item.numeric) for v in self.answer.allowed(item.name)]
+            candidates = [("", "", v) for v in allowed[:_CANDIDATES]]
+            for table, column, value in candidates + _field_candidates(
+                self.probe.rows, item.numeric
+            ):
                 if self.budget <= 0:
                     return
                 self.budget -= 1
                 trial = {**self.sent, item.name: value}
                 tried = self._send(trial)
-                quiet = item.name in complained and item.name not in tried.fields()
+                quiet = item.name in complained and item.name not in tried.fields(names)
                 if tried.works(self.method) or quiet:
-                    self.sent, self.answer, complained = trial, tried, tried.fields()
-                    found.columns[item.name] = (table, column)
+                    self.sent, self.answer, complained = trial, tried, tried.fields(names)
+                    if table:
+                        found.columns[item.name] = (table, column)
+                    else:  # the answer named it: draw from what it named, this one first
+                        found.named[item.name] = [value, *(v for v in allowed if v != value)]
                     if not tried.works(self.method):
                         found.quieted.add(item.name)
                     break
@@ -215,6 +238,28 @@ class _Search:
                         found.columns |= {first.name: (table, column), second.name: (table, column)}
                         found.wrote = True
                         return
+
+
+def _identity_headers(app: Any, identities: Sequence[str]) -> dict[str, str]:
+    """The headers of the first identity the spec declares with headers (HTTP Basic, a
+    stored API key, a token the app issues), made as the spec will make them: its
+    source, read with the fuzzer's own helpers."""
+    import fuzzer
+
+    helpers = {name: getattr(fuzzer, name) for name in _IDENTITY_HELPERS}
+    for source in identities:
+        if "headers=" not in source:
+            continue
+        with contextlib.suppress(Exception):
+            headers = eval(source, helpers).headers  # the spec's own line, which init wrote
+            if callable(headers):
+                with app.app_context():
+                    headers = headers(app)
+            return {str(k): str(v) for k, v in dict(headers).items()}
+    return {}
+
+
+_IDENTITY_HELPERS = ("Identity", "Login", "basic_auth", "bearer_token", "stored_token")
 
 
 def _sqlite_files(app: Any) -> list[str]:
@@ -273,13 +318,13 @@ def _field_candidates(rows: Mapping[str, Table], numeric: bool) -> list[tuple[st
             values = [v for v in values if v is not None and isinstance(v, int | float | str)]
             if not values or (not numeric and len(str(values[0])) > 80):
                 continue
-            if numeric:
-                rank = 0 if column in table.referenced else 1 if column in table.primary_key else 2
+            if numeric:  # a key a foreign key points to: its second row before other keys
+                rank = 0 if column in table.referenced else 2 if column in table.primary_key else 3
             else:
-                rank = 0 if column in table.unique else 1
+                rank = 0 if column in table.unique else 2
             ranked.append((rank, name, column, values[0]))
             if rank == 0 and len(values) > 1:
-                ranked.append((rank + 3, name, column, values[1]))
+                ranked.append((1, name, column, values[1]))
     ranked.sort(key=lambda item: item[0])
     return [(name, column, value) for _, name, column, value in ranked][:_CANDIDATES]
 
@@ -294,6 +339,14 @@ def _pair_candidates(rows: Mapping[str, Table], numeric: bool) -> list[tuple[str
         if len(values) > 1 and (name, column) not in [(f[0], f[1]) for f in found]:
             found.append((name, column, values[0], values[1]))
     return found[: _CANDIDATES // 2]
+
+
+def _typed(value: str, numeric: bool) -> Any:
+    """A value an answer named, as the field takes it."""
+    if numeric:
+        with contextlib.suppress(ValueError):
+            return int(value)
+    return value
 
 
 def _secret(column: str) -> bool:
@@ -379,12 +432,19 @@ def probe_body(route: Route, probe: Prober | None, numbers: set[str]) -> None:
     if not isinstance(path, str):
         return
     found = probe.body(route.method, path, route.body_kind, fields)
-    items = []
+    items: list[tuple[Node, Node]] = []
     for key, source in route.body.items:
         name = str(simplest(key, probe.rows))
         column = found.columns.get(name)
+        if name in found.named:
+            items.append((key, Call("st.sampled_from", (literal(found.named[name][:3]),))))
+            route.checks.append(
+                f"field {name!r}: the values the app's answer named when fuzzer init sent "
+                f"another ({', '.join(map(str, found.named[name][:5]))})"
+            )
         if column is None:
-            items.append((key, source))
+            if name not in found.named:
+                items.append((key, source))
             continue
         table, col = column
         items.append((key, Call("values_of", (literal(f"{table}.{col}"), "limit=3"))))

@@ -24,7 +24,7 @@ from fuzzer.init.pysource import literal
 from fuzzer.target.apps import token_in
 from fuzzer.target.rows import PASSWORD
 
-__all__ = ["plan_credentials"]
+__all__ = ["api_token", "plan_credentials", "turned_away"]
 
 _SECRET = re.compile(r"pass|secret|code|pin$|token", re.IGNORECASE)
 _NAMES = ("username", "name", "login", "email", "slug")
@@ -42,7 +42,7 @@ def plan_credentials(
     app: Any, plan: Plan, rows: Mapping[str, Table], constants: Sequence[str]
 ) -> bool:
     """Identities proven to work, added to the plan; False when none was found."""
-    probes = list(_turned_away(app, rows))
+    probes = list(turned_away(app, rows))
     if not probes:
         return False
     found = False
@@ -255,7 +255,7 @@ def _basic(user: str, secret: str) -> str:
     return "Basic " + base64.b64encode(f"{user}:{secret}".encode()).decode()
 
 
-def _turned_away(app: Any, rows: Mapping[str, Table]) -> Iterator[str]:
+def turned_away(app: Any, rows: Mapping[str, Table]) -> Iterator[str]:
     """GET rules that answer the visitor 401 or 403, each as a path template whose
     variables are named like a table's key."""
     client = app.test_client()
@@ -323,6 +323,22 @@ def _session_login(
                 page = _fill(path, table, row)
                 if 200 <= client.get(page).status_code < 300:
                     return rule.rule, form, page
+    return None
+
+
+def api_token(
+    app: Any,
+    probes: Sequence[str],
+    table: Table,
+    row: tuple[Any, ...],
+    constants: Sequence[str],
+) -> tuple[str, str] | None:
+    """``(bearer_token(...) source, how)`` for the row's user, when the app's token
+    endpoint issues one a page that turns the visitor away (``probes``) accepts."""
+    for user, secret in _pairs(table, row, constants):
+        issued = _token_login(app, probes, table, row, user, secret)
+        if issued is not None:
+            return issued[0], issued[1]
     return None
 
 

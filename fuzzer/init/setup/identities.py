@@ -10,7 +10,7 @@ from fuzzer import compat
 from fuzzer.init.inputs import viewcode
 from fuzzer.init.plan import Plan, Table
 from fuzzer.init.pysource import Call, Dict, Keyword, Node, literal
-from fuzzer.init.setup.credentials import plan_credentials
+from fuzzer.init.setup.credentials import api_token, plan_credentials, turned_away
 from fuzzer.init.setup.seeding import (
     callable_without_arguments,
     step_constants,
@@ -58,13 +58,20 @@ def plan_identities(app: Any, plan: Plan, rows: Mapping[str, Table]) -> None:
     )
     token = _token_method(app, table_name)
     extra = f", token={literal(token)}" if token else ""
+    probes = [] if token else list(turned_away(app, rows))
+    issued = ""
+    constants = step_constants(app, plan.setup)
     # the second user first: the first value of a user column (the first user) is then
     # someone else, so the simplest follow, message or transfer is between two people
     for row in [table.rows[1], table.rows[0]] if len(table.rows) > 1 else table.rows[:1]:
         name = str(row[label]) if label is not None else f"user{row[pk]}"
         name = re.sub(r"[^\w.@-]", "_", name) or f"user{row[pk]}"
+        endpoint = api_token(app, probes, table, row, constants) if probes else None
+        carries = extra
+        if endpoint is not None:  # the API wants a token its own endpoint issues
+            carries, issued = f", token={endpoint[0]}", endpoint[1]
         plan.identities.append(
-            f"Identity({literal(name)}, headers=flask_login_session({literal(row[pk])}{extra}))"
+            f"Identity({literal(name)}, headers=flask_login_session({literal(row[pk])}{carries}))"
         )
         plan.users.append(name)
         plan.user_keys.append(row[pk])
@@ -77,6 +84,7 @@ def plan_identities(app: Any, plan: Plan, rows: Mapping[str, Table]) -> None:
         "user a request names is someone else) with a session cookie the app itself "
         "signs (flask_login_session)"
         + (f", and an API token from the user's {token}()" if token else "")
+        + (f", and an API token from {issued}" if issued else "")
         + ", and one visitor who is not signed in. To go through the login form as a "
         "person would, with a password setup gives them:"
     )
