@@ -108,19 +108,19 @@ def run(target: str, examples: int, seed: int) -> Scale:
     result = Scale(target, examples, seed, planted=planted(target))
     with tempfile.TemporaryDirectory(prefix="fuzzer-scale-") as directory:
         started = time.monotonic()
-        process = subprocess.Popen(
+        with subprocess.Popen(
             _command(target, examples, seed, directory),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-        )
-        assert process.stdout is not None
-        for seconds, line in _lines(process.stdout, started):
-            result.first_line = result.first_line or seconds
-            if line.startswith("surveyed ") and "planned" in line:
-                result.planned = seconds
-                result.endpoints = int(line.split()[1])
-        result.peak_mib = round(_reap(process), 1)
+        ) as process:
+            assert process.stdout is not None
+            for seconds, line in _lines(process.stdout, started):
+                result.first_line = result.first_line or seconds
+                if line.startswith("surveyed ") and "planned" in line:
+                    result.planned = seconds
+                    result.endpoints = int(line.split()[1])
+            result.peak_mib = round(_reap(process), 1)
         result.seconds = round(time.monotonic() - started, 1)
         result.exit_code = process.returncode
         with open(os.path.join(directory, "summary.json"), encoding="utf-8") as handle:
@@ -139,19 +139,19 @@ def stopped(target: str, which: signal.Signals) -> dict[str, float]:
     """A run sent ``which`` as soon as it says it is surveying: seconds from the signal
     to its exit, and its exit code."""
     with tempfile.TemporaryDirectory(prefix="fuzzer-scale-") as directory:
-        process = subprocess.Popen(
+        sent = None
+        with subprocess.Popen(
             _command(target, 500, 1, directory),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-        )
-        assert process.stdout is not None
-        sent = None
-        for line in process.stdout:
-            if sent is None and line.startswith("surveying "):
-                process.send_signal(which)
-                sent = time.monotonic()
-        process.wait()
+        ) as process:
+            assert process.stdout is not None
+            for line in process.stdout:
+                if sent is None and line.startswith("surveying "):
+                    process.send_signal(which)
+                    sent = time.monotonic()
+            process.wait()
         seconds = time.monotonic() - (sent if sent is not None else time.monotonic())
         return {"seconds": round(seconds, 2), "code": process.returncode}
 

@@ -197,6 +197,26 @@ def test_a_second_run_on_the_same_database_is_refused(fuzzer: Cli, db: str) -> N
     again.drop()
 
 
+@pytest.mark.parametrize("db", ["mariadb", "postgres"])
+def test_a_run_s_lock_is_released_before_its_connection_closes(db: str) -> None:
+    # the server ends a closed connection's locks when it gets to it, not when the
+    # client closes: a run started right after another on the same database was refused
+    # under load. Its connection's close deferred, the lock must already be free.
+    need(db)
+    url = named(db)
+    first = Databases.open(url)
+    first.create()
+    holder = first.backends["default"]._lock
+    close, holder.close = holder.close, lambda: None  # the server has not got to it yet
+    try:
+        first.drop()
+        again = Databases.open(url)
+        again.create()  # refused before: "in use by another fuzzer run"
+        again.drop()
+    finally:
+        close()
+
+
 # -- what a dead run leaves, and fuzzer clean (items 7, 11) ------------------------------
 
 
@@ -362,6 +382,25 @@ def test_allow_wipe_says_which_tables_the_target_never_knew(server: str) -> None
     finally:
         with admin.admin() as cursor:
             cursor.execute(f"DROP DATABASE IF EXISTS {name}")
+
+
+def test_allow_wipe_never_empties_the_server_s_own_databases(
+    server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # --allow-wipe on mysql (its accounts) or template1 (every new database's tables) would
+    # break the server for everyone on it: refused whatever the flag says
+    system = "mysql" if server == "mariadb" else "template1"
+    url = Databases.open(server).spec.url.set(database=system)
+    databases = Databases.open(url.render_as_string(hide_password=False), allow_wipe=True)
+    backend = databases.backends["default"]
+    emptied: list[str] = []
+    monkeypatch.setattr(backend, "_drop_tables", lambda: emptied.append(system) or [])
+    try:
+        with pytest.raises(UnsafeDatabase, match=f"'{system}' is the server's own"):
+            databases.create()
+    finally:
+        databases.drop()
+    assert emptied == []
 
 
 def test_an_unknown_database_is_not_told_to_start_the_server(server: str) -> None:
