@@ -384,6 +384,25 @@ def test_allow_wipe_says_which_tables_the_target_never_knew(server: str) -> None
             cursor.execute(f"DROP DATABASE IF EXISTS {name}")
 
 
+def test_allow_wipe_never_empties_the_server_s_own_databases(
+    server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # --allow-wipe on mysql (its accounts) or template1 (every new database's tables) would
+    # break the server for everyone on it: refused whatever the flag says
+    system = "mysql" if server == "mariadb" else "template1"
+    url = Databases.open(server).spec.url.set(database=system)
+    databases = Databases.open(url.render_as_string(hide_password=False), allow_wipe=True)
+    backend = databases.backends["default"]
+    emptied: list[str] = []
+    monkeypatch.setattr(backend, "_drop_tables", lambda: emptied.append(system) or [])
+    try:
+        with pytest.raises(UnsafeDatabase, match=f"'{system}' is the server's own"):
+            databases.create()
+    finally:
+        databases.drop()
+    assert emptied == []
+
+
 def test_an_unknown_database_is_not_told_to_start_the_server(server: str) -> None:
     backend = Databases.open(server).backends["default"]
     missing = f"fuzz_missing_{secrets.token_hex(3)}"

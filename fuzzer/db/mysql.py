@@ -40,6 +40,7 @@ class MySQLBackend(ServerBackend):
     dialect = "mysql"
     product = "MariaDB/MySQL"
     default_port = 3306
+    system_databases = frozenset({"mysql", "information_schema", "performance_schema", "sys"})
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

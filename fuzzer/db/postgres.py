@@ -39,6 +39,7 @@ class PostgresBackend(ServerBackend):
     product = "PostgreSQL"
     default_port = 5432
     maintenance_database = "postgres"
+    system_databases = frozenset({"template0", "template1"})
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

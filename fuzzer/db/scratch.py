@@ -28,7 +28,7 @@ from fuzzer.compat import import_dbapi
 from fuzzer.db.base import Backend
 from fuzzer.db.owner import Owner, me, removable
 from fuzzer.db.url import SCRATCH_NAME, guard_name
-from fuzzer.errors import DatabaseError
+from fuzzer.errors import DatabaseError, UnsafeDatabase
 
 LEVELS = {
     "read-uncommitted": "READ UNCOMMITTED",
@@ -44,6 +44,8 @@ class ServerBackend(Backend):
     product = ""  # for messages: "MariaDB/MySQL", "PostgreSQL"
     default_port = 0
     maintenance_database: str | None = None  # where CREATE/DROP DATABASE is sent from
+    #: the server's own databases (lower case): never used, whatever --allow-wipe says
+    system_databases: frozenset[str] = frozenset()
     own_lock_timeout = 5  # seconds the fuzzer's own restore waits for a lock before it acts
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -143,6 +145,13 @@ class ServerBackend(Backend):
         with self.admin() as cursor:
             self.server_version = self._version(cursor)
             exists = self._exists(cursor, self.name)
+            if self.name.lower() in self.system_databases:
+                raise UnsafeDatabase(
+                    f"Refusing --db {self.spec.safe_url!r}: {self.name!r} is the server's own "
+                    f"database, and the fuzzer deletes rows and drops tables; --allow-wipe "
+                    f"does not cover it. Name a scratch database, or leave the database "
+                    f"out of the URL (the fuzzer then creates its own)"
+                )
             guard_name(
                 self.name, exists=exists, allow_wipe=self.allow_wipe, spec=self.spec.safe_url
             )
