@@ -71,6 +71,11 @@ PLANTED: dict[str, tuple[str, ...]] = {
     "warehouse": ("POST /api/orders",),
     "library": ("POST /borrow",),
     "ledger": ("POST /api/transfers",),
+    "tryout_kudos": (
+        "POST /api/kudos",
+        "POST /api/kudos/<int:kudos_id>/reactions",
+        "POST /api/rewards/<int:reward_id>/redeem",
+    ),
 }
 #: The factory of an app whose package does not export it at the top.
 FACTORIES = {"demo": "targets.demo.app:create_app"}

@@ -29,8 +29,9 @@ def edit_me() -> Any:
     if not 1 <= len(name) <= 80:
         return jsonify(error="display_name must be 1 to 80 characters"), 400
     g.member.display_name = name
+    answer = g.member.to_dict()
     db.session.commit()
-    return jsonify(g.member.to_dict())
+    return jsonify(answer)
 
 
 @bp.get("/members")
@@ -101,8 +102,10 @@ def give_kudos() -> Any:
         recipient.points = recipient.points + points
     kudos = Kudos(sender_id=sender.id, recipient_id=recipient.id, points=points, message=message)
     db.session.add(kudos)
+    db.session.flush()
+    answer = kudos.to_dict()
     db.session.commit()
-    return jsonify(kudos.to_dict()), 201
+    return jsonify(answer), 201
 
 
 @bp.post("/kudos/<int:kudos_id>/reactions")
@@ -119,12 +122,14 @@ def react(kudos_id: int) -> Any:
     mine = db.select(Reaction).filter_by(kudos_id=kudos.id, member_id=g.member.id, emoji=emoji)
     if db.session.execute(mine.with_for_update() if fixed else mine).first() is not None:
         db.session.rollback()
-        return jsonify(kudos.to_dict()), 200
+        return jsonify(kudos=kudos_id, emoji=emoji, already=True), 200
     db.session.add(Reaction(kudos_id=kudos.id, member_id=g.member.id, emoji=emoji))
     if not fixed:
         db.session.execute(bump)
+    db.session.refresh(kudos)  # the count as this transaction left it
+    answer = kudos.to_dict()
     db.session.commit()
-    return jsonify(kudos.to_dict()), 201
+    return jsonify(answer), 201
 
 
 @bp.delete("/kudos/<int:kudos_id>/reactions/<emoji>")

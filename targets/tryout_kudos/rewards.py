@@ -44,8 +44,10 @@ class RewardList(MethodView):
             return jsonify(error=fields), 400
         reward = Reward(**fields)
         db.session.add(reward)
+        db.session.flush()
+        answer = reward.to_dict()
         db.session.commit()
-        return jsonify(reward.to_dict()), 201
+        return jsonify(answer), 201
 
 
 class RewardItem(MethodView):
@@ -61,8 +63,9 @@ class RewardItem(MethodView):
             return jsonify(error=fields), 400
         for name, value in fields.items():
             setattr(reward, name, value)
+        answer = reward.to_dict()
         db.session.commit()
-        return jsonify(reward.to_dict())
+        return jsonify(answer)
 
 
 bp.add_url_rule("/rewards", view_func=RewardList.as_view("reward_list"))
@@ -107,8 +110,12 @@ def redeem(reward_id: int) -> Any:
         db.session.rollback()
         return jsonify(error=refused), 409
     db.session.add(Redemption(member_id=member.id, reward_id=reward.id))
+    db.session.flush()
+    db.session.refresh(reward)  # as this transaction left them
+    db.session.refresh(member)
+    answer = {"reward": reward.to_dict(), "points_left": member.points}
     db.session.commit()
-    return jsonify(reward=reward.to_dict(), points_left=member.points), 201
+    return jsonify(answer), 201
 
 
 @bp.get("/redemptions")
