@@ -42,9 +42,9 @@ from fuzzer.search import conjecture, interrupt
 from fuzzer.search.conjecture import Budget, Case, Choices
 from fuzzer.search.events import Example, Final, Found, Listener, Unconfirmed, Unshrunk, ignore
 from fuzzer.search.finish import Finishing, evaluate
-from fuzzer.search.pairs import Coverage, Plan
+from fuzzer.search.plan.pairs import Coverage, Plan
+from fuzzer.search.plan.schedules import needs_trace, resolve, surveyed_trace
 from fuzzer.search.records import Detection, SearchResult, Tuning
-from fuzzer.search.schedules import needs_trace, resolve, surveyed_trace
 from fuzzer.settings import Settings
 
 __all__ = ["Detection", "Search", "SearchResult", "Tuning", "evaluate"]

@@ -13,8 +13,8 @@ from fuzzer.model import Execution, Scenario
 from fuzzer.search import interrupt
 from fuzzer.search.conjecture import Budget
 from fuzzer.search.faults import fewer_faults
+from fuzzer.search.plan.schedules import from_trace
 from fuzzer.search.records import Detection, Tuning
-from fuzzer.search.schedules import from_trace
 
 __all__ = ["Finishing", "evaluate"]
 

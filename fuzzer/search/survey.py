@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, Phase, find, settings
 from fuzzer.errors import InvalidTarget
 from fuzzer.findings.stamps import own_row, routine
 from fuzzer.model import Execution, Gene, Request, Response, Scenario, Step
-from fuzzer.search.likelihood import rows
+from fuzzer.search.plan.likelihood import rows
 from fuzzer.sql import STORES
 from fuzzer.target.contract import Endpoint, Target
 
