@@ -59,7 +59,7 @@ def test_init_on_the_demo_writes_a_spec_that_runs_as_written_and_finds_races(
         # a new name first: the simplest request creates the tag
         'form={"name": st.one_of(st.just("alpha"), values_of("tags.name", limit=1))}',
         # pages that only read are listed, not sent; the view counter's GET writes
-        "#   GET /user/<username>: 200 as bob; read only (users)",
+        "#   GET /user/<username>: 200 as bob; read only (follows, users)",
         'as_=["bob", "alice"]',  # login_required views
         'ignore_columns=frozenset({"users.password_hash"})',  # salted: differs between setups
     ):
