@@ -2,12 +2,11 @@
 spec it writes is pinned as tests/fixtures/fuzz_microblog.py, and that spec, as written,
 finds each of the app's three planted races, and none of them in its fixed twin.
 
-After a deliberate change to what init writes: ``UPDATE_GOLDEN=1 pytest
-tests/test_init_microblog.py``, then review ``git diff -- tests/fixtures``."""
+After a deliberate change to what init writes: ``pytest tests/test_init_microblog.py
+--update-golden``, then review ``git diff -- tests/fixtures``."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -22,7 +21,6 @@ from targets.microblog.config import FixedConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "tests" / "fixtures" / "fuzz_microblog.py"
-UPDATE = bool(os.environ.get("UPDATE_GOLDEN"))
 
 LIKE = "POST /api/posts/<int:id>/like"
 FOLLOW = "POST /follow/<username>"
@@ -30,10 +28,10 @@ REGISTER = "POST /auth/register"
 
 
 @pytest.mark.slow
-def test_init_writes_the_pinned_spec(tmp_path: Any) -> None:
+def test_init_writes_the_pinned_spec(tmp_path: Any, update_golden: bool) -> None:
     written = write_spec("targets.microblog:create_app", str(tmp_path / "fuzz_microblog.py"))
     text = Path(written.path).read_text(encoding="utf-8")
-    if UPDATE:
+    if update_golden:
         GOLDEN.write_text(text, encoding="utf-8")
     assert text == GOLDEN.read_text(encoding="utf-8")
     kept = [f"{r.method} {r.rule}" for r in written.plan.routes if written.plan.kept(r)]

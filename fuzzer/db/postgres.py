@@ -12,7 +12,8 @@ The target's connections get ``default_transaction_isolation`` through the URL's
 every example that deadlocks waits it out. Not much shorter: the victim is the
 request whose timer runs out first once the cycle exists, normally the first to wait;
 a stall longer than the timeout between the two waits would pick the other one, and a
-replay would differ.
+replay would differ. So would a loaded machine that handles the first waiter's timer
+later than the second's by more than the step between the two waits (DESIGN.md §11).
 
 Lock waits: ``pg_locks`` rows not yet granted, with ``pg_blocking_pids()``, for the
 request's connections by their backend pids. Relation locks there are what a DDL
