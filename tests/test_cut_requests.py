@@ -21,18 +21,17 @@ def test_a_request_cut_while_sending_its_body_leaves_no_warning_the_suite_fails_
 
     async def main() -> bool:
         cut = False
-        async with httpx.AsyncClient() as client:
-            async with trio.open_nursery() as nursery:
+        async with httpx.AsyncClient() as client, trio.open_nursery() as nursery:
 
-                async def send() -> None:
-                    await client.post(f"http://127.0.0.1:{port}/", content=body)
+            async def send() -> None:
+                await client.post(f"http://127.0.0.1:{port}/", content=body)
 
-                nursery.start_soon(send)
-                peer, _ = await trio.to_thread.run_sync(listener.accept)
-                with peer:
-                    await trio.to_thread.run_sync(peer.recv, 1)  # the body is on its way
-                    nursery.cancel_scope.cancel()  # ... and cut, as a deadline cuts it
-                    cut = True
+            nursery.start_soon(send)
+            peer, _ = await trio.to_thread.run_sync(listener.accept)
+            with peer:
+                await trio.to_thread.run_sync(peer.recv, 1)  # the body is on its way
+                nursery.cancel_scope.cancel()  # ... and cut, as a deadline cuts it
+                cut = True
         return cut
 
     try:  # the suite's own filters (pyproject: every warning an error) decide
