@@ -1,12 +1,22 @@
-"""Shrinking after the search (``fuzzer/search/finish.py``, issue 19 item 7): a request
-that is not part of the race is dropped, also when it made the others interleave."""
+"""Shrinking (``fuzzer/search/finish.py``, ``engine.py``; issue 19 item 7): a request
+that is not part of the race is dropped, also when it made the others interleave; a
+finding shrinks and confirms as the race it was first seen as, not another route's."""
 
 from __future__ import annotations
+
+from collections import Counter
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from hypothesis import strategies as st
 
 from fuzzer.findings import Explanation, Finding
 from fuzzer.model import Execution, Gene, Request, Scenario, Step
 from fuzzer.search.conjecture import Budget
 from fuzzer.search.engine import Search, Tuning
+from fuzzer.settings import Settings, split
+from tests.test_budgets import Clock, World
 
 REACT = Request("POST /react", "POST", "/kudos/1/reactions", json={"emoji": "clap"})
 RESET = Request("POST /reset", "POST", "/admin/budgets/reset")
@@ -74,3 +84,48 @@ def test_a_bystander_that_held_a_lock_is_dropped_with_the_order_it_made() -> Non
     assert first.priority < second.priority  # the first reaction started first
     # the plain drop (the genes as they were) was tried first, and failed
     assert tried[0].schedule == genes[:2]
+
+
+def test_shrinking_keeps_the_route_a_finding_was_first_seen_with(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the kudos tryout: a lost update on ``members`` first seen through two redemptions
+    # was reported as two kudos (the same fingerprint: a race on the rows is named by
+    # its tables), because Hypothesis kept the smaller example of that fingerprint
+    from fuzzer.search import engine, finish
+
+    def classify(scenario: Scenario, execution: Execution, verdict: Any) -> list[Finding]:
+        # two requests of one endpoint lose an update of the same table, whichever
+        counts = Counter(r.endpoint for r in scenario.requests)
+        return [
+            replace(
+                _finding(scenario),
+                kind="lost-update",
+                endpoints=(endpoint,),
+                place="members",
+                involved=tuple(
+                    i for i, r in enumerate(scenario.requests) if r.endpoint == endpoint
+                ),
+            )
+            for endpoint, count in sorted(counts.items())
+            if count >= 2
+        ]
+
+    monkeypatch.setattr(engine, "classify", classify)
+    monkeypatch.setattr(finish, "classify", classify)
+    kudos, redeem = (Request(f"POST /{name}", "POST", f"/{name}/0") for name in ("kudos", "redeem"))
+    drawn = st.lists(st.sampled_from([kudos, redeem]), min_size=1, max_size=3).map(
+        lambda rs: Scenario(tuple(rs), tuple(Gene() for _ in rs))
+    )
+    first = Scenario((redeem, redeem), (Gene(), Gene()))
+    world = World(Clock(), bad=99)
+    options, tuning = split(
+        {"seed": 3, "example_db": None, "confirm": 1, "max_examples": 60, "schedule": "random"}
+    )
+    result = Search(
+        drawn, world.execute, world, Settings(**options), Tuning(**tuning), seeds=(first,)  # type: ignore[arg-type]
+    ).run()
+    (finding,) = result.findings
+    assert finding.endpoints == ("POST /redeem",)
+    assert finding.scenario.requests == (redeem, redeem)
+    assert world.executions > 10  # Hypothesis met the kudos' race too, and shrank

@@ -3,7 +3,7 @@ fewer yields) and confirmed by replays, or, from the stress mode, replayed under
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import replace
 
 from fuzzer.execute.runner import Controlled, Dispatch
@@ -63,6 +63,17 @@ class Finishing:
     oracle: Oracle
     controlled: Controlled
     detections: Mapping[str, Detection]
+    seen_as: Mapping[str, tuple[str, ...]]  # fingerprint -> the endpoints it was first seen with
+
+    def _same(self, finding: Finding) -> bool:
+        """Whether ``finding`` is the one its fingerprint was first seen as: through
+        those endpoints or some of them. A race on the rows is fingerprinted by its
+        tables, so another route's race on them (two kudos where two redemptions were
+        seen) has the same fingerprint; shrinking and confirming must not slip from one
+        to the other. Dropping a route is shrinking (an error seen through two views,
+        shrunk to one: the others are listed as its routes)."""
+        first = self.seen_as.get(finding.fingerprint, finding.endpoints)
+        return set(finding.endpoints) <= set(first)
 
     def _final_seeded(self, finding: Finding) -> Finding:
         """A finding as it was first seen, made minimal (also when Hypothesis's shrinking
@@ -102,7 +113,11 @@ class Finishing:
     def _reproduces(self, scenario: Scenario, fingerprint: str) -> Finding | None:
         interrupt.check()
         _, _, findings = evaluate(scenario, self.execute, self.oracle, self.controlled)
-        return next((f for f in findings if f.fingerprint == fingerprint), None)
+        return self._match(findings, fingerprint)
+
+    def _match(self, findings: Iterable[Finding], fingerprint: str) -> Finding | None:
+        """The finding of ``findings`` that is ``fingerprint`` as first seen, if any."""
+        return next((f for f in findings if f.fingerprint == fingerprint and self._same(f)), None)
 
     def _confirmed(self, finding: Finding) -> Finding:
         """Replay the minimal example ``confirm`` times. One that never reproduces is
@@ -123,7 +138,7 @@ class Finishing:
         execution, verdict, findings = evaluate(
             finding.scenario, self.execute, self.oracle, self.controlled
         )
-        if any(f.fingerprint == finding.fingerprint for f in findings):
+        if any(f.fingerprint == finding.fingerprint and self._same(f) for f in findings):
             return ""
         answers = ", ".join(f"{r.status}" if r is not None else "none" for r in execution.responses)
         if execution.hang is not None:
