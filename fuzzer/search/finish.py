@@ -3,7 +3,7 @@ fewer yields) and confirmed by replays, or, from the stress mode, replayed under
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 
 from fuzzer.execute.runner import Controlled, Dispatch
@@ -17,6 +17,28 @@ from fuzzer.search.plan.schedules import from_trace
 from fuzzer.search.records import Detection, Tuning
 
 __all__ = ["Finishing", "evaluate"]
+
+
+def _without(finding: Finding, index: int) -> Iterator[Scenario]:
+    """The finding's scenario without request ``index``: with the other requests' genes
+    as they are, then, when that does not show it, with the schedule that replays the
+    order the others' steps ran in (a bystander that held a lock, such as SQLite's write
+    lock, made the others interleave there: their own yields must say so instead)."""
+    scenario = finding.scenario
+    requests = scenario.requests[:index] + scenario.requests[index + 1 :]
+    schedule = scenario.schedule[:index] + scenario.schedule[index + 1 :]
+    yield replace(scenario, requests=requests, schedule=schedule)
+    steps = [
+        replace(step, request=step.request - (step.request > index))
+        for step in finding.execution.trace
+        if step.request != index
+    ]
+    replayed = tuple(
+        replace(gene, priority=derived.priority, yields=derived.yields)
+        for gene, derived in zip(schedule, from_trace(steps, len(requests)), strict=True)
+    )
+    if replayed != schedule:
+        yield replace(scenario, requests=requests, schedule=replayed)
 
 
 def evaluate(
@@ -57,18 +79,17 @@ class Finishing:
     def _fewer_requests(self, finding: Finding) -> Finding:
         """Drop every request the finding does not need (latest first), then every init
         request it does not need."""
-        scenario = finding.scenario
-        for index in reversed(range(len(scenario.requests))):
-            if len(scenario.requests) <= 1 or not self.budget.shrinking():
+        for index in reversed(range(len(finding.scenario.requests))):
+            if len(finding.scenario.requests) <= 1 or not self.budget.shrinking():
                 break
-            candidate = replace(
-                scenario,
-                requests=scenario.requests[:index] + scenario.requests[index + 1 :],
-                schedule=scenario.schedule[:index] + scenario.schedule[index + 1 :],
-            )
-            match = self._reproduces(candidate, finding.fingerprint)
-            if match is not None:
-                scenario, finding = candidate, match.with_(found_after=finding.found_after)
+            for candidate in _without(finding, index):
+                match = self._reproduces(candidate, finding.fingerprint)
+                if match is not None:
+                    finding = match.with_(found_after=finding.found_after)
+                    break
+                if not self.budget.shrinking():
+                    break
+        scenario = finding.scenario
         for index in reversed(range(len(scenario.init))):  # and every init request
             if not self.budget.shrinking():
                 break
