@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.dialects import sqlite
+from sqlalchemy.dialects import mysql, sqlite
 
 from fuzzer import sql
 from fuzzer.sql import (
@@ -108,6 +108,36 @@ def test_an_executemany_names_no_single_row(params: str) -> None:
     assert seen.key is None
     assert seen.filters == () and seen.sets == ()
     hash(seen)
+
+
+@pytest.mark.parametrize(
+    ("params", "key", "sets"),
+    [
+        # PyMySQL and psycopg are given Python values: their repr is no literal
+        (
+            "{'last_seen': datetime.datetime(2026, 1, 1, 12, 0), 'users_id': 2}",
+            (2,),
+            (("last_seen", "datetime.datetime(2026, 1, 1, 12, 0)"),),
+        ),
+        ("{'last_seen': Decimal('1.5'), 'users_id': UUID('0f')}", ("UUID('0f')",), None),
+    ],
+)
+def test_values_no_literal_writes_keep_the_row_a_statement_names(
+    params: str, key: tuple[Any, ...], sets: Any
+) -> None:
+    # a stamp on MariaDB or PostgreSQL (`last_seen` a datetime) named no row: the user's
+    # stamp was not recognised, and every pair of a 67-endpoint app conflicted on it
+    text = "UPDATE users SET last_seen=%(last_seen)s WHERE users.id = %(users_id)s"
+    table = sa.table("users", sa.column("id"), sa.column("last_seen"))
+    statement = sa.update(table).where(table.c.id == sa.bindparam("users_id"))
+    dialect = mysql.dialect(paramstyle="pyformat")  # as PyMySQL is used by SQLAlchemy
+    made = statement.compile(dialect=dialect, column_keys=["last_seen"])
+    found = compiled.shape(SimpleNamespace(compiled=made))
+    assert found is not None
+    for seen in (access(text, params), recorded(text, params, found)):
+        assert seen.key == key
+        if sets is not None:
+            assert seen.sets == sets
 
 
 # -- text() and raw SQL: read by the parser ------------------------------------------------

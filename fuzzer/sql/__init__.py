@@ -150,9 +150,22 @@ def touch(statement: str, prefix: str = "") -> Touch:
 
 
 def _parse_params(text: str) -> Any:
+    """The parameters a step recorded as their ``repr``: literals as themselves, and a
+    value no literal writes (``datetime.datetime(2026, 1, 1, 12, 0)``, ``Decimal('1.5')``,
+    a UUID: what PyMySQL and psycopg are given) as its text, so the other parameters
+    still name the row (a stamp's ``users.id`` beside its ``last_seen``)."""
     if not text or text.endswith("..."):
         return None
     try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return ast.literal_eval(_Opaque().visit(ast.parse(text, mode="eval")))
+    except (ValueError, SyntaxError, MemoryError, RecursionError, TypeError):
         return None
+
+
+class _Opaque(ast.NodeTransformer):
+    """Each call, name or attribute of a parameters' ``repr`` made the string it reads."""
+
+    def _text(self, node: ast.expr) -> ast.Constant:
+        return ast.copy_location(ast.Constant(ast.unparse(node)), node)
+
+    visit_Call = visit_Name = visit_Attribute = _text
