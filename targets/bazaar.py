@@ -191,7 +191,10 @@ def _add_reads(app: Flask, table: str, model: Any) -> None:
     """Five read views per table, one statement each: list, detail, count, latest, page."""
 
     def listing() -> Any:
-        return jsonify([_row(o) for o in db.session.execute(select(model)).scalars()])
+        # ordered: without ORDER BY, PostgreSQL lists an updated row last, so the order
+        # of two updates showed in every list (a stale-read on the fixed twin)
+        rows = db.session.execute(select(model).order_by(model.id)).scalars()
+        return jsonify([_row(o) for o in rows])
 
     def detail(key: int) -> Any:
         obj = db.session.get(model, key)
