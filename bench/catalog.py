@@ -8,7 +8,7 @@ the examples it took to find each (``found_after``), and the minimized scenario'
 (concurrent requests, init requests, yields); then run the fixed twin for
 ``--fixed-examples`` examples and count its findings (the goal is none), and say after
 how many examples it had explored every writing endpoint pair at depth ≤ 2
-(fuzzer/search/pairs.py). Prints a markdown table and writes ``reports/catalog.json``.
+(fuzzer/search/plan/pairs.py). Prints a markdown table and writes ``reports/catalog.json``.
 """
 
 from __future__ import annotations

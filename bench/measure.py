@@ -18,7 +18,7 @@ from fuzzer.model import Execution, Gene, Scenario
 from fuzzer.modes.session import Session
 from fuzzer.report.text import context_switches
 from fuzzer.search.engine import Search, Tuning, evaluate
-from fuzzer.search.openings import openings
+from fuzzer.search.plan.openings import openings
 from fuzzer.search.survey import Survey, survey
 from fuzzer.settings import Settings
 from fuzzer.strategies import scenarios

@@ -123,7 +123,7 @@ def _check_json(endpoint: Endpoint, name: str, value: Any) -> None:
 def faults(kinds: Sequence[str], mode: str = "conflict") -> SearchStrategy[tuple[Fault, ...]]:
     """Injected errors for one request (``--faults``): up to ``MAX_FAULTS`` of the given
     kinds, each at a statement. In the ``conflict`` mode the number indexes the
-    request's statements, conflicting ones first (fuzzer/search/schedules.py); otherwise
+    request's statements, conflicting ones first (fuzzer/search/plan/schedules.py); otherwise
     it is a step number. Shrinks toward no fault, then one fault at the earliest
     statement, of the first kind."""
     if not kinds:
@@ -141,7 +141,7 @@ def genes(
     fault_kinds: Sequence[str] = (),
 ) -> SearchStrategy[Gene]:
     """One request's scheduling genes: a priority and up to ``max_yields`` yield numbers.
-    How the numbers become steps is the schedule mode (fuzzer/search/schedules.py):
+    How the numbers become steps is the schedule mode (fuzzer/search/plan/schedules.py):
 
     * ``conflict``: numbers index the request's conflicting steps, 0 being the first;
       ``MAX_CONFLICT_INDEX`` means "no yield". Shrinks toward one yield at the first

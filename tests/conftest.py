@@ -106,7 +106,7 @@ def redis_db() -> Iterator[str]:
     one whose claimant process is gone), so tests running in parallel, and anyone else's
     data, are never flushed. Released (flushed, if still ours) afterwards."""
     need("redis")
-    from fuzzer.execute.scratch import RedisScratch
+    from fuzzer.execute.stores.scratch import RedisScratch
 
     scratch = RedisScratch.open()
     try:

@@ -168,7 +168,7 @@ def test_a_matrix_keeps_the_app_log_and_shows_it_live_with_v(tmp_path: Path) -> 
 
 
 def test_each_worker_s_log_moves_into_the_run_directory(tmp_path: Path) -> None:
-    from fuzzer.modes.workers import _worker_logs
+    from fuzzer.modes.nightly.workers import _worker_logs
 
     run = tmp_path / "run"
     run.mkdir()

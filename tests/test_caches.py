@@ -1,5 +1,6 @@
 """Shared state beyond the database: cache and Redis calls are scheduling points, read as
-table accesses, and reset to what setup left before every execution (fuzzer/execute/caches.py)."""
+table accesses, and reset to what setup left before every execution
+(fuzzer/execute/stores/caches.py)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,13 @@ import pytest
 
 from fuzzer import api
 from fuzzer.errors import DatabaseError, InvalidTarget, TargetSetupError
-from fuzzer.execute.caches import Stores
 from fuzzer.execute.instrument import load_target
 from fuzzer.execute.runner import Controlled
-from fuzzer.execute.scratch import MARKER, RedisScratch
+from fuzzer.execute.stores.caches import Stores
+from fuzzer.execute.stores.scratch import MARKER, RedisScratch
 from fuzzer.model import Gene, Request, Scenario
 from fuzzer.modes.session import Session
-from fuzzer.search.schedules import conflict_points
+from fuzzer.search.plan.schedules import conflict_points
 from fuzzer.sql import access, touch
 from fuzzer.target.contract import Target, validate
 
@@ -268,7 +269,7 @@ def test_a_redis_pipeline_is_one_step_and_commands_outside_requests_pass_through
 
 
 def test_a_redis_that_is_not_up_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    from fuzzer.execute import scratch
+    from fuzzer.execute.stores import scratch
 
     monkeypatch.setattr(scratch, "REDIS_PORT", 1)  # nothing listens there
     with pytest.raises(DatabaseError, match=r"Redis at 127\.0\.0\.1:1 is not reachable"):

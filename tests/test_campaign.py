@@ -1,5 +1,5 @@
-"""The campaign's store (fuzzer/modes/campaign.py) and soaks that share one: several workers on
-this machine, and soaks in several directories joined through Redis."""
+"""The campaign's store (fuzzer/modes/nightly/campaign.py) and soaks that share one: several
+workers on this machine, and soaks in several directories joined through Redis."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from fuzzer.errors import FuzzerError
-from fuzzer.modes.campaign import Campaign, LocalCampaign
-from fuzzer.modes.sharedstore import RedisCampaign, open_campaign
+from fuzzer.modes.nightly.campaign import Campaign, LocalCampaign
+from fuzzer.modes.nightly.sharedstore import RedisCampaign, open_campaign
 
 KEY = "targets.profile:buggy|sqlite|conflict"
 

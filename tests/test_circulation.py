@@ -18,9 +18,9 @@ from fuzzer.execute.instrument import load_target
 from fuzzer.execute.runner import Serial
 from fuzzer.model import Execution, Scenario
 from fuzzer.modes.session import Session
-from fuzzer.search.likelihood import likelihood
-from fuzzer.search.pairs import Plan, plan
-from fuzzer.search.schedules import footprint, points_between
+from fuzzer.search.plan.likelihood import likelihood
+from fuzzer.search.plan.pairs import Plan, plan
+from fuzzer.search.plan.schedules import footprint, points_between
 from fuzzer.search.survey import Survey, survey
 
 BORROW, FEES = "POST /books/<id>/borrow", "POST /me/fees"

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from fuzzer.cli.commands import main
 from fuzzer.report import reporting
 from fuzzer.search.engine import SearchResult
-from fuzzer.search.pairs import Coverage
+from fuzzer.search.plan.pairs import Coverage
 
 
 def result(judged: Counter[str], coverage: Coverage | None, examples: int = 100) -> SearchResult:

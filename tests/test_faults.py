@@ -21,7 +21,7 @@ from fuzzer.findings import classify, fails_run, parse_fail_on
 from fuzzer.judge.faults import FaultVerdict
 from fuzzer.model import Fault, Gene, Request, Scenario, Step
 from fuzzer.modes.session import Session
-from fuzzer.search.schedules import conflict_points, fault_points, resolve
+from fuzzer.search.plan.schedules import conflict_points, fault_points, resolve
 from fuzzer.strategies import genes
 from targets import retries
 from tests.conftest import Cli, need

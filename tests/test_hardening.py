@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 
 from fuzzer.cli.commands import main
 from fuzzer.errors import FuzzerError
-from fuzzer.modes.sharedstore import check_shared, open_campaign
-from fuzzer.modes.workers import WORKER_MIB, crowding
+from fuzzer.modes.nightly.sharedstore import check_shared, open_campaign
+from fuzzer.modes.nightly.workers import WORKER_MIB, crowding
 from fuzzer.search.events import Wrote
 
 
@@ -367,7 +367,7 @@ def test_a_damaged_campaign_file_is_kept_aside_and_stops_the_soak(
     tmp_path: Path, content: str, problem: str
 ) -> None:
     from fuzzer.errors import StoreError
-    from fuzzer.modes.campaign import LocalCampaign
+    from fuzzer.modes.nightly.campaign import LocalCampaign
 
     path = Path(LocalCampaign(str(tmp_path), KEY).path)
     path.write_text(content)
@@ -386,7 +386,7 @@ def test_a_soak_on_a_truncated_campaign_file_exits_2_with_one_line(tmp_path: Pat
     import subprocess
     import sys
 
-    from fuzzer.modes.campaign import LocalCampaign
+    from fuzzer.modes.nightly.campaign import LocalCampaign
 
     root = Path(__file__).resolve().parent.parent
     campaign = LocalCampaign(str(tmp_path / ".fuzzer" / "soak"), KEY)
@@ -430,7 +430,7 @@ def test_a_damaged_shared_store_is_kept_aside_and_stops_the_soak(
     my_redis: Any, redis_db: str, damage: Any, problem: str
 ) -> None:
     from fuzzer.errors import StoreError
-    from fuzzer.modes.sharedstore import RedisCampaign
+    from fuzzer.modes.nightly.sharedstore import RedisCampaign
 
     campaign = RedisCampaign(redis_db, KEY)
     damage(my_redis, campaign._k)
@@ -669,7 +669,7 @@ def test_a_report_whose_request_path_is_not_a_path_is_refused(tmp_path: Path, wh
 
 def test_the_outcome_of_workers_one_cause_per_event() -> None:
     from fuzzer.errors import FuzzerError
-    from fuzzer.modes.workers import _Parent
+    from fuzzer.modes.nightly.workers import _Parent
 
     def parent(summaries: dict[int, Any], died: dict[int, Any], errors: dict[int, str]) -> Any:
         made = _Parent("t:x", "x", "sqlite://", 2, 5.0, "reports", lambda *a, **k: None)
@@ -689,8 +689,8 @@ def test_a_worker_that_stopped_on_an_error_is_named_in_the_summary() -> None:
     import contextlib
     import io
 
-    from fuzzer.modes.soak import SoakReport
-    from fuzzer.modes.workers import _merge
+    from fuzzer.modes.nightly.soak import SoakReport
+    from fuzzer.modes.nightly.workers import _merge
     from fuzzer.report import reporting
 
     class Store:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from fuzzer.execute.caches import Stores
+from fuzzer.execute.stores.caches import Stores
 
 ROOT = Path(__file__).resolve().parent.parent
 

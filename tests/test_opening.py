@@ -9,9 +9,9 @@ from fuzzer.findings.relations import relation
 from fuzzer.findings.stamps import own_row, routine
 from fuzzer.model import Gene, Request, Scenario, Step
 from fuzzer.report.reporting import coverage_text
-from fuzzer.search.openings import openings
-from fuzzer.search.pairs import plan
-from fuzzer.search.schedules import resolve, surveyed_trace
+from fuzzer.search.plan.openings import openings
+from fuzzer.search.plan.pairs import plan
+from fuzzer.search.plan.schedules import resolve, surveyed_trace
 from fuzzer.search.survey import EndpointSurvey, Survey
 from fuzzer.target.contract import Endpoint, Identity, Target
 

@@ -24,10 +24,10 @@ from hypothesis import strategies as st
 
 from fuzzer.model import Gene, Request, Scenario, Step
 from fuzzer.search import interrupt
-from fuzzer.search.likelihood import likelihood
-from fuzzer.search.openings import openings
-from fuzzer.search.pairs import Plan, _finished, _requests, plan
-from fuzzer.search.schedules import conflict_points, decisions, surveyed_trace
+from fuzzer.search.plan.likelihood import likelihood
+from fuzzer.search.plan.openings import openings
+from fuzzer.search.plan.pairs import Plan, _finished, _requests, plan
+from fuzzer.search.plan.schedules import conflict_points, decisions, surveyed_trace
 from fuzzer.search.survey import EndpointSurvey, Survey
 from fuzzer.sql import access
 from fuzzer.target.contract import Endpoint, Identity, Target

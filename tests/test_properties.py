@@ -19,7 +19,7 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 from fuzzer.db import TableInfo
 from fuzzer.judge.normalise import Normalizer
 from fuzzer.model import Execution, Gene, Request, Response, Scenario, Step
-from fuzzer.search.schedules import from_trace
+from fuzzer.search.plan.schedules import from_trace
 from fuzzer.sql import access, compiled, shape, writes
 from fuzzer.sql import recorded as recorded_access
 from fuzzer.sql import verb as sql_verb

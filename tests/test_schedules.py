@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from fuzzer.model import Gene, Request, Scenario, Step
-from fuzzer.search.schedules import conflict_points, decisions, locks, resolve
+from fuzzer.search.plan.schedules import conflict_points, decisions, locks, resolve
 
 
 def sql(request: int, number: int, text: str) -> Step:

@@ -21,8 +21,8 @@ from sqlalchemy import create_engine
 
 from fuzzer.execute.instrument import load_target
 from fuzzer.kinds import KINDS
+from fuzzer.modes.nightly.vitals import Trend, measure
 from fuzzer.modes.session import Session
-from fuzzer.modes.vitals import Trend, measure
 from fuzzer.report import json as report_json
 from fuzzer.report.reporting import SearchProgress
 from fuzzer.search.events import Example, RoundStarted, Start

@@ -12,7 +12,7 @@ import pytest
 
 from fuzzer import api
 from fuzzer.model import Step
-from fuzzer.search.schedules import from_trace
+from fuzzer.search.plan.schedules import from_trace
 from tests.test_scheduler import program, run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

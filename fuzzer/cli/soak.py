@@ -76,7 +76,7 @@ def soak_command(
     Replays the known failures of the example database first, then searches with
     rotating seeds. Each finding is written as soon as it is final; a killed soak
     loses nothing it had finished, and the next one resumes."""
-    from fuzzer.modes.soak import soak
+    from fuzzer.modes.nightly.soak import soak
 
     out = Output("soak", target, output, summary_file)
 
@@ -84,8 +84,8 @@ def soak_command(
         settings = settings_of(options)
         assert settings.report_dir is not None
         check_report_dir(settings.report_dir)
-        from fuzzer.modes.sharedstore import check_shared
-        from fuzzer.modes.workers import crowding, soak_workers
+        from fuzzer.modes.nightly.sharedstore import check_shared
+        from fuzzer.modes.nightly.workers import crowding, soak_workers
 
         if shared:
             check_shared(shared)

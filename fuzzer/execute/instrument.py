@@ -15,7 +15,8 @@ import contextlib
 import threading
 from collections.abc import Iterator
 
-from fuzzer.execute import caches, foreign, gates
+from fuzzer.execute import gates
+from fuzzer.execute.stores import caches, foreign
 from fuzzer.target.contract import Target, import_target
 
 _lock = threading.Lock()

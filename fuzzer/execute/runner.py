@@ -28,11 +28,11 @@ import trio
 from fuzzer.db import Databases
 from fuzzer.errors import BackgroundCrash
 from fuzzer.execute import gates
-from fuzzer.execute.caches import Stores
 from fuzzer.execute.gates import HEADER
 from fuzzer.execute.recording import Recording
 from fuzzer.execute.scheduler import Limits, Scheduler, Statistics
 from fuzzer.execute.server import Server
+from fuzzer.execute.stores.caches import Stores
 from fuzzer.execute.watch import watch
 from fuzzer.model import Execution, Hang, Leak, Mode, Phase, Request, Response, Scenario, Step
 from fuzzer.version import USER_AGENT

@@ -10,7 +10,7 @@ from typing import Any
 from flask import Flask
 
 from fuzzer.errors import FuzzerError, TargetSetupError
-from fuzzer.execute.caches import redis_clients
+from fuzzer.execute.stores.caches import redis_clients
 from fuzzer.init.factory import Factory, load_factory
 from fuzzer.init.inputs.routes import openapi_document, routes
 from fuzzer.init.inputs.varies import differing_columns, time_columns

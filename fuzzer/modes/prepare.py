@@ -20,9 +20,9 @@ from fuzzer.modes.session import Session
 from fuzzer.search.events import Listener, Planned, Surveying, ignore
 from fuzzer.search.exercised import unexercised
 from fuzzer.search.faults import openings as fault_openings
-from fuzzer.search.openings import openings
-from fuzzer.search.pairs import Plan, plan
-from fuzzer.search.schedules import Mode
+from fuzzer.search.plan.openings import openings
+from fuzzer.search.plan.pairs import Plan, plan
+from fuzzer.search.plan.schedules import Mode
 from fuzzer.search.survey import check_reachable, survey
 from fuzzer.search.survey import describe as describe_survey
 from fuzzer.target.contract import Target, validate

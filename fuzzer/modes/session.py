@@ -22,14 +22,15 @@ import trio
 
 from fuzzer.db import Databases
 from fuzzer.errors import FuzzerError, TargetSetupError, describe
-from fuzzer.execute import foreign, instrument
-from fuzzer.execute.caches import Stores
-from fuzzer.execute.foreign import ForeignRedis
+from fuzzer.execute import instrument
 from fuzzer.execute.identities import log_in
 from fuzzer.execute.runner import Dispatch, Harness, Serial, new_client
 from fuzzer.execute.scheduler import Limits
-from fuzzer.execute.scratch import RedisScratch
 from fuzzer.execute.server import Server
+from fuzzer.execute.stores import foreign
+from fuzzer.execute.stores.caches import Stores
+from fuzzer.execute.stores.foreign import ForeignRedis
+from fuzzer.execute.stores.scratch import RedisScratch
 from fuzzer.judge.oracle import Normalizer, Oracle
 from fuzzer.model import Execution, Scenario
 from fuzzer.modes import applog

@@ -39,9 +39,9 @@ from fuzzer.search.events import (
 )
 
 if TYPE_CHECKING:
-    from fuzzer.modes.soakreport import SoakReport
+    from fuzzer.modes.nightly.soakreport import SoakReport
     from fuzzer.search.engine import SearchResult
-    from fuzzer.search.pairs import Coverage
+    from fuzzer.search.plan.pairs import Coverage
 
 console = Console(highlight=False, soft_wrap=False)
 errors = Console(stderr=True, highlight=False)

@@ -42,9 +42,9 @@ from fuzzer.search import conjecture, interrupt
 from fuzzer.search.conjecture import Budget, Case, Choices
 from fuzzer.search.events import Example, Final, Found, Listener, Unconfirmed, Unshrunk, ignore
 from fuzzer.search.finish import Finishing, evaluate
-from fuzzer.search.pairs import Coverage, Plan
+from fuzzer.search.plan.pairs import Coverage, Plan
+from fuzzer.search.plan.schedules import needs_trace, resolve, surveyed_trace
 from fuzzer.search.records import Detection, SearchResult, Tuning
-from fuzzer.search.schedules import needs_trace, resolve, surveyed_trace
 from fuzzer.settings import Settings
 
 __all__ = ["Detection", "Search", "SearchResult", "Tuning", "evaluate"]
@@ -97,6 +97,7 @@ class Search(Finishing):
         self.judged: Counter[str] = Counter()
         self.masked: Counter[str] = Counter()
         self.detections: dict[str, Detection] = {}
+        self.seen_as: dict[str, tuple[str, ...]] = {}  # fingerprint -> its first endpoints
         self._routes: dict[str, set[str]] = {}  # fingerprint -> every endpoint seen in it
         self.seconds: dict[str, float] = defaultdict(float)  # where the time goes
         self.stuck: list[Finding] | None = None  # the findings of an execution that got stuck
@@ -246,6 +247,7 @@ class Search(Finishing):
                 self.detections[finding.fingerprint] = Detection(
                     self.examples, self.http_requests(), now
                 )
+                self.seen_as[finding.fingerprint] = finding.endpoints
                 self.on_event(Found(finding, self.examples))
                 new.append(finding)
         if any(r is not None and r.status == 0 for r in execution.responses):
@@ -278,7 +280,8 @@ class Search(Finishing):
         )
 
     def _test(self, case: Case) -> None:
-        findings = self._example(self._draw(case))
+        # the same race as first seen, or none: shrinking keeps a finding's route
+        findings = [f for f in self._example(self._draw(case)) if self._same(f)]
         if not findings:
             return
         choices = case.choices
@@ -471,7 +474,7 @@ class Search(Finishing):
             scenario = self._draw(conjecture.replayed(choices, self._test))
             interrupt.check()
             _, _, findings = evaluate(scenario, self.execute, self.oracle, self.dispatch)
-        finding = next((f for f in findings if f.fingerprint == fingerprint), None)
+        finding = self._match(findings, fingerprint)
         if finding is None:
             return None
         return self._final_seeded(finding)

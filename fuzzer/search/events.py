@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from fuzzer.findings import Finding
-from fuzzer.search.pairs import Plan
+from fuzzer.search.plan.pairs import Plan
 
 
 @dataclass(frozen=True)

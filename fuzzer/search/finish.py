@@ -3,7 +3,7 @@ fewer yields) and confirmed by replays, or, from the stress mode, replayed under
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import replace
 
 from fuzzer.execute.runner import Controlled, Dispatch
@@ -13,10 +13,32 @@ from fuzzer.model import Execution, Scenario
 from fuzzer.search import interrupt
 from fuzzer.search.conjecture import Budget
 from fuzzer.search.faults import fewer_faults
+from fuzzer.search.plan.schedules import from_trace
 from fuzzer.search.records import Detection, Tuning
-from fuzzer.search.schedules import from_trace
 
 __all__ = ["Finishing", "evaluate"]
+
+
+def _without(finding: Finding, index: int) -> Iterator[Scenario]:
+    """The finding's scenario without request ``index``: with the other requests' genes
+    as they are, then, when that does not show it, with the schedule that replays the
+    order the others' steps ran in (a bystander that held a lock, such as SQLite's write
+    lock, made the others interleave there: their own yields must say so instead)."""
+    scenario = finding.scenario
+    requests = scenario.requests[:index] + scenario.requests[index + 1 :]
+    schedule = scenario.schedule[:index] + scenario.schedule[index + 1 :]
+    yield replace(scenario, requests=requests, schedule=schedule)
+    steps = [
+        replace(step, request=step.request - (step.request > index))
+        for step in finding.execution.trace
+        if step.request != index
+    ]
+    replayed = tuple(
+        replace(gene, priority=derived.priority, yields=derived.yields)
+        for gene, derived in zip(schedule, from_trace(steps, len(requests)), strict=True)
+    )
+    if replayed != schedule:
+        yield replace(scenario, requests=requests, schedule=replayed)
 
 
 def evaluate(
@@ -41,6 +63,17 @@ class Finishing:
     oracle: Oracle
     controlled: Controlled
     detections: Mapping[str, Detection]
+    seen_as: Mapping[str, tuple[str, ...]]  # fingerprint -> the endpoints it was first seen with
+
+    def _same(self, finding: Finding) -> bool:
+        """Whether ``finding`` is the one its fingerprint was first seen as: through
+        those endpoints or some of them. A race on the rows is fingerprinted by its
+        tables, so another route's race on them (two kudos where two redemptions were
+        seen) has the same fingerprint; shrinking and confirming must not slip from one
+        to the other. Dropping a route is shrinking (an error seen through two views,
+        shrunk to one: the others are listed as its routes)."""
+        first = self.seen_as.get(finding.fingerprint, finding.endpoints)
+        return set(finding.endpoints) <= set(first)
 
     def _final_seeded(self, finding: Finding) -> Finding:
         """A finding as it was first seen, made minimal (also when Hypothesis's shrinking
@@ -57,18 +90,17 @@ class Finishing:
     def _fewer_requests(self, finding: Finding) -> Finding:
         """Drop every request the finding does not need (latest first), then every init
         request it does not need."""
-        scenario = finding.scenario
-        for index in reversed(range(len(scenario.requests))):
-            if len(scenario.requests) <= 1 or not self.budget.shrinking():
+        for index in reversed(range(len(finding.scenario.requests))):
+            if len(finding.scenario.requests) <= 1 or not self.budget.shrinking():
                 break
-            candidate = replace(
-                scenario,
-                requests=scenario.requests[:index] + scenario.requests[index + 1 :],
-                schedule=scenario.schedule[:index] + scenario.schedule[index + 1 :],
-            )
-            match = self._reproduces(candidate, finding.fingerprint)
-            if match is not None:
-                scenario, finding = candidate, match.with_(found_after=finding.found_after)
+            for candidate in _without(finding, index):
+                match = self._reproduces(candidate, finding.fingerprint)
+                if match is not None:
+                    finding = match.with_(found_after=finding.found_after)
+                    break
+                if not self.budget.shrinking():
+                    break
+        scenario = finding.scenario
         for index in reversed(range(len(scenario.init))):  # and every init request
             if not self.budget.shrinking():
                 break
@@ -81,7 +113,11 @@ class Finishing:
     def _reproduces(self, scenario: Scenario, fingerprint: str) -> Finding | None:
         interrupt.check()
         _, _, findings = evaluate(scenario, self.execute, self.oracle, self.controlled)
-        return next((f for f in findings if f.fingerprint == fingerprint), None)
+        return self._match(findings, fingerprint)
+
+    def _match(self, findings: Iterable[Finding], fingerprint: str) -> Finding | None:
+        """The finding of ``findings`` that is ``fingerprint`` as first seen, if any."""
+        return next((f for f in findings if f.fingerprint == fingerprint and self._same(f)), None)
 
     def _confirmed(self, finding: Finding) -> Finding:
         """Replay the minimal example ``confirm`` times. One that never reproduces is
@@ -102,7 +138,7 @@ class Finishing:
         execution, verdict, findings = evaluate(
             finding.scenario, self.execute, self.oracle, self.controlled
         )
-        if any(f.fingerprint == finding.fingerprint for f in findings):
+        if any(f.fingerprint == finding.fingerprint and self._same(f) for f in findings):
             return ""
         answers = ", ".join(f"{r.status}" if r is not None else "none" for r in execution.responses)
         if execution.hang is not None:

@@ -11,7 +11,7 @@ from hypothesis import Phase
 from fuzzer.execute.scheduler import Limits
 from fuzzer.findings import Finding
 from fuzzer.search.conjecture import ExampleDatabase
-from fuzzer.search.pairs import Coverage
+from fuzzer.search.plan.pairs import Coverage
 
 __all__ = ["Detection", "SearchResult", "Tuning"]
 
@@ -60,7 +60,8 @@ class SearchResult:
     time_budget: float | None = None
     shrink_budget: float = 0.0
     max_examples: int = 0
-    coverage: Coverage | None = None  # how much of the pairs' plan ran (fuzzer/search/pairs.py)
+    # how much of the pairs' plan ran (fuzzer/search/plan/pairs.py)
+    coverage: Coverage | None = None
     # minimal examples that never reproduced in their confirmations: not findings
     unconfirmed: list[Finding] = field(default_factory=list)
     treated: Counter[str] = field(default_factory=Counter)  # e.g. rejections under contention

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, Phase, find, settings
 from fuzzer.errors import InvalidTarget
 from fuzzer.findings.stamps import own_row, routine
 from fuzzer.model import Execution, Gene, Request, Response, Scenario, Step
-from fuzzer.search.likelihood import rows
+from fuzzer.search.plan.likelihood import rows
 from fuzzer.sql import STORES
 from fuzzer.target.contract import Endpoint, Target
 
@@ -41,6 +41,7 @@ class EndpointSurvey:
     variant: Request | None = None  # another request of it that wrote (other arguments)
     other: Request | None = None  # the writer as another identity that writes (same rows)
     response: Response | None = None  # what the simplest request answered
+    writer_status: int = 0  # what the writer answered (0: nothing wrote)
 
     @property
     def keys_only(self) -> bool:
@@ -250,6 +251,7 @@ def survey(target: Target, run: Run) -> Survey:
                 writing[0] if writing else None,
                 _other_identity(run, richest, allowed, common) if richest.writes else None,
                 runs[0].response,
+                richest.status if richest.writes else 0,
             )
         )
     return Survey(tuple(results), common)
@@ -343,8 +345,9 @@ class _Alone:
 
 
 def describe(result: Survey) -> Mapping[str, str]:
-    """One line per endpoint: what its simplest request answered, and what its requests
-    touched."""
+    """One line per endpoint: what it answered, and what its requests touched. For an
+    endpoint that writes, the status is that of the request that wrote the most (the
+    simplest one may have been refused: a 400 beside a write would mislead)."""
 
     def names(tables: frozenset[str]) -> str:
         return ", ".join(sorted(t.removeprefix("default.") for t in tables))
@@ -362,5 +365,6 @@ def describe(result: Survey) -> Mapping[str, str]:
             touched.append("writes " + names(e.writes))
         if e.reads - e.writes:
             touched.append("reads " + names(e.reads - e.writes))
-        lines[e.endpoint] = f"{e.status}; " + ("; ".join(touched) or "no SQL")
+        status = e.writer_status if e.writes and e.writer_status else e.status
+        lines[e.endpoint] = f"{status}; " + ("; ".join(touched) or "no SQL")
     return lines

@@ -1,4 +1,4 @@
-"""Calls to a cache or to Redis, recorded as statements (fuzzer/execute/caches.py):
+"""Calls to a cache or to Redis, recorded as statements (fuzzer/execute/stores/caches.py):
 ``cache GET attempts:1`` or ``redis INCR attempts:1``. Such a command reads and writes
 the "table" ``cache:attempts`` (the key up to its first colon), its key is the row; for
 conflicts it touches each key (``cache:attempts:1``).
@@ -13,7 +13,7 @@ from fuzzer.sql.shape import Access
 
 STORES = ("cache ", "redis ")  # how a command's recorded text begins
 #: how a memoized call's cache command begins (``memo GET``): a step to yield at, which
-#: touches nothing (fuzzer/execute/caches.py)
+#: touches nothing (fuzzer/execute/stores/caches.py)
 MEMO = "memo "
 
 #: commands that only read; every other command reads and writes its keys

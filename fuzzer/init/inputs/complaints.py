@@ -55,6 +55,27 @@ class Complaint:
         words = re.split(r"\s*(?:,|\bor\b)\s*", listed.group(1))
         return [w.rstrip(".") for w in words if w.rstrip(".")]
 
+    def missing(self) -> list[str]:
+        """The fields it says are missing: its own field when its message says so
+        ("Missing data for required field."), else the names a message about required
+        or missing fields quotes ("'name' is required", ``missing field "to"``) or puts
+        before "is required" (``title is required``)."""
+        if not _MISSING.search(self.message):
+            return []
+        if self.field:
+            return [self.field]
+        quoted = [a or b or c for a, b, c in _QUOTED.findall(self.message)]
+        bare = re.findall(r"\b(\w+) (?:field |parameter |key )?is (?:a )?required", self.message)
+        return list(dict.fromkeys(quoted or bare))
+
+    def number(self, name: str) -> bool:
+        """Whether it says the field ``name`` takes a number ("'cost' must be a int")."""
+        return self.about(name) and _NUMBER.search(self.message) is not None
+
+
+_NUMBER = re.compile(r"\b(?:int|integer|number|numeric|float|decimal)s?\b", re.IGNORECASE)
+_MISSING = re.compile(r"\b(?:required|missing)\b", re.IGNORECASE)
+_QUOTED = re.compile(r"'(\w{1,40})'|\"(\w{1,40})\"|`(\w{1,40})`")
 
 _ALLOWED = re.compile(
     r"\b(?:one of|must be|choose from|allowed(?: values)?(?: are)?|expected|valid (?:values|"

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fuzzer.init.inputs.complaints import complaints, summary
+from fuzzer.init.inputs.named import ROUNDS, named_fields
+from fuzzer.init.inputs.values import value_source
 from fuzzer.init.plan import Plan, Route, Table
 from fuzzer.init.pysource import Call, Dict, Keyword, List, Node, flat, literal
 
@@ -76,6 +78,7 @@ class BodyFound:
     named: dict[str, list[Any]] = field(
         default_factory=dict
     )  # field -> the values its answer named
+    added: dict[str, Field] = field(default_factory=dict)  # fields only an answer named
 
 
 def prober(app: Any, plan: Plan, rows: Mapping[str, Table]) -> Prober:
@@ -106,6 +109,8 @@ class Prober:
         sent = {f.name: simplest(f.source, self.rows) for f in fields}
         search = _Search(self, method, path, kind, sent)
         found = BodyFound(wrote=search.answer.works(method))
+        if kind == "json" and not found.wrote:
+            fields = [*fields, *search.add_named(found)]
         probed = [f for f in fields if _invented(f.source)]
         if not found.wrote:
             search.one_at_a_time(probed, found)
@@ -189,6 +194,19 @@ class _Search:
 
     def _send(self, body: dict[str, Any]) -> Answer:
         return self.probe.send(self.method, self.path, self.kind, body)
+
+    def add_named(self, found: BodyFound) -> list[Field]:
+        """The fields the answers name as missing, added to the body (see ``named``)."""
+
+        def value(name: str, number: bool) -> Any:
+            source = value_source(name, self.probe.rows, number)
+            found.added[name] = Field(name, source, number)
+            return simplest(source, self.probe.rows)
+
+        added, self.sent, self.answer = named_fields(self._send, self.sent, self.answer, value)
+        self.budget -= ROUNDS
+        found.wrote = self.answer.works(self.method)
+        return [found.added[name] for name in added]
 
     def one_at_a_time(self, probed: Sequence[Field], found: BodyFound) -> None:
         """Each field alone, those the answer complains about first, then ``…_id``
@@ -419,11 +437,15 @@ def _first_value(column: str, rows: Mapping[str, Table], otherwise: Any) -> Any:
 def probe_body(route: Route, probe: Prober | None, numbers: set[str]) -> None:
     """Probe a change's body fields (``numbers``: those its view takes for a number); a
     field probed to a column draws that column's values present after setup, and the
-    route keeps what the app still complained about."""
-    if probe is None or not isinstance(route.body, Dict) or not route.body.items:
+    route keeps what the app still complained about. A JSON field only the answer names
+    (a placeholder body, or fields read in a helper) is added to the body."""
+    placeholder = route.body_kind == "json" and route.body == "{}"
+    listed = isinstance(route.body, Dict) and bool(route.body.items)
+    if probe is None or not (placeholder or listed):
         return
+    body = route.body if isinstance(route.body, Dict) else Dict(())
     fields = []
-    for key, source in route.body.items:
+    for key, source in body.items:
         name = simplest(key, probe.rows)
         value = simplest(source, probe.rows)
         number = isinstance(value, int | float) and not isinstance(value, bool)
@@ -432,8 +454,10 @@ def probe_body(route: Route, probe: Prober | None, numbers: set[str]) -> None:
     if not isinstance(path, str):
         return
     found = probe.body(route.method, path, route.body_kind, fields)
+    if placeholder and not found.added:
+        return
     items: list[tuple[Node, Node]] = []
-    for key, source in route.body.items:
+    for key, source in [*body.items, *_added(route, found)]:
         name = str(simplest(key, probe.rows))
         column = found.columns.get(name)
         if name in found.named:
@@ -456,3 +480,14 @@ def probe_body(route: Route, probe: Prober | None, numbers: set[str]) -> None:
         )
     route.body = Dict(tuple(items))
     route.said = found.said
+
+
+def _added(route: Route, found: BodyFound) -> list[tuple[Node, Node]]:
+    """The fields only the app's answer named, as body items, each with its comment."""
+    if found.added:
+        route.checks = [c for c in route.checks if not c.startswith("PLACEHOLDER: the JSON")]
+        route.checks.append(
+            "CHECK: JSON fields the app's answer named missing when fuzzer init sent the "
+            "body without them: " + ", ".join(found.added)
+        )
+    return [(literal(name), f.source) for name, f in found.added.items()]

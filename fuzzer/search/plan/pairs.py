@@ -27,8 +27,8 @@ from dataclasses import dataclass, replace
 
 from fuzzer.model import Gene, Request, Scenario, Step
 from fuzzer.search import interrupt
-from fuzzer.search.likelihood import Profile, likely, profile
-from fuzzer.search.schedules import Footprint, decisions, footprint, points_between
+from fuzzer.search.plan.likelihood import Profile, likely, profile
+from fuzzer.search.plan.schedules import Footprint, decisions, footprint, points_between
 from fuzzer.search.survey import EndpointSurvey, Survey
 from fuzzer.target.contract import Target
 

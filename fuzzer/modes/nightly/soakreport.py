@@ -1,4 +1,4 @@
-"""What a soak reports (fuzzer/modes/soak.py): its rounds, the vitals at setup, start and
+"""What a soak reports (fuzzer/modes/nightly/soak.py): its rounds, the vitals at setup, start and
 end with the memory's trend, the campaign's coverage, and its summary for the manifest."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fuzzer.modes.logsummary import AppLogSummary
-from fuzzer.modes.vitals import Trend, Vitals
+from fuzzer.modes.nightly.vitals import Trend, Vitals
 from fuzzer.report.writer import Written
-from fuzzer.search.pairs import Coverage
+from fuzzer.search.plan.pairs import Coverage
 
 __all__ = ["Round", "SoakReport", "interrupted_summary"]
 

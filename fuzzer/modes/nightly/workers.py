@@ -2,8 +2,8 @@
 
 The parent starts N worker processes (``spawn``: nothing of the parent's threads,
 server or connections is inherited). Each worker is a whole soak of its own
-(fuzzer/modes/soak.py): its own scratch databases, app and loopback server. They split the
-work through the campaign's store (fuzzer/modes/campaign.py): each round claims the next
+(fuzzer/modes/nightly/soak.py): its own scratch databases, app and loopback server. They split the
+work through the campaign's store (fuzzer/modes/nightly/campaign.py): each round claims the next
 seed of one rotation and a chunk of the systematic opening, and each finding is
 claimed by the first worker to confirm it. Workers send what they find and their
 progress to the parent on a queue; the parent alone writes the reports, so a finding
@@ -37,12 +37,12 @@ from typing import Any
 from fuzzer.errors import FuzzerError
 from fuzzer.findings import Finding
 from fuzzer.modes.logsummary import AppLogSummary
-from fuzzer.modes.sharedstore import open_campaign
-from fuzzer.modes.vitals import Vitals
+from fuzzer.modes.nightly.sharedstore import open_campaign
+from fuzzer.modes.nightly.vitals import Vitals
 from fuzzer.report.writer import ReportWriter, Written
 from fuzzer.search import interrupt
 from fuzzer.search.events import Event, Example, Listener, Start, WorkerDied, Wrote, ignore
-from fuzzer.search.pairs import Coverage
+from fuzzer.search.plan.pairs import Coverage
 from fuzzer.settings import REPORTS, Settings
 from fuzzer.settings import split as split_settings
 
@@ -78,10 +78,10 @@ def soak_workers(
     """Run ``workers`` soak processes of one campaign; return the merged SoakReport.
     ``settings`` and ``options`` as for ``soak``."""
     from fuzzer.db import parse as parse_db
-    from fuzzer.modes.campaign import campaign_key
+    from fuzzer.modes.nightly.campaign import campaign_key
+    from fuzzer.modes.nightly.soak import STATE_DIR, SoakReport
+    from fuzzer.modes.nightly.soakreport import interrupted_summary
     from fuzzer.modes.prepare import reference_of, resolve
-    from fuzzer.modes.soak import STATE_DIR, SoakReport
-    from fuzzer.modes.soakreport import interrupted_summary
 
     given, options = split_settings(options)
     settings = Settings.of(settings or Settings.for_cli(), **given)
@@ -309,7 +309,7 @@ def _merge(
     campaign: Any,
     workers: int,
 ) -> Any:
-    from fuzzer.modes.soak import Round
+    from fuzzer.modes.nightly.soak import Round
 
     rounds: list[Round] = []
     per_worker: list[dict[str, Any]] = []
@@ -366,8 +366,8 @@ def _merge(
 
 def _work(job: _Job, events: Any) -> None:
     """One worker process: a whole soak whose findings and progress go to the parent."""
-    from fuzzer.modes.sharedstore import store_failure
-    from fuzzer.modes.soak import soak
+    from fuzzer.modes.nightly.sharedstore import store_failure
+    from fuzzer.modes.nightly.soak import soak
 
     # SIGTERM (the parent stopping it, or dying) stops the search before its next
     # execution, and the session drops the scratch databases; Ctrl-C reaches the parent

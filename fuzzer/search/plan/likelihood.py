@@ -1,6 +1,6 @@
 """How likely two requests race, read off the steps each made alone (the survey's).
 
-The opening (fuzzer/search/openings.py) and the pairs' plan (fuzzer/search/pairs.py)
+The opening (fuzzer/search/plan/openings.py) and the pairs' plan (fuzzer/search/plan/pairs.py)
 rank endpoint pairs by it.
 """
 

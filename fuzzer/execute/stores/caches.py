@@ -34,8 +34,8 @@ from typing import Any
 
 from fuzzer.errors import TargetSetupError, describe
 from fuzzer.execute import gates
-from fuzzer.execute.foreign import place
-from fuzzer.execute.scratch import RedisScratch
+from fuzzer.execute.stores.foreign import place
+from fuzzer.execute.stores.scratch import RedisScratch
 from fuzzer.sql import command_text
 
 _CACHE_OPS = (

@@ -9,8 +9,8 @@ from typing import Any
 
 from fuzzer.model import Gene, Request, Scenario, Step
 from fuzzer.search import interrupt
-from fuzzer.search.likelihood import likely, profile
-from fuzzer.search.schedules import (
+from fuzzer.search.plan.likelihood import likely, profile
+from fuzzer.search.plan.schedules import (
     Footprint,
     at_points,
     decisions,

@@ -36,13 +36,13 @@ from fuzzer.execute.runner import Controlled
 from fuzzer.findings import Finding
 from fuzzer.model import Scenario
 from fuzzer.modes.applog import logged
-from fuzzer.modes.campaign import LEASE, Campaign, campaign_key, worker_name
+from fuzzer.modes.nightly.campaign import LEASE, Campaign, campaign_key, worker_name
+from fuzzer.modes.nightly.sharedstore import open_campaign, store_failure
+from fuzzer.modes.nightly.soakreport import Round, SoakReport, interrupted_summary
+from fuzzer.modes.nightly.units import Units, campaign_pairs, openings, pairs, replay_known
+from fuzzer.modes.nightly.vitals import Trend, Vitals, measure
 from fuzzer.modes.prepare import reference_of, resolve, searchable
 from fuzzer.modes.session import Session
-from fuzzer.modes.sharedstore import open_campaign, store_failure
-from fuzzer.modes.soakreport import Round, SoakReport, interrupted_summary
-from fuzzer.modes.units import Units, campaign_pairs, openings, pairs, replay_known
-from fuzzer.modes.vitals import Trend, Vitals, measure
 from fuzzer.report.writer import ReportWriter, Written
 from fuzzer.search import interrupt
 from fuzzer.search.engine import Search, Tuning, evaluate
@@ -59,7 +59,7 @@ from fuzzer.search.events import (
     Wrote,
     ignore,
 )
-from fuzzer.search.schedules import Mode
+from fuzzer.search.plan.schedules import Mode
 from fuzzer.settings import Settings
 from fuzzer.target.contract import Target
 
@@ -103,7 +103,7 @@ def soak(
     are the command line's (``reports/``, ``.fuzzer/examples``).
     ``known_only`` replays the campaign's known findings and writes the reports, without
     searching (the merged report of a campaign run on several machines).
-    ``worker`` of ``workers`` (fuzzer/modes/workers.py) is one of several processes of one
+    ``worker`` of ``workers`` (fuzzer/modes/nightly/workers.py) is one of several processes of one
     campaign: they share the campaign's store (``shared``: a Redis URL; else the local
     file), and ``sink`` takes each finding this worker claimed first instead of the
     writer (the parent writes it). With ``quiet_app`` the app's logging and stderr go

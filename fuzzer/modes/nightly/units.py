@@ -1,6 +1,6 @@
 """Work a campaign's workers share, in units leased through the campaign's store
-(fuzzer/modes/campaign.py): the systematic opening's scenarios and the pairs of the
-bounded exhaustive plan (fuzzer/search/pairs.py)."""
+(fuzzer/modes/nightly/campaign.py): the systematic opening's scenarios and the pairs of the
+bounded exhaustive plan (fuzzer/search/plan/pairs.py)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from typing import Any
 
 from fuzzer.findings import Finding, Reproduced
 from fuzzer.model import Scenario
-from fuzzer.modes.campaign import Campaign
-from fuzzer.search.pairs import Coverage, Plan
+from fuzzer.modes.nightly.campaign import Campaign
+from fuzzer.search.plan.pairs import Coverage, Plan
 
 __all__ = ["Units", "campaign_pairs", "openings", "pairs", "replay_known"]
 

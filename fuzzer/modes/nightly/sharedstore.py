@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 from urllib.parse import SplitResult, urlsplit
 
 from fuzzer.errors import FuzzerError, StoreError
-from fuzzer.modes.campaign import LEASE, Campaign, LocalCampaign, digest
+from fuzzer.modes.nightly.campaign import LEASE, Campaign, LocalCampaign, digest
 from fuzzer.search import conjecture
 from fuzzer.search.conjecture import ExampleDatabase
 

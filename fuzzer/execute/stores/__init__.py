@@ -1,0 +1,1 @@
+"""Stores besides the database: Flask-Caching and Redis, owned or foreign, traced."""

@@ -1,0 +1,1 @@
+"""The nightly soak: rounds across seeds and workers, a campaign shared in Redis."""

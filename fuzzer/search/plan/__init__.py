@@ -1,0 +1,1 @@
+"""The plan: conflicting endpoint pairs ranked by likelihood, their schedules, the opening."""
