@@ -1,6 +1,6 @@
 """python -m bench.precision [--db sqlite,mariadb,postgres] [--examples sqlite=1000,...]
 [--targets profile,wiki] [--jobs 2] [--until 10:15] [--seed 1] [--out reports]
-[--args "--faults"]
+[--args=--faults]
 
 Issue 19's precision measurement: every fixed twin of the catalog (``tests/catalog.py``)
 on every database, N examples each (default 1,000 on SQLite, 300 on MariaDB and
@@ -168,7 +168,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--until", default=None, help="UTC HH:MM: start nothing after it")
     parser.add_argument("--out", default="reports")
-    parser.add_argument("--args", default="", help="more options of fuzzer run, e.g. --faults")
+    parser.add_argument(
+        "--args", default="", help="more options of fuzzer run, e.g. --args=--faults"
+    )
     args = parser.parse_args()
     counts = examples_per_db(args.examples)
     names = [n for n in args.targets.split(",") if n] or catalog()
