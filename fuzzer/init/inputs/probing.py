@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fuzzer.init.inputs.complaints import complaints, summary
-from fuzzer.init.inputs.named import ROUNDS, named_fields
+from fuzzer.init.inputs.named import named_fields
 from fuzzer.init.inputs.values import value_source
 from fuzzer.init.plan import Plan, Route, Table
 from fuzzer.init.pysource import Call, Dict, Keyword, List, Node, flat, literal
@@ -203,8 +203,17 @@ class _Search:
             found.added[name] = Field(name, source, number)
             return simplest(source, self.probe.rows)
 
-        added, self.sent, self.answer = named_fields(self._send, self.sent, self.answer, value)
-        self.budget -= ROUNDS
+        sends = 0
+
+        def send(body: dict[str, Any]) -> Answer:
+            nonlocal sends
+            sends += 1
+            return self._send(body)
+
+        # only the requests sent count: an answer that names no field costs nothing (a
+        # transfer's two accounts are probed together after, within the same budget)
+        added, self.sent, self.answer = named_fields(send, self.sent, self.answer, value)
+        self.budget -= sends
         found.wrote = self.answer.works(self.method)
         return [found.added[name] for name in added]
 
